@@ -1,0 +1,188 @@
+"""Dates as NATO pages print them: pure functions, no clock.
+
+Three kinds of date appear in the snapshots:
+
+* a listing date, ``14 Jun. 2024`` (see :func:`parse_day`);
+* dates inside running text, ``on Wednesday (27 September 2023)``,
+  ``Brussels, 11-12 October 2023``, ``from 10 to 22 September`` (see :func:`first_date_in`);
+* relative ages, ``2 weeks 3 days ago`` (see :func:`parse_age`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+# Month names and the abbreviations NATO pages use. Capitalised on purpose: "may" the verb
+# must not read as a month.
+MONTHS: dict[str, int] = {}
+_MONTH_NAMES = (
+    "January February March April May June July August September October November December"
+)
+for _number, _name in enumerate(_MONTH_NAMES.split(), start=1):
+    MONTHS[_name] = _number
+    MONTHS[_name[:3]] = _number
+MONTHS["Sept"] = 9
+
+_MONTH = "(?:" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:19|20)\d\d"
+_JOIN = r"\s*(?:-|–|—|to|and|until|till)\s*"
+
+# A day-first range: "11-12 October 2023", "24 to 25 October 2023",
+# "30 September - 2 October 2023", "30 December 2023 - 2 January 2024".
+_DAY_FIRST_RANGE = re.compile(
+    rf"\b(?P<d1>{_DAY})(?:\s+(?P<m1>{_MONTH})(?:\s+(?P<y1>{_YEAR}))?)?{_JOIN}"
+    rf"(?P<d2>{_DAY})\s+(?P<m2>{_MONTH})(?:,?\s+(?P<y2>{_YEAR}))?(?!\d)"
+)
+# A single day-first date: "27 September 2023", "14 Jun. 2024", "13 December".
+_DAY_FIRST = re.compile(rf"\b(?P<d1>{_DAY})\s+(?P<m1>{_MONTH})(?:,?\s+(?P<y1>{_YEAR}))?(?!\d)")
+# A month-first date, as English-language wires print it: "October 11, 2023".
+_MONTH_FIRST = re.compile(rf"\b(?P<m1>{_MONTH})\s+(?P<d1>{_DAY}),?\s+(?P<y1>{_YEAR})(?!\d)")
+
+# A year-less date more than this far after the page's own date is taken to be from the
+# year before ("from 10 to 22 December" on a page of 5 January).
+_YEARLESS_LOOKAHEAD = timedelta(days=183)
+
+
+def _day_number(text: str) -> int:
+    return int(re.sub(r"\D", "", text))
+
+
+def _month_number(text: str) -> int:
+    return MONTHS[text.rstrip(".")]
+
+
+def _yearless(month: int, day: int, reference: date) -> date | None:
+    """A date printed without a year, placed in the year of ``reference``."""
+    try:
+        candidate = date(reference.year, month, day)
+    except ValueError:
+        return None
+    if candidate - reference > _YEARLESS_LOOKAHEAD:
+        try:
+            candidate = date(reference.year - 1, month, day)
+        except ValueError:
+            return None
+    return candidate
+
+
+def _build(day: int, month: int, year: str | None, reference: date | None) -> date | None:
+    if year is None:
+        return None if reference is None else _yearless(month, day, reference)
+    try:
+        return date(int(year), month, day)
+    except ValueError:
+        return None
+
+
+def _start_of(match: re.Match[str], reference: date | None) -> date | None:
+    """The first day of a matched date or range."""
+    groups = match.groupdict()
+    month = groups.get("m1") or groups.get("m2")
+    if month is None:
+        return None
+    year = groups.get("y1") or groups.get("y2")
+    if groups.get("m1") and groups.get("y1") is None and groups.get("y2") is not None:
+        # "30 December - 2 January 2024": the start is in the year before the end.
+        start_month, end_month = _month_number(groups["m1"]), _month_number(groups["m2"])
+        if start_month > end_month:
+            year = str(int(groups["y2"]) - 1)
+    return _build(_day_number(groups["d1"]), _month_number(month), year, reference)
+
+
+def first_date_in(text: str, reference: date | None = None) -> date | None:
+    """The first date written in ``text``; for a range, its first day.
+
+    ``reference`` is the page's own date; it supplies the year of a date written
+    without one. Without it, such dates are skipped. Impossible dates
+    ("31 February 2023") are skipped too.
+    """
+    found: list[tuple[int, date]] = []
+    for pattern in (_DAY_FIRST_RANGE, _DAY_FIRST, _MONTH_FIRST):
+        for match in pattern.finditer(text):
+            value = _start_of(match, reference)
+            if value is not None:
+                found.append((match.start(), value))
+                break
+    return min(found)[1] if found else None
+
+
+def full_dates_in(text: str) -> list[date]:
+    """Every date in ``text`` that is written with its year."""
+    found = []
+    for pattern in (_DAY_FIRST, _MONTH_FIRST):
+        for match in pattern.finditer(text):
+            value = _start_of(match, None)
+            if value is not None:
+                found.append(value)
+    return found
+
+
+_WHOLE_DAY = re.compile(rf"^(?P<d1>{_DAY})\s+(?P<m1>{_MONTH})\s+(?P<y1>{_YEAR})$")
+
+
+def parse_day(text: str) -> date | None:
+    """A line or field that is exactly one date: ``14 Jun. 2024``, ``27 October 2023``."""
+    match = _WHOLE_DAY.match(text.strip())
+    return None if match is None else _start_of(match, None)
+
+
+# Units of a relative age, largest first, with their length. NATO's site (Drupal) prints
+# ages with at most two units and drops the rest, a month being 30 days and a year 365.
+AGE_UNITS: tuple[tuple[str, timedelta], ...] = (
+    ("year", timedelta(days=365)),
+    ("month", timedelta(days=30)),
+    ("week", timedelta(weeks=1)),
+    ("day", timedelta(days=1)),
+    ("hour", timedelta(hours=1)),
+    ("min", timedelta(minutes=1)),
+    ("sec", timedelta(seconds=1)),
+)
+_UNIT_ALIASES = {"minute": "min", "second": "sec", "hr": "hour"}
+_AGE_PART = r"\d+\s+(?:year|month|week|day|hour|hr|minute|min|second|sec)s?"
+# "2 weeks 3 days ago", "1 month ago", "3 hours 27 minutes ago", "9 minutes 5 seconds ago"
+AGE_LINE = re.compile(rf"^(?P<parts>{_AGE_PART}(?:,?\s+{_AGE_PART})*)\s+ago$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Age:
+    """A printed age: at least ``least`` old, less than ``least + slack``.
+
+    "2 weeks 3 days" is 17 days plus less than a day; "1 month" is 30 days plus
+    less than a week (a whole week would have been printed as "1 month 1 week").
+    """
+
+    least: timedelta
+    slack: timedelta
+
+    @property
+    def finer_than_a_day(self) -> bool:
+        return self.slack < timedelta(days=1)
+
+    @property
+    def to_the_day(self) -> bool:
+        return self.slack <= timedelta(days=1)
+
+
+def parse_age(text: str) -> Age | None:
+    """Read ``2 weeks 3 days ago``; None when ``text`` is not an age line."""
+    match = AGE_LINE.match(text.strip())
+    if match is None:
+        return None
+    total = timedelta()
+    indexes: list[int] = []
+    for number, unit in re.findall(r"(\d+)\s+([a-z]+?)s?\b", match["parts"].lower()):
+        unit = _UNIT_ALIASES.get(unit, unit)
+        index = next(i for i, (name, _) in enumerate(AGE_UNITS) if name == unit)
+        total += int(number) * AGE_UNITS[index][1]
+        indexes.append(index)
+    smallest = max(indexes)
+    if len(indexes) > 1 or smallest + 1 == len(AGE_UNITS):
+        # Two units printed: the rest is less than one of the smaller.
+        slack = AGE_UNITS[smallest][1]
+    else:
+        # One unit printed: a whole one of the next unit would have been printed too.
+        slack = AGE_UNITS[smallest + 1][1]
+    return Age(least=total, slack=slack)

@@ -1,0 +1,83 @@
+"""The entry model: what a source adapter read from one source.
+
+Every adapter, whether it reads a saved page or a live feed, returns
+:class:`SourceEntry` values. They are frozen and hold only timezone-aware
+datetimes. A date keeps its precision: an exact instant, or a calendar day
+(for pages that print only a day). An item whose source gives no date has
+``published = None``; no adapter invents a date or a time of day.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+class Precision(enum.Enum):
+    """How much of a publication date the source actually gave."""
+
+    INSTANT = "instant"
+    DAY = "day"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A publication date: a calendar day, or an exact instant.
+
+    For an instant, ``day`` is its calendar day at the offset the source gave.
+    """
+
+    day: date
+    instant: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.instant is not None:
+            if self.instant.tzinfo is None or self.instant.utcoffset() is None:
+                raise ValueError(f"naive datetime {self.instant!r}: give a time zone")
+            if self.instant.date() != self.day:
+                raise ValueError(f"day {self.day} does not match instant {self.instant}")
+
+    @classmethod
+    def on_day(cls, day: date) -> Published:
+        return cls(day=day)
+
+    @classmethod
+    def at(cls, instant: datetime) -> Published:
+        return cls(day=instant.date(), instant=instant)
+
+    @property
+    def precision(self) -> Precision:
+        return Precision.DAY if self.instant is None else Precision.INSTANT
+
+    def isoformat(self) -> str:
+        """``YYYY-MM-DD`` for a day, a full RFC 3339 timestamp for an instant."""
+        return self.day.isoformat() if self.instant is None else self.instant.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where an entry was read: the source's name, its file or URL, and a line."""
+
+    source: str
+    location: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return self.location if self.line is None else f"{self.location}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    """One news item as a source presented it."""
+
+    title: str
+    published: Published | None
+    summary: str
+    provenance: Provenance
+    link: str | None = None
+    author: str | None = None
+
+    @property
+    def source(self) -> str:
+        return self.provenance.source

@@ -1,0 +1,183 @@
+"""News digests: headline bullets, a date, then items, some printed with their title twice.
+
+Example (seeds/002_…)::
+
+    • Secretary General at NATO-Industry Forum: without industry there is no defence
+    • Video: NATO Allies train together with partner Moldova
+
+    27 October 2023
+
+    NATO steps up Baltic Sea patrols after subsea infrastructure damage      (headline only)
+
+    Secretary General meets Prime Minister of Moldova and reaffirms …       (title, printed twice)
+
+    Secretary General meets Prime Minister of Moldova and reaffirms …
+
+    NATO Secretary General Jens Stoltenberg welcomed … on 26 October 2023. (summary)
+
+    Read more
+    …
+    NATO Review                                                               (section heading)
+    Protecting our critical satellite infrastructure
+    Protecting our critical satellite infrastructure
+    David Eagleson                                                            (author line)
+
+The bullets announce items further down and fold into them (an announcer prefix such
+as "Video: " is not part of the title). An item's date is the first date in its
+summary, a year-less one taking the digest's year; an item that prints no date of
+its own (a headline, a NATO Review article) carries the digest's date, the day the
+page published it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+
+from aggregator.dates import first_date_in, parse_day
+from aggregator.model import Published, SourceEntry
+from aggregator.snapshots.page import Line, Page, looks_like_prose
+
+# "• Secretary General at NATO-Industry Forum: …"
+BULLET = re.compile(r"^[•▪◦‣]\s*(?P<text>.+)$")
+# "Video: NATO Allies train …": a label announcing the kind of item, not part of its title.
+ANNOUNCER = re.compile(
+    r"^(?:Video|Videos|Photo|Photos|Photo gallery|Gallery|Podcast|Audio|Live|Interview|"
+    r"Infographic|Speech|Opinion)\s*[:–—-]\s+",
+    re.IGNORECASE,
+)
+# "Read more", "Watch Video": the link that closes an item.
+MORE = re.compile(
+    r"^(?:Read more|Read the article|Watch (?:the )?video|Listen|View (?:the )?gallery|More)$",
+    re.IGNORECASE,
+)
+# Headings of the page's sections; never items.
+SECTIONS = frozenset(
+    s.casefold()
+    for s in ("NATO Review", "Latest news", "News", "Videos", "Photos", "Multimedia", "Events")
+)
+# "David Eagleson", "Jamie Shea", "Anna Wieslander-Smith": a byline under a NATO Review title.
+AUTHOR = re.compile(r"^(?:[A-Z][\w'’.-]*\.?)(?: (?:[A-Z][\w'’.-]*|van|von|de|da|di|der)){1,4}$")
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
+def _key(title: str) -> str:
+    """How two printings of one headline are recognised as the same."""
+    title = ANNOUNCER.sub("", title)
+    return unicodedata.normalize("NFKC", title).translate(_QUOTES).casefold()
+
+
+@dataclass(slots=True)
+class _Item:
+    title: Line
+    printed_twice: bool = False
+    summary: list[Line] = field(default_factory=list)
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestLayout:
+    name: str = "digest"
+    looks_like: str = 'headline bullets ("• …"), a digest date, items closed by "Read more"'
+
+    def sniff(self, page: Page) -> int:
+        lines = page.content()
+        bullets = sum(1 for line in lines if BULLET.match(line.text))
+        closers = sum(1 for line in lines if MORE.match(line.text))
+        doubled = sum(1 for a, b in itertools.pairwise(lines) if a.text == b.text)
+        if not (bullets or closers):
+            return 0
+        return 3 * bullets + 4 * closers + 2 * doubled
+
+    def read(self, page: Page) -> list[SourceEntry]:
+        lines = page.content()
+        headlines: list[Line] = []
+        while lines and BULLET.match(lines[0].text):
+            headlines.append(lines.pop(0))
+        digest_day: date | None = None
+        if lines and (digest_day := parse_day(lines[0].text)) is not None:
+            lines.pop(0)
+        reference = digest_day or page.reference_day()
+
+        items = self._items(page, lines)
+        seen = {_key(item.title.text) for item in items}
+        announced = []
+        for line in headlines:
+            match = BULLET.match(line.text)
+            assert match is not None
+            if _key(match["text"]) not in seen:
+                # Announced at the top but cut from the page: its headline is all there is.
+                seen.add(_key(match["text"]))
+                announced.append(_Item(Line(line.number, ANNOUNCER.sub("", match["text"]))))
+
+        entries = []
+        for item in announced + items:
+            summary = " ".join(line.text for line in item.summary)
+            day = (
+                first_date_in(summary, reference)
+                or first_date_in(item.title.text, reference)
+                or digest_day
+            )
+            entries.append(
+                page.entry(
+                    item.title,
+                    title=item.title.text,
+                    published=None if day is None else Published.on_day(day),
+                    summary=summary,
+                    author=item.author,
+                )
+            )
+        return entries
+
+    def _items(self, page: Page, lines: list[Line]) -> list[_Item]:
+        """Walk the body: a title (perhaps twice), then a summary, author or closer."""
+        items: list[_Item] = []
+        keys: set[str] = set()
+        section: str | None = None
+        index = 0
+        while index < len(lines):
+            line = lines[index]
+            text = line.text
+            nxt = lines[index + 1].text if index + 1 < len(lines) else None
+            index += 1
+            if MORE.match(text) or BULLET.match(text):
+                continue
+            if text.casefold() in SECTIONS:
+                section = text
+                continue
+            if items and self._belongs_to_last(items[-1], line, nxt, section):
+                continue
+            twice = nxt is not None and _key(nxt) == _key(text)
+            if twice:
+                index += 1
+            elif nxt is not None and looks_like_prose(nxt) and looks_like_prose(text):
+                page.warn(line, "summary with no title above it; skipped")
+                continue
+            if _key(text) in keys:
+                page.warn(line, f"headline {text[:60]!r} printed again; kept once")
+                continue
+            keys.add(_key(text))
+            items.append(_Item(line, printed_twice=twice))
+        return items
+
+    @staticmethod
+    def _belongs_to_last(item: _Item, line: Line, nxt: str | None, section: str | None) -> bool:
+        """Whether ``line`` is the summary or byline of the item just read (and take it)."""
+        if item.summary or item.author:
+            return False
+        # A byline sits under a title printed twice, in a section such as "NATO Review".
+        if section is not None and item.printed_twice and AUTHOR.match(line.text):
+            item.author = line.text
+            return True
+        # A summary is prose, or whatever a "Read more" closes.
+        if looks_like_prose(line.text) or (nxt is not None and MORE.match(nxt)):
+            item.summary.append(line)
+            return True
+        return False
+
+
+DIGEST = DigestLayout()
