@@ -81,3 +81,27 @@ class SourceEntry:
     @property
     def source(self) -> str:
         return self.provenance.source
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One story as the aggregator keeps and republishes it.
+
+    It may merge several :class:`SourceEntry` values that told the same story;
+    ``sources`` lists where each was read. ``id`` is stable: it is derived from
+    the story (title and day), not from the source or the run.
+    """
+
+    id: str
+    title: str
+    published: Published | None
+    summary: str
+    sources: tuple[Provenance, ...]
+    first_seen: datetime
+    link: str | None = None
+    author: str | None = None
+    topics: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.first_seen.tzinfo is None:
+            raise ValueError("first_seen must be timezone-aware")

@@ -33,22 +33,16 @@ from __future__ import annotations
 
 import itertools
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
 from aggregator.dates import first_date_in, parse_day
 from aggregator.model import Published, SourceEntry
 from aggregator.snapshots.page import Line, Page, looks_like_prose
+from aggregator.text import ANNOUNCER, title_key
 
 # "• Secretary General at NATO-Industry Forum: …"
 BULLET = re.compile(r"^[•▪◦‣]\s*(?P<text>.+)$")
-# "Video: NATO Allies train …": a label announcing the kind of item, not part of its title.
-ANNOUNCER = re.compile(
-    r"^(?:Video|Videos|Photo|Photos|Photo gallery|Gallery|Podcast|Audio|Live|Interview|"
-    r"Infographic|Speech|Opinion)\s*[:–—-]\s+",
-    re.IGNORECASE,
-)
 # "Read more", "Watch Video": the link that closes an item.
 MORE = re.compile(
     r"^(?:Read more|Read the article|Watch (?:the )?video|Listen|View (?:the )?gallery|More)$",
@@ -61,14 +55,6 @@ SECTIONS = frozenset(
 )
 # "David Eagleson", "Jamie Shea", "Anna Wieslander-Smith": a byline under a NATO Review title.
 AUTHOR = re.compile(r"^(?:[A-Z][\w'’.-]*\.?)(?: (?:[A-Z][\w'’.-]*|van|von|de|da|di|der)){1,4}$")
-
-_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
-
-
-def _key(title: str) -> str:
-    """How two printings of one headline are recognised as the same."""
-    title = ANNOUNCER.sub("", title)
-    return unicodedata.normalize("NFKC", title).translate(_QUOTES).casefold()
 
 
 @dataclass(slots=True)
@@ -104,14 +90,14 @@ class DigestLayout:
         reference = digest_day or page.reference_day()
 
         items = self._items(page, lines)
-        seen = {_key(item.title.text) for item in items}
+        seen = {title_key(item.title.text) for item in items}
         announced = []
         for line in headlines:
             match = BULLET.match(line.text)
             assert match is not None
-            if _key(match["text"]) not in seen:
+            if title_key(match["text"]) not in seen:
                 # Announced at the top but cut from the page: its headline is all there is.
-                seen.add(_key(match["text"]))
+                seen.add(title_key(match["text"]))
                 announced.append(_Item(Line(line.number, ANNOUNCER.sub("", match["text"]))))
 
         entries = []
@@ -151,16 +137,16 @@ class DigestLayout:
                 continue
             if items and self._belongs_to_last(items[-1], line, nxt, section):
                 continue
-            twice = nxt is not None and _key(nxt) == _key(text)
+            twice = nxt is not None and title_key(nxt) == title_key(text)
             if twice:
                 index += 1
             elif nxt is not None and looks_like_prose(nxt) and looks_like_prose(text):
                 page.warn(line, "summary with no title above it; skipped")
                 continue
-            if _key(text) in keys:
+            if title_key(text) in keys:
                 page.warn(line, f"headline {text[:60]!r} printed again; kept once")
                 continue
-            keys.add(_key(text))
+            keys.add(title_key(text))
             items.append(_Item(line, printed_twice=twice))
         return items
 

@@ -1,0 +1,205 @@
+"""The ``aggregator`` command: a thin layer over the library.
+
+Exit codes (also in the README):
+
+* 0: all good;
+* 1: some sources failed (the feeds were still written from the others);
+* 2: bad configuration or usage; nothing was done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aggregator.errors import AggregatorError, ConfigError, SourceError
+from aggregator.model import SourceEntry
+from aggregator.snapshots import LAYOUTS
+from aggregator.snapshots.page import Captured
+
+EXIT_OK = 0
+EXIT_SOURCES_FAILED = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("aggregator")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(verbosity: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel({-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.INFO))
+
+
+def _captured(text: str) -> Captured:
+    from aggregator.config import parse_captured
+
+    try:
+        return parse_captured(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{error}; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM+01:00"
+        ) from error
+
+
+def _entry_json(entry: SourceEntry) -> dict[str, object]:
+    return {
+        "title": entry.title,
+        "published": None if entry.published is None else entry.published.isoformat(),
+        "precision": None if entry.published is None else entry.published.precision.value,
+        "summary": entry.summary,
+        "link": entry.link,
+        "author": entry.author,
+        "source": entry.source,
+        "location": str(entry.provenance),
+    }
+
+
+def _entry_text(entry: SourceEntry) -> str:
+    date = "undated" if entry.published is None else entry.published.isoformat()
+    return f"{date:<10}  {entry.title}  [{entry.provenance}]"
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from aggregator.source import parse_source
+
+    status = EXIT_OK
+    found: list[SourceEntry] = []
+    for path in args.paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            log.error("%s: cannot read: %s", path, error.strerror)
+            status = EXIT_SOURCES_FAILED
+            continue
+        try:
+            entries = parse_source(data, url=path, kind=args.kind, captured=args.captured)
+        except SourceError as error:
+            log.error("%s", error)
+            status = EXIT_SOURCES_FAILED
+            continue
+        found.extend(entries)
+        if not args.json:
+            for entry in entries:
+                print(_entry_text(entry))
+    if args.json:
+        json.dump([_entry_json(e) for e in found], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aggregator.config import load_config
+    from aggregator.pipeline import run
+
+    config = load_config(Path(args.config))
+    result = run(config, now=datetime.now(UTC))
+    if result.failures:
+        log.error(
+            "%d of %d sources failed; the feeds were written from the others",
+            len(result.failures),
+            len(config.sources),
+        )
+        return EXIT_SOURCES_FAILED
+    return EXIT_OK
+
+
+PARSE_EXAMPLE = """\
+examples:
+  aggregator parse seeds/*
+  aggregator parse --json seeds/002_698fd666a4fbe032.txt
+  aggregator parse --captured 2022-11-26 seeds/004_55daeca7fe3ae366.txt
+"""
+RUN_EXAMPLE = """\
+examples:
+  aggregator run
+  aggregator --config /etc/aggregator/config.toml run -v
+
+exit codes: 0 all good; 1 some sources failed (feeds written from the rest);
+2 bad configuration or usage
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aggregator import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="aggregator",
+        description="Read NATO news from saved pages and feeds; write topic feeds.",
+        epilog="example:\n  aggregator run\n\nrun 'aggregator COMMAND --help' for each command",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    parser.add_argument(
+        "--config", default="config.toml", help="configuration file (default: %(default)s)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity")
+    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity")
+    parser.set_defaults(verbosity=0)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    parse = commands.add_parser(
+        "parse",
+        help="print the entries read from snapshot files",
+        description="Print the entries read from saved pages, one per line or as JSON. "
+        "Needs no configuration.",
+        epilog=PARSE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parse.add_argument("paths", nargs="+", metavar="PATH", help="snapshot file")
+    parse.add_argument("--json", action="store_true", help="print a JSON array of entries")
+    parse.add_argument(
+        "--captured",
+        type=_captured,
+        metavar="WHEN",
+        help="when the pages were saved (YYYY-MM-DD or an ISO time with offset), "
+        "for pages that date items by age; inferred from the page when left out",
+    )
+    parse.add_argument(
+        "--kind", choices=sorted(LAYOUTS), help="page layout (default: recognised from the text)"
+    )
+    parse.set_defaults(handler=cmd_parse)
+
+    run = commands.add_parser(
+        "run",
+        help="read every source in the config and write the feeds",
+        description="Read every source in the configuration once and write the topic feeds "
+        "(RSS 2.0 and Atom 1.0) into the output directory.",
+        epilog=RUN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbosity = args.verbosity
+    if args.command == "parse" and verbosity == 0:
+        verbosity = 1  # interactive: say what was inferred
+    _setup_logging(verbosity)
+    try:
+        status: int = args.handler(args)
+    except ConfigError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+    except AggregatorError as error:
+        log.error("%s", error)
+        return EXIT_SOURCES_FAILED
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""config.toml: sources, topics and where the feeds go, read and checked in one place.
+
+Every problem is reported as a :class:`~aggregator.errors.ConfigError` naming the
+file and the key (``config.toml: sources[3].kind: …``). Relative paths are taken
+relative to the config file, so a cron job may run from any directory.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aggregator.errors import ConfigError
+from aggregator.snapshots.page import Captured
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+TOPIC_FIELDS = ("title", "summary")
+RESERVED_SLUGS = frozenset({"all", "topics", "index"})
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    directory: Path
+    base_url: str
+    title: str
+    description: str
+    site_url: str
+    author: str
+    id_authority: str
+    max_entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    name: str
+    key: str  # "sources[2]", for messages
+    path: Path
+    kind: str | None = None
+    captured: Captured | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    slug: str
+    key: str
+    title: str
+    description: str
+    terms: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    fields: tuple[str, ...] = TOPIC_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    feeds: FeedSettings
+    sources: tuple[SourceConfig, ...]
+    topics: tuple[TopicConfig, ...]
+
+
+class _Table:
+    """A TOML table being read: typed getters that name the key when they fail."""
+
+    def __init__(self, file: str, key: str, data: Mapping[str, Any]) -> None:
+        self.file, self.key, self.data = file, key, data
+
+    def fail(self, name: str | None, message: str) -> ConfigError:
+        where = self.key if name is None else f"{self.key}.{name}" if self.key else name
+        return ConfigError(f"{self.file}: {where}", message)
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        for name in self.data:
+            if name not in allowed:
+                raise self.fail(name, f"unknown setting (expected one of: {', '.join(allowed)})")
+
+    def string(self, name: str, default: str | None = None) -> str:
+        value = self.data.get(name, default)
+        if value is None:
+            raise self.fail(name, "missing; it is required")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(name, f"must be a non-empty string, not {value!r}")
+        return value.strip()
+
+    def optional_string(self, name: str) -> str | None:
+        return self.string(name) if name in self.data else None
+
+    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.data.get(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(name, f"must be a list of non-empty strings, not {value!r}")
+        return tuple(value)
+
+    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+        value = self.data.get(name, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.fail(name, f"must be a whole number of at least {minimum}, not {value!r}")
+        return value
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self.data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.fail(name, f"must be an array of tables ([[{name}]])")
+        return [_Table(self.file, f"{name}[{i}]", v) for i, v in enumerate(value, start=1)]
+
+    def table(self, name: str) -> _Table:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, f"must be a table ([{name}])")
+        return _Table(self.file, name, value)
+
+
+def parse_captured(value: object) -> Captured:
+    """A capture time: a day, or an instant with its UTC offset.
+
+    Accepts TOML dates and offset datetimes, and ISO 8601 text (``2022-11-26``,
+    ``2022-11-26T09:30:00+01:00``, ``…Z``). Raises ValueError otherwise.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = date.fromisoformat(text)
+        except ValueError:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{value.isoformat()} has no UTC offset; add one, such as +01:00")
+        return value
+    if isinstance(value, date):
+        return value
+    raise ValueError(f"{value!r} is not a date or a date and time")
+
+
+def _feeds(root: _Table, base: Path) -> FeedSettings:
+    table = root.table("feeds")
+    table.check_keys(
+        (
+            "directory",
+            "base_url",
+            "title",
+            "description",
+            "site_url",
+            "author",
+            "id_authority",
+            "max_entries",
+        )
+    )
+    base_url = table.string("base_url", "http://127.0.0.1:8080/feeds/")
+    site_url = table.string("site_url", "https://www.nato.int/")
+    for name, url in (("base_url", base_url), ("site_url", site_url)):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise table.fail(name, f"must be an absolute http(s) URL, not {url!r}")
+    authority = table.string("id_authority", "aggregator.localhost,2026")
+    if not re.fullmatch(r"[A-Za-z0-9.@-]+,\d{4}(?:-\d\d(?:-\d\d)?)?", authority):
+        raise table.fail(
+            "id_authority",
+            f"must look like 'example.org,2026' (a tag: URI authority), not {authority!r}",
+        )
+    return FeedSettings(
+        directory=base / table.string("directory", "feeds"),
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        title=table.string("title", "NATO news"),
+        description=table.string("description", "NATO news, republished by topic."),
+        site_url=site_url,
+        author=table.string("author", "aggregator"),
+        id_authority=authority,
+        max_entries=table.integer("max_entries", 100),
+    )
+
+
+def _source(table: _Table, base: Path) -> SourceConfig:
+    table.check_keys(("name", "path", "kind", "captured"))
+    path = table.string("path")
+    captured = None
+    if "captured" in table.data:
+        try:
+            captured = parse_captured(table.data["captured"])
+        except ValueError as error:
+            raise table.fail("captured", str(error)) from error
+    return SourceConfig(
+        name=table.string("name", path),
+        key=table.key,
+        path=base / path,
+        kind=table.optional_string("kind"),
+        captured=captured,
+    )
+
+
+def _topic(table: _Table) -> TopicConfig:
+    table.check_keys(("slug", "title", "description", "terms", "patterns", "exclude", "fields"))
+    slug = table.string("slug")
+    if not SLUG.match(slug) or slug in RESERVED_SLUGS:
+        raise table.fail(
+            "slug",
+            f"{slug!r} cannot name a feed: use lowercase letters, digits and hyphens "
+            f"(and not {', '.join(sorted(RESERVED_SLUGS))})",
+        )
+    patterns = table.strings("patterns")
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise table.fail(
+                f"patterns[{index + 1}]", f"invalid regular expression: {error}"
+            ) from error
+    fields = table.strings("fields", TOPIC_FIELDS)
+    for field in fields:
+        if field not in TOPIC_FIELDS:
+            raise table.fail(
+                "fields", f"unknown field {field!r} (expected: {', '.join(TOPIC_FIELDS)})"
+            )
+    terms = table.strings("terms")
+    if not terms and not patterns:
+        raise table.fail(None, "a topic needs terms or patterns to match")
+    return TopicConfig(
+        slug=slug,
+        key=table.key,
+        title=table.string("title", slug),
+        description=table.string("description", f"News about {slug}"),
+        terms=terms,
+        patterns=patterns,
+        exclude=table.strings("exclude"),
+        fields=fields,
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and check ``path``; raises ConfigError naming the key at fault."""
+    file = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ConfigError(
+            file, "no such file; pass --config PATH or run where config.toml is"
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(file, f"cannot read: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(file, f"not valid TOML: {error}") from error
+    root = _Table(file, "", data)
+    root.check_keys(("feeds", "sources", "topics"))
+    base = path.resolve().parent
+    sources = tuple(_source(table, base) for table in root.tables("sources"))
+    topics = tuple(_topic(table) for table in root.tables("topics"))
+    for items, attribute, what in (
+        (sources, "name", "source name"),
+        (topics, "slug", "topic slug"),
+    ):
+        seen: dict[str, str] = {}
+        for item in items:
+            value = getattr(item, attribute)
+            if value in seen:
+                raise ConfigError(
+                    f"{file}: {item.key}.{attribute}",
+                    f"{what} {value!r} is already used by {seen[value]}",
+                )
+            seen[value] = item.key
+    return Config(path=path, feeds=_feeds(root, base), sources=sources, topics=topics)

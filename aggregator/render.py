@@ -1,0 +1,114 @@
+"""Entries to feed documents with feedgen: RSS 2.0 and Atom 1.0. Pure: no I/O, no clock.
+
+Conventions, chosen once and kept:
+
+* A day-precision date is shown as 12:00 UTC on that day: the same calendar day for
+  readers from UTC-11 to UTC+11, where midnight would show the day before to
+  anyone west of the source.
+* An undated entry has no RSS ``pubDate``; its Atom ``updated`` is when the
+  aggregator first saw it. Undated entries come after dated ones.
+* A feed's own ``lastBuildDate`` / ``updated`` is that of its newest entry, so a
+  regeneration with nothing new produces the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+
+from feedgen.feed import FeedGenerator
+
+from aggregator.model import Entry, Published
+
+NOON_UTC = time(12, 0, tzinfo=UTC)
+GENERATOR = "aggregator"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """What a feed says about itself."""
+
+    slug: str
+    title: str
+    description: str
+    base_url: str  # where the feeds are served, ending in "/"
+    site_url: str
+    author: str
+    id_authority: str
+
+    def url(self, extension: str) -> str:
+        return f"{self.base_url}{self.slug}.{extension}"
+
+
+def shown_time(published: Published) -> datetime:
+    """The instant a feed shows for a date (see the module's conventions)."""
+    if published.instant is not None:
+        return published.instant
+    return datetime.combine(published.day, NOON_UTC)
+
+
+def entry_time(entry: Entry) -> datetime:
+    return entry.first_seen if entry.published is None else shown_time(entry.published)
+
+
+def newest_first(entries: Sequence[Entry]) -> list[Entry]:
+    """Dated entries newest first, then undated ones in the order first seen; ties by id."""
+    dated = [e for e in entries if e.published is not None]
+    undated = [e for e in entries if e.published is None]
+    dated.sort(key=lambda e: (entry_time(e), e.id), reverse=True)
+    undated.sort(key=lambda e: (e.first_seen, e.id))
+    return dated + undated
+
+
+def feed_updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
+    return max((entry_time(e) for e in entries), default=fallback)
+
+
+def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> FeedGenerator:
+    from aggregator import __version__
+
+    feed = FeedGenerator()
+    feed.id(f"tag:{spec.id_authority}:feed:{spec.slug}")
+    feed.title(spec.title)
+    feed.description(spec.description)
+    feed.link(href=spec.site_url, rel="alternate")
+    feed.author({"name": spec.author})
+    feed.language("en")
+    feed.generator(GENERATOR, version=__version__)
+    feed.updated(feed_updated(entries, fallback))
+    for entry in entries:
+        item = feed.add_entry(order="append")
+        item.id(entry.id)
+        item.guid(entry.link or entry.id, permalink=entry.link is not None)
+        item.title(entry.title)
+        if entry.link:
+            item.link(href=entry.link, rel="alternate")
+        # Atom needs content when there is no alternate link (RFC 4287 §4.1.1.1).
+        text = entry.summary or entry.title
+        if entry.link:
+            if entry.summary:
+                item.summary(entry.summary)
+        else:
+            item.content(text, type="text")
+        item.description(text)
+        if entry.author:
+            item.author({"name": entry.author})
+        for topic in entry.topics:
+            item.category(term=topic)
+        item.updated(entry_time(entry))
+        if entry.published is not None:
+            item.published(shown_time(entry.published))
+    return feed
+
+
+def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+    feed = _generator(spec, entries, fallback)
+    feed.link(href=spec.url("rss"), rel="self", type="application/rss+xml")
+    return bytes(feed.rss_str(pretty=True))
+
+
+def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+    feed = _generator(spec, entries, fallback)
+    feed.link(href=spec.url("atom"), rel="self", type="application/atom+xml")
+    return bytes(feed.atom_str(pretty=True))
