@@ -158,8 +158,9 @@ class Age:
     slack: timedelta
 
     @property
-    def finer_than_a_day(self) -> bool:
-        return self.slack < timedelta(days=1)
+    def to_the_minute(self) -> bool:
+        """Precise enough to stand for an instant ("3 hours 27 minutes", not "2 days")."""
+        return self.slack <= timedelta(minutes=1)
 
     @property
     def to_the_day(self) -> bool:

@@ -66,4 +66,12 @@ def read_page(page: Page, kind: str | None = None) -> list[SourceEntry]:
             page.location,
             f"unknown snapshot kind {kind!r} (expected one of: {', '.join(LAYOUTS)})",
         )
-    return layout.read(page)
+    entries = layout.read(page)
+    if not entries and kind is not None:
+        raise SourceError(
+            page.source,
+            page.location,
+            f"read as kind {kind!r} but no items found ({layout.looks_like} expected); "
+            "check kind in config.toml",
+        )
+    return entries

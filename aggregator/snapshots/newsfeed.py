@@ -142,14 +142,15 @@ class NewsfeedLayout:
 def resolve_age(age: Age, captured: Captured, summary: str = "") -> Published:
     """The publication date an age stands for, counted back from ``captured``.
 
-    An age finer than a day against an exact capture instant gives an instant.
+    An age to the minute ("3 hours 27 minutes") against an exact capture instant
+    gives an instant.
     Otherwise it gives a day: the latest day the age allows, unless the age is
     coarse ("1 month ago" spans a week) and the summary names a day inside that
     span, which is then taken as the more precise reading.
     """
     one_day = timedelta(days=1)
     if isinstance(captured, datetime):
-        if age.finer_than_a_day:
+        if age.to_the_minute:
             return Published.at(captured - age.least)
         latest = (captured - age.least).date()
         earliest = (captured - age.least - age.slack).date() + one_day
