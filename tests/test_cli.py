@@ -1,0 +1,160 @@
+"""The command line, driven through its entry point: exit codes, stdout, stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import feedparser
+import pytest
+from lxml import etree
+
+from aggregator.cli import main
+from tests.snapshot_cases import CASES
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_TITLES = [
+    entry["title"]
+    for path in sorted(CASES.glob("seed_*.expected.json"))
+    for entry in json.loads(path.read_text(encoding="utf-8"))
+]
+
+
+def test_parse_json(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = str(ROOT / "seeds" / "001_aa4e8d9c4967da98.txt")
+    assert main(["parse", "--json", seed]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert len(entries) == 8
+    first = entries[0]
+    assert {"title", "published", "summary", "link", "source"} <= set(first)
+    assert first["published"] == "2023-10-11"
+    assert first["link"] is None
+    assert first["location"] == f"{seed}:1"
+    assert entries[1]["published"] is None
+
+
+def test_parse_every_seed_lists_each_item_once(capsys: pytest.CaptureFixture[str]) -> None:
+    seeds = sorted(str(p) for p in (ROOT / "seeds").glob("*.txt"))
+    assert main(["parse", *seeds]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(SEED_TITLES) == 48
+    for title in SEED_TITLES:
+        assert sum(f"  {title}  [" in line for line in lines) == 1, title
+
+
+def test_parse_captured_overrides_inference(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = str(ROOT / "seeds" / "004_55daeca7fe3ae366.txt")
+    assert main(["parse", "--json", "--captured", "2022-11-27", seed]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)[0]["published"] == "2022-11-10"
+    assert "inferred" not in err
+
+
+def test_parse_bad_file_is_one_line_and_the_others_still_print(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.txt"
+    junk.write_text("hello\n\nworld\n", encoding="utf-8")
+    seed = str(ROOT / "seeds" / "000_459788f2e8cd103b.txt")
+    assert main(["parse", str(junk), seed]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 10
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {junk}: text fits no known page layout")
+
+
+def test_parse_rejects_bad_captured(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["parse", "--captured", "yesterday", "x.txt"])
+    assert raised.value.code == 2
+    assert "--captured" in capsys.readouterr().err
+
+
+def read_feed(path: Path) -> feedparser.FeedParserDict:
+    with path.open("rb") as file:
+        parsed = feedparser.parse(file)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    return parsed
+
+
+def test_run_writes_valid_feeds(project: Path) -> None:
+    assert main(["--config", str(project / "config.toml"), "run"]) == 0
+    feeds = project / "feeds"
+    names = sorted(p.name for p in feeds.iterdir())
+    assert names == sorted(
+        f"{slug}.{ext}"
+        for slug in ("all", "ukraine", "deterrence", "eu-cooperation")
+        for ext in ("rss", "atom")
+    )
+    for slug in ("all", "ukraine", "deterrence", "eu-cooperation"):
+        rss, atom = read_feed(feeds / f"{slug}.rss"), read_feed(feeds / f"{slug}.atom")
+        assert rss.version == "rss20"
+        assert atom.version == "atom10"
+        assert [e.title for e in rss.entries] == [e.title for e in atom.entries]
+        assert [e.id for e in rss.entries] == [e.id for e in atom.entries]
+        self_links = [link.href for link in atom.feed.links if link.rel == "self"]
+        assert self_links == [f"http://127.0.0.1:8080/feeds/{slug}.atom"]
+        for entry in atom.entries:
+            assert entry.id.startswith("tag:aggregator.localhost,2026:entry:")
+    everything = read_feed(feeds / "all.rss")
+    assert sorted(e.title for e in everything.entries) == sorted(SEED_TITLES)
+    tree = etree.parse(str(feeds / "all.rss"))
+    assert tree.xpath("//guid[@isPermaLink='true']") == []
+    assert len(tree.xpath("//item[not(pubDate)]")) == 3  # the evergreen pages of 001
+
+
+def test_topic_feeds_hold_the_entries_about_them(project: Path) -> None:
+    assert main(["--config", str(project / "config.toml"), "run"]) == 0
+    ukraine = read_feed(project / "feeds" / "ukraine.rss")
+    titles = {e.title for e in ukraine.entries}
+    assert "Secretary General in Kyiv: Ukraine is closer to NATO than ever before" in titles
+    assert "NATO holds long-planned annual nuclear exercise" not in titles
+    for entry in ukraine.entries:
+        assert "ukraine" in [tag.term for tag in entry.tags]
+    eu = {e.title for e in read_feed(project / "feeds" / "eu-cooperation.rss").entries}
+    assert "Secretary General: NATO-EU cooperation has reached unprecedented levels" in eu
+    assert "Moldova hosts meeting on defence cooperation with NATO partners" not in eu
+
+
+def test_run_with_a_broken_source_writes_the_others(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[[sources]]\nname = "gone"\npath = "seeds/missing.txt"\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "run"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"error: gone ({project / 'seeds' / 'missing.txt'}): no such file; "
+        "check sources[6].path in the config"
+    )
+    assert "1 of 6 sources failed" in err[1]
+    assert len(read_feed(project / "feeds" / "all.rss").entries) == 48
+
+
+def test_run_with_bad_config_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = project / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("slug = ", "slgu = ", 1))
+    assert main(["--config", str(config), "run"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {config}: topics[1].slgu: unknown setting " + (
+        "(expected one of: slug, title, description, terms, patterns, exclude, fields)\n"
+    )
+    assert not (project / "feeds").exists()
+
+
+def test_console_script_help_has_examples() -> None:
+    for command in (["--help"], ["parse", "--help"], ["run", "--help"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "aggregator", *command],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "example" in done.stdout
+        assert "aggregator " in done.stdout.split("example")[1]

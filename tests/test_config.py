@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import load_config
+from aggregator.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """
+[[sources]]
+path = "page.txt"
+
+[[topics]]
+slug = "ukraine"
+terms = ["Ukraine"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_loads() -> None:
+    config = load_config(ROOT / "config.toml")
+    assert [t.slug for t in config.topics] == ["ukraine", "deterrence", "eu-cooperation"]
+    assert len(config.sources) == 5
+    assert all(source.path.exists() for source in config.sources)
+    assert config.feeds.directory == ROOT / "feeds"
+
+
+def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.sources[0].path == tmp_path / "page.txt"
+    assert config.sources[0].name == "page.txt"
+
+
+def test_captured_as_toml_date(tmp_path: Path) -> None:
+    text = MINIMAL.replace('path = "page.txt"', 'path = "page.txt"\ncaptured = 2022-11-26')
+    assert load_config(write(tmp_path, text)).sources[0].captured == date(2022, 11, 26)
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        pytest.param(
+            ('terms = ["Ukraine"]', 'terms = ["Ukraine"]\npatterns = ["(unclosed"]'),
+            "topics[1].patterns[1]",
+            "invalid regular expression",
+            id="bad regex",
+        ),
+        pytest.param(
+            ('terms = ["Ukraine"]', 'terms = ["Ukraine"]\nfields = ["body"]'),
+            "topics[1].fields",
+            "unknown field 'body'",
+            id="unknown field",
+        ),
+        pytest.param(
+            ('path = "page.txt"', 'path = "page.txt"\ncaptrued = 2022-11-26'),
+            "sources[1].captrued",
+            "unknown setting",
+            id="misspelt key",
+        ),
+        pytest.param(
+            ('path = "page.txt"', 'path = "page.txt"\ncaptured = 2022-11-26T10:00:00'),
+            "sources[1].captured",
+            "no UTC offset",
+            id="naive capture time",
+        ),
+        pytest.param(
+            ('slug = "ukraine"', 'slug = "Ukraine News"'),
+            "topics[1].slug",
+            "cannot name a feed",
+            id="bad slug",
+        ),
+        pytest.param(
+            ('terms = ["Ukraine"]', "terms = []"),
+            "topics[1]",
+            "needs terms or patterns",
+            id="topic without rules",
+        ),
+        pytest.param(
+            ('[[sources]]\npath = "page.txt"', '[feeds]\nbase_url = "feeds/"\n'),
+            "feeds.base_url",
+            "absolute http(s) URL",
+            id="relative base url",
+        ),
+        pytest.param(
+            ("[[sources]]", "[[sources]]\nname = 3"),
+            "sources[1].name",
+            "non-empty string",
+            id="wrong type",
+        ),
+        pytest.param(
+            ('slug = "ukraine"', 'slug = "all"'),
+            "topics[1].slug",
+            "cannot name a feed",
+            id="reserved slug",
+        ),
+    ],
+)
+def test_bad_setting_names_its_key(
+    tmp_path: Path, change: tuple[str, str], key: str, words: str
+) -> None:
+    path = write(tmp_path, MINIMAL.replace(*change))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(f"{path}: {key}: ")
+    assert words in str(raised.value)
+
+
+def test_duplicate_topic_slug(tmp_path: Path) -> None:
+    text = MINIMAL + '\n[[topics]]\nslug = "ukraine"\nterms = ["Kyiv"]\n'
+    with pytest.raises(ConfigError, match=r"topics\[2\]\.slug: topic slug 'ukraine' is already"):
+        load_config(write(tmp_path, text))
+
+
+def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 3"):
+        load_config(write(tmp_path, "[feeds]\n\ntitle = \n"))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml")

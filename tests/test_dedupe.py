@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from aggregator.dedupe import merge
+from aggregator.model import Precision, Provenance, Published, SourceEntry
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def item(
+    title: str, day: date | None, summary: str = "", source: str = "a", link: str | None = None
+) -> SourceEntry:
+    return SourceEntry(
+        title=title,
+        published=None if day is None else Published.on_day(day),
+        summary=summary,
+        provenance=Provenance(source, f"{source}.txt", 1),
+        link=link,
+    )
+
+
+def test_same_story_from_two_sources_is_one_entry_that_remembers_both() -> None:
+    stories = merge(
+        [
+            item("NATO’s new Board meets", date(2023, 12, 12), "short", "a"),
+            item("Video: NATO's new  board meets", date(2023, 12, 12), "a longer summary", "b"),
+        ],
+        authority="example.org,2026",
+        now=NOW,
+    )
+    assert len(stories) == 1
+    assert [p.source for p in stories[0].sources] == ["a", "b"]
+    assert stories[0].summary == "a longer summary"
+    assert stories[0].title == "NATO’s new Board meets"
+
+
+def test_other_day_or_undated_is_another_story() -> None:
+    stories = merge(
+        [
+            item("Board meets", date(2023, 12, 12)),
+            item("Board meets", date(2024, 12, 12)),
+            item("Board meets", None),
+        ],
+        authority="example.org,2026",
+        now=NOW,
+    )
+    assert len(stories) == 3
+    assert len({s.id for s in stories}) == 3
+
+
+def test_merge_keeps_link_and_the_most_precise_date() -> None:
+    instant = datetime(2023, 12, 12, 9, 30, tzinfo=UTC)
+    precise = SourceEntry(
+        title="Board meets",
+        published=Published.at(instant),
+        summary="",
+        provenance=Provenance("feed", "https://example.org/feed", None),
+        link="https://example.org/news/1",
+    )
+    [story] = merge([item("Board meets", date(2023, 12, 12)), precise], authority="x,2026", now=NOW)
+    assert story.published is not None
+    assert story.published.precision is Precision.INSTANT
+    assert story.link == "https://example.org/news/1"
+
+
+def test_id_does_not_depend_on_source_or_run() -> None:
+    first = merge(
+        [item("Board meets", date(2023, 12, 12), source="a")], authority="x,2026", now=NOW
+    )
+    later = merge(
+        [item("Board meets", date(2023, 12, 12), source="b")],
+        authority="x,2026",
+        now=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert first[0].id == later[0].id
+    assert first[0].id.startswith("tag:x,2026:entry:")
