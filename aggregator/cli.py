@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aggregator.config import SourceConfig
 from aggregator.errors import AggregatorError, ConfigError, SourceError
 from aggregator.model import SourceEntry
 from aggregator.snapshots import LAYOUTS
@@ -25,6 +27,7 @@ from aggregator.snapshots.page import Captured
 EXIT_OK = 0
 EXIT_SOURCES_FAILED = 1
 EXIT_USAGE = 2
+DEFAULT_CONFIG = "config.toml"
 
 log = logging.getLogger("aggregator")
 
@@ -71,9 +74,20 @@ def _entry_text(entry: SourceEntry) -> str:
     return f"{date:<10}  {entry.title}  [{entry.provenance}]"
 
 
+def _configured_sources(args: argparse.Namespace) -> dict[Path, SourceConfig]:
+    """The sources of the config (when there is one), by resolved path."""
+    from aggregator.config import load_config
+
+    if args.config is None and not Path(DEFAULT_CONFIG).exists():
+        return {}
+    config = load_config(Path(args.config or DEFAULT_CONFIG))
+    return {source.path.resolve(): source for source in config.sources}
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     from aggregator.source import parse_source
 
+    configured = _configured_sources(args)
     status = EXIT_OK
     found: list[SourceEntry] = []
     for path in args.paths:
@@ -83,8 +97,15 @@ def cmd_parse(args: argparse.Namespace) -> int:
             log.error("%s: cannot read: %s", path, error.strerror)
             status = EXIT_SOURCES_FAILED
             continue
+        source = configured.get(Path(path).resolve())
         try:
-            entries = parse_source(data, url=path, kind=args.kind, captured=args.captured)
+            entries = parse_source(
+                data,
+                url=path,
+                kind=args.kind or (source.kind if source else None),
+                captured=args.captured or (source.captured if source else None),
+                name=source.name if source else None,
+            )
         except SourceError as error:
             log.error("%s", error)
             status = EXIT_SOURCES_FAILED
@@ -103,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aggregator.config import load_config
     from aggregator.pipeline import run
 
-    config = load_config(Path(args.config))
+    config = load_config(Path(args.config or DEFAULT_CONFIG))
     result = run(config, now=datetime.now(UTC))
     if result.failures:
         log.error(
@@ -142,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
     parser.add_argument(
-        "--config", default="config.toml", help="configuration file (default: %(default)s)"
+        "--config",
+        metavar="PATH",
+        help=f"configuration file (default: {DEFAULT_CONFIG} in the current directory)",
     )
     parser.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity")
     parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity")
@@ -153,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         "parse",
         help="print the entries read from snapshot files",
         description="Print the entries read from saved pages, one per line or as JSON. "
-        "Needs no configuration.",
+        "Works on any file; when a file is a source in the configuration, its name, kind "
+        "and capture time from there are used.",
         epilog=PARSE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -197,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except AggregatorError as error:
         log.error("%s", error)
+        return EXIT_SOURCES_FAILED
+    except BrokenPipeError:
+        # The reader went away (``aggregator parse … | head``): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_SOURCES_FAILED
     return status
 

@@ -52,6 +52,22 @@ def test_parse_captured_overrides_inference(capsys: pytest.CaptureFixture[str]) 
     assert "inferred" not in err
 
 
+def test_parse_takes_name_and_capture_time_from_the_config(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project / "config.toml"
+    seed = project / "seeds" / "004_55daeca7fe3ae366.txt"
+    text = config.read_text(encoding="utf-8").replace(
+        'path = "seeds/004_55daeca7fe3ae366.txt"',
+        'path = "seeds/004_55daeca7fe3ae366.txt"\ncaptured = 2022-11-27',
+    )
+    config.write_text(text, encoding="utf-8")
+    assert main(["--config", str(config), "parse", "--json", str(seed)]) == 0
+    first = json.loads(capsys.readouterr().out)[0]
+    assert first["source"] == "NATO: news feed, November 2022"
+    assert first["published"] == "2022-11-10"
+
+
 def test_parse_bad_file_is_one_line_and_the_others_still_print(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
