@@ -2,4 +2,6 @@ import sys
 
 from aggregator.cli import main
 
-sys.exit(main())
+# The guard matters: parser worker processes re-import the main module.
+if __name__ == "__main__":
+    sys.exit(main())

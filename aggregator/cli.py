@@ -17,12 +17,16 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.config import SourceConfig
 from aggregator.errors import AggregatorError, ConfigError, SourceError
 from aggregator.model import SourceEntry
 from aggregator.snapshots import LAYOUTS
 from aggregator.snapshots.page import Captured
+
+if TYPE_CHECKING:
+    from aggregator.live.sandbox import Sandbox
 
 EXIT_OK = 0
 EXIT_SOURCES_FAILED = 1
@@ -81,10 +85,17 @@ def _configured_sources(args: argparse.Namespace) -> dict[Path, SourceConfig]:
     if args.config is None and not Path(DEFAULT_CONFIG).exists():
         return {}
     config = load_config(Path(args.config or DEFAULT_CONFIG))
-    return {source.path.resolve(): source for source in config.sources}
+    return {source.path.resolve(): source for source in config.sources if source.path}
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    from aggregator.live.sandbox import Sandbox
+
+    with Sandbox(workers=1) as sandbox:
+        return _parse_files(args, sandbox)
+
+
+def _parse_files(args: argparse.Namespace, sandbox: Sandbox) -> int:
     from aggregator.source import parse_source
 
     configured = _configured_sources(args)
@@ -105,6 +116,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 kind=args.kind or (source.kind if source else None),
                 captured=args.captured or (source.captured if source else None),
                 name=source.name if source else None,
+                sandbox=sandbox,
             )
         except SourceError as error:
             log.error("%s", error)
@@ -174,14 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parse = commands.add_parser(
         "parse",
-        help="print the entries read from snapshot files",
-        description="Print the entries read from saved pages, one per line or as JSON. "
+        help="print the entries read from saved pages or feed files",
+        description="Print the entries read from saved pages or RSS/Atom files, one per line "
+        "or as JSON. "
         "Works on any file; when a file is a source in the configuration, its name, kind "
         "and capture time from there are used.",
         epilog=PARSE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parse.add_argument("paths", nargs="+", metavar="PATH", help="snapshot file")
+    parse.add_argument("paths", nargs="+", metavar="PATH", help="a saved page or a feed file")
     parse.add_argument("--json", action="store_true", help="print a JSON array of entries")
     parse.add_argument(
         "--captured",
@@ -191,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         "for pages that date items by age; inferred from the page when left out",
     )
     parse.add_argument(
-        "--kind", choices=sorted(LAYOUTS), help="page layout (default: recognised from the text)"
+        "--kind",
+        choices=[*sorted(LAYOUTS), "feed"],
+        help="'feed' (RSS/Atom) or a page layout (default: recognised from the content)",
     )
     parse.set_defaults(handler=cmd_parse)
 

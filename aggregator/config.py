@@ -37,12 +37,33 @@ class FeedSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchSettings:
+    state_file: Path
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    deadline: float = 30.0
+    max_body_mb: int = 10
+    max_decoded_mb: int = 40
+    workers: int = 8
+    parse_timeout: float = 10.0
+    parse_memory_mb: int = 1024
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
+    """A source: a local file (``path``) or a live feed (``url``)."""
+
     name: str
     key: str  # "sources[2]", for messages
-    path: Path
+    path: Path | None = None
+    url: str | None = None
     kind: str | None = None
     captured: Captured | None = None
+
+    @property
+    def location(self) -> str:
+        return self.url if self.url is not None else str(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +82,7 @@ class TopicConfig:
 class Config:
     path: Path
     feeds: FeedSettings
+    fetch: FetchSettings
     sources: tuple[SourceConfig, ...]
     topics: tuple[TopicConfig, ...]
 
@@ -96,6 +118,12 @@ class _Table:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(name, f"must be a list of non-empty strings, not {value!r}")
         return tuple(value)
+
+    def number(self, name: str, default: float, minimum: float = 0.001) -> float:
+        value = self.data.get(name, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < minimum:
+            raise self.fail(name, f"must be a number of at least {minimum:g}, not {value!r}")
+        return float(value)
 
     def integer(self, name: str, default: int, minimum: int = 1) -> int:
         value = self.data.get(name, default)
@@ -175,9 +203,61 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
     )
 
 
+def _fetch(root: _Table, base: Path) -> FetchSettings:
+    table = root.table("fetch")
+    defaults = FetchSettings(state_file=Path())
+    table.check_keys(
+        (
+            "state_file",
+            "connect_timeout",
+            "read_timeout",
+            "deadline",
+            "max_body_mb",
+            "max_decoded_mb",
+            "workers",
+            "parse_timeout",
+            "parse_memory_mb",
+            "user_agent",
+        )
+    )
+    return FetchSettings(
+        state_file=base / table.string("state_file", "state/fetch-state.json"),
+        connect_timeout=table.number("connect_timeout", defaults.connect_timeout),
+        read_timeout=table.number("read_timeout", defaults.read_timeout),
+        deadline=table.number("deadline", defaults.deadline),
+        max_body_mb=table.integer("max_body_mb", defaults.max_body_mb),
+        max_decoded_mb=table.integer("max_decoded_mb", defaults.max_decoded_mb),
+        workers=table.integer("workers", defaults.workers),
+        parse_timeout=table.number("parse_timeout", defaults.parse_timeout),
+        parse_memory_mb=table.integer("parse_memory_mb", defaults.parse_memory_mb, minimum=128),
+        user_agent=table.optional_string("user_agent"),
+    )
+
+
+SOURCE_KINDS = ("listing", "event-page", "digest", "newsfeed", "feed")
+
+
 def _source(table: _Table, base: Path) -> SourceConfig:
-    table.check_keys(("name", "path", "kind", "captured"))
-    path = table.string("path")
+    table.check_keys(("name", "path", "url", "kind", "captured"))
+    if ("path" in table.data) == ("url" in table.data):
+        raise table.fail(
+            None, "give either path (a file) or url (a live feed), not both or neither"
+        )
+    path = url = None
+    if "path" in table.data:
+        path = base / table.string("path")
+    else:
+        url = table.string("url")
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            path, url = Path(parts.path), None
+        elif parts.scheme not in ("http", "https") or not parts.netloc:
+            raise table.fail("url", f"must be an http(s) or file: URL, not {url!r}")
+    kind = table.optional_string("kind")
+    if kind is not None and kind not in SOURCE_KINDS:
+        raise table.fail(
+            "kind", f"unknown kind {kind!r} (expected one of: {', '.join(SOURCE_KINDS)})"
+        )
     captured = None
     if "captured" in table.data:
         try:
@@ -185,10 +265,11 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         except ValueError as error:
             raise table.fail("captured", str(error)) from error
     return SourceConfig(
-        name=table.string("name", path),
+        name=table.string("name", table.string("url" if url is not None else "path")),
         key=table.key,
-        path=base / path,
-        kind=table.optional_string("kind"),
+        path=path,
+        url=url,
+        kind=kind,
         captured=captured,
     )
 
@@ -245,7 +326,7 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(file, f"not valid TOML: {error}") from error
     root = _Table(file, "", data)
-    root.check_keys(("feeds", "sources", "topics"))
+    root.check_keys(("feeds", "fetch", "sources", "topics"))
     base = path.resolve().parent
     sources = tuple(_source(table, base) for table in root.tables("sources"))
     topics = tuple(_topic(table) for table in root.tables("topics"))
@@ -262,4 +343,10 @@ def load_config(path: Path) -> Config:
                     f"{what} {value!r} is already used by {seen[value]}",
                 )
             seen[value] = item.key
-    return Config(path=path, feeds=_feeds(root, base), sources=sources, topics=topics)
+    return Config(
+        path=path,
+        feeds=_feeds(root, base),
+        fetch=_fetch(root, base),
+        sources=sources,
+        topics=topics,
+    )

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+from aggregator.model import Published
 
 # Month names and the abbreviations NATO pages use. Capitalised on purpose: "may" the verb
 # must not read as a month.
@@ -187,3 +190,76 @@ def parse_age(text: str) -> Age | None:
         # One unit printed: a whole one of the next unit would have been printed too.
         slack = AGE_UNITS[smallest + 1][1]
     return Age(least=total, slack=slack)
+
+
+# Time-zone names seen in feeds: RFC 822's, and the European ones NATO's region uses.
+ZONES: dict[str, int] = {
+    "UT": 0, "UTC": 0, "GMT": 0, "Z": 0,
+    "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
+    "WET": 0, "WEST": 1, "CET": 1, "CEST": 2, "EET": 2, "EEST": 3,
+}  # fmt: skip
+_ZONE = r"(?P<zone>[A-Z]{1,4}|[+-]\d\d:?\d\d)"
+# "19 Sep. 2025 12:00:00 GMT", "Fri, 19 Sep. 2025 12:00 +0200", "19 September 2025"
+_LENIENT = re.compile(
+    rf"^(?:[A-Za-z]+\.?,?\s+)?(?P<d1>{_DAY})\s+(?P<m1>{_MONTH}),?\s+(?P<y1>{_YEAR})"
+    rf"(?:,?\s+(?:at\s+)?(?P<h>\d\d?)[:.](?P<mi>\d\d)(?:[:.](?P<s>\d\d))?)?\s*{_ZONE}?$"
+)
+
+
+def _offset(zone: str | None) -> timezone | None:
+    if zone is None:
+        return None
+    if zone in ZONES:
+        return timezone(timedelta(hours=ZONES[zone]))
+    match = re.fullmatch(r"([+-])(\d\d):?(\d\d)", zone)
+    if match is None:
+        return None
+    minutes = int(match[2]) * 60 + int(match[3])
+    return timezone(timedelta(minutes=-minutes if match[1] == "-" else minutes))
+
+
+def _instant(value: datetime) -> Published:
+    # A time with no zone is taken as UTC, as RFC 822's "-0000" says.
+    return Published.at(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
+def parse_timestamp(text: str) -> Published | None:
+    """A feed's date, keeping the offset it was written with.
+
+    RFC 822 (RSS), RFC 3339 / ISO 8601 (Atom), and the looser forms official feeds
+    publish, such as ``19 Sep. 2025 12:00:00 GMT``. A date with no time of day is a
+    day; a time with no zone is UTC. None when the text is not a date.
+    """
+    text = " ".join(text.split())
+    if not text:
+        return None
+    try:
+        return Published.on_day(date.fromisoformat(text))
+    except ValueError:
+        pass
+    try:
+        return _instant(datetime.fromisoformat(text.replace("z", "Z")))
+    except ValueError:
+        pass
+    try:
+        return _instant(parsedate_to_datetime(text))
+    except (TypeError, ValueError, IndexError):
+        pass
+    match = _LENIENT.match(text)
+    if match is None:
+        return None
+    day = _start_of(match, None)
+    if day is None:
+        return None
+    if match["h"] is None:
+        return Published.on_day(day) if match["zone"] is None else None
+    zone = _offset(match["zone"]) if match["zone"] else UTC
+    if zone is None:
+        return None
+    try:
+        moment = datetime.combine(
+            day, time(int(match["h"]), int(match["mi"]), int(match["s"] or 0)), tzinfo=zone
+        )
+    except ValueError:
+        return None
+    return Published.at(moment)

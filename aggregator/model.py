@@ -69,7 +69,12 @@ class Provenance:
 
 @dataclass(frozen=True, slots=True)
 class SourceEntry:
-    """One news item as a source presented it."""
+    """One news item as a source presented it.
+
+    ``title`` and ``summary`` are plain text; ``content_html`` is sanitised HTML
+    when the source gave HTML (live feeds). ``guid`` is the source's own id for
+    the item, if it has one; ``link`` is an absolute http(s) URL or None.
+    """
 
     title: str
     published: Published | None
@@ -77,6 +82,10 @@ class SourceEntry:
     provenance: Provenance
     link: str | None = None
     author: str | None = None
+    guid: str | None = None
+    updated: Published | None = None
+    categories: tuple[str, ...] = ()
+    content_html: str | None = None
 
     @property
     def source(self) -> str:

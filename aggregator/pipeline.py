@@ -1,25 +1,28 @@
 """One regeneration: read every source, merge stories, match topics, write the feeds.
 
 The middle (:func:`collect`, :func:`build_feeds`) is pure; reading sources and
-writing files happen only in :func:`read_sources` and :func:`run`.
+writing files happen only in :func:`ingest` and :func:`run`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from aggregator.config import Config, SourceConfig
+from aggregator.config import Config
 from aggregator.dedupe import merge
 from aggregator.errors import SourceError
+from aggregator.ingest import Ingest
+from aggregator.live.sandbox import Sandbox
+from aggregator.live.state import StateFile
 from aggregator.model import Entry, SourceEntry
 from aggregator.output import write_if_changed
 from aggregator.render import FeedSpec, newest_first, render_atom, render_rss
-from aggregator.source import parse_source
 from aggregator.topics import Topic
 
 log = logging.getLogger("aggregator")
@@ -31,39 +34,6 @@ class RunResult:
     failures: tuple[SourceError, ...]
     written: tuple[Path, ...]
     unchanged: tuple[Path, ...]
-
-
-def read_source(source: SourceConfig) -> list[SourceEntry]:
-    """The entries of one configured source; SourceError when it cannot be read."""
-    try:
-        data = source.path.read_bytes()
-    except FileNotFoundError as error:
-        raise SourceError(
-            source.name, str(source.path), f"no such file; check {source.key}.path in the config"
-        ) from error
-    except OSError as error:
-        raise SourceError(
-            source.name, str(source.path), f"cannot read: {error.strerror}"
-        ) from error
-    return parse_source(
-        data, url=str(source.path), kind=source.kind, captured=source.captured, name=source.name
-    )
-
-
-def read_sources(config: Config) -> tuple[list[SourceEntry], list[SourceError]]:
-    """Every source's entries; a source that fails is reported and the rest go on."""
-    entries: list[SourceEntry] = []
-    failures: list[SourceError] = []
-    for source in config.sources:
-        try:
-            found = read_source(source)
-        except SourceError as error:
-            log.error("%s", error)
-            failures.append(error)
-            continue
-        log.info("%s: %d entries", source.name, len(found))
-        entries.extend(found)
-    return entries, failures
 
 
 def collect(
@@ -123,9 +93,33 @@ def build_feeds(
     return files
 
 
+def ingest(config: Config, now: datetime) -> tuple[list[SourceEntry], list[SourceError]]:
+    """Every source's entries; a source that fails is reported and the rest go on."""
+    state = StateFile(config.fetch.state_file)
+    sandbox = Sandbox(
+        workers=min(2, os.cpu_count() or 1),
+        timeout=config.fetch.parse_timeout,
+        memory=config.fetch.parse_memory_mb << 20,
+    )
+    with sandbox:
+        outcomes = Ingest(config, state, sandbox, now).run()
+    state.save()
+    items: list[SourceEntry] = []
+    failures: list[SourceError] = []
+    for outcome in outcomes:
+        items.extend(outcome.entries)
+        if outcome.error is not None:
+            log.error("%s", outcome.error)
+            failures.append(outcome.error)
+        else:
+            extra = f" ({outcome.note})" if outcome.note else ""
+            log.info("%s: %d entries%s", outcome.source.name, len(outcome.entries), extra)
+    return items, failures
+
+
 def run(config: Config, now: datetime) -> RunResult:
     """Regenerate every feed from every source."""
-    items, failures = read_sources(config)
+    items, failures = ingest(config, now)
     topics = [Topic.from_config(topic) for topic in config.topics]
     entries = collect(items, topics, authority=config.feeds.id_authority, now=now)
     written: list[Path] = []

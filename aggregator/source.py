@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator.errors import SourceError
+from aggregator.live.feedparse import parse_feed
+from aggregator.live.harden import looks_like_xml
 from aggregator.model import SourceEntry
 from aggregator.snapshots import read_page
 from aggregator.snapshots.page import Captured, Page
+
+if TYPE_CHECKING:
+    from aggregator.live.sandbox import Sandbox
+
+log = logging.getLogger("aggregator")
 
 
 def decode(data: bytes, source: str, location: str) -> str:
@@ -24,6 +33,11 @@ def decode(data: bytes, source: str, location: str) -> str:
         ) from error
 
 
+def is_feed(data: bytes, kind: str | None) -> bool:
+    """Whether bytes are an RSS/Atom document (rather than a saved page)."""
+    return kind == "feed" or (kind is None and looks_like_xml(data))
+
+
 def parse_source(
     data: bytes,
     *,
@@ -31,17 +45,30 @@ def parse_source(
     kind: str | None = None,
     captured: Captured | None = None,
     name: str | None = None,
+    sandbox: Sandbox | None = None,
+    content_type: str | None = None,
 ) -> list[SourceEntry]:
-    """The entries in one source's bytes.
+    """The entries in one source's bytes: an RSS/Atom feed or a saved page.
 
-    ``url`` says where the bytes came from (a path or URL), for provenance and
-    messages; ``name`` is the source's name (default: ``url``). ``kind`` picks the
-    layout instead of sniffing it. ``captured`` is when a snapshot was saved, for
-    pages that date items by age. Raises a :class:`~aggregator.SourceError` for
-    input it cannot read.
+    ``url`` says where the bytes came from (a path or URL), for provenance,
+    relative links and messages; ``name`` is the source's name (default: ``url``).
+    ``kind`` is ``"feed"`` or a page layout, instead of recognising it from the
+    bytes. ``captured`` is when a page was saved, for pages that date items by
+    age. Feeds are parsed in ``sandbox`` (bounded in time and memory) when one
+    is given. Raises a :class:`~aggregator.SourceError` for input it cannot read.
     """
     location = url or "<data>"
     source = name or location
+    if is_feed(data, kind):
+        if sandbox is not None:
+            document = sandbox.parse(data, url=location, name=source, content_type=content_type)
+        else:
+            document = parse_feed(data, url=location, name=source, content_type=content_type)
+        for warning in document.warnings:
+            log.warning(
+                "%s: %s", source if source == location else f"{source} ({location})", warning
+            )
+        return list(document.entries)
     if captured is not None and isinstance(captured, datetime) and captured.tzinfo is None:
         raise SourceError(source, location, f"capture time {captured} has no time zone")
     text = decode(data, source, location)

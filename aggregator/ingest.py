@@ -1,0 +1,169 @@
+"""Reading every source of a run: local files and live feeds, side by side.
+
+Live feeds are fetched concurrently (a bounded number at once) and parsed in
+the sandbox; a source that fails is reported and never stops the others, and
+its last good entries still feed the run, so a story is not lost because its
+source had a bad day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from aggregator.config import Config, SourceConfig
+from aggregator.errors import SourceError
+from aggregator.live.fetch import Fetcher, FetchError, Limits
+from aggregator.live.sandbox import Sandbox
+from aggregator.live.state import SourceState, StateFile
+from aggregator.model import SourceEntry
+from aggregator.source import parse_source
+
+log = logging.getLogger("aggregator")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one source gave this run."""
+
+    source: SourceConfig
+    entries: tuple[SourceEntry, ...]
+    error: SourceError | None = None
+    note: str | None = None  # "not modified", "waiting until …"
+
+
+def read_file(source: SourceConfig, sandbox: Sandbox | None) -> list[SourceEntry]:
+    """The entries of a local source; SourceError when it cannot be read."""
+    assert source.path is not None
+    try:
+        data = source.path.read_bytes()
+    except FileNotFoundError as error:
+        raise SourceError(
+            source.name, str(source.path), f"no such file; check {source.key}.path in the config"
+        ) from error
+    except OSError as error:
+        raise SourceError(
+            source.name, str(source.path), f"cannot read: {error.strerror}"
+        ) from error
+    return parse_source(
+        data,
+        url=str(source.path),
+        kind=source.kind,
+        captured=source.captured,
+        name=source.name,
+        sandbox=sandbox,
+    )
+
+
+class Ingest:
+    """One pass over the sources of a config."""
+
+    def __init__(self, config: Config, state: StateFile, sandbox: Sandbox, now: datetime) -> None:
+        self.config = config
+        self.state = state
+        self.sandbox = sandbox
+        self.now = now
+
+    def run(self) -> list[Outcome]:
+        return asyncio.run(self._all())
+
+    async def _all(self) -> list[Outcome]:
+        settings = self.config.fetch
+        limits = Limits(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            deadline=settings.deadline,
+            max_body=settings.max_body_mb << 20,
+            max_decoded=settings.max_decoded_mb << 20,
+            workers=settings.workers,
+        )
+        slots = asyncio.Semaphore(settings.workers)
+        async with Fetcher(limits, settings.user_agent) as fetcher:
+
+            async def one(source: SourceConfig) -> Outcome:
+                async with slots:
+                    if source.url is None:
+                        return await self._local(source)
+                    return await self._live(source, fetcher)
+
+            return list(await asyncio.gather(*(one(s) for s in self.config.sources)))
+
+    async def _local(self, source: SourceConfig) -> Outcome:
+        try:
+            entries = await asyncio.to_thread(read_file, source, self.sandbox)
+        except SourceError as error:
+            return Outcome(source, (), error)
+        return Outcome(source, tuple(entries))
+
+    async def _live(self, source: SourceConfig, fetcher: Fetcher) -> Outcome:
+        assert source.url is not None
+        key = source.url
+        state = self.state.get(key)
+        url = state.url or source.url
+        if state.gone_since is not None:
+            error = SourceError(
+                source.name,
+                url,
+                f"disabled: the server said HTTP 410 Gone on {state.gone_since:%Y-%m-%d}; "
+                f"remove {source.key} from the config (or its entry from "
+                f"{self.config.fetch.state_file.name} to try again)",
+            )
+            return Outcome(source, state.entries, error)
+        if state.retry_not_before is not None and self.now < state.retry_not_before:
+            until = state.retry_not_before.isoformat()
+            note = f"not fetched: the server asked us to wait until {until}"
+            log.info("%s: %s", source.name, note)
+            return Outcome(source, state.entries, note=note)
+        try:
+            fetched = await fetcher.fetch(
+                url, name=source.name, validators=state.validators, now=self.now
+            )
+        except FetchError as error:
+            self.state.put(key, self._failed(state, error))
+            if error.gone:
+                log.error("%s (%s): HTTP 410 Gone; source disabled", source.name, url)
+            return Outcome(source, state.entries, error)
+        if fetched.moved_to is not None:
+            log.warning(
+                "%s: %s moved permanently to %s; using the new URL (update %s.url in the config)",
+                source.name,
+                url,
+                fetched.moved_to,
+                source.key,
+            )
+            state = replace(state, url=fetched.moved_to)
+        state = replace(
+            state.with_validators(fetched.validators),
+            retry_not_before=None,
+            last_success=self.now,
+            last_error=None,
+        )
+        if fetched.not_modified:
+            self.state.put(key, state)
+            return Outcome(source, state.entries, note="not modified")
+        try:
+            entries = await asyncio.to_thread(
+                parse_source,
+                fetched.body,
+                url=fetched.url,
+                kind=source.kind or "feed",
+                name=source.name,
+                sandbox=self.sandbox,
+                content_type=fetched.content_type,
+            )
+        except SourceError as error:
+            # Keep the old validators: the next run must fetch the body again.
+            self.state.put(key, replace(self._failed(self.state.get(key), error), url=state.url))
+            return Outcome(source, self.state.get(key).entries, error)
+        self.state.put(key, replace(state, entries=tuple(entries)))
+        return Outcome(source, tuple(entries))
+
+    def _failed(self, state: SourceState, error: SourceError) -> SourceState:
+        if isinstance(error, FetchError):
+            if error.gone:
+                return replace(state, gone_since=self.now, last_error=error.message)
+            if error.retry_after is not None:
+                return replace(state, retry_not_before=error.retry_after, last_error=error.message)
+        return replace(state, last_error=error.message)

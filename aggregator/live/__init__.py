@@ -1,0 +1,1 @@
+"""Live feeds: fetching over HTTP, parsing RSS/Atom safely, and cleaning what they say."""

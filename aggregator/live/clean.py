@@ -1,0 +1,135 @@
+"""Cleaning what a feed says before it is stored or republished. Trust nothing.
+
+* HTML goes through an allowlist sanitiser (nh3, the Python binding of the Rust
+  ``ammonia`` crate): only harmless tags and attributes survive, and only http,
+  https and mailto URLs; relative URLs are resolved against the document's URL.
+  feedparser's own sanitiser was tempting but lets entity-encoded
+  ``javascript:`` hrefs through.
+* Titles, authors and categories are plain text.
+* Control characters and code points XML cannot carry are removed: one of them
+  makes lxml refuse to write the whole output feed.
+* Every field has a size cap.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+# Caps, in characters, per field.
+MAX_TITLE = 1_000
+MAX_TEXT = 20_000
+MAX_HTML = 200_000
+MAX_URL = 2_000
+MAX_NAME = 300
+MAX_CATEGORIES = 50
+
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_SCHEMES = frozenset({"http", "https"})
+
+# XML 1.0 forbids C0 controls other than tab, newline and carriage return, lone
+# surrogates, U+FFFE and U+FFFF; C1 controls are allowed but never meant in news text.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+
+TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl",
+        "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
+        "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "s", "small", "span", "strong",
+        "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
+    }
+)  # fmt: skip
+ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "time": {"datetime"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+}
+# Elements removed together with what they hold.
+DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "template"})
+
+
+def strip_invalid(text: str) -> str:
+    """``text`` without control characters and code points XML cannot hold."""
+    return _NOT_XML.sub("", text)
+
+
+def _cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def safe_url(
+    url: str | None, base: str | None = None, schemes: frozenset[str] = LINK_SCHEMES
+) -> str | None:
+    """An absolute URL with an allowed scheme, or None."""
+    if not url:
+        return None
+    url = strip_invalid(url).strip()
+    if base:
+        url = urljoin(base, url)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in schemes or (
+        parts.scheme.lower() != "mailto" and not parts.netloc
+    ):
+        return None
+    if len(url) > MAX_URL:
+        return None
+    return url
+
+
+def sanitize_html(fragment: str, base: str | None = None) -> str:
+    """Allowlisted HTML; relative URLs resolved against ``base`` (or dropped without one)."""
+
+    def resolve(url: str) -> str | None:
+        return safe_url(url, base, URL_SCHEMES)
+
+    cleaned = nh3.clean(
+        strip_invalid(fragment),
+        tags=set(TAGS),
+        clean_content_tags=set(DROP_WITH_CONTENT),
+        attributes={tag: set(names) for tag, names in ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        url_relative=resolve if base else "deny",
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+    return cleaned if len(cleaned) <= MAX_HTML else ""
+
+
+def html_to_text(fragment: str) -> str:
+    """The text of an HTML fragment, whitespace collapsed."""
+    text = nh3.clean(
+        strip_invalid(fragment),
+        tags=set(),
+        clean_content_tags=set(DROP_WITH_CONTENT),
+        attributes={},
+        strip_comments=True,
+    )
+    return _SPACES.sub(" ", html.unescape(text)).strip()
+
+
+def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:
+    """One line of plain text: tags removed when it was HTML, whitespace collapsed, capped."""
+    if not text:
+        return ""
+    value = html_to_text(text) if is_html else _SPACES.sub(" ", strip_invalid(text)).strip()
+    return _cap(strip_invalid(value), limit)
+
+
+def text_summary(text: str) -> str:
+    return _cap(text, MAX_TEXT)
+
+
+def name(text: str | None) -> str | None:
+    value = plain(text, MAX_NAME, is_html=True)
+    return value or None
