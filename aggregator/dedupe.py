@@ -7,8 +7,9 @@ removed) and they fall on the same calendar day; an undated entry only matches
 an undated entry of the same title. A false merge (two stories shown as one)
 is worse than a missed one, so nothing looser is matched.
 
-Merging keeps the richest fields: the longest summary, a link when any source
-has one, the most precise date, and every source in the order first seen.
+Merging keeps the richest fields: the longest summary and HTML content, a link
+when any source has one, the most precise date, every category, and every
+source in the order first seen.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def merge(entries: Iterable[SourceEntry], *, authority: str, now: datetime) -> l
                 first_seen=now,
                 link=item.link,
                 author=item.author,
+                categories=item.categories,
+                content_html=item.content_html,
             )
             continue
         stories[key] = Entry(
@@ -67,5 +70,7 @@ def merge(entries: Iterable[SourceEntry], *, authority: str, now: datetime) -> l
             first_seen=found.first_seen,
             link=found.link or item.link,
             author=found.author or item.author,
+            categories=tuple(dict.fromkeys(found.categories + item.categories)),
+            content_html=max(found.content_html or "", item.content_html or "", key=len) or None,
         )
     return list(stories.values())

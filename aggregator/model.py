@@ -110,6 +110,8 @@ class Entry:
     link: str | None = None
     author: str | None = None
     topics: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    content_html: str | None = None
 
     def __post_init__(self) -> None:
         if self.first_seen.tzinfo is None:

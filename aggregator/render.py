@@ -13,6 +13,7 @@ Conventions, chosen once and kept:
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -80,22 +81,31 @@ def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> 
     for entry in entries:
         item = feed.add_entry(order="append")
         item.id(entry.id)
-        item.guid(entry.link or entry.id, permalink=entry.link is not None)
+        # The tag: id, never the link: a link may appear or change when another source
+        # joins the story, and a guid that changes shows readers a duplicate.
+        item.guid(entry.id, permalink=False)
         item.title(entry.title)
         if entry.link:
             item.link(href=entry.link, rel="alternate")
         # Atom needs content when there is no alternate link (RFC 4287 §4.1.1.1).
         text = entry.summary or entry.title
-        if entry.link:
+        if entry.content_html:
+            item.content(entry.content_html, type="html")
+            item.description(entry.content_html)
+        elif entry.link:
             if entry.summary:
                 item.summary(entry.summary)
+            item.description(html.escape(text))
         else:
             item.content(text, type="text")
-        item.description(text)
+            item.description(html.escape(text))
         if entry.author:
             item.author({"name": entry.author})
         for topic in entry.topics:
             item.category(term=topic)
+        for category in entry.categories:
+            if category not in entry.topics:
+                item.category(term=category)
         item.updated(entry_time(entry))
         if entry.published is not None:
             item.published(shown_time(entry.published))

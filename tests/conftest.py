@@ -1,16 +1,30 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.feedserver import Server, serving
+
 ROOT = Path(__file__).resolve().parent.parent
+NATO_FEED = "https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml"
+
+
+@pytest.fixture(scope="session")
+def feedserver() -> Iterator[Server]:
+    """A real HTTP server on 127.0.0.1 serving tests/data/feeds (see tests/feedserver.py)."""
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the shipped config.toml and seeds in a temporary directory."""
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+def project(tmp_path: Path, feedserver: Server) -> Path:
+    """A copy of the shipped config.toml and seeds, its live feed served from 127.0.0.1."""
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    assert NATO_FEED in text
+    text = text.replace(NATO_FEED, f"{feedserver.base}/feeds/rss20.xml")
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
     shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
     return tmp_path

@@ -14,6 +14,8 @@ from lxml import etree
 from aggregator.cli import main
 from tests.snapshot_cases import CASES
 
+FEEDS = Path(__file__).parent / "data" / "feeds"
+
 ROOT = Path(__file__).resolve().parent.parent
 SEED_TITLES = [
     entry["title"]
@@ -115,10 +117,18 @@ def test_run_writes_valid_feeds(project: Path) -> None:
         for entry in atom.entries:
             assert entry.id.startswith("tag:aggregator.localhost,2026:entry:")
     everything = read_feed(feeds / "all.rss")
-    assert sorted(e.title for e in everything.entries) == sorted(SEED_TITLES)
+    live = [e["title"] for e in json.loads((FEEDS / "rss20.expected.json").read_text("utf-8"))]
+    # Two live stories are also in the seeds (same title, same day): one entry each.
+    titles = [e.title for e in everything.entries]
+    assert sorted(titles) == sorted(set(SEED_TITLES + live))
+    assert len(titles) == 48 + 3 - 2
+    kyiv = next(e for e in everything.entries if e.title.startswith("Secretary General in Kyiv"))
+    assert kyiv.link == "https://www.nato.int/cps/en/natohq/news_218172.htm"
+    assert kyiv.published == "Thu, 28 Sep 2023 14:05:00 +0200"
     tree = etree.parse(str(feeds / "all.rss"))
     assert tree.xpath("//guid[@isPermaLink='true']") == []
-    assert len(tree.xpath("//item[not(pubDate)]")) == 3  # the evergreen pages of 001
+    # The evergreen pages of 001, and the live feed's undated item.
+    assert len(tree.xpath("//item[not(pubDate)]")) == 4
 
 
 def test_topic_feeds_hold_the_entries_about_them(project: Path) -> None:
@@ -147,10 +157,10 @@ def test_run_with_a_broken_source_writes_the_others(
     err = capsys.readouterr().err.splitlines()
     assert err[0] == (
         f"error: gone ({project / 'seeds' / 'missing.txt'}): no such file; "
-        "check sources[6].path in the config"
+        "check sources[7].path in the config"
     )
-    assert "1 of 6 sources failed" in err[1]
-    assert len(read_feed(project / "feeds" / "all.rss").entries) == 48
+    assert "1 of 7 sources failed" in err[1]
+    assert len(read_feed(project / "feeds" / "all.rss").entries) == 48 + 3 - 2
 
 
 def test_run_with_bad_config_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

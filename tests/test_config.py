@@ -29,8 +29,12 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_shipped_config_loads() -> None:
     config = load_config(ROOT / "config.toml")
     assert [t.slug for t in config.topics] == ["ukraine", "deterrence", "eu-cooperation"]
-    assert len(config.sources) == 5
-    assert all(source.path.exists() for source in config.sources)
+    files = [source.path for source in config.sources if source.path is not None]
+    assert len(files) == 5
+    assert all(path.exists() for path in files)
+    assert [s.url for s in config.sources if s.url] == [
+        "https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml"
+    ]
     assert config.feeds.directory == ROOT / "feeds"
 
 

@@ -103,6 +103,8 @@ def sanitize_html(fragment: str, base: str | None = None) -> str:
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
+    # Character references decode to control characters too ("&#x1;"): strip them after.
+    cleaned = strip_invalid(cleaned)
     return cleaned if len(cleaned) <= MAX_HTML else ""
 
 
@@ -115,7 +117,7 @@ def html_to_text(fragment: str) -> str:
         attributes={},
         strip_comments=True,
     )
-    return _SPACES.sub(" ", html.unescape(text)).strip()
+    return _SPACES.sub(" ", strip_invalid(html.unescape(text))).strip()
 
 
 def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:
@@ -128,6 +130,12 @@ def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) ->
 
 def text_summary(text: str) -> str:
     return _cap(text, MAX_TEXT)
+
+
+def title(text: str | None) -> str:
+    """A title as plain text. RSS titles are often escaped HTML and many readers
+    render them as HTML, so markup is removed whatever type the feed declared."""
+    return plain(text, MAX_TITLE, is_html=True)
 
 
 def name(text: str | None) -> str | None:

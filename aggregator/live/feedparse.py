@@ -60,19 +60,26 @@ def _is_html(detail: Any) -> bool:
     return bool(detail) and detail.get("type", "text/plain") in HTML_TYPES
 
 
+def _base(detail: Any, fallback: str) -> str:
+    """The URL relative links in a text are relative to: its xml:base, else the feed's."""
+    base = detail.get("base") if detail else None
+    return base if isinstance(base, str) and base.startswith(("http://", "https://")) else fallback
+
+
 def _entry(item: Any, *, base: str, name: str, location: str) -> SourceEntry | None:
-    title = clean.plain(item.get("title"), is_html=_is_html(item.get("title_detail")))
+    title = clean.title(item.get("title"))
     contents = [c for c in item.get("content", []) if c.get("value")]
     summary_raw = item.get("summary") or ""
-    summary_html = _is_html(item.get("summary_detail"))
+    summary_detail = item.get("summary_detail")
+    summary_html = _is_html(summary_detail)
     body = contents[0] if contents else None
     if body is not None:
         content_html = clean.sanitize_html(
-            body["value"] if _is_html(body) else _escape(body["value"]), base
+            body["value"] if _is_html(body) else _escape(body["value"]), _base(body, base)
         )
     elif summary_raw:
         content_html = clean.sanitize_html(
-            summary_raw if summary_html else _escape(summary_raw), base
+            summary_raw if summary_html else _escape(summary_raw), _base(summary_detail, base)
         )
     else:
         content_html = ""
@@ -141,7 +148,9 @@ def parse_feed(
         parsed = feedparser.parse(
             io.BytesIO(defuse(data)),
             response_headers=headers,
-            resolve_relative_uris=True,
+            # nh3 resolves relative URLs in HTML, against each text's own xml:base; left
+            # to feedparser, "javascript:" hrefs come out as https://host/javascript:….
+            resolve_relative_uris=False,
             sanitize_html=False,  # nh3 does this, with an allowlist (see clean)
         )
     except Exception as error:  # feedparser's failure is this source's, never the run's

@@ -63,6 +63,7 @@ def entry_to_json(entry: SourceEntry) -> dict[str, Any]:
     data = asdict(entry)
     data["published"] = _published_json(entry.published)
     data["updated"] = _published_json(entry.updated)
+    data["categories"] = list(entry.categories)
     return data
 
 
