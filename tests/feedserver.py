@@ -9,7 +9,8 @@ Routes (see ``Handler.do_GET``):
   a 302 to it; ``/loop/a`` and ``/loop/b`` redirect to each other; ``/to-file`` to file:;
 * ``/status/<code>``: that status (429 and 503 with ``Retry-After: 120``);
 * ``/slow``: a body dripping one byte every 0.2 s; ``/stall``: headers, then nothing;
-* ``/big``: a 3 MiB body; ``/bomb``: gzip that decompresses to 200 MiB;
+* ``/big``: a 3 MiB body; ``/big-undeclared``: the same without Content-Length;
+* ``/bomb``: gzip that decompresses to 20 MiB;
 * ``/html``: a web page served as text/html.
 
 Every request is recorded in ``server.log`` (method, path, If-None-Match).
@@ -32,7 +33,7 @@ LAST_MODIFIED = formatdate(1_700_000_000, usegmt=True)
 
 
 def _bomb() -> bytes:
-    out = gzip.compress(b"\0" * (200 << 20), compresslevel=9)
+    out = gzip.compress(b"\0" * (20 << 20), compresslevel=9)
     return out
 
 
@@ -45,6 +46,9 @@ class Server(ThreadingHTTPServer):
         self.log: list[tuple[str, str, str | None]] = []
         self.bomb = b""
         self.overrides: dict[str, bytes] = {}  # path under /feeds/ → body, to change a feed
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up early are part of the tests
 
     @property
     def base(self) -> str:
@@ -140,6 +144,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "100")
             self.end_headers()
             time.sleep(5)
+        elif head == "big-undeclared":
+            # No Content-Length: the body runs until the connection closes.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for _ in range(48):
+                    self.wfile.write(b" " * (64 << 10))
+            except OSError:
+                return
         elif head == "big":
             self._send(200, b"<rss>" + b" " * (3 << 20), {"Content-Type": "application/rss+xml"})
         elif head == "bomb":

@@ -183,6 +183,10 @@ def parse_feed(
             warnings.append(f"entry {index} skipped: no title and no text")
             continue
         entries.append(entry)
+    if problem is not None and not entries:
+        raise SourceError(
+            source, url, f"broken feed with no readable entries: {_describe(problem)}"
+        )
     return FeedDocument(
         title=clean.plain(
             parsed.feed.get("title"), is_html=_is_html(parsed.feed.get("title_detail"))

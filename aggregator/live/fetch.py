@@ -111,6 +111,7 @@ class _Decoder:
     def __init__(self, encoding: str) -> None:
         self.encoding = encoding
         self._zlib: zlib._Decompress | None = None
+        self._wbits = zlib.MAX_WBITS
 
     def feed(self, chunk: bytes, room: int) -> bytes:
         """Decoded bytes of ``chunk``; at most ``room + 1`` of them, so overflow shows."""
@@ -127,8 +128,15 @@ class _Decoder:
                 wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
             else:
                 raise ValueError(f"unsupported Content-Encoding {self.encoding!r}")
+            self._wbits = wbits
             self._zlib = zlib.decompressobj(wbits)
-        return self._zlib.decompress(chunk, room + 1)
+        out = self._zlib.decompress(chunk, room + 1)
+        # A gzip body may hold several members (RFC 1952 §2.2): decode them all.
+        while self._zlib.eof and self._zlib.unused_data and len(out) <= room:
+            rest = self._zlib.unused_data
+            self._zlib = zlib.decompressobj(self._wbits)
+            out += self._zlib.decompress(rest, room + 1 - len(out))
+        return out
 
 
 class Fetcher:
