@@ -1,0 +1,41 @@
+"""The parser sandbox: a runaway parse is stopped, and the sandbox carries on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.errors import SourceError
+from aggregator.live.sandbox import Sandbox
+
+RSS = (Path(__file__).parent / "data" / "feeds" / "rss20.xml").read_bytes()
+
+
+def big_feed(items: int) -> bytes:
+    item = b"<item><title>t</title><description>" + b"word " * 200 + b"</description></item>"
+    return b'<rss version="2.0"><channel><title>x</title>' + item * items + b"</channel></rss>"
+
+
+def test_a_parse_past_its_time_is_killed_and_the_worker_replaced() -> None:
+    with Sandbox(workers=1, timeout=0.05) as box:
+        with pytest.raises(SourceError, match=r"parsing took longer than 0.05 s; stopped"):
+            box.parse(big_feed(20_000), url="https://feeds.example/huge", name="huge")
+        box.timeout = 20
+        assert len(box.parse(RSS, url="https://feeds.example/ok", name="ok").entries) == 3
+
+
+def test_a_parse_over_its_memory_is_refused() -> None:
+    with (
+        Sandbox(workers=1, timeout=60, memory=200 << 20) as box,
+        pytest.raises(SourceError, match=r"more than 200 MB|parser process died"),
+    ):
+        box.parse(big_feed(200_000), url="https://feeds.example/huge", name="huge")
+
+
+def test_workers_are_reused() -> None:
+    with Sandbox(workers=1, timeout=20) as box:
+        box.parse(RSS, url="https://feeds.example/a", name="a")
+        first = box._all[0].process.pid
+        box.parse(RSS, url="https://feeds.example/b", name="b")
+        assert [w.process.pid for w in box._all] == [first]
