@@ -265,7 +265,7 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         except ValueError as error:
             raise table.fail("captured", str(error)) from error
     return SourceConfig(
-        name=table.string("name", table.string("url" if url is not None else "path")),
+        name=table.string("name", table.string("url" if "url" in table.data else "path")),
         key=table.key,
         path=path,
         url=url,

@@ -184,3 +184,25 @@ def test_console_script_help_has_examples() -> None:
         )
         assert "example" in done.stdout
         assert "aggregator " in done.stdout.split("example")[1]
+
+
+def test_parse_reads_feed_files_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parse", "--json", str(FEEDS / "atom10.xml")]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["published"] for e in entries] == ["2024-02-16T18:00:00+01:00", "2024-02-14"]
+    assert entries[0]["link"] == "https://www.nato.int/atom/news/4.htm"
+
+
+def test_run_reads_local_feed_files_by_path_and_file_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[[sources]]\npath = "{FEEDS / "rss10.rdf"}"\n\n'
+        f'[[sources]]\nurl = "file://{FEEDS / "atom03.xml"}"\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "run"]) == 0
+    titles = {e.title for e in read_feed(tmp_path / "feeds" / "all.atom").entries}
+    assert titles == {"Defence Ministers meet in Brussels", "NATO steps up Baltic Sea patrols"}
+    assert capsys.readouterr().err == ""
