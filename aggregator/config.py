@@ -67,15 +67,23 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """Terms and patterns looked for in some fields."""
+
+    key: str  # "topics[1]" or "topics[1].rules[2]", for messages
+    terms: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    fields: tuple[str, ...] = TOPIC_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
 class TopicConfig:
     slug: str
     key: str
     title: str
     description: str
-    terms: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    fields: tuple[str, ...] = TOPIC_FIELDS
+    rules: tuple[RuleConfig, ...]
+    exclude: RuleConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +143,8 @@ class _Table:
         value = self.data.get(name, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.fail(name, f"must be an array of tables ([[{name}]])")
-        return [_Table(self.file, f"{name}[{i}]", v) for i, v in enumerate(value, start=1)]
+        prefix = f"{self.key}." if self.key else ""
+        return [_Table(self.file, f"{prefix}{name}[{i}]", v) for i, v in enumerate(value, start=1)]
 
     def table(self, name: str) -> _Table:
         value = self.data.get(name, {})
@@ -274,8 +283,50 @@ def _source(table: _Table, base: Path) -> SourceConfig:
     )
 
 
+def _rule(
+    table: _Table, key: str, names: tuple[str, str, str], *, required: bool
+) -> RuleConfig | None:
+    """The rule made of the ``terms``/``patterns``/``fields`` keys named by ``names``."""
+    terms_key, patterns_key, fields_key = names
+    patterns = table.strings(patterns_key)
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise table.fail(
+                f"{patterns_key}[{index + 1}]", f"invalid regular expression: {error}"
+            ) from error
+    fields = table.strings(fields_key, TOPIC_FIELDS)
+    if not fields:
+        raise table.fail(fields_key, "must name at least one field")
+    for field in fields:
+        if field not in TOPIC_FIELDS:
+            raise table.fail(
+                fields_key, f"unknown field {field!r} (expected: {', '.join(TOPIC_FIELDS)})"
+            )
+    terms = table.strings(terms_key)
+    if not terms and not patterns:
+        if required:
+            raise table.fail(None, "a rule needs terms or patterns to match")
+        return None
+    return RuleConfig(key=key, terms=terms, patterns=patterns, fields=fields)
+
+
 def _topic(table: _Table) -> TopicConfig:
-    table.check_keys(("slug", "title", "description", "terms", "patterns", "exclude", "fields"))
+    table.check_keys(
+        (
+            "slug",
+            "title",
+            "description",
+            "terms",
+            "patterns",
+            "fields",
+            "rules",
+            "exclude",
+            "exclude_patterns",
+            "exclude_fields",
+        )
+    )
     slug = table.string("slug")
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
         raise table.fail(
@@ -283,32 +334,30 @@ def _topic(table: _Table) -> TopicConfig:
             f"{slug!r} cannot name a feed: use lowercase letters, digits and hyphens "
             f"(and not {', '.join(sorted(RESERVED_SLUGS))})",
         )
-    patterns = table.strings("patterns")
-    for index, pattern in enumerate(patterns):
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise table.fail(
-                f"patterns[{index + 1}]", f"invalid regular expression: {error}"
-            ) from error
-    fields = table.strings("fields", TOPIC_FIELDS)
-    for field in fields:
-        if field not in TOPIC_FIELDS:
-            raise table.fail(
-                "fields", f"unknown field {field!r} (expected: {', '.join(TOPIC_FIELDS)})"
-            )
-    terms = table.strings("terms")
-    if not terms and not patterns:
-        raise table.fail(None, "a topic needs terms or patterns to match")
+    rules: list[RuleConfig] = []
+    own = _rule(table, table.key, ("terms", "patterns", "fields"), required=False)
+    if own is not None:
+        rules.append(own)
+    for sub in table.tables("rules"):
+        sub.check_keys(("terms", "patterns", "fields"))
+        rule = _rule(sub, sub.key, ("terms", "patterns", "fields"), required=True)
+        assert rule is not None
+        rules.append(rule)
+    if not rules:
+        raise table.fail(None, "a topic needs terms or patterns to match (or [[...rules]])")
+    exclude = _rule(
+        table,
+        f"{table.key}.exclude",
+        ("exclude", "exclude_patterns", "exclude_fields"),
+        required=False,
+    )
     return TopicConfig(
         slug=slug,
         key=table.key,
         title=table.string("title", slug),
         description=table.string("description", f"News about {slug}"),
-        terms=terms,
-        patterns=patterns,
-        exclude=table.strings("exclude"),
-        fields=fields,
+        rules=tuple(rules),
+        exclude=exclude,
     )
 
 

@@ -1,9 +1,14 @@
 """Topic rules: which entries belong in which topic feed.
 
-A topic matches an entry when one of its terms or patterns occurs in one of its
-fields and none of its exclusions does. Terms are case-insensitive and match
-whole words ("EU" does not match "Europe"); curly and straight quotes and
-dashes count as the same. Patterns are regular expressions, case-insensitive.
+A topic takes an entry when one of its rules finds one of its terms or
+patterns in one of the rule's fields, and its exclusions find nothing. Terms
+match whole words, in any case ("EU" does not match "Europe"); curly and
+straight quotes and dashes count as the same. Patterns are regular
+expressions, case-insensitive.
+
+Rules name their fields so that a topic can be strict where it must: a story
+that mentions Ukraine in passing in its summary is not about Ukraine, one
+with Ukraine in its title is.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aggregator.config import TopicConfig
+from aggregator.config import RuleConfig, TopicConfig
 from aggregator.text import fold
 
 
@@ -39,41 +44,57 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """Compiled terms and patterns, each with a label saying where it came from."""
+
+    fields: tuple[str, ...]
+    checks: tuple[tuple[str, re.Pattern[str]], ...]
+
+    @classmethod
+    def from_config(cls, config: RuleConfig, *, label: str = "") -> Rule:
+        checks = [(f"{label}term {term!r}", term_pattern(term)) for term in config.terms]
+        checks += [
+            (f"{label}pattern {pattern!r}", re.compile(pattern, re.IGNORECASE))
+            for pattern in config.patterns
+        ]
+        return cls(config.fields, tuple(checks))
+
+    def find(self, texts: dict[str, str]) -> tuple[str, str, str] | None:
+        """(rule, field, words) of the first match, or None."""
+        for label, pattern in self.checks:
+            for field in self.fields:
+                if found := pattern.search(texts.get(field, "")):
+                    return label, field, found.group()
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Topic:
     slug: str
     title: str
     description: str
-    fields: tuple[str, ...]
-    rules: tuple[tuple[str, re.Pattern[str]], ...]
-    exclusions: tuple[tuple[str, re.Pattern[str]], ...]
+    rules: tuple[Rule, ...]
+    exclusions: Rule | None = None
 
     @classmethod
     def from_config(cls, config: TopicConfig) -> Topic:
-        rules = [(f"term {term!r}", term_pattern(term)) for term in config.terms]
-        rules += [
-            (f"pattern {pattern!r}", re.compile(pattern, re.IGNORECASE))
-            for pattern in config.patterns
-        ]
-        exclusions = [(f"exclude {term!r}", term_pattern(term)) for term in config.exclude]
         return cls(
             slug=config.slug,
             title=config.title,
             description=config.description,
-            fields=config.fields,
-            rules=tuple(rules),
-            exclusions=tuple(exclusions),
+            rules=tuple(Rule.from_config(rule) for rule in config.rules),
+            exclusions=None
+            if config.exclude is None
+            else Rule.from_config(config.exclude, label="exclude "),
         )
 
     def judge(self, fields: dict[str, str]) -> Verdict:
-        texts = [(name, fold(fields.get(name, ""))) for name in self.fields]
-        for rule, pattern in self.exclusions:
-            for name, text in texts:
-                if found := pattern.search(text):
-                    return Verdict(self.slug, False, rule, name, found.group())
-        for rule, pattern in self.rules:
-            for name, text in texts:
-                if found := pattern.search(text):
-                    return Verdict(self.slug, True, rule, name, found.group())
+        texts = {name: fold(text) for name, text in fields.items()}
+        if self.exclusions is not None and (found := self.exclusions.find(texts)):
+            return Verdict(self.slug, False, *found)
+        for rule in self.rules:
+            if found := rule.find(texts):
+                return Verdict(self.slug, True, *found)
         return Verdict(self.slug, False)
 
     def matches(self, fields: dict[str, str]) -> bool:

@@ -169,7 +169,8 @@ def test_run_with_bad_config_exits_2(project: Path, capsys: pytest.CaptureFixtur
     assert main(["--config", str(config), "run"]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {config}: topics[1].slgu: unknown setting " + (
-        "(expected one of: slug, title, description, terms, patterns, exclude, fields)\n"
+        "(expected one of: slug, title, description, terms, patterns, fields, rules, exclude, "
+        "exclude_patterns, exclude_fields)\n"
     )
     assert not (project / "feeds").exists()
 

@@ -85,7 +85,7 @@ def test_captured_as_toml_date(tmp_path: Path) -> None:
         pytest.param(
             ('terms = ["Ukraine"]', "terms = []"),
             "topics[1]",
-            "needs terms or patterns",
+            "a topic needs terms or patterns",
             id="topic without rules",
         ),
         pytest.param(
@@ -116,6 +116,12 @@ def test_bad_setting_names_its_key(
         load_config(path)
     assert str(raised.value).startswith(f"{path}: {key}: ")
     assert words in str(raised.value)
+
+
+def test_nested_rule_errors_name_the_rule(tmp_path: Path) -> None:
+    text = MINIMAL + '\n  [[topics.rules]]\n  patterns = ["[bad"]\n  fields = ["title"]\n'
+    with pytest.raises(ConfigError, match=r"topics\[1\]\.rules\[1\]\.patterns\[1\]: invalid"):
+        load_config(write(tmp_path, text))
 
 
 def test_duplicate_topic_slug(tmp_path: Path) -> None:
