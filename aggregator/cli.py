@@ -148,6 +148,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from aggregator.config import load_config
+    from aggregator.store import Store
+    from aggregator.topics import Topic
+
+    config = load_config(Path(args.config or DEFAULT_CONFIG))
+    if not config.store.path.exists():
+        log.error("%s: no store yet; run 'aggregator run' first", config.store.path)
+        return EXIT_SOURCES_FAILED
+    topics = [Topic.from_config(t) for t in config.topics]
+    with Store(config.store.path) as store:
+        found = store.find(args.entry)
+    if not found:
+        log.error("no entry with the id or a title like %r", args.entry)
+        return EXIT_SOURCES_FAILED
+    for entry in found:
+        when = "undated" if entry.published is None else entry.published.isoformat()
+        print(f"{entry.title}\n  id: {entry.id}\n  published: {when}")
+        for provenance in entry.sources:
+            print(f"  source: {provenance.source} [{provenance}]")
+        for topic in topics:
+            verdict = topic.judge({"title": entry.title, "summary": entry.summary})
+            mark = "yes" if verdict.matched else "no "
+            print(f"  {mark} {verdict}")
+        print()
+    return EXIT_OK
+
+
+EXPLAIN_EXAMPLE = """\
+examples:
+  aggregator explain "Secretary General in Kyiv"
+  aggregator explain tag:aggregator.localhost,2026:entry:0123456789abcdef0123
+"""
 PARSE_EXAMPLE = """\
 examples:
   aggregator parse seeds/*
@@ -219,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.set_defaults(handler=cmd_run)
+
+    explain = commands.add_parser(
+        "explain",
+        help="show why an entry is or is not in each topic",
+        description="Find stored entries by id, title or a part of the title, and show each "
+        "topic's verdict with the rule, field and words that decided it.",
+        epilog=EXPLAIN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument(
+        "entry", metavar="TITLE-OR-ID", help="an entry id, a title, or words of it"
+    )
+    explain.set_defaults(handler=cmd_explain)
     return parser
 
 

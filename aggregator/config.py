@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.errors import ConfigError
 from aggregator.snapshots.page import Captured
@@ -34,11 +35,17 @@ class FeedSettings:
     author: str
     id_authority: str
     max_entries: int
+    timezone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    path: Path
+    retention_days: int = 0  # 0: keep everything
 
 
 @dataclass(frozen=True, slots=True)
 class FetchSettings:
-    state_file: Path
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
     deadline: float = 30.0
@@ -90,6 +97,7 @@ class TopicConfig:
 class Config:
     path: Path
     feeds: FeedSettings
+    store: StoreSettings
     fetch: FetchSettings
     sources: tuple[SourceConfig, ...]
     topics: tuple[TopicConfig, ...]
@@ -186,8 +194,16 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
             "author",
             "id_authority",
             "max_entries",
+            "timezone",
         )
     )
+    zone_name = table.string("timezone", "Europe/Brussels")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise table.fail(
+            "timezone", f"unknown time zone {zone_name!r} (e.g. 'Europe/Brussels')"
+        ) from error
     base_url = table.string("base_url", "http://127.0.0.1:8080/feeds/")
     site_url = table.string("site_url", "https://www.nato.int/")
     for name, url in (("base_url", base_url), ("site_url", site_url)):
@@ -209,15 +225,24 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
         author=table.string("author", "aggregator"),
         id_authority=authority,
         max_entries=table.integer("max_entries", 100),
+        timezone=zone,
     )
 
 
-def _fetch(root: _Table, base: Path) -> FetchSettings:
+def _store(root: _Table, base: Path) -> StoreSettings:
+    table = root.table("store")
+    table.check_keys(("path", "retention_days"))
+    return StoreSettings(
+        path=base / table.string("path", "state/aggregator.sqlite3"),
+        retention_days=table.integer("retention_days", 0, minimum=0),
+    )
+
+
+def _fetch(root: _Table) -> FetchSettings:
     table = root.table("fetch")
-    defaults = FetchSettings(state_file=Path())
+    defaults = FetchSettings()
     table.check_keys(
         (
-            "state_file",
             "connect_timeout",
             "read_timeout",
             "deadline",
@@ -230,7 +255,6 @@ def _fetch(root: _Table, base: Path) -> FetchSettings:
         )
     )
     return FetchSettings(
-        state_file=base / table.string("state_file", "state/fetch-state.json"),
         connect_timeout=table.number("connect_timeout", defaults.connect_timeout),
         read_timeout=table.number("read_timeout", defaults.read_timeout),
         deadline=table.number("deadline", defaults.deadline),
@@ -375,7 +399,7 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(file, f"not valid TOML: {error}") from error
     root = _Table(file, "", data)
-    root.check_keys(("feeds", "fetch", "sources", "topics"))
+    root.check_keys(("feeds", "store", "fetch", "sources", "topics"))
     base = path.resolve().parent
     sources = tuple(_source(table, base) for table in root.tables("sources"))
     topics = tuple(_topic(table) for table in root.tables("topics"))
@@ -395,7 +419,8 @@ def load_config(path: Path) -> Config:
     return Config(
         path=path,
         feeds=_feeds(root, base),
-        fetch=_fetch(root, base),
+        store=_store(root, base),
+        fetch=_fetch(root),
         sources=sources,
         topics=topics,
     )

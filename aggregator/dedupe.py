@@ -1,76 +1,138 @@
-"""One entry per story: merging the same story read from several sources.
+"""One entry per story: deciding when two items tell the same story, and merging them.
 
-Policy. Two source entries are the same story when their titles are the same
-after normalisation (Unicode NFKC, case folded, curly and straight quotes and
-dashes folded, whitespace collapsed, an announcer prefix such as "Video: "
-removed) and they fall on the same calendar day; an undated entry only matches
-an undated entry of the same title. A false merge (two stories shown as one)
-is worse than a missed one, so nothing looser is matched.
+Policy. Two items are the same story when
+
+* their titles are equal after normalisation: Unicode NFKC, case folded, curly
+  and straight quotes and dashes folded, whitespace collapsed, an announcer
+  prefix such as "Video: " removed; and
+* their dates fall on the same calendar day in the news's time zone (NATO:
+  Europe/Brussels). A day-precision date matches an exact instant on that day.
+  When at least one side is day-precision, a one-day difference still matches:
+  a page that prints only the day may have printed it in another time zone.
+  Two exact instants get no such tolerance: their days are known.
+* An undated item matches only an undated entry of the same title.
+
+A false merge (two stories shown as one) is worse than a missed one (one story
+shown twice), so nothing looser is matched: no fuzzy titles, no wider windows.
 
 Merging keeps the richest fields: the longest summary and HTML content, a link
 when any source has one, the most precise date, every category, and every
-source in the order first seen.
+source. The title and the id stay those the story was first seen with, so a
+feed reader never sees the entry change identity.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import date, datetime, tzinfo
 
 from aggregator.model import Entry, Precision, Published, SourceEntry
 from aggregator.text import title_key
 
 
-def story_key(title: str, published: Published | None) -> tuple[str, date | None]:
-    return title_key(title), None if published is None else published.day
+def local_day(published: Published | None, zone: tzinfo) -> date | None:
+    """The calendar day a date falls on in ``zone``; a day-precision date is its own day."""
+    if published is None:
+        return None
+    if published.instant is None:
+        return published.day
+    return published.instant.astimezone(zone).date()
 
 
-def entry_id(authority: str, key: tuple[str, date | None]) -> str:
-    """A tag: URI (RFC 4151) that names the story for good."""
-    title, day = key
-    digest = hashlib.sha256(f"{title}\n{day or 'undated'}".encode()).hexdigest()[:20]
+def matches(a: Published | None, b: Published | None, zone: tzinfo) -> bool:
+    """Whether two dates allow two equal titles to be one story (see the module's policy)."""
+    if a is None or b is None:
+        return a is None and b is None
+    day_a, day_b = local_day(a, zone), local_day(b, zone)
+    assert day_a is not None and day_b is not None
+    apart = abs((day_a - day_b).days)
+    if apart == 0:
+        return True
+    return apart == 1 and Precision.DAY in (a.precision, b.precision)
+
+
+def entry_id(authority: str, title: str, day: date | None) -> str:
+    """A tag: URI (RFC 4151) for a story, from its first title and day; stored, never recomputed."""
+    digest = hashlib.sha256(f"{title_key(title)}\n{day or 'undated'}".encode()).hexdigest()[:20]
     return f"tag:{authority}:entry:{digest}"
 
 
-def _better_date(a: Published | None, b: Published | None) -> Published | None:
-    if a is None or b is None:
-        return a or b
-    if a.precision is Precision.DAY and b.precision is Precision.INSTANT:
-        return b
-    return a
+def _more_precise(kept: Published | None, new: Published | None) -> Published | None:
+    if kept is None or new is None:
+        return kept or new
+    if kept.precision is Precision.DAY and new.precision is Precision.INSTANT:
+        return new
+    return kept
 
 
-def merge(entries: Iterable[SourceEntry], *, authority: str, now: datetime) -> list[Entry]:
-    """Source entries merged into stories, in the order stories are first seen."""
-    stories: dict[tuple[str, date | None], Entry] = {}
-    for item in entries:
-        key = story_key(item.title, item.published)
-        found = stories.get(key)
+def new_entry(item: SourceEntry, *, authority: str, zone: tzinfo, now: datetime) -> Entry:
+    return Entry(
+        id=entry_id(authority, item.title, local_day(item.published, zone)),
+        title=item.title,
+        published=item.published,
+        summary=item.summary,
+        sources=(item.provenance,),
+        first_seen=now,
+        last_seen=now,
+        link=item.link,
+        author=item.author,
+        categories=item.categories,
+        content_html=item.content_html,
+    )
+
+
+def merge_into(entry: Entry, item: SourceEntry, now: datetime) -> Entry:
+    """``entry`` enriched by another telling of the same story."""
+    sources = entry.sources
+    if not any(p.source == item.provenance.source for p in sources):
+        sources = (*sources, item.provenance)
+    else:
+        sources = tuple(item.provenance if p.source == item.source else p for p in sources)
+    return replace(
+        entry,
+        published=_more_precise(entry.published, item.published),
+        summary=max(entry.summary, item.summary, key=len),
+        sources=sources,
+        last_seen=max(entry.last_seen, now),
+        link=entry.link or item.link,
+        author=entry.author or item.author,
+        categories=tuple(dict.fromkeys(entry.categories + item.categories)),
+        content_html=max(entry.content_html or "", item.content_html or "", key=len) or None,
+    )
+
+
+def choose(candidates: Sequence[Entry], item: SourceEntry, zone: tzinfo) -> Entry | None:
+    """The stored entry (same title key) that ``item`` tells again, if any: the closest day."""
+    fitting = [c for c in candidates if matches(c.published, item.published, zone)]
+    if not fitting:
+        return None
+    day = local_day(item.published, zone)
+
+    def distance(entry: Entry) -> tuple[int, datetime]:
+        other = local_day(entry.published, zone)
+        apart = abs((other - day).days) if other is not None and day is not None else 0
+        return apart, entry.first_seen
+
+    return min(fitting, key=distance)
+
+
+def merge(
+    items: Iterable[SourceEntry], *, authority: str, zone: tzinfo, now: datetime
+) -> list[Entry]:
+    """Items merged into stories in memory, in the order stories are first seen."""
+    by_title: dict[str, list[Entry]] = {}
+    order: list[str] = []
+    stories: dict[str, Entry] = {}
+    for item in items:
+        candidates = [stories[i.id] for i in by_title.get(title_key(item.title), [])]
+        found = choose(candidates, item, zone)
         if found is None:
-            stories[key] = Entry(
-                id=entry_id(authority, key),
-                title=item.title,
-                published=item.published,
-                summary=item.summary,
-                sources=(item.provenance,),
-                first_seen=now,
-                link=item.link,
-                author=item.author,
-                categories=item.categories,
-                content_html=item.content_html,
-            )
-            continue
-        stories[key] = Entry(
-            id=found.id,
-            title=found.title,
-            published=_better_date(found.published, item.published),
-            summary=max(found.summary, item.summary, key=len),
-            sources=(*found.sources, item.provenance),
-            first_seen=found.first_seen,
-            link=found.link or item.link,
-            author=found.author or item.author,
-            categories=tuple(dict.fromkeys(found.categories + item.categories)),
-            content_html=max(found.content_html or "", item.content_html or "", key=len) or None,
-        )
-    return list(stories.values())
+            entry = new_entry(item, authority=authority, zone=zone, now=now)
+            by_title.setdefault(title_key(item.title), []).append(entry)
+            order.append(entry.id)
+        else:
+            entry = merge_into(found, item, now)
+        stories[entry.id] = entry
+    return [stories[i] for i in order]

@@ -2,8 +2,8 @@
 
 Live feeds are fetched concurrently (a bounded number at once) and parsed in
 the sandbox; a source that fails is reported and never stops the others, and
-its last good entries still feed the run, so a story is not lost because its
-source had a bad day.
+the store keeps every entry it gave before, so a story is not lost because
+its source had a bad day.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.live.fetch import Fetcher, FetchError, Limits
 from aggregator.live.sandbox import Sandbox
-from aggregator.live.state import SourceState, StateFile
+from aggregator.live.state import FetchStates, SourceState
 from aggregator.model import SourceEntry
 from aggregator.source import parse_source
 
@@ -32,6 +32,7 @@ class Outcome:
     entries: tuple[SourceEntry, ...]
     error: SourceError | None = None
     note: str | None = None  # "not modified", "waiting until …"
+    not_modified: bool = False
 
 
 def read_file(source: SourceConfig, sandbox: Sandbox | None) -> list[SourceEntry]:
@@ -60,7 +61,7 @@ def read_file(source: SourceConfig, sandbox: Sandbox | None) -> list[SourceEntry
 class Ingest:
     """One pass over the sources of a config."""
 
-    def __init__(self, config: Config, state: StateFile, sandbox: Sandbox, now: datetime) -> None:
+    def __init__(self, config: Config, state: FetchStates, sandbox: Sandbox, now: datetime) -> None:
         self.config = config
         self.state = state
         self.sandbox = sandbox
@@ -107,15 +108,14 @@ class Ingest:
                 source.name,
                 url,
                 f"disabled: the server said HTTP 410 Gone on {state.gone_since:%Y-%m-%d}; "
-                f"remove {source.key} from the config (or its entry from "
-                f"{self.config.fetch.state_file.name} to try again)",
+                f"remove {source.key} from the config",
             )
-            return Outcome(source, state.entries, error)
+            return Outcome(source, (), error)
         if state.retry_not_before is not None and self.now < state.retry_not_before:
             until = state.retry_not_before.isoformat()
             note = f"not fetched: the server asked us to wait until {until}"
             log.info("%s: %s", source.name, note)
-            return Outcome(source, state.entries, note=note)
+            return Outcome(source, (), note=note)
         try:
             fetched = await fetcher.fetch(
                 url, name=source.name, validators=state.validators, now=self.now
@@ -124,7 +124,7 @@ class Ingest:
             self.state.put(key, self._failed(state, error))
             if error.gone:
                 log.error("%s (%s): HTTP 410 Gone; source disabled", source.name, url)
-            return Outcome(source, state.entries, error)
+            return Outcome(source, (), error)
         if fetched.moved_to is not None:
             log.warning(
                 "%s: %s moved permanently to %s; using the new URL (update %s.url in the config)",
@@ -142,7 +142,7 @@ class Ingest:
         )
         if fetched.not_modified:
             self.state.put(key, state)
-            return Outcome(source, state.entries, note="not modified")
+            return Outcome(source, (), note="not modified", not_modified=True)
         try:
             entries = await asyncio.to_thread(
                 parse_source,
@@ -156,8 +156,8 @@ class Ingest:
         except SourceError as error:
             # Keep the old validators: the next run must fetch the body again.
             self.state.put(key, replace(self._failed(self.state.get(key), error), url=state.url))
-            return Outcome(source, self.state.get(key).entries, error)
-        self.state.put(key, replace(state, entries=tuple(entries)))
+            return Outcome(source, (), error)
+        self.state.put(key, state)
         return Outcome(source, tuple(entries))
 
     def _failed(self, state: SourceState, error: SourceError) -> SourceState:

@@ -107,6 +107,7 @@ class Entry:
     summary: str
     sources: tuple[Provenance, ...]
     first_seen: datetime
+    last_seen: datetime
     link: str | None = None
     author: str | None = None
     topics: tuple[str, ...] = ()

@@ -1,137 +1,163 @@
-"""One regeneration: read every source, merge stories, match topics, write the feeds.
+"""One regeneration: read every source, fold it into the store, write the feeds.
 
-The middle (:func:`collect`, :func:`build_feeds`) is pure; reading sources and
-writing files happen only in :func:`ingest` and :func:`run`.
+Reading (:mod:`aggregator.ingest`) and writing files are the edges; what is
+stored is decided by :mod:`aggregator.dedupe`, what goes in which topic by
+:mod:`aggregator.topics`, and how feeds look by :mod:`aggregator.render`, all
+pure. Everything a run read is applied to the store in one transaction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aggregator.config import Config
-from aggregator.dedupe import merge
 from aggregator.errors import SourceError
-from aggregator.ingest import Ingest
+from aggregator.ingest import Ingest, Outcome
 from aggregator.live.sandbox import Sandbox
-from aggregator.live.state import StateFile
-from aggregator.model import Entry, SourceEntry
+from aggregator.live.state import FetchStates
+from aggregator.model import Entry
 from aggregator.output import write_if_changed
-from aggregator.render import FeedSpec, newest_first, render_atom, render_rss
+from aggregator.render import FeedSpec, entry_time, render_feed_files
+from aggregator.site import Site, render_site_files
+from aggregator.store import IngestReport, Store, retention_cutoff
 from aggregator.topics import Topic
 
 log = logging.getLogger("aggregator")
 
+# When a feed has no entries at all, its "updated" must still not come from the clock.
+EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    entries: tuple[Entry, ...]
-    failures: tuple[SourceError, ...]
+    outcomes: tuple[Outcome, ...]
+    report: IngestReport
     written: tuple[Path, ...]
     unchanged: tuple[Path, ...]
 
+    @property
+    def failures(self) -> tuple[SourceError, ...]:
+        return tuple(o.error for o in self.outcomes if o.error is not None)
 
-def collect(
-    items: Sequence[SourceEntry], topics: Sequence[Topic], *, authority: str, now: datetime
-) -> list[Entry]:
-    """Source entries merged into stories, each labelled with its topics."""
-    stories = merge(items, authority=authority, now=now)
+
+def judge(entries: Iterable[Entry], topics: Sequence[Topic]) -> list[Entry]:
+    """Entries labelled with the topics they belong to."""
     return [
         dataclasses.replace(
-            story,
+            entry,
             topics=tuple(
-                topic.slug
-                for topic in topics
-                if topic.matches({"title": story.title, "summary": story.summary})
+                t.slug
+                for t in topics
+                if t.matches({"title": entry.title, "summary": entry.summary})
             ),
         )
-        for story in stories
+        for entry in entries
     ]
 
 
-def build_feeds(
-    config: Config, topics: Sequence[Topic], entries: Sequence[Entry], now: datetime
-) -> dict[str, bytes]:
-    """File name → bytes for ``all`` and every topic, in RSS 2.0 and Atom 1.0."""
+def topics_fingerprint(config: Config) -> str:
+    """Changes whenever the topic rules change, so that stored verdicts are redone."""
+    text = json.dumps([dataclasses.asdict(t) for t in config.topics], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def feed_specs(config: Config) -> list[tuple[FeedSpec, str | None]]:
+    """Every feed to write: ``all``, then one per topic (with its slug to select by)."""
     settings = config.feeds
-    ordered = newest_first(entries)
-    feeds: list[tuple[FeedSpec, list[Entry]]] = [
-        (
-            FeedSpec(
-                "all",
-                settings.title,
-                settings.description,
-                settings.base_url,
-                settings.site_url,
-                settings.author,
-                settings.id_authority,
-            ),
-            ordered,
-        )
+    common = {
+        "base_url": settings.base_url,
+        "site_url": settings.site_url,
+        "author": settings.author,
+        "id_authority": settings.id_authority,
+    }
+    specs: list[tuple[FeedSpec, str | None]] = [
+        (FeedSpec("all", settings.title, settings.description, **common), None)
     ]
-    for topic in topics:
-        spec = FeedSpec(
-            topic.slug,
-            f"{settings.title}: {topic.title}",
-            topic.description,
-            settings.base_url,
-            settings.site_url,
-            settings.author,
-            settings.id_authority,
-        )
-        feeds.append((spec, [e for e in ordered if topic.slug in e.topics]))
+    for topic in config.topics:
+        title = f"{settings.title}: {topic.title}"
+        specs.append((FeedSpec(topic.slug, title, topic.description, **common), topic.slug))
+    return specs
+
+
+def build_files(config: Config, store: Store) -> dict[str, bytes]:
+    """File name → bytes for every feed, the OPML list and the index page."""
+    limit = config.feeds.max_entries
+    newest = store.newest(1)
+    fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
     files: dict[str, bytes] = {}
-    for spec, chosen in feeds:
-        chosen = chosen[: settings.max_entries]
-        files[f"{spec.slug}.rss"] = render_rss(spec, chosen, now)
-        files[f"{spec.slug}.atom"] = render_atom(spec, chosen, now)
+    latest: dict[str, list[Entry]] = {}
+    for spec, topic in feed_specs(config):
+        entries = store.newest(limit, topic)
+        latest[spec.slug] = entries
+        files.update(render_feed_files(spec, entries, fallback))
+    site = Site(config.feeds.title, config.feeds.description, config.feeds.base_url)
+    files.update(render_site_files(site, [spec for spec, _ in feed_specs(config)], latest))
     return files
 
 
-def ingest(config: Config, now: datetime) -> tuple[list[SourceEntry], list[SourceError]]:
-    """Every source's entries; a source that fails is reported and the rest go on."""
-    state = StateFile(config.fetch.state_file)
-    sandbox = Sandbox(
-        workers=min(2, os.cpu_count() or 1),
-        timeout=config.fetch.parse_timeout,
-        memory=config.fetch.parse_memory_mb << 20,
-    )
-    with sandbox:
-        outcomes = Ingest(config, state, sandbox, now).run()
-    state.save()
-    items: list[SourceEntry] = []
-    failures: list[SourceError] = []
-    for outcome in outcomes:
-        items.extend(outcome.entries)
-        if outcome.error is not None:
-            log.error("%s", outcome.error)
-            failures.append(outcome.error)
+def apply(
+    config: Config, store: Store, states: FetchStates, outcomes: Sequence[Outcome], now: datetime
+) -> IngestReport:
+    """Fold one run's outcomes into the store, in one transaction."""
+    topics = [Topic.from_config(t) for t in config.topics]
+    items = [item for outcome in outcomes for item in outcome.entries]
+    fingerprint = topics_fingerprint(config)
+    with store.transaction():
+        states.save()
+        report, touched = store.add(
+            items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
+        )
+        for outcome in outcomes:
+            if outcome.not_modified:
+                store.touch_source(outcome.source.name, now)
+        if store.meta("topics") != fingerprint:
+            for batch in store.all_entries():
+                store.set_topics(judge(batch, topics))
+            store.set_meta("topics", fingerprint)
         else:
-            extra = f" ({outcome.note})" if outcome.note else ""
-            log.info("%s: %d entries%s", outcome.source.name, len(outcome.entries), extra)
-    return items, failures
+            store.set_topics(judge(touched, topics))
+        cutoff = retention_cutoff(now, config.store.retention_days)
+        if cutoff is not None and (forgotten := store.prune(cutoff)):
+            log.info("forgot %d entries unseen since %s", forgotten, cutoff.date())
+    return report
 
 
 def run(config: Config, now: datetime) -> RunResult:
     """Regenerate every feed from every source."""
-    items, failures = ingest(config, now)
-    topics = [Topic.from_config(topic) for topic in config.topics]
-    entries = collect(items, topics, authority=config.feeds.id_authority, now=now)
-    written: list[Path] = []
-    unchanged: list[Path] = []
-    for name, data in build_feeds(config, topics, entries, now).items():
-        path = config.feeds.directory / name
-        (written if write_if_changed(path, data) else unchanged).append(path)
+    with Store(config.store.path) as store:
+        states = FetchStates(store)
+        sandbox = Sandbox(
+            workers=min(2, os.cpu_count() or 1),
+            timeout=config.fetch.parse_timeout,
+            memory=config.fetch.parse_memory_mb << 20,
+        )
+        with sandbox:
+            outcomes = Ingest(config, states, sandbox, now).run()
+        for outcome in outcomes:
+            if outcome.error is not None:
+                log.error("%s", outcome.error)
+            else:
+                extra = f" ({outcome.note})" if outcome.note else ""
+                log.info("%s: %d entries%s", outcome.source.name, len(outcome.entries), extra)
+        report = apply(config, store, states, outcomes, now)
+        written: list[Path] = []
+        unchanged: list[Path] = []
+        for name, data in build_files(config, store).items():
+            path = config.feeds.directory / name
+            (written if write_if_changed(path, data) else unchanged).append(path)
     log.info(
-        "%d entries from %d sources; %d feeds written, %d unchanged",
-        len(entries),
-        len(config.sources) - len(failures),
+        "%d new and %d updated entries; %d files written, %d unchanged",
+        report.new,
+        report.updated,
         len(written),
         len(unchanged),
     )
-    return RunResult(tuple(entries), tuple(failures), tuple(written), tuple(unchanged))
+    return RunResult(tuple(outcomes), report, tuple(written), tuple(unchanged))

@@ -1,4 +1,6 @@
-"""Entries to feed documents with feedgen: RSS 2.0 and Atom 1.0. Pure: no I/O, no clock.
+"""Entries to feed documents: RSS 2.0 and Atom 1.0 (with feedgen), JSON Feed 1.1.
+
+Pure: no I/O, no clock.
 
 Conventions, chosen once and kept:
 
@@ -9,11 +11,15 @@ Conventions, chosen once and kept:
   aggregator first saw it. Undated entries come after dated ones.
 * A feed's own ``lastBuildDate`` / ``updated`` is that of its newest entry, so a
   regeneration with nothing new produces the same bytes.
+* Every entry's id (RSS ``guid``, ``isPermaLink="false"``) is its stable ``tag:`` URI.
+* An entry's primary source is the first source it was read from; it is named in
+  ``<source>`` / ``atom:source`` when that source has a URL (RSS requires one).
 """
 
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -106,6 +112,9 @@ def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> 
         for category in entry.categories:
             if category not in entry.topics:
                 item.category(term=category)
+        primary = entry.sources[0] if entry.sources else None
+        if primary is not None and primary.location.startswith(("http://", "https://")):
+            item.source(url=primary.location, title=primary.source)
         item.updated(entry_time(entry))
         if entry.published is not None:
             item.published(shown_time(entry.published))
@@ -122,3 +131,56 @@ def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
     feed = _generator(spec, entries, fallback)
     feed.link(href=spec.url("atom"), rel="self", type="application/atom+xml")
     return bytes(feed.atom_str(pretty=True))
+
+
+def _json_date(published: Published | None) -> str | None:
+    return None if published is None else shown_time(published).isoformat()
+
+
+def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1)."""
+    items = []
+    for entry in entries:
+        item: dict[str, object] = {"id": entry.id}
+        if entry.link:
+            item["url"] = entry.link
+        item["title"] = entry.title
+        if entry.content_html:
+            item["content_html"] = entry.content_html
+        else:
+            item["content_text"] = entry.summary or entry.title
+        if entry.summary:
+            item["summary"] = entry.summary
+        if entry.published is not None:
+            item["date_published"] = _json_date(entry.published)
+        else:
+            item["date_modified"] = entry.first_seen.isoformat()
+        if entry.author:
+            item["authors"] = [{"name": entry.author}]
+        tags = list(dict.fromkeys(entry.topics + entry.categories))
+        if tags:
+            item["tags"] = tags
+        items.append(item)
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": spec.title,
+        "home_page_url": spec.site_url,
+        "feed_url": spec.url("json"),
+        "description": spec.description,
+        "language": "en",
+        "authors": [{"name": spec.author}],
+        "items": items,
+    }
+    del fallback  # JSON Feed has no feed-level date
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def render_feed_files(
+    spec: FeedSpec, entries: Sequence[Entry], fallback: datetime
+) -> dict[str, bytes]:
+    """``<slug>.rss``, ``<slug>.atom`` and ``<slug>.json`` for one feed."""
+    return {
+        f"{spec.slug}.rss": render_rss(spec, entries, fallback),
+        f"{spec.slug}.atom": render_atom(spec, entries, fallback),
+        f"{spec.slug}.json": render_json(spec, entries, fallback),
+    }

@@ -102,9 +102,12 @@ def test_run_writes_valid_feeds(project: Path) -> None:
     feeds = project / "feeds"
     names = sorted(p.name for p in feeds.iterdir())
     assert names == sorted(
-        f"{slug}.{ext}"
-        for slug in ("all", "ukraine", "deterrence", "eu-cooperation")
-        for ext in ("rss", "atom")
+        [
+            f"{slug}.{ext}"
+            for slug in ("all", "ukraine", "deterrence", "eu-cooperation")
+            for ext in ("rss", "atom", "json")
+        ]
+        + ["index.html", "topics.opml"]
     )
     for slug in ("all", "ukraine", "deterrence", "eu-cooperation"):
         rss, atom = read_feed(feeds / f"{slug}.rss"), read_feed(feeds / f"{slug}.atom")

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
-from aggregator.dedupe import merge
-from aggregator.model import Precision, Provenance, Published, SourceEntry
+import pytest
+
+from aggregator.dedupe import matches
+from aggregator.dedupe import merge as merge_in
+from aggregator.model import Entry, Precision, Provenance, Published, SourceEntry
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+BRUSSELS = ZoneInfo("Europe/Brussels")
+
+
+def merge(items: list[SourceEntry], *, authority: str, now: datetime) -> list[Entry]:
+    return merge_in(items, authority=authority, zone=BRUSSELS, now=now)
 
 
 def item(
@@ -75,3 +84,56 @@ def test_id_does_not_depend_on_source_or_run() -> None:
     )
     assert first[0].id == later[0].id
     assert first[0].id.startswith("tag:x,2026:entry:")
+
+
+def day(y: int, m: int, d: int) -> Published:
+    return Published.on_day(date(y, m, d))
+
+
+def at(text: str) -> Published:
+    return Published.at(datetime.fromisoformat(text))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        pytest.param(day(2023, 10, 12), day(2023, 10, 12), True, id="same day"),
+        pytest.param(
+            day(2023, 10, 12), at("2023-10-12T09:00:00+02:00"), True, id="day and instant"
+        ),
+        pytest.param(
+            day(2023, 10, 12),
+            at("2023-10-11T23:30:00+00:00"),
+            True,
+            id="instant is that day in Brussels",
+        ),
+        pytest.param(day(2023, 10, 12), day(2023, 10, 13), True, id="one day apart, day precision"),
+        pytest.param(day(2023, 10, 12), day(2023, 10, 14), False, id="two days apart"),
+        pytest.param(
+            at("2023-10-12T09:00:00+02:00"),
+            at("2023-10-13T09:00:00+02:00"),
+            False,
+            id="two instants a day apart",
+        ),
+        pytest.param(
+            at("2023-10-12T23:30:00+02:00"),
+            at("2023-10-12T21:40:00+00:00"),
+            True,
+            id="instants same Brussels day",
+        ),
+        pytest.param(None, None, True, id="both undated"),
+        pytest.param(None, day(2023, 10, 12), False, id="undated and dated"),
+    ],
+)
+def test_when_dates_allow_a_match(a: Published | None, b: Published | None, same: bool) -> None:
+    assert matches(a, b, BRUSSELS) is same
+    assert matches(b, a, BRUSSELS) is same
+
+
+def test_day_of_an_instant_is_taken_in_the_news_time_zone() -> None:
+    late = SourceEntry(
+        "Board meets", at("2023-12-12T23:30:00+00:00"), "", Provenance("feed", "https://e.org/f")
+    )
+    [story] = merge([item("Board meets", date(2023, 12, 13)), late], authority="x,2026", now=NOW)
+    assert story.published == late.published
+    assert len(story.sources) == 2

@@ -16,11 +16,38 @@ import pytest
 
 from aggregator.errors import SourceError
 from aggregator.live.sandbox import Sandbox
-from aggregator.live.state import entry_to_json
+from aggregator.model import Published, SourceEntry
 from aggregator.source import parse_source
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 DOCUMENTS = sorted(p for p in FEEDS.iterdir() if p.suffix in (".xml", ".rdf", ".html", ".atom"))
+
+
+def _date(value: Published | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if value.instant is not None:
+        return {"instant": value.instant.isoformat()}
+    return {"day": value.day.isoformat()}
+
+
+def entry_to_json(entry: SourceEntry) -> dict[str, Any]:
+    return {
+        "title": entry.title,
+        "published": _date(entry.published),
+        "summary": entry.summary,
+        "link": entry.link,
+        "author": entry.author,
+        "guid": entry.guid,
+        "updated": _date(entry.updated),
+        "categories": list(entry.categories),
+        "content_html": entry.content_html,
+        "provenance": {
+            "source": entry.provenance.source,
+            "location": entry.provenance.location,
+            "line": entry.provenance.line,
+        },
+    }
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ from aggregator.config import load_config
 from aggregator.ingest import Ingest, Outcome
 from aggregator.live.feedparse import FeedDocument
 from aggregator.live.sandbox import Sandbox
-from aggregator.live.state import StateFile
+from aggregator.live.state import FetchStates
+from aggregator.pipeline import apply
+from aggregator.store import Store
 from tests.feedserver import Server
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -46,10 +48,16 @@ def ingest(
     config_path = tmp_path / "config.toml"
     config_path.write_text(f"[fetch]\ndeadline = 2\nread_timeout = 1\n\n{sources}", "utf-8")
     config = load_config(config_path)
-    state = StateFile(config.fetch.state_file)
-    outcomes = Ingest(config, state, sandbox, now).run()
-    state.save()
+    with Store(config.store.path) as store:
+        states = FetchStates(store)
+        outcomes = Ingest(config, states, sandbox, now).run()
+        apply(config, store, states, outcomes, now)
     return {o.source.name: o for o in outcomes}
+
+
+def stored_titles(tmp_path: Path) -> set[str]:
+    with Store(tmp_path / "state" / "aggregator.sqlite3") as store:
+        return {e.title for e in store.newest(1000)}
 
 
 def test_second_run_gets_304_and_parses_nothing(
@@ -62,8 +70,9 @@ def test_second_run_gets_304_and_parses_nothing(
     assert len(sandbox.parsed) == 1
     second = ingest(tmp_path, urls, sandbox)["nato"]
     assert second.note == "not modified"
-    assert second.entries == first.entries
+    assert second.entries == ()
     assert len(sandbox.parsed) == 1
+    assert stored_titles(tmp_path) == {e.title for e in first.entries}
     assert feedserver.log[-1][2] is not None  # If-None-Match was sent
 
 
@@ -124,8 +133,9 @@ def test_a_broken_source_keeps_its_last_entries_and_spares_the_others(
     finally:
         del feedserver.overrides["changing.xml"]
     assert second["changing"].error is not None
-    assert second["changing"].entries == first["changing"].entries
-    assert second["good"].error is None and len(second["good"].entries) == 1
+    assert second["good"].error is None and second["good"].not_modified
+    # The store still holds what the broken source gave before.
+    assert {e.title for e in first["changing"].entries} <= stored_titles(tmp_path)
 
 
 def test_a_slow_source_does_not_hold_up_the_others(

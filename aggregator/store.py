@@ -1,0 +1,392 @@
+"""The lasting store: every story ever seen, where it came from, and each feed's fetch state.
+
+SQLite in WAL mode, so a cron run and a running server can share it: readers
+never wait for a writer, and writers wait (up to ``timeout``) for each other.
+Each run applies what it read in one transaction, so a run that dies half way
+leaves the store as it was before that run. The schema is versioned
+(``PRAGMA user_version``); :data:`MIGRATIONS` brings an older file up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from aggregator.dedupe import choose, local_day, merge_into, new_entry
+from aggregator.errors import AggregatorError
+from aggregator.model import Entry, Provenance, Published, SourceEntry
+from aggregator.text import title_key
+
+# Each step takes the schema from version N to N+1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE entries (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        title_key TEXT NOT NULL,
+        published TEXT,               -- ISO 8601: a day, or an instant with offset
+        summary TEXT NOT NULL,
+        content_html TEXT,
+        link TEXT,
+        author TEXT,
+        categories TEXT NOT NULL,     -- JSON array
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        sort_key TEXT NOT NULL        -- newest first, undated entries after dated ones
+    );
+    CREATE INDEX entries_by_title ON entries (title_key);
+    CREATE INDEX entries_by_age ON entries (sort_key DESC, id);
+    CREATE TABLE sightings (          -- every source an entry was read from
+        entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        location TEXT NOT NULL,
+        line INTEGER,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (entry_id, source)
+    );
+    CREATE INDEX sightings_by_source ON sightings (source);
+    CREATE TABLE entry_topics (
+        topic TEXT NOT NULL,
+        entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+        sort_key TEXT NOT NULL,
+        PRIMARY KEY (topic, entry_id)
+    );
+    CREATE INDEX entry_topics_by_age ON entry_topics (topic, sort_key DESC, entry_id);
+    CREATE TABLE fetch_state (
+        source_key TEXT PRIMARY KEY,
+        data TEXT NOT NULL            -- JSON
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+
+
+class StoreError(AggregatorError):
+    """The store file cannot be opened, or is from a newer version."""
+
+
+def sort_key(published: Published | None, first_seen: datetime) -> str:
+    """Dated entries by the instant feeds show (UTC ISO), undated ones after all of them."""
+    if published is None:
+        return "0 " + first_seen.astimezone(UTC).isoformat()
+    from aggregator.render import shown_time
+
+    return shown_time(published).astimezone(UTC).isoformat()
+
+
+def _published(text: str | None) -> Published | None:
+    if text is None:
+        return None
+    if len(text) == 10:
+        return Published.on_day(date.fromisoformat(text))
+    return Published.at(datetime.fromisoformat(text))
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class Store:
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: cannot open the store: {error}") from error
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing; writers queue behind each other (BEGIN IMMEDIATE)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this aggregator "
+                f"understands ({len(MIGRATIONS)}); upgrade the aggregator"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            with self.transaction() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- meta and fetch state ------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def fetch_state(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT data FROM fetch_state WHERE source_key = ?", (key,)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def set_fetch_state(self, key: str, data: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO fetch_state (source_key, data) VALUES (?, ?)",
+            (key, json.dumps(data, ensure_ascii=False, sort_keys=True)),
+        )
+
+    # -- entries --------------------------------------------------------------------------
+
+    def _entries(self, rows: Iterable[sqlite3.Row]) -> list[Entry]:
+        rows = list(rows)
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        sources: dict[str, list[Provenance]] = {i: [] for i in ids}
+        topics: dict[str, list[str]] = {i: [] for i in ids}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.db.execute(
+                f"SELECT entry_id, source, location, line FROM sightings "
+                f"WHERE entry_id IN ({marks}) ORDER BY first_seen, rowid",
+                part,
+            ):
+                sources[row[0]].append(Provenance(row[1], row[2], row[3]))
+            for row in self.db.execute(
+                f"SELECT entry_id, topic FROM entry_topics WHERE entry_id IN ({marks}) "
+                "ORDER BY topic",
+                part,
+            ):
+                topics[row[0]].append(row[1])
+        return [
+            Entry(
+                id=row["id"],
+                title=row["title"],
+                published=_published(row["published"]),
+                summary=row["summary"],
+                sources=tuple(sources[row["id"]]),
+                first_seen=datetime.fromisoformat(row["first_seen"]),
+                last_seen=datetime.fromisoformat(row["last_seen"]),
+                link=row["link"],
+                author=row["author"],
+                topics=tuple(topics[row["id"]]),
+                categories=tuple(json.loads(row["categories"])),
+                content_html=row["content_html"],
+            )
+            for row in rows
+        ]
+
+    def _write(self, entry: Entry, *, insert: bool) -> None:
+        values = (
+            entry.title,
+            title_key(entry.title),
+            None if entry.published is None else entry.published.isoformat(),
+            entry.summary,
+            entry.content_html,
+            entry.link,
+            entry.author,
+            json.dumps(list(entry.categories), ensure_ascii=False),
+            entry.first_seen.isoformat(),
+            entry.last_seen.isoformat(),
+            sort_key(entry.published, entry.first_seen),
+            entry.id,
+        )
+        if insert:
+            self.db.execute(
+                "INSERT INTO entries (title, title_key, published, summary, content_html, link, "
+                "author, categories, first_seen, last_seen, sort_key, id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        else:
+            self.db.execute(
+                "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
+                "content_html = ?, link = ?, author = ?, categories = ?, first_seen = ?, "
+                "last_seen = ?, sort_key = ? WHERE id = ?",
+                values,
+            )
+            self.db.execute(
+                "UPDATE entry_topics SET sort_key = ? WHERE entry_id = ?", (values[10], entry.id)
+            )
+
+    def _sighting(self, entry_id: str, provenance: Provenance, now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO sightings (entry_id, source, location, line, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id, source) DO UPDATE SET "
+            "location = excluded.location, line = excluded.line, last_seen = excluded.last_seen",
+            (
+                entry_id,
+                provenance.source,
+                provenance.location,
+                provenance.line,
+                now.isoformat(),
+                now.isoformat(),
+            ),
+        )
+
+    def add(
+        self, items: Sequence[SourceEntry], *, authority: str, zone: tzinfo, now: datetime
+    ) -> tuple[IngestReport, list[Entry]]:
+        """Merge items into the stored stories (call inside :meth:`transaction`).
+
+        Returns counts, and the entries that are new or whose text changed (their
+        topics need judging).
+        """
+        new = updated = unchanged = 0
+        touched: dict[str, Entry] = {}
+        for item in items:
+            candidates = self._entries(
+                self.db.execute(
+                    "SELECT * FROM entries WHERE title_key = ?", (title_key(item.title),)
+                )
+            )
+            found = choose(candidates, item, zone)
+            if found is None:
+                entry = new_entry(item, authority=authority, zone=zone, now=now)
+                clash = self._entries(
+                    self.db.execute("SELECT * FROM entries WHERE id = ?", (entry.id,))
+                )
+                if clash:  # same title and day already stored under this id: the same story
+                    found = clash[0]
+            if found is None:
+                self._write(entry, insert=True)
+                new += 1
+                touched[entry.id] = entry
+            else:
+                entry = merge_into(found, item, now)
+                if replace(entry, last_seen=found.last_seen, sources=found.sources) != found:
+                    updated += 1
+                    touched[entry.id] = entry
+                else:
+                    unchanged += 1
+                self._write(entry, insert=False)
+            self._sighting(entry.id, item.provenance, now)
+        return IngestReport(new, updated, unchanged), list(touched.values())
+
+    def touch_source(self, source: str, now: datetime) -> None:
+        """A source answered "not modified": its entries are still current."""
+        stamp = now.isoformat()
+        self.db.execute("UPDATE sightings SET last_seen = ? WHERE source = ?", (stamp, source))
+        self.db.execute(
+            "UPDATE entries SET last_seen = ? "
+            "WHERE id IN (SELECT entry_id FROM sightings WHERE source = ?)",
+            (stamp, source),
+        )
+
+    def set_topics(self, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            self.db.execute("DELETE FROM entry_topics WHERE entry_id = ?", (entry.id,))
+            key = sort_key(entry.published, entry.first_seen)
+            self.db.executemany(
+                "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
+                [(topic, entry.id, key) for topic in entry.topics],
+            )
+
+    def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]:
+        """Every stored entry, a batch at a time (for re-judging topics)."""
+        last = ""
+        while True:
+            rows = self.db.execute(
+                "SELECT * FROM entries WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            yield self._entries(rows)
+            last = rows[-1]["id"]
+
+    def newest(self, limit: int, topic: str | None = None) -> list[Entry]:
+        """The newest entries, of one topic or of all; dated before undated."""
+        if topic is None:
+            rows = self.db.execute(
+                "SELECT * FROM entries ORDER BY sort_key DESC, id LIMIT ?", (limit,)
+            )
+        else:
+            rows = self.db.execute(
+                "SELECT entries.* FROM entry_topics "
+                "JOIN entries ON entries.id = entry_topics.entry_id "
+                "WHERE entry_topics.topic = ? "
+                "ORDER BY entry_topics.sort_key DESC, entries.id LIMIT ?",
+                (topic, limit),
+            )
+        return self._entries(rows)
+
+    def find(self, text: str, limit: int = 20) -> list[Entry]:
+        """Entries by id, by title, or by a part of their title."""
+        rows = self.db.execute("SELECT * FROM entries WHERE id = ?", (text,)).fetchall()
+        if not rows:
+            rows = self.db.execute(
+                "SELECT * FROM entries WHERE title_key = ? ORDER BY sort_key DESC LIMIT ?",
+                (title_key(text), limit),
+            ).fetchall()
+        if not rows:
+            pattern = (
+                "%"
+                + title_key(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
+            rows = self.db.execute(
+                "SELECT * FROM entries WHERE title_key LIKE ? ESCAPE '\\' "
+                "ORDER BY sort_key DESC LIMIT ?",
+                (pattern, limit),
+            ).fetchall()
+        return self._entries(rows)
+
+    def prune(self, older_than: datetime) -> int:
+        """Forget entries no source has shown since ``older_than``."""
+        cursor = self.db.execute(
+            "DELETE FROM entries WHERE last_seen < ?", (older_than.isoformat(),)
+        )
+        return cursor.rowcount
+
+    def counts(self) -> dict[str, int]:
+        total = self.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        by_topic = dict(
+            self.db.execute("SELECT topic, COUNT(*) FROM entry_topics GROUP BY topic").fetchall()
+        )
+        return {"all": int(total), **{str(k): int(v) for k, v in by_topic.items()}}
+
+
+def retention_cutoff(now: datetime, days: int) -> datetime | None:
+    return None if days <= 0 else now - timedelta(days=days)
+
+
+def day_of(entry: Entry, zone: tzinfo) -> date | None:
+    return local_day(entry.published, zone)
