@@ -29,6 +29,11 @@ from feedgen.feed import FeedGenerator
 from aggregator.model import Entry, Published
 
 NOON_UTC = time(12, 0, tzinfo=UTC)
+FEED_TYPES = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
 GENERATOR = "aggregator"
 
 
@@ -72,13 +77,18 @@ def feed_updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
     return max((entry_time(e) for e in entries), default=fallback)
 
 
-def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> FeedGenerator:
+def _generator(
+    spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, extension: str
+) -> FeedGenerator:
     from aggregator import __version__
 
     feed = FeedGenerator()
     feed.id(f"tag:{spec.id_authority}:feed:{spec.slug}")
     feed.title(spec.title)
     feed.description(spec.description)
+    # The self link first: feedgen makes the last link added the RSS channel <link>,
+    # which must point at the site, not at the feed.
+    feed.link(href=spec.url(extension), rel="self", type=FEED_TYPES[extension])
     feed.link(href=spec.site_url, rel="alternate")
     feed.author({"name": spec.author})
     feed.language("en")
@@ -122,15 +132,11 @@ def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> 
 
 
 def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
-    feed = _generator(spec, entries, fallback)
-    feed.link(href=spec.url("rss"), rel="self", type="application/rss+xml")
-    return bytes(feed.rss_str(pretty=True))
+    return bytes(_generator(spec, entries, fallback, "rss").rss_str(pretty=True))
 
 
 def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
-    feed = _generator(spec, entries, fallback)
-    feed.link(href=spec.url("atom"), rel="self", type="application/atom+xml")
-    return bytes(feed.atom_str(pretty=True))
+    return bytes(_generator(spec, entries, fallback, "atom").atom_str(pretty=True))
 
 
 def _json_date(published: Published | None) -> str | None:

@@ -11,14 +11,9 @@ from html import escape
 from xml.sax.saxutils import quoteattr
 
 from aggregator.model import Entry
-from aggregator.render import FeedSpec
+from aggregator.render import FEED_TYPES, FeedSpec
 
 LATEST_ON_INDEX = 5
-TYPES = {
-    "rss": "application/rss+xml",
-    "atom": "application/atom+xml",
-    "json": "application/feed+json",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +60,7 @@ def render_index(
         f"<title>{escape(site.title)}</title>",
     ]
     for spec in specs:
-        for kind, mime in TYPES.items():
+        for kind, mime in FEED_TYPES.items():
             label = escape(f"{spec.title} ({kind.upper()})")
             href = escape(spec.url(kind))
             head.append(f'<link rel="alternate" type="{mime}" title="{label}" href="{href}">')
@@ -83,7 +78,7 @@ def render_index(
     for spec in specs:
         links = " · ".join(
             f'<a href="{escape(spec.url(kind))}" type="{mime}">{kind.upper()}</a>'
-            for kind, mime in TYPES.items()
+            for kind, mime in FEED_TYPES.items()
         )
         body += [
             f'<section id="{escape(spec.slug)}">',
