@@ -3,7 +3,7 @@
 Routes (see ``Handler.do_GET``):
 
 * ``/feeds/<file>``: a file from tests/data/feeds, with ETag and Last-Modified, answering
-  conditional requests with 304;
+  conditional requests with 304; ``/lastmod/<file>``: the same with Last-Modified only;
 * ``/gzip/<file>``, ``/deflate/<file>``, ``/raw-deflate/<file>``: the same, compressed;
 * ``/redirect/<n>/<file>``: <n> permanent redirects, then the file; ``/temporary/<file>``
   a 302 to it; ``/loop/a`` and ``/loop/b`` redirect to each other; ``/to-file`` to file:;
@@ -75,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _file(self, name: str, encoding: str | None = None) -> None:
+    def _file(self, name: str, encoding: str | None = None, etag_too: bool = True) -> None:
         body = self.server.overrides.get(name)
         if body is None:
             path = FEEDS / name
@@ -84,12 +84,18 @@ class Handler(BaseHTTPRequestHandler):
                 return
             body = path.read_bytes()
         etag = f'"{zlib.crc32(body):08x}"'
-        if self.headers.get("If-None-Match") == etag:
-            self._send(304, headers={"ETag": etag, "Last-Modified": LAST_MODIFIED})
+        validators = (
+            {"ETag": etag, "Last-Modified": LAST_MODIFIED}
+            if etag_too
+            else {"Last-Modified": LAST_MODIFIED}
+        )
+        if (etag_too and self.headers.get("If-None-Match") == etag) or (
+            not etag_too and self.headers.get("If-Modified-Since") == LAST_MODIFIED
+        ):
+            self._send(304, headers=validators)
             return
         headers = {
-            "ETag": etag,
-            "Last-Modified": LAST_MODIFIED,
+            **validators,
             "Content-Type": "text/html" if name.endswith(".html") else "application/rss+xml",
         }
         if encoding == "gzip":
@@ -105,11 +111,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path
-        self.server.log.append(("GET", path, self.headers.get("If-None-Match")))
+        self.server.log.append(
+            (
+                "GET",
+                path,
+                self.headers.get("If-None-Match") or self.headers.get("If-Modified-Since"),
+            )
+        )
         parts = path.strip("/").split("/")
         head = parts[0]
         if head == "feeds":
             self._file("/".join(parts[1:]))
+        elif head == "lastmod":
+            self._file("/".join(parts[1:]), etag_too=False)
         elif head in ("gzip", "deflate", "raw-deflate"):
             self._file("/".join(parts[1:]), encoding=head)
         elif head == "redirect":

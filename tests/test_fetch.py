@@ -49,6 +49,12 @@ def test_conditional_get_answers_304_without_body(feedserver: Server) -> None:
     assert feedserver.log[-1] == ("GET", "/feeds/atom10.xml", first.validators.etag)
 
 
+def test_conditional_get_by_last_modified_alone(feedserver: Server) -> None:
+    first = fetch(f"{feedserver.base}/lastmod/rss10.rdf")
+    assert first.validators.etag is None and first.validators.last_modified
+    assert fetch(f"{feedserver.base}/lastmod/rss10.rdf", first.validators).not_modified
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
 def test_compressed_bodies_are_decoded(feedserver: Server, encoding: str) -> None:
     got = fetch(f"{feedserver.base}/{encoding}/rss20.xml")

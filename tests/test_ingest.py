@@ -148,3 +148,29 @@ def test_a_slow_source_does_not_hold_up_the_others(
     assert time.monotonic() - started < 4  # one 2 s deadline, not three in a row
     assert outcomes["fast"].error is None
     assert all(str(outcomes[f"slow {i}"].error).endswith("timeout after 2 s") for i in range(3))
+
+
+DOCUMENTS = sorted(
+    p.name
+    for p in (Path(__file__).parent / "data" / "feeds").iterdir()
+    if p.suffix in (".xml", ".rdf")
+)
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_every_fixture_feed_over_http(
+    tmp_path: Path, feedserver: Server, sandbox: Sandbox, name: str
+) -> None:
+    """RSS 0.91/1.0/2.0, Atom 0.3/1.0, the entity bomb, XXE and script-laden content,
+    fetched gzip-compressed from the local server and read into the store."""
+    import json
+
+    outcome = ingest(tmp_path, {"feed": f"{feedserver.base}/gzip/{name}"}, sandbox)["feed"]
+    assert outcome.error is None
+    expected = json.loads(
+        (Path(__file__).parent / "data" / "feeds" / name)
+        .with_suffix(".expected.json")
+        .read_text("utf-8")
+    )
+    assert [e.title for e in outcome.entries] == [e["title"] for e in expected]
+    assert stored_titles(tmp_path) == {e["title"] for e in expected}
