@@ -4,7 +4,8 @@ Exit codes (also in the README):
 
 * 0: all good;
 * 1: some sources failed (the feeds were still written from the others);
-* 2: bad configuration or usage; nothing was done.
+* 2: bad configuration or usage; nothing was done;
+* 3: another run (or the server) held the write lock too long; nothing was done.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.config import SourceConfig
 from aggregator.errors import AggregatorError, ConfigError, SourceError
+from aggregator.lock import LockTimeout
 from aggregator.model import SourceEntry
 from aggregator.snapshots import LAYOUTS
 from aggregator.snapshots.page import Captured
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_SOURCES_FAILED = 1
 EXIT_USAGE = 2
+EXIT_BUSY = 3
 DEFAULT_CONFIG = "config.toml"
 
 log = logging.getLogger("aggregator")
@@ -193,7 +196,7 @@ examples:
   aggregator --config /etc/aggregator/config.toml run -v
 
 exit codes: 0 all good; 1 some sources failed (feeds written from the rest);
-2 bad configuration or usage
+2 bad configuration or usage; 3 another run held the lock too long
 """
 
 
@@ -280,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         log.error("%s", error)
         return EXIT_USAGE
+    except LockTimeout as error:
+        log.error("%s", error)
+        return EXIT_BUSY
     except AggregatorError as error:
         log.error("%s", error)
         return EXIT_SOURCES_FAILED

@@ -42,6 +42,27 @@ class FeedSettings:
 class StoreSettings:
     path: Path
     retention_days: int = 0  # 0: keep everything
+    lock_timeout: float = 300.0  # seconds a run waits for another to finish
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """How ``aggregator serve`` schedules each source."""
+
+    interval_minutes: float = 15.0
+    jitter_seconds: float = 60.0
+    max_backoff_minutes: float = 360.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_age: int | None = None  # Cache-Control max-age; default: the schedule's interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +88,7 @@ class SourceConfig:
     url: str | None = None
     kind: str | None = None
     captured: Captured | None = None
+    interval_minutes: float | None = None  # default: [schedule] interval_minutes
 
     @property
     def location(self) -> str:
@@ -99,6 +121,8 @@ class Config:
     feeds: FeedSettings
     store: StoreSettings
     fetch: FetchSettings
+    schedule: ScheduleSettings
+    serve: ServeSettings
     sources: tuple[SourceConfig, ...]
     topics: tuple[TopicConfig, ...]
 
@@ -231,11 +255,37 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
 
 def _store(root: _Table, base: Path) -> StoreSettings:
     table = root.table("store")
-    table.check_keys(("path", "retention_days"))
+    table.check_keys(("path", "retention_days", "lock_timeout"))
     return StoreSettings(
         path=base / table.string("path", "state/aggregator.sqlite3"),
         retention_days=table.integer("retention_days", 0, minimum=0),
+        lock_timeout=table.number("lock_timeout", 300.0, minimum=0),
     )
+
+
+def _schedule(root: _Table) -> ScheduleSettings:
+    table = root.table("schedule")
+    table.check_keys(("interval_minutes", "jitter_seconds", "max_backoff_minutes"))
+    defaults = ScheduleSettings()
+    interval = table.number("interval_minutes", defaults.interval_minutes, minimum=0.01)
+    backoff = table.number("max_backoff_minutes", defaults.max_backoff_minutes, minimum=0.01)
+    if backoff < interval:
+        raise table.fail("max_backoff_minutes", f"must be at least interval_minutes ({interval:g})")
+    return ScheduleSettings(
+        interval_minutes=interval,
+        jitter_seconds=table.number("jitter_seconds", defaults.jitter_seconds, minimum=0),
+        max_backoff_minutes=backoff,
+    )
+
+
+def _serve(root: _Table) -> ServeSettings:
+    table = root.table("serve")
+    table.check_keys(("host", "port", "max_age"))
+    port = table.integer("port", 8080, minimum=0)
+    if port > 65535:
+        raise table.fail("port", f"must be at most 65535, not {port}")
+    max_age = table.integer("max_age", 0, minimum=0) if "max_age" in table.data else None
+    return ServeSettings(host=table.string("host", "127.0.0.1"), port=port, max_age=max_age)
 
 
 def _fetch(root: _Table) -> FetchSettings:
@@ -271,7 +321,7 @@ SOURCE_KINDS = ("listing", "event-page", "digest", "newsfeed", "feed")
 
 
 def _source(table: _Table, base: Path) -> SourceConfig:
-    table.check_keys(("name", "path", "url", "kind", "captured"))
+    table.check_keys(("name", "path", "url", "kind", "captured", "interval_minutes"))
     if ("path" in table.data) == ("url" in table.data):
         raise table.fail(
             None, "give either path (a file) or url (a live feed), not both or neither"
@@ -304,6 +354,9 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         url=url,
         kind=kind,
         captured=captured,
+        interval_minutes=table.number("interval_minutes", 0, minimum=0.01)
+        if "interval_minutes" in table.data
+        else None,
     )
 
 
@@ -399,7 +452,7 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(file, f"not valid TOML: {error}") from error
     root = _Table(file, "", data)
-    root.check_keys(("feeds", "store", "fetch", "sources", "topics"))
+    root.check_keys(("feeds", "store", "fetch", "schedule", "serve", "sources", "topics"))
     base = path.resolve().parent
     sources = tuple(_source(table, base) for table in root.tables("sources"))
     topics = tuple(_topic(table) for table in root.tables("topics"))
@@ -421,6 +474,8 @@ def load_config(path: Path) -> Config:
         feeds=_feeds(root, base),
         store=_store(root, base),
         fetch=_fetch(root),
+        schedule=_schedule(root),
+        serve=_serve(root),
         sources=sources,
         topics=topics,
     )

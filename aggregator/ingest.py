@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
@@ -19,7 +20,7 @@ from aggregator.live.fetch import Fetcher, FetchError, Limits
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates, SourceState
 from aggregator.model import SourceEntry
-from aggregator.source import parse_source
+from aggregator.source import parse_source, read_feed
 
 log = logging.getLogger("aggregator")
 
@@ -33,6 +34,13 @@ class Outcome:
     error: SourceError | None = None
     note: str | None = None  # "not modified", "waiting until …"
     not_modified: bool = False
+    # The earliest time the source asked to be fetched again (Retry-After,
+    # Cache-Control max-age, RSS <ttl>); None when it asked nothing.
+    not_before: datetime | None = None
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.entries)
 
 
 def read_file(source: SourceConfig, sandbox: Sandbox | None) -> list[SourceEntry]:
@@ -67,10 +75,11 @@ class Ingest:
         self.sandbox = sandbox
         self.now = now
 
-    def run(self) -> list[Outcome]:
-        return asyncio.run(self._all())
+    def run(self, sources: Sequence[SourceConfig] | None = None) -> list[Outcome]:
+        """Read ``sources`` (default: all of the config's) concurrently."""
+        return asyncio.run(self._all(self.config.sources if sources is None else sources))
 
-    async def _all(self) -> list[Outcome]:
+    async def _all(self, sources: Sequence[SourceConfig]) -> list[Outcome]:
         settings = self.config.fetch
         limits = Limits(
             connect_timeout=settings.connect_timeout,
@@ -89,7 +98,7 @@ class Ingest:
                         return await self._local(source)
                     return await self._live(source, fetcher)
 
-            return list(await asyncio.gather(*(one(s) for s in self.config.sources)))
+            return list(await asyncio.gather(*(one(s) for s in sources)))
 
     async def _local(self, source: SourceConfig) -> Outcome:
         try:
@@ -115,7 +124,7 @@ class Ingest:
             until = state.retry_not_before.isoformat()
             note = f"not fetched: the server asked us to wait until {until}"
             log.info("%s: %s", source.name, note)
-            return Outcome(source, (), note=note)
+            return Outcome(source, (), note=note, not_before=state.retry_not_before)
         try:
             fetched = await fetcher.fetch(
                 url, name=source.name, validators=state.validators, now=self.now
@@ -124,7 +133,7 @@ class Ingest:
             self.state.put(key, self._failed(state, error))
             if error.gone:
                 log.error("%s (%s): HTTP 410 Gone; source disabled", source.name, url)
-            return Outcome(source, (), error)
+            return Outcome(source, (), error, not_before=error.retry_after)
         if fetched.moved_to is not None:
             log.warning(
                 "%s: %s moved permanently to %s; using the new URL (update %s.url in the config)",
@@ -140,25 +149,38 @@ class Ingest:
             last_success=self.now,
             last_error=None,
         )
+        max_age = (
+            self.now + timedelta(seconds=fetched.max_age) if fetched.max_age is not None else None
+        )
         if fetched.not_modified:
             self.state.put(key, state)
-            return Outcome(source, (), note="not modified", not_modified=True)
+            return Outcome(source, (), note="not modified", not_modified=True, not_before=max_age)
         try:
-            entries = await asyncio.to_thread(
-                parse_source,
-                fetched.body,
-                url=fetched.url,
-                kind=source.kind or "feed",
-                name=source.name,
-                sandbox=self.sandbox,
-                content_type=fetched.content_type,
-            )
+            if source.kind in (None, "feed"):
+                document = await asyncio.to_thread(
+                    read_feed,
+                    fetched.body,
+                    url=fetched.url,
+                    name=source.name,
+                    sandbox=self.sandbox,
+                    content_type=fetched.content_type,
+                )
+                entries = list(document.entries)
+                ttl = document.ttl_minutes
+            else:  # a saved-page layout served over HTTP
+                entries = await asyncio.to_thread(
+                    parse_source, fetched.body, url=fetched.url, kind=source.kind, name=source.name
+                )
+                ttl = None
         except SourceError as error:
             # Keep the old validators: the next run must fetch the body again.
             self.state.put(key, replace(self._failed(self.state.get(key), error), url=state.url))
             return Outcome(source, (), error)
         self.state.put(key, state)
-        return Outcome(source, tuple(entries))
+        floors = [max_age, None if ttl is None else self.now + timedelta(minutes=ttl)]
+        return Outcome(
+            source, tuple(entries), not_before=max((f for f in floors if f), default=None)
+        )
 
     def _failed(self, state: SourceState, error: SourceError) -> SourceState:
         if isinstance(error, FetchError):

@@ -14,15 +14,17 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aggregator.config import Config
+from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.ingest import Ingest, Outcome
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
+from aggregator.lock import exclusive
 from aggregator.model import Entry
 from aggregator.output import write_if_changed
 from aggregator.render import FeedSpec, entry_time, render_feed_files
@@ -130,29 +132,33 @@ def apply(
     return report
 
 
-def run(config: Config, now: datetime) -> RunResult:
-    """Regenerate every feed from every source."""
-    with Store(config.store.path) as store:
-        states = FetchStates(store)
-        sandbox = Sandbox(
-            workers=min(2, os.cpu_count() or 1),
-            timeout=config.fetch.parse_timeout,
-            memory=config.fetch.parse_memory_mb << 20,
-        )
-        with sandbox:
-            outcomes = Ingest(config, states, sandbox, now).run()
-        for outcome in outcomes:
-            if outcome.error is not None:
-                log.error("%s", outcome.error)
-            else:
-                extra = f" ({outcome.note})" if outcome.note else ""
-                log.info("%s: %d entries%s", outcome.source.name, len(outcome.entries), extra)
-        report = apply(config, store, states, outcomes, now)
-        written: list[Path] = []
-        unchanged: list[Path] = []
-        for name, data in build_files(config, store).items():
-            path = config.feeds.directory / name
-            (written if write_if_changed(path, data) else unchanged).append(path)
+def make_sandbox(config: Config) -> Sandbox:
+    return Sandbox(
+        workers=min(2, os.cpu_count() or 1),
+        timeout=config.fetch.parse_timeout,
+        memory=config.fetch.parse_memory_mb << 20,
+    )
+
+
+def report_outcomes(outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        if outcome.error is not None:
+            log.error("%s", outcome.error)
+        else:
+            extra = f" ({outcome.note})" if outcome.note else ""
+            log.info("%s: %d entries%s", outcome.source.name, len(outcome.entries), extra)
+
+
+def publish(
+    config: Config, store: Store, states: FetchStates, outcomes: Sequence[Outcome], now: datetime
+) -> RunResult:
+    """Apply outcomes to the store and rewrite the files that changed (hold the lock)."""
+    report = apply(config, store, states, outcomes, now)
+    written: list[Path] = []
+    unchanged: list[Path] = []
+    for name, data in build_files(config, store).items():
+        path = config.feeds.directory / name
+        (written if write_if_changed(path, data) else unchanged).append(path)
     log.info(
         "%d new and %d updated entries; %d files written, %d unchanged",
         report.new,
@@ -161,3 +167,35 @@ def run(config: Config, now: datetime) -> RunResult:
         len(unchanged),
     )
     return RunResult(tuple(outcomes), report, tuple(written), tuple(unchanged))
+
+
+def refresh(
+    config: Config,
+    sandbox: Sandbox,
+    now: datetime,
+    sources: Sequence[SourceConfig] | None = None,
+    *,
+    lock_whole_run: bool = True,
+) -> RunResult:
+    """Read ``sources`` (default: all), fold them into the store, rewrite the feeds.
+
+    The write lock is held for the whole run (a cron run), or only while the
+    store and the files are written (the server, whose sources each have a job).
+    """
+    lock = config.store.lock_path, config.store.lock_timeout
+    with ExitStack() as stack:
+        if lock_whole_run:
+            stack.enter_context(exclusive(*lock))
+        store = stack.enter_context(Store(config.store.path))
+        states = FetchStates(store)
+        outcomes = Ingest(config, states, sandbox, now).run(sources)
+        report_outcomes(outcomes)
+        if not lock_whole_run:
+            stack.enter_context(exclusive(*lock))
+        return publish(config, store, states, outcomes, now)
+
+
+def run(config: Config, now: datetime) -> RunResult:
+    """Regenerate every feed from every source: one cron run."""
+    with make_sandbox(config) as sandbox:
+        return refresh(config, sandbox, now)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aggregator.errors import SourceError
-from aggregator.live.feedparse import parse_feed
+from aggregator.live.feedparse import FeedDocument, parse_feed
 from aggregator.live.harden import looks_like_xml
 from aggregator.model import SourceEntry
 from aggregator.snapshots import read_page
@@ -38,6 +38,24 @@ def is_feed(data: bytes, kind: str | None) -> bool:
     return kind == "feed" or (kind is None and looks_like_xml(data))
 
 
+def read_feed(
+    data: bytes,
+    *,
+    url: str,
+    name: str,
+    sandbox: Sandbox | None = None,
+    content_type: str | None = None,
+) -> FeedDocument:
+    """An RSS/Atom document, parsed in ``sandbox`` when given; its warnings are logged."""
+    if sandbox is not None:
+        document = sandbox.parse(data, url=url, name=name, content_type=content_type)
+    else:
+        document = parse_feed(data, url=url, name=name, content_type=content_type)
+    for warning in document.warnings:
+        log.warning("%s: %s", name if name == url else f"{name} ({url})", warning)
+    return document
+
+
 def parse_source(
     data: bytes,
     *,
@@ -60,14 +78,9 @@ def parse_source(
     location = url or "<data>"
     source = name or location
     if is_feed(data, kind):
-        if sandbox is not None:
-            document = sandbox.parse(data, url=location, name=source, content_type=content_type)
-        else:
-            document = parse_feed(data, url=location, name=source, content_type=content_type)
-        for warning in document.warnings:
-            log.warning(
-                "%s: %s", source if source == location else f"{source} ({location})", warning
-            )
+        document = read_feed(
+            data, url=location, name=source, sandbox=sandbox, content_type=content_type
+        )
         return list(document.entries)
     if captured is not None and isinstance(captured, datetime) and captured.tzinfo is None:
         raise SourceError(source, location, f"capture time {captured} has no time zone")
