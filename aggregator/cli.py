@@ -14,8 +14,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -179,6 +180,69 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from contextlib import asynccontextmanager
+    from datetime import timedelta
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from aggregator.config import load_config
+    from aggregator.pipeline import make_sandbox, refresh
+    from aggregator.schedule import Scheduler
+    from aggregator.server import create_app
+    from aggregator.store import Store
+
+    config = load_config(Path(args.config or DEFAULT_CONFIG))
+    host = args.host or config.serve.host
+    port = config.serve.port if args.port is None else args.port
+    with make_sandbox(config) as sandbox:
+        with Store(config.store.path) as store:
+            empty = store.counts()["all"] == 0
+        if empty or not (config.feeds.directory / "index.html").exists():
+            log.info("first run: reading every source before serving")
+            refresh(config, sandbox, datetime.now(UTC))
+        scheduler = Scheduler(config, sandbox)
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            scheduler.start(first_in=None if empty else timedelta(0))
+            try:
+                yield
+            finally:
+                # Let a running ingest finish (each is bounded by its fetch deadline).
+                scheduler.shutdown(wait=True)
+
+        app = create_app(config, scheduler.board.snapshot, lifespan)
+        print(f"aggregator: serving http://{host}:{port}/ (feeds under /feeds/)", file=sys.stderr)
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again
+        # for whatever handler was there before; a no-op one lets us clean up (the
+        # parser workers) and exit 0 after a clean stop.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: None)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        )
+        server.run()
+    return EXIT_OK
+
+
+SERVE_EXAMPLE = """\
+examples:
+  aggregator serve
+  aggregator serve --port 8081
+  curl -i http://127.0.0.1:8080/feeds/ukraine.rss
+
+Each source is read on its own schedule ([schedule] in the config); the feeds are
+rewritten when something changed. SIGTERM or Ctrl-C stops it cleanly.
+"""
 EXPLAIN_EXAMPLE = """\
 examples:
   aggregator explain "Secretary General in Kyiv"
@@ -268,6 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
         "entry", metavar="TITLE-OR-ID", help="an entry id, a title, or words of it"
     )
     explain.set_defaults(handler=cmd_explain)
+
+    serve = commands.add_parser(
+        "serve",
+        help="keep the feeds fresh and serve them over HTTP",
+        description="Read each source on its own schedule, rewrite the feeds when something "
+        "changed, and serve them (with ETag/304, gzip and /healthz). Binds 127.0.0.1 unless "
+        "told otherwise.",
+        epilog=SERVE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (default: [serve] host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [serve] port)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 

@@ -48,9 +48,11 @@ class FeedSpec:
     site_url: str
     author: str
     id_authority: str
+    query: str = ""  # for an ad-hoc filtered feed: the query string it is served with
 
     def url(self, extension: str) -> str:
-        return f"{self.base_url}{self.slug}.{extension}"
+        address = f"{self.base_url}{self.slug}.{extension}"
+        return f"{address}?{self.query}" if self.query else address
 
 
 def shown_time(published: Published) -> datetime:

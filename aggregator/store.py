@@ -376,6 +376,10 @@ class Store:
         )
         return cursor.rowcount
 
+    def counts_by_source(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT source, COUNT(*) FROM sightings GROUP BY source")
+        return {str(source): int(count) for source, count in rows}
+
     def counts(self) -> dict[str, int]:
         total = self.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         by_topic = dict(

@@ -19,12 +19,16 @@ def feedserver() -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture
-def project(tmp_path: Path, feedserver: Server) -> Path:
+def make_project(directory: Path, feedserver: Server) -> Path:
     """A copy of the shipped config.toml and seeds, its live feed served from 127.0.0.1."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     assert NATO_FEED in text
     text = text.replace(NATO_FEED, f"{feedserver.base}/feeds/rss20.xml")
-    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    return tmp_path
+    (directory / "config.toml").write_text(text, encoding="utf-8")
+    shutil.copytree(ROOT / "seeds", directory / "seeds")
+    return directory
+
+
+@pytest.fixture
+def project(tmp_path: Path, feedserver: Server) -> Path:
+    return make_project(tmp_path, feedserver)

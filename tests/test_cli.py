@@ -210,3 +210,34 @@ def test_run_reads_local_feed_files_by_path_and_file_url(
     titles = {e.title for e in read_feed(tmp_path / "feeds" / "all.atom").entries}
     assert titles == {"Defence Ministers meet in Brussels", "NATO steps up Baltic Sea patrols"}
     assert capsys.readouterr().err == ""
+
+
+def test_run_is_quiet_when_all_is_well_and_says_more_with_v(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(project / "config.toml")
+    assert main(["--config", config, "run"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["-v", "--config", config, "run"]) == 0
+    err = capsys.readouterr().err
+    assert "info: NATO news feed: 0 entries (not modified)" in err
+    assert "info: 0 new and 0 updated entries" in err
+
+
+def test_a_second_run_waits_for_the_lock_then_gives_up(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aggregator.lock import exclusive
+
+    config = project / "config.toml"
+    text = config.read_text("utf-8").replace("[store]\n", "[store]\nlock_timeout = 0.3\n", 1)
+    config.write_text(text, "utf-8")
+    lock = project / "state" / "aggregator.sqlite3.lock"
+    with exclusive(lock, wait=0):
+        assert main(["--config", str(config), "run"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{lock}: another aggregator run or server is writing (process " in err
+    assert "did not finish within 0.3 s; nothing was done" in err
+    assert not (project / "feeds").exists()
+    assert main(["--config", str(config), "run"]) == 0

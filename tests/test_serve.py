@@ -1,0 +1,299 @@
+"""`aggregator serve`, started as a real process on a free port and driven over HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import httpx
+import pytest
+
+from tests.conftest import make_project
+from tests.feedserver import Server
+
+RSS20 = (Path(__file__).parent / "data" / "feeds" / "rss20.xml").read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Serving:
+    base: str
+    process: subprocess.Popen[str]
+    project: Path
+
+    def get(self, path: str, **headers: str) -> httpx.Response:
+        return httpx.get(self.base + path, headers=headers, timeout=10)
+
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.get("/healthz").json()
+        return data
+
+    def source(self, name: str) -> dict[str, Any]:
+        return next(s for s in self.health()["sources"] if s["name"] == name)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+def start(project: Path, extra: str = "") -> Serving:
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("[fetch]\n", "[fetch]\nread_timeout = 2\n", 1).replace(
+        "deadline = 30", "deadline = 3"
+    )
+    schedule = (
+        "[schedule]\ninterval_minutes = 0.02\njitter_seconds = 0\nmax_backoff_minutes = 0.2\n"
+    )
+    config.write_text(schedule + extra + "\n" + text, encoding="utf-8")
+    port = free_port()
+    with (project / "serve.log").open("a") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "--config",
+                str(config),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    serving = Serving(f"http://127.0.0.1:{port}", process, project)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited: {(project / 'serve.log').read_text()}")
+        try:
+            if serving.get("/healthz").status_code == 200:
+                return serving
+        except httpx.TransportError:
+            time.sleep(0.1)
+    serving.stop()
+    raise AssertionError("serve did not come up within 60 s")
+
+
+def wait_for(check: Any, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory: pytest.TempPathFactory, feedserver: Server) -> Iterator[Serving]:
+    """One server for the tests that only read from it."""
+    server = start(make_project(tmp_path_factory.mktemp("serving"), feedserver))
+    yield server
+    assert server.stop() == 0
+
+
+def test_empty_store_is_filled_before_the_first_request(serving: Serving) -> None:
+    response = serving.get("/feeds/all.rss")
+    assert response.status_code == 200
+    assert len(feedparser.parse(response.content).entries) == 48 + 3 - 2
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/feeds/all.rss", "application/rss+xml; charset=utf-8"),
+        ("/feeds/ukraine.atom", "application/atom+xml; charset=utf-8"),
+        ("/feeds/eu-cooperation.json", "application/feed+json; charset=utf-8"),
+        ("/feeds/topics.opml", "text/x-opml; charset=utf-8"),
+        ("/", "text/html; charset=utf-8"),
+    ],
+)
+def test_content_types(serving: Serving, path: str, content_type: str) -> None:
+    response = serving.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers["cache-control"] == "public, max-age=1"
+    assert response.content == (serving.project / "feeds" / (path[7:] or "index.html")).read_bytes()
+
+
+def test_conditional_requests_both_ways(serving: Serving) -> None:
+    first = serving.get("/feeds/deterrence.rss")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    again = serving.get("/feeds/deterrence.rss", **{"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    assert (
+        serving.get("/feeds/deterrence.rss", **{"If-Modified-Since": modified}).status_code == 304
+    )
+    assert serving.get("/feeds/deterrence.rss", **{"If-None-Match": '"other"'}).status_code == 200
+    old = "Sat, 01 Jan 2000 00:00:00 GMT"
+    assert serving.get("/feeds/deterrence.rss", **{"If-Modified-Since": old}).status_code == 200
+
+
+def test_head_and_gzip(serving: Serving) -> None:
+    head = httpx.head(serving.base + "/feeds/all.atom", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    plain = serving.get("/feeds/all.atom", **{"Accept-Encoding": "identity"})
+    with httpx.stream(
+        "GET", serving.base + "/feeds/all.atom", headers={"Accept-Encoding": "gzip"}
+    ) as packed:
+        raw = b"".join(packed.iter_raw())
+        assert packed.headers["content-encoding"] == "gzip"
+        assert packed.headers["vary"] == "Accept-Encoding"
+        assert packed.headers["etag"] != plain.headers["etag"]
+    assert gzip.decompress(raw) == plain.content
+    assert "content-encoding" not in plain.headers
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/feeds/../config.toml",
+        "/feeds/%2e%2e/config.toml",
+        "/feeds/..%2fconfig.toml",
+        "/feeds/%2e%2e%2fconfig.toml",
+        "/feeds/..%5cconfig.toml",
+        "/feeds/.state",
+        "/config.toml",
+        "/feeds/",
+        "/feeds/secret.rss",
+        "/feeds/all.xml",
+    ],
+)
+def test_nothing_outside_the_feeds(serving: Serving, raw_path: str) -> None:
+    port = int(serving.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            f"GET {raw_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+    assert b"[feeds]" not in answer
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=0", "limit must be a whole number from 1 to 100"),
+        ("limit=abc", "limit must be a whole number"),
+        ("limit=101", "limit must be a whole number"),
+        ("color=red", "unknown parameter 'color'"),
+        ("q=" + "x" * 101, "q is longer than 100 characters"),
+        ("q=a,b,c,d,e,f", "q has more than 5 comma-separated terms"),
+        ("q=", "q is empty"),
+    ],
+)
+def test_bad_filter_parameters_are_400(serving: Serving, query: str, message: str) -> None:
+    response = serving.get(f"/feeds/all.rss?{query}")
+    assert response.status_code == 400
+    assert message in response.text
+
+
+def test_filtered_feed(serving: Serving) -> None:
+    response = serving.get("/feeds/all.rss?q=Moldova&exclude=train&limit=2")
+    assert response.status_code == 200
+    feed = feedparser.parse(response.content)
+    assert len(feed.entries) == 2
+    for entry in feed.entries:
+        assert "moldova" in (entry.title + entry.summary).lower()
+        assert "train" not in (entry.title + entry.summary).lower()
+    assert serving.get("/feeds/topics.opml?q=x").status_code == 400
+
+
+def test_healthz(serving: Serving) -> None:
+    health = serving.health()
+    assert health["entries"]["all"] == 48 + 3 - 2
+    names = [s["name"] for s in health["sources"]]
+    assert "NATO news feed" in names and len(names) == 6
+    for source in health["sources"]:
+        assert {"last_success", "last_error", "next_run", "entries"} <= set(source)
+
+
+def test_scheduler_picks_up_a_changed_source(project: Path, feedserver: Server) -> None:
+    feedserver.overrides["live.xml"] = RSS20
+    text = (project / "config.toml").read_text(encoding="utf-8")
+    (project / "config.toml").write_text(
+        text.replace("/feeds/rss20.xml", "/feeds/live.xml"), encoding="utf-8"
+    )
+    server = start(project)
+    try:
+        title = "Brand new story about Kyiv"
+        item = (
+            f"<item><title>{title}</title><link>https://www.nato.int/n/1</link>"
+            "<pubDate>Mon, 23 Nov 2026 09:00:00 +0100</pubDate></item>"
+        )
+        feedserver.overrides["live.xml"] = RSS20.replace(b"<item>", item.encode() + b"<item>", 1)
+
+        def fresh() -> bool:
+            entries = feedparser.parse(server.get("/feeds/ukraine.rss").content).entries
+            return bool(entries) and entries[0].title == title
+
+        wait_for(fresh)
+        titles = [e.title for e in feedparser.parse(server.get("/feeds/all.rss").content).entries]
+        assert titles.count(title) == 1
+    finally:
+        del feedserver.overrides["live.xml"]
+        assert server.stop() == 0
+
+
+def test_failing_source_backs_off(project: Path, feedserver: Server) -> None:
+    text = (project / "config.toml").read_text(encoding="utf-8")
+    (project / "config.toml").write_text(
+        text.replace("/feeds/rss20.xml", "/status/500"), encoding="utf-8"
+    )
+    server = start(project)
+    try:
+        wait_for(lambda: server.source("NATO news feed")["failures_in_a_row"] >= 3, 30)
+        source = server.source("NATO news feed")
+        assert "HTTP 500" in source["last_error"]
+        assert server.health()["status"] == "degraded"
+        from datetime import datetime
+
+        gap = datetime.fromisoformat(source["next_run"]) - datetime.fromisoformat(
+            source["last_run"]
+        )
+        # interval 1.2 s doubled for each failure in a row, capped at 12 s
+        assert gap.total_seconds() >= min(1.2 * 2 ** source["failures_in_a_row"], 12) - 0.5
+    finally:
+        assert server.stop() == 0
+
+
+def test_shutdown_in_the_middle_of_an_ingest(project: Path, feedserver: Server) -> None:
+    text = (project / "config.toml").read_text(encoding="utf-8")
+    (project / "config.toml").write_text(
+        text.replace("/feeds/rss20.xml", "/slow"), encoding="utf-8"
+    )
+    server = start(project)  # the first, blocking, run already met the slow source once
+    hits = feedserver.hits("/slow")
+    wait_for(lambda: feedserver.hits("/slow") > hits, 30)  # a scheduled ingest is under way
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 15
+    store = project / "state" / "aggregator.sqlite3"
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 48
+    assert len(feedparser.parse((project / "feeds" / "all.rss").read_bytes()).entries) == 48
