@@ -1,0 +1,464 @@
+"""python -m benchmarks [--quick] [--json PATH] [--only CASE ...]
+
+Builds synthetic workloads in a temporary directory, runs each case several
+times, and prints median / min / max, each with its ratio to a baseline
+measured in the same run (absolute times drift on shared machines; ratios
+much less). See docs/benchmarks.md for what each case measures and its goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.workloads import write_config, write_feeds
+
+PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Figure:
+    case: str
+    name: str
+    unit: str
+    samples: list[float]
+    baseline: str | None = None
+    ratio: float | None = None  # median / baseline median (for times: lower is better)
+    goal: str = ""
+    met: bool | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+@dataclass
+class Context:
+    quick: bool
+    work: Path
+    repeat: int
+
+
+def probe(name: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [PYTHON, "-m", "benchmarks.probe", name, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"probe {name} failed: {done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def wall(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+@contextmanager
+def background(command: list[str], port: int, cwd: Path | None = None) -> Iterator[None]:
+    process = subprocess.Popen(
+        command, cwd=cwd or ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(port)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def fresh(directory: Path) -> None:
+    for name in ("state", "out"):
+        shutil.rmtree(directory / name, ignore_errors=True)
+
+
+# -- 1 and 2: ingest throughput, and a cron run with nothing new ---------------------------
+
+
+def case_ingest(ctx: Context) -> list[Figure]:
+    feeds, items = 200, 50
+    entries = feeds * items
+    data = ctx.work / "ingest" / "feeds"
+    write_feeds(data, feeds, items)
+    port = free_port()
+    http_dir = ctx.work / "ingest" / "http"
+    http_dir.mkdir(parents=True)
+    over_http = write_config(
+        http_dir, [f"http://127.0.0.1:{port}/feed-{i:03d}.xml" for i in range(feeds)], urls=True
+    )
+    file_dir = ctx.work / "ingest" / "files"
+    file_dir.mkdir(parents=True)
+    from_files = write_config(file_dir, [str(p) for p in sorted(data.glob("*.xml"))], urls=False)
+
+    baseline = [probe("lxml", str(data))["seconds"] for _ in range(ctx.repeat)]
+    figures = [
+        Figure("ingest", "bare lxml loop, same bytes", "entries/s", [entries / s for s in baseline])
+    ]
+    server = [
+        PYTHON,
+        "-m",
+        "http.server",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(data),
+    ]
+    with background(server, port):
+        for label, config, directory in (
+            ("HTTP, 200 feeds x 50", over_http, http_dir),
+            ("local files, 200 x 50", from_files, file_dir),
+        ):
+            times, peaks = [], []
+            for _ in range(ctx.repeat):
+                fresh(directory)
+                result = probe("run", str(config))
+                times.append(result["seconds"])
+                peaks.append(result["peak_mb"])
+            ratio = statistics.median(times) / statistics.median(baseline)
+            figures.append(
+                Figure(
+                    "ingest",
+                    f"fetch+parse+clean+dedup+store, {label}",
+                    "entries/s",
+                    [entries / t for t in times],
+                    baseline="bare lxml loop",
+                    ratio=ratio,
+                    goal="within 3x of the lxml loop",
+                    met=ratio <= 3,
+                    extra={"peak_mb": max(peaks), "seconds": statistics.median(times)},
+                )
+            )
+        # 2: the same config again: every feed answers 304, nothing to write.
+        nothing = [
+            wall([PYTHON, "-m", "aggregator", "-q", "--config", str(over_http), "run"])
+            for _ in range(ctx.repeat)
+        ]
+        bare = [wall([PYTHON, "-c", "pass"]) for _ in range(ctx.repeat)]
+    ratio = statistics.median(nothing) / statistics.median(bare)
+    figures.append(Figure("noop", "python -c pass", "s", bare))
+    figures.append(
+        Figure(
+            "noop",
+            "aggregator run, all 304, nothing new",
+            "s",
+            nothing,
+            baseline="python -c pass",
+            ratio=ratio,
+            goal="under 5x python -c pass",
+            met=ratio < 5,
+        )
+    )
+    return figures
+
+
+# -- 3: growth --------------------------------------------------------------------------------
+
+
+def case_growth(ctx: Context) -> list[Figure]:
+    small, large = (10_000, 100_000) if ctx.quick else (10_000, 1_000_000)
+    figures = []
+    results: dict[int, list[dict[str, Any]]] = {}
+    for size in (small, large):
+        directory = ctx.work / f"growth-{size}"
+        directory.mkdir(parents=True)
+        config = write_config(directory, ["https://example.org/new"], urls=True)
+        runs = []
+        for _ in range(ctx.repeat):
+            fresh(directory)
+            probe("archive", str(config), str(size))
+            runs.append(probe("add100", str(config)))
+        results[size] = runs
+    base = [r["seconds"] for r in results[small]]
+    grown = [r["seconds"] for r in results[large]]
+    ratio = statistics.median(grown) / statistics.median(base)
+    peaks = {size: max(r["peak_mb"] for r in runs) for size, runs in results.items()}
+    figures.append(
+        Figure(
+            "growth",
+            f"add 100 + regenerate, archive {small:,}",
+            "s",
+            base,
+            extra={"peak_mb": peaks[small]},
+        )
+    )
+    figures.append(
+        Figure(
+            "growth",
+            f"add 100 + regenerate, archive {large:,}",
+            "s",
+            grown,
+            baseline=f"archive {small:,}",
+            ratio=ratio,
+            goal="ratio under 1.5, peak under 200 MB",
+            met=ratio < 1.5 and max(peaks.values()) < 200,
+            extra={"peak_mb": peaks[large]},
+        )
+    )
+    return figures
+
+
+# -- 4: serving -------------------------------------------------------------------------------
+
+
+def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> float:
+    command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*command, url], capture_output=True, text=True, check=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"wrk printed no rate: {done.stdout}")
+
+
+def case_serve(ctx: Context) -> list[Figure]:
+    if shutil.which("wrk") is None:
+        return [
+            Figure(
+                "serve", "skipped: wrk is not installed (Debian: apt install wrk nginx)", "", [0.0]
+            )
+        ]
+    directory = ctx.work / "serve"
+    directory.mkdir(parents=True)
+    config = write_config(directory, [], urls=True)
+    config.write_text(config.read_text() + "\n[serve]\nmax_age = 60\n", encoding="utf-8")
+    probe("archive", str(config), "20000")
+    # Regenerate the feeds from the archive: the ukraine topic feed is the ~200 KB one.
+    subprocess.run(
+        [PYTHON, "-m", "aggregator", "-q", "--config", str(config), "run"], check=True, cwd=ROOT
+    )
+    target = directory / "out" / "ukraine.rss"
+    size_kb = target.stat().st_size / 1024
+    seconds = 3 if ctx.quick else 8
+    figures: list[Figure] = []
+    rates: dict[str, tuple[float, float]] = {}
+
+    def measure(label: str, url: str) -> None:
+        full = [wrk(url, seconds) for _ in range(ctx.repeat)]
+        etag = subprocess.run(
+            ["curl", "-sI", url], capture_output=True, text=True, check=True
+        ).stdout
+        tag = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in etag.splitlines()
+                if line.lower().startswith("etag:")
+            ),
+            "",
+        )
+        conditional = (
+            [wrk(url, seconds, {"If-None-Match": tag}) for _ in range(ctx.repeat)] if tag else [0.0]
+        )
+        rates[label] = (statistics.median(full), statistics.median(conditional))
+        figures.append(Figure("serve", f"{label}: {size_kb:.0f} KB feed", "req/s", full))
+        figures.append(Figure("serve", f"{label}: 304 answers", "req/s", conditional))
+
+    port = free_port()
+    with background(
+        [PYTHON, "-m", "aggregator", "--config", str(config), "serve", "--port", str(port)], port
+    ):
+        measure("aggregator serve", f"http://127.0.0.1:{port}/feeds/ukraine.rss")
+    port = free_port()
+    server = [
+        PYTHON,
+        "-m",
+        "http.server",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(directory / "out"),
+    ]
+    with background(server, port):
+        measure("python -m http.server", f"http://127.0.0.1:{port}/ukraine.rss")
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx:
+        port = free_port()
+        prefix = directory / "nginx"
+        (prefix / "logs").mkdir(parents=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(
+            "worker_processes 2; daemon off; pid nginx.pid; error_log logs/error.log;\n"
+            "events { worker_connections 1024; }\n"
+            "http { access_log off; sendfile on; etag on; types { application/rss+xml rss; }\n"
+            f"  server {{ listen 127.0.0.1:{port}; root {directory / 'out'}; }} }}\n"
+        )
+        with background([nginx, "-p", str(prefix), "-c", str(conf)], port):
+            measure("nginx", f"http://127.0.0.1:{port}/ukraine.rss")
+    if "nginx" in rates:
+        ours, theirs = rates["aggregator serve"], rates["nginx"]
+        for index, kind in ((0, "full"), (1, "304")):
+            ratio = ours[index] / theirs[index]
+            figures.append(
+                Figure(
+                    "serve",
+                    f"aggregator serve / nginx, {kind}",
+                    "x",
+                    [ratio],
+                    goal="at least half of nginx",
+                    met=ratio >= 0.5,
+                )
+            )
+    return figures
+
+
+# -- 5: dedup ---------------------------------------------------------------------------------
+
+
+def case_dedup(ctx: Context) -> list[Figure]:
+    count = 200_000 if ctx.quick else 1_000_000
+    runs = [probe("dedup", str(count)) for _ in range(max(1, ctx.repeat - 1))]
+    return [
+        Figure(
+            "dedup",
+            f"merge {count:,} items (20% repeats) in memory",
+            "items/s",
+            [count / r["seconds"] for r in runs],
+            extra={"peak_mb": max(r["peak_mb"] for r in runs), "stories": runs[0]["stories"]},
+        )
+    ]
+
+
+CASES: dict[str, Callable[[Context], list[Figure]]] = {
+    "ingest": case_ingest,
+    "growth": case_growth,
+    "serve": case_serve,
+    "dedup": case_dedup,
+}
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [("case", "figure", "median", "min", "max", "unit", "ratio", "goal")]
+    for f in figures:
+        ratio = "" if f.ratio is None else f"{f.ratio:.2f}x {f.baseline}"
+        goal = "" if f.met is None else ("met" if f.met else "NOT met") + f" ({f.goal})"
+        extra = ", ".join(f"{k} {v}" for k, v in f.extra.items() if k == "peak_mb")
+        name = f.name + (f" [{extra}]" if extra else "")
+        rows.append(
+            (
+                f.case,
+                name,
+                f"{f.median:,.2f}",
+                f"{min(f.samples):,.2f}",
+                f"{max(f.samples):,.2f}",
+                f.unit,
+                ratio,
+                goal,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    system = f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {system}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  python -m benchmarks --quick --json bench.json",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller workloads, fewer repeats (< 2 min)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--only", nargs="+", choices=sorted(CASES), help="run only these cases")
+    parser.add_argument("--repeat", type=int, help="runs per figure (default: 2 quick, 5 full)")
+    args = parser.parse_args(argv)
+    ctx_repeat = args.repeat or (2 if args.quick else 5)
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="aggregator-bench-") as work:
+        ctx = Context(args.quick, Path(work), ctx_repeat)
+        for name in args.only or list(CASES):
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            figures += CASES[name](ctx)
+    print(f"machine: {machine()}")
+    mode = "quick" if args.quick else "full"
+    spent = time.perf_counter() - started
+    print(f"mode: {mode}, {ctx_repeat} runs per figure, {spent:.0f} s in all\n")
+    print(table(figures))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "quick": args.quick,
+                    "figures": [asdict(f) for f in figures],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

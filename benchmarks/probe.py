@@ -1,0 +1,180 @@
+"""Workloads run in a child process, so that each one's time and peak memory are its own.
+
+``python -m benchmarks.probe NAME ARGS...`` prints one JSON object:
+``{"seconds": …, "peak_mb": …, …}``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_aggregator(config: str) -> dict[str, Any]:
+    from aggregator.cli import main
+
+    started = time.perf_counter()
+    code = main(["-q", "--config", config, "run"])
+    return {"seconds": time.perf_counter() - started, "exit": code}
+
+
+def lxml_loop(directory: str) -> dict[str, Any]:
+    """The baseline: a bare lxml loop extracting the fields we read, from the same bytes."""
+    from lxml import etree
+
+    blobs = [p.read_bytes() for p in sorted(Path(directory).glob("*.xml"))]
+    started = time.perf_counter()
+    count = 0
+    for blob in blobs:
+        root = etree.fromstring(blob)
+        for item in root.iter("item"):
+            fields = (
+                item.findtext("title"),
+                item.findtext("link"),
+                item.findtext("guid"),
+                item.findtext("pubDate"),
+                item.findtext("description"),
+            )
+            count += fields[0] is not None
+    return {"seconds": time.perf_counter() - started, "entries": count}
+
+
+def _items(count: int, seed: int, repeat: float) -> Iterator[Any]:
+    from aggregator.model import Provenance, Published, SourceEntry
+
+    rng = random.Random(seed)
+    start = date(2000, 1, 1)
+    made = 0
+    while made < count:
+        number = rng.randrange(max(1, made)) if made and rng.random() < repeat else made
+        yield SourceEntry(
+            title=f"Synthetic story number {number} about NATO and its partners",
+            published=Published.on_day(start + timedelta(days=number // 20)),
+            summary=f"Summary of story {number}. " * 4,
+            provenance=Provenance(f"source {made % 200}", f"https://example.org/{made % 200}"),
+        )
+        made += 1
+
+
+def dedup(count: str) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    from aggregator.dedupe import merge
+
+    items = list(_items(int(count), seed=5, repeat=0.2))
+    started = time.perf_counter()
+    stories = merge(
+        items, authority="bench,2026", zone=ZoneInfo("Europe/Brussels"), now=datetime.now(UTC)
+    )
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "items": len(items), "stories": len(stories)}
+
+
+ENTRY_COLUMNS = (
+    "id, title, title_key, published, summary, content_html, link, author, categories, "
+    "first_seen, last_seen, sort_key"
+)
+
+
+def build_archive(config: str, count: str) -> dict[str, Any]:
+    """A store already holding ``count`` stories (one in seven about Ukraine).
+
+    Written with plain SQL in bulk: building the archive is not what is measured.
+    """
+    from aggregator.config import load_config
+    from aggregator.model import Published
+    from aggregator.pipeline import topics_fingerprint
+    from aggregator.store import Store, sort_key
+    from aggregator.text import title_key
+
+    settings = load_config(Path(config))
+    seen = datetime(2026, 1, 1, tzinfo=UTC)
+    stamp = seen.isoformat()
+    started = time.perf_counter()
+    with Store(settings.store.path) as store, store.transaction() as db:
+        entries: list[tuple[Any, ...]] = []
+        sightings: list[tuple[Any, ...]] = []
+        topics: list[tuple[Any, ...]] = []
+        for number in range(int(count)):
+            day = date(1990, 1, 1) + timedelta(days=number // 50)
+            about_ukraine = number % 7 == 0
+            title = f"Archived story {number}" + (" on Ukraine" if about_ukraine else "")
+            key = sort_key(Published.on_day(day), seen)
+            entry_id = f"tag:bench,2026:entry:{number:012d}"
+            entries.append(
+                (entry_id, title, title_key(title), day.isoformat(), "An archived summary. " * 5,
+                 None, f"https://example.org/a/{number}", None, "[]", stamp, stamp, key)
+            )  # fmt: skip
+            sightings.append(
+                (entry_id, "archive", "https://example.org/archive", None, stamp, stamp)
+            )
+            if about_ukraine:
+                topics.append(("ukraine", entry_id, key))
+            if len(entries) >= 20_000 or number == int(count) - 1:
+                db.executemany(
+                    f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({','.join('?' * 12)})", entries
+                )
+                db.executemany(
+                    "INSERT INTO sightings "
+                    "(entry_id, source, location, line, first_seen, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    sightings,
+                )
+                db.executemany(
+                    "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)", topics
+                )
+                entries, sightings, topics = [], [], []
+        store.set_meta("topics", topics_fingerprint(settings))
+    return {"seconds": time.perf_counter() - started}
+
+
+def add_hundred(config: str) -> dict[str, Any]:
+    """The growth case: 100 new stories folded into the store, every feed regenerated."""
+    from aggregator.config import load_config
+    from aggregator.ingest import Outcome
+    from aggregator.live.state import FetchStates
+    from aggregator.model import Provenance, Published, SourceEntry
+    from aggregator.pipeline import publish
+    from aggregator.store import Store
+
+    settings = load_config(Path(config))
+    items = tuple(
+        SourceEntry(
+            title=f"Fresh story {number} about Kyiv",
+            published=Published.on_day(date(2026, 1, 1) + timedelta(days=number % 10)),
+            summary="A new summary. " * 8,
+            provenance=Provenance("feed 0", "https://example.org/new"),
+        )
+        for number in range(100)
+    )
+    started = time.perf_counter()
+    with Store(settings.store.path) as store:
+        outcomes = [Outcome(settings.sources[0], items)]
+        result = publish(settings, store, FetchStates(store), outcomes, datetime.now(UTC))
+    return {"seconds": time.perf_counter() - started, "new": result.report.new}
+
+
+PROBES: dict[str, Callable[..., dict[str, Any]]] = {
+    "run": run_aggregator,
+    "lxml": lxml_loop,
+    "dedup": dedup,
+    "archive": build_archive,
+    "add100": add_hundred,
+}
+
+if __name__ == "__main__":
+    name, *args = sys.argv[1:]
+    result = PROBES[name](*args)
+    result["peak_mb"] = round(peak_mb(), 1)
+    print(json.dumps(result))
