@@ -174,10 +174,26 @@ class Store:
 
     # -- entries --------------------------------------------------------------------------
 
+    @staticmethod
+    def _entry(row: sqlite3.Row, sources: Sequence[Provenance], topics: Sequence[str]) -> Entry:
+        return Entry(
+            id=row["id"],
+            title=row["title"],
+            published=_published(row["published"]),
+            summary=row["summary"],
+            sources=tuple(sources),
+            first_seen=datetime.fromisoformat(row["first_seen"]),
+            last_seen=datetime.fromisoformat(row["last_seen"]),
+            link=row["link"],
+            author=row["author"],
+            topics=tuple(topics),
+            categories=tuple(json.loads(row["categories"])),
+            content_html=row["content_html"],
+        )
+
     def _entries(self, rows: Iterable[sqlite3.Row]) -> list[Entry]:
+        """Entries with their sources and topics."""
         rows = list(rows)
-        if not rows:
-            return []
         ids = [row["id"] for row in rows]
         sources: dict[str, list[Provenance]] = {i: [] for i in ids}
         topics: dict[str, list[str]] = {i: [] for i in ids}
@@ -196,26 +212,12 @@ class Store:
                 part,
             ):
                 topics[row[0]].append(row[1])
-        return [
-            Entry(
-                id=row["id"],
-                title=row["title"],
-                published=_published(row["published"]),
-                summary=row["summary"],
-                sources=tuple(sources[row["id"]]),
-                first_seen=datetime.fromisoformat(row["first_seen"]),
-                last_seen=datetime.fromisoformat(row["last_seen"]),
-                link=row["link"],
-                author=row["author"],
-                topics=tuple(topics[row["id"]]),
-                categories=tuple(json.loads(row["categories"])),
-                content_html=row["content_html"],
-            )
-            for row in rows
-        ]
+        return [self._entry(row, sources[row["id"]], topics[row["id"]]) for row in rows]
 
-    def _write(self, entry: Entry, *, insert: bool) -> None:
-        values = (
+    @staticmethod
+    def _row(entry: Entry) -> tuple[Any, ...]:
+        """An entry's column values, in UPDATE order (id last)."""
+        return (
             entry.title,
             title_key(entry.title),
             None if entry.published is None else entry.published.isoformat(),
@@ -229,77 +231,86 @@ class Store:
             sort_key(entry.published, entry.first_seen),
             entry.id,
         )
-        if insert:
-            self.db.execute(
-                "INSERT INTO entries (title, title_key, published, summary, content_html, link, "
-                "author, categories, first_seen, last_seen, sort_key, id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-        else:
-            self.db.execute(
-                "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
-                "content_html = ?, link = ?, author = ?, categories = ?, first_seen = ?, "
-                "last_seen = ?, sort_key = ? WHERE id = ?",
-                values,
-            )
-            self.db.execute(
-                "UPDATE entry_topics SET sort_key = ? WHERE entry_id = ?", (values[10], entry.id)
-            )
 
-    def _sighting(self, entry_id: str, provenance: Provenance, now: datetime) -> None:
-        self.db.execute(
-            "INSERT INTO sightings (entry_id, source, location, line, first_seen, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id, source) DO UPDATE SET "
-            "location = excluded.location, line = excluded.line, last_seen = excluded.last_seen",
-            (
-                entry_id,
-                provenance.source,
-                provenance.location,
-                provenance.line,
-                now.isoformat(),
-                now.isoformat(),
-            ),
-        )
+    def _candidates(self, keys: Iterable[str]) -> dict[str, list[Entry]]:
+        """Stored entries by title key (without their sources: merging does not need them)."""
+        found: dict[str, list[Entry]] = {}
+        keys = list(keys)
+        for chunk in range(0, len(keys), 500):
+            part = keys[chunk : chunk + 500]
+            rows = self.db.execute(
+                f"SELECT * FROM entries WHERE title_key IN ({','.join('?' * len(part))})", part
+            )
+            for row in rows:
+                found.setdefault(row["title_key"], []).append(self._entry(row, (), ()))
+        return found
 
     def add(
         self, items: Sequence[SourceEntry], *, authority: str, zone: tzinfo, now: datetime
     ) -> tuple[IngestReport, list[Entry]]:
         """Merge items into the stored stories (call inside :meth:`transaction`).
 
+        Works in bulk: one lookup per 500 titles, one statement per kind of write.
         Returns counts, and the entries that are new or whose text changed (their
         topics need judging).
         """
-        new = updated = unchanged = 0
-        touched: dict[str, Entry] = {}
+        stored = self._candidates({title_key(item.title) for item in items})
+        inserted: dict[str, Entry] = {}
+        changed: dict[str, Entry] = {}
+        seen: set[str] = set()
+        sightings: list[tuple[Any, ...]] = []
+        stamp = now.isoformat()
         for item in items:
-            candidates = self._entries(
-                self.db.execute(
-                    "SELECT * FROM entries WHERE title_key = ?", (title_key(item.title),)
-                )
-            )
+            key = title_key(item.title)
+            candidates = stored.setdefault(key, [])
             found = choose(candidates, item, zone)
             if found is None:
                 entry = new_entry(item, authority=authority, zone=zone, now=now)
-                clash = self._entries(
-                    self.db.execute("SELECT * FROM entries WHERE id = ?", (entry.id,))
-                )
-                if clash:  # same title and day already stored under this id: the same story
-                    found = clash[0]
+                # Same title and day already stored under this id: the same story.
+                found = next((c for c in candidates if c.id == entry.id), None)
             if found is None:
-                self._write(entry, insert=True)
-                new += 1
-                touched[entry.id] = entry
+                inserted[entry.id] = entry
+                candidates.append(entry)
             else:
                 entry = merge_into(found, item, now)
-                if replace(entry, last_seen=found.last_seen, sources=found.sources) != found:
-                    updated += 1
-                    touched[entry.id] = entry
+                candidates[candidates.index(found)] = entry
+                if entry.id in inserted:
+                    inserted[entry.id] = entry
+                elif replace(entry, last_seen=found.last_seen, sources=found.sources) != found:
+                    changed[entry.id] = entry
                 else:
-                    unchanged += 1
-                self._write(entry, insert=False)
-            self._sighting(entry.id, item.provenance, now)
-        return IngestReport(new, updated, unchanged), list(touched.values())
+                    seen.add(entry.id)
+            source = item.provenance
+            sightings.append((entry.id, source.source, source.location, source.line, stamp, stamp))
+        columns = "title, title_key, published, summary, content_html, link, author, "
+        columns += "categories, first_seen, last_seen, sort_key, id"
+        self.db.executemany(
+            f"INSERT INTO entries ({columns}) VALUES ({','.join('?' * 12)})",
+            [self._row(e) for e in inserted.values()],
+        )
+        rows = [self._row(e) for e in changed.values()]
+        self.db.executemany(
+            "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
+            "content_html = ?, link = ?, author = ?, categories = ?, first_seen = ?, "
+            "last_seen = ?, sort_key = ? WHERE id = ?",
+            rows,
+        )
+        self.db.executemany(
+            "UPDATE entry_topics SET sort_key = ? WHERE entry_id = ?",
+            [(r[10], r[11]) for r in rows],
+        )
+        seen -= changed.keys()
+        self.db.executemany(
+            "UPDATE entries SET last_seen = ? WHERE id = ?", [(stamp, i) for i in sorted(seen)]
+        )
+        self.db.executemany(
+            "INSERT INTO sightings (entry_id, source, location, line, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id, source) DO UPDATE SET "
+            "location = excluded.location, line = excluded.line, last_seen = excluded.last_seen",
+            sightings,
+        )
+        report = IngestReport(len(inserted), len(changed), len(seen))
+        return report, [*inserted.values(), *changed.values()]
 
     def touch_source(self, source: str, now: datetime) -> None:
         """A source answered "not modified": its entries are still current."""
@@ -312,13 +323,18 @@ class Store:
         )
 
     def set_topics(self, entries: Iterable[Entry]) -> None:
-        for entry in entries:
-            self.db.execute("DELETE FROM entry_topics WHERE entry_id = ?", (entry.id,))
-            key = sort_key(entry.published, entry.first_seen)
-            self.db.executemany(
-                "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
-                [(topic, entry.id, key) for topic in entry.topics],
-            )
+        entries = list(entries)
+        self.db.executemany(
+            "DELETE FROM entry_topics WHERE entry_id = ?", [(e.id,) for e in entries]
+        )
+        self.db.executemany(
+            "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
+            [
+                (topic, entry.id, sort_key(entry.published, entry.first_seen))
+                for entry in entries
+                for topic in entry.topics
+            ],
+        )
 
     def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]:
         """Every stored entry, a batch at a time (for re-judging topics)."""

@@ -1,0 +1,69 @@
+"""The lxml fast path for plain RSS 2.0 gives exactly what feedparser gives."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from aggregator.live.feedparse import fast_rss, parse_feed
+from aggregator.live.harden import defuse
+from benchmarks.workloads import rss_feed
+
+FEEDS = Path(__file__).parent / "data" / "feeds"
+
+PLAIN = (FEEDS / "rss20.xml").read_bytes()
+VARIANTS = {
+    "corpus rss20": PLAIN,
+    "synthetic benchmark feed": rss_feed(3, 50, random.Random(1)),
+    "html in title": PLAIN.replace(b"<title>An item", b"<title>&lt;b&gt;An&lt;/b&gt; item"),
+    "cdata description": PLAIN.replace(
+        b"<description>Evergreen", b"<description><![CDATA[<i>Ever</i>]]>green"
+    ),
+    "no guid, relative link": PLAIN.replace(b'<guid isPermaLink="false">news_219104</guid>', b""),
+    "whitespace around text": PLAIN.replace(b"<title>NATO holds", b"<title>\n   NATO  holds"),
+    "author and categories": PLAIN.replace(
+        b"<category>Ukraine</category>",
+        b'<category domain="x">Ukraine</category><author>press@nato.int (Press)</author>',
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("url", ["https://feeds.example/f.xml", "/srv/feeds/f.xml"])
+def test_fast_path_gives_what_feedparser_gives(name: str, url: str) -> None:
+    data = VARIANTS[name]
+    assert fast_rss(defuse(data), url=url) is not None, "the fast path should take this one"
+    fast = parse_feed(data, url=url, name="n")
+    slow = parse_feed(data, url=url, name="n", fast=False)
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(PLAIN.replace(b'isPermaLink="false"', b""), id="permalink guid"),
+        pytest.param(PLAIN.replace(b"<rss ", b'<rss xml:base="https://x.org/" '), id="xml:base"),
+        pytest.param(PLAIN.replace(b"<pubDate>Thu", b"<pubDate>Thursday, the 28th"), id="odd date"),
+        pytest.param(
+            PLAIN.replace(
+                b"</item>",
+                b"<dc:creator xmlns:dc='http://purl.org/dc/elements/1.1/'>x</dc:creator></item>",
+                1,
+            ),
+            id="namespaced",
+        ),
+        pytest.param(
+            PLAIN.replace(b"</channel>", b"<item><title>unclosed</channel>"), id="malformed"
+        ),
+        pytest.param((FEEDS / "atom10.xml").read_bytes(), id="atom"),
+        pytest.param((FEEDS / "rss091.xml").read_bytes(), id="rss 0.91"),
+    ],
+)
+def test_anything_unusual_goes_to_feedparser(document: bytes) -> None:
+    assert fast_rss(defuse(document), url="https://feeds.example/f.xml") is None
+
+
+def test_a_charset_from_http_goes_to_feedparser() -> None:
+    assert fast_rss(PLAIN, url="https://e.org/f", content_type="text/xml; charset=latin-1") is None
