@@ -68,6 +68,10 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: re-judging an entry's topics looks them up by entry, not by topic.
+    """
+    CREATE INDEX entry_topics_by_entry ON entry_topics (entry_id);
+    """,
 )
 
 
