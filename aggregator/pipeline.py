@@ -107,8 +107,11 @@ def build_files(config: Config, store: Store) -> dict[str, bytes]:
 
 def apply(
     config: Config, store: Store, states: FetchStates, outcomes: Sequence[Outcome], now: datetime
-) -> IngestReport:
-    """Fold one run's outcomes into the store, in one transaction."""
+) -> tuple[IngestReport, bool]:
+    """Fold one run's outcomes into the store, in one transaction.
+
+    Also says whether anything the feeds show may have changed.
+    """
     topics = [Topic.from_config(t) for t in config.topics]
     items = [item for outcome in outcomes for item in outcome.entries]
     fingerprint = topics_fingerprint(config)
@@ -120,16 +123,36 @@ def apply(
         for outcome in outcomes:
             if outcome.not_modified:
                 store.touch_source(outcome.source.name, now)
-        if store.meta("topics") != fingerprint:
+        rejudged = store.meta("topics") != fingerprint
+        if rejudged:
             for batch in store.all_entries():
                 store.set_topics(judge(batch, topics))
             store.set_meta("topics", fingerprint)
         else:
             store.set_topics(judge(touched, topics))
+        forgotten = 0
         cutoff = retention_cutoff(now, config.store.retention_days)
         if cutoff is not None and (forgotten := store.prune(cutoff)):
             log.info("forgot %d entries unseen since %s", forgotten, cutoff.date())
-    return report
+    return report, bool(touched or rejudged or forgotten)
+
+
+def render_fingerprint(config: Config) -> str:
+    """Changes with anything besides the entries that shapes the files."""
+    from aggregator import __version__
+
+    settings = dataclasses.asdict(config.feeds)
+    settings["directory"] = str(settings["directory"])
+    settings["timezone"] = str(settings["timezone"])
+    text = json.dumps([__version__, settings, topics_fingerprint(config)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def expected_files(config: Config) -> list[str]:
+    names = [
+        f"{spec.slug}.{ext}" for spec, _ in feed_specs(config) for ext in ("rss", "atom", "json")
+    ]
+    return [*names, "topics.opml", "index.html"]
 
 
 def make_sandbox(config: Config) -> Sandbox:
@@ -152,13 +175,26 @@ def report_outcomes(outcomes: Sequence[Outcome]) -> None:
 def publish(
     config: Config, store: Store, states: FetchStates, outcomes: Sequence[Outcome], now: datetime
 ) -> RunResult:
-    """Apply outcomes to the store and rewrite the files that changed (hold the lock)."""
-    report = apply(config, store, states, outcomes, now)
+    """Apply outcomes to the store and rewrite the files that changed (hold the lock).
+
+    With nothing new, and the files as the last run left them, nothing is rendered.
+    """
+    report, changed = apply(config, store, states, outcomes, now)
     written: list[Path] = []
     unchanged: list[Path] = []
-    for name, data in build_files(config, store).items():
-        path = config.feeds.directory / name
-        (written if write_if_changed(path, data) else unchanged).append(path)
+    directory = config.feeds.directory
+    fingerprint = render_fingerprint(config)
+    current = store.meta("rendered") == fingerprint and all(
+        (directory / name).exists() for name in expected_files(config)
+    )
+    if changed or not current:
+        for name, data in build_files(config, store).items():
+            path = directory / name
+            (written if write_if_changed(path, data) else unchanged).append(path)
+        with store.transaction():
+            store.set_meta("rendered", fingerprint)
+    else:
+        unchanged = [directory / name for name in expected_files(config)]
     log.info(
         "%d new and %d updated entries; %d files written, %d unchanged",
         report.new,

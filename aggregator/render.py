@@ -23,8 +23,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-
-from feedgen.feed import FeedGenerator
+from typing import Any
 
 from aggregator.model import Entry, Published
 
@@ -79,9 +78,9 @@ def feed_updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
     return max((entry_time(e) for e in entries), default=fallback)
 
 
-def _generator(
-    spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, extension: str
-) -> FeedGenerator:
+def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, extension: str) -> Any:
+    from feedgen.feed import FeedGenerator  # lazily: a run with nothing new renders nothing
+
     from aggregator import __version__
 
     feed = FeedGenerator()

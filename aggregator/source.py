@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aggregator.errors import SourceError
-from aggregator.live.feedparse import FeedDocument, parse_feed
 from aggregator.live.harden import looks_like_xml
 from aggregator.model import SourceEntry
 from aggregator.snapshots import read_page
 from aggregator.snapshots.page import Captured, Page
 
 if TYPE_CHECKING:
+    from aggregator.live.feedparse import FeedDocument
     from aggregator.live.sandbox import Sandbox
 
 log = logging.getLogger("aggregator")
@@ -50,6 +50,8 @@ def read_feed(
     if sandbox is not None:
         document = sandbox.parse(data, url=url, name=name, content_type=content_type)
     else:
+        from aggregator.live.feedparse import parse_feed  # lazily: feedparser is slow to import
+
         document = parse_feed(data, url=url, name=name, content_type=content_type)
     for warning in document.warnings:
         log.warning("%s: %s", name if name == url else f"{name} ({url})", warning)

@@ -20,10 +20,12 @@ import threading
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import SourceError
-from aggregator.live.feedparse import FeedDocument, parse_feed
+
+if TYPE_CHECKING:
+    from aggregator.live.feedparse import FeedDocument
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY = 1 << 30  # bytes of address space per worker
@@ -31,6 +33,8 @@ DEFAULT_MEMORY = 1 << 30  # bytes of address space per worker
 
 def _serve(conn: Connection, memory: int) -> None:
     """A worker's loop: parse what arrives, send back the document or the error."""
+    from aggregator.live.feedparse import parse_feed
+
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     while True:
         try:
@@ -122,8 +126,8 @@ class Sandbox:
             self._idle.put(worker)
         if status == "error":
             raise SourceError(name, url, str(value))
-        assert isinstance(value, FeedDocument)
-        return value
+        document: FeedDocument = value
+        return document
 
     def close(self) -> None:
         with self._lock:
