@@ -268,7 +268,8 @@ def case_serve(ctx: Context) -> list[Figure]:
     directory = ctx.work / "serve"
     directory.mkdir(parents=True)
     config = write_config(directory, [], urls=True)
-    config.write_text(config.read_text() + "\n[serve]\nmax_age = 60\n", encoding="utf-8")
+    text = config.read_text().replace("[feeds]\n", "[feeds]\nmax_entries = 400\n", 1)
+    config.write_text(text + "\n[serve]\nmax_age = 60\n", encoding="utf-8")
     probe("archive", str(config), "20000")
     # Regenerate the feeds from the archive: the ukraine topic feed is the ~200 KB one.
     subprocess.run(
@@ -326,8 +327,11 @@ def case_serve(ctx: Context) -> list[Figure]:
         prefix = directory / "nginx"
         (prefix / "logs").mkdir(parents=True)
         conf = prefix / "nginx.conf"
+        # Run as root (as here), nginx's workers drop to "nobody", who may not read the
+        # private temporary directory.
+        user = "user root; " if os.geteuid() == 0 else ""
         conf.write_text(
-            "worker_processes 2; daemon off; pid nginx.pid; error_log logs/error.log;\n"
+            f"{user}worker_processes 2; daemon off; pid nginx.pid; error_log logs/error.log;\n"
             "events { worker_connections 1024; }\n"
             "http { access_log off; sendfile on; etag on; types { application/rss+xml rss; }\n"
             f"  server {{ listen 127.0.0.1:{port}; root {directory / 'out'}; }} }}\n"
@@ -337,7 +341,7 @@ def case_serve(ctx: Context) -> list[Figure]:
     if "nginx" in rates:
         ours, theirs = rates["aggregator serve"], rates["nginx"]
         for index, kind in ((0, "full"), (1, "304")):
-            ratio = ours[index] / theirs[index]
+            ratio = ours[index] / theirs[index] if theirs[index] else 0.0
             figures.append(
                 Figure(
                     "serve",
