@@ -38,10 +38,6 @@ class Outcome:
     # Cache-Control max-age, RSS <ttl>); None when it asked nothing.
     not_before: datetime | None = None
 
-    @property
-    def changed_anything(self) -> bool:
-        return bool(self.entries)
-
 
 def read_file(source: SourceConfig, sandbox: Sandbox | None) -> list[SourceEntry]:
     """The entries of a local source; SourceError when it cannot be read."""

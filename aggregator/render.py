@@ -65,15 +65,6 @@ def entry_time(entry: Entry) -> datetime:
     return entry.first_seen if entry.published is None else shown_time(entry.published)
 
 
-def newest_first(entries: Sequence[Entry]) -> list[Entry]:
-    """Dated entries newest first, then undated ones in the order first seen; ties by id."""
-    dated = [e for e in entries if e.published is not None]
-    undated = [e for e in entries if e.published is None]
-    dated.sort(key=lambda e: (entry_time(e), e.id), reverse=True)
-    undated.sort(key=lambda e: (e.first_seen, e.id))
-    return dated + undated
-
-
 def feed_updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
     return max((entry_time(e) for e in entries), default=fallback)
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from aggregator.dedupe import choose, local_day, merge_into, new_entry
+from aggregator.dedupe import choose, merge_into, new_entry
 from aggregator.errors import AggregatorError
 from aggregator.model import Entry, Provenance, Published, SourceEntry
 from aggregator.text import title_key
@@ -410,7 +410,3 @@ class Store:
 
 def retention_cutoff(now: datetime, days: int) -> datetime | None:
     return None if days <= 0 else now - timedelta(days=days)
-
-
-def day_of(entry: Entry, zone: tzinfo) -> date | None:
-    return local_day(entry.published, zone)
