@@ -135,7 +135,11 @@ def text_summary(text: str) -> str:
 def title(text: str | None) -> str:
     """A title as plain text. RSS titles are often escaped HTML and many readers
     render them as HTML, so markup is removed whatever type the feed declared."""
-    return plain(text, MAX_TITLE, is_html=True)
+    # Without "<" or "&" there is no markup and no reference: the sanitiser would
+    # hand back the same text, so most titles skip it.
+    if not text:
+        return ""
+    return plain(text, MAX_TITLE, is_html="<" in text or "&" in text)
 
 
 def name(text: str | None) -> str | None:
