@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
-from aggregator.live.fetch import Fetcher, FetchError, Limits
+from aggregator.live.fetch import Fetcher, FetchError, Limits, Validators
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates, SourceState
 from aggregator.model import SourceEntry
@@ -139,8 +139,14 @@ class Ingest:
                 source.key,
             )
             state = replace(state, url=fetched.moved_to)
+        validators = fetched.validators
+        if fetched.not_modified:
+            # A 304 need not repeat the validators (RFC 9110 §15.4.5): keep what we had.
+            validators = Validators(
+                validators.etag or state.etag, validators.last_modified or state.last_modified
+            )
         state = replace(
-            state.with_validators(fetched.validators),
+            state.with_validators(validators),
             retry_not_before=None,
             last_success=self.now,
             last_error=None,

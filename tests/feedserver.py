@@ -4,6 +4,7 @@ Routes (see ``Handler.do_GET``):
 
 * ``/feeds/<file>``: a file from tests/data/feeds, with ETag and Last-Modified, answering
   conditional requests with 304; ``/lastmod/<file>``: the same with Last-Modified only;
+  ``/bare-304/<file>``: the same, its 304s repeating no validators;
 * ``/gzip/<file>``, ``/deflate/<file>``, ``/raw-deflate/<file>``: the same, compressed;
 * ``/redirect/<n>/<file>``: <n> permanent redirects, then the file; ``/temporary/<file>``
   a 302 to it; ``/loop/a`` and ``/loop/b`` redirect to each other; ``/to-file`` to file:;
@@ -92,7 +93,8 @@ class Handler(BaseHTTPRequestHandler):
         if (etag_too and self.headers.get("If-None-Match") == etag) or (
             not etag_too and self.headers.get("If-Modified-Since") == LAST_MODIFIED
         ):
-            self._send(304, headers=validators)
+            # /bare-304/: a 304 that repeats no validators, as RFC 9110 allows.
+            self._send(304, headers={} if self.path.startswith("/bare-304/") else validators)
             return
         headers = {
             **validators,
@@ -120,7 +122,7 @@ class Handler(BaseHTTPRequestHandler):
         )
         parts = path.strip("/").split("/")
         head = parts[0]
-        if head == "feeds":
+        if head in ("feeds", "bare-304"):
             self._file("/".join(parts[1:]))
         elif head == "lastmod":
             self._file("/".join(parts[1:]), etag_too=False)

@@ -76,6 +76,16 @@ def test_second_run_gets_304_and_parses_nothing(
     assert feedserver.log[-1][2] is not None  # If-None-Match was sent
 
 
+def test_validators_outlive_a_304_that_does_not_repeat_them(
+    tmp_path: Path, feedserver: Server, sandbox: CountingSandbox
+) -> None:
+    urls = {"bare": f"{feedserver.base}/bare-304/rss10.rdf"}
+    ingest(tmp_path, urls, sandbox)
+    for _ in range(2):
+        assert ingest(tmp_path, urls, sandbox)["bare"].not_modified
+    assert len(sandbox.parsed) == 1
+
+
 def test_permanent_redirect_is_remembered(
     tmp_path: Path, feedserver: Server, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
