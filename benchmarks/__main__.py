@@ -140,17 +140,8 @@ def case_ingest(ctx: Context) -> list[Figure]:
     figures = [
         Figure("ingest", "bare lxml loop, same bytes", "entries/s", [entries / s for s in baseline])
     ]
-    server = [
-        PYTHON,
-        "-m",
-        "http.server",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        str(data),
-    ]
-    with background(server, port):
+    # Feeds hosted the way real ones are: keep-alive, ETags answered with 304.
+    with background([PYTHON, "-m", "benchmarks.feedhost", str(data), str(port)], port):
         for label, config, directory in (
             ("HTTP, 200 feeds x 50", over_http, http_dir),
             ("local files, 200 x 50", from_files, file_dir),
@@ -307,17 +298,8 @@ def case_serve(ctx: Context) -> list[Figure]:
     ):
         measure("aggregator serve", f"http://127.0.0.1:{port}/feeds/ukraine.rss")
     port = free_port()
-    server = [
-        PYTHON,
-        "-m",
-        "http.server",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        str(directory / "out"),
-    ]
-    with background(server, port):
+    server = [PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    with background([*server, "--directory", str(directory / "out")], port):
         measure("python -m http.server", f"http://127.0.0.1:{port}/ukraine.rss")
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
