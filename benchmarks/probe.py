@@ -30,24 +30,32 @@ def run_aggregator(config: str) -> dict[str, Any]:
 
 
 def lxml_loop(directory: str) -> dict[str, Any]:
-    """The baseline: a bare lxml loop extracting the fields we read, from the same bytes."""
+    """The baseline: a bare lxml loop extracting the fields we read, from the same bytes.
+
+    The loop lasts a fraction of a second, so it runs five times and its fastest pass
+    counts: a steadier baseline, and one that can only make our ratio look worse.
+    """
     from lxml import etree
 
     blobs = [p.read_bytes() for p in sorted(Path(directory).glob("*.xml"))]
-    started = time.perf_counter()
+    passes = []
     count = 0
-    for blob in blobs:
-        root = etree.fromstring(blob)
-        for item in root.iter("item"):
-            fields = (
-                item.findtext("title"),
-                item.findtext("link"),
-                item.findtext("guid"),
-                item.findtext("pubDate"),
-                item.findtext("description"),
-            )
-            count += fields[0] is not None
-    return {"seconds": time.perf_counter() - started, "entries": count}
+    for _ in range(5):
+        started = time.perf_counter()
+        count = 0
+        for blob in blobs:
+            root = etree.fromstring(blob)
+            for item in root.iter("item"):
+                fields = (
+                    item.findtext("title"),
+                    item.findtext("link"),
+                    item.findtext("guid"),
+                    item.findtext("pubDate"),
+                    item.findtext("description"),
+                )
+                count += fields[0] is not None
+        passes.append(time.perf_counter() - started)
+    return {"seconds": min(passes), "entries": count}
 
 
 def _items(count: int, seed: int, repeat: float) -> Iterator[Any]:
