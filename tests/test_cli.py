@@ -179,7 +179,10 @@ def test_run_with_bad_config_exits_2(project: Path, capsys: pytest.CaptureFixtur
 
 
 def test_console_script_help_has_examples() -> None:
-    for command in (["--help"], ["parse", "--help"], ["run", "--help"]):
+    for command in (
+        ["--help"],
+        *([name, "--help"] for name in ("parse", "run", "explain", "serve")),
+    ):
         done = subprocess.run(
             [sys.executable, "-m", "aggregator", *command],
             capture_output=True,
