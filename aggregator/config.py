@@ -76,6 +76,8 @@ class FetchSettings:
     parse_timeout: float = 10.0
     parse_memory_mb: int = 1024
     user_agent: str | None = None
+    # The newest entries kept from one feed document (by date, then document order).
+    max_entries_per_feed: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +304,7 @@ def _fetch(root: _Table) -> FetchSettings:
             "parse_timeout",
             "parse_memory_mb",
             "user_agent",
+            "max_entries_per_feed",
         )
     )
     return FetchSettings(
@@ -314,6 +317,7 @@ def _fetch(root: _Table) -> FetchSettings:
         parse_timeout=table.number("parse_timeout", defaults.parse_timeout),
         parse_memory_mb=table.integer("parse_memory_mb", defaults.parse_memory_mb, minimum=128),
         user_agent=table.optional_string("user_agent"),
+        max_entries_per_feed=table.integer("max_entries_per_feed", defaults.max_entries_per_feed),
     )
 
 
