@@ -54,6 +54,15 @@ class FeedSpec:
         return f"{address}?{self.query}" if self.query else address
 
 
+def entry_page(entry_id: str) -> str:
+    """Where an entry's own page lives, relative to ``base_url``: ``entries/<digest>.html``.
+
+    The digest is the last part of the entry's stable ``tag:`` id, so the page's URL is
+    as stable as the id.
+    """
+    return f"entries/{entry_id.rsplit(':', 1)[-1]}.html"
+
+
 def shown_time(published: Published) -> datetime:
     """The instant a feed shows for a date (see the module's conventions)."""
     if published.instant is not None:
