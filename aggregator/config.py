@@ -7,6 +7,7 @@ relative to the config file, so a cron job may run from any directory.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -18,11 +19,18 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.errors import ConfigError
+from aggregator.patterns import compile_pattern
 from aggregator.snapshots.page import Captured
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 TOPIC_FIELDS = ("title", "summary")
 RESERVED_SLUGS = frozenset({"all", "topics", "index"})
+# Bounds on numbers in the config: far above any sensible setting, and below what
+# SQLite (64-bit integers), timers and the OS accept, so that a typo such as
+# 2**64 or 1e300 is a config error naming its key rather than a crash later.
+MAX_NUMBER = 1e6  # seconds or minutes
+MAX_INTEGER = 2**31 - 1
+MAX_MEGABYTES = 1 << 20  # a terabyte
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,16 +169,28 @@ class _Table:
             raise self.fail(name, f"must be a list of non-empty strings, not {value!r}")
         return tuple(value)
 
-    def number(self, name: str, default: float, minimum: float = 0.001) -> float:
+    def number(
+        self, name: str, default: float, minimum: float = 0.001, maximum: float = MAX_NUMBER
+    ) -> float:
         value = self.data.get(name, default)
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < minimum:
-            raise self.fail(name, f"must be a number of at least {minimum:g}, not {value!r}")
+        # NaN compares false with everything, so it is refused by name, not by range.
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or not minimum <= value <= maximum
+        ):
+            raise self.fail(
+                name, f"must be a number from {minimum:g} to {maximum:g}, not {value!r}"
+            )
         return float(value)
 
-    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+    def integer(self, name: str, default: int, minimum: int = 1, maximum: int = MAX_INTEGER) -> int:
         value = self.data.get(name, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(name, f"must be a whole number of at least {minimum}, not {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            raise self.fail(
+                name, f"must be a whole number from {minimum} to {maximum}, not {value!r}"
+            )
         return value
 
     def tables(self, name: str) -> list[_Table]:
@@ -250,7 +270,7 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
         site_url=site_url,
         author=table.string("author", "aggregator"),
         id_authority=authority,
-        max_entries=table.integer("max_entries", 100),
+        max_entries=table.integer("max_entries", 100, maximum=1_000_000),
         timezone=zone,
     )
 
@@ -260,7 +280,8 @@ def _store(root: _Table, base: Path) -> StoreSettings:
     table.check_keys(("path", "retention_days", "lock_timeout"))
     return StoreSettings(
         path=base / table.string("path", "state/aggregator.sqlite3"),
-        retention_days=table.integer("retention_days", 0, minimum=0),
+        # Past ~2,700 years the cutoff would fall before year 1.
+        retention_days=table.integer("retention_days", 0, minimum=0, maximum=1_000_000),
         lock_timeout=table.number("lock_timeout", 300.0, minimum=0),
     )
 
@@ -283,9 +304,7 @@ def _schedule(root: _Table) -> ScheduleSettings:
 def _serve(root: _Table) -> ServeSettings:
     table = root.table("serve")
     table.check_keys(("host", "port", "max_age"))
-    port = table.integer("port", 8080, minimum=0)
-    if port > 65535:
-        raise table.fail("port", f"must be at most 65535, not {port}")
+    port = table.integer("port", 8080, minimum=0, maximum=65535)
     max_age = table.integer("max_age", 0, minimum=0) if "max_age" in table.data else None
     return ServeSettings(host=table.string("host", "127.0.0.1"), port=port, max_age=max_age)
 
@@ -311,13 +330,19 @@ def _fetch(root: _Table) -> FetchSettings:
         connect_timeout=table.number("connect_timeout", defaults.connect_timeout),
         read_timeout=table.number("read_timeout", defaults.read_timeout),
         deadline=table.number("deadline", defaults.deadline),
-        max_body_mb=table.integer("max_body_mb", defaults.max_body_mb),
-        max_decoded_mb=table.integer("max_decoded_mb", defaults.max_decoded_mb),
-        workers=table.integer("workers", defaults.workers),
+        max_body_mb=table.integer("max_body_mb", defaults.max_body_mb, maximum=MAX_MEGABYTES),
+        max_decoded_mb=table.integer(
+            "max_decoded_mb", defaults.max_decoded_mb, maximum=MAX_MEGABYTES
+        ),
+        workers=table.integer("workers", defaults.workers, maximum=256),
         parse_timeout=table.number("parse_timeout", defaults.parse_timeout),
-        parse_memory_mb=table.integer("parse_memory_mb", defaults.parse_memory_mb, minimum=128),
+        parse_memory_mb=table.integer(
+            "parse_memory_mb", defaults.parse_memory_mb, minimum=128, maximum=MAX_MEGABYTES
+        ),
         user_agent=table.optional_string("user_agent"),
-        max_entries_per_feed=table.integer("max_entries_per_feed", defaults.max_entries_per_feed),
+        max_entries_per_feed=table.integer(
+            "max_entries_per_feed", defaults.max_entries_per_feed, maximum=1_000_000
+        ),
     )
 
 
@@ -372,8 +397,8 @@ def _rule(
     patterns = table.strings(patterns_key)
     for index, pattern in enumerate(patterns):
         try:
-            re.compile(pattern)
-        except re.error as error:
+            compile_pattern(pattern)
+        except ValueError as error:
             raise table.fail(
                 f"{patterns_key}[{index + 1}]", f"invalid regular expression: {error}"
             ) from error
@@ -446,7 +471,8 @@ def load_config(path: Path) -> Config:
     """Read and check ``path``; raises ConfigError naming the key at fault."""
     file = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte-order mark.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError as error:
         raise ConfigError(
             file, "no such file; pass --config PATH or run where config.toml is"

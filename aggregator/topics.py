@@ -4,7 +4,8 @@ A topic takes an entry when one of its rules finds one of its terms or
 patterns in one of the rule's fields, and its exclusions find nothing. Terms
 match whole words, in any case ("EU" does not match "Europe"); curly and
 straight quotes and dashes count as the same. Patterns are regular
-expressions, case-insensitive.
+expressions, case-insensitive, run by a linear-time engine (see
+:mod:`aggregator.patterns`), so no pattern can hang a run.
 
 Rules name their fields so that a topic can be strict where it must: a story
 that mentions Ukraine in passing in its summary is not about Ukraine, one
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from aggregator.config import RuleConfig, TopicConfig
+from aggregator.patterns import Pattern, compile_pattern
 from aggregator.text import fold
 
 
@@ -48,14 +50,15 @@ class Rule:
     """Compiled terms and patterns, each with a label saying where it came from."""
 
     fields: tuple[str, ...]
-    checks: tuple[tuple[str, re.Pattern[str]], ...]
+    checks: tuple[tuple[str, Pattern], ...]
 
     @classmethod
     def from_config(cls, config: RuleConfig, *, label: str = "") -> Rule:
-        checks = [(f"{label}term {term!r}", term_pattern(term)) for term in config.terms]
+        checks: list[tuple[str, Pattern]] = [
+            (f"{label}term {term!r}", term_pattern(term)) for term in config.terms
+        ]
         checks += [
-            (f"{label}pattern {pattern!r}", re.compile(pattern, re.IGNORECASE))
-            for pattern in config.patterns
+            (f"{label}pattern {pattern!r}", compile_pattern(pattern)) for pattern in config.patterns
         ]
         return cls(config.fields, tuple(checks))
 

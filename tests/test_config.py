@@ -138,3 +138,50 @@ def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("table", "setting", "key"),
+    [
+        pytest.param("store", "lock_timeout = nan", "store.lock_timeout", id="nan timeout"),
+        pytest.param("fetch", "deadline = nan", "fetch.deadline", id="nan deadline"),
+        pytest.param("fetch", "deadline = inf", "fetch.deadline", id="infinite deadline"),
+        pytest.param("schedule", "jitter_seconds = -inf", "schedule.jitter_seconds", id="-inf"),
+        pytest.param("feeds", f"max_entries = {2**64}", "feeds.max_entries", id="2**64"),
+        pytest.param(
+            "fetch", f"max_entries_per_feed = {2**63 - 1}", "fetch.max_entries_per_feed", id="i64"
+        ),
+        pytest.param("fetch", "max_body_mb = 99999999999", "fetch.max_body_mb", id="huge cap"),
+        pytest.param("store", "retention_days = 9999999", "store.retention_days", id="eons"),
+        pytest.param("serve", "port = 65536", "serve.port", id="port"),
+        pytest.param("fetch", "workers = 100000", "fetch.workers", id="workers"),
+    ],
+)
+def test_numbers_out_of_range_name_their_key(
+    tmp_path: Path, table: str, setting: str, key: str
+) -> None:
+    path = write(tmp_path, f"[{table}]\n{setting}\n" + MINIMAL)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(f"{path}: {key}: must be a ")
+    assert " from " in str(raised.value)
+
+
+def test_config_saved_with_a_utf8_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert [t.slug for t in load_config(path).topics] == ["ukraine"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        pytest.param(r"(\\w)\\1", id="backreference"),
+        pytest.param(r"(?<!x)Kyiv", id="lookbehind"),
+        pytest.param("a" * 1001, id="too long"),
+    ],
+)
+def test_patterns_a_linear_engine_cannot_run_are_refused(tmp_path: Path, pattern: str) -> None:
+    text = MINIMAL.replace('terms = ["Ukraine"]', f'terms = ["Ukraine"]\npatterns = ["{pattern}"]')
+    with pytest.raises(ConfigError, match=r"topics\[1\]\.patterns\[1\]: invalid regular exp"):
+        load_config(write(tmp_path, text))

@@ -81,3 +81,14 @@ def test_shipped_topics_hold_exactly_the_seed_stories_about_them() -> None:
                     found[t.slug].append(entry.title)
     expected = json.loads((root / "tests/data/topics/seeds.expected.json").read_text("utf-8"))
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    "pattern", [pytest.param(r"(a+)+$", id="nested"), pytest.param(r"(\w+\s?)+$", id="words")]
+)
+def test_patterns_that_backtrack_forever_in_python_re_still_answer(pattern: str) -> None:
+    # With a backtracking engine each of these takes exponential time on this text
+    # (it would never finish); the linear engine answers at once.
+    text = "a" * 5000 + "!" if pattern.startswith("(a") else "word " * 5000 + "!"
+    assert topic(patterns=(pattern,)).matches({"title": text, "summary": ""}) is False
+    assert topic(patterns=(pattern,)).matches({"title": "aaaa", "summary": ""}) is True
