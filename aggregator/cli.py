@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import SourceConfig
-from aggregator.errors import AggregatorError, ConfigError, SourceError
+from aggregator.errors import AggregatorError, ConfigError, SourceError, StoreError, WriteError
 from aggregator.lock import LockTimeout
 from aggregator.model import SourceEntry
 from aggregator.snapshots import LAYOUTS
@@ -35,6 +35,7 @@ EXIT_OK = 0
 EXIT_SOURCES_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
+EXIT_STORAGE = 4  # the feeds or the store could not be written; nothing was replaced
 DEFAULT_CONFIG = "config.toml"
 
 log = logging.getLogger("aggregator")
@@ -100,20 +101,24 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def _parse_files(args: argparse.Namespace, sandbox: Sandbox) -> int:
+    from aggregator.config import FetchSettings
+    from aggregator.localfile import read_local
     from aggregator.source import parse_source
 
     configured = _configured_sources(args)
     status = EXIT_OK
     found: list[SourceEntry] = []
+    limit = FetchSettings().max_decoded_mb << 20
     for path in args.paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            log.error("%s: cannot read: %s", path, error.strerror)
-            status = EXIT_SOURCES_FAILED
-            continue
         source = configured.get(Path(path).resolve())
         try:
+            data = read_local(
+                Path(path),
+                name=source.name if source else path,
+                setting="the path",
+                limit=limit,
+                limit_setting="[fetch] max_decoded_mb",
+            )
             entries = parse_source(
                 data,
                 url=path,
@@ -363,6 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LockTimeout as error:
         log.error("%s", error)
         return EXIT_BUSY
+    except (WriteError, StoreError) as error:
+        log.error("%s", error)
+        return EXIT_STORAGE
     except AggregatorError as error:
         log.error("%s", error)
         return EXIT_SOURCES_FAILED

@@ -6,6 +6,8 @@ A command-line user sees ``str(error)``: one line saying which source, where
 
 from __future__ import annotations
 
+import errno
+
 
 class AggregatorError(Exception):
     """Base class of every error the aggregator raises on purpose."""
@@ -43,3 +45,35 @@ class UnknownLayoutError(SourceError):
 
 class CaptureTimeError(SourceError):
     """A page gives ages ("2 weeks ago") but no capture time is known or inferable."""
+
+
+class StoreError(AggregatorError):
+    """The store cannot be opened (permissions, not a database), or is from a newer version."""
+
+
+class WriteError(AggregatorError):
+    """The feeds or the store could not be written (disk full, permissions, a file in the
+    way). Whatever was there before is left as it was."""
+
+
+# What to do about the file system faults a user can meet, by errno.
+_ADVICE = {
+    errno.ENOSPC: "the disk is full; free some space and run again",
+    errno.EDQUOT: "the disk quota is used up; free some space and run again",
+    errno.EROFS: "the file system is read-only; choose a writable place in the config",
+    errno.EACCES: "permission denied; make it writable by this user or choose another place",
+    errno.EPERM: "not permitted; make it writable by this user or choose another place",
+    errno.ENOTDIR: "a file is in the way where a directory is needed; move it or choose "
+    "another place in the config",
+    errno.EEXIST: "a file is in the way where a directory is needed; move it or choose "
+    "another place in the config",
+    errno.EISDIR: "a directory is in the way where a file is needed; move it",
+}
+
+
+def os_advice(error: OSError) -> str:
+    """What went wrong and what to do, in words, for a failed file system call."""
+    advice = _ADVICE.get(error.errno or 0)
+    if advice is not None:
+        return advice
+    return f"{error.strerror or error}; check the path and its permissions"

@@ -19,6 +19,7 @@ from aggregator.errors import SourceError
 from aggregator.live.fetch import Fetcher, FetchError, Limits, Validators
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates, SourceState
+from aggregator.localfile import read_local
 from aggregator.model import SourceEntry
 from aggregator.source import parse_source, read_feed
 
@@ -39,19 +40,16 @@ class Outcome:
     not_before: datetime | None = None
 
 
-def read_file(source: SourceConfig, sandbox: Sandbox | None) -> list[SourceEntry]:
+def read_file(source: SourceConfig, sandbox: Sandbox | None, limit: int) -> list[SourceEntry]:
     """The entries of a local source; SourceError when it cannot be read."""
     assert source.path is not None
-    try:
-        data = source.path.read_bytes()
-    except FileNotFoundError as error:
-        raise SourceError(
-            source.name, str(source.path), f"no such file; check {source.key}.path in the config"
-        ) from error
-    except OSError as error:
-        raise SourceError(
-            source.name, str(source.path), f"cannot read: {error.strerror}"
-        ) from error
+    data = read_local(
+        source.path,
+        name=source.name,
+        setting=f"{source.key}.path in the config",
+        limit=limit,
+        limit_setting="[fetch] max_decoded_mb",
+    )
     return parse_source(
         data,
         url=str(source.path),
@@ -98,7 +96,8 @@ class Ingest:
 
     async def _local(self, source: SourceConfig) -> Outcome:
         try:
-            entries = await asyncio.to_thread(read_file, source, self.sandbox)
+            limit = self.config.fetch.max_decoded_mb << 20
+            entries = await asyncio.to_thread(read_file, source, self.sandbox, limit)
         except SourceError as error:
             return Outcome(source, (), error)
         return Outcome(source, tuple(entries))

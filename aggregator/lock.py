@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, WriteError, os_advice
 
 
 class LockTimeout(AggregatorError):
@@ -33,8 +33,11 @@ def _holder(fd: int) -> str:
 @contextmanager
 def exclusive(path: Path, wait: float, poll: float = 0.1) -> Iterator[None]:
     """Hold the lock at ``path``, waiting at most ``wait`` seconds for it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise WriteError(f"{path}: cannot create the write lock: {os_advice(error)}") from error
     try:
         deadline = time.monotonic() + wait
         while True:

@@ -26,7 +26,7 @@ from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
 from aggregator.lock import exclusive
 from aggregator.model import Entry
-from aggregator.output import write_if_changed
+from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
 from aggregator.site import Site, render_site_files
 from aggregator.store import IngestReport, Store, retention_cutoff
@@ -108,33 +108,42 @@ def build_files(config: Config, store: Store) -> dict[str, bytes]:
 def apply(
     config: Config, store: Store, states: FetchStates, outcomes: Sequence[Outcome], now: datetime
 ) -> tuple[IngestReport, bool]:
-    """Fold one run's outcomes into the store, in one transaction.
+    """Fold one run's outcomes into the store (call inside its transaction).
 
     Also says whether anything the feeds show may have changed.
     """
     topics = [Topic.from_config(t) for t in config.topics]
     items = [item for outcome in outcomes for item in outcome.entries]
     fingerprint = topics_fingerprint(config)
-    with store.transaction():
-        states.save()
-        report, touched = store.add(
-            items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
-        )
-        for outcome in outcomes:
-            if outcome.not_modified:
-                store.touch_source(outcome.source.name, now)
-        rejudged = store.meta("topics") != fingerprint
-        if rejudged:
-            for batch in store.all_entries():
-                store.set_topics(judge(batch, topics))
-            store.set_meta("topics", fingerprint)
-        else:
-            store.set_topics(judge(touched, topics))
-        forgotten = 0
-        cutoff = retention_cutoff(now, config.store.retention_days)
-        if cutoff is not None and (forgotten := store.prune(cutoff)):
-            log.info("forgot %d entries unseen since %s", forgotten, cutoff.date())
-    return report, bool(touched or rejudged or forgotten)
+    states.save()
+    report, touched = store.add(
+        items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
+    )
+    for outcome in outcomes:
+        if outcome.not_modified:
+            store.touch_source(outcome.source.name, now)
+    rejudged = store.meta("topics") != fingerprint
+    if rejudged:
+        for batch in store.all_entries():
+            store.set_topics(judge(batch, topics))
+        store.set_meta("topics", fingerprint)
+    else:
+        store.set_topics(judge(touched, topics))
+    forgotten = 0
+    cutoff = retention_cutoff(now, config.store.retention_days)
+    if cutoff is not None and (forgotten := store.prune(cutoff)):
+        log.info("forgot %d entries unseen since %s", forgotten, cutoff.date())
+    changed = bool(touched or rejudged or forgotten)
+    if changed:
+        # In the same transaction as the change itself: the files record the version
+        # they show, so a crash between this commit and the last rename is caught up.
+        store.set_meta("version", str(store_version(store) + 1))
+    return report, changed
+
+
+def store_version(store: Store) -> int:
+    """A counter the store bumps with every change the feeds may show."""
+    return int(store.meta("version") or 0)
 
 
 def render_fingerprint(config: Config) -> str:
@@ -179,22 +188,27 @@ def publish(
 
     With nothing new, and the files as the last run left them, nothing is rendered.
     """
-    report, changed = apply(config, store, states, outcomes, now)
-    written: list[Path] = []
-    unchanged: list[Path] = []
     directory = config.feeds.directory
-    fingerprint = render_fingerprint(config)
-    current = store.meta("rendered") == fingerprint and all(
-        (directory / name).exists() for name in expected_files(config)
-    )
-    if changed or not current:
-        for name, data in build_files(config, store).items():
-            path = directory / name
-            (written if write_if_changed(path, data) else unchanged).append(path)
-        with store.transaction():
-            store.set_meta("rendered", fingerprint)
+    remove_stale_temporaries(directory)
+    # The files are rendered and written to temporary files inside the store's
+    # transaction: if they cannot be written (disk full, permissions) the transaction
+    # rolls back, leaving store and feeds as they were. Renames follow the commit;
+    # a crash between the two leaves the files a version behind, which the next run
+    # sees (is_current) and catches up.
+    with store.transaction():
+        report, _ = apply(config, store, states, outcomes, now)
+        wanted = rendered_version(config, store)
+        staged = (
+            None
+            if is_current(config, store, wanted)
+            else stage_files(directory, build_files(config, store))
+        )
+    if staged is None:
+        written, unchanged = [], [directory / name for name in expected_files(config)]
     else:
-        unchanged = [directory / name for name in expected_files(config)]
+        written, unchanged = staged.install(), staged.unchanged
+        with store.transaction():
+            store.set_meta("rendered", wanted)
     log.info(
         "%d new and %d updated entries; %d files written, %d unchanged",
         report.new,
@@ -203,6 +217,18 @@ def publish(
         len(unchanged),
     )
     return RunResult(tuple(outcomes), report, tuple(written), tuple(unchanged))
+
+
+def rendered_version(config: Config, store: Store) -> str:
+    """What the files must have been rendered from: these settings, this store version."""
+    return f"{render_fingerprint(config)} {store_version(store)}"
+
+
+def is_current(config: Config, store: Store, wanted: str) -> bool:
+    directory = config.feeds.directory
+    return store.meta("rendered") == wanted and all(
+        (directory / name).exists() for name in expected_files(config)
+    )
 
 
 def refresh(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.dedupe import choose, merge_into, new_entry
-from aggregator.errors import AggregatorError
+from aggregator.errors import StoreError, WriteError, os_advice
 from aggregator.model import Entry, Provenance, Published, SourceEntry
 from aggregator.text import title_key
 
@@ -75,10 +75,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class StoreError(AggregatorError):
-    """The store file cannot be opened, or is from a newer version."""
-
-
 def sort_key(published: Published | None, first_seen: datetime) -> str:
     """Dated entries by the instant feeds show (UTC ISO), undated ones after all of them."""
     if published is None:
@@ -115,7 +111,9 @@ class Store:
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.Error as error:
-            raise StoreError(f"{path}: cannot open the store: {error}") from error
+            raise StoreError(f"{path}: cannot open the store: {_advice(error)}") from error
+        except OSError as error:
+            raise StoreError(f"{path}: cannot open the store: {os_advice(error)}") from error
 
     def close(self) -> None:
         self.db.close()
@@ -128,14 +126,24 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All or nothing; writers queue behind each other (BEGIN IMMEDIATE)."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """All or nothing; writers queue behind each other (BEGIN IMMEDIATE).
+
+        A write the file system refuses (disk full, read-only, permissions) rolls
+        back and raises :class:`~aggregator.errors.WriteError` naming the store.
+        """
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise WriteError(f"{self.path}: cannot write the store: {_advice(error)}") from error
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -406,6 +414,18 @@ class Store:
             self.db.execute("SELECT topic, COUNT(*) FROM entry_topics GROUP BY topic").fetchall()
         )
         return {"all": int(total), **{str(k): int(v) for k, v in by_topic.items()}}
+
+
+def _advice(error: sqlite3.Error) -> str:
+    """SQLite's words for a refused write, and what to do about it."""
+    text = str(error)
+    if "full" in text:
+        return f"{text}; free some disk space and run again (nothing was changed)"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"{text}; make the store and its directory writable by this user"
+    if "locked" in text or "busy" in text:
+        return f"{text}; another process held the store too long, try again"
+    return f"{text}; nothing was changed"
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime | None:

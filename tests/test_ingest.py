@@ -51,7 +51,8 @@ def ingest(
     with Store(config.store.path) as store:
         states = FetchStates(store)
         outcomes = Ingest(config, states, sandbox, now).run()
-        apply(config, store, states, outcomes, now)
+        with store.transaction():
+            apply(config, store, states, outcomes, now)
     return {o.source.name: o for o in outcomes}
 
 

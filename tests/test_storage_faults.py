@@ -1,0 +1,191 @@
+"""File system faults and odd source files: one line each, and nothing lost.
+
+The faults are real: a full disk is a small tmpfs, a read-only directory is a
+read-only bind mount, both made in a private mount namespace (``unshare``) that
+disappears with the process, so nothing is left mounted on the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+AGGREGATOR = [sys.executable, "-m", "aggregator"]
+SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
+
+
+def write_project(
+    directory: Path, seeds: list[Path], extra: str = "", name: str = "config.toml"
+) -> Path:
+    """A config reading ``seeds`` (copied beside it), its feeds in ``feeds/``."""
+    (directory / "seeds").mkdir(exist_ok=True)
+    sources = ""
+    for seed in seeds:
+        shutil.copy(seed, directory / "seeds" / seed.name)
+        sources += f'[[sources]]\npath = "seeds/{seed.name}"\ncaptured = 2023-11-01\n\n'
+    config = directory / name
+    config.write_text(
+        f'{extra}\n{sources}[[topics]]\nslug = "ukraine"\nterms = ["Ukraine"]\n', "utf-8"
+    )
+    return config
+
+
+def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*AGGREGATOR, "--config", str(config), *args, "run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def in_private_mounts(script: str) -> subprocess.CompletedProcess[str]:
+    """Run a shell script in its own mount namespace (as root, or as a mapped root)."""
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    return subprocess.run(
+        [*unshare, "sh", "-euc", script], capture_output=True, text=True, timeout=180, cwd=ROOT
+    )
+
+
+def digests(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def stored_count(project: Path) -> int:
+    with sqlite3.connect(project / "state" / "aggregator.sqlite3") as db:
+        return int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_feeds_path_taken_by_a_file(tmp_path: Path) -> None:
+    config = write_project(tmp_path, SEEDS[:1])
+    (tmp_path / "feeds").write_text("not a directory", "utf-8")
+    result = run(config)
+    assert result.returncode == 4
+    line = one_line(result.stderr)
+    assert str(tmp_path / "feeds") in line
+    assert "a file is in the way" in line
+    # The store was not changed either: the run's transaction rolled back.
+    assert stored_count(tmp_path) == 0
+    (tmp_path / "feeds").unlink()
+    assert run(config).returncode == 0
+    assert stored_count(tmp_path) > 0
+    assert (tmp_path / "feeds" / "all.rss").exists()
+
+
+def test_full_disk_keeps_the_previous_feeds_and_store(tmp_path: Path) -> None:
+    first = write_project(tmp_path, SEEDS[:2])
+    second = write_project(tmp_path, SEEDS, name="more.toml")
+    feeds, report = tmp_path / "feeds", tmp_path / "report"
+    feeds.mkdir()
+    report.mkdir()
+    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    script = f"""
+        mount -t tmpfs -o size=2m tmpfs {feeds}
+        {command} --config {first} run
+        cd {feeds}
+        find . -type f | sort | xargs sha256sum > {report}/before
+        dd if=/dev/zero of={feeds}/.filler bs=4k 2>/dev/null || true
+        rc=0; {command} --config {second} run 2> {report}/stderr || rc=$?
+        echo $rc > {report}/rc
+        rm .filler
+        find . -type f | sort | xargs sha256sum > {report}/after
+        find . -name '*.tmp' > {report}/temporaries
+    """
+    result = in_private_mounts(script)
+    assert result.returncode == 0, result.stderr
+    assert (report / "rc").read_text().strip() == "4"
+    line = one_line((report / "stderr").read_text())
+    assert str(feeds) in line
+    assert "the disk is full" in line
+    assert (report / "before").read_text() == (report / "after").read_text()
+    assert (report / "temporaries").read_text() == ""
+    # The store kept only what the first run stored: the second run rolled back.
+    with sqlite3.connect(tmp_path / "state" / "aggregator.sqlite3") as db:
+        sources = {row[0] for row in db.execute("SELECT DISTINCT source FROM sightings")}
+    assert sources == {f"seeds/{seed.name}" for seed in SEEDS[:2]}
+
+
+@pytest.mark.parametrize("target", ["feeds", "state"])
+def test_read_only_directory_is_one_line_and_loses_nothing(tmp_path: Path, target: str) -> None:
+    first = write_project(tmp_path, SEEDS[:2])
+    assert run(first).returncode == 0
+    before = digests(tmp_path / "feeds")
+    count = stored_count(tmp_path)
+    write_project(tmp_path, SEEDS)  # more sources: the next run has something to write
+    directory = tmp_path / target
+    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    script = f"""
+        mount --bind {directory} {directory}
+        mount -o remount,bind,ro {directory}
+        rc=0; {command} --config {first} run 2> {tmp_path}/stderr || rc=$?
+        echo $rc > {tmp_path}/rc
+    """
+    result = in_private_mounts(script)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rc").read_text().strip() == "4"
+    line = one_line((tmp_path / "stderr").read_text())
+    assert str(directory) in line
+    assert "read-only" in line
+    assert digests(tmp_path / "feeds") == before
+    assert stored_count(tmp_path) == count
+
+
+def test_sources_that_are_not_regular_files(tmp_path: Path) -> None:
+    config = write_project(tmp_path, SEEDS[:1])
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "folder.txt").mkdir()
+    extra = "".join(
+        f'[[sources]]\nname = "{name}"\npath = "{path}"\n\n'
+        for name, path in (
+            ("a pipe", "pipe.txt"),
+            ("a folder", "folder.txt"),
+            ("a device", "/dev/zero"),
+        )
+    )
+    config.write_text(extra + config.read_text("utf-8"), "utf-8")
+    result = run(config)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors[:3] == [
+        f"error: a pipe ({tmp_path / 'pipe.txt'}): is a named pipe (FIFO), not a file; "
+        "point sources[1].path in the config at a saved page or feed",
+        f"error: a folder ({tmp_path / 'folder.txt'}): is a directory, not a file; "
+        "point sources[2].path in the config at a saved page or feed",
+        "error: a device (/dev/zero): is a character device, not a file; "
+        "point sources[3].path in the config at a saved page or feed",
+    ]
+    assert "Traceback" not in result.stderr
+    assert stored_count(tmp_path) > 0  # the regular source was read all the same
+
+
+def test_a_source_file_over_the_size_cap(tmp_path: Path) -> None:
+    config = write_project(tmp_path, SEEDS[:1], extra="[fetch]\nmax_decoded_mb = 1\n")
+    (tmp_path / "huge.txt").write_bytes(b"x" * ((1 << 20) + 1))
+    config.write_text('[[sources]]\npath = "huge.txt"\n\n' + config.read_text("utf-8"), "utf-8")
+    result = run(config)
+    assert result.returncode == 1
+    assert (
+        f"error: huge.txt ({tmp_path / 'huge.txt'}): larger than 1 MB; raise [fetch] "
+        "max_decoded_mb if it really is one page or feed" in result.stderr.splitlines()
+    )
