@@ -16,9 +16,10 @@ A false merge (two stories shown as one) is worse than a missed one (one story
 shown twice), so nothing looser is matched: no fuzzy titles, no wider windows.
 
 Merging keeps the richest fields: the longest summary and HTML content, a link
-when any source has one, the most precise date, every category, and every
-source. The title and the id stay those the story was first seen with, so a
-feed reader never sees the entry change identity.
+when any source has one, the most precise date, every category, every enclosure
+(one per URL, those of the first source first), and every source. The title
+and the id stay those the story was first seen with, so a feed reader never
+sees the entry change identity.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, tzinfo
 
-from aggregator.model import Entry, Precision, Published, SourceEntry
+from aggregator.model import Enclosure, Entry, Precision, Published, SourceEntry
 from aggregator.text import title_key
 
 
@@ -80,7 +81,19 @@ def new_entry(item: SourceEntry, *, authority: str, zone: tzinfo, now: datetime)
         author=item.author,
         categories=item.categories,
         content_html=item.content_html,
+        enclosures=_enclosures((), item.enclosures),
     )
+
+
+def _enclosures(kept: tuple[Enclosure, ...], new: tuple[Enclosure, ...]) -> tuple[Enclosure, ...]:
+    """Every enclosure once per URL: those already kept first, as they were kept."""
+    known = {e.url for e in kept}
+    added = []
+    for enclosure in new:
+        if enclosure.url not in known:
+            known.add(enclosure.url)
+            added.append(enclosure)
+    return (*kept, *added)
 
 
 def merge_into(entry: Entry, item: SourceEntry, now: datetime) -> Entry:
@@ -100,6 +113,7 @@ def merge_into(entry: Entry, item: SourceEntry, now: datetime) -> Entry:
         author=entry.author or item.author,
         categories=tuple(dict.fromkeys(entry.categories + item.categories)),
         content_html=max(entry.content_html or "", item.content_html or "", key=len) or None,
+        enclosures=_enclosures(entry.enclosures, item.enclosures),
     )
 
 

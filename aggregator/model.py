@@ -57,14 +57,43 @@ class Published:
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
-    """Where an entry was read: the source's name, its file or URL, and a line."""
+    """Where an entry was read: the source's name, its file or URL, and a line.
+
+    ``page_url`` is the web page a saved snapshot was saved from (the source's
+    ``page_url`` in the config), so a reader can follow the story to it; None for
+    live feeds (their ``location`` is already a URL) and for snapshots that do not
+    say.
+    """
 
     source: str
     location: str
     line: int | None = None
+    page_url: str | None = None
 
     def __str__(self) -> str:
         return self.location if self.line is None else f"{self.location}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Enclosure:
+    """A media file that comes with an item: audio, video, a document or an image.
+
+    ``url`` is an absolute http(s) URL. ``type`` (a MIME type such as ``audio/mpeg``)
+    and ``length`` (in bytes, never negative) are None when the source did not give
+    them: nothing is guessed here. ``thumbnail`` marks a preview image (Media RSS
+    ``media:thumbnail``) rather than the media itself.
+    """
+
+    url: str
+    type: str | None = None
+    length: int | None = None
+    thumbnail: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"enclosure URL {self.url!r} is not http(s)")
+        if self.length is not None and self.length < 0:
+            raise ValueError(f"negative enclosure length {self.length}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +103,7 @@ class SourceEntry:
     ``title`` and ``summary`` are plain text; ``content_html`` is sanitised HTML
     when the source gave HTML (live feeds). ``guid`` is the source's own id for
     the item, if it has one; ``link`` is an absolute http(s) URL or None.
+    ``enclosures`` are its media files, in the order the source gave them.
     """
 
     title: str
@@ -86,6 +116,7 @@ class SourceEntry:
     updated: Published | None = None
     categories: tuple[str, ...] = ()
     content_html: str | None = None
+    enclosures: tuple[Enclosure, ...] = ()
 
     @property
     def source(self) -> str:
@@ -113,6 +144,7 @@ class Entry:
     topics: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     content_html: str | None = None
+    enclosures: tuple[Enclosure, ...] = ()
 
     def __post_init__(self) -> None:
         if self.first_seen.tzinfo is None:

@@ -14,18 +14,39 @@ Conventions, chosen once and kept:
 * Every entry's id (RSS ``guid``, ``isPermaLink="false"``) is its stable ``tag:`` URI.
 * An entry's primary source is the first source it was read from; it is named in
   ``<source>`` / ``atom:source`` when that source has a URL (RSS requires one).
+* Every item has a link: the story's own (from its source) when it has one, else
+  its permalink page on our site, ``base_url`` + :func:`entry_page`.
+* Text is escaped exactly once, and written with the type it has. A title is plain
+  text (Atom ``type="text"``). A summary is plain text: Atom ``<summary
+  type="text">``, JSON Feed ``summary``/``content_text``, and in RSS, whose
+  ``description`` readers treat as HTML (RSS 2.0), that text as HTML (only ``&``,
+  ``<`` and ``>`` escaped, never quotes: readers that show a description as text
+  would print ``&#x27;``). Sanitised HTML content is Atom ``<content
+  type="html">``, RSS ``content:encoded`` and JSON Feed ``content_html``.
+* Enclosures (media files) are Atom ``link rel="enclosure"`` (all of them), JSON
+  Feed ``attachments`` (all but thumbnails) and ``image`` (the first thumbnail,
+  else the first image), and one RSS ``enclosure`` (RSS allows one: the first that
+  is not a thumbnail, else the first). RSS and JSON Feed require a type: when the
+  source gave none, it is read from the URL's extension, else
+  ``application/octet-stream``; an unknown RSS length is 0 (RSS Best Practices
+  Profile); Atom and JSON Feed leave out what is unknown.
+* RSS and Atom documents name ``feed.xsl`` (:data:`STYLESHEET`, beside the feeds)
+  in an ``xml-stylesheet`` processing instruction, so a browser shows a page.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import json
+import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
+from urllib.parse import urlsplit
 
-from aggregator.model import Entry, Published
+from aggregator.model import Enclosure, Entry, Published
 
 NOON_UTC = time(12, 0, tzinfo=UTC)
 FEED_TYPES = {
@@ -34,6 +55,9 @@ FEED_TYPES = {
     "json": "application/feed+json",
 }
 GENERATOR = "aggregator"
+# The XSLT that shows an RSS or Atom file as a page in a browser, relative to the feed.
+STYLESHEET = "feed.xsl"
+CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +102,99 @@ def feed_updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
     return max((entry_time(e) for e in entries), default=fallback)
 
 
+def item_link(spec: FeedSpec, entry: Entry) -> str:
+    """Where a feed item leads: the story's own link, else its page on our site."""
+    return entry.link or spec.base_url + entry_page(entry.id)
+
+
+def text_as_html(text: str) -> str:
+    """Plain text as HTML that shows exactly that text (quotes need no escape there)."""
+    return html.escape(text, quote=False)
+
+
+@functools.cache
+def _builtin_types() -> mimetypes.MimeTypes:
+    # Python's own table only: the system's /etc/mime.types differs between machines,
+    # and the same store must render the same bytes wherever it runs.
+    return mimetypes.MimeTypes()
+
+
+def media_type(enclosure: Enclosure) -> str:
+    """A MIME type for a format that requires one (RSS, JSON Feed); see the module's notes."""
+    if enclosure.type:
+        return enclosure.type
+    guessed, _ = _builtin_types().guess_type(urlsplit(enclosure.url).path, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def rss_enclosure(entry: Entry) -> Enclosure | None:
+    """The one enclosure an RSS item carries: the first that is not a thumbnail, else the first."""
+    media = [e for e in entry.enclosures if not e.thumbnail] or entry.enclosures
+    return media[0] if media else None
+
+
+def json_image(entry: Entry) -> str | None:
+    """JSON Feed ``image``: the first thumbnail, else the first image."""
+    for enclosure in entry.enclosures:
+        if enclosure.thumbnail:
+            return enclosure.url
+    for enclosure in entry.enclosures:
+        if media_type(enclosure).startswith("image/"):
+            return enclosure.url
+    return None
+
+
+class _Body:
+    """A feedgen entry extension that writes an item's text and media itself.
+
+    feedgen ties the RSS ``description`` to the Atom summary and content: ``summary()``
+    copies its text into the description, and ``description()`` overwrites the Atom
+    content or summary (feedgen/entry.py). Ours differ (plain text in Atom, that text
+    as HTML in RSS), so they are written here. feedgen's enclosure keeps the last
+    one given and writes a missing type as nothing; ours is chosen and complete.
+    """
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+
+    def extend_atom(self, element: Any) -> Any:
+        from lxml import etree
+
+        # feedgen builds Atom elements without a namespace under a root that declares
+        # the default one, so these are un-namespaced too.
+        element.find("title").set("type", "text")
+        if self.entry.summary:
+            etree.SubElement(element, "summary", type="text").text = self.entry.summary
+        if self.entry.content_html:
+            etree.SubElement(element, "content", type="html").text = self.entry.content_html
+        for enclosure in self.entry.enclosures:
+            link = etree.SubElement(element, "link", rel="enclosure", href=enclosure.url)
+            if enclosure.type:
+                link.set("type", enclosure.type)
+            if enclosure.length is not None:
+                link.set("length", str(enclosure.length))
+        return element
+
+    def extend_rss(self, element: Any) -> Any:
+        from lxml import etree
+
+        if self.entry.summary:
+            etree.SubElement(element, "description").text = text_as_html(self.entry.summary)
+        if self.entry.content_html:
+            encoded = etree.SubElement(element, f"{{{CONTENT_NS}}}encoded")
+            encoded.text = self.entry.content_html
+        enclosure = rss_enclosure(self.entry)
+        if enclosure is not None:
+            etree.SubElement(
+                element,
+                "enclosure",
+                url=enclosure.url,
+                length=str(enclosure.length or 0),
+                type=media_type(enclosure),
+            )
+        return element
+
+
 def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, extension: str) -> Any:
     from feedgen.feed import FeedGenerator  # lazily: a run with nothing new renders nothing
 
@@ -102,20 +219,11 @@ def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, ext
         # joins the story, and a guid that changes shows readers a duplicate.
         item.guid(entry.id, permalink=False)
         item.title(entry.title)
-        if entry.link:
-            item.link(href=entry.link, rel="alternate")
-        # Atom needs content when there is no alternate link (RFC 4287 §4.1.1.1).
-        text = entry.summary or entry.title
-        if entry.content_html:
-            item.content(entry.content_html, type="html")
-            item.description(entry.content_html)
-        elif entry.link:
-            if entry.summary:
-                item.summary(entry.summary)
-            item.description(html.escape(text))
-        else:
-            item.content(text, type="text")
-            item.description(html.escape(text))
+        # Always an alternate link, so Atom needs no content (RFC 4287 §4.1.1.1).
+        item.link(href=item_link(spec, entry), rel="alternate")
+        # Summary, content and enclosures: see _Body (not feedgen's summary(),
+        # content(), description() or enclosure()).
+        item.register_extension("aggregator", lambda entry=entry: _Body(entry))
         if entry.author:
             item.author({"name": entry.author})
         for topic in entry.topics:
@@ -132,25 +240,46 @@ def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, ext
     return feed
 
 
+def with_stylesheet(document: bytes) -> bytes:
+    """An XML document with the :data:`STYLESHEET` processing instruction before its root.
+
+    feedgen has no way to add one, so it goes into the bytes feedgen returns: right
+    after the XML declaration, where a processing instruction may stand (XML 1.0
+    §2.8, "Misc" in the prolog).
+    """
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{STYLESHEET}"?>'.encode()
+    if not document.startswith(b"<?xml "):
+        return instruction + b"\n" + document
+    end = document.index(b"?>") + len(b"?>")
+    return document[:end] + b"\n" + instruction + document[end:]
+
+
 def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
-    return bytes(_generator(spec, entries, fallback, "rss").rss_str(pretty=True))
+    document = _generator(spec, entries, fallback, "rss").rss_str(pretty=True)
+    return with_stylesheet(bytes(document))
 
 
 def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
-    return bytes(_generator(spec, entries, fallback, "atom").atom_str(pretty=True))
+    document = _generator(spec, entries, fallback, "atom").atom_str(pretty=True)
+    return with_stylesheet(bytes(document))
 
 
 def _json_date(published: Published | None) -> str | None:
     return None if published is None else shown_time(published).isoformat()
 
 
+def _attachment(enclosure: Enclosure) -> dict[str, object]:
+    attachment: dict[str, object] = {"url": enclosure.url, "mime_type": media_type(enclosure)}
+    if enclosure.length is not None:
+        attachment["size_in_bytes"] = enclosure.length
+    return attachment
+
+
 def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1)."""
     items = []
     for entry in entries:
-        item: dict[str, object] = {"id": entry.id}
-        if entry.link:
-            item["url"] = entry.link
+        item: dict[str, object] = {"id": entry.id, "url": item_link(spec, entry)}
         item["title"] = entry.title
         if entry.content_html:
             item["content_html"] = entry.content_html
@@ -158,6 +287,9 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
             item["content_text"] = entry.summary or entry.title
         if entry.summary:
             item["summary"] = entry.summary
+        image = json_image(entry)
+        if image is not None:
+            item["image"] = image
         if entry.published is not None:
             item["date_published"] = _json_date(entry.published)
         else:
@@ -167,6 +299,9 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
         tags = list(dict.fromkeys(entry.topics + entry.categories))
         if tags:
             item["tags"] = tags
+        attachments = [_attachment(e) for e in entry.enclosures if not e.thumbnail]
+        if attachments:
+            item["attachments"] = attachments
         items.append(item)
     document = {
         "version": "https://jsonfeed.org/version/1.1",

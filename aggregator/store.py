@@ -20,7 +20,7 @@ from typing import Any
 
 from aggregator.dedupe import choose, merge_into, new_entry
 from aggregator.errors import StoreError, WriteError, os_advice
-from aggregator.model import Entry, Provenance, Published, SourceEntry
+from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
 from aggregator.text import title_key
 
 # Each step takes the schema from version N to N+1.
@@ -72,6 +72,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX entry_topics_by_entry ON entry_topics (entry_id);
     """,
+    # 3: each entry's media files (a JSON array), and the web page a snapshot was saved from.
+    """
+    ALTER TABLE entries ADD COLUMN enclosures TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE sightings ADD COLUMN page_url TEXT;
+    """,
 )
 
 
@@ -90,6 +95,18 @@ def _published(text: str | None) -> Published | None:
     if len(text) == 10:
         return Published.on_day(date.fromisoformat(text))
     return Published.at(datetime.fromisoformat(text))
+
+
+def _enclosures_json(enclosures: Sequence[Enclosure]) -> str:
+    return json.dumps(
+        [[e.url, e.type, e.length, e.thumbnail] for e in enclosures], ensure_ascii=False
+    )
+
+
+def _enclosures(text: str) -> tuple[Enclosure, ...]:
+    return tuple(
+        Enclosure(url, kind, size, thumbnail) for url, kind, size, thumbnail in json.loads(text)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +218,7 @@ class Store:
             topics=tuple(topics),
             categories=tuple(json.loads(row["categories"])),
             content_html=row["content_html"],
+            enclosures=_enclosures(row["enclosures"]),
         )
 
     def _entries(self, rows: Iterable[sqlite3.Row]) -> list[Entry]:
@@ -213,11 +231,11 @@ class Store:
             part = ids[chunk : chunk + 500]
             marks = ",".join("?" * len(part))
             for row in self.db.execute(
-                f"SELECT entry_id, source, location, line FROM sightings "
+                f"SELECT entry_id, source, location, line, page_url FROM sightings "
                 f"WHERE entry_id IN ({marks}) ORDER BY first_seen, rowid",
                 part,
             ):
-                sources[row[0]].append(Provenance(row[1], row[2], row[3]))
+                sources[row[0]].append(Provenance(row[1], row[2], row[3], row[4]))
             for row in self.db.execute(
                 f"SELECT entry_id, topic FROM entry_topics WHERE entry_id IN ({marks}) "
                 "ORDER BY topic",
@@ -238,6 +256,7 @@ class Store:
             entry.link,
             entry.author,
             json.dumps(list(entry.categories), ensure_ascii=False),
+            _enclosures_json(entry.enclosures),
             entry.first_seen.isoformat(),
             entry.last_seen.isoformat(),
             sort_key(entry.published, entry.first_seen),
@@ -293,32 +312,43 @@ class Store:
                 else:
                     seen.add(entry.id)
             source = item.provenance
-            sightings.append((entry.id, source.source, source.location, source.line, stamp, stamp))
+            sightings.append(
+                (
+                    entry.id,
+                    source.source,
+                    source.location,
+                    source.line,
+                    source.page_url,
+                    stamp,
+                    stamp,
+                )
+            )
         columns = "title, title_key, published, summary, content_html, link, author, "
-        columns += "categories, first_seen, last_seen, sort_key, id"
+        columns += "categories, enclosures, first_seen, last_seen, sort_key, id"
         self.db.executemany(
-            f"INSERT INTO entries ({columns}) VALUES ({','.join('?' * 12)})",
+            f"INSERT INTO entries ({columns}) VALUES ({','.join('?' * 13)})",
             [self._row(e) for e in inserted.values()],
         )
         rows = [self._row(e) for e in changed.values()]
         self.db.executemany(
             "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
-            "content_html = ?, link = ?, author = ?, categories = ?, first_seen = ?, "
-            "last_seen = ?, sort_key = ? WHERE id = ?",
+            "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, "
+            "first_seen = ?, last_seen = ?, sort_key = ? WHERE id = ?",
             rows,
         )
         self.db.executemany(
             "UPDATE entry_topics SET sort_key = ? WHERE entry_id = ?",
-            [(r[10], r[11]) for r in rows],
+            [(r[-2], r[-1]) for r in rows],  # sort_key, id
         )
         seen -= changed.keys()
         self.db.executemany(
             "UPDATE entries SET last_seen = ? WHERE id = ?", [(stamp, i) for i in sorted(seen)]
         )
         self.db.executemany(
-            "INSERT INTO sightings (entry_id, source, location, line, first_seen, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id, source) DO UPDATE SET "
-            "location = excluded.location, line = excluded.line, last_seen = excluded.last_seen",
+            "INSERT INTO sightings (entry_id, source, location, line, page_url, first_seen, "
+            "last_seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id, source) DO UPDATE SET "
+            "location = excluded.location, line = excluded.line, page_url = excluded.page_url, "
+            "last_seen = excluded.last_seen",
             sightings,
         )
         report = IngestReport(len(inserted), len(changed), len(seen))

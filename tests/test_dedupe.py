@@ -7,7 +7,7 @@ import pytest
 
 from aggregator.dedupe import matches
 from aggregator.dedupe import merge as merge_in
-from aggregator.model import Entry, Precision, Provenance, Published, SourceEntry
+from aggregator.model import Enclosure, Entry, Precision, Provenance, Published, SourceEntry
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -137,3 +137,33 @@ def test_day_of_an_instant_is_taken_in_the_news_time_zone() -> None:
     [story] = merge([item("Board meets", date(2023, 12, 13)), late], authority="x,2026", now=NOW)
     assert story.published == late.published
     assert len(story.sources) == 2
+
+
+def test_merge_keeps_every_distinct_enclosure_first_source_first() -> None:
+    audio = Enclosure("https://example.org/a.mp3", "audio/mpeg", 10)
+    video = Enclosure("https://example.org/a.mp4", "video/mp4")
+    thumbnail = Enclosure("https://example.org/a.jpg", thumbnail=True)
+    day = Published.on_day(date(2023, 12, 12))
+    first = SourceEntry(
+        title="Board meets",
+        published=day,
+        summary="",
+        provenance=Provenance("a", "https://a.example/feed"),
+        enclosures=(audio, thumbnail),
+    )
+    second = SourceEntry(
+        title="Board meets",
+        published=day,
+        summary="",
+        provenance=Provenance("b", "https://b.example/feed"),
+        # The same audio URL told differently is not kept twice: the first telling wins.
+        enclosures=(video, Enclosure("https://example.org/a.mp3", "audio/ogg"), audio),
+    )
+    [story] = merge([first, second], authority="x,2026", now=NOW)
+    assert story.enclosures == (audio, thumbnail, video)
+    [story] = merge([second, first], authority="x,2026", now=NOW)
+    assert story.enclosures == (
+        video,
+        Enclosure("https://example.org/a.mp3", "audio/ogg"),
+        thumbnail,
+    )
