@@ -99,6 +99,7 @@ class SourceConfig:
     kind: str | None = None
     captured: Captured | None = None
     interval_minutes: float | None = None  # default: [schedule] interval_minutes
+    page_url: str | None = None  # the web page a local file was saved from
 
     @property
     def location(self) -> str:
@@ -350,7 +351,7 @@ SOURCE_KINDS = ("listing", "event-page", "digest", "newsfeed", "feed")
 
 
 def _source(table: _Table, base: Path) -> SourceConfig:
-    table.check_keys(("name", "path", "url", "kind", "captured", "interval_minutes"))
+    table.check_keys(("name", "path", "url", "kind", "captured", "interval_minutes", "page_url"))
     if ("path" in table.data) == ("url" in table.data):
         raise table.fail(
             None, "give either path (a file) or url (a live feed), not both or neither"
@@ -376,6 +377,16 @@ def _source(table: _Table, base: Path) -> SourceConfig:
             captured = parse_captured(table.data["captured"])
         except ValueError as error:
             raise table.fail("captured", str(error)) from error
+    # "url" already means "fetch this"; where a saved page came from is its own key.
+    page_url = table.optional_string("page_url")
+    if page_url is not None:
+        parts = urlsplit(page_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise table.fail("page_url", f"must be an absolute http(s) URL, not {page_url!r}")
+        if url is not None:
+            raise table.fail(
+                "page_url", "is for a saved file (path); a live feed's items carry their own links"
+            )
     return SourceConfig(
         name=table.string("name", table.string("url" if "url" in table.data else "path")),
         key=table.key,
@@ -386,6 +397,7 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         interval_minutes=table.number("interval_minutes", 0, minimum=0.01)
         if "interval_minutes" in table.data
         else None,
+        page_url=page_url,
     )
 
 
