@@ -28,7 +28,7 @@ from aggregator.lock import exclusive
 from aggregator.model import Entry
 from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
-from aggregator.site import Site, render_site_files
+from aggregator.site import outputs, render_site_files, site_from_config
 from aggregator.store import IngestReport, Store, retention_cutoff
 from aggregator.topics import Topic
 
@@ -90,7 +90,7 @@ def feed_specs(config: Config) -> list[tuple[FeedSpec, str | None]]:
 
 
 def build_files(config: Config, store: Store) -> dict[str, bytes]:
-    """File name → bytes for every feed, the OPML list and the index page."""
+    """File name → bytes for every output (aggregator.site.outputs lists them)."""
     limit = config.feeds.max_entries
     newest = store.newest(1)
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
@@ -100,7 +100,7 @@ def build_files(config: Config, store: Store) -> dict[str, bytes]:
         entries = store.newest(limit, topic)
         latest[spec.slug] = entries
         files.update(render_feed_files(spec, entries, fallback))
-    site = Site(config.feeds.title, config.feeds.description, config.feeds.base_url)
+    site = site_from_config(config)
     files.update(render_site_files(site, [spec for spec, _ in feed_specs(config)], latest))
     return files
 
@@ -158,10 +158,7 @@ def render_fingerprint(config: Config) -> str:
 
 
 def expected_files(config: Config) -> list[str]:
-    names = [
-        f"{spec.slug}.{ext}" for spec, _ in feed_specs(config) for ext in ("rss", "atom", "json")
-    ]
-    return [*names, "topics.opml", "index.html"]
+    return outputs.fixed_files(spec.slug for spec, _ in feed_specs(config))
 
 
 def make_sandbox(config: Config) -> Sandbox:

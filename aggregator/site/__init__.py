@@ -1,0 +1,95 @@
+"""The site around the feeds: pages, ``topics.opml``, the stylesheet and ``feed.xsl``.
+
+Pure functions from entries to file bytes, like :mod:`aggregator.render`, and
+byte-stable: nothing here reads a clock, so a run with nothing new writes the
+same bytes. :mod:`aggregator.site.outputs` is the one list of the files a run
+writes; :mod:`aggregator.site.pages` renders the HTML with Jinja2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from xml.sax.saxutils import escape, quoteattr
+
+from aggregator.config import Config
+from aggregator.model import Entry
+from aggregator.render import FeedSpec
+from aggregator.site import outputs
+from aggregator.site.pages import (
+    Site,
+    feeds,
+    render_entry,
+    render_index,
+    render_search,
+    render_topic,
+    unique_entries,
+)
+
+__all__ = [
+    "LATEST_ON_INDEX",
+    "Site",
+    "render_opml",
+    "render_search",
+    "render_site_files",
+    "site_from_config",
+    "static_file",
+]
+
+LATEST_ON_INDEX = 5
+
+
+def site_from_config(config: Config) -> Site:
+    settings = config.feeds
+    return Site(
+        title=settings.title,
+        description=settings.description,
+        base_url=settings.base_url,
+        topic_titles={topic.slug: topic.title for topic in config.topics},
+    )
+
+
+def static_file(name: str) -> bytes:
+    """A file shipped with the package (``style.css``, ``feed.xsl``), as it is written."""
+    return resources.files("aggregator.site").joinpath("static", name).read_bytes()
+
+
+def render_opml(site: Site, specs: Sequence[FeedSpec]) -> bytes:
+    """OPML 2.0 listing every feed (RSS), so a reader can subscribe to all at once."""
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        "  <head>",
+        f"    <title>{escape(site.title)}</title>",
+        "  </head>",
+        "  <body>",
+    ]
+    for spec in specs:
+        lines.append(
+            f'    <outline type="rss" text={quoteattr(spec.title)} title={quoteattr(spec.title)} '
+            f"description={quoteattr(spec.description)} xmlUrl={quoteattr(spec.url('rss'))} "
+            f"htmlUrl={quoteattr(spec.site_url)}/>"
+        )
+    lines += ["  </body>", "</opml>", ""]
+    return "\n".join(lines).encode()
+
+
+def render_site_files(
+    site: Site, specs: Sequence[FeedSpec], latest: Mapping[str, Sequence[Entry]]
+) -> dict[str, bytes]:
+    """Every file of the site but the feeds: pages, OPML, stylesheet and XSLT.
+
+    ``latest`` holds each feed's entries, newest first, as the feed shows them; the
+    entry pages are those entries' (each once), so their number is bounded by the
+    feeds' ``max_entries``.
+    """
+    shown = feeds(site, specs, latest)
+    by_slug = {feed.slug: feed for feed in shown}
+    files = {outputs.topic_page(feed.slug): render_topic(site, feed) for feed in shown}
+    for entry in unique_entries(shown):
+        files[outputs.entry_file(entry.id)] = render_entry(site, entry, by_slug)
+    files[outputs.OPML] = render_opml(site, specs)
+    files[outputs.INDEX] = render_index(site, shown, LATEST_ON_INDEX)
+    for name in outputs.STATIC_FILES:
+        files[name] = static_file(name)
+    return files

@@ -1,0 +1,195 @@
+"""The site's HTML pages, from entries to bytes with Jinja2 (autoescaping on). Pure.
+
+Every link between pages is relative (``root`` is the way from a page to the feeds
+directory), so the pages work wherever the directory is served: by any web server
+after ``aggregator run``, or by ``aggregator serve`` under ``/feeds/``. Only the
+addresses a person copies into a feed reader are absolute (``base_url``).
+
+No clock: a page changes only when what it shows changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePath
+
+import jinja2
+from markupsafe import Markup
+
+from aggregator.model import Entry, Provenance, Published
+from aggregator.render import FeedSpec, entry_page
+from aggregator.site import outputs
+
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What the pages say about the whole site."""
+
+    title: str
+    description: str
+    base_url: str  # where the feeds directory is served, ending in "/"
+    topic_titles: Mapping[str, str] | None = None  # slug → the topic's own title
+
+    def heading(self, spec: FeedSpec) -> str:
+        """A feed's heading on the pages: the topic's title, never the site's again."""
+        if spec.slug == "all":
+            return "All stories"
+        return (self.topic_titles or {}).get(spec.slug, spec.title)
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """One feed as the pages show it."""
+
+    slug: str
+    heading: str
+    title: str
+    description: str
+    page: str  # relative to the feeds directory
+    links: tuple[tuple[str, str, str, str], ...]  # (label, file, absolute URL, media type)
+    entries: tuple[Entry, ...]
+
+
+def shown_date(published: Published) -> str:
+    """A date as precise as the source gave it: '12 October 2023', plus a time if given."""
+    day = published.day
+    text = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    instant = published.instant
+    if instant is None:
+        return text
+    offset = instant.utcoffset()
+    zone = "UTC"
+    if offset:
+        minutes = int(offset.total_seconds()) // 60
+        sign = "+" if minutes > 0 else "-"
+        hours, rest = divmod(abs(minutes), 60)
+        zone = f"UTC{sign}{hours:02d}:{rest:02d}"
+    return f"{text}, {instant:%H:%M} {zone}"
+
+
+def paragraphs(text: str) -> list[str]:
+    return [part.strip() for part in PARAGRAPH_BREAK.split(text) if part.strip()]
+
+
+def source_link(provenance: Provenance) -> str | None:
+    """A source's own address, when it is one a browser can open."""
+    location = provenance.location
+    return location if location.startswith(("http://", "https://")) else None
+
+
+def source_place(provenance: Provenance) -> str:
+    """Where a source was read, for people: a URL, or a saved file and its line."""
+    if source_link(provenance):
+        return provenance.location
+    # Only the file's name: where the aggregator keeps its files is nobody's business.
+    name = PurePath(provenance.location).name
+    if provenance.line is None:
+        return f"saved page {name}"
+    return f"saved page {name}, line {provenance.line}"
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("aggregator.site", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals.update(
+        entry_page=entry_page,
+        shown_date=shown_date,
+        paragraphs=paragraphs,
+        source_link=source_link,
+        source_place=source_place,
+        stylesheet=outputs.STYLESHEET,
+        index=outputs.INDEX,
+        opml=outputs.OPML,
+    )
+    return env
+
+
+def _render(template: str, **context: object) -> bytes:
+    return environment().get_template(template).render(**context).encode()
+
+
+def feeds(
+    site: Site, specs: Sequence[FeedSpec], latest: Mapping[str, Sequence[Entry]]
+) -> list[Feed]:
+    result = []
+    for spec in specs:
+        links = tuple(
+            (label.split()[0], f"{spec.slug}.{extension}", spec.url(extension), media_type)
+            for extension, (media_type, label) in outputs.FEED_FORMATS.items()
+        )
+        result.append(
+            Feed(
+                slug=spec.slug,
+                heading=site.heading(spec),
+                title=spec.title,
+                description=spec.description,
+                page=outputs.topic_page(spec.slug),
+                links=links,
+                entries=tuple(latest.get(spec.slug, ())),
+            )
+        )
+    return result
+
+
+def render_index(site: Site, feeds: Sequence[Feed], latest_count: int) -> bytes:
+    return _render("index.html", site=site, feeds=feeds, latest_count=latest_count, root="")
+
+
+def render_topic(site: Site, feed: Feed) -> bytes:
+    return _render("topic.html", site=site, feed=feed, root="")
+
+
+def render_entry(site: Site, entry: Entry, topics: Mapping[str, Feed]) -> bytes:
+    shown = [topics[slug] for slug in entry.topics if slug in topics]
+    content = Markup(entry.content_html) if entry.content_html else None  # sanitised on input
+    return _render("entry.html", site=site, entry=entry, topics=shown, content=content, root="../")
+
+
+def render_search(
+    site: Site, query: str, results: Sequence[Entry], *, limit: int, note: str = ""
+) -> bytes:
+    """The search page ``aggregator serve`` answers at ``/search`` (beside ``/feeds/``)."""
+    return _render(
+        "search.html",
+        site=site,
+        query=query,
+        results=results,
+        limit=limit,
+        note=note,
+        root="feeds/",
+    )
+
+
+def unique_entries(feeds: Iterable[Feed]) -> list[Entry]:
+    """Every entry shown in any feed, once."""
+    seen: dict[str, Entry] = {}
+    for feed in feeds:
+        for entry in feed.entries:
+            seen.setdefault(entry.id, entry)
+    return list(seen.values())
