@@ -2,8 +2,9 @@
 
 Each layout is an object with a ``sniff`` (how strongly does this text look
 like me?) and a ``read`` (the entries it holds). :data:`LAYOUTS` maps the names
-used by ``kind = "..."`` in config.toml to them; :func:`read_page` picks the
-layout by sniffing unless a kind is given.
+used by ``kind = "..."`` in config.toml to them; :func:`read_text` picks the
+layout by sniffing the head of the page (:data:`~aggregator.snapshots.page.SNIFF_CHARS`)
+unless a kind is given, then reads the whole page with it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aggregator.snapshots.digest import DIGEST
 from aggregator.snapshots.event_page import EVENT_PAGE
 from aggregator.snapshots.listing import LISTING
 from aggregator.snapshots.newsfeed import NEWSFEED
-from aggregator.snapshots.page import Page
+from aggregator.snapshots.page import Captured, Page, head
 
 
 class Layout(Protocol):
@@ -55,17 +56,42 @@ def choose_layout(page: Page) -> Layout:
     return LAYOUTS[best]
 
 
-def read_page(page: Page, kind: str | None = None) -> list[SourceEntry]:
+def read_text(
+    text: str,
+    *,
+    source: str,
+    location: str,
+    kind: str | None = None,
+    captured: Captured | None = None,
+) -> list[SourceEntry]:
+    """The entries in a saved page's text, read as ``kind`` or as the layout it fits."""
     if kind is None:
-        layout = choose_layout(page)
+        sample = Page.from_text(head(text), source=source, location=location, captured=captured)
+        layout = choose_layout(sample)
     elif kind in LAYOUTS:
         layout = LAYOUTS[kind]
     else:
+        raise SourceError(
+            source,
+            location,
+            f"unknown snapshot kind {kind!r} (expected one of: {', '.join(LAYOUTS)})",
+        )
+    page = Page.from_text(text, source=source, location=location, captured=captured)
+    return _read(page, layout, kind)
+
+
+def read_page(page: Page, kind: str | None = None) -> list[SourceEntry]:
+    """The entries in a page already split into lines (sniffed whole; prefer read_text)."""
+    if kind is not None and kind not in LAYOUTS:
         raise SourceError(
             page.source,
             page.location,
             f"unknown snapshot kind {kind!r} (expected one of: {', '.join(LAYOUTS)})",
         )
+    return _read(page, choose_layout(page) if kind is None else LAYOUTS[kind], kind)
+
+
+def _read(page: Page, layout: Layout, kind: str | None) -> list[SourceEntry]:
     entries = layout.read(page)
     if not entries and kind is not None:
         raise SourceError(

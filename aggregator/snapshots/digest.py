@@ -81,12 +81,14 @@ class DigestLayout:
 
     def read(self, page: Page) -> list[SourceEntry]:
         lines = page.content()
-        headlines: list[Line] = []
-        while lines and BULLET.match(lines[0].text):
-            headlines.append(lines.pop(0))
+        start = 0  # past the bullets and the date; not list.pop(0), quadratic on many bullets
+        while start < len(lines) and BULLET.match(lines[start].text):
+            start += 1
+        headlines = lines[:start]
         digest_day: date | None = None
-        if lines and (digest_day := parse_day(lines[0].text)) is not None:
-            lines.pop(0)
+        if start < len(lines) and (digest_day := parse_day(lines[start].text)) is not None:
+            start += 1
+        lines = lines[start:]
         reference = digest_day or page.reference_day()
 
         items = self._items(page, lines)

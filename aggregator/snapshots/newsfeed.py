@@ -35,8 +35,10 @@ from aggregator.snapshots.page import Captured, Line, Page
 
 log = logging.getLogger("aggregator")
 
-# "said today (8 November 2022)": the item was published on the day it names.
-TODAY = re.compile(r"\btoday \((?P<date>[^)]+)\)", re.IGNORECASE)
+# "said today (8 November 2022)": the item was published on the day it names. Bounded,
+# so a summary of "today (today (today (…" without a ")" is not scanned to its end at
+# every "today (".
+TODAY = re.compile(r"\btoday \((?P<date>[^)]{1,40})\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +77,13 @@ class NewsfeedLayout:
     @staticmethod
     def _items(page: Page) -> list[_Item]:
         lines = page.lines
+        # Each line's age, read once: the walk below asks about most lines three times.
+        ages = [parse_age(line.text) if line.text else None for line in lines]
         content = [i for i, line in enumerate(lines) if line.text]
         items: list[_Item] = []
         previous_age: int | None = None  # index into lines
         for position, index in enumerate(content):
-            age = parse_age(lines[index].text)
+            age = ages[index]
             if age is None:
                 continue
             title_index = content[position - 1] if position > 0 else None
@@ -89,15 +93,16 @@ class NewsfeedLayout:
                 previous_age is not None and title_index == previous_age + 1
             )
             previous_age = index
-            if stray or title_index is None or parse_age(lines[title_index].text):
+            if stray or title_index is None or ages[title_index] is not None:
                 continue
             if items and items[-1].summary and items[-1].summary[-1] is lines[title_index]:
                 items[-1].summary.pop()  # no blank line between that summary and this title
             summary: list[Line] = []
-            for line in lines[index + 1 :]:
-                if not line.text or parse_age(line.text):
-                    break
-                summary.append(line)
+            # Indexes, not a slice of the rest of the page per item (quadratic on a long page).
+            following = index + 1
+            while following < len(lines) and lines[following].text and ages[following] is None:
+                summary.append(lines[following])
+                following += 1
             items.append(_Item(lines[title_index], age, summary))
         return items
 

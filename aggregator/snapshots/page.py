@@ -13,18 +13,36 @@ from aggregator.model import Provenance, Published, SourceEntry
 
 log = logging.getLogger("aggregator")
 
-# Any run of whitespace, no-break spaces included, becomes one space.
-_SPACES = re.compile(r"\s+")
 # The cut mark NATO pages end a shortened summary with: "[…]" (or "[...]").
 CUT_MARK = re.compile(r"\[(?:…|\.\.\.)\]$")
 
 Captured = date | datetime
 """When a page was saved: a day, or an aware instant."""
 
+# How much of a page sniffing looks at, so that recognising a layout costs the same
+# whatever the page's size (a saved NATO page is 5 to 60 KB; a 50 MB file of random
+# text must not be scanned four times over to find it fits nothing).
+SNIFF_CHARS = 256 * 1024
+
 
 def normalise(text: str) -> str:
-    """Collapse whitespace; everything else (quotes, accents, "[…]") is kept as written."""
-    return _SPACES.sub(" ", text).strip()
+    """Collapse whitespace; everything else (quotes, accents, "[…]") is kept as written.
+
+    Any run of whitespace, no-break spaces included, becomes one space: ``str.split``
+    splits on exactly what ``re``'s ``\\s`` matches, at a fifth of the cost of
+    ``re.sub(r"\\s+", " ", text)``.
+    """
+    return " ".join(text.split())
+
+
+def head(text: str) -> str:
+    """The whole lines within the first :data:`SNIFF_CHARS` characters of ``text``."""
+    if len(text) <= SNIFF_CHARS:
+        return text
+    cut = text[:SNIFF_CHARS]
+    # Drop the last, probably partial, line (unless it is the only one).
+    lines = cut.splitlines(keepends=True)
+    return "".join(lines[:-1]) if len(lines) > 1 else cut
 
 
 @dataclass(frozen=True, slots=True)
