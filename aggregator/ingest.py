@@ -40,7 +40,9 @@ class Outcome:
     not_before: datetime | None = None
 
 
-def read_file(source: SourceConfig, sandbox: Sandbox | None, limit: int) -> list[SourceEntry]:
+def read_file(
+    source: SourceConfig, sandbox: Sandbox | None, limit: int, max_entries: int
+) -> list[SourceEntry]:
     """The entries of a local source; SourceError when it cannot be read."""
     assert source.path is not None
     data = read_local(
@@ -57,6 +59,7 @@ def read_file(source: SourceConfig, sandbox: Sandbox | None, limit: int) -> list
         captured=source.captured,
         name=source.name,
         sandbox=sandbox,
+        max_entries=max_entries,
     )
 
 
@@ -97,7 +100,9 @@ class Ingest:
     async def _local(self, source: SourceConfig) -> Outcome:
         try:
             limit = self.config.fetch.max_decoded_mb << 20
-            entries = await asyncio.to_thread(read_file, source, self.sandbox, limit)
+            entries = await asyncio.to_thread(
+                read_file, source, self.sandbox, limit, self.config.fetch.max_entries_per_feed
+            )
         except SourceError as error:
             return Outcome(source, (), error)
         return Outcome(source, tuple(entries))
@@ -165,6 +170,7 @@ class Ingest:
                     name=source.name,
                     sandbox=self.sandbox,
                     content_type=fetched.content_type,
+                    max_entries=self.config.fetch.max_entries_per_feed,
                 )
                 entries = list(document.entries)
                 ttl = document.ttl_minutes

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.errors import SourceError
 from aggregator.live.harden import looks_like_xml
+from aggregator.live.newest import MAX_ENTRIES
 from aggregator.model import SourceEntry
 from aggregator.snapshots import read_page
 from aggregator.snapshots.page import Captured, Page
@@ -45,14 +46,22 @@ def read_feed(
     name: str,
     sandbox: Sandbox | None = None,
     content_type: str | None = None,
+    max_entries: int = MAX_ENTRIES,
 ) -> FeedDocument:
-    """An RSS/Atom document, parsed in ``sandbox`` when given; its warnings are logged."""
+    """An RSS/Atom document, parsed in ``sandbox`` when given; its warnings are logged.
+
+    Only its ``max_entries`` newest entries are read (``[fetch] max_entries_per_feed``).
+    """
     if sandbox is not None:
-        document = sandbox.parse(data, url=url, name=name, content_type=content_type)
+        document = sandbox.parse(
+            data, url=url, name=name, content_type=content_type, max_entries=max_entries
+        )
     else:
         from aggregator.live.feedparse import parse_feed  # lazily: feedparser is slow to import
 
-        document = parse_feed(data, url=url, name=name, content_type=content_type)
+        document = parse_feed(
+            data, url=url, name=name, content_type=content_type, max_entries=max_entries
+        )
     for warning in document.warnings:
         log.warning("%s: %s", name if name == url else f"{name} ({url})", warning)
     return document
@@ -67,6 +76,7 @@ def parse_source(
     name: str | None = None,
     sandbox: Sandbox | None = None,
     content_type: str | None = None,
+    max_entries: int = MAX_ENTRIES,
 ) -> list[SourceEntry]:
     """The entries in one source's bytes: an RSS/Atom feed or a saved page.
 
@@ -75,13 +85,19 @@ def parse_source(
     ``kind`` is ``"feed"`` or a page layout, instead of recognising it from the
     bytes. ``captured`` is when a page was saved, for pages that date items by
     age. Feeds are parsed in ``sandbox`` (bounded in time and memory) when one
-    is given. Raises a :class:`~aggregator.SourceError` for input it cannot read.
+    is given; of a feed, only the ``max_entries`` newest entries are read.
+    Raises a :class:`~aggregator.SourceError` for input it cannot read.
     """
     location = url or "<data>"
     source = name or location
     if is_feed(data, kind):
         document = read_feed(
-            data, url=location, name=source, sandbox=sandbox, content_type=content_type
+            data,
+            url=location,
+            name=source,
+            sandbox=sandbox,
+            content_type=content_type,
+            max_entries=max_entries,
         )
         return list(document.entries)
     if captured is not None and isinstance(captured, datetime) and captured.tzinfo is None:

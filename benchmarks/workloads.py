@@ -95,3 +95,57 @@ def write_config(directory: Path, sources: list[str], *, urls: bool) -> Path:
     path = directory / "config.toml"
     path.write_text("\n".join(lines) + "\n" + TOPICS, encoding="utf-8")
     return path
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc822(minutes: int) -> str:
+    """START + ``minutes`` as RFC 822 (email.utils.format_datetime, ten times quicker)."""
+    t = START + timedelta(minutes=minutes)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} +0000"
+    )
+
+
+def many_items_feed(items: int, seed: int = 7) -> bytes:
+    """RSS 2.0 with ``items`` small items (about 90 bytes each), dated in shuffled order
+    over ten years, so that the newest are spread through the document."""
+    rng = random.Random(seed)
+    minutes = list(range(0, items * 50, 50))
+    rng.shuffle(minutes)
+    head = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+        "<title>Many items</title><link>https://example.org/</link>\n"
+    )
+    body = "".join(
+        f"<item><title>Story {number}</title><pubDate>{_rfc822(offset)}</pubDate></item>\n"
+        for number, offset in enumerate(minutes)
+    )
+    return (head + body + "</channel></rss>\n").encode()
+
+
+def large_feed(megabytes: int, seed: int = 8) -> bytes:
+    """RSS 2.0 of about ``megabytes`` MB: NATO-like items of about 2 KB each."""
+    rng = random.Random(seed)
+    words = [sentence(rng, 300) for _ in range(50)]  # reused: generating text is slow
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+        "<title>Large feed</title><link>https://example.org/</link>\n"
+    ]
+    size, number = 0, 0
+    while size < megabytes * 1_000_000:
+        item = (
+            f"<item><title>Story {number} {words[number % 50][:60]}</title>"
+            f"<link>https://example.org/news/{number}.html</link>"
+            f'<guid isPermaLink="false">large-{number}</guid>'
+            f"<pubDate>{_rfc822(rng.randrange(10_000_000))}</pubDate>"
+            f"<description>{escape(words[(number * 7) % 50])}</description></item>\n"
+        )
+        parts.append(item)
+        size += len(item)
+        number += 1
+    parts.append("</channel></rss>\n")
+    return "".join(parts).encode()

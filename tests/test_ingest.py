@@ -29,10 +29,18 @@ class CountingSandbox(Sandbox):
         self.parsed: list[str] = []
 
     def parse(
-        self, data: bytes, *, url: str, name: str, content_type: str | None = None
+        self,
+        data: bytes,
+        *,
+        url: str,
+        name: str,
+        content_type: str | None = None,
+        max_entries: int = 1000,
     ) -> FeedDocument:
         self.parsed.append(url)
-        return super().parse(data, url=url, name=name, content_type=content_type)
+        return super().parse(
+            data, url=url, name=name, content_type=content_type, max_entries=max_entries
+        )
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from aggregator.dates import parse_timestamp
 from aggregator.errors import SourceError
 from aggregator.live import clean
 from aggregator.live.harden import defuse
+from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
 
 log = logging.getLogger("aggregator")
@@ -144,13 +145,23 @@ def parse_feed(
     name: str | None = None,
     content_type: str | None = None,
     fast: bool = True,
+    max_entries: int = MAX_ENTRIES,
 ) -> FeedDocument:
     """Read an RSS or Atom document. Raises SourceError when it holds no feed.
 
+    Of a document with more than ``max_entries`` items, only the newest (by date,
+    then document order) are read, with a warning (see :mod:`newest`).
     ``fast=False`` sends every document to feedparser (see :func:`fast_rss`).
     """
     source = name or url
     defused = defuse(data)
+    warnings = []
+    reduced = keep_newest(defused, max_entries, encoding=_charset(content_type))
+    if reduced is not None:
+        # The rebuilt document is UTF-8 and says so: a charset given by HTTP is spent.
+        defused, content_type = reduced.data, None
+        if reduced.problem is not None:
+            warnings.append(f"feed is not well-formed ({reduced.problem}); read what it holds")
     parsed = fast_rss(defused, url=url, content_type=content_type) if fast else None
     if parsed is None:
         headers = {}
@@ -182,7 +193,6 @@ def parse_feed(
             raise SourceError(source, url, f"not a feed: {_what_it_is(data, content_type)}")
         if problem is not None:
             raise SourceError(source, url, f"broken feed with no entries: {_describe(problem)}")
-    warnings = []
     if problem is not None:
         warnings.append(f"feed is not well-formed ({_describe(problem)}); read what it holds")
     entries = []
@@ -201,6 +211,12 @@ def parse_feed(
         raise SourceError(
             source, url, f"broken feed with no readable entries: {_describe(problem)}"
         )
+    # The streaming pass has already capped the document; this catches what it cannot
+    # count (items feedparser finds that lxml does not, in a broken document).
+    kept, total = (reduced.kept, reduced.total) if reduced else (max_entries, len(entries))
+    entries = newest_entries(entries, max_entries)
+    if kept < total:
+        warnings.append(f"kept the newest {kept} of {total} entries ([fetch] max_entries_per_feed)")
     return FeedDocument(
         title=clean.plain(
             parsed.feed.get("title"), is_html=_is_html(parsed.feed.get("title_detail"))
@@ -209,6 +225,15 @@ def parse_feed(
         warnings=tuple(warnings),
         ttl_minutes=_ttl(parsed.feed),
     )
+
+
+def _charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type, if it has one."""
+    for parameter in (content_type or "").split(";")[1:]:
+        key, _, value = parameter.partition("=")
+        if key.strip().lower() == "charset" and value.strip(" \"'"):
+            return value.strip(" \"'")
+    return None
 
 
 def _describe(problem: BaseException) -> str:
