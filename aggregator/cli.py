@@ -5,7 +5,8 @@ Exit codes (also in the README):
 * 0: all good;
 * 1: some sources failed (the feeds were still written from the others);
 * 2: bad configuration or usage; nothing was done;
-* 3: another run (or the server) held the write lock too long; nothing was done.
+* 3: another run (or the server) held the write lock too long; nothing was done;
+* 5: ``serve``: the port is already in use; nothing was done.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ EXIT_SOURCES_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
 EXIT_STORAGE = 4  # the feeds or the store could not be written; nothing was replaced
+EXIT_PORT_IN_USE = 5  # serve: the address is taken; nothing was done
 DEFAULT_CONFIG = "config.toml"
 
 log = logging.getLogger("aggregator")
@@ -193,18 +195,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from starlette.applications import Starlette
 
     from aggregator.config import load_config
-    from aggregator.pipeline import make_sandbox, refresh
+    from aggregator.pipeline import is_current, make_sandbox, refresh, rendered_version
     from aggregator.schedule import Scheduler
-    from aggregator.server import create_app
+    from aggregator.server import PortInUse, bind, create_app, listening_config
     from aggregator.store import Store
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
     host = args.host or config.serve.host
     port = config.serve.port if args.port is None else args.port
-    with make_sandbox(config) as sandbox:
+    try:
+        listener = bind(host, port)  # before any work: a busy port is said at once
+    except PortInUse as error:
+        log.error("%s", error)
+        return EXIT_PORT_IN_USE
+    config = listening_config(config, listener)
+    host, port = listener.getsockname()[:2]
+    with listener, make_sandbox(config) as sandbox:
         with Store(config.store.path) as store:
             empty = store.counts()["all"] == 0
-        if empty or not (config.feeds.directory / "index.html").exists():
+            # Files from another address (serve --port) or version are redone first.
+            current = is_current(config, store, rendered_version(config, store))
+        if empty or not current:
             log.info("first run: reading every source before serving")
             refresh(config, sandbox, datetime.now(UTC))
         scheduler = Scheduler(config, sandbox)
@@ -219,7 +230,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 scheduler.shutdown(wait=True)
 
         app = create_app(config, scheduler.board.snapshot, lifespan)
-        print(f"aggregator: serving http://{host}:{port}/ (feeds under /feeds/)", file=sys.stderr)
+        print(
+            f"aggregator: serving http://{host}:{port}/ (feeds under {config.feeds.base_url})",
+            file=sys.stderr,
+        )
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again
         # for whatever handler was there before; a no-op one lets us clean up (the
         # parser workers) and exit 0 after a clean stop.
@@ -235,7 +249,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 timeout_graceful_shutdown=10,
             )
         )
-        server.run()
+        server.run(sockets=[listener])
     return EXIT_OK
 
 
@@ -260,17 +274,20 @@ examples:
   aggregator parse --captured 2022-11-26 seeds/004_55daeca7fe3ae366.txt
 """
 RUN_EXAMPLE = """\
+exit codes: 0 all good; 1 some sources failed (feeds written from the rest);
+2 bad configuration or usage; 3 another run held the lock too long;
+4 the feeds or the store could not be written
+
 examples:
   aggregator run
-  aggregator --config /etc/aggregator/config.toml run -v
-
-exit codes: 0 all good; 1 some sources failed (feeds written from the rest);
-2 bad configuration or usage; 3 another run held the lock too long
+  aggregator run -v
+  aggregator --config /etc/aggregator/config.toml run -q
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from aggregator import __version__
+    from aggregator.site import outputs
 
     parser = argparse.ArgumentParser(
         prog="aggregator",
@@ -284,8 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"configuration file (default: {DEFAULT_CONFIG} in the current directory)",
     )
-    parser.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity")
-    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity")
+    _verbosity_flags(parser)
     parser.set_defaults(verbosity=0)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -319,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="read every source in the config and write the feeds",
         description="Read every source in the configuration once and write the topic feeds "
-        "(RSS 2.0 and Atom 1.0) into the output directory.",
+        "and the site's pages into the [feeds] directory (each file only when it changed):\n\n"
+        + outputs.describe(),
         epilog=RUN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -350,7 +367,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: [serve] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [serve] port)")
     serve.set_defaults(handler=cmd_serve)
+    for command in (parse, run, explain, serve):
+        # After the command too (`aggregator run -v`); unset there, the value from
+        # before the command stands.
+        _verbosity_flags(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _verbosity_flags(parser: argparse.ArgumentParser, **default: object) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        const=1,
+        dest="verbosity",
+        help="say what was read and written",
+        **default,  # type: ignore[arg-type]
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_const",
+        const=-1,
+        dest="verbosity",
+        help="print errors only",
+        **default,  # type: ignore[arg-type]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

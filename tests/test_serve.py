@@ -18,10 +18,14 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
+from lxml import html as lxml_html
 
+from aggregator.config import load_config
+from aggregator.server import bind, listening_config
 from tests.conftest import make_project
 from tests.feedserver import Server
 
+AGGREGATOR = (sys.executable, "-m", "aggregator")
 RSS20 = (Path(__file__).parent / "data" / "feeds" / "rss20.xml").read_bytes()
 
 
@@ -125,7 +129,11 @@ def test_empty_store_is_filled_before_the_first_request(serving: Serving) -> Non
         ("/feeds/ukraine.atom", "application/atom+xml; charset=utf-8"),
         ("/feeds/eu-cooperation.json", "application/feed+json; charset=utf-8"),
         ("/feeds/topics.opml", "text/x-opml; charset=utf-8"),
-        ("/", "text/html; charset=utf-8"),
+        ("/feeds/", "text/html; charset=utf-8"),
+        ("/feeds/index.html", "text/html; charset=utf-8"),
+        ("/feeds/ukraine.html", "text/html; charset=utf-8"),
+        ("/feeds/style.css", "text/css; charset=utf-8"),
+        ("/feeds/feed.xsl", "text/xsl; charset=utf-8"),
     ],
 )
 def test_content_types(serving: Serving, path: str, content_type: str) -> None:
@@ -134,6 +142,84 @@ def test_content_types(serving: Serving, path: str, content_type: str) -> None:
     assert response.headers["content-type"] == content_type
     assert response.headers["cache-control"] == "public, max-age=1"
     assert response.content == (serving.project / "feeds" / (path[7:] or "index.html")).read_bytes()
+
+
+def test_the_root_leads_to_the_index(serving: Serving) -> None:
+    response = serving.get("/")
+    assert response.status_code == 307
+    assert response.headers["location"] == "feeds/"
+    assert httpx.get(serving.base + "/", follow_redirects=True).url.path == "/feeds/"
+
+
+def test_every_entry_page_is_served(serving: Serving) -> None:
+    pages = sorted((serving.project / "feeds" / "entries").iterdir())
+    assert len(pages) == 48 + 3 - 2
+    for page in pages:
+        response = serving.get(f"/feeds/entries/{page.name}")
+        assert response.status_code == 200
+        assert response.content == page.read_bytes()
+    assert serving.get("/feeds/entries/0123456789abcdef0123.html").status_code == 404
+
+
+@pytest.mark.parametrize("extension", ["rss", "atom"])
+def test_a_browser_gets_a_feed_as_xml_so_it_runs_the_xslt(serving: Serving, extension: str) -> None:
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    shown = serving.get(f"/feeds/ukraine.{extension}", Accept=browser)
+    read = serving.get(f"/feeds/ukraine.{extension}", Accept="application/rss+xml, */*")
+    assert shown.headers["content-type"] == "application/xml; charset=utf-8"
+    assert read.headers["content-type"].startswith(f"application/{extension}+xml")
+    assert shown.content == read.content
+    assert shown.headers["etag"] != read.headers["etag"]
+    assert shown.headers["vary"] == read.headers["vary"] == "Accept-Encoding, Accept"
+    etag = shown.headers["etag"]
+    again = serving.get(f"/feeds/ukraine.{extension}", Accept=browser, **{"If-None-Match": etag})
+    assert again.status_code == 304
+
+
+def test_urls_follow_the_port_when_base_url_is_not_set(serving: Serving) -> None:
+    opml = serving.get("/feeds/topics.opml").text
+    assert f'xmlUrl="{serving.base}/feeds/all.rss"' in opml
+    feed = feedparser.parse(serving.get("/feeds/ukraine.atom").content)
+    assert [link.href for link in feed.feed.links if link.rel == "self"] == [
+        f"{serving.base}/feeds/ukraine.atom"
+    ]
+
+
+def test_search(serving: Serving) -> None:
+    response = serving.get("/search?q=moldova")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    page = lxml_html.fromstring(response.content)
+    heading = " ".join(page.xpath("string(//h2)").split())
+    links = page.xpath('//ol[@class="stories"]/li/a/@href')
+    assert heading == f"{len(links)} stories with “moldova”" and len(links) >= 2
+    for href in links:
+        assert href.startswith("feeds/entries/")
+        story = serving.get("/" + href)
+        assert story.status_code == 200 and "moldova" in story.text.lower()
+    assert page.xpath("//input[@name='q']/@value") == ["moldova"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "said"),
+    [
+        ("q=", 200, None),
+        ("q=" + "x" * 101, 400, "The search is longer than 100 characters."),
+        ("q=a+b+c+d+e+f+g+h+i", 400, "The search has more than 8 words."),
+        ("q=nato&page=2", 400, "Unknown parameter 'page'"),
+        ("q=%3Cscript%3Ealert(1)%3C/script%3E", 200, "No story with “<script>alert(1)</script>”"),
+    ],
+)
+def test_search_answers_every_query_safely(
+    serving: Serving, query: str, status: int, said: str | None
+) -> None:
+    response = serving.get(f"/search?{query}")
+    assert response.status_code == status
+    assert "<script>" not in response.text
+    page = lxml_html.fromstring(response.content)
+    text = " ".join(page.text_content().split())
+    assert said is None or said in text
+    assert page.xpath("//form/@action") == ["search"]
 
 
 def test_conditional_requests_both_ways(serving: Serving) -> None:
@@ -160,7 +246,7 @@ def test_head_and_gzip(serving: Serving) -> None:
     ) as packed:
         raw = b"".join(packed.iter_raw())
         assert packed.headers["content-encoding"] == "gzip"
-        assert packed.headers["vary"] == "Accept-Encoding"
+        assert packed.headers["vary"] == "Accept-Encoding, Accept"
         assert packed.headers["etag"] != plain.headers["etag"]
     assert gzip.decompress(raw) == plain.content
     assert "content-encoding" not in plain.headers
@@ -176,9 +262,15 @@ def test_head_and_gzip(serving: Serving) -> None:
         "/feeds/..%5cconfig.toml",
         "/feeds/.state",
         "/config.toml",
-        "/feeds/",
         "/feeds/secret.rss",
         "/feeds/all.xml",
+        "/feeds/secret.html",
+        "/feeds/entries/../../config.toml",
+        "/feeds/entries/%2e%2e%2f%2e%2e%2fconfig.toml",
+        "/feeds/entries/",
+        "/feeds/entries/ABC.html",
+        "/feeds/entries/0123456789abcdef0123.rss",
+        "/feeds/state/aggregator.sqlite3",
     ],
 )
 def test_nothing_outside_the_feeds(serving: Serving, raw_path: str) -> None:
@@ -297,3 +389,49 @@ def test_shutdown_in_the_middle_of_an_ingest(project: Path, feedserver: Server) 
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 48
     assert len(feedparser.parse((project / "feeds" / "all.rss").read_bytes()).entries) == 48
+
+
+def test_a_busy_port_is_its_own_exit_code(project: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*AGGREGATOR, "--config", str(project / "config.toml"), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 5
+    assert done.stderr == (
+        f"error: port {port} on 127.0.0.1 is already in use; stop what listens there "
+        "or pass --port\n"
+    )
+    assert not (project / "feeds").exists()  # nothing was done
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        pytest.param("", "http://127.0.0.1:{port}/feeds/", id="not set: follows the port"),
+        pytest.param(
+            'base_url = "https://news.example.org/feeds/"\n',
+            "https://news.example.org/feeds/",
+            id="set: wins",
+        ),
+        pytest.param(
+            'base_url = "http://127.0.0.1:8080/feeds/"\n',
+            "http://127.0.0.1:8080/feeds/",
+            id="set to the default: still wins",
+        ),
+    ],
+)
+def test_base_url_follows_serve_unless_set(project: Path, setting: str, expected: str) -> None:
+    config_path = project / "config.toml"
+    text = config_path.read_text(encoding="utf-8")
+    assert "\nbase_url" not in text  # the shipped config leaves it out
+    config_path.write_text(text.replace("[feeds]\n", "[feeds]\n" + setting, 1), encoding="utf-8")
+    config = load_config(config_path)
+    with bind("127.0.0.1", 0) as listener:
+        port = listener.getsockname()[1]
+        assert listening_config(config, listener).feeds.base_url == expected.format(port=port)

@@ -15,13 +15,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePath
-
-import jinja2
-from markupsafe import Markup
+from typing import TYPE_CHECKING
 
 from aggregator.model import Entry, Provenance, Published
 from aggregator.render import FeedSpec, entry_page
 from aggregator.site import outputs
+
+if TYPE_CHECKING:
+    import jinja2
 
 MONTHS = (
     "January",
@@ -90,16 +91,20 @@ def paragraphs(text: str) -> list[str]:
     return [part.strip() for part in PARAGRAPH_BREAK.split(text) if part.strip()]
 
 
+def _web(url: str | None) -> str | None:
+    return url if url is not None and url.startswith(("http://", "https://")) else None
+
+
 def source_link(provenance: Provenance) -> str | None:
-    """A source's own address, when it is one a browser can open."""
-    location = provenance.location
-    return location if location.startswith(("http://", "https://")) else None
+    """A source's own address a browser can open: the feed's URL, or the web page a
+    saved page was saved from (``page_url``, where the config names it)."""
+    return _web(getattr(provenance, "page_url", None)) or _web(provenance.location)
 
 
 def source_place(provenance: Provenance) -> str:
-    """Where a source was read, for people: a URL, or a saved file and its line."""
-    if source_link(provenance):
-        return provenance.location
+    """Where a saved page was read, for people: its file name and line ('' for a URL)."""
+    if _web(provenance.location):
+        return ""
     # Only the file's name: where the aggregator keeps its files is nobody's business.
     name = PurePath(provenance.location).name
     if provenance.line is None:
@@ -109,6 +114,8 @@ def source_place(provenance: Provenance) -> str:
 
 @cache
 def environment() -> jinja2.Environment:
+    import jinja2  # lazily: a run with nothing new renders nothing
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("aggregator.site", "templates"),
         autoescape=True,
@@ -166,6 +173,8 @@ def render_topic(site: Site, feed: Feed) -> bytes:
 
 
 def render_entry(site: Site, entry: Entry, topics: Mapping[str, Feed]) -> bytes:
+    from markupsafe import Markup
+
     shown = [topics[slug] for slug in entry.topics if slug in topics]
     content = Markup(entry.content_html) if entry.content_html else None  # sanitised on input
     return _render("entry.html", site=site, entry=entry, topics=shown, content=content, root="../")

@@ -1,0 +1,59 @@
+"""`-v` and `-q` work after the command as well as before it; `run --help` lists every output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggregator.cli import main
+from aggregator.site import outputs
+
+
+@pytest.mark.parametrize(
+    ("flags", "says_info"),
+    [
+        pytest.param(["-v", "run"], True, id="before"),
+        pytest.param(["run", "-v"], True, id="after"),
+        pytest.param(["run", "--verbose"], True, id="after, long"),
+        pytest.param(["-q", "run", "-v"], True, id="after wins"),
+        pytest.param(["-v", "run", "-q"], False, id="quiet after wins"),
+        pytest.param(["-v", "run"], True, id="before stands when none after"),
+        pytest.param(["run"], False, id="neither"),
+    ],
+)
+def test_verbosity_before_or_after_the_command(
+    project: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says_info: bool
+) -> None:
+    command = flags.index("run")
+    argv = [*flags[:command], "--config", str(project / "config.toml"), *flags[command:]]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert (" new and 0 updated entries;" in err) == says_info, err
+
+
+def test_quiet_after_the_command_keeps_only_errors(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("/feeds/rss20.xml", "/status/500"), encoding="utf-8")
+    assert main(["--config", str(config), "run", "-q"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("error: ") for line in lines)
+
+
+def test_run_help_lists_every_output() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for name, text in outputs.DESCRIPTIONS:
+        assert f"  {name}" in done.stdout and text in done.stdout
+    for name in outputs.fixed_files(["all"]):
+        assert name.replace("all.", "<slug>.") in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("  aggregator ")
