@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,19 @@ from tests.feedserver import Server, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 NATO_FEED = "https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml"
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger() -> Iterator[None]:
+    """Undo what ``aggregator.cli.main`` does to the "aggregator" logger after each test.
+
+    main() gives the logger its own handler and stops propagation, which would hide
+    every later test's records from pytest's caplog.
+    """
+    logger = logging.getLogger("aggregator")
+    saved = (logger.handlers[:], logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture(scope="session")
