@@ -1,0 +1,227 @@
+"""The site in a real browser: headless Chromium (Debian's), driven by selenium, against
+`aggregator serve` on 127.0.0.1. What is asserted is what a person sees
+(``document.body.innerText``) and that every link leads somewhere that answers 200.
+
+Chromium and chromedriver must be installed (`.ci/run` installs them): without them
+these tests fail, they are not skipped. One browser serves the whole module.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.conftest import make_project
+from tests.feedserver import Server
+from tests.test_serve import Serving, start
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    # Nothing but 127.0.0.1: a link to the outside world must not be followed by the
+    # browser (the tests never reach the internet).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+)
+PHONE = (390, 844)  # CSS pixels of a common phone
+DAY = re.compile(
+    r"\b\d{1,2} (?:January|February|March|April|May|June|July|August|September|"
+    r"October|November|December) \d{4}\b"
+)
+
+
+def find(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        pytest.fail(f"{program} is not installed: apt-get install chromium chromium-driver")
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, feedserver: Server) -> Iterator[Serving]:
+    server = start(make_project(tmp_path_factory.mktemp("browser"), feedserver))
+    yield server
+    assert server.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = find("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(options=options, service=Service(find("chromedriver")))
+        try:
+            driver.set_page_load_timeout(30)
+            driver.set_window_size(*PHONE)
+            yield driver
+        finally:
+            driver.quit()
+
+
+def seen(browser: webdriver.Chrome) -> str:
+    """The page's text as a person reads it, one line per line (blank lines dropped)."""
+    text: str = browser.execute_script("return document.body.innerText")
+    return re.sub(r"\n\s*\n+", "\n", text)
+
+
+def links(browser: webdriver.Chrome) -> list[str]:
+    hrefs: list[str] = browser.execute_script("return Array.from(document.links, a => a.href)")
+    return hrefs
+
+
+def assert_links_answer(site: Serving, hrefs: list[str]) -> None:
+    """Every link on our site answers 200; a story's own link leaves for its source."""
+    assert hrefs
+    ours = urlsplit(site.base).netloc
+    for href in dict.fromkeys(hrefs):
+        parts = urlsplit(href)
+        if parts.netloc == ours:
+            response = httpx.get(href, timeout=10)
+            assert response.status_code == 200, href
+        else:
+            # Sources' own links: NATO's site (not fetched: no internet in tests) or
+            # the test's feed server standing in for NATO's feed.
+            assert (parts.scheme == "https" and parts.netloc == "www.nato.int") or (
+                parts.hostname == "127.0.0.1"
+            ), href
+
+
+def assert_fits_a_phone(browser: webdriver.Chrome) -> None:
+    sizes: dict[str, Any] = browser.execute_script(
+        "const e = document.documentElement;"
+        "return {scroll: e.scrollWidth, client: e.clientWidth,"
+        " font: parseFloat(getComputedStyle(document.body).fontSize)}"
+    )
+    assert sizes["scroll"] <= sizes["client"], sizes  # no sideways scrolling
+    assert sizes["font"] >= 16, sizes
+
+
+def test_the_index(site: Serving, browser: webdriver.Chrome) -> None:
+    browser.get(site.base + "/")
+    assert urlsplit(browser.current_url).path == "/feeds/"
+    text = seen(browser)
+    assert browser.title == "NATO news"
+    assert text.split("\n").count("NATO news") == 1  # the site heading, once
+    assert [h.text for h in browser.find_elements(By.TAG_NAME, "h1")] == ["NATO news"]
+    for heading in ("All stories", "Ukraine", "Deterrence and defence", "EU cooperation"):
+        assert f"\n{heading}\n" in text
+    assert text.count("Subscribe: RSS · Atom · JSON") == 4
+    assert "topics.opml" in text
+    assert len(DAY.findall(text)) >= 12  # each topic's latest stories, with their dates
+    assert browser.execute_script("return document.documentElement.lang") == "en"
+    assert browser.execute_script("return document.scripts.length") == 0
+    alternates = browser.execute_script(
+        "return Array.from(document.querySelectorAll('link[rel=alternate]'), l => l.href)"
+    )
+    assert f"{site.base}/feeds/ukraine.rss" in alternates and len(alternates) == 12
+    assert_fits_a_phone(browser)
+    assert_links_answer(site, links(browser))
+
+
+def test_a_topic_page(site: Serving, browser: webdriver.Chrome) -> None:
+    browser.get(site.base + "/feeds/")
+    browser.find_element(By.LINK_TEXT, "Ukraine").click()
+    assert browser.current_url == f"{site.base}/feeds/ukraine.html"
+    text = seen(browser)
+    assert text.startswith("NATO news\nUkraine\n")
+    assert "Stories, newest first" in text
+    stories = browser.find_elements(By.CSS_SELECTOR, "ol.stories li")
+    assert len(stories) >= 5
+    first = stories[0].text.split("\n")
+    assert len(first) == 2 and DAY.fullmatch(first[1]), first
+    assert_fits_a_phone(browser)
+    assert_links_answer(site, links(browser))
+
+
+def test_an_entry_page(site: Serving, browser: webdriver.Chrome) -> None:
+    browser.get(site.base + "/feeds/ukraine.html")
+    story = browser.find_element(By.CSS_SELECTOR, "ol.stories li a")
+    title = story.text
+    story.click()
+    assert re.fullmatch(
+        rf"{re.escape(site.base)}/feeds/entries/[0-9a-f]{{20}}\.html", browser.current_url
+    )
+    text = seen(browser)
+    assert text.startswith(f"NATO news\n{title}\n")
+    assert DAY.search(text.split("\n")[2])  # the date, right under the title
+    assert "\nTopics\n" in text and "\nUkraine\n" in text
+    assert "\nSources\n" in text
+    assert "/tmp/" not in text  # where the files live is nobody's business
+    assert_fits_a_phone(browser)
+    assert_links_answer(site, links(browser))
+    browser.find_element(By.LINK_TEXT, "Ukraine").click()
+    assert browser.current_url == f"{site.base}/feeds/ukraine.html"
+
+
+def test_a_story_from_the_live_feed_links_to_its_source(
+    site: Serving, browser: webdriver.Chrome
+) -> None:
+    browser.get(site.base + "/search?q=Kyiv")
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Kyiv:").click()
+    text = seen(browser)
+    assert "Read the story where it was published" in text
+    original = browser.find_element(By.LINK_TEXT, "Read the story where it was published")
+    assert original.get_attribute("href") == "https://www.nato.int/cps/en/natohq/news_218172.htm"
+    assert "NATO news feed: http://127.0.0.1:" in text
+
+
+def test_a_search(site: Serving, browser: webdriver.Chrome) -> None:
+    browser.get(site.base + "/feeds/")
+    field = browser.find_element(By.NAME, "q")
+    field.send_keys("Moldova")
+    field.submit()
+    assert browser.current_url == f"{site.base}/search?q=Moldova"
+    text = seen(browser)
+    found = browser.find_elements(By.CSS_SELECTOR, "ol.stories li a")
+    assert found
+    assert f"{len(found)} stories with “Moldova”" in text
+    hrefs = [a.get_attribute("href") for a in found]
+    assert_links_answer(site, links(browser))
+    for href in hrefs:
+        browser.get(str(href))
+        assert "moldova" in seen(browser).lower()
+    browser.get(site.base + "/search?q=%3Cb%3Enothing%3C%2Fb%3E")
+    assert "No story with “<b>nothing</b>”" in seen(browser)
+
+
+@pytest.mark.parametrize(("extension", "kind"), [("rss", "RSS 2.0"), ("atom", "Atom 1.0")])
+def test_a_feed_url_shows_a_page(
+    site: Serving, browser: webdriver.Chrome, extension: str, kind: str
+) -> None:
+    url = f"{site.base}/feeds/ukraine.{extension}"
+    browser.get(url)
+    text = seen(browser)
+    assert "<rss" not in text and "<feed" not in text  # not the raw XML
+    assert text.startswith("All topics\nNATO news: Ukraine\n"), text[:200]
+    assert f"This is a news feed ({kind})" in text
+    assert f"\n{url}\n" in text  # the address to copy into a feed reader
+    assert "\nLatest stories\n" in text
+    stories = browser.find_elements(By.CSS_SELECTOR, "ol.stories li")
+    assert len(stories) >= 5
+    for story in stories:
+        assert DAY.search(story.text), story.text
+    color = browser.execute_script(
+        "return getComputedStyle(document.querySelector('.copy')).fontFamily"
+    )
+    assert "mono" in color  # style.css applied to the feed's page too
+    assert_fits_a_phone(browser)
+    assert_links_answer(site, links(browser))
