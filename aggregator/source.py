@@ -35,8 +35,12 @@ def decode(data: bytes, source: str, location: str) -> str:
 
 
 def is_feed(data: bytes, kind: str | None) -> bool:
-    """Whether bytes are an RSS/Atom document (rather than a saved page)."""
-    return kind == "feed" or (kind is None and looks_like_xml(data))
+    """Whether bytes are an RSS/Atom or JSON Feed document (rather than a saved page)."""
+    from aggregator.live.jsonfeed import looks_like_json_feed
+
+    if kind is not None:
+        return kind == "feed"
+    return looks_like_xml(data) or looks_like_json_feed(data)
 
 
 def read_feed(
@@ -48,7 +52,8 @@ def read_feed(
     content_type: str | None = None,
     max_entries: int = MAX_ENTRIES,
 ) -> FeedDocument:
-    """An RSS/Atom document, parsed in ``sandbox`` when given; its warnings are logged.
+    """An RSS/Atom or JSON Feed document, parsed in ``sandbox`` when given; its warnings
+    are logged.
 
     Only its ``max_entries`` newest entries are read (``[fetch] max_entries_per_feed``).
     """
@@ -58,8 +63,10 @@ def read_feed(
         )
     else:
         from aggregator.live.feedparse import parse_feed  # lazily: feedparser is slow to import
+        from aggregator.live.jsonfeed import is_json_feed, parse_json_feed
 
-        document = parse_feed(
+        parse = parse_json_feed if is_json_feed(data, content_type) else parse_feed
+        document = parse(
             data, url=url, name=name, content_type=content_type, max_entries=max_entries
         )
     for warning in document.warnings:

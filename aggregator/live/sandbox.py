@@ -35,6 +35,7 @@ DEFAULT_MEMORY = 1 << 30  # bytes of address space per worker
 def _serve(conn: Connection, memory: int) -> None:
     """A worker's loop: parse what arrives, send back the document or the error."""
     from aggregator.live.feedparse import parse_feed
+    from aggregator.live.jsonfeed import is_json_feed, parse_json_feed
 
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     while True:
@@ -43,12 +44,12 @@ def _serve(conn: Connection, memory: int) -> None:
         except EOFError:
             return
         data, url, name, content_type, max_entries = task
+        # JSON Feed is parsed here too, under the same memory and time limits.
+        parse = parse_json_feed if is_json_feed(data, content_type) else parse_feed
         try:
             reply: tuple[str, Any] = (
                 "ok",
-                parse_feed(
-                    data, url=url, name=name, content_type=content_type, max_entries=max_entries
-                ),
+                parse(data, url=url, name=name, content_type=content_type, max_entries=max_entries),
             )
         except SourceError as error:
             reply = ("error", error.message)
