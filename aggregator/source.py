@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -10,8 +11,8 @@ from aggregator.errors import SourceError
 from aggregator.live.harden import looks_like_xml
 from aggregator.live.newest import MAX_ENTRIES
 from aggregator.model import SourceEntry
-from aggregator.snapshots import read_page
-from aggregator.snapshots.page import Captured, Page
+from aggregator.snapshots import read_text
+from aggregator.snapshots.page import Captured
 
 if TYPE_CHECKING:
     from aggregator.live.feedparse import FeedDocument
@@ -19,18 +20,43 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aggregator")
 
+# The largest saved page read (README, "Snapshot layouts"). NATO's pages are 5 to 60 KB
+# as text. Reading is linear, but each line costs about 150 bytes of memory: 16 MB of
+# one-word lines is 3 million lines, about 500 MB and a few seconds; 50 MB would be 1.5 GB.
+MAX_SNAPSHOT_BYTES = 16 * 10**6
+# Byte-order marks of the UTF-16 text accepted besides UTF-8, and their codecs.
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
 
 def decode(data: bytes, source: str, location: str) -> str:
-    """Snapshot text: UTF-8 (with or without a byte-order mark)."""
+    """Snapshot text: UTF-8 (with or without a byte-order mark), or UTF-16 with one
+    (as Windows "Unicode" saves it). Larger than :data:`MAX_SNAPSHOT_BYTES` is refused
+    before any decoding."""
+    if len(data) > MAX_SNAPSHOT_BYTES:
+        raise SourceError(
+            source,
+            location,
+            f"saved page is {len(data):,} bytes, over the {MAX_SNAPSHOT_BYTES:,}-byte limit "
+            "for snapshots; save only the news listing part of the page, or split it into "
+            "several sources",
+        )
+    # Without a BOM, UTF-16 cannot be told from other bytes; with one it is unambiguous.
+    codec, skip = next(
+        ((codec, len(bom)) for bom, codec in _UTF16_BOMS if data.startswith(bom)),
+        ("utf-8-sig", 0),
+    )
     try:
-        return data.decode("utf-8-sig")
+        return data[skip:].decode(codec)
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
+        start = skip + error.start
+        before = data[skip:start].decode(codec, errors="replace")
+        line = before.count("\n") + 1
+        name = "UTF-8" if skip == 0 else "UTF-16"
         raise SourceError(
             source,
             f"{location}:{line}",
-            f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); "
-            "save the page as UTF-8",
+            f"not {name} text (byte {data[start]:#04x} at offset {start}: {error.reason}); "
+            "save the page as UTF-8 (or UTF-16 with a byte-order mark)",
         ) from error
 
 
@@ -110,5 +136,4 @@ def parse_source(
     if captured is not None and isinstance(captured, datetime) and captured.tzinfo is None:
         raise SourceError(source, location, f"capture time {captured} has no time zone")
     text = decode(data, source, location)
-    page = Page.from_text(text, source=source, location=location, captured=captured)
-    return read_page(page, kind)
+    return read_text(text, source=source, location=location, kind=kind, captured=captured)

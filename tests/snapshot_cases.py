@@ -8,6 +8,8 @@ error class, second: words the message must contain).
 from __future__ import annotations
 
 import json
+import random
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,74 @@ def as_data(entry: SourceEntry) -> dict[str, Any]:
         "author": entry.author,
         "line": entry.provenance.line,
     }
+
+
+# Generated pages, for sizes no one commits: n items of each layout, every item distinct.
+_MONTHS = (
+    "Jan.",
+    "Feb.",
+    "Mar.",
+    "Apr.",
+    "May.",
+    "Jun.",
+    "Jul.",
+    "Aug.",
+    "Sep.",
+    "Oct.",
+    "Nov.",
+    "Dec.",
+)
+
+
+def listing_page(count: int) -> str:
+    """A listing of ``count`` items, item i dated day i % 28 + 1 of month i % 12 + 1, 2020."""
+    head = f"{count:,} Entries\n\n"
+    return head + "".join(
+        f"{i % 28 + 1:02d} {_MONTHS[i % 12]} 2020 img-{i}.jpg - Caption {i}, with a comma, "
+        f"{i % 900 + 10}.5KB\n\nAllies agree plan number {i}\n\n"
+        f"Ministers met in Brussels to agree plan number {i} for the Alliance.\n"
+        for i in range(count)
+    )
+
+
+def newsfeed_page(count: int) -> str:
+    """A news feed page of ``count`` items, each ``i % 5 + 1`` weeks old."""
+    return "".join(
+        f"Partners discuss cooperation, item {i}\n\n{i % 5 + 1} weeks ago\n"
+        f"Representatives of partner nations met for item {i}.\n\n"
+        for i in range(count)
+    )
+
+
+def digest_page(count: int) -> str:
+    """A digest announcing ``count`` headlines in bullets, each printed again below."""
+    bullets = "".join(f"• Secretary General meets partner {i}\n" for i in range(count))
+    items = "".join(
+        f"Secretary General meets partner {i}\n\nSecretary General meets partner {i}\n\n"
+        f"The Secretary General welcomed partner {i} to NATO Headquarters on 26 October.\n\n"
+        "Read more\n\n"
+        for i in range(count)
+    )
+    return f"{bullets}\n27 October 2023\n\n{items}"
+
+
+def event_page(count: int) -> str:
+    """An event page of ``count`` headline and teaser pairs."""
+    return "".join(
+        f"Meeting of NATO Ministers, part {i}\n\n"
+        f"Brussels, 11-12 October 2023 Ministers will meet for part {i} […]\n\n"
+        for i in range(count)
+    )
+
+
+def random_text(size: int, seed: int = 9) -> str:
+    """About ``size`` characters of random words in lines of random length, blank ones too."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 9))) for _ in range(2000)]
+    lines: list[str] = []
+    total = 0
+    while total < size:
+        line = " ".join(rng.choices(words, k=rng.choice((0, 1, 3, 12, 40, 400))))
+        lines.append(line)
+        total += len(line) + 1
+    return "\n".join(lines)

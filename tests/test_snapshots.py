@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+from collections.abc import Callable
+from datetime import date
+from typing import Any
 
 import pytest
 
 import aggregator
-from aggregator import AggregatorError
-from tests.snapshot_cases import Case, as_data, cases
+from aggregator import AggregatorError, Published, SourceError, UnknownLayoutError
+from aggregator.snapshots.page import MAX_WARNINGS, SNIFF_CHARS
+from aggregator.source import MAX_SNAPSHOT_BYTES
+from tests.snapshot_cases import (
+    Case,
+    as_data,
+    cases,
+    digest_page,
+    event_page,
+    listing_page,
+    newsfeed_page,
+    random_text,
+)
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
@@ -36,3 +51,144 @@ def test_snapshot(case: Case) -> None:
 def test_every_case_has_an_expectation() -> None:
     for case in cases():
         assert case.expected.exists() != case.error.exists(), case.name
+
+
+def outcome(data: bytes, case: Case) -> list[dict[str, Any]] | str:
+    """The entries read from ``data`` as ``case`` says, or the error's class and message."""
+    try:
+        entries = aggregator.parse_source(
+            data, url=case.text.name, kind=case.kind, captured=case.captured
+        )
+    except AggregatorError as error:
+        return f"{type(error).__name__}: {error}"
+    return [as_data(entry) for entry in entries]
+
+
+@pytest.mark.parametrize(
+    ("bom", "codec"),
+    [
+        pytest.param(codecs.BOM_UTF8, "utf-8", id="UTF-8 with BOM"),
+        pytest.param(codecs.BOM_UTF16_LE, "utf-16-le", id="UTF-16 LE with BOM"),
+        pytest.param(codecs.BOM_UTF16_BE, "utf-16-be", id="UTF-16 BE with BOM"),
+    ],
+)
+@pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
+def test_snapshot_in_another_encoding(case: Case, bom: bytes, codec: str) -> None:
+    text = case.text.read_text(encoding="utf-8")
+    assert outcome(bom + text.encode(codec), case) == outcome(text.encode("utf-8"), case)
+
+
+@pytest.mark.parametrize(
+    ("data", "words", "where"),
+    [
+        pytest.param(b"60 Entries\n\n\xe9t\xe9\n", "not UTF-8 text (byte 0xe9", 3, id="Latin-1"),
+        pytest.param(
+            codecs.BOM_UTF16_LE + "60 Entries\n".encode("utf-16-le") + b"\x00\xdc",
+            "not UTF-16 text",
+            2,
+            id="UTF-16 with a lone surrogate",
+        ),
+        pytest.param(
+            codecs.BOM_UTF16_BE + "60 Entries".encode("utf-16-be") + b"\x00",
+            "not UTF-16 text",
+            1,
+            id="UTF-16 of odd length",
+        ),
+        pytest.param(
+            "60 Entries\nété".encode("utf-16-le"), "not UTF-8 text", 2, id="UTF-16 without BOM"
+        ),
+    ],
+)
+def test_text_that_cannot_be_decoded(data: bytes, words: str, where: int) -> None:
+    with pytest.raises(SourceError) as raised:
+        aggregator.parse_source(data, url="page.txt")
+    message = str(raised.value)
+    assert words in message
+    assert f"page.txt:{where}" in message
+    assert "UTF-16 with a byte-order mark" in message
+    assert "\n" not in message
+
+
+def test_snapshot_over_the_size_cap_is_refused_in_one_line() -> None:
+    page = listing_page(MAX_SNAPSHOT_BYTES // 150).encode()
+    assert len(page) > MAX_SNAPSHOT_BYTES
+    with pytest.raises(SourceError) as raised:
+        aggregator.parse_source(page, url="huge.txt")
+    message = str(raised.value)
+    assert message.startswith("huge.txt: saved page is ")
+    assert f"{len(page):,} bytes" in message
+    assert f"{MAX_SNAPSHOT_BYTES:,}-byte limit" in message
+    assert "split it into several sources" in message
+    assert "\n" not in message
+
+
+def test_largest_listing_under_the_cap_is_read_whole() -> None:
+    count = MAX_SNAPSHOT_BYTES // 200
+    page = listing_page(count).encode()
+    assert MAX_SNAPSHOT_BYTES * 0.8 < len(page) <= MAX_SNAPSHOT_BYTES
+    entries = aggregator.parse_source(page, url="large.txt")
+    assert len(entries) == count
+    last = entries[-1]
+    assert last.title == f"Allies agree plan number {count - 1}"
+    assert last.published == Published.on_day(
+        date(2020, (count - 1) % 12 + 1, (count - 1) % 28 + 1)
+    )
+    assert last.provenance.line == 5 * count  # the title line of the last block
+
+
+@pytest.mark.parametrize(
+    ("page", "captured", "last_title"),
+    [
+        pytest.param(
+            newsfeed_page,
+            date(2022, 11, 26),
+            "Partners discuss cooperation, item 19999",
+            id="newsfeed",
+        ),
+        pytest.param(digest_page, None, "Secretary General meets partner 19999", id="digest"),
+        pytest.param(event_page, None, "Meeting of NATO Ministers, part 19999", id="event-page"),
+    ],
+)
+def test_many_items_of_each_layout(
+    page: Callable[[int], str], captured: date | None, last_title: str
+) -> None:
+    # Each of these once walked the rest of the page again per item (a slice or a
+    # list.pop(0) per item): a large page took minutes.
+    entries = aggregator.parse_source(page(20_000).encode(), url="many.txt", captured=captured)
+    assert len(entries) == 20_000
+    assert entries[-1].title == last_title
+
+
+def test_random_text_fits_no_layout() -> None:
+    text = random_text(MAX_SNAPSHOT_BYTES - 1000)
+    with pytest.raises(UnknownLayoutError, match="fits no known page layout"):
+        aggregator.parse_source(text.encode(), url="random.txt")
+
+
+def test_layout_is_recognised_from_the_head_of_the_page() -> None:
+    # Sniffing reads SNIFF_CHARS; a page that shows nothing of its layout before is unknown,
+    # however many items follow, rather than scanned whole by every layout.
+    filler = random_text(SNIFF_CHARS + 1000)
+    with pytest.raises(UnknownLayoutError):
+        aggregator.parse_source(f"{filler}\n\n{listing_page(10)}".encode(), url="late.txt")
+    entries = aggregator.parse_source(
+        f"{filler}\n\n{listing_page(10)}".encode(), url="late.txt", kind="listing"
+    )
+    assert len(entries) == 10
+
+
+def test_warnings_of_one_page_are_capped(caplog: pytest.LogCaptureFixture) -> None:
+    junk = "\n".join(f"junk line {i}" for i in range(1000))
+    entries = aggregator.parse_source(
+        f"{junk}\n{listing_page(3)}".encode(), url="junk.txt", kind="listing"
+    )
+    assert len(entries) == 3
+    # Only this page's: a thread another test left behind may log too.
+    messages = [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("junk.txt")
+    ]
+    assert len(messages) == MAX_WARNINGS + 1
+    assert messages[0].startswith("junk.txt:1: text before the first dated item ignored")
+    assert messages[-1] == f"junk.txt: more than {MAX_WARNINGS} warnings; the rest are not shown"

@@ -80,17 +80,6 @@ def read_text(
     return _read(page, layout, kind)
 
 
-def read_page(page: Page, kind: str | None = None) -> list[SourceEntry]:
-    """The entries in a page already split into lines (sniffed whole; prefer read_text)."""
-    if kind is not None and kind not in LAYOUTS:
-        raise SourceError(
-            page.source,
-            page.location,
-            f"unknown snapshot kind {kind!r} (expected one of: {', '.join(LAYOUTS)})",
-        )
-    return _read(page, choose_layout(page) if kind is None else LAYOUTS[kind], kind)
-
-
 def _read(page: Page, layout: Layout, kind: str | None) -> list[SourceEntry]:
     entries = layout.read(page)
     if not entries and kind is not None:

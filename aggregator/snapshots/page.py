@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from aggregator.dates import full_dates_in
@@ -23,6 +24,9 @@ Captured = date | datetime
 # whatever the page's size (a saved NATO page is 5 to 60 KB; a 50 MB file of random
 # text must not be scanned four times over to find it fits nothing).
 SNIFF_CHARS = 256 * 1024
+# Warnings one page logs (an item skipped, text ignored); the rest are counted in one more
+# line, so a large page of junk read with a forced kind does not print a line per line.
+MAX_WARNINGS = 20
 
 
 def normalise(text: str) -> str:
@@ -59,6 +63,9 @@ class Page:
     location: str
     lines: tuple[Line, ...]
     captured: Captured | None = None
+    warnings: Iterator[int] = field(
+        default_factory=lambda: itertools.count(1), init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_text(
@@ -104,7 +111,13 @@ class Page:
         return place if self.source == self.location else f"{self.source} ({place})"
 
     def warn(self, line: Line | None, message: str) -> None:
-        log.warning("%s: %s", self.where(line), message)
+        number = next(self.warnings)
+        if number <= MAX_WARNINGS:
+            log.warning("%s: %s", self.where(line), message)
+        elif number == MAX_WARNINGS + 1:
+            log.warning(
+                "%s: more than %d warnings; the rest are not shown", self.where(), number - 1
+            )
 
 
 def blocks(lines: list[Line] | tuple[Line, ...]) -> Iterator[list[Line]]:
