@@ -52,7 +52,7 @@ def read_file(
         limit=limit,
         limit_setting="[fetch] max_decoded_mb",
     )
-    return parse_source(
+    entries = parse_source(
         data,
         url=str(source.path),
         kind=source.kind,
@@ -61,6 +61,10 @@ def read_file(
         sandbox=sandbox,
         max_entries=max_entries,
     )
+    if source.page_url is None:
+        return entries
+    # Each story names the web page its file was saved from (Provenance.page_url).
+    return [replace(e, provenance=replace(e.provenance, page_url=source.page_url)) for e in entries]
 
 
 class Ingest:

@@ -5,13 +5,16 @@ Also the store's schema 3 (enclosures and ``page_url``), upgraded from schema 2.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.errors import ConfigError
 from aggregator.model import Provenance, Published, SourceEntry
@@ -20,6 +23,18 @@ from aggregator.store import MIGRATIONS, Store
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BRUSSELS = ZoneInfo("Europe/Brussels")
 PAGE = "https://www.nato.int/cps/en/natohq/topics_49217.htm"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``main`` sets up the "aggregator" logger for a command line (``-q``: errors only);
+    put it back, so that tests run after these still see warnings."""
+    logger = logging.getLogger("aggregator")
+    level, handlers, propagate = logger.level, logger.handlers[:], logger.propagate
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
 
 
 def config(tmp_path: Path, source: str) -> Path:
@@ -113,3 +128,18 @@ def test_a_schema_2_store_is_upgraded_and_keeps_its_entries(tmp_path: Path) -> N
     assert entry.title == "Old story"
     assert entry.enclosures == ()
     assert entry.sources == (Provenance("a", "seeds/a.txt", 3, None),)
+
+
+def test_a_run_gives_the_stories_of_a_saved_page_its_page_url(project: Path) -> None:
+    path = project / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    seed = 'path = "seeds/003_3cbde41f5230f3d4.txt"'
+    assert seed in text
+    path.write_text(text.replace(seed, f'{seed}\npage_url = "{PAGE}"'), encoding="utf-8")
+    assert main(["-q", "--config", str(path), "run"]) == 0
+    with Store(project / "state" / "aggregator.sqlite3") as store:
+        sources = [p for entry in store.newest(1000) for p in entry.sources]
+    from_page = [p for p in sources if p.location.endswith("003_3cbde41f5230f3d4.txt")]
+    assert from_page and all(p.page_url == PAGE for p in from_page)
+    others = [p for p in sources if p not in from_page]
+    assert others and all(p.page_url is None for p in others)

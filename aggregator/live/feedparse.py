@@ -24,7 +24,7 @@ import feedparser
 
 from aggregator.dates import parse_timestamp
 from aggregator.errors import SourceError
-from aggregator.live import clean
+from aggregator.live import clean, media
 from aggregator.live.harden import defuse
 from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
@@ -120,6 +120,7 @@ def _entry(item: Any, *, base: str, name: str, location: str) -> SourceEntry | N
         guid=guid,
         categories=categories,
         content_html=content_html or None,
+        enclosures=media.enclosures(item, base),
     )
 
 
