@@ -50,10 +50,19 @@ def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def in_private_mounts(script: str) -> subprocess.CompletedProcess[str]:
-    """Run a shell script in its own mount namespace (as root, or as a mapped root)."""
-    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    """Run a shell script in its own mount namespace (as root, or as a mapped root).
+
+    Where root may not make a mount namespace of its own (a confined container), a
+    user namespace, which maps us to root inside it, is tried next.
+    """
+    ways = [["unshare", "-rm"]]
+    if os.geteuid() == 0:
+        ways.insert(0, ["unshare", "-m"])
+    for way in ways:
+        if subprocess.run([*way, "true"], capture_output=True).returncode == 0:
+            break
     return subprocess.run(
-        [*unshare, "sh", "-euc", script], capture_output=True, text=True, timeout=180, cwd=ROOT
+        [*way, "sh", "-euc", script], capture_output=True, text=True, timeout=180, cwd=ROOT
     )
 
 
