@@ -438,6 +438,16 @@ class Store:
         rows = self.db.execute("SELECT source, COUNT(*) FROM sightings GROUP BY source")
         return {str(source): int(count) for source, count in rows}
 
+    def source_summary(self) -> dict[str, tuple[int, int, str | None]]:
+        """Per source name: stories it has shown, stories no other source told, and
+        when it last showed any (ISO 8601). Reads only."""
+        rows = self.db.execute(
+            "SELECT s.source, COUNT(*), SUM(c.n = 1), MAX(s.last_seen) FROM sightings s "
+            "JOIN (SELECT entry_id, COUNT(*) AS n FROM sightings GROUP BY entry_id) c "
+            "USING (entry_id) GROUP BY s.source"
+        )
+        return {str(r[0]): (int(r[1]), int(r[2] or 0), r[3]) for r in rows}
+
     def counts(self) -> dict[str, int]:
         total = self.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         by_topic = dict(
