@@ -1,9 +1,25 @@
 from __future__ import annotations
 
+import html
+from html.parser import HTMLParser
+
+import nh3
 import pytest
 
 from aggregator.dates import parse_timestamp
-from aggregator.live.clean import plain, safe_url, sanitize_html, title
+from aggregator.live.clean import (
+    MAX_HTML,
+    MAX_TEXT,
+    MAX_TITLE,
+    TAGS,
+    html_to_text,
+    plain,
+    safe_url,
+    sanitize_html,
+    title,
+)
+from aggregator.live.feedparse import parse_feed
+from aggregator.live.nesting import MAX_DEPTH, flatten
 
 BASE = "https://www.nato.int/news/"
 
@@ -80,3 +96,138 @@ def test_titles_are_plain_text() -> None:
 def test_parse_timestamp(text: str, expected: str | None) -> None:
     found = parse_timestamp(text)
     assert (found and found.isoformat()) == expected
+
+
+# -- Bounded cleaning: size and nesting ------------------------------------------------------
+
+# Every element an HTML parser might nest, for measuring what it built.
+ALL_TAGS = TAGS | {"div", "table", "font", "select", "svg", "form", "button", "center"}
+VOID_TAGS = {"br", "hr", "img", "col", "area", "wbr", "input", "embed", "source"}
+
+
+class _Depth(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.deepest = 0
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag not in VOID_TAGS:
+            self.open.append(tag)
+            self.deepest = max(self.deepest, len(self.open))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.open:
+            while self.open.pop() != tag:
+                pass
+
+
+def parsed_depth(fragment: str) -> int:
+    """How deeply html5ever (in nh3) nests ``fragment``: its serialised tree, measured."""
+    serialised = nh3.clean(fragment, tags=set(ALL_TAGS), attributes={"*": {"title", "id"}})
+    measure = _Depth()
+    measure.feed(serialised)
+    return measure.deepest
+
+
+def repeat(unit: str, size: int = 100_000, close: str = "") -> str:
+    count = size // (len(unit) + len(close))
+    return unit * count + close * count
+
+
+HOSTILE_NESTING = {
+    "nested div": repeat("<div>x", close="</div>"),
+    "end tags a table hides": repeat("<div><table></div>"),
+    "p b div": repeat("<p><b id=1><div>x"),
+    "formatting with distinct attributes": "".join(f"<b id={i}><p>x" for i in range(5000)),
+    "a tag inside a quoted attribute": repeat('<div title="<br>">'),
+    "a quote that swallows end tags": repeat("<div a='></div>'>"),
+    "cells without rows": repeat("<table><td>"),
+    "unclosed formatting": repeat("<font><b><i><u><s>", close="</b></font>"),
+    "non-breaking space in a name": repeat("<div\xa0x><span></span></div>"),
+    "script end tag with attributes": repeat("<script></script x><div>"),
+    "comment closed early": repeat("<!--><div>"),
+    "li in li": repeat("<ul><li>x"),
+}
+
+
+@pytest.mark.parametrize("fragment", HOSTILE_NESTING.values(), ids=list(HOSTILE_NESTING))
+def test_no_markup_nests_deeper_than_the_bound(fragment: str) -> None:
+    """Each of these, given to nh3 as it is, nests thousands deep (and takes seconds to
+    minutes: "formatting with distinct attributes" took 7 minutes)."""
+    assert parsed_depth(flatten(fragment)) <= MAX_DEPTH * 3  # tbody and tr may be implied
+
+
+ORDINARY = [
+    pytest.param("<p>" + "<b>bold</b> and <i>italic</i>, " * 40 + "</p>", id="many inline tags"),
+    pytest.param("<ul>" + "<li>item</li>" * 50 + "</ul>", id="a long list"),
+    pytest.param("<p>one<p>two<p>three" + "<br>" * 40, id="paragraphs closed by siblings"),
+    pytest.param(
+        "<!-- a comment -->"
+        + '<a href="/a?b=1&amp;c=2" title=\'x "y"\'>link</a>' * 40
+        + "<script>if (a<b) {}</script>",
+        id="comments, attributes and a script",
+    ),
+    pytest.param("<div>" * 30 + "deep but within the bound" + "</div>" * 30, id="depth 30"),
+]
+
+
+@pytest.mark.parametrize("fragment", ORDINARY)
+def test_ordinary_markup_is_left_as_it_was(fragment: str) -> None:
+    assert flatten(fragment) == fragment
+
+
+def test_markup_past_the_bound_becomes_its_text() -> None:
+    fragment = "<p>" + "<b>" * 100 + "deep" + "</b>" * 100 + " after</p>"
+    assert sanitize_html(fragment) == "<p>" + "<b>" * 31 + "deep" + "</b>" * 31 + " after</p>"
+    assert html_to_text(fragment) == "deep after"
+
+
+def test_what_is_not_read_as_a_tag_stays_text() -> None:
+    fragment = '<div title="<b>">' + "<i>x" * 40
+    cleaned = sanitize_html(fragment)
+    assert cleaned.startswith('&lt;div title="<b>"&gt;<i>x')
+    assert parsed_depth(cleaned) <= MAX_DEPTH
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        pytest.param(repeat("<div>x", 1_000_000, "</div>"), id="1 MB of nested div"),
+        pytest.param(repeat("<b><i>x", 1_000_000), id="1 MB of unclosed formatting"),
+        pytest.param(repeat("<p><b id=1><div>x", 1_000_000), id="1 MB of p b div"),
+    ],
+)
+def test_a_1_mb_nested_description_comes_out_bounded_and_sanitised(description: str) -> None:
+    document = (
+        '<rss version="2.0"><channel><title>t</title><item><title>deep</title>'
+        f"<description>{html.escape(description)}</description></item></channel></rss>"
+    ).encode()
+    (entry,) = parse_feed(document, url="https://feeds.example/deep.xml").entries
+    assert entry.content_html is not None and 0 < len(entry.content_html) <= MAX_HTML
+    assert parsed_depth(entry.content_html) <= MAX_DEPTH
+    assert entry.summary.startswith("xxx") and len(entry.summary) <= MAX_TEXT
+    assert "<div" not in entry.content_html
+
+
+def test_half_a_megabyte_of_nested_xhtml_in_atom_comes_out_bounded() -> None:
+    # feedparser itself reads XHTML at about 0.1 ms per element: long texts keep it short.
+    nested = ("<div><em>x</em> " + "word " * 8) * 10_000 + "</div>" * 10_000
+    document = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><title>deep</title>'
+        "<id>x:1</id><updated>2024-01-01T00:00:00Z</updated><content type='xhtml'>"
+        f'<div xmlns="http://www.w3.org/1999/xhtml">{nested}</div></content></entry></feed>'
+    ).encode()
+    assert len(document) > 500_000
+    (entry,) = parse_feed(document, url="https://feeds.example/deep.atom").entries
+    assert entry.content_html is not None and len(entry.content_html) <= MAX_HTML
+    assert entry.content_html.startswith("<em>x</em>")
+    assert parsed_depth(entry.content_html) <= MAX_DEPTH
+
+
+def test_a_field_is_cut_before_it_is_cleaned() -> None:
+    long_links = '<a href="https://e.org/a">x</a>' * 20_000  # grows with rel="…" per link
+    cleaned = sanitize_html(long_links)
+    assert 0 < len(cleaned) <= MAX_HTML and cleaned.endswith("</a>")
+    assert len(plain("word " * 1_000_000, MAX_TITLE)) == MAX_TITLE
+    assert safe_url("https://e.org/" + "a" * 1_000_000) is None
