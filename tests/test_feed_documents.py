@@ -2,7 +2,8 @@
 
 ``<case>.<ext>`` sits beside ``<case>.expected.json`` (the entries, as the state
 file stores them, without provenance) or ``<case>.error.txt`` (words the one-line
-error must contain). Each is parsed as if served at https://feeds.example/<file>.
+error must contain); ``<case>.options.json`` may give ``max_entries`` (the cap,
+default 1,000). Each is parsed as if served at https://feeds.example/<file>.
 """
 
 from __future__ import annotations
@@ -57,8 +58,14 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def as_data(path: Path, sandbox: Sandbox) -> list[dict[str, Any]]:
+    options = path.with_suffix(".options.json")
+    settings = json.loads(options.read_text(encoding="utf-8")) if options.exists() else {}
     entries = parse_source(
-        path.read_bytes(), url=f"https://feeds.example/{path.name}", kind="feed", sandbox=sandbox
+        path.read_bytes(),
+        url=f"https://feeds.example/{path.name}",
+        kind="feed",
+        sandbox=sandbox,
+        max_entries=settings.get("max_entries", 1000),
     )
     found = []
     for entry in entries:
