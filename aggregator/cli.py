@@ -367,7 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: [serve] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [serve] port)")
     serve.set_defaults(handler=cmd_serve)
-    for command in (parse, run, explain, serve):
+    from aggregator.sources.commands import add_parser as add_sources_parser
+
+    sources = add_sources_parser(commands)  # the sources group lives in aggregator.sources
+    for command in (parse, run, explain, serve, *sources):
         # After the command too (`aggregator run -v`); unset there, the value from
         # before the command stands.
         _verbosity_flags(command, default=argparse.SUPPRESS)

@@ -100,6 +100,7 @@ class SourceConfig:
     captured: Captured | None = None
     interval_minutes: float | None = None  # default: [schedule] interval_minutes
     page_url: str | None = None  # the web page a local file was saved from
+    enabled: bool = True  # false: runs and serve skip it (aggregator sources disable)
 
     @property
     def location(self) -> str:
@@ -134,8 +135,9 @@ class Config:
     fetch: FetchSettings
     schedule: ScheduleSettings
     serve: ServeSettings
-    sources: tuple[SourceConfig, ...]
+    sources: tuple[SourceConfig, ...]  # the enabled ones: what runs and serve read
     topics: tuple[TopicConfig, ...]
+    disabled_sources: tuple[SourceConfig, ...] = ()  # enabled = false: skipped
 
 
 class _Table:
@@ -351,7 +353,21 @@ SOURCE_KINDS = ("listing", "event-page", "digest", "newsfeed", "feed")
 
 
 def _source(table: _Table, base: Path) -> SourceConfig:
-    table.check_keys(("name", "path", "url", "kind", "captured", "interval_minutes", "page_url"))
+    table.check_keys(
+        (
+            "name",
+            "path",
+            "url",
+            "kind",
+            "captured",
+            "interval_minutes",
+            "page_url",
+            "enabled",
+        )
+    )
+    enabled = table.data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise table.fail("enabled", f"must be true or false, not {enabled!r}")
     if ("path" in table.data) == ("url" in table.data):
         raise table.fail(
             None, "give either path (a file) or url (a live feed), not both or neither"
@@ -398,6 +414,7 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         if "interval_minutes" in table.data
         else None,
         page_url=page_url,
+        enabled=enabled,
     )
 
 
@@ -518,6 +535,7 @@ def load_config(path: Path) -> Config:
         fetch=_fetch(root),
         schedule=_schedule(root),
         serve=_serve(root),
-        sources=sources,
+        sources=tuple(source for source in sources if source.enabled),
         topics=topics,
+        disabled_sources=tuple(source for source in sources if not source.enabled),
     )

@@ -12,7 +12,11 @@ Routes (see ``Handler.do_GET``):
 * ``/slow``: a body dripping one byte every 0.2 s; ``/stall``: headers, then nothing;
 * ``/big``: a 3 MiB body; ``/big-undeclared``: the same without Content-Length;
 * ``/bomb``: gzip that decompresses to 20 MiB;
-* ``/html``: a web page served as text/html.
+* ``/html``: a web page served as text/html;
+* ``/discover/<file>``: a web page from tests/data/discover (``{{HOST}}`` in it becomes
+  this server's host:port, for protocol-relative links); ``/moved-page`` a 301 to
+  ``/discover/several.html``; ``/feed``: the feed file named by ``server.root_feed``
+  (``rss20.xml``; None: 404), where feed discovery looks when a page links none.
 
 Every request is recorded in ``server.log`` (method, path, If-None-Match).
 """
@@ -30,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
+PAGES = Path(__file__).parent / "data" / "discover"
 LAST_MODIFIED = formatdate(1_700_000_000, usegmt=True)
 
 
@@ -47,6 +52,7 @@ class Server(ThreadingHTTPServer):
         self.log: list[tuple[str, str, str | None]] = []
         self.bomb = b""
         self.overrides: dict[str, bytes] = {}  # path under /feeds/ → body, to change a feed
+        self.root_feed: str | None = "rss20.xml"  # what /feed serves
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients that hang up early are part of the tests
@@ -98,7 +104,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         headers = {
             **validators,
-            "Content-Type": "text/html" if name.endswith(".html") else "application/rss+xml",
+            "Content-Type": "text/html"
+            if name.endswith(".html")
+            else "application/feed+json"
+            if name.endswith(".json")
+            else "application/rss+xml",
         }
         if encoding == "gzip":
             body = gzip.compress(body)
@@ -180,6 +190,21 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, self.server.bomb, {"Content-Encoding": "gzip"})
         elif head == "html":
             self._file("not_a_feed.html")
+        elif head == "discover":
+            page = PAGES / "/".join(parts[1:])
+            if not page.is_file():
+                self._send(404, b"not found")
+                return
+            host, port = self.server.server_address[:2]
+            body = page.read_bytes().replace(b"{{HOST}}", f"{host!s}:{port}".encode())
+            self._send(200, body, {"Content-Type": "text/html; charset=utf-8"})
+        elif head == "moved-page":
+            self._send(301, headers={"Location": "/discover/several.html"})
+        elif head == "feed" and len(parts) == 1:
+            if self.server.root_feed is None:
+                self._send(404, b"not found")
+            else:
+                self._file(self.server.root_feed)
         else:
             self._send(404, b"not found")
 

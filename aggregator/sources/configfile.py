@@ -1,0 +1,326 @@
+"""Editing the ``[[sources]]`` of config.toml, keeping every other byte as it was.
+
+The file is the user's: their comments, blank lines, key order and quoting stay
+exactly as they wrote them. Each edit is a small text change at a known place (a
+new ``[[sources]]`` table after the last one, a removed table, an ``enabled`` line),
+with values written by tomlkit so that any name or URL is quoted correctly.
+Rejected: editing tomlkit's document model and dumping it. tomlkit ties the comments
+and blank lines that follow a table to that table, so a table appended to the array
+lands after the comment that introduces the next section, and a key added to a table
+lands after that comment too.
+
+Every edit is checked before anything is written: the new text, parsed by tomlkit,
+must hold exactly the old data with the one change, and the whole file must pass
+:func:`~aggregator.config.load_config`. Only then is it written, to a temporary file
+beside it that is renamed over it (atomic on POSIX), keeping its permissions. A
+check that fails is an error and the file is left as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
+from aggregator.config import Config, load_config
+from aggregator.errors import ConfigError
+
+BOM = "\ufeff"
+# A table header on a line of its own: "[feeds]", "[[sources]]", "  [[topics.rules]]  # …".
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]\s][^\]]*?)\s*(\]\]?)\s*(?:#.*)?$")
+_KEY_LINE = re.compile(r"^\s*(?:#.*)?$")  # blank or comment: not a key/value line
+_ENABLED = re.compile(r"^\s*enabled\s*=")
+
+
+def normalise_url(url: str) -> str:
+    """A URL as compared for duplicates: scheme and host in lower case, no default
+    port, no fragment, ``http`` and ``https`` alike, no trailing slash on the path."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return url.strip()
+    host = (parts.hostname or "").lower()
+    if parts.port is not None and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    return urlunsplit(("http", host, parts.path.rstrip("/") or "/", parts.query, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class NewSource:
+    """A source to add: a live feed (``url``) or a local file (``path``, as it is to be
+    written: relative to the config file, or absolute)."""
+
+    name: str
+    url: str | None = None
+    path: str | None = None
+    kind: str | None = None
+    topics: tuple[str, ...] = ()
+
+    def table(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.url is not None:
+            data["url"] = self.url
+        if self.path is not None:
+            data["path"] = self.path
+        if self.kind is not None:
+            data["kind"] = self.kind
+        if self.topics:
+            data["topics"] = list(self.topics)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Where one ``[[sources]]`` table sits: its header line, and the line after its
+    last key (comments and blank lines after that belong to what follows)."""
+
+    start: int
+    end: int
+
+
+class SourcesFile:
+    """config.toml, read for editing its sources; :meth:`save` writes the edits."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.config = load_config(path)  # a broken file is reported, never edited
+        raw = path.read_bytes().decode("utf-8")
+        self.bom = BOM if raw.startswith(BOM) else ""
+        self.text = raw[len(self.bom) :]
+        self.newline = "\r\n" if "\r\n" in self.text else "\n"
+        self.original = self.text
+        self.data = self._parse(self.text)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _parse(self, text: str) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = tomlkit.parse(text).unwrap()
+        except TOMLKitError as error:
+            raise ConfigError(str(self.path), f"not valid TOML: {error}") from error
+        return data
+
+    def tables(self) -> list[dict[str, Any]]:
+        sources = self.data.get("sources", [])
+        return list(sources) if isinstance(sources, list) else []
+
+    def names(self) -> list[str]:
+        return [str(t.get("name") or t.get("url") or t.get("path")) for t in self.tables()]
+
+    def index_of(self, name: str) -> int:
+        """The position of the source called ``name``; ConfigError naming the choices."""
+        names = self.names()
+        if name in names:
+            return names.index(name)
+        choices = ", ".join(repr(n) for n in names) or "none"
+        raise ConfigError(str(self.path), f"no source named {name!r} (the sources are: {choices})")
+
+    def duplicate_of(self, source: NewSource) -> str | None:
+        """Why ``source`` may not be added (same name, or same URL or file), or None."""
+        base = self.path.resolve().parent
+        for key, table in zip(self.keys(), self.tables(), strict=True):
+            name = str(table.get("name") or table.get("url") or table.get("path"))
+            if name == source.name:
+                return f"a source named {name!r} is already there ({key})"
+            url = table.get("url")
+            if (
+                source.url
+                and isinstance(url, str)
+                and normalise_url(url) == normalise_url(source.url)
+            ):
+                return f"{key} ({name!r}) already reads {url}"
+            path = table.get("path")
+            if (
+                source.path
+                and isinstance(path, str)
+                and (base / path).resolve() == (base / source.path).resolve()
+            ):
+                return f"{key} ({name!r}) already reads {path}"
+        return None
+
+    def keys(self) -> list[str]:
+        return [f"sources[{i}]" for i in range(1, len(self.tables()) + 1)]
+
+    def _lines(self) -> list[str]:
+        return self.text.splitlines(keepends=True)
+
+    def _spans(self) -> list[_Span]:
+        """Each ``[[sources]]`` table's lines, in order. Lines inside multi-line strings
+        are not taken for headers."""
+        lines = self._lines()
+        spans: list[_Span] = []
+        current: int | None = None
+        last_key = 0
+        in_string: str | None = None
+        for number, line in enumerate(lines):
+            if in_string is None:
+                header = _HEADER.match(line)
+                if header is not None:
+                    double, name = header[1] == "[[", header[2].strip()
+                    if current is not None and not name.startswith("sources."):
+                        spans.append(_Span(current, last_key + 1))
+                        current = None
+                    if double and name == "sources":
+                        if current is not None:
+                            spans.append(_Span(current, last_key + 1))
+                        current, last_key = number, number
+                    continue
+                if current is not None and not _KEY_LINE.match(line):
+                    last_key = number
+            for quote in ('"""', "'''"):
+                if in_string in (None, quote) and line.count(quote) % 2 == 1:
+                    in_string = None if in_string == quote else quote
+                    if current is not None:
+                        last_key = number
+        if current is not None:
+            spans.append(_Span(current, last_key + 1))
+        return spans
+
+    # -- editing ------------------------------------------------------------------------
+
+    def _render(self, data: dict[str, Any]) -> list[str]:
+        lines = ["[[sources]]"]
+        lines += [f"{key} = {tomlkit.item(value).as_string()}" for key, value in data.items()]
+        return [line + self.newline for line in lines]
+
+    def _edit(self, lines: list[str], expected: dict[str, Any], what: str) -> None:
+        text = "".join(lines)
+        if self._parse(text) != expected:
+            raise ConfigError(
+                str(self.path),
+                f"cannot {what} without disturbing the file's layout (are the sources "
+                "written as [[sources]] tables?); nothing was changed: edit it by hand",
+            )
+        self.text, self.data = text, expected
+
+    def add(self, source: NewSource) -> None:
+        """Append a ``[[sources]]`` table after the last one (or at the end of the file).
+
+        Raises ConfigError for a duplicate (same name, same normalised URL, same file).
+        """
+        problem = self.duplicate_of(source)
+        if problem is not None:
+            raise ConfigError(str(self.path), f"{problem}; nothing was changed")
+        expected = copy.deepcopy(self.data)
+        expected.setdefault("sources", []).append(source.table())
+        lines = self._lines()
+        spans = self._spans()
+        if len(spans) != len(self.tables()):
+            self._edit(lines, {}, "add a source")  # fails with the layout message
+        at = spans[-1].end if spans else len(lines)
+        if at > 0 and not lines[at - 1].endswith(("\n", "\r")):
+            lines[at - 1] += self.newline
+        new = [self.newline, *self._render(source.table())]
+        if not spans and at > 0 and not lines[at - 1].strip():
+            new = new[1:]  # the file already ends with a blank line
+        lines[at:at] = new
+        self._edit(lines, expected, "add a source")
+
+    def remove(self, name: str) -> dict[str, Any]:
+        """Take out the source called ``name`` (its header and keys; comments stay)."""
+        index = self.index_of(name)
+        expected = copy.deepcopy(self.data)
+        removed: dict[str, Any] = expected["sources"].pop(index)
+        if not expected["sources"]:
+            del expected["sources"]
+        lines = self._lines()
+        spans = self._spans()
+        if len(spans) != len(self.tables()):
+            self._edit(lines, {}, "remove a source")
+        span = spans[index]
+        start = span.start
+        while start > 0 and not lines[start - 1].strip():
+            start -= 1  # the blank lines that separated it from what was before
+        if start == 0:
+            start = span.start
+        del lines[start : span.end]
+        self._edit(lines, expected, "remove a source")
+        return removed
+
+    def set_enabled(self, name: str, enabled: bool) -> bool:
+        """Disable (``enabled = false``) or enable (no ``enabled`` key) a source.
+
+        Returns False when it already was so (and nothing changes).
+        """
+        index = self.index_of(name)
+        table = self.tables()[index]
+        if bool(table.get("enabled", True)) == enabled:
+            return False
+        expected = copy.deepcopy(self.data)
+        if enabled:
+            del expected["sources"][index]["enabled"]
+        else:
+            expected["sources"][index]["enabled"] = False
+        lines = self._lines()
+        spans = self._spans()
+        if len(spans) != len(self.tables()):
+            self._edit(lines, {}, "change a source")
+        span = spans[index]
+        found = [n for n in range(span.start + 1, span.end) if _ENABLED.match(lines[n])]
+        if enabled:
+            for number in reversed(found):
+                del lines[number]
+        elif found:
+            lines[found[0]] = f"enabled = false{self.newline}"
+        else:
+            if not lines[span.end - 1].endswith(("\n", "\r")):
+                lines[span.end - 1] += self.newline
+            lines.insert(span.end, f"enabled = false{self.newline}")
+        self._edit(lines, expected, "change a source")
+        return True
+
+    # -- writing ------------------------------------------------------------------------
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def save(self) -> Config:
+        """Check the edited file with load_config and put it in place atomically.
+
+        Returns the new configuration. Nothing is written when nothing changed.
+        """
+        if not self.changed:
+            return self.config
+        target = self.path.resolve()  # a symlinked config.toml: replace what it points to
+        data = (self.bom + self.text).encode("utf-8")
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        temporary = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                config = replace(load_config(temporary), path=self.path)
+            except ConfigError as error:
+                where = error.where.replace(str(temporary), str(self.path))
+                raise ConfigError(
+                    where, f"{error.message} (after the edit); nothing was changed"
+                ) from error
+            temporary.chmod(target.stat().st_mode & 0o7777)
+            temporary.replace(target)
+        except OSError as error:
+            raise ConfigError(str(self.path), f"cannot write: {error}") from error
+        finally:
+            temporary.unlink(missing_ok=True)
+        self.original = self.text
+        self.config = config
+        return config
+
+
+def add_sources(path: Path, sources: Sequence[NewSource]) -> Config:
+    """Add ``sources`` to the config at ``path`` in one atomic write (all or none)."""
+    file = SourcesFile(path)
+    for source in sources:
+        file.add(source)
+    return file.save()

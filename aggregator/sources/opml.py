@@ -1,0 +1,250 @@
+"""OPML subscription lists: importing a feed reader's export, exporting our sources.
+
+Import reads OPML 1.0 and 2.0 as readers write it (Feedly, Inoreader, NetNewsWire,
+Miniflux, FreshRSS, Thunderbird): ``<outline>`` elements with ``xmlUrl`` are
+feeds, outlines holding others are folders, nested as deep as they like (up to
+:data:`MAX_DEPTH`). Attribute names are matched without regard to case
+(``xmlurl`` occurs). A feed's name is its ``title``, else its ``text``, else its URL.
+
+An OPML file is untrusted input, read before anything is edited:
+
+* it must be XML with an ``<opml>`` root and a ``<body>``: otherwise an error;
+* a document type declaration (where entities are declared: billion laughs, XXE)
+  is refused outright, and the parser neither loads DTDs nor resolves entities;
+* at most :data:`MAX_BYTES` bytes and :data:`MAX_FEEDS` feeds: a larger file is an
+  error saying so, not a config with thousands of sources;
+* an outline that cannot be used (no URL, a URL that is not http(s), a URL already
+  in the file or in the config) is skipped with a warning naming its line.
+
+Every feed is added in one edit of the config: all of them, or none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from aggregator.config import Config, load_config
+from aggregator.errors import AggregatorError
+from aggregator.live import clean
+from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
+
+MAX_BYTES = 5 << 20
+MAX_FEEDS = 1000
+MAX_DEPTH = 16
+_DOCTYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+class OpmlError(AggregatorError):
+    """An OPML file that cannot be imported at all; the config is unchanged."""
+
+    def __init__(self, file: str, message: str) -> None:
+        super().__init__(f"{file}: {message}; nothing was imported")
+        self.file = file
+
+
+@dataclass(frozen=True, slots=True)
+class OpmlFeed:
+    """One feed outline: its URL, name, web page and the folders it sits in."""
+
+    url: str
+    title: str
+    line: int | None
+    html_url: str | None = None
+    folders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OpmlList:
+    feeds: tuple[OpmlFeed, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def _attributes(element: Any) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in element.attrib.items()}
+
+
+def read_opml(data: bytes, file: str) -> OpmlList:
+    """The feeds of an OPML document, with a warning per outline that was skipped.
+
+    Raises OpmlError when the document is not OPML, is too big, declares entities or
+    holds no feed outline at all.
+    """
+    from lxml import etree
+
+    if len(data) > MAX_BYTES:
+        raise OpmlError(
+            file, f"{len(data):,} bytes, over the {MAX_BYTES >> 20} MB limit for an OPML file"
+        )
+    if _DOCTYPE.search(data[:4096]) or _DOCTYPE.search(data):
+        raise OpmlError(
+            file, "declares a document type or entities (<!DOCTYPE>/<!ENTITY>), refused"
+        )
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as error:
+        raise OpmlError(file, f"not XML ({error}); export the subscriptions as OPML") from error
+    if not isinstance(root.tag, str) or root.tag.lower() != "opml":
+        raise OpmlError(file, f"not OPML: the root element is <{root.tag}>, not <opml>")
+    body = next((c for c in root if isinstance(c.tag, str) and c.tag.lower() == "body"), None)
+    if body is None:
+        raise OpmlError(file, "not OPML: no <body>")
+    feeds: list[OpmlFeed] = []
+    warnings: list[str] = []
+    seen: dict[str, int | None] = {}
+    outlines = 0
+
+    def walk(element: Any, folders: tuple[str, ...]) -> None:
+        nonlocal outlines
+        for child in element:
+            if not isinstance(child.tag, str) or child.tag.lower() != "outline":
+                continue
+            outlines += 1
+            where = f"{file}:{child.sourceline}"
+            attributes = _attributes(child)
+            label = clean.plain(attributes.get("title") or attributes.get("text"), 200)
+            raw_url = attributes.get("xmlurl", "").strip()
+            if not raw_url:
+                children = [c for c in child if isinstance(c.tag, str)]
+                if not children:
+                    what = f"outline {label!r}" if label else "an outline"
+                    warnings.append(f"{where}: {what} has no xmlUrl; skipped")
+                elif len(folders) >= MAX_DEPTH:
+                    warnings.append(f"{where}: folders nested over {MAX_DEPTH} deep; skipped")
+                else:
+                    walk(child, (*folders, label) if label else folders)
+                continue
+            url = clean.safe_url(raw_url)
+            if url is None:
+                warnings.append(
+                    f"{where}: xmlUrl {clean.plain(raw_url, 100)!r} is not an http(s) URL; skipped"
+                )
+                continue
+            key = normalise_url(url)
+            if key in seen:
+                warnings.append(
+                    f"{where}: {url} is listed again (first at line {seen[key]}); skipped"
+                )
+                continue
+            seen[key] = child.sourceline
+            if len(feeds) >= MAX_FEEDS:
+                raise OpmlError(
+                    file,
+                    f"more than {MAX_FEEDS:,} feeds; import at most {MAX_FEEDS:,} at a time "
+                    "(split the file by folder)",
+                )
+            html_url = clean.safe_url(attributes.get("htmlurl"))
+            feeds.append(OpmlFeed(url, label or url, child.sourceline, html_url, folders))
+
+    walk(body, ())
+    if outlines == 0:
+        raise OpmlError(file, "no <outline> elements: no subscriptions to import")
+    if not feeds:
+        raise OpmlError(file, f"none of its {outlines} outlines is a feed with an http(s) xmlUrl")
+    return OpmlList(tuple(feeds), tuple(warnings))
+
+
+def _topic_for(folder: str, config: Config) -> str | None:
+    """The topic a folder names: by slug (``Ukraine`` → ``ukraine``) or by title."""
+    slug = _SLUG.sub("-", folder.lower()).strip("-")
+    for topic in config.topics:
+        if topic.slug == slug or topic.title.lower() == folder.lower():
+            return topic.slug
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    added: tuple[NewSource, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def import_opml(
+    config_path: Path, opml_path: Path, *, folders_as_topics: bool = False, dry_run: bool = False
+) -> Imported:
+    """Add every feed of an OPML file to the config, in one atomic edit.
+
+    A feed already in the config (same normalised URL) is skipped with a warning; a
+    name already used gets `` (2)``, `` (3)``…. With ``folders_as_topics``, each folder
+    a feed sits in that names a topic of the config becomes a topic hint of the source.
+    """
+    file = str(opml_path)
+    try:
+        data = opml_path.read_bytes()
+    except OSError as error:
+        raise OpmlError(file, f"cannot read: {error.strerror or error}") from error
+    listing = read_opml(data, file)
+    config = load_config(config_path)
+    edit = SourcesFile(config_path)
+    warnings = list(listing.warnings)
+    added: list[NewSource] = []
+    names = set(edit.names())
+    for feed in listing.feeds:
+        topics: list[str] = []
+        if folders_as_topics:
+            for folder in feed.folders:
+                slug = _topic_for(folder, config)
+                if slug is None:
+                    warnings.append(
+                        f"{file}:{feed.line}: folder {folder!r} names no topic in the config; "
+                        "no topic hint from it"
+                    )
+                elif slug not in topics:
+                    topics.append(slug)
+        name, number = feed.title, 2
+        while name in names:
+            name, number = f"{feed.title} ({number})", number + 1
+        source = NewSource(name, url=feed.url, topics=tuple(topics))
+        problem = edit.duplicate_of(source)
+        if problem is not None:
+            warnings.append(f"{file}:{feed.line}: {problem}; skipped")
+            continue
+        edit.add(source)
+        names.add(name)
+        added.append(source)
+    if added and not dry_run:
+        edit.save()
+    return Imported(tuple(added), tuple(warnings))
+
+
+def export_opml(tables: Sequence[Mapping[str, Any]], title: str) -> str:
+    """An OPML 2.0 document of the live sources (the ``[[sources]]`` tables with an
+    http(s) ``url``, as :meth:`SourcesFile.tables` gives them), in config order.
+
+    Disabled sources are listed too; saved-page sources have no feed URL and are left
+    out. A source's topic hints are its ``category`` (OPML 2.0: slash-delimited paths,
+    comma-separated).
+    """
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        "  <head>",
+        f"    <title>{_text(title)}</title>",
+        "  </head>",
+        "  <body>",
+    ]
+    for table in tables:
+        url = table.get("url")
+        if not isinstance(url, str) or clean.safe_url(url) is None:
+            continue
+        name = str(table.get("name") or url)
+        attributes = {"type": "rss", "text": name, "title": name, "xmlUrl": url}
+        topics = table.get("topics")
+        if isinstance(topics, list) and topics:
+            attributes["category"] = ",".join(f"/{slug}" for slug in topics)
+        rendered = " ".join(f"{key}={quoteattr(value)}" for key, value in attributes.items())
+        lines.append(f"    <outline {rendered}/>")
+    lines += ["  </body>", "</opml>", ""]
+    return "\n".join(lines)
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,127 @@
+"""``aggregator sources list``: each source of the config and how it is doing.
+
+Read from the config and the store only (nothing is fetched, nothing written; a
+store that does not exist yet is not created). A live source's last success, last
+error, "gone" verdict and requested wait come from its fetch state; for every
+source, the stories it showed come from the sightings.
+
+``next_due`` is when ``aggregator serve`` would read it next as far as the store
+can tell: one interval after its last success, or the time the server asked us to
+wait for, whichever is later; ``now`` for a source never read. The scheduler's
+jitter and its backoff after failures live in the running server only
+(``/healthz`` shows them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import Config, SourceConfig
+from aggregator.live.state import SourceState
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    key: str  # "sources[3]"
+    kind: str  # "feed", "listing", … or "page" (layout recognised when read), "feed?" unknown
+    location: str
+    enabled: bool
+    last_success: datetime | None
+    last_error: str | None
+    next_due: datetime | None
+    entries: int  # stories this source has shown
+    contributed: int  # stories no other source told
+    gone_since: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "name": self.name,
+            "key": self.key,
+            "kind": self.kind,
+            "location": self.location,
+            "enabled": self.enabled,
+            "last_success": when(self.last_success),
+            "last_error": self.last_error,
+            "next_due": when(self.next_due),
+            "entries": self.entries,
+            "contributed": self.contributed,
+            "gone_since": when(self.gone_since),
+        }
+
+
+def _kind(source: SourceConfig) -> str:
+    if source.kind is not None:
+        return source.kind
+    return "feed" if source.url is not None else "file"
+
+
+def _read_store(path: Path, urls: list[str]) -> tuple[dict[str, Any], dict[str, SourceState]]:
+    """Sightings by source and fetch states by URL, from a store opened read-only."""
+    from aggregator.store import Store
+
+    if not path.exists():
+        return {}, {}
+    store = Store.__new__(Store)  # no migrations, no WAL switch: a read-only connection
+    store.path = path
+    store.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        summary = store.source_summary()
+        states = {}
+        for url in urls:
+            data = store.fetch_state(url)
+            if data is not None:
+                states[url] = SourceState.from_json(data)
+    finally:
+        store.close()
+    return summary, states
+
+
+def source_statuses(config: Config, now: datetime) -> list[SourceStatus]:
+    """Every source of the config (disabled ones too), in config order."""
+    sources = sorted(
+        (*config.sources, *config.disabled_sources),
+        key=lambda s: int(s.key.removeprefix("sources[").rstrip("]")),
+    )
+    urls = [s.url for s in sources if s.url is not None]
+    summary, states = _read_store(config.store.path, urls)
+    found = []
+    for source in sources:
+        entries, contributed, last_seen = summary.get(source.name, (0, 0, None))
+        state = states.get(source.url) if source.url is not None else None
+        interval = timedelta(minutes=source.interval_minutes or config.schedule.interval_minutes)
+        if state is not None:
+            last_success, last_error = state.last_success, state.last_error
+        else:
+            last_success = datetime.fromisoformat(last_seen) if last_seen else None
+            last_error = None
+        gone = state.gone_since if state is not None else None
+        if not source.enabled or gone is not None:
+            next_due = None
+        else:
+            next_due = now if last_success is None else last_success + interval
+            if state is not None and state.retry_not_before is not None:
+                next_due = max(next_due, state.retry_not_before)
+        found.append(
+            SourceStatus(
+                name=source.name,
+                key=source.key,
+                kind=_kind(source),
+                location=source.location,
+                enabled=source.enabled,
+                last_success=last_success,
+                last_error=last_error,
+                next_due=next_due,
+                entries=entries,
+                contributed=contributed,
+                gone_since=gone,
+            )
+        )
+    return found

@@ -1,0 +1,440 @@
+"""``aggregator sources …``: config edits that keep the file byte for byte, feed
+discovery against the local HTTP test server, OPML import/export, and ``list``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aggregator.cli import main
+from aggregator.config import load_config
+from aggregator.errors import ConfigError
+from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
+from aggregator.sources.opml import MAX_FEEDS, export_opml, read_opml
+from tests.conftest import ROOT
+from tests.feedserver import Server, serving
+
+OPML = Path(__file__).parent / "data" / "opml"
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Path:
+    """The shipped config.toml and seeds, unchanged, in a temporary directory."""
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    return tmp_path / "config.toml"
+
+
+def sources(config: Path) -> list[dict[str, object]]:
+    import tomllib
+
+    data = tomllib.loads(config.read_text(encoding="utf-8-sig"))
+    return list(data["sources"])
+
+
+# -- config edits -----------------------------------------------------------------------
+
+
+def test_add_then_remove_gives_back_the_same_bytes(shipped: Path) -> None:
+    before = shipped.read_bytes()
+    edit = SourcesFile(shipped)
+    edit.add(NewSource("Blog", url="https://blog.example/feed.xml", topics=("ukraine",)))
+    edit.save()
+    after = shipped.read_text(encoding="utf-8")
+    # The new table sits after the last source, before the comment that opens [[topics]].
+    last = 'path = "seeds/004_55daeca7fe3ae366.txt"\n'
+    added = '\n[[sources]]\nname = "Blog"\nurl = "https://blog.example/feed.xml"\n'
+    added += 'topics = ["ukraine"]\n'
+    assert after == before.decode().replace(last, last + added)
+    edit = SourcesFile(shipped)
+    edit.remove("Blog")
+    edit.save()
+    assert shipped.read_bytes() == before
+
+
+def test_disable_and_enable_keep_comments_and_skip_the_source(shipped: Path) -> None:
+    before = shipped.read_bytes()
+    assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
+    text = shipped.read_text(encoding="utf-8")
+    assert 'url = "https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml"\n' \
+        "enabled = false\n" in text  # fmt: skip
+    assert text.replace("enabled = false\n", "", 1).encode() == before
+    config = load_config(shipped)
+    assert "NATO news feed" not in [s.name for s in config.sources]
+    assert [s.name for s in config.disabled_sources] == ["NATO news feed"]
+    assert main(["--config", str(shipped), "sources", "enable", "NATO news feed"]) == 0
+    assert shipped.read_bytes() == before
+
+
+def test_a_bom_and_crlf_line_endings_are_kept(shipped: Path) -> None:
+    text = shipped.read_text(encoding="utf-8").replace("\n", "\r\n")
+    shipped.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    edit = SourcesFile(shipped)
+    edit.add(NewSource("Blog", url="https://blog.example/feed.xml"))
+    edit.save()
+    data = shipped.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert sources(shipped)[-1] == {"name": "Blog", "url": "https://blog.example/feed.xml"}
+    edit = SourcesFile(shipped)
+    edit.remove("Blog")
+    edit.save()
+    assert shipped.read_bytes() == b"\xef\xbb\xbf" + text.encode()
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        pytest.param(
+            NewSource(
+                "Other", url="http://WWW.NATO.INT:443/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml/"
+            ),
+            "already reads https://www.nato.int/",
+            id="same URL, normalised",
+        ),
+        pytest.param(
+            NewSource("NATO news feed", url="https://new.example/feed"),
+            "a source named 'NATO news feed' is already there (sources[1])",
+            id="same name",
+        ),
+        pytest.param(
+            NewSource("Again", path="seeds/../seeds/000_459788f2e8cd103b.txt"),
+            "already reads seeds/000_459788f2e8cd103b.txt",
+            id="same file",
+        ),
+    ],
+)
+def test_duplicates_are_refused_and_nothing_changes(
+    shipped: Path, source: NewSource, words: str
+) -> None:
+    before = shipped.read_bytes()
+    with pytest.raises(ConfigError, match="nothing was changed") as raised:
+        SourcesFile(shipped).add(source)
+    assert words in str(raised.value)
+    assert shipped.read_bytes() == before
+
+
+def test_normalised_urls() -> None:
+    assert normalise_url("HTTPS://Example.ORG:443/feed/#top") == normalise_url(
+        "http://example.org/feed"
+    )
+    assert normalise_url("https://example.org/feed?page=2") != normalise_url(
+        "https://example.org/feed"
+    )
+    assert normalise_url("https://example.org:8443/") != normalise_url("https://example.org/")
+
+
+def test_an_edit_that_would_break_the_config_writes_nothing(shipped: Path) -> None:
+    before = shipped.read_bytes()
+    status = main(["--config", str(shipped), "sources", "add", "seeds/none.txt"])
+    assert status == 1  # no such file
+    page = str(shipped.parent / "seeds" / "000_459788f2e8cd103b.txt")
+    args = ["add", page, "--name", "Copy", "--topics", "no-such-topic"]
+    status = main(["--config", str(shipped), "sources", *args])
+    assert status == 2
+    assert shipped.read_bytes() == before
+    assert sorted(p.name for p in shipped.parent.iterdir()) == ["config.toml", "seeds"]
+
+
+def test_remove_names_the_sources_when_the_name_is_unknown(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(shipped), "sources", "remove", "Nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no source named 'Nope' (the sources are: 'NATO news feed'," in err
+
+
+def test_enabled_must_be_a_boolean(shipped: Path) -> None:
+    text = shipped.read_text(encoding="utf-8")
+    shipped.write_text(
+        text.replace('name = "NATO news feed"\n', 'name = "NATO news feed"\nenabled = "no"\n')
+    )
+    with pytest.raises(ConfigError, match=r"sources\[1\]\.enabled: must be true or false"):
+        load_config(shipped)
+
+
+# -- add: discovery against the test server ---------------------------------------------
+
+
+def add(config: Path, *args: str) -> int:
+    return main(["--config", str(config), "sources", "add", *args])
+
+
+def test_a_page_with_several_feed_links(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = f"{feedserver.base}/discover/several.html"
+    assert add(shipped, page) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == f"{page}: 4 feeds to choose from:"
+    # Relative to <base href="/feeds/">, absolute-path, protocol-relative; each URL once;
+    # the javascript: link and the non-feed alternate are not offered.
+    assert [line.split()[1] for line in lines[1:5]] == [
+        f"{feedserver.base}/feeds/rss10.rdf",
+        f"{feedserver.base}/feeds/rss20.xml",
+        f"{feedserver.base}/feeds/atom10.xml",
+        f"{feedserver.base}/feeds/jsonfeed11.json",
+    ]
+    assert lines[2].startswith(" *2.")  # the comments feed is not the best choice
+    assert lines[4].endswith("[Alliance podcast]  'Alliance podcast', 2 entries")
+    assert "javascript" not in out
+    added = sources(shipped)[-1]
+    assert added["url"] == f"{feedserver.base}/feeds/rss20.xml"
+    assert lines[-1].startswith(
+        f"added {added['name']!r} ({feedserver.base}/feeds/rss20.xml) as sources[7]: feed"
+    )
+    assert "entries" in lines[-1]
+
+
+def test_pick_chooses_another_feed_and_topics_are_written(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = f"{feedserver.base}/discover/several.html"
+    assert add(shipped, page, "--pick", "4", "--topics", "ukraine", "--name", "Podcast") == 0
+    assert sources(shipped)[-1] == {
+        "name": "Podcast",
+        "url": f"{feedserver.base}/feeds/jsonfeed11.json",
+        "topics": ["ukraine"],
+    }
+    assert "'Alliance podcast', 2 entries" in capsys.readouterr().out
+    # The same feed again, by its own URL: refused as a duplicate.
+    assert add(shipped, f"{feedserver.base}/feeds/jsonfeed11.json", "--name", "Again") == 2
+
+
+def test_a_page_without_links_gets_the_usual_places_tried(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert add(shipped, f"{feedserver.base}/discover/nofeed.html", "--name", "Site") == 0
+    out = capsys.readouterr().out
+    assert f"{feedserver.base}/feed  [fallback /feed]" in out
+    assert sources(shipped)[-1] == {"name": "Site", "url": f"{feedserver.base}/feed"}
+
+
+def test_no_feed_anywhere_is_an_error_and_nothing_changes(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = shipped.read_bytes()
+    with serving() as bare:
+        bare.root_feed = None
+        assert add(shipped, f"{bare.base}/discover/nofeed.html") == 1
+        tried = [path for _, path, _ in bare.log]
+    err = capsys.readouterr().err
+    assert "no feed found" in err and "give the feed's own URL" in err
+    assert tried == ["/discover/nofeed.html", "/feed", "/rss.xml", "/atom.xml", "/feed.json",
+                     "/index.xml", "/feed.xml", "/rss"]  # fmt: skip
+    assert shipped.read_bytes() == before
+
+
+def test_a_redirecting_page_resolves_links_against_where_it_led(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert add(shipped, f"{feedserver.base}/moved-page", "--pick", "3") == 0
+    assert sources(shipped)[-1]["url"] == f"{feedserver.base}/feeds/atom10.xml"
+    assert f"{feedserver.base}/moved-page: 4 feeds" in capsys.readouterr().out
+
+
+def test_a_page_that_lies_about_its_feed(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = shipped.read_bytes()
+    assert add(shipped, f"{feedserver.base}/discover/liar.html") == 1
+    captured = capsys.readouterr()
+    assert "not usable: not a feed: HTML page" in captured.out
+    assert "not usable: HTTP 404 Not Found" in captured.out
+    assert "no feed found" in captured.err
+    assert add(shipped, f"{feedserver.base}/discover/liar.html", "--pick", "1") == 1
+    assert "not a feed: HTML page; pick another" in capsys.readouterr().err
+    assert shipped.read_bytes() == before
+
+
+def test_a_feed_url_is_checked_and_added(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert add(shipped, f"{feedserver.base}/feeds/atom10.xml") == 0
+    out = capsys.readouterr().out
+    assert "to choose from" not in out
+    added = sources(shipped)[-1]
+    assert out.strip() == (
+        f"added {added['name']!r} ({feedserver.base}/feeds/atom10.xml) as sources[7]: "
+        f"feed, {added['name']!r}, 2 entries"
+    )
+
+
+def test_a_saved_page_has_its_layout_recognised(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = shipped.parent / "seeds" / "copy.txt"
+    shutil.copy(shipped.parent / "seeds" / "000_459788f2e8cd103b.txt", page)
+    assert add(shipped, str(page), "--name", "Copy") == 0
+    out = capsys.readouterr().out
+    assert "as sources[7]: saved page (listing layout), " in out
+    assert sources(shipped)[-1] == {"name": "Copy", "path": "seeds/copy.txt"}
+    assert add(shipped, str(page), "--name", "Copy 2") == 2  # the same file again
+
+
+def test_a_json_feed_file_is_added_as_a_feed(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = shipped.parent / "podcast.json"
+    shutil.copy(Path(__file__).parent / "data" / "feeds" / "jsonfeed10.json", feed)
+    assert add(shipped, str(feed)) == 0
+    assert "feed file, 'Alliance notes (JSON Feed 1.0)', 2 entries" in capsys.readouterr().out
+    assert sources(shipped)[-1]["path"] == "podcast.json"
+
+
+# -- OPML ---------------------------------------------------------------------------------
+
+
+def import_(config: Path, *args: str) -> int:
+    return main(["--config", str(config), "sources", "import", *args])
+
+
+def test_import_a_feedly_export_with_folders_as_topics(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert import_(shipped, "--folders-as-topics", str(OPML / "feedly.opml")) == 0
+    captured = capsys.readouterr()
+    added = sources(shipped)[6:]
+    assert added == [
+        {"name": "Kyiv Independent", "url": "https://kyivindependent.example/news-archive/rss/",
+         "topics": ["ukraine"]},
+        {"name": "Ukrinform", "url": "https://ukrinform.example/rss/block-lastnews",
+         "topics": ["ukraine"]},
+        {"name": "Ars & Bits", "url": "https://ars.example/feed/"},
+    ]  # fmt: skip
+    assert f"{OPML / 'feedly.opml'}:13: folder 'Tech' names no topic" in captured.err
+    assert f"{OPML / 'feedly.opml'}:15: sources[1] ('NATO news feed') already reads" in captured.err
+    assert "3 source(s) added" in captured.out
+    load_config(shipped)
+
+
+def test_import_an_inoreader_export(shipped: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert import_(shipped, "--folders-as-topics", str(OPML / "inoreader.opml")) == 0
+    err = capsys.readouterr().err
+    assert sources(shipped)[6:] == [
+        {"name": "Defence One", "url": "https://defenseone.example/rss/all/",
+         "topics": ["deterrence"]},
+        {"name": "https://untitled.example/atom.xml", "url": "https://untitled.example/atom.xml",
+         "topics": ["deterrence"]},
+        {"name": "Podcast", "url": "https://podcast.example/feed.json"},
+    ]  # fmt: skip
+    where = OPML / "inoreader.opml"
+    assert f"{where}:12: http://DefenseOne.example/rss/all is listed again (first at line 9)" in err
+    assert f"{where}:13: outline 'A note, not a feed' has no xmlUrl; skipped" in err
+    assert f"{where}:14: xmlUrl 'javascript:alert(1)' is not an http(s) URL; skipped" in err
+    assert "folder 'News' names no topic" in err
+
+
+def test_import_twice_adds_nothing_the_second_time(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert import_(shipped, str(OPML / "inoreader.opml")) == 0
+    after_first = shipped.read_bytes()
+    assert import_(shipped, str(OPML / "inoreader.opml")) == 0
+    assert shipped.read_bytes() == after_first
+    assert "0 source(s) added" in capsys.readouterr().out
+
+
+def test_dry_run_changes_nothing(shipped: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = shipped.read_bytes()
+    assert import_(shipped, "--dry-run", str(OPML / "feedly.opml")) == 0
+    assert "would add 'Ukrinform'" in capsys.readouterr().out
+    assert shipped.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("not_xml.opml", "not XML"),
+        ("no_outlines.opml", "no <outline> elements"),
+        ("no_urls.opml", "none of its 3 outlines is a feed"),
+        ("entities.opml", "declares a document type or entities"),
+    ],
+)
+def test_bad_opml_is_one_line_and_leaves_the_config_alone(
+    shipped: Path, capsys: pytest.CaptureFixture[str], name: str, words: str
+) -> None:
+    before = shipped.read_bytes()
+    assert import_(shipped, str(OPML / name)) == 1
+    err = capsys.readouterr().err
+    assert words in err and "nothing was imported" in err and str(OPML / name) in err
+    assert len(err.strip().splitlines()) == 1
+    assert shipped.read_bytes() == before
+
+
+def test_thousands_of_outlines_are_refused(shipped: Path, tmp_path: Path) -> None:
+    outlines = "".join(
+        f'<outline type="rss" text="F{n}" xmlUrl="https://f{n}.example/feed"/>\n'
+        for n in range(MAX_FEEDS + 1)
+    )
+    big = tmp_path / "big.opml"
+    big.write_text(f'<opml version="2.0"><body>{outlines}</body></opml>', encoding="utf-8")
+    before = shipped.read_bytes()
+    assert import_(shipped, str(big)) == 1
+    assert shipped.read_bytes() == before
+
+
+def test_export_lists_the_live_sources_and_reads_back(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert import_(shipped, "--folders-as-topics", str(OPML / "feedly.opml")) == 0
+    capsys.readouterr()
+    assert main(["--config", str(shipped), "sources", "export"]) == 0
+    out = capsys.readouterr().out
+    listing = read_opml(out.encode(), "export")
+    assert [f.url for f in listing.feeds] == [
+        "https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml",
+        "https://kyivindependent.example/news-archive/rss/",
+        "https://ukrinform.example/rss/block-lastnews",
+        "https://ars.example/feed/",
+    ]
+    assert [f.title for f in listing.feeds][-1] == "Ars & Bits"
+    assert 'category="/ukraine"' in out
+    assert export_opml([], "<T & T>").count("<title>&lt;T &amp; T&gt;</title>") == 1
+
+
+# -- list -----------------------------------------------------------------------------------
+
+
+def test_list_shows_each_source_from_the_store(
+    project: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project / "config.toml"
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f'\n[[sources]]\nname = "Broken"\nurl = "{feedserver.base}/status/404"\n')
+    # Before any run: no store, and listing does not create one.
+    assert main(["--config", str(config), "sources", "list", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert [s["entries"] for s in before] == [0] * 7
+    assert not (project / "state").exists()
+    assert main(["--config", str(config), "run"]) == 1  # "Broken" fails
+    assert (
+        main(["--config", str(config), "sources", "disable", "NATO: news feed, November 2022"]) == 0
+    )
+    capsys.readouterr()
+    store = project / "state" / "aggregator.sqlite3"
+    stamp = store.stat().st_mtime_ns
+    assert main(["--config", str(config), "sources", "list", "--json"]) == 0
+    found = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
+    assert store.stat().st_mtime_ns == stamp
+    live = found["NATO news feed"]
+    assert live["kind"] == "feed" and live["last_error"] is None and live["entries"] == 3
+    from datetime import datetime, timedelta
+
+    success = datetime.fromisoformat(live["last_success"])
+    assert datetime.fromisoformat(live["next_due"]) == success + timedelta(minutes=15)
+    broken = found["Broken"]
+    assert broken["last_error"] == "HTTP 404 Not Found" and broken["last_success"] is None
+    page = found["NATO: deterrence and defence"]
+    assert page["kind"] == "file" and page["entries"] > 0 and page["last_success"] is not None
+    assert 0 < page["contributed"] <= page["entries"]
+    off = found["NATO: news feed, November 2022"]
+    assert off["enabled"] is False and off["next_due"] is None
+    assert main(["--config", str(config), "sources", "list"]) == 0
+    text = capsys.readouterr().out
+    assert "Broken  (feed: " in text and "    last error: HTTP 404 Not Found" in text
+    assert "[disabled]" in text
