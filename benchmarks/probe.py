@@ -18,6 +18,15 @@ from typing import Any
 
 
 def peak_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
+    over from the parent across fork and exec, so a runner holding a 50 MB workload would
+    lend every probe its peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -173,7 +182,65 @@ def add_hundred(config: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "new": result.report.new}
 
 
+def parse_feed_file(path: str) -> dict[str, Any]:
+    """aggregator.parse_source on a feed file (in this process, no sandbox)."""
+    import aggregator
+    import aggregator.live.feedparse  # imported before the clock starts
+
+    data = Path(path).read_bytes()
+    started = time.perf_counter()
+    entries = aggregator.parse_source(data, url=path)
+    return {"seconds": time.perf_counter() - started, "entries": len(entries)}
+
+
+def feedparser_alone(path: str) -> dict[str, Any]:
+    """The baseline: feedparser reading the same bytes, every entry, nothing after."""
+    import io
+
+    import feedparser
+
+    data = Path(path).read_bytes()
+    started = time.perf_counter()
+    parsed = feedparser.parse(io.BytesIO(data), resolve_relative_uris=False, sanitize_html=False)
+    return {"seconds": time.perf_counter() - started, "entries": len(parsed.entries)}
+
+
+def clean_field(kind: str, size: str) -> dict[str, Any]:
+    """What an entry's HTML field costs: sanitised HTML and its text (``nested``), or,
+    as the baseline, nh3 alone on ordinary markup of the same size (``flat``)."""
+    import nh3
+
+    from aggregator.live import clean
+    from benchmarks.workloads import flat_html, nested_html
+
+    field = nested_html(int(size)) if kind == "nested" else flat_html(int(size))
+    started = time.perf_counter()
+    if kind == "nested":
+        kept = len(clean.sanitize_html(field, "https://example.org/"))
+        kept += len(clean.html_to_text(field))
+    else:
+        kept = len(nh3.clean(field))
+    return {"seconds": time.perf_counter() - started, "kept": kept}
+
+
+def parse_snapshot(path: str) -> dict[str, Any]:
+    """aggregator.parse_source on a saved page; a refusal is reported, not raised."""
+    import aggregator
+
+    data = Path(path).read_bytes()
+    started = time.perf_counter()
+    try:
+        entries = aggregator.parse_source(data, url=path)
+    except aggregator.AggregatorError as error:
+        return {"seconds": time.perf_counter() - started, "refused": str(error)}
+    return {"seconds": time.perf_counter() - started, "entries": len(entries)}
+
+
 PROBES: dict[str, Callable[..., dict[str, Any]]] = {
+    "parse_feed": parse_feed_file,
+    "feedparser": feedparser_alone,
+    "clean": clean_field,
+    "snapshot": parse_snapshot,
     "run": run_aggregator,
     "lxml": lxml_loop,
     "dedup": dedup,

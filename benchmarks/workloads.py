@@ -149,3 +149,44 @@ def large_feed(megabytes: int, seed: int = 8) -> bytes:
         number += 1
     parts.append("</channel></rss>\n")
     return "".join(parts).encode()
+
+
+def listing_snapshot(megabytes: int, seed: int = 10) -> bytes:
+    """A saved topic listing page (seeds/000_… layout) of about ``megabytes`` MB."""
+    rng = random.Random(seed)
+    texts = [sentence(rng, 40) for _ in range(50)]
+    lines = []
+    size, number = 0, 0
+    while size < megabytes * 1_000_000:
+        when = START - timedelta(days=number // 20)
+        block = (
+            f"{when.day:02d} {_MONTHS[when.month - 1]}. {when.year} "
+            f"{when.year % 100:02d}{when.month:02d}{when.day:02d}-{number}.jpg - Photo {number}, "
+            f"{rng.randrange(20, 200)}.00KB\n\n"
+            f"Story {number}: {texts[number % 50][:80]}\n\n{texts[(number * 7) % 50]}\n"
+        )
+        lines.append(block)
+        size += len(block)
+        number += 1
+    return (f"{number:,} Entries\n\n" + "".join(lines) + "Back To Top\n").encode()
+
+
+def nested_html(size: int) -> str:
+    """``size`` characters of <div> nested in <div>, each with a word of text."""
+    count = size // len("<div>word </div>")
+    return "<div>word " * count + "</div>" * count
+
+
+def flat_html(size: int, seed: int = 11) -> str:
+    """``size`` characters of ordinary news markup: paragraphs with links and emphasis."""
+    rng = random.Random(seed)
+    parts, length, number = [], 0, 0
+    while length < size:
+        part = (
+            f"<p>{escape(sentence(rng, 12))} <a href='/news/{number}.htm'>more</a> "
+            f"<em>{escape(sentence(rng, 3))}</em></p>"
+        )
+        parts.append(part)
+        length += len(part)
+        number += 1
+    return "".join(parts)[:size]
