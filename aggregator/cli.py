@@ -162,13 +162,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from aggregator.config import load_config
     from aggregator.store import Store
-    from aggregator.topics import Topic
+    from aggregator.topics import topics_from_config
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
     if not config.store.path.exists():
         log.error("%s: no store yet; run 'aggregator run' first", config.store.path)
         return EXIT_SOURCES_FAILED
-    topics = [Topic.from_config(t) for t in config.topics]
+    topics = topics_from_config(config)
     with Store(config.store.path) as store:
         found = store.find(args.entry)
     if not found:
@@ -180,11 +180,32 @@ def cmd_explain(args: argparse.Namespace) -> int:
         for provenance in entry.sources:
             print(f"  source: {provenance.source} [{provenance}]")
         for topic in topics:
-            verdict = topic.judge({"title": entry.title, "summary": entry.summary})
+            verdict = topic.judge_entry(entry)
             mark = "yes" if verdict.matched else "no "
             print(f"  {mark} {verdict}")
         print()
     return EXIT_OK
+
+
+def cmd_topics_evaluate(args: argparse.Namespace) -> int:
+    from aggregator.config import load_config
+    from aggregator.topic_eval import evaluate, load_labels, report
+    from aggregator.topics import topics_from_config
+
+    config = load_config(Path(args.config or DEFAULT_CONFIG))
+    scores = evaluate(topics_from_config(config), load_labels(Path(args.labels)))
+    print(report(scores))
+    low = [s for s in scores if s.recall < args.min_recall or s.precision < args.min_precision]
+    for score in low:
+        log.error(
+            "%s: recall %.3f, precision %.3f; below --min-recall %g or --min-precision %g",
+            score.topic,
+            score.recall,
+            score.precision,
+            args.min_recall,
+            args.min_precision,
+        )
+    return EXIT_SOURCES_FAILED if low else EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -266,6 +287,17 @@ EXPLAIN_EXAMPLE = """\
 examples:
   aggregator explain "Secretary General in Kyiv"
   aggregator explain tag:aggregator.localhost,2026:entry:0123456789abcdef0123
+"""
+TOPICS_EVALUATE_EXAMPLE = """\
+LABELS is JSON Lines, one story a line:
+  {"title": "…", "summary": "…", "labels": {"ukraine": "about", "deterrence": "no"}}
+with a label per topic: about (a main subject), mentions (in passing), no.
+Optional "sources" (configured source names, whose topics hints apply) and
+"categories". Exit codes: 0 all topics at or above the thresholds; 1 below them.
+
+examples:
+  aggregator topics evaluate tests/data/topics/labels.jsonl
+  aggregator topics evaluate tests/data/topics/labels.jsonl --min-recall 0.95 --min-precision 0.95
 """
 PARSE_EXAMPLE = """\
 examples:
@@ -354,6 +386,35 @@ def build_parser() -> argparse.ArgumentParser:
         "entry", metavar="TITLE-OR-ID", help="an entry id, a title, or words of it"
     )
     explain.set_defaults(handler=cmd_explain)
+
+    topics = commands.add_parser(
+        "topics",
+        help="measure the topics against stories labelled by hand",
+        description="Commands about the [[topics]] in the configuration.",
+        epilog=TOPICS_EVALUATE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    topic_commands = topics.add_subparsers(dest="topics_command", required=True, metavar="COMMAND")
+    evaluate = topic_commands.add_parser(
+        "evaluate",
+        help="recall and precision of each topic over a labelled set",
+        description="Judge every labelled story with the configured topics (rules and source "
+        "hints) and print, per topic, recall (of the stories about it, the share taken) and "
+        "precision (of the stories taken, the share about it or mentioning it), then each "
+        "miss and wrong inclusion with the rule that decided it.",
+        epilog=TOPICS_EVALUATE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("labels", metavar="LABELS", help="a labels file (JSON Lines)")
+    for name in ("recall", "precision"):
+        evaluate.add_argument(
+            f"--min-{name}",
+            type=float,
+            default=0.0,
+            metavar="X",
+            help=f"exit with 1 when a topic's {name} is below X (0 to 1; default 0)",
+        )
+    evaluate.set_defaults(handler=cmd_topics_evaluate)
 
     serve = commands.add_parser(
         "serve",

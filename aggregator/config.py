@@ -23,7 +23,8 @@ from aggregator.patterns import compile_pattern
 from aggregator.snapshots.page import Captured
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-TOPIC_FIELDS = ("title", "summary")
+TOPIC_FIELDS = ("title", "summary", "categories")  # where rules may look
+DEFAULT_FIELDS = ("title", "summary")  # where they look when a rule does not say
 RESERVED_SLUGS = frozenset({"all", "topics", "index"})
 # Bounds on numbers in the config: far above any sensible setting, and below what
 # SQLite (64-bit integers), timers and the OS accept, so that a typo such as
@@ -101,6 +102,7 @@ class SourceConfig:
     interval_minutes: float | None = None  # default: [schedule] interval_minutes
     page_url: str | None = None  # the web page a local file was saved from
     enabled: bool = True  # false: runs and serve skip it (aggregator sources disable)
+    topics: tuple[str, ...] = ()  # source hints: every story read here belongs to these
 
     @property
     def location(self) -> str:
@@ -114,7 +116,7 @@ class RuleConfig:
     key: str  # "topics[1]" or "topics[1].rules[2]", for messages
     terms: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
-    fields: tuple[str, ...] = TOPIC_FIELDS
+    fields: tuple[str, ...] = DEFAULT_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +364,7 @@ def _source(table: _Table, base: Path) -> SourceConfig:
             "captured",
             "interval_minutes",
             "page_url",
+            "topics",
             "enabled",
         )
     )
@@ -414,6 +417,7 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         if "interval_minutes" in table.data
         else None,
         page_url=page_url,
+        topics=table.strings("topics"),
         enabled=enabled,
     )
 
@@ -431,7 +435,7 @@ def _rule(
             raise table.fail(
                 f"{patterns_key}[{index + 1}]", f"invalid regular expression: {error}"
             ) from error
-    fields = table.strings(fields_key, TOPIC_FIELDS)
+    fields = table.strings(fields_key, DEFAULT_FIELDS)
     if not fields:
         raise table.fail(fields_key, "must name at least one field")
     for field in fields:
@@ -528,6 +532,14 @@ def load_config(path: Path) -> Config:
                     f"{what} {value!r} is already used by {seen[value]}",
                 )
             seen[value] = item.key
+    slugs = [topic.slug for topic in topics]
+    for source in sources:
+        for index, slug in enumerate(source.topics, start=1):
+            if slug not in slugs:
+                raise ConfigError(
+                    f"{file}: {source.key}.topics[{index}]",
+                    f"no topic {slug!r} (expected one of: {', '.join(slugs) or 'no topics'})",
+                )
     return Config(
         path=path,
         feeds=_feeds(root, base),

@@ -30,7 +30,7 @@ from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
 from aggregator.site import outputs, render_site_files, site_from_config
 from aggregator.store import IngestReport, Store, retention_cutoff
-from aggregator.topics import Topic
+from aggregator.topics import Topic, topics_from_config
 
 log = logging.getLogger("aggregator")
 
@@ -51,23 +51,22 @@ class RunResult:
 
 
 def judge(entries: Iterable[Entry], topics: Sequence[Topic]) -> list[Entry]:
-    """Entries labelled with the topics they belong to."""
+    """Entries labelled with the topics they belong to (by rule or by source hint)."""
     return [
         dataclasses.replace(
-            entry,
-            topics=tuple(
-                t.slug
-                for t in topics
-                if t.matches({"title": entry.title, "summary": entry.summary})
-            ),
+            entry, topics=tuple(t.slug for t in topics if t.judge_entry(entry).matched)
         )
         for entry in entries
     ]
 
 
 def topics_fingerprint(config: Config) -> str:
-    """Changes whenever the topic rules change, so that stored verdicts are redone."""
-    text = json.dumps([dataclasses.asdict(t) for t in config.topics], sort_keys=True)
+    """Changes whenever the topic rules or the source hints change, so that stored
+    verdicts are redone."""
+    sources = (*config.sources, *config.disabled_sources)
+    hints = [[s.name, list(s.topics)] for s in sources if s.topics]
+    rules = [dataclasses.asdict(t) for t in config.topics]
+    text = json.dumps(rules if not hints else [rules, hints], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -112,7 +111,7 @@ def apply(
 
     Also says whether anything the feeds show may have changed.
     """
-    topics = [Topic.from_config(t) for t in config.topics]
+    topics = topics_from_config(config)
     items = [item for outcome in outcomes for item in outcome.entries]
     fingerprint = topics_fingerprint(config)
     states.save()

@@ -47,8 +47,7 @@ from aggregator.site import outputs, render_search, site_from_config
 from aggregator.site.search import MAX_QUERY, RESULTS, SCAN, Query, QueryError
 from aggregator.site.search import search as search_entries
 from aggregator.store import Store
-from aggregator.text import fold
-from aggregator.topics import term_pattern
+from aggregator.topics import entry_text, term_pattern
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
 # What a browser gets for a feed, so that it runs feed.xsl (see the module's notes).
@@ -268,7 +267,7 @@ def create_app(
         avoid = [term_pattern(t) for t in unwanted]
         chosen = []
         for entry in entries:
-            text = fold(f"{entry.title}\n{entry.summary}")
+            text = entry_text(entry)  # the text topics see, built in one place
             if all(p.search(text) for p in want) and not any(p.search(text) for p in avoid):
                 chosen.append(entry)
                 if len(chosen) == limit:

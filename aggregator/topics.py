@@ -1,25 +1,36 @@
 """Topic rules: which entries belong in which topic feed.
 
-A topic takes an entry when one of its rules finds one of its terms or
-patterns in one of the rule's fields, and its exclusions find nothing. Terms
-match whole words, in any case ("EU" does not match "Europe"); curly and
-straight quotes and dashes count as the same. Patterns are regular
-expressions, case-insensitive, run by a linear-time engine (see
-:mod:`aggregator.patterns`), so no pattern can hang a run.
+A topic takes an entry when a source that told the story names the topic (a
+source hint: ``topics = [...]`` on the source), or when one of its rules finds
+one of its terms or patterns in one of the rule's fields and its exclusions find
+nothing. A source hint wins over exclusions: a story on NATO's own "deterrence and
+defence" listing is about deterrence, whatever its words.
+
+Terms match whole words, in any case ("EU" does not match "Europe"); curly and
+straight quotes and dashes count as the same. Patterns are regular expressions,
+case-insensitive, run by a linear-time engine (see :mod:`aggregator.patterns`), so
+no pattern can hang a run.
 
 Rules name their fields so that a topic can be strict where it must: a story
 that mentions Ukraine in passing in its summary is not about Ukraine, one
-with Ukraine in its title is.
+with Ukraine in its title is. The text of each field is built in one place,
+:func:`entry_fields`, for the pipeline, ``explain``, the evaluation and the
+server's ad-hoc filter alike.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aggregator.config import RuleConfig, TopicConfig
+from aggregator.config import Config, RuleConfig, TopicConfig
+from aggregator.model import Entry
 from aggregator.patterns import Pattern, compile_pattern
 from aggregator.text import fold
+
+# Categories are joined with this, so that a phrase never runs from one into the next.
+CATEGORY_SEPARATOR = " | "
 
 
 def term_pattern(term: str) -> re.Pattern[str]:
@@ -28,27 +39,53 @@ def term_pattern(term: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
 
 
+def fields_of(title: str, summary: str, categories: Sequence[str] = ()) -> dict[str, str]:
+    """The text a topic sees, by field (config.TOPIC_FIELDS), quotes and dashes folded."""
+    return {
+        "title": fold(title),
+        "summary": fold(summary),
+        "categories": fold(CATEGORY_SEPARATOR.join(categories)),
+    }
+
+
+def entry_fields(entry: Entry) -> dict[str, str]:
+    """The text a topic sees in a stored entry, by field."""
+    return fields_of(entry.title, entry.summary, entry.categories)
+
+
+def entry_text(entry: Entry) -> str:
+    """All of an entry's text topics see, in one string (for whole-word searches)."""
+    return "\n".join(entry_fields(entry).values())
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Whether a topic took an entry, and the rule, field and words that decided it."""
+    """Whether a topic took an entry, and the source hint or the rule, field and words
+    that decided it."""
 
     topic: str
     matched: bool
     rule: str | None = None
     field: str | None = None
     words: str | None = None
+    key: str | None = None  # the rule's place in the config: "topics[2].rules[3]"
+    source: str | None = None  # the source whose hint decided it
 
     def __str__(self) -> str:
+        if self.source is not None:
+            return f"{self.topic}: matched by the source hint of {self.source!r}"
         if self.rule is None:
             return f"{self.topic}: no rule matched"
         verb = "matched" if self.matched else "excluded"
-        return f"{self.topic}: {verb} by {self.rule} in {self.field}: {self.words!r}"
+        where = "" if self.key is None else f" ({self.key})"
+        return f"{self.topic}: {verb} by {self.rule} in {self.field}: {self.words!r}{where}"
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     """Compiled terms and patterns, each with a label saying where it came from."""
 
+    key: str
     fields: tuple[str, ...]
     checks: tuple[tuple[str, Pattern], ...]
 
@@ -60,9 +97,9 @@ class Rule:
         checks += [
             (f"{label}pattern {pattern!r}", compile_pattern(pattern)) for pattern in config.patterns
         ]
-        return cls(config.fields, tuple(checks))
+        return cls(config.key, config.fields, tuple(checks))
 
-    def find(self, texts: dict[str, str]) -> tuple[str, str, str] | None:
+    def find(self, texts: Mapping[str, str]) -> tuple[str, str, str] | None:
         """(rule, field, words) of the first match, or None."""
         for label, pattern in self.checks:
             for field in self.fields:
@@ -78,9 +115,10 @@ class Topic:
     description: str
     rules: tuple[Rule, ...]
     exclusions: Rule | None = None
+    sources: tuple[str, ...] = ()  # names of the sources whose stories all belong here
 
     @classmethod
-    def from_config(cls, config: TopicConfig) -> Topic:
+    def from_config(cls, config: TopicConfig, sources: Sequence[str] = ()) -> Topic:
         return cls(
             slug=config.slug,
             title=config.title,
@@ -89,16 +127,35 @@ class Topic:
             exclusions=None
             if config.exclude is None
             else Rule.from_config(config.exclude, label="exclude "),
+            sources=tuple(sources),
         )
 
-    def judge(self, fields: dict[str, str]) -> Verdict:
+    def judge(self, fields: Mapping[str, str], sources: Iterable[str] = ()) -> Verdict:
+        """The verdict on a story with these fields, told by the sources named."""
+        for source in sources:
+            if source in self.sources:
+                return Verdict(self.slug, True, source=source)
         texts = {name: fold(text) for name, text in fields.items()}
         if self.exclusions is not None and (found := self.exclusions.find(texts)):
-            return Verdict(self.slug, False, *found)
+            return Verdict(self.slug, False, *found, key=self.exclusions.key)
         for rule in self.rules:
             if found := rule.find(texts):
-                return Verdict(self.slug, True, *found)
+                return Verdict(self.slug, True, *found, key=rule.key)
         return Verdict(self.slug, False)
 
-    def matches(self, fields: dict[str, str]) -> bool:
-        return self.judge(fields).matched
+    def judge_entry(self, entry: Entry) -> Verdict:
+        return self.judge(entry_fields(entry), (p.source for p in entry.sources))
+
+    def matches(self, fields: Mapping[str, str], sources: Iterable[str] = ()) -> bool:
+        return self.judge(fields, sources).matched
+
+
+def topics_from_config(config: Config) -> tuple[Topic, ...]:
+    """The configured topics, each knowing the sources that hint it.
+
+    Disabled sources count too: the stories they told stay in the store.
+    """
+    sources = (*config.sources, *config.disabled_sources)
+    return tuple(
+        Topic.from_config(t, [s.name for s in sources if t.slug in s.topics]) for t in config.topics
+    )

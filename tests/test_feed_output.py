@@ -149,6 +149,8 @@ def test_explain(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", config, "explain", "support to Ukraine is not charity"]) == 0
     out = capsys.readouterr().out
     assert "yes ukraine: matched by term 'Ukraine' in title: 'Ukraine'" in out
-    assert "no  deterrence: no rule matched" in out
+    # Seed 000 is NATO's deterrence listing: hinted deterrence (issue 11).
+    assert "yes deterrence: matched by the source hint of 'NATO: deterrence and defence'" in out
+    assert "no  eu-cooperation: no rule matched" in out
     assert main(["--config", config, "explain", "no such story anywhere"]) == 1
     assert "no entry with the id or a title like" in capsys.readouterr().err

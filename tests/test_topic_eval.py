@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.cli import main
+from aggregator.config import RuleConfig, TopicConfig, load_config
+from aggregator.topic_eval import LabelsError, evaluate, load_labels, report
+from aggregator.topics import Topic, topics_from_config
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ROOT / "tests/data/topics/labels.jsonl"
+
+
+def test_the_labelled_set_is_big_enough_and_holds_every_seed_story() -> None:
+    items = load_labels(LABELS)
+    assert len(items) >= 150
+    seeded = [item for item in items if item.sources]
+    assert len(seeded) == 48  # every item of seeds/*.txt
+
+
+def test_shipped_topics_find_what_an_editor_would_and_little_else() -> None:
+    """Recall over the stories labelled `about` a topic, and precision over the stories
+    a topic takes (labelled `about` or `mentions`), by the rubric in issue 11."""
+    scores = evaluate(topics_from_config(load_config(ROOT / "config.toml")), load_labels(LABELS))
+    assert [s.topic for s in scores] == ["ukraine", "deterrence", "eu-cooperation"]
+    for score in scores:
+        assert score.recall >= 0.95, report([score])
+        assert score.precision >= 0.95, report([score])
+
+
+def topic(*terms: str) -> Topic:
+    rule = RuleConfig("topics[1]", terms, (), ("title",))
+    return Topic.from_config(TopicConfig("t", "topics[1]", "T", "", rules=(rule,)))
+
+
+def labels(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "labels.jsonl"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def test_recall_precision_and_the_stories_got_wrong(tmp_path: Path) -> None:
+    path = labels(
+        tmp_path,
+        '{"title": "Kyiv visit", "labels": {"t": "about"}}',
+        '{"title": "Kyiv in passing", "labels": {"t": "mentions"}}',
+        '{"title": "Ukraine talks", "labels": {"t": "about"}}',
+        '{"title": "Kyiv football", "labels": {"t": "no"}}',
+        '{"title": "Climate", "labels": {"t": "no"}}',
+    )
+    [score] = evaluate([topic("Kyiv")], load_labels(path))
+    assert (score.about, score.taken, score.found, score.fitting) == (2, 3, 1, 2)
+    assert (score.recall, score.precision) == (0.5, 2 / 3)
+    assert report([score]).splitlines() == [
+        "t: recall 0.500 (1/2 about), precision 0.667 (2/3 taken)",
+        f"  missed {path}:3: 'Ukraine talks': t: no rule matched",
+        f"  wrongly took {path}:4: 'Kyiv football': t: matched by term 'Kyiv' in title: "
+        "'Kyiv' (topics[1])",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        pytest.param('{"title": "x", labels}', "not JSON: Expecting", id="not json"),
+        pytest.param('["x"]', "expected an object", id="not an object"),
+        pytest.param(
+            '{"title": "x", "labels": {"t": "maybe"}}',
+            "labels.t: 'maybe' is not one",
+            id="bad label",
+        ),
+        pytest.param('{"title": "x", "lables": {}}', "unknown key 'lables'", id="unknown key"),
+        pytest.param('{"summary": "x", "labels": {"t": "no"}}', "title must be", id="no title"),
+        pytest.param(
+            '{"title": "x", "labels": {"u": "no"}}', "no label for topic 't'", id="unlabelled topic"
+        ),
+        pytest.param(
+            '{"title": "x", "sources": "a", "labels": {"t": "no"}}', "sources must be", id="sources"
+        ),
+    ],
+)
+def test_a_bad_line_is_one_error_naming_file_and_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    path = labels(tmp_path, '{"title": "fine", "labels": {"t": "no"}}', line)
+    with pytest.raises(LabelsError) as raised:
+        evaluate([topic("x")], load_labels(path))
+    assert str(raised.value).startswith(f"{path}:2: {message}")
+
+
+def test_topics_evaluate_prints_figures_and_fails_under_thresholds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[topics]]\nslug = "t"\nterms = ["Kyiv"]\n', "utf-8")
+    path = labels(
+        tmp_path,
+        '{"title": "Kyiv visit", "labels": {"t": "about"}}',
+        '{"title": "Ukraine talks", "labels": {"t": "about"}}',
+    )
+    command = ["--config", str(config), "topics", "evaluate", str(path)]
+    assert main(command) == 0
+    assert capsys.readouterr().out.startswith("t: recall 0.500 (1/2 about), precision 1.000")
+    assert main([*command, "--min-recall", "0.5", "--min-precision", "1"]) == 0
+    capsys.readouterr()
+    assert main([*command, "--min-recall", "0.9"]) == 1
+    assert capsys.readouterr().err == (
+        "error: t: recall 0.500, precision 1.000; below --min-recall 0.9 or --min-precision 0\n"
+    )
+    assert main(["--config", str(config), "topics", "evaluate", str(tmp_path / "none")]) == 1
+    assert "none: cannot read" in capsys.readouterr().err
+
+
+def test_the_help_examples_work_from_the_project_directory() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "topics", "evaluate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    examples = done.stdout.split("examples:")[1].split("\n")
+    commands = [line.split() for line in examples if line.strip().startswith("aggregator ")]
+    assert len(commands) == 2
+    for command in commands:
+        ran = subprocess.run(
+            [sys.executable, "-m", "aggregator", *command[1:]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith("ukraine: recall ")
