@@ -3,7 +3,9 @@
 A second run waits for the lock a bounded time, then gives up with a clear message
 instead of interleaving its feed writes with the first one's. The lock is an
 advisory ``flock``: the kernel releases it when its holder exits, even by a crash,
-so a stale lock file never blocks anything.
+so a stale lock file never blocks anything. On PostgreSQL, where the writers are on
+many machines, it is a session advisory lock (``pg_advisory_lock``) instead, which
+the server releases when the holder's connection ends, crash or not.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.errors import AggregatorError, WriteError, os_advice
+
+if TYPE_CHECKING:
+    from aggregator.config import StoreSettings
 
 
 class LockTimeout(AggregatorError):
@@ -60,3 +66,50 @@ def exclusive(path: Path, wait: float, poll: float = 0.1) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def write_lock(settings: StoreSettings) -> AbstractContextManager[None]:
+    """The lock every writer of this store holds: a file beside SQLite, or PostgreSQL's."""
+    if settings.url:
+        return advisory(settings.url, settings.lock_timeout)
+    return exclusive(settings.lock_path, settings.lock_timeout)
+
+
+@contextmanager
+def advisory(url: str, wait: float, poll: float = 0.1) -> Iterator[None]:
+    """Hold the store's write lock on PostgreSQL, waiting at most ``wait`` seconds.
+
+    On its own connection: the lock belongs to the session, so it outlives the
+    store's transactions and ends with the connection (a worker that dies frees it).
+    Polled with ``pg_try_advisory_lock`` rather than a blocking ``pg_advisory_lock``,
+    so the wait is bounded without a statement timeout.
+    """
+    import psycopg
+
+    from aggregator.store.postgres import WRITE_LOCK, connect, problem, redact
+
+    db = connect(url, min(wait, 30.0) or 1.0)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            row = db.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK,)).fetchone()
+            if row is not None and row[0]:
+                break
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"{redact(url)}: another aggregator run or server is writing and did not "
+                    f"finish within {wait:g} s; nothing was done, try again later"
+                )
+            time.sleep(poll)
+        try:
+            yield
+        finally:
+            try:
+                db.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+            except psycopg.Error as error:  # the connection is gone: so is the lock
+                raise WriteError(
+                    f"{redact(url)}: lost the connection holding the write lock: "
+                    f"{problem(error)}; check the database and run again"
+                ) from error
+    finally:
+        db.close()

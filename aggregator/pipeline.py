@@ -24,12 +24,12 @@ from aggregator.errors import SourceError
 from aggregator.ingest import Ingest, Outcome
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
-from aggregator.lock import exclusive
+from aggregator.lock import write_lock
 from aggregator.model import Entry
 from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
 from aggregator.site import outputs, render_site_files, site_from_config
-from aggregator.store import IngestReport, Store, retention_cutoff
+from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.topics import Topic, topics_from_config
 
 log = logging.getLogger("aggregator")
@@ -88,7 +88,7 @@ def feed_specs(config: Config) -> list[tuple[FeedSpec, str | None]]:
     return specs
 
 
-def build_files(config: Config, store: Store) -> dict[str, bytes]:
+def build_files(config: Config, store: StoreType) -> dict[str, bytes]:
     """File name → bytes for every output (aggregator.site.outputs lists them)."""
     limit = config.feeds.max_entries
     newest = store.newest(1)
@@ -105,7 +105,11 @@ def build_files(config: Config, store: Store) -> dict[str, bytes]:
 
 
 def apply(
-    config: Config, store: Store, states: FetchStates, outcomes: Sequence[Outcome], now: datetime
+    config: Config,
+    store: StoreType,
+    states: FetchStates,
+    outcomes: Sequence[Outcome],
+    now: datetime,
 ) -> tuple[IngestReport, bool]:
     """Fold one run's outcomes into the store (call inside its transaction).
 
@@ -140,7 +144,7 @@ def apply(
     return report, changed
 
 
-def store_version(store: Store) -> int:
+def store_version(store: StoreType) -> int:
     """A counter the store bumps with every change the feeds may show."""
     return int(store.meta("version") or 0)
 
@@ -178,7 +182,11 @@ def report_outcomes(outcomes: Sequence[Outcome]) -> None:
 
 
 def publish(
-    config: Config, store: Store, states: FetchStates, outcomes: Sequence[Outcome], now: datetime
+    config: Config,
+    store: StoreType,
+    states: FetchStates,
+    outcomes: Sequence[Outcome],
+    now: datetime,
 ) -> RunResult:
     """Apply outcomes to the store and rewrite the files that changed (hold the lock).
 
@@ -215,12 +223,12 @@ def publish(
     return RunResult(tuple(outcomes), report, tuple(written), tuple(unchanged))
 
 
-def rendered_version(config: Config, store: Store) -> str:
+def rendered_version(config: Config, store: StoreType) -> str:
     """What the files must have been rendered from: these settings, this store version."""
     return f"{render_fingerprint(config)} {store_version(store)}"
 
 
-def is_current(config: Config, store: Store, wanted: str) -> bool:
+def is_current(config: Config, store: StoreType, wanted: str) -> bool:
     directory = config.feeds.directory
     return store.meta("rendered") == wanted and all(
         (directory / name).exists() for name in expected_files(config)
@@ -240,16 +248,15 @@ def refresh(
     The write lock is held for the whole run (a cron run), or only while the
     store and the files are written (the server, whose sources each have a job).
     """
-    lock = config.store.lock_path, config.store.lock_timeout
     with ExitStack() as stack:
         if lock_whole_run:
-            stack.enter_context(exclusive(*lock))
-        store = stack.enter_context(Store(config.store.path))
+            stack.enter_context(write_lock(config.store))
+        store = stack.enter_context(open_store(config.store))
         states = FetchStates(store)
         outcomes = Ingest(config, states, sandbox, now).run(sources)
         report_outcomes(outcomes)
         if not lock_whole_run:
-            stack.enter_context(exclusive(*lock))
+            stack.enter_context(write_lock(config.store))
         return publish(config, store, states, outcomes, now)
 
 

@@ -46,7 +46,7 @@ from aggregator.schedule import SourceHealth
 from aggregator.site import outputs, render_search, site_from_config
 from aggregator.site.search import MAX_QUERY, RESULTS, SCAN, Query, QueryError
 from aggregator.site.search import search as search_entries
-from aggregator.store import Store
+from aggregator.store import open_store
 from aggregator.topics import entry_text, term_pattern
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
@@ -261,7 +261,7 @@ def create_app(
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= config.feeds.max_entries:
             raise BadRequest(f"limit must be a whole number from 1 to {config.feeds.max_entries}")
         limit = int(limit_text)
-        with Store(config.store.path) as store:
+        with open_store(config.store) as store:
             entries = store.newest(SCAN_LIMIT, None if slug == "all" else slug)
         want = [term_pattern(t) for t in wanted]
         avoid = [term_pattern(t) for t in unwanted]
@@ -323,7 +323,7 @@ def create_app(
         except QueryError as error:
             status, note, query = 400, str(error), None
         if query is not None and query.patterns:
-            with Store(config.store.path) as store:
+            with open_store(config.store) as store:
                 results = search_entries(store.newest(SCAN), query, RESULTS)
         body = render_search(site, text[:MAX_QUERY], results, limit=RESULTS, note=note)
         return Response(
@@ -336,8 +336,8 @@ def create_app(
     def healthz(request: Request) -> Response:
         counts: Mapping[str, int] = {}
         by_source: Mapping[str, int] = {}
-        if config.store.path.exists():
-            with Store(config.store.path) as store:
+        if config.store.url or config.store.path.exists():
+            with open_store(config.store) as store:
                 counts = store.counts()
                 by_source = store.counts_by_source()
         sources = []

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.config import StoreSettings
 from tests.feedserver import Server, serving
+from tests.pgcluster import Cluster, running_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 NATO_FEED = "https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml"
@@ -31,6 +33,23 @@ def feedserver() -> Iterator[Server]:
     """A real HTTP server on 127.0.0.1 serving tests/data/feeds (see tests/feedserver.py)."""
     with serving() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throw-away PostgreSQL cluster for the session (see tests/pgcluster.py)."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    """Settings naming an empty store: an SQLite file, or a new PostgreSQL database."""
+    path = tmp_path / "state" / "aggregator.sqlite3"
+    if request.param == "sqlite":
+        return StoreSettings(path=path)
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return StoreSettings(path=path, url=cluster.new_database())
 
 
 def make_project(directory: Path, feedserver: Server) -> Path:

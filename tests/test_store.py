@@ -1,4 +1,9 @@
-"""The lasting store, on a real SQLite file."""
+"""The lasting store: one contract, run against a real SQLite file and a real PostgreSQL.
+
+``store_settings`` (tests/conftest.py) gives each test an empty store of each backend;
+the tests at the end are about what only one backend has (WAL, a second writer process,
+PostgreSQL's migration lock).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,24 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
-from aggregator.model import Provenance, Published, SourceEntry
-from aggregator.store import MIGRATIONS, Store, StoreError
+from aggregator.config import StoreSettings
+from aggregator.lock import LockTimeout, write_lock
+from aggregator.model import Enclosure, Provenance, Published, SourceEntry
+from aggregator.store import MIGRATIONS, Store, StoreError, StoreType, open_store
+from aggregator.store.migrations import POSTGRESQL, SQLITE
+from aggregator.store.postgres import PostgresStore, redact
+from tests.pgcluster import Cluster
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Brussels")
@@ -28,33 +43,31 @@ def item(title: str, day: date | None, source: str = "a", summary: str = "") -> 
     )
 
 
-def add(store: Store, items: list[SourceEntry], now: datetime = NOW) -> None:
+def add(store: StoreType, items: list[SourceEntry], now: datetime = NOW) -> None:
     with store.transaction():
         store.add(items, authority="x,2026", zone=ZONE, now=now)
 
 
-def test_new_store_is_at_the_latest_schema_in_wal_mode(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.sqlite3") as store:
-        assert store.schema_version == len(MIGRATIONS)
-        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+@pytest.fixture
+def store(store_settings: StoreSettings) -> Iterator[StoreType]:
+    with open_store(store_settings) as opened:
+        yield opened
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite3"
-    Store(path).close()
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    with pytest.raises(StoreError, match="newer than this aggregator understands"):
-        Store(path)
+# -- the contract ---------------------------------------------------------------------------
 
 
-def test_every_source_is_remembered_and_dropped_stories_stay(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.sqlite3") as store:
-        add(store, [item("Board meets", date(2023, 12, 12), "a", "short")])
-        later = NOW + timedelta(hours=1)
-        add(store, [item("Board meets", date(2023, 12, 12), "b", "a longer summary")], later)
-        add(store, [item("Other story", date(2023, 12, 13), "a")], later)
-        stories = {e.title: e for e in store.newest(10)}
+def test_a_new_store_is_at_the_latest_schema(store: StoreType) -> None:
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.counts() == {"all": 0}
+
+
+def test_every_source_is_remembered_and_dropped_stories_stay(store: StoreType) -> None:
+    add(store, [item("Board meets", date(2023, 12, 12), "a", "short")])
+    later = NOW + timedelta(hours=1)
+    add(store, [item("Board meets", date(2023, 12, 12), "b", "a longer summary")], later)
+    add(store, [item("Other story", date(2023, 12, 13), "a")], later)
+    stories = {e.title: e for e in store.newest(10)}
     assert set(stories) == {"Board meets", "Other story"}
     board = stories["Board meets"]
     assert [p.source for p in board.sources] == ["a", "b"]
@@ -62,41 +75,254 @@ def test_every_source_is_remembered_and_dropped_stories_stay(tmp_path: Path) -> 
     assert (board.first_seen, board.last_seen) == (NOW, later)
 
 
-def test_a_failed_run_leaves_the_store_as_it_was(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.sqlite3") as store:
-        add(store, [item("Kept", date(2023, 1, 1))])
-        with pytest.raises(RuntimeError), store.transaction():
-            store.add([item("Lost", date(2023, 1, 2))], authority="x,2026", zone=ZONE, now=NOW)
-            raise RuntimeError("the run died here")
-        assert [e.title for e in store.newest(10)] == ["Kept"]
-
-
-def test_newest_puts_undated_entries_last(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.sqlite3") as store:
-        add(
-            store,
-            [item("Old", date(2020, 1, 1)), item("Evergreen", None), item("New", date(2024, 1, 1))],
+def test_add_reports_new_updated_and_unchanged(store: StoreType) -> None:
+    with store.transaction():
+        report, touched = store.add(
+            [item("One", date(2024, 1, 1)), item("Two", date(2024, 1, 2))],
+            authority="x,2026",
+            zone=ZONE,
+            now=NOW,
         )
-        assert [e.title for e in store.newest(10)] == ["New", "Old", "Evergreen"]
-        assert [e.title for e in store.newest(1)] == ["New"]
+    assert (report.new, report.updated, report.unchanged) == (2, 0, 0)
+    assert sorted(e.title for e in touched) == ["One", "Two"]
+    with store.transaction():
+        report, touched = store.add(
+            [item("One", date(2024, 1, 1), "b", "with a summary"), item("Two", date(2024, 1, 2))],
+            authority="x,2026",
+            zone=ZONE,
+            now=NOW + timedelta(hours=1),
+        )
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 1)
+    assert [e.title for e in touched] == ["One"]
 
 
-def test_retention_forgets_what_no_source_showed_for_long(tmp_path: Path) -> None:
+def test_an_entry_comes_back_as_it_went_in(store: StoreType) -> None:
+    told = SourceEntry(
+        title="Ministers meet in Brussels",
+        published=Published.at(datetime(2024, 3, 1, 9, 30, tzinfo=ZONE)),
+        summary="Défense: « les ministres » se réunissent",
+        provenance=Provenance("feed", "https://example.org/rss", None, "https://example.org/p"),
+        link="https://example.org/a",
+        author="NATO",
+        categories=("Defence", "Ministers"),
+        content_html="<p>Ministers <b>meet</b></p>",
+        enclosures=(Enclosure("https://example.org/a.mp3", "audio/mpeg", 1234),),
+    )
+    add(store, [told])
+    [entry] = store.newest(1)
+    assert (entry.title, entry.published, entry.summary) == (
+        told.title,
+        told.published,
+        told.summary,
+    )
+    assert (entry.link, entry.author, entry.categories) == (told.link, "NATO", told.categories)
+    assert (entry.content_html, entry.enclosures) == (told.content_html, told.enclosures)
+    assert entry.sources == (told.provenance,)
+    assert store.find(entry.id) == [entry]
+
+
+def test_a_failed_run_leaves_the_store_as_it_was(store: StoreType) -> None:
+    add(store, [item("Kept", date(2023, 1, 1))])
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add([item("Lost", date(2023, 1, 2))], authority="x,2026", zone=ZONE, now=NOW)
+        store.set_meta("version", "99")
+        raise RuntimeError("the run died here")
+    assert [e.title for e in store.newest(10)] == ["Kept"]
+    assert store.meta("version") is None
+
+
+def test_newest_puts_undated_entries_last(store: StoreType) -> None:
+    add(
+        store,
+        [item("Old", date(2020, 1, 1)), item("Evergreen", None), item("New", date(2024, 1, 1))],
+    )
+    assert [e.title for e in store.newest(10)] == ["New", "Old", "Evergreen"]
+    assert [e.title for e in store.newest(1)] == ["New"]
+
+
+def test_topics_are_kept_per_entry_and_counted(store: StoreType) -> None:
+    add(store, [item("Kyiv visit", date(2024, 1, 2)), item("Budget", date(2024, 1, 1))])
+    entries = {e.title: e for e in store.newest(10)}
+    with store.transaction():
+        store.set_topics([replace(entries["Kyiv visit"], topics=("ukraine", "visits"))])
+        store.set_topics([replace(entries["Budget"], topics=("money",))])
+        store.set_topics([replace(entries["Budget"], topics=("budget",))])  # replaces
+    assert [e.title for e in store.newest(10, "ukraine")] == ["Kyiv visit"]
+    assert store.newest(10, "money") == []
+    assert store.counts() == {"all": 2, "ukraine": 1, "visits": 1, "budget": 1}
+    batches = list(store.all_entries(batch=1))
+    assert [len(b) for b in batches] == [1, 1]
+    assert {e.title: e.topics for b in batches for e in b} == {
+        "Kyiv visit": ("ukraine", "visits"),
+        "Budget": ("budget",),
+    }
+
+
+def test_retention_forgets_what_no_source_showed_for_long(store: StoreType) -> None:
+    add(store, [item("Old", date(2020, 1, 1))], NOW - timedelta(days=400))
+    add(store, [item("Recent", date(2026, 1, 1))])
+    with store.transaction():
+        assert store.prune(NOW - timedelta(days=365)) == 1
+    assert [e.title for e in store.newest(10)] == ["Recent"]
+    assert store.counts_by_source() == {"a": 1}
+
+
+def test_a_source_that_did_not_change_keeps_its_entries_current(store: StoreType) -> None:
+    add(store, [item("Quiet", date(2024, 1, 1), "a"), item("Other", date(2024, 1, 1), "b")])
+    later = NOW + timedelta(days=2)
+    with store.transaction():
+        store.touch_source("a", later)
+    seen = {e.title: e.last_seen for e in store.newest(10)}
+    assert seen == {"Quiet": later, "Other": NOW}
+    assert store.source_summary() == {
+        "a": (1, 1, later.isoformat()),
+        "b": (1, 1, NOW.isoformat()),
+    }
+
+
+def test_find_by_id_title_or_words(store: StoreType) -> None:
+    add(store, [item("Secretary General in Kyiv", date(2023, 9, 28))])
+    [entry] = store.find("secretary general in kyiv")
+    assert store.find(entry.id) == [entry]
+    assert store.find("in Kyiv") == [entry]
+    assert store.find("50%_") == []
+
+
+def test_meta_and_fetch_state_are_replaced_not_added(store: StoreType) -> None:
+    with store.transaction():
+        store.set_meta("version", "1")
+        store.set_meta("version", "2")
+        store.set_fetch_state("https://e.org/rss", {"etag": '"a"'})
+        store.set_fetch_state("https://e.org/rss", {"etag": '"b"', "last_error": "é"})
+    assert store.meta("version") == "2"
+    assert store.meta("missing") is None
+    assert store.fetch_state("https://e.org/rss") == {"etag": '"b"', "last_error": "é"}
+    assert store.fetch_state("https://e.org/other") is None
+
+
+def test_a_source_is_claimed_by_one_worker_until_released_or_expired(store: StoreType) -> None:
+    sources = ["a", "b", "c"]
+    assert store.claim(sources, holder="w1", now=NOW, lease_seconds=60) == sources
+    assert store.claim(sources, holder="w2", now=NOW, lease_seconds=60) == []
+    store.release("a", holder="w1", due=NOW + timedelta(minutes=15))
+    assert store.due("a") == NOW + timedelta(minutes=15)
+    # Released but not yet due; b and c are held until their lease ends.
+    later = NOW + timedelta(seconds=59)
+    assert store.claim(sources, holder="w2", now=later, lease_seconds=60) == []
+    expired = NOW + timedelta(seconds=61)
+    assert store.claim(sources, holder="w2", now=expired, lease_seconds=60) == ["b", "c"]
+    # w1 comes back late: its release of b is ignored, w2 holds it.
+    store.release("b", holder="w1", due=NOW + timedelta(days=1))
+    assert store.due("b") == NOW
+    for source in ("b", "c"):
+        store.release(source, holder="w2", due=NOW + timedelta(days=1))
+    due = NOW + timedelta(minutes=15)
+    assert store.claim(sources, holder="w3", now=due, lease_seconds=60) == ["a"]
+
+
+def test_workers_claiming_at_once_never_share_a_source(store_settings: StoreSettings) -> None:
+    sources = [f"source-{n:03d}" for n in range(200)]
+    claimed: dict[str, list[str]] = {}
+    start = threading.Barrier(4)
+
+    def worker(name: str) -> None:
+        with open_store(store_settings) as mine:
+            start.wait()
+            got = []
+            for offset in range(0, len(sources), 20):
+                got += mine.claim(
+                    sources[offset : offset + 20], holder=name, now=NOW, lease_seconds=60
+                )
+            claimed[name] = got
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [s for got in claimed.values() for s in got]
+    assert sorted(every) == sources  # each source once, none lost
+
+
+def test_the_write_lock_keeps_a_second_writer_out(store_settings: StoreSettings) -> None:
+    quick = replace(store_settings, lock_timeout=0.3)
+    busy = "another aggregator run or server is writing"
+    with write_lock(quick), pytest.raises(LockTimeout, match=busy), write_lock(quick):
+        pass
+    with write_lock(quick):  # released
+        pass
+
+
+def test_a_store_from_a_newer_aggregator_is_refused(store_settings: StoreSettings) -> None:
+    open_store(store_settings).close()
+    newer = len(MIGRATIONS) + 1
+    if store_settings.url:
+        with psycopg.connect(store_settings.url, autocommit=True) as db:
+            db.execute("UPDATE schema_version SET version = %s", (newer,))
+    else:
+        with sqlite3.connect(store_settings.path) as db:
+            db.execute(f"PRAGMA user_version = {newer}")
+    with pytest.raises(StoreError, match="newer than this aggregator understands"):
+        open_store(store_settings)
+
+
+def _old_store(settings: StoreSettings, version: int) -> None:
+    """A store at schema ``version`` holding one story, written as that version would."""
+    stamp = NOW.isoformat()
+    rows: list[tuple[str, tuple[Any, ...]]] = [
+        (
+            "INSERT INTO entries (id, title, title_key, published, summary, content_html, link, "
+            "author, categories, first_seen, last_seen, sort_key) VALUES "
+            "('tag:x,2026:entry:1', 'Old story', 'old story', '2024-09-17', 'S', NULL, NULL, "
+            "NULL, '[]', ?, ?, '2024-09-17T12:00:00+00:00')",
+            (stamp, stamp),
+        ),
+        (
+            "INSERT INTO sightings (entry_id, source, location, line, first_seen, last_seen) "
+            "VALUES ('tag:x,2026:entry:1', 'a', 'seeds/a.txt', 3, ?, ?)",
+            (stamp, stamp),
+        ),
+    ]
+    if settings.url:
+        with psycopg.connect(settings.url, autocommit=True) as db, db.transaction():
+            for migration in MIGRATIONS[:version]:
+                migration(db.execute, POSTGRESQL)
+            db.execute("CREATE TABLE schema_version (version INTEGER)")
+            db.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+            for sql, params in rows if version else []:
+                db.execute(sql.replace("?", "%s"), params)
+    else:
+        settings.path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(settings.path) as lite:
+            for migration in MIGRATIONS[:version]:
+                migration(lite.execute, SQLITE)
+            lite.execute(f"PRAGMA user_version = {version}")
+            for sql, params in rows if version else []:
+                lite.execute(sql, params)
+
+
+@pytest.mark.parametrize("version", range(1, len(MIGRATIONS)))
+def test_an_older_store_is_upgraded_and_keeps_its_entries(
+    store_settings: StoreSettings, version: int
+) -> None:
+    _old_store(store_settings, version)
+    with open_store(store_settings) as upgraded:
+        assert upgraded.schema_version == len(MIGRATIONS)
+        [entry] = upgraded.newest(10)
+        assert (entry.title, entry.enclosures) == ("Old story", ())
+        assert entry.sources == (Provenance("a", "seeds/a.txt", 3, None),)
+        add(upgraded, [item("Old story", date(2024, 9, 17), "b")])
+        [entry] = upgraded.newest(10)
+        assert [p.source for p in entry.sources] == ["a", "b"]
+        assert upgraded.claim(["a"], holder="w", now=NOW, lease_seconds=1) == ["a"]
+
+
+# -- SQLite only ----------------------------------------------------------------------------
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite3") as store:
-        add(store, [item("Old", date(2020, 1, 1))], NOW - timedelta(days=400))
-        add(store, [item("Recent", date(2026, 1, 1))])
-        with store.transaction():
-            assert store.prune(NOW - timedelta(days=365)) == 1
-        assert [e.title for e in store.newest(10)] == ["Recent"]
-
-
-def test_find_by_id_title_or_words(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.sqlite3") as store:
-        add(store, [item("Secretary General in Kyiv", date(2023, 9, 28))])
-        [entry] = store.find("secretary general in kyiv")
-        assert store.find(entry.id) == [entry]
-        assert store.find("in Kyiv") == [entry]
-        assert store.find("50%_") == []
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 WRITER = textwrap.dedent(
@@ -123,3 +349,66 @@ def test_a_second_process_writing_makes_us_wait_not_fail(tmp_path: Path) -> None
             add(store, [item("Written after the other process", date(2024, 1, 1))])
             assert store.meta("other") == "process"
         assert other.wait(timeout=10) == 0
+
+
+# -- PostgreSQL only ------------------------------------------------------------------------
+
+
+def test_instances_starting_together_migrate_once(postgres: Cluster) -> None:
+    url = postgres.new_database()
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            PostgresStore(url).close()
+        except BaseException as error:  # reported below, with the others
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with psycopg.connect(url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from aggregator.lock import advisory
+    with advisory(sys.argv[1], 5):
+        print("holding", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_a_writer_that_dies_frees_the_write_lock(postgres: Cluster) -> None:
+    settings = StoreSettings(path=Path("unused"), url=postgres.new_database(), lock_timeout=0.3)
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, settings.url or ""], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        busy = r"postgresql://postgres@/test_\w+\?host=.*: another aggregator run"
+        with pytest.raises(LockTimeout, match=busy), write_lock(settings):
+            pass
+        holder.kill()
+        holder.wait()
+    with write_lock(replace(settings, lock_timeout=10)):
+        pass
+
+
+def test_errors_name_the_url_without_its_password(postgres: Cluster) -> None:
+    assert redact("postgresql://bob:s3cret@db.example:5432/news?password=x&sslmode=require") == (
+        "postgresql://bob@db.example:5432/news?sslmode=require"
+    )
+    url = f"postgresql://nobody:s3cret@/missing_db?host={postgres.directory}"
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(url, timeout=5)
+    message = str(caught.value)
+    assert message.startswith("postgresql://nobody@/missing_db")
+    assert "s3cret" not in message and "\n" not in message

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aggregator.live.fetch import Validators
 
 if TYPE_CHECKING:
-    from aggregator.store import Store
+    from aggregator.store import StoreType
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ class SourceState:
 class FetchStates:
     """Per-source state read from the store, changed in memory, saved with :meth:`save`."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: StoreType | None = None) -> None:
         self.store = store
         self.changed: dict[str, SourceState] = {}
 

@@ -1,12 +1,42 @@
 """The lasting store: every story ever seen, where it came from, and each feed's fetch state.
 
-Backends live in their own modules (:mod:`aggregator.store.sqlite`, the default); this
-package keeps the names callers import.
+One interface (:class:`~aggregator.store.protocol.StoreType`), two backends: SQLite
+(:mod:`aggregator.store.sqlite`, one file, the zero-setup default) and PostgreSQL
+(:mod:`aggregator.store.postgres`, shared by many workers), selected by ``[store] url``
+or ``AGGREGATOR_STORE_URL``. What a run changes is decided once, in
+:mod:`aggregator.store.plan`; the SQL is shared (:mod:`aggregator.store.sql`), and so
+are the schema's versions (:mod:`aggregator.store.migrations`).
 """
 
 from __future__ import annotations
 
-from aggregator.errors import StoreError
-from aggregator.store.sqlite import MIGRATIONS, IngestReport, Store, retention_cutoff, sort_key
+from typing import TYPE_CHECKING
 
-__all__ = ["MIGRATIONS", "IngestReport", "Store", "StoreError", "retention_cutoff", "sort_key"]
+from aggregator.errors import StoreError
+from aggregator.store.migrations import MIGRATIONS
+from aggregator.store.plan import IngestReport, retention_cutoff, sort_key
+from aggregator.store.protocol import StoreType
+from aggregator.store.sqlite import Store
+
+if TYPE_CHECKING:
+    from aggregator.config import StoreSettings
+
+__all__ = [
+    "MIGRATIONS",
+    "IngestReport",
+    "Store",
+    "StoreError",
+    "StoreType",
+    "open_store",
+    "retention_cutoff",
+    "sort_key",
+]
+
+
+def open_store(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType:
+    """The store the settings name: PostgreSQL when ``url`` is set, else the SQLite file."""
+    if settings.url:
+        from aggregator.store.postgres import PostgresStore
+
+        return PostgresStore(settings.url, timeout=timeout)
+    return Store(settings.path, timeout=timeout)

@@ -1,0 +1,185 @@
+"""The PostgreSQL store: one database shared by many ``serve`` and ``run`` processes.
+
+Selected by ``[store] url = "postgresql://user@host/db"`` or ``AGGREGATOR_STORE_URL``;
+uses psycopg 3. The queries, the schema's versions and the merge policy are SQLite's
+(:mod:`aggregator.store.sql`, :mod:`~aggregator.store.migrations`,
+:mod:`~aggregator.store.plan`); what differs is here: placeholders, transactions, a
+``schema_version`` table, migrations under an advisory lock (two instances starting
+together migrate once), and source claims that skip rows another worker has locked
+(``SELECT … FOR UPDATE SKIP LOCKED``).
+
+The connection runs in autocommit mode: a read outside :meth:`transaction` sees the
+latest committed state, as a read of the SQLite file does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+from aggregator.errors import StoreError, WriteError
+from aggregator.store.migrations import MIGRATIONS, POSTGRESQL, Dialect
+from aggregator.store.sql import SQLStore, utc_text
+
+# pg_advisory_lock keys (any 64-bit numbers, the same in every instance).
+MIGRATION_LOCK = 0x616767_0001  # "agg" 1: migrating the schema
+WRITE_LOCK = 0x616767_0002  # "agg" 2: one writer of the store and the feeds at a time
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def problem(error: psycopg.Error) -> str:
+    """PostgreSQL's first line about what went wrong."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+@functools.lru_cache(maxsize=256)
+def _placeholders(sql: str) -> str:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (no query here has a literal ``?``)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def connect(url: str, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
+    """An autocommit connection, or a one-line StoreError naming the URL."""
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=max(1, round(timeout)),
+            application_name="aggregator",
+        )
+    except psycopg.Error as error:
+        raise StoreError(
+            f"{redact(url)}: cannot connect to the store: {problem(error)}; check that "
+            "PostgreSQL is running and the URL's host, port, database, user and password"
+        ) from error
+
+
+class PostgresStore(SQLStore):
+    dialect: ClassVar[Dialect] = POSTGRESQL
+    shared = True  # many machines: workers claim sources (leases), writers take WRITE_LOCK
+    db: psycopg.Connection[tuple[Any, ...]]
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = url
+        self.db = connect(url, timeout)
+        try:
+            self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
+
+    @property
+    def where(self) -> str:
+        return redact(self.url)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.db.execute(_placeholders(sql), params)
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self.db.cursor() as cursor:
+                cursor.executemany(_placeholders(sql), rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """All or nothing. A write PostgreSQL refuses (connection lost, disk full,
+        a constraint) rolls back and raises WriteError naming the store."""
+        try:
+            with self.db.transaction():
+                yield self.db
+        except psycopg.Error as error:
+            raise WriteError(
+                f"{self.where}: cannot write the store: {problem(error)}; nothing was changed, "
+                "check the database and try again"
+            ) from error
+
+    def _migrate(self) -> None:
+        if self._read_version() == len(MIGRATIONS):
+            return  # the usual case: no lock taken
+        try:
+            with self.db.transaction():
+                # Held to the end of this transaction: a second instance starting now
+                # waits here, then finds the schema up to date.
+                self.db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+                version = self._read_version()
+                for number in range(version, len(MIGRATIONS)):
+                    MIGRATIONS[number](self.db.execute, POSTGRESQL)
+                self.db.execute("DELETE FROM schema_version")
+                self.db.execute("INSERT INTO schema_version VALUES (%s)", (len(MIGRATIONS),))
+        except psycopg.Error as error:
+            raise StoreError(
+                f"{self.where}: cannot create or upgrade the store's tables: {problem(error)}; "
+                "the user needs CREATE on the database (nothing was changed)"
+            ) from error
+
+    def _read_version(self) -> int:
+        try:
+            row = self.db.execute("SELECT max(version) FROM schema_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+        version = int(row[0]) if row is not None and row[0] is not None else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.where}: schema version {version} is newer than this aggregator "
+                f"understands ({len(MIGRATIONS)}); upgrade the aggregator"
+            )
+        return version
+
+    @property
+    def schema_version(self) -> int:
+        return self._read_version()
+
+    def claim(
+        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
+    ) -> list[str]:
+        with self.transaction():
+            return self._claim(sources, holder=holder, now=now, lease_seconds=lease_seconds)
+
+    def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
+        # Rows another worker is claiming right now are skipped, not waited for: it
+        # will hold them (SKIP LOCKED), and each source goes to one worker only.
+        stamp = utc_text(now)
+        rows = self.db.execute(
+            "SELECT source FROM source_leases WHERE source = ANY(%s) "
+            "AND due <= %s AND (until IS NULL OR until <= %s) "
+            "ORDER BY source FOR UPDATE SKIP LOCKED",
+            (list(sources), stamp, stamp),
+        )
+        return [str(row[0]) for row in rows]
+
+    def release(self, source: str, *, holder: str, due: datetime) -> None:
+        with self.transaction():
+            self._release(source, holder=holder, due=due)
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` names a PostgreSQL store (rather than an SQLite file)."""
+    return re.match(r"^postgres(ql)?://", text) is not None

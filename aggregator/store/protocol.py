@@ -1,0 +1,89 @@
+"""What every store backend offers: the interface the pipeline, the server and the CLI use.
+
+Two backends implement it, :class:`aggregator.store.sqlite.Store` (one file, the
+zero-setup default) and :class:`aggregator.store.postgres.PostgresStore` (shared by
+many workers); ``tests/test_store.py`` runs one contract suite against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, tzinfo
+from typing import Any, Protocol
+
+from aggregator.model import Entry, SourceEntry
+from aggregator.store.plan import IngestReport
+
+
+class StoreType(Protocol):
+    @property
+    def where(self) -> str:
+        """The store's path or URL (without a password), for messages."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether other machines may use this store at once (leases matter)."""
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StoreType: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """All or nothing; writers queue behind each other. A refused write raises
+        :class:`~aggregator.errors.WriteError` naming the store."""
+
+    def meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def fetch_state(self, key: str) -> dict[str, Any] | None: ...
+
+    def set_fetch_state(self, key: str, data: dict[str, Any]) -> None: ...
+
+    def add(
+        self, items: Sequence[SourceEntry], *, authority: str, zone: tzinfo, now: datetime
+    ) -> tuple[IngestReport, list[Entry]]:
+        """Merge items into the stored stories (inside :meth:`transaction`); returns
+        counts and the entries that are new or changed (their topics need judging)."""
+
+    def touch_source(self, source: str, now: datetime) -> None: ...
+
+    def set_topics(self, entries: Iterable[Entry]) -> None: ...
+
+    def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]: ...
+
+    def newest(self, limit: int, topic: str | None = None) -> list[Entry]: ...
+
+    def find(self, text: str, limit: int = 20) -> list[Entry]: ...
+
+    def prune(self, older_than: datetime) -> int: ...
+
+    def counts_by_source(self) -> dict[str, int]: ...
+
+    def source_summary(self) -> dict[str, tuple[int, int, str | None]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def claim(
+        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
+    ) -> list[str]:
+        """Of ``sources``, those due and not held by a live lease, now held by ``holder``
+        until ``now + lease_seconds`` (in their given order). Commits at once."""
+
+    def release(self, source: str, *, holder: str, due: datetime) -> None:
+        """``holder`` is done with ``source``; nobody fetches it again before ``due``."""
+
+    def due(self, source: str) -> datetime | None:
+        """When ``source`` is next due (None: never fetched, due now)."""
+
+    def dump(self, table: str) -> Iterator[tuple[Any, ...]]:
+        """Every row of one table (:data:`aggregator.store.copy.TABLES`), in a stable order."""
+
+    def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert rows as :meth:`dump` gave them (inside :meth:`transaction`)."""

@@ -1,0 +1,395 @@
+"""The store's queries, written once for SQLite and PostgreSQL.
+
+A backend subclasses :class:`SQLStore` and supplies a connection (``db``), how to run
+a statement (SQLite's ``?`` placeholders are turned into psycopg's ``%s``), its
+:class:`~aggregator.store.migrations.Dialect`, and its transactions. What to write is
+decided by :func:`aggregator.store.plan.plan_merge`; this module only writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any, ClassVar
+
+from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
+from aggregator.store.migrations import Dialect
+from aggregator.store.plan import IngestReport, MergePlan, plan_merge, sort_key
+from aggregator.text import title_key
+
+# Entry columns in the order _entry reads them.
+ENTRY_COLUMNS = (
+    "id, title, published, summary, first_seen, last_seen, link, author, categories, "
+    "content_html, enclosures, title_key"
+)
+# An entry's column values in the order _row gives them (id last, for UPDATE … WHERE id).
+ROW_COLUMNS = (
+    "title, title_key, published, summary, content_html, link, author, "
+    "categories, enclosures, first_seen, last_seen, sort_key, id"
+)
+CHUNK = 500  # ids or title keys per IN (...) lookup
+
+
+def utc_text(when: datetime) -> str:
+    """A UTC instant as fixed-width ISO text, so that text order is time order."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _published(text: str | None) -> Published | None:
+    if text is None:
+        return None
+    if len(text) == 10:
+        return Published.on_day(date.fromisoformat(text))
+    return Published.at(datetime.fromisoformat(text))
+
+
+def _enclosures_json(enclosures: Sequence[Enclosure]) -> str:
+    return json.dumps(
+        [[e.url, e.type, e.length, e.thumbnail] for e in enclosures], ensure_ascii=False
+    )
+
+
+def _enclosures(text: str) -> tuple[Enclosure, ...]:
+    return tuple(
+        Enclosure(url, kind, size, thumbnail) for url, kind, size, thumbnail in json.loads(text)
+    )
+
+
+def _entry(row: Sequence[Any], sources: Sequence[Provenance], topics: Sequence[str]) -> Entry:
+    """An entry from a row of :data:`ENTRY_COLUMNS`."""
+    return Entry(
+        id=row[0],
+        title=row[1],
+        published=_published(row[2]),
+        summary=row[3],
+        sources=tuple(sources),
+        first_seen=datetime.fromisoformat(row[4]),
+        last_seen=datetime.fromisoformat(row[5]),
+        link=row[6],
+        author=row[7],
+        topics=tuple(topics),
+        categories=tuple(json.loads(row[8])),
+        content_html=row[9],
+        enclosures=_enclosures(row[10]),
+    )
+
+
+def _row(entry: Entry) -> tuple[Any, ...]:
+    """An entry's column values, in :data:`ROW_COLUMNS` order."""
+    return (
+        entry.title,
+        title_key(entry.title),
+        None if entry.published is None else entry.published.isoformat(),
+        entry.summary,
+        entry.content_html,
+        entry.link,
+        entry.author,
+        json.dumps(list(entry.categories), ensure_ascii=False),
+        _enclosures_json(entry.enclosures),
+        entry.first_seen.isoformat(),
+        entry.last_seen.isoformat(),
+        sort_key(entry.published, entry.first_seen),
+        entry.id,
+    )
+
+
+# Tables a copy moves, parents first, each with its columns (dump and load use them).
+TABLES: dict[str, str] = {
+    "entries": ROW_COLUMNS,
+    "sightings": "entry_id, source, location, line, page_url, first_seen, last_seen",
+    "entry_topics": "topic, entry_id, sort_key",
+    "fetch_state": "source_key, data",
+    "meta": "key, value",
+    "source_leases": "source, due, holder, until",
+}
+ORDER = {
+    "entries": "id",
+    "sightings": "first_seen, {order}",  # the order sources told a story
+    "entry_topics": "topic, entry_id",
+    "fetch_state": "source_key",
+    "meta": "key",
+    "source_leases": "source",
+}
+
+
+class SQLStore:
+    """Every store operation in portable SQL; subclasses supply the connection."""
+
+    dialect: ClassVar[Dialect]
+    db: Any
+
+    # -- what a backend supplies ------------------------------------------------------------
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (``?`` placeholders); returns a cursor."""
+        raise NotImplementedError
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    # -- meta and fetch state ---------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def fetch_state(self, key: str) -> dict[str, Any] | None:
+        row = self._execute("SELECT data FROM fetch_state WHERE source_key = ?", (key,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def set_fetch_state(self, key: str, data: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO fetch_state (source_key, data) VALUES (?, ?) "
+            "ON CONFLICT (source_key) DO UPDATE SET data = excluded.data",
+            (key, json.dumps(data, ensure_ascii=False, sort_keys=True)),
+        )
+
+    # -- entries ----------------------------------------------------------------------------
+
+    def _entries(self, rows: Iterable[Sequence[Any]]) -> list[Entry]:
+        """Entries (rows of :data:`ENTRY_COLUMNS`) with their sources and topics."""
+        rows = list(rows)
+        ids = [row[0] for row in rows]
+        sources: dict[str, list[Provenance]] = {i: [] for i in ids}
+        topics: dict[str, list[str]] = {i: [] for i in ids}
+        order = self.dialect.order_column
+        for chunk in range(0, len(ids), CHUNK):
+            part = ids[chunk : chunk + CHUNK]
+            marks = ",".join("?" * len(part))
+            for row in self._execute(
+                f"SELECT entry_id, source, location, line, page_url FROM sightings "
+                f"WHERE entry_id IN ({marks}) ORDER BY first_seen, {order}",
+                part,
+            ):
+                sources[row[0]].append(Provenance(row[1], row[2], row[3], row[4]))
+            for row in self._execute(
+                f"SELECT entry_id, topic FROM entry_topics WHERE entry_id IN ({marks}) "
+                "ORDER BY topic",
+                part,
+            ):
+                topics[row[0]].append(row[1])
+        return [_entry(row, sources[row[0]], topics[row[0]]) for row in rows]
+
+    def _candidates(self, keys: Iterable[str]) -> dict[str, list[Entry]]:
+        """Stored entries by title key (without their sources: merging does not need them)."""
+        found: dict[str, list[Entry]] = {}
+        keys = sorted(keys)
+        for chunk in range(0, len(keys), CHUNK):
+            part = keys[chunk : chunk + CHUNK]
+            rows = self._execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries "
+                f"WHERE title_key IN ({','.join('?' * len(part))}) ORDER BY first_seen, id",
+                part,
+            )
+            for row in rows:
+                found.setdefault(row[11], []).append(_entry(row, (), ()))
+        return found
+
+    def add(
+        self, items: Sequence[SourceEntry], *, authority: str, zone: tzinfo, now: datetime
+    ) -> tuple[IngestReport, list[Entry]]:
+        """Merge items into the stored stories (call inside ``transaction``).
+
+        Works in bulk: one lookup per 500 titles, one statement per kind of write.
+        Returns counts, and the entries that are new or whose text changed (their
+        topics need judging).
+        """
+        stored = self._candidates({title_key(item.title) for item in items})
+        plan = plan_merge(items, stored, authority=authority, zone=zone, now=now)
+        self.apply_plan(plan, now)
+        return plan.report, plan.touched
+
+    def apply_plan(self, plan: MergePlan, now: datetime) -> None:
+        stamp = now.isoformat()
+        self._executemany(
+            f"INSERT INTO entries ({ROW_COLUMNS}) VALUES ({','.join('?' * 13)})",
+            [_row(e) for e in plan.inserted],
+        )
+        rows = [_row(e) for e in plan.changed]
+        self._executemany(
+            "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
+            "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, "
+            "first_seen = ?, last_seen = ?, sort_key = ? WHERE id = ?",
+            rows,
+        )
+        self._executemany(
+            "UPDATE entry_topics SET sort_key = ? WHERE entry_id = ?",
+            [(r[-2], r[-1]) for r in rows],  # sort_key, id
+        )
+        self._executemany(
+            "UPDATE entries SET last_seen = ? WHERE id = ?", [(stamp, i) for i in plan.seen]
+        )
+        self._executemany(
+            "INSERT INTO sightings (entry_id, source, location, line, page_url, first_seen, "
+            "last_seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id, source) DO UPDATE SET "
+            "location = excluded.location, line = excluded.line, page_url = excluded.page_url, "
+            "last_seen = excluded.last_seen",
+            [
+                (entry_id, p.source, p.location, p.line, p.page_url, stamp, stamp)
+                for entry_id, p in plan.sightings
+            ],
+        )
+
+    def touch_source(self, source: str, now: datetime) -> None:
+        """A source answered "not modified": its entries are still current."""
+        stamp = now.isoformat()
+        self._execute("UPDATE sightings SET last_seen = ? WHERE source = ?", (stamp, source))
+        self._execute(
+            "UPDATE entries SET last_seen = ? "
+            "WHERE id IN (SELECT entry_id FROM sightings WHERE source = ?)",
+            (stamp, source),
+        )
+
+    def set_topics(self, entries: Iterable[Entry]) -> None:
+        entries = list(entries)
+        self._executemany("DELETE FROM entry_topics WHERE entry_id = ?", [(e.id,) for e in entries])
+        self._executemany(
+            "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
+            [
+                (topic, entry.id, sort_key(entry.published, entry.first_seen))
+                for entry in entries
+                for topic in entry.topics
+            ],
+        )
+
+    def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]:
+        """Every stored entry, a batch at a time (for re-judging topics)."""
+        last = ""
+        while True:
+            rows = self._execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield self._entries(rows)
+            last = rows[-1][0]
+
+    def newest(self, limit: int, topic: str | None = None) -> list[Entry]:
+        """The newest entries, of one topic or of all; dated before undated."""
+        if topic is None:
+            rows = self._execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY sort_key DESC, id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        else:
+            columns = ", ".join(f"entries.{c.strip()}" for c in ENTRY_COLUMNS.split(","))
+            rows = self._execute(
+                f"SELECT {columns} FROM entry_topics "
+                "JOIN entries ON entries.id = entry_topics.entry_id "
+                "WHERE entry_topics.topic = ? "
+                "ORDER BY entry_topics.sort_key DESC, entries.id LIMIT ?",
+                (topic, limit),
+            ).fetchall()
+        return self._entries(rows)
+
+    def find(self, text: str, limit: int = 20) -> list[Entry]:
+        """Entries by id, by title, or by a part of their title."""
+        select = f"SELECT {ENTRY_COLUMNS} FROM entries"
+        rows = self._execute(f"{select} WHERE id = ?", (text,)).fetchall()
+        if not rows:
+            rows = self._execute(
+                f"{select} WHERE title_key = ? ORDER BY sort_key DESC, id LIMIT ?",
+                (title_key(text), limit),
+            ).fetchall()
+        if not rows:
+            pattern = (
+                "%"
+                + title_key(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
+            rows = self._execute(
+                f"{select} WHERE title_key LIKE ? ESCAPE '\\' ORDER BY sort_key DESC, id LIMIT ?",
+                (pattern, limit),
+            ).fetchall()
+        return self._entries(rows)
+
+    def prune(self, older_than: datetime) -> int:
+        """Forget entries no source has shown since ``older_than``."""
+        cursor = self._execute("DELETE FROM entries WHERE last_seen < ?", (older_than.isoformat(),))
+        return int(cursor.rowcount)
+
+    def counts_by_source(self) -> dict[str, int]:
+        rows = self._execute("SELECT source, COUNT(*) FROM sightings GROUP BY source")
+        return {str(source): int(count) for source, count in rows}
+
+    def source_summary(self) -> dict[str, tuple[int, int, str | None]]:
+        """Per source name: stories it has shown, stories no other source told, and
+        when it last showed any (ISO 8601). Reads only."""
+        rows = self._execute(
+            "SELECT s.source, COUNT(*), SUM(CASE WHEN c.n = 1 THEN 1 ELSE 0 END), "
+            "MAX(s.last_seen) FROM sightings s "
+            "JOIN (SELECT entry_id, COUNT(*) AS n FROM sightings GROUP BY entry_id) c "
+            "ON c.entry_id = s.entry_id GROUP BY s.source"
+        )
+        return {str(r[0]): (int(r[1]), int(r[2] or 0), r[3]) for r in rows}
+
+    def counts(self) -> dict[str, int]:
+        total = self._execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        by_topic = self._execute(
+            "SELECT topic, COUNT(*) FROM entry_topics GROUP BY topic"
+        ).fetchall()
+        return {"all": int(total), **{str(k): int(v) for k, v in by_topic}}
+
+    # -- source leases ------------------------------------------------------------------------
+
+    def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
+        """The sources that may be claimed (inside a transaction; PostgreSQL locks them)."""
+        raise NotImplementedError
+
+    def _claim(
+        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
+    ) -> list[str]:
+        """Claim inside the caller's transaction (see :meth:`StoreType.claim`)."""
+        self._executemany(
+            "INSERT INTO source_leases (source, due) VALUES (?, ?) ON CONFLICT (source) DO NOTHING",
+            [(s, utc_text(now)) for s in sources],
+        )
+        free = set(self._claim_rows(sources, now))
+        claimed = [s for s in sources if s in free]
+        until = utc_text(now + timedelta(seconds=lease_seconds))
+        self._executemany(
+            "UPDATE source_leases SET holder = ?, until = ? WHERE source = ?",
+            [(holder, until, s) for s in claimed],
+        )
+        return claimed
+
+    def _release(self, source: str, *, holder: str, due: datetime) -> None:
+        # Only the holder's own lease: one that expired and was claimed by another
+        # worker since is theirs now.
+        self._execute(
+            "UPDATE source_leases SET due = ?, holder = NULL, until = NULL "
+            "WHERE source = ? AND holder = ?",
+            (utc_text(due), source, holder),
+        )
+
+    def due(self, source: str) -> datetime | None:
+        row = self._execute("SELECT due FROM source_leases WHERE source = ?", (source,)).fetchone()
+        return None if row is None else datetime.fromisoformat(row[0])
+
+    # -- copying ------------------------------------------------------------------------------
+
+    def dump(self, table: str) -> Iterator[tuple[Any, ...]]:
+        order = ORDER[table].format(order=self.dialect.order_column)
+        cursor = self._execute(f"SELECT {TABLES[table]} FROM {table} ORDER BY {order}")
+        while rows := cursor.fetchmany(1000):
+            yield from (tuple(row) for row in rows)
+
+    def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        columns = TABLES[table]
+        marks = ",".join("?" * len(columns.split(",")))
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == 1000:
+                self._executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", batch)
+                batch = []
+        self._executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", batch)
