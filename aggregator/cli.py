@@ -161,15 +161,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from aggregator.config import load_config
-    from aggregator.store import open_store
+    from aggregator.store import Store
     from aggregator.topics import topics_from_config
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
-    if not config.store.url and not config.store.path.exists():
+    if not config.store.path.exists():
         log.error("%s: no store yet; run 'aggregator run' first", config.store.path)
         return EXIT_SOURCES_FAILED
     topics = topics_from_config(config)
-    with open_store(config.store) as store:
+    with Store(config.store.path) as store:
         found = store.find(args.entry)
     if not found:
         log.error("no entry with the id or a title like %r", args.entry)
@@ -212,14 +212,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from contextlib import asynccontextmanager
     from datetime import timedelta
 
-    import uvicorn
     from starlette.applications import Starlette
 
     from aggregator.config import load_config
     from aggregator.pipeline import is_current, make_sandbox, refresh, rendered_version
     from aggregator.schedule import Scheduler
-    from aggregator.server import PortInUse, bind, create_app, listening_config
-    from aggregator.store import open_store
+    from aggregator.server import PortInUse, bind, create_app, listening_config, serve
+    from aggregator.store import Store
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
     host = args.host or config.serve.host
@@ -232,7 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = listening_config(config, listener)
     host, port = listener.getsockname()[:2]
     with listener, make_sandbox(config) as sandbox:
-        with open_store(config.store) as store:
+        with Store(config.store.path) as store:
             empty = store.counts()["all"] == 0
             # Files from another address (serve --port) or version are redone first.
             current = is_current(config, store, rendered_version(config, store))
@@ -240,15 +239,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.info("first run: reading every source before serving")
             refresh(config, sandbox, datetime.now(UTC))
         scheduler = Scheduler(config, sandbox)
+        finished = True
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            nonlocal finished
             scheduler.start(first_in=None if empty else timedelta(0))
             try:
                 yield
             finally:
-                # Let a running ingest finish (each is bounded by its fetch deadline).
-                scheduler.shutdown(wait=True)
+                # A running read has [serve] shutdown_grace seconds from the signal.
+                finished = scheduler.shutdown()
 
         app = create_app(config, scheduler.board.snapshot, lifespan)
         print(
@@ -260,17 +261,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # parser workers) and exit 0 after a clean stop.
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda *_: None)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=10,
-            )
-        )
-        server.run(sockets=[listener])
+        serve(app, listener, config.serve, on_signal=scheduler.stop)
+    if not finished:
+        # Reads past the grace period were abandoned and will never write; their
+        # threads would hold the interpreter's exit until their fetch deadline.
+        logging.shutdown()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 

@@ -8,7 +8,6 @@ relative to the config file, so a cron job may run from any directory.
 from __future__ import annotations
 
 import math
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -53,12 +52,6 @@ class StoreSettings:
     path: Path
     retention_days: int = 0  # 0: keep everything
     lock_timeout: float = 300.0  # seconds a run waits for another to finish
-    # postgresql://…: a PostgreSQL store shared by many workers instead of the file at
-    # path ([store] url, or the AGGREGATOR_STORE_URL environment variable, which wins).
-    url: str | None = None
-    # How long a worker holds a source it claimed before another may fetch it
-    # (PostgreSQL): longer than a fetch and its write take, short enough to recover soon.
-    lease_seconds: float = 120.0
 
     @property
     def lock_path(self) -> Path:
@@ -79,6 +72,17 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_age: int | None = None  # Cache-Control max-age; default: the schedule's interval
+    # Connection hygiene: slow, idle, oversized and excess clients are closed.
+    header_timeout: float = 10.0  # seconds for a request's line and headers to arrive
+    keep_alive_timeout: float = 5.0  # seconds an idle connection stays open between requests
+    max_header_bytes: int = 16_384  # request line and headers together
+    max_headers: int = 100
+    max_connections: int = 1000  # open at once; more are answered 503 and closed
+    # Searches (/search and ?q= feeds) run in their own bounded pool, never on the loop.
+    search_workers: int = 4
+    search_queue: int = 32  # searches waiting for a worker; more are answered 503
+    search_budget: float = 2.0  # seconds one search may take before it is a 503
+    shutdown_grace: float = 10.0  # seconds SIGTERM lets a running read finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,21 +293,12 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
 
 def _store(root: _Table, base: Path) -> StoreSettings:
     table = root.table("store")
-    table.check_keys(("path", "retention_days", "lock_timeout", "url", "lease_seconds"))
-    from_env = os.environ.get("AGGREGATOR_STORE_URL")
-    url = from_env or table.optional_string("url")
-    if url is not None and re.match(r"^postgres(ql)?://", url) is None:
-        message = "must be a postgresql:// URL (leave it out to use the SQLite file at path)"
-        if from_env:
-            raise ConfigError("AGGREGATOR_STORE_URL", message)
-        raise table.fail("url", message)
+    table.check_keys(("path", "retention_days", "lock_timeout"))
     return StoreSettings(
         path=base / table.string("path", "state/aggregator.sqlite3"),
         # Past ~2,700 years the cutoff would fall before year 1.
         retention_days=table.integer("retention_days", 0, minimum=0, maximum=1_000_000),
         lock_timeout=table.number("lock_timeout", 300.0, minimum=0),
-        url=url,
-        lease_seconds=table.number("lease_seconds", 120.0, minimum=1, maximum=86_400),
     )
 
 
@@ -324,10 +319,30 @@ def _schedule(root: _Table) -> ScheduleSettings:
 
 def _serve(root: _Table) -> ServeSettings:
     table = root.table("serve")
-    table.check_keys(("host", "port", "max_age"))
+    d = ServeSettings()
+    table.check_keys(
+        (
+            *("host", "port", "max_age", "header_timeout", "keep_alive_timeout"),
+            *("max_header_bytes", "max_headers", "max_connections", "search_workers"),
+            *("search_queue", "search_budget", "shutdown_grace"),
+        )
+    )
     port = table.integer("port", 8080, minimum=0, maximum=65535)
     max_age = table.integer("max_age", 0, minimum=0) if "max_age" in table.data else None
-    return ServeSettings(host=table.string("host", "127.0.0.1"), port=port, max_age=max_age)
+    return ServeSettings(
+        host=table.string("host", "127.0.0.1"),
+        port=port,
+        max_age=max_age,
+        header_timeout=table.number("header_timeout", d.header_timeout, minimum=0.01),
+        keep_alive_timeout=table.number("keep_alive_timeout", d.keep_alive_timeout, minimum=0.01),
+        max_header_bytes=table.integer("max_header_bytes", d.max_header_bytes, minimum=256),
+        max_headers=table.integer("max_headers", d.max_headers),
+        max_connections=table.integer("max_connections", d.max_connections),
+        search_workers=table.integer("search_workers", d.search_workers),
+        search_queue=table.integer("search_queue", d.search_queue, minimum=0),
+        search_budget=table.number("search_budget", d.search_budget, minimum=0.01),
+        shutdown_grace=table.number("shutdown_grace", d.shutdown_grace, minimum=0),
+    )
 
 
 def _fetch(root: _Table) -> FetchSettings:

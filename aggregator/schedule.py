@@ -12,6 +12,15 @@ Every source has one job. After each run the job schedules its own next run:
 
 A job that overruns cannot start twice: the next run is only scheduled when the
 current one ends (and APScheduler is told ``max_instances=1`` besides).
+
+A job holds the write lock only to write: it reads its source first, then takes the
+lock for :func:`aggregator.pipeline.publish`.
+
+Shutdown is bounded (:meth:`Scheduler.stop`, then :meth:`Scheduler.shutdown`): no job
+starts after the signal, queued ones are abandoned (every source runs at the next
+start), and running ones get ``[serve] shutdown_grace`` seconds from the signal. A job
+still reading then never writes; one already writing is waited for (its store
+transaction and renames are short), so the store and the feeds are left consistent.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,8 +38,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError
+from aggregator.ingest import Ingest
 from aggregator.live.sandbox import Sandbox
-from aggregator.pipeline import RunResult, refresh
+from aggregator.live.state import FetchStates
+from aggregator.lock import exclusive
+from aggregator.pipeline import RunResult, publish, report_outcomes
+from aggregator.store import Store
 
 log = logging.getLogger("aggregator")
 
@@ -103,6 +117,12 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.changed = threading.Event()  # set whenever a run changed the feeds
+        self._stopping = threading.Event()  # set by stop(): no job starts any more
+        self._deadline = float("inf")  # time.monotonic() when running jobs are abandoned
+        self._jobs = threading.Condition()  # guards the three below
+        self._running = 0  # jobs under way
+        self._writing = 0  # of which publishing (holding the write lock)
+        self._abandoned = False  # the grace period is over: no job may start writing
 
     def interval(self, source: SourceConfig) -> timedelta:
         return timedelta(minutes=source.interval_minutes or self.config.schedule.interval_minutes)
@@ -118,10 +138,35 @@ class Scheduler:
             self._plan(source.name, now + delay + self._jitter())
         self._scheduler.start()
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop planning runs; with ``wait``, let a running one finish first."""
+    def stop(self) -> None:
+        """No job starts from now on; running ones have ``shutdown_grace`` seconds.
+
+        Only sets a flag and a time, so that a signal handler may call it.
+        """
+        if not self._stopping.is_set():
+            self._deadline = time.monotonic() + self.config.serve.shutdown_grace
+            self._stopping.set()
+
+    def shutdown(self) -> bool:
+        """Stop, abandon queued jobs, and wait for running ones until the grace period
+        ends. True when every job finished; False when some were still reading and are
+        abandoned (they will never write: the caller may exit without waiting for them).
+        """
+        self.stop()
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=wait)
+            self._scheduler.shutdown(wait=False)  # queued jobs return at once (_stopping)
+        with self._jobs:
+            left = self._deadline - time.monotonic()
+            if self._jobs.wait_for(lambda: self._running == 0, timeout=max(0.0, left)):
+                return True
+            self._abandoned = True
+            self._jobs.wait_for(lambda: self._writing == 0)
+            if self._running:
+                log.info(
+                    "shutdown: abandoned %d running reads; they run at the next start",
+                    self._running,
+                )
+            return self._running == 0
 
     def _plan(self, name: str, when: datetime) -> None:
         self.board.update(name, next_run=when)
@@ -129,13 +174,47 @@ class Scheduler:
             self._run, "date", run_date=when, args=[name], id=name, replace_existing=True
         )
 
+    def _refresh(self, source: SourceConfig, now: datetime) -> RunResult | None:
+        """Read one source, then fold it into the store and write the feeds under the
+        write lock. None when shutdown abandoned it before it could write."""
+        config = self.config
+        with Store(config.store.path) as store:
+            states = FetchStates(store)
+            outcomes = Ingest(config, states, self.sandbox, now).run([source])
+            report_outcomes(outcomes)
+            with exclusive(config.store.lock_path, config.store.lock_timeout):
+                with self._jobs:
+                    if self._abandoned:
+                        return None
+                    self._writing += 1
+                try:
+                    return publish(config, store, states, outcomes, now)
+                finally:
+                    with self._jobs:
+                        self._writing -= 1
+                        self._jobs.notify_all()
+
     def _run(self, name: str) -> None:
+        with self._jobs:  # the flag is read under the lock shutdown() counts jobs with
+            if self._stopping.is_set():
+                return  # abandoned: every source runs at the next start
+            self._running += 1
+        try:
+            self._run_job(name)
+        finally:
+            with self._jobs:
+                self._running -= 1
+                self._jobs.notify_all()
+
+    def _run_job(self, name: str) -> None:
         source = self._sources[name]
         now = self.clock()
         result: RunResult | None = None
         error: str | None = None
         try:
-            result = refresh(self.config, self.sandbox, now, [source], lock_whole_run=False)
+            result = self._refresh(source, now)
+            if result is None:
+                return
         except AggregatorError as problem:  # the lock, the store: this run's failure only
             error = str(problem)
             log.error("%s", problem)
@@ -164,5 +243,5 @@ class Scheduler:
             last_error=error,
             failures=failures,
         )
-        if self._scheduler.running:
+        if self._scheduler.running and not self._stopping.is_set():
             self._plan(name, when)

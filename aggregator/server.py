@@ -10,6 +10,15 @@ store, with bounded work; ``/search?q=`` searches the archive (see
 is a 404: names are checked against :mod:`aggregator.site.outputs`, so no path can
 reach outside the feeds directory.
 
+Searches never hold up the rest. A file is served from memory on the event loop
+(a ``stat`` at most once a second tells whether a run rewrote it); a search runs in
+its own small pool of threads (:class:`Searches`), with a time budget, and a search
+that finds the pool and its queue full is answered ``503`` with ``Retry-After`` at
+once. Every query parameter is checked (ASCII digits, bounded lengths) and a bad one
+is a ``400``. Content codings and types are negotiated as RFC 9110 §12 says: ``q=0``
+means "not acceptable". Slow, idle, oversized and excess connections are dealt with
+below the application (:mod:`aggregator.connections`).
+
 A browser that opens an RSS or Atom feed gets it as ``application/xml`` (the same
 bytes, its own ETag): Chromium shows ``application/rss+xml`` and
 ``application/atom+xml`` as plain text and would never run ``feed.xsl``. Feed
@@ -18,6 +27,8 @@ readers, which do not ask for HTML first, get the feed types.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import errno
 import gzip
@@ -25,29 +36,39 @@ import hashlib
 import json
 import re
 import socket
+import sqlite3
 import threading
+import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
 
+import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from aggregator.config import Config
+from aggregator.config import Config, ServeSettings, StoreSettings
+from aggregator.connections import Limits, limited_protocol
 from aggregator.errors import AggregatorError
+from aggregator.model import Entry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
 from aggregator.schedule import SourceHealth
 from aggregator.site import outputs, render_search, site_from_config
-from aggregator.site.search import MAX_QUERY, RESULTS, SCAN, Query, QueryError
+from aggregator.site.search import MAX_QUERY, RESULTS, SCAN, OutOfTime, Query, QueryError
 from aggregator.site.search import search as search_entries
-from aggregator.store import open_store
-from aggregator.topics import entry_text, term_pattern
+from aggregator.store import Store
+from aggregator.text import fold
+from aggregator.topics import term_pattern
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
 # What a browser gets for a feed, so that it runs feed.xsl (see the module's notes).
@@ -56,7 +77,12 @@ FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<ext>rss|atom|json)$"
 FILTERS = ("q", "exclude", "limit")
 MAX_FILTER_TEXT = 100  # characters in q or exclude
 MAX_FILTER_TERMS = 5
+MAX_LIMIT_DIGITS = 6  # "limit" is ASCII digits, and never a 5,000-digit number
 SCAN_LIMIT = 2000  # newest entries a filtered feed looks through
+RECHECK = 1.0  # seconds a file is served from memory before its stat is looked at again
+RETRY_AFTER = 5  # seconds, in a 503 for a search the server has no room or time for
+
+T = TypeVar("T")
 
 
 class PortInUse(AggregatorError):
@@ -145,30 +171,148 @@ class Files:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._cache: dict[str, Cached] = {}
+        self._checked: dict[str, float] = {}  # name → when its stat was last compared
         self._lock = threading.Lock()
 
+    def recent(self, name: str) -> Cached | None:
+        """The file from memory, if its stat was compared less than :data:`RECHECK` ago
+        (no system call: what the event loop may do)."""
+        with self._lock:
+            if time.monotonic() - self._checked.get(name, -RECHECK) < RECHECK:
+                return self._cache.get(name)
+        return None
+
     def get(self, name: str) -> Cached | None:
+        """The file, re-read when a run rewrote it (a stat and maybe a read: off the loop)."""
         path = self.directory / name
         try:
             info = path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         stamp = (info.st_mtime_ns, info.st_size)
         with self._lock:
             cached = self._cache.get(name)
-        if cached is not None and cached.stamp == stamp:
-            return cached
-        body = path.read_bytes()
-        plain, gzipped = _variants(body)
-        modified = datetime.fromtimestamp(info.st_mtime // 1, UTC)
-        cached = Cached(plain, gzipped, modified, stamp)
+        if cached is None or cached.stamp != stamp:
+            body = path.read_bytes()
+            plain, gzipped = _variants(body)
+            modified = datetime.fromtimestamp(info.st_mtime // 1, UTC)
+            cached = Cached(plain, gzipped, modified, stamp)
         with self._lock:
             self._cache[name] = cached
+            self._checked[name] = time.monotonic()
         return cached
+
+
+class Busy(Exception):
+    """No room for one more search, or it ran out of its time budget."""
+
+
+class Searches:
+    """Where searches run: a bounded pool of threads, never the event loop.
+
+    At most ``workers`` searches run at once and ``queue`` more wait; one more is
+    :class:`Busy` at once (a 503), so a burst of searches costs a bounded amount of
+    memory and CPU, and plain requests keep being answered. Each search has a time
+    budget from when it was let in: one still waiting when its budget is spent is not
+    started, and on SQLite a query past it is interrupted. Each thread keeps its own
+    store connection.
+    """
+
+    def __init__(self, store: StoreSettings, settings: ServeSettings) -> None:
+        self.store = store
+        self.budget = settings.search_budget
+        self.room = settings.search_workers + settings.search_queue
+        self.running = 0  # let in and not finished; only touched on the event loop
+        self._pool = ThreadPoolExecutor(settings.search_workers, thread_name_prefix="search")
+        self._local = threading.local()
+
+    async def run(self, work: Callable[[Store, float], T]) -> T:
+        """``work(store, deadline)`` in the pool; :class:`Busy` when there is no room
+        or no time. ``deadline`` is a :func:`time.monotonic` time."""
+        if self.running >= self.room:
+            raise Busy("too many searches at once")
+        self.running += 1
+        deadline = time.monotonic() + self.budget
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._call, work, deadline)
+        future.add_done_callback(self._done)
+        try:
+            # A moment past the budget: the work itself stops at its deadline.
+            return await asyncio.wait_for(asyncio.shield(future), self.budget + 1.0)
+        except TimeoutError as error:
+            raise Busy("the search took too long") from error
+
+    def _done(self, future: asyncio.Future[Any]) -> None:
+        self.running -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved, so a late failure is not logged as unhandled
+
+    def _call(self, work: Callable[[Store, float], T], deadline: float) -> T:
+        if time.monotonic() >= deadline:
+            raise Busy("the search waited too long for its turn")
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store(self.store.path)
+        if isinstance(store, Store):
+            # SQLite calls this every few thousand steps: past the deadline, the query
+            # stops with "interrupted".
+            store.db.set_progress_handler(lambda: time.monotonic() >= deadline, 10_000)
+        try:
+            return work(store, deadline)
+        except OutOfTime as error:
+            raise Busy(str(error)) from error
+        except sqlite3.OperationalError as error:
+            if time.monotonic() >= deadline:
+                raise Busy("the search took too long") from error
+            raise
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class BadRequest(Exception):
     pass
+
+
+# RFC 9110 §5.6: a list element, its token (or media range) and its parameters.
+_QVALUE = re.compile(r"^\s*q\s*=\s*(0(\.\d{0,3})?|1(\.0{0,3})?)\s*$", re.IGNORECASE)
+
+
+def _weights(header: str) -> dict[str, float]:
+    """A header's list as ``{value: q}`` (RFC 9110 §12.4.2): a missing ``q`` is 1, a
+    malformed one 0 (not acceptable rather than a guess)."""
+    weights: dict[str, float] = {}
+    for element in header.split(","):
+        value, *parameters = element.split(";")
+        value = value.strip().lower()
+        if not value:
+            continue
+        weight = 1.0
+        for parameter in parameters:
+            if parameter.strip().lower().startswith("q"):
+                match = _QVALUE.match(parameter)
+                weight = float(match[1]) if match else 0.0
+        weights[value] = max(weight, weights.get(value, weight))  # named twice: the best
+    return weights
+
+
+def accepts_gzip(request: Request) -> bool:
+    """RFC 9110 §12.5.3: gzip (or ``x-gzip``) with q > 0, or ``*`` with q > 0 when gzip
+    is not named; ``gzip;q=0`` and a missing header mean identity."""
+    weights = _weights(request.headers.get("accept-encoding", ""))
+    for name in ("gzip", "x-gzip"):
+        if name in weights:
+            return weights[name] > 0
+    return weights.get("*", 0.0) > 0
+
+
+def _limit(request: Request, most: int) -> int:
+    text = request.query_params.get("limit", str(most))
+    # ASCII digits only: str.isdigit() takes "²" and other digits int() refuses.
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_LIMIT_DIGITS):
+        raise BadRequest(f"limit must be a whole number from 1 to {most}")
+    if not 1 <= int(text) <= most:
+        raise BadRequest(f"limit must be a whole number from 1 to {most}")
+    return int(text)
 
 
 def _terms(request: Request, name: str) -> list[str]:
@@ -201,16 +345,26 @@ def _not_modified(request: Request, variant: Variant, modified: datetime | None)
 
 
 def _for_browser(request: Request) -> bool:
-    """A browser navigating asks for HTML first; feed readers do not."""
-    return "text/html" in request.headers.get("accept", "")
+    """A browser navigating asks for HTML (q > 0); feed readers do not."""
+    return _weights(request.headers.get("accept", "")).get("text/html", 0.0) > 0
+
+
+def _busy(text: str) -> Response:
+    return PlainTextResponse(
+        f"busy: {text}; try again in {RETRY_AFTER} s\n",
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"},
+    )
 
 
 def create_app(
     config: Config,
     health: Callable[[], list[SourceHealth]] = list,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    searches: Searches | None = None,
 ) -> Starlette:
     files = Files(config.feeds.directory)
+    pool = searches or Searches(config.store, config.serve)
     slugs = {"all": None, **{t.slug: t for t in config.topics}}
     site = site_from_config(config)
     max_age = config.serve.max_age
@@ -221,7 +375,7 @@ def create_app(
     def respond(
         request: Request, kind: str, plain: Variant, gzipped: Variant, modified: datetime | None
     ) -> Response:
-        wants_gzip = "gzip" in request.headers.get("accept-encoding", "").lower()
+        wants_gzip = accepts_gzip(request)
         variant = gzipped if wants_gzip else plain
         media_type = CONTENT_TYPES[kind]
         vary = "Accept-Encoding"
@@ -239,39 +393,44 @@ def create_app(
             headers["Content-Encoding"] = "gzip"
         return Response(variant.body, headers=headers, media_type=media_type)
 
-    def serve_file(request: Request, name: str) -> Response:
+    async def serve_file(request: Request, name: str) -> Response:
         kind = outputs.kind(name, slugs)
         if kind is None:
             return PlainTextResponse("not found\n", status_code=404)
         if request.query_params:
             return PlainTextResponse(f"{name} takes no parameters\n", status_code=400)
-        cached = files.get(name)
+        cached = files.recent(name) or await run_in_threadpool(files.get, name)
         if cached is None:
             if outputs.ENTRY_PAGE.match(name):
                 return PlainTextResponse("not found\n", status_code=404)
             return PlainTextResponse("not written yet; try again shortly\n", status_code=503)
         return respond(request, kind, cached.plain, cached.gzipped, cached.last_modified)
 
-    def filtered(request: Request, slug: str, kind: str) -> Response:
+    async def filtered(request: Request, slug: str, kind: str) -> Response:
         unknown = sorted(set(request.query_params) - set(FILTERS))
         if unknown:
             raise BadRequest(f"unknown parameter {unknown[0]!r} (expected: {', '.join(FILTERS)})")
         wanted, unwanted = _terms(request, "q"), _terms(request, "exclude")
-        limit_text = request.query_params.get("limit", str(config.feeds.max_entries))
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= config.feeds.max_entries:
-            raise BadRequest(f"limit must be a whole number from 1 to {config.feeds.max_entries}")
-        limit = int(limit_text)
-        with open_store(config.store) as store:
-            entries = store.newest(SCAN_LIMIT, None if slug == "all" else slug)
+        limit = _limit(request, config.feeds.max_entries)
         want = [term_pattern(t) for t in wanted]
         avoid = [term_pattern(t) for t in unwanted]
-        chosen = []
-        for entry in entries:
-            text = entry_text(entry)  # the text topics see, built in one place
-            if all(p.search(text) for p in want) and not any(p.search(text) for p in avoid):
-                chosen.append(entry)
-                if len(chosen) == limit:
-                    break
+
+        def choose(store: Store, deadline: float) -> list[Entry]:
+            chosen: list[Entry] = []
+            for entry in store.newest(SCAN_LIMIT, None if slug == "all" else slug):
+                if time.monotonic() >= deadline:
+                    raise Busy("the search took too long")
+                text = fold(f"{entry.title}\n{entry.summary}")
+                if all(p.search(text) for p in want) and not any(p.search(text) for p in avoid):
+                    chosen.append(entry)
+                    if len(chosen) == limit:
+                        break
+            return chosen
+
+        try:
+            chosen = await pool.run(choose)
+        except Busy as error:
+            return _busy(str(error))
         topic = slugs[slug]
         settings = config.feeds
         spec = FeedSpec(
@@ -289,32 +448,32 @@ def create_app(
         plain, gzipped = _variants(render(spec, chosen, fallback))
         return respond(request, kind, plain, gzipped, None)
 
-    def home(request: Request) -> Response:
+    async def home(request: Request) -> Response:
         # The pages link to each other relatively, from inside /feeds/.
         return RedirectResponse("feeds/", status_code=307)
 
-    def index(request: Request) -> Response:
-        return serve_file(request, outputs.INDEX)
+    async def index(request: Request) -> Response:
+        return await serve_file(request, outputs.INDEX)
 
-    def feed(request: Request) -> Response:
+    async def feed(request: Request) -> Response:
         name = request.path_params["name"]
         match = FEED_NAME.match(name)
         if match is None or not request.query_params:
-            return serve_file(request, name)
+            return await serve_file(request, name)
         if match["slug"] not in slugs:
             return PlainTextResponse("not found\n", status_code=404)
         try:
-            return filtered(request, match["slug"], match["ext"])
+            return await filtered(request, match["slug"], match["ext"])
         except BadRequest as error:
             return PlainTextResponse(f"bad request: {error}\n", status_code=400)
 
-    def entry(request: Request) -> Response:
-        return serve_file(request, f"entries/{request.path_params['name']}")
+    async def entry(request: Request) -> Response:
+        return await serve_file(request, f"entries/{request.path_params['name']}")
 
-    def search(request: Request) -> Response:
+    async def search(request: Request) -> Response:
         unknown = sorted(set(request.query_params) - {"q"})
         text = request.query_params.get("q", "")
-        status, note, results = 200, "", []
+        status, note, results, headers = 200, "", [], {"Cache-Control": cache_control}
         try:
             if unknown:
                 raise QueryError(f"Unknown parameter {unknown[0]!r}: the search takes only q.")
@@ -323,21 +482,24 @@ def create_app(
         except QueryError as error:
             status, note, query = 400, str(error), None
         if query is not None and query.patterns:
-            with open_store(config.store) as store:
-                results = search_entries(store.newest(SCAN), query, RESULTS)
+            chosen = query  # for the closure: mypy keeps the narrowing
+
+            def look(store: Store, deadline: float) -> list[Entry]:
+                return search_entries(store.newest(SCAN), chosen, RESULTS, deadline=deadline)
+
+            try:
+                results = await pool.run(look)
+            except Busy:
+                status, note = 503, f"The server is busy; try again in {RETRY_AFTER} seconds."
+                headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
         body = render_search(site, text[:MAX_QUERY], results, limit=RESULTS, note=note)
-        return Response(
-            body,
-            status_code=status,
-            media_type=CONTENT_TYPES["html"],
-            headers={"Cache-Control": cache_control},
-        )
+        return Response(body, status_code=status, media_type=CONTENT_TYPES["html"], headers=headers)
 
     def healthz(request: Request) -> Response:
         counts: Mapping[str, int] = {}
         by_source: Mapping[str, int] = {}
-        if config.store.url or config.store.path.exists():
-            with open_store(config.store) as store:
+        if config.store.path.exists():
+            with Store(config.store.path) as store:
                 counts = store.counts()
                 by_source = store.counts_by_source()
         sources = []
@@ -365,6 +527,17 @@ def create_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("not found\n", status_code=404)
 
+    @contextlib.asynccontextmanager
+    async def lifetime(app: Starlette) -> AsyncIterator[None]:
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            pool.close()
+
     methods = ["GET", "HEAD"]
     app = Starlette(
         routes=[
@@ -376,8 +549,49 @@ def create_app(
             Route("/healthz", healthz, methods=methods),
         ],
         exception_handlers={404: not_found},
-        lifespan=lifespan,
+        lifespan=lifetime,
     )
     # No redirects built from the request's Host header: a wrong path is a 404.
     app.router.redirect_slashes = False
     return app
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, telling us the moment SIGTERM or Ctrl-C arrives."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.on_signal()  # first: no new job starts while connections drain
+        super().handle_exit(sig, frame)
+
+
+def serve(
+    app: Starlette, listener: socket.socket, settings: ServeSettings, on_signal: Callable[[], None]
+) -> None:
+    """Run ``app`` on ``listener`` with the connection limits of ``[serve]`` until a signal.
+
+    On SIGTERM or Ctrl-C: ``on_signal`` is called, the listener closes, requests in
+    flight get up to ``shutdown_grace`` seconds, then the app's lifespan ends.
+    """
+    limits = Limits(
+        header_timeout=settings.header_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        max_connections=settings.max_connections,
+    )
+    host, port = listener.getsockname()[:2]
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=limited_protocol(limits),
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
+        backlog=2048,
+    )
+    _Uvicorn(config, on_signal).run(sockets=[listener])

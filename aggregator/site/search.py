@@ -8,6 +8,7 @@ over a title and a summary, whatever is asked.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,12 +46,27 @@ class Query:
         return all(pattern.search(text) for pattern in self.patterns)
 
 
-def search(entries: Iterable[Entry], query: Query, limit: int = RESULTS) -> list[Entry]:
-    """The first ``limit`` of ``entries`` (newest first) that match ``query``."""
+class OutOfTime(Exception):
+    """A search ran past its deadline."""
+
+
+def search(
+    entries: Iterable[Entry],
+    query: Query,
+    limit: int = RESULTS,
+    *,
+    deadline: float | None = None,
+) -> list[Entry]:
+    """The first ``limit`` of ``entries`` (newest first) that match ``query``.
+
+    Raises :class:`OutOfTime` when :func:`time.monotonic` passes ``deadline``.
+    """
     found: list[Entry] = []
     if not query.patterns:
         return found
     for entry in entries:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise OutOfTime("the search took too long")
         if query.matches(entry):
             found.append(entry)
             if len(found) == limit:

@@ -1,0 +1,289 @@
+"""`aggregator serve` under load, abuse and shutdown: a real server process, real sockets.
+
+Timings here are hang guards only (generous, so a slow machine passes); how fast the
+server answers is measured by the benchmarks (benchmarks/serving_load.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import random
+import signal
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+
+from aggregator.model import Provenance, Published, SourceEntry
+from aggregator.store import Store
+from tests.conftest import make_project
+from tests.feedserver import Server
+from tests.test_serve import Serving, start, wait_for
+
+LIMITS = """[serve]
+header_timeout = 2
+keep_alive_timeout = 1
+max_header_bytes = 8192
+max_headers = 40
+max_connections = 250
+search_workers = 1
+search_queue = 2
+search_budget = 5
+"""
+HANG_GUARD = 20.0  # seconds: far beyond any limit above; only a hang exceeds it
+WORDS = ("Allies", "defence", "Ukraine", "ministers", "security", "summit", "exercise", "Baltic")
+
+
+def add_stories(store_path: Path, count: int, seed: int = 1) -> None:
+    """``count`` synthetic stories, straight into the store (a large archive, quickly)."""
+    rng = random.Random(seed)
+    start = datetime(2020, 1, 1, 9, tzinfo=UTC)
+    items = [
+        SourceEntry(
+            title=f"{' '.join(rng.choices(WORDS, k=6))} number {n}",
+            published=Published.at(start + timedelta(hours=n)),
+            summary=" ".join(rng.choices(WORDS, k=40)),
+            provenance=Provenance("synthetic", "synthetic.xml", n),
+        )
+        for n in range(count)
+    ]
+    with Store(store_path) as store, store.transaction():
+        store.add(items, authority="test.localhost,2026", zone=UTC, now=datetime.now(UTC))
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory, feedserver: Server) -> Iterator[Serving]:
+    """One server with small limits and an archive of 5,000 more stories."""
+    server = start(make_project(tmp_path_factory.mktemp("limited"), feedserver), LIMITS)
+    add_stories(server.project / "state" / "aggregator.sqlite3", 5000)
+    yield server
+    assert server.stop() == 0
+
+
+def port_of(serving: Serving) -> int:
+    return int(serving.base.rsplit(":", 1)[1])
+
+
+def closed_within(connection: socket.socket, seconds: float) -> bytes:
+    """Everything the server sent until it closed the connection (AssertionError if it
+    did not close within ``seconds``)."""
+    connection.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+    except TimeoutError:
+        raise AssertionError(f"still open after {seconds} s; got {received[:200]!r}") from None
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_plain_requests_answer_during_a_burst_of_searches(limited: Serving) -> None:
+    async def burst() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        async with (
+            httpx.AsyncClient(base_url=limited.base, limits=limits, timeout=60) as searcher,
+            # A new connection each time: the busy client may pause longer than the
+            # keep-alive timeout, and a reused connection could be closed under it.
+            httpx.AsyncClient(base_url=limited.base, limits=limits, timeout=HANG_GUARD) as reader,
+        ):
+            paths = [
+                "/search?q=ukraine+summit"
+                if n % 2
+                else f"/feeds/all.rss?q=baltic&limit={n % 9 + 1}"
+                for n in range(200)
+            ]
+            searches = asyncio.gather(*(searcher.get(p) for p in paths))
+            plain = []
+            for n in range(30):  # one after another while the searches are under way
+                path = ("/feeds/all.rss", "/feeds/ukraine.atom", "/feeds/", "/healthz")[n % 4]
+                plain.append(await reader.get(path))
+            return list(await searches), plain
+
+    searches, plain = asyncio.run(burst())
+    assert [r.status_code for r in plain] == [200] * 30
+    statuses = {r.status_code for r in searches}
+    assert statuses <= {200, 503}, statuses
+    assert 200 in statuses and 503 in statuses  # some ran, the excess was turned away
+    for response in searches:
+        if response.status_code == 503:
+            assert response.headers["retry-after"].isdigit()
+    page = next(r for r in searches if r.status_code == 503 and "/search" in str(r.url))
+    assert "The server is busy" in page.text
+
+
+def test_a_search_over_the_archive_finds_old_stories(limited: Serving) -> None:
+    response = limited.get("/search?q=number+4321")
+    assert response.status_code == 200
+    assert "number 4321" in response.text
+
+
+def test_a_silent_connection_is_closed_after_the_header_timeout(limited: Serving) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        assert closed_within(connection, HANG_GUARD) == b""
+
+
+def test_slowloris_is_closed_after_the_header_timeout(limited: Serving) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        connection.sendall(b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        with pytest.raises(OSError):  # a header line every 0.3 s, never the blank line
+            while time.monotonic() - started < HANG_GUARD:
+                connection.sendall(b"X-Drip: 1\r\n")
+                time.sleep(0.3)
+        assert time.monotonic() - started < HANG_GUARD
+
+
+def test_an_idle_keep_alive_connection_is_closed(limited: Serving) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = closed_within(connection, HANG_GUARD)
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        pytest.param(b"X-Big: " + b"a" * 64_000 + b"\r\n", b"431", id="one huge header"),
+        pytest.param(b"X-Big: " + b"a" * (4 << 20), b"431", id="4 MB header, not ended"),
+        pytest.param(b"".join(b"X-%d: 1\r\n" % n for n in range(41)), b"431", id="41 headers"),
+    ],
+)
+def test_oversized_heads_are_refused(limited: Serving, request_head: bytes, status: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        try:
+            connection.sendall(b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\n" + request_head)
+            connection.sendall(b"\r\n")
+        except OSError:
+            pass  # the server may close before it has read everything
+        answer = closed_within(connection, HANG_GUARD)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:100]
+
+
+def test_a_long_request_line_is_414(limited: Serving) -> None:
+    response = limited.get("/feeds/all.rss?q=" + "x" * 9000)
+    assert response.status_code == 414
+
+
+def test_connections_past_the_cap_are_turned_away(limited: Serving) -> None:
+    port = port_of(limited)
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(260)]
+    try:
+        # Each is accepted in turn; those past the cap of 250 are answered and closed,
+        # before the header timeout (2 s) closes the others, silently.
+        time.sleep(1)
+        answers = []
+        for connection in held:
+            connection.setblocking(False)
+            with contextlib.suppress(BlockingIOError):  # held open, waiting for a request
+                answers.append(connection.recv(1024))
+        assert 10 <= len(answers) < 260, len(answers)
+        assert all(a.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in a for a in answers)
+    finally:
+        for connection in held:
+            connection.close()
+    wait_for(lambda: limited.get("/feeds/all.rss").status_code == 200)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["²", "9" * 5000, "-1", "+5", "1.5", " 5", "１", "0x10", "", "٣"],
+)
+def test_bad_limits_are_400(limited: Serving, value: str) -> None:
+    response = httpx.get(
+        limited.base + "/feeds/all.rss", params={"q": "nato", "limit": value}, timeout=10
+    )
+    assert response.status_code == 400
+    assert "limit must be a whole number from 1 to 100" in response.text
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("gzip;q=0, *", False),
+        ("*;q=0", False),
+        ("identity", False),
+        ("", False),
+        ("br, gzip;q=0.5", True),
+        ("GZIP", True),
+        ("*", True),
+        ("x-gzip", True),
+        ("gzip;q=bogus", False),
+    ],
+)
+def test_content_coding_follows_rfc_9110(
+    limited: Serving, accept_encoding: str, gzipped: bool
+) -> None:
+    with httpx.stream(
+        "GET",
+        limited.base + "/feeds/all.atom",
+        headers={"Accept-Encoding": accept_encoding},
+        timeout=10,
+    ) as response:
+        raw = b"".join(response.iter_raw())
+    assert response.status_code == 200
+    assert ("content-encoding" in response.headers) == gzipped
+    body = gzip.decompress(raw) if gzipped else raw
+    assert body == (limited.project / "feeds" / "all.atom").read_bytes()
+
+
+def test_a_browser_that_refuses_html_gets_the_feed_type(limited: Serving) -> None:
+    response = limited.get("/feeds/all.rss", Accept="text/html;q=0, application/xml")
+    assert response.headers["content-type"] == "application/rss+xml; charset=utf-8"
+
+
+SLOW_SOURCES = 40
+
+
+def write(config: Path, text: str) -> Path:
+    config.write_text(text, encoding="utf-8")
+    return config.parent
+
+
+def test_sigterm_with_queued_sources_exits_within_the_grace_period(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    project = make_project(tmp_path, feedserver)
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    # A fixed base_url: the files stay current across starts, so no blocking first run.
+    text = text.replace("[feeds]\n", '[feeds]\nbase_url = "http://127.0.0.1:1/feeds/"\n', 1)
+    grace = "[serve]\nshutdown_grace = 2\n"
+    server = start(write(config, text), grace)
+    assert server.stop() == 0  # the store and the files are now current
+    slow = "".join(
+        f'\n[[sources]]\nname = "slow {n}"\nurl = "{feedserver.base}/slow"\n'
+        for n in range(SLOW_SOURCES)
+    )
+    server = start(write(config, text + slow), grace)  # all due at once: 8 read, the rest wait
+    hits = feedserver.hits("/slow")
+    wait_for(lambda: feedserver.hits("/slow") >= hits + 8, HANG_GUARD)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=HANG_GUARD) == 0
+    assert time.monotonic() - started < HANG_GUARD
+    assert feedserver.hits("/slow") < hits + SLOW_SOURCES  # the queued ones never ran
+    log = (project / "serve.log").read_text()
+    assert "Traceback" not in log
+    store = project / "state" / "aggregator.sqlite3"
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+    assert len(feedparser.parse((project / "feeds" / "all.rss").read_bytes()).entries) == stored
+
+    server = start(write(config, text + slow), grace)  # reads every source, abandoned ones too
+    try:
+        wait_for(lambda: all(s["last_run"] for s in server.health()["sources"]), HANG_GUARD * 3)
+    finally:
+        assert server.stop() == 0
