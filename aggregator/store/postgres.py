@@ -40,7 +40,10 @@ def redact(url: str) -> str:
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+    query = parts.query
+    if "password" in query:
+        pairs = [(k, v) for k, v in parse_qsl(query) if k != "password"]
+        query = urlencode(pairs, safe="/:")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

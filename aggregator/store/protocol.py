@@ -85,5 +85,8 @@ class StoreType(Protocol):
     def dump(self, table: str) -> Iterator[tuple[Any, ...]]:
         """Every row of one table (:data:`aggregator.store.copy.TABLES`), in a stable order."""
 
+    def rows(self, table: str) -> int:
+        """How many rows one table holds."""
+
     def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
         """Insert rows as :meth:`dump` gave them (inside :meth:`transaction`)."""

@@ -383,6 +383,11 @@ class SQLStore:
         while rows := cursor.fetchmany(1000):
             yield from (tuple(row) for row in rows)
 
+    def rows(self, table: str) -> int:
+        if table not in TABLES:  # names come from TABLES only: never SQL from outside
+            raise ValueError(f"no table {table!r}")
+        return int(self._execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
     def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
         columns = TABLES[table]
         marks = ",".join("?" * len(columns.split(",")))

@@ -1,0 +1,54 @@
+"""Moving a store between backends: SQLite to PostgreSQL, and back.
+
+Every table is copied row for row (:data:`aggregator.store.sql.TABLES`): entries keep
+their ids, first- and last-seen times and topics; sightings keep every source in the
+order it told the story; fetch state, meta (the change counter) and source leases come
+along, so feed readers see no change and no source is fetched early. The copy runs in
+one transaction of the target, under the source's write lock (no run changes it
+meanwhile), into an empty target only, and ends by comparing row counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from aggregator.config import StoreSettings
+from aggregator.errors import StoreError
+from aggregator.lock import write_lock
+from aggregator.store import open_store
+from aggregator.store.postgres import is_url
+from aggregator.store.sql import TABLES
+
+
+def target_settings(source: StoreSettings, to: str) -> StoreSettings:
+    """Settings for the store ``to`` names: a postgresql:// URL, or an SQLite file path."""
+    if is_url(to):
+        return replace(source, url=to)
+    return replace(source, url=None, path=Path(to))
+
+
+def copy_store(source: StoreSettings, target: StoreSettings) -> dict[str, int]:
+    """Copy every row of ``source`` into the empty ``target``; rows copied per table."""
+    with write_lock(source), open_store(source) as origin, open_store(target) as copy:
+        if origin.where == copy.where:
+            raise StoreError(f"{copy.where}: is the store being copied; name another with --to")
+        filled = {table: n for table in TABLES if (n := copy.rows(table))}
+        if filled:
+            table, count = next(iter(filled.items()))
+            raise StoreError(
+                f"{copy.where}: is not empty ({count} rows in {table}); copy into a new "
+                "database or file (nothing was copied)"
+            )
+        copied: dict[str, int] = {}
+        with copy.transaction():
+            for table in TABLES:
+                copy.load(table, origin.dump(table))
+                copied[table] = copy.rows(table)
+        for table, count in copied.items():
+            if count != origin.rows(table):
+                raise StoreError(
+                    f"{copy.where}: {table} has {count} rows after the copy, "
+                    f"{origin.where} {origin.rows(table)}; copy again into an empty store"
+                )
+    return copied
