@@ -14,12 +14,17 @@ from typing import Any
 
 import pytest
 
+from aggregator.config import FetchSettings, load_config
 from aggregator.dates import parse_timestamp
+from aggregator.ingest import Ingest
 from aggregator.live.feedparse import parse_feed
 from aggregator.live.harden import defuse
-from aggregator.live.newest import date_key, keep_newest, newest_entries, when
+from aggregator.live.newest import MAX_ENTRIES, date_key, keep_newest, newest_entries, when
 from aggregator.live.sandbox import Sandbox
+from aggregator.live.state import FetchStates
+from aggregator.store import Store
 from benchmarks.workloads import large_feed, many_items_feed
+from tests.feedserver import Server
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 CORPUS = sorted(
@@ -224,3 +229,20 @@ def test_an_item_nested_past_libxml2s_default_depth_is_still_counted() -> None:
     reduced = keep_newest(data, 3)
     assert reduced is not None and (reduced.total, reduced.kept) == (11, 3)
     assert titles(data, 3) == ["deep", "item 0", "item 1"]
+
+
+def test_the_configured_cap_reaches_every_parse(tmp_path: Path, feedserver: Server) -> None:
+    """[fetch] max_entries_per_feed, through ingest, for a live feed and a local file."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        "[fetch]\nmax_entries_per_feed = 2\ndeadline = 5\n\n"
+        f'[[sources]]\nname = "live"\nurl = "{feedserver.base}/feeds/rss20.xml"\n\n'
+        f'[[sources]]\nname = "file"\npath = "{FEEDS / "cap_newest_atom10.xml"}"\n',
+        encoding="utf-8",
+    )
+    config = load_config(config_path)
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    with Store(config.store.path) as store, Sandbox(workers=1, timeout=60) as box:
+        outcomes = Ingest(config, FetchStates(store), box, now).run()
+    assert {o.source.name: len(o.entries) for o in outcomes} == {"live": 2, "file": 2}
+    assert FetchSettings().max_entries_per_feed == MAX_ENTRIES  # one default, two places

@@ -178,9 +178,8 @@ def keep_newest(data: bytes, limit: int, *, encoding: str | None = None) -> Redu
     try:
         return _stream(data, limit, encoding, huge=False)
     except _TooDeep:
-        # Past libxml2's default limits (nesting deeper than 256, a text node over 10 MB):
-        # such a document is refused by feedparser's reading too, but still read here, its
-        # memory bounded by the sandbox.
+        # Past libxml2's default limits (nesting deeper than 256, a text node over 10 MB),
+        # where it stops: read again without them, memory bounded by the sandbox.
         return _stream(data, limit, encoding, huge=True)
 
 
