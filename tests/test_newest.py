@@ -86,6 +86,11 @@ def test_newest_by_date_then_document_order() -> None:
     assert titles(data, 5) == ["old", "newest", "tie first", "tie second", "a day"]
 
 
+def test_a_cap_below_one_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="max_entries must be at least 1, not 0"):
+        parse_feed(rss(("a", None), ("b", None)), url=URL, max_entries=0)
+
+
 def test_undated_items_keep_the_first_in_document_order() -> None:
     data = rss(*((f"item {n}", None) for n in range(10)))
     assert titles(data, 3) == ["item 0", "item 1", "item 2"]

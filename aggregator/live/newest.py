@@ -173,6 +173,8 @@ def keep_newest(data: bytes, limit: int, *, encoding: str | None = None) -> Redu
     ``data`` must be defused (no DTD subset: entities are left unexpanded).
     ``encoding`` is a charset the document was served with, which overrides its own.
     """
+    if limit < 1:
+        raise ValueError(f"max_entries must be at least 1, not {limit}")
     if count_bound(data) <= limit:
         return None
     try:
