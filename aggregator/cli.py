@@ -161,15 +161,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from aggregator.config import load_config
-    from aggregator.store import Store
+    from aggregator.store import open_store
     from aggregator.topics import topics_from_config
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
-    if not config.store.path.exists():
+    if not config.store.url and not config.store.path.exists():
         log.error("%s: no store yet; run 'aggregator run' first", config.store.path)
         return EXIT_SOURCES_FAILED
     topics = topics_from_config(config)
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         found = store.find(args.entry)
     if not found:
         log.error("no entry with the id or a title like %r", args.entry)
@@ -218,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aggregator.pipeline import is_current, make_sandbox, refresh, rendered_version
     from aggregator.schedule import Scheduler
     from aggregator.server import PortInUse, bind, create_app, listening_config, serve
-    from aggregator.store import Store
+    from aggregator.store import open_store
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
     host = args.host or config.serve.host
@@ -231,7 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = listening_config(config, listener)
     host, port = listener.getsockname()[:2]
     with listener, make_sandbox(config) as sandbox:
-        with Store(config.store.path) as store:
+        with open_store(config.store) as store:
             empty = store.counts()["all"] == 0
             # Files from another address (serve --port) or version are redone first.
             current = is_current(config, store, rendered_version(config, store))
@@ -427,9 +427,6 @@ def build_parser() -> argparse.ArgumentParser:
     from aggregator.sources.commands import add_parser as add_sources_parser
 
     sources = add_sources_parser(commands)  # the sources group lives in aggregator.sources
-    from aggregator.store.commands import add_parser as add_store_parser
-
-    sources += add_store_parser(commands)  # and the store group in aggregator.store
     for command in (parse, run, explain, serve, *sources):
         # After the command too (`aggregator run -v`); unset there, the value from
         # before the command stands.

@@ -8,6 +8,7 @@ relative to the config file, so a cron job may run from any directory.
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -52,6 +53,12 @@ class StoreSettings:
     path: Path
     retention_days: int = 0  # 0: keep everything
     lock_timeout: float = 300.0  # seconds a run waits for another to finish
+    # postgresql://…: a PostgreSQL store shared by many workers instead of the file at
+    # path ([store] url, or the AGGREGATOR_STORE_URL environment variable, which wins).
+    url: str | None = None
+    # How long a worker holds a source it claimed before another may fetch it
+    # (PostgreSQL): longer than a fetch and its write take, short enough to recover soon.
+    lease_seconds: float = 120.0
 
     @property
     def lock_path(self) -> Path:
@@ -293,12 +300,21 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
 
 def _store(root: _Table, base: Path) -> StoreSettings:
     table = root.table("store")
-    table.check_keys(("path", "retention_days", "lock_timeout"))
+    table.check_keys(("path", "retention_days", "lock_timeout", "url", "lease_seconds"))
+    from_env = os.environ.get("AGGREGATOR_STORE_URL")
+    url = from_env or table.optional_string("url")
+    if url is not None and re.match(r"^postgres(ql)?://", url) is None:
+        message = "must be a postgresql:// URL (leave it out to use the SQLite file at path)"
+        if from_env:
+            raise ConfigError("AGGREGATOR_STORE_URL", message)
+        raise table.fail("url", message)
     return StoreSettings(
         path=base / table.string("path", "state/aggregator.sqlite3"),
         # Past ~2,700 years the cutoff would fall before year 1.
         retention_days=table.integer("retention_days", 0, minimum=0, maximum=1_000_000),
         lock_timeout=table.number("lock_timeout", 300.0, minimum=0),
+        url=url,
+        lease_seconds=table.number("lease_seconds", 120.0, minimum=1, maximum=86_400),
     )
 
 

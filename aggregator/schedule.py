@@ -41,9 +41,9 @@ from aggregator.errors import AggregatorError
 from aggregator.ingest import Ingest
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
-from aggregator.lock import exclusive
+from aggregator.lock import write_lock
 from aggregator.pipeline import RunResult, publish, report_outcomes
-from aggregator.store import Store
+from aggregator.store import open_store
 
 log = logging.getLogger("aggregator")
 
@@ -178,11 +178,11 @@ class Scheduler:
         """Read one source, then fold it into the store and write the feeds under the
         write lock. None when shutdown abandoned it before it could write."""
         config = self.config
-        with Store(config.store.path) as store:
+        with open_store(config.store) as store:
             states = FetchStates(store)
             outcomes = Ingest(config, states, self.sandbox, now).run([source])
             report_outcomes(outcomes)
-            with exclusive(config.store.lock_path, config.store.lock_timeout):
+            with write_lock(config.store):
                 with self._jobs:
                     if self._abandoned:
                         return None

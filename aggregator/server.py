@@ -66,9 +66,8 @@ from aggregator.schedule import SourceHealth
 from aggregator.site import outputs, render_search, site_from_config
 from aggregator.site.search import MAX_QUERY, RESULTS, SCAN, OutOfTime, Query, QueryError
 from aggregator.site.search import search as search_entries
-from aggregator.store import Store
-from aggregator.text import fold
-from aggregator.topics import term_pattern
+from aggregator.store import Store, StoreType, open_store
+from aggregator.topics import entry_text, term_pattern
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
 # What a browser gets for a feed, so that it runs feed.xsl (see the module's notes).
@@ -226,7 +225,7 @@ class Searches:
         self._pool = ThreadPoolExecutor(settings.search_workers, thread_name_prefix="search")
         self._local = threading.local()
 
-    async def run(self, work: Callable[[Store, float], T]) -> T:
+    async def run(self, work: Callable[[StoreType, float], T]) -> T:
         """``work(store, deadline)`` in the pool; :class:`Busy` when there is no room
         or no time. ``deadline`` is a :func:`time.monotonic` time."""
         if self.running >= self.room:
@@ -246,12 +245,12 @@ class Searches:
         if not future.cancelled():
             future.exception()  # retrieved, so a late failure is not logged as unhandled
 
-    def _call(self, work: Callable[[Store, float], T], deadline: float) -> T:
+    def _call(self, work: Callable[[StoreType, float], T], deadline: float) -> T:
         if time.monotonic() >= deadline:
             raise Busy("the search waited too long for its turn")
-        store: Store | None = getattr(self._local, "store", None)
+        store: StoreType | None = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = Store(self.store.path)
+            store = self._local.store = open_store(self.store)
         if isinstance(store, Store):
             # SQLite calls this every few thousand steps: past the deadline, the query
             # stops with "interrupted".
@@ -415,12 +414,12 @@ def create_app(
         want = [term_pattern(t) for t in wanted]
         avoid = [term_pattern(t) for t in unwanted]
 
-        def choose(store: Store, deadline: float) -> list[Entry]:
+        def choose(store: StoreType, deadline: float) -> list[Entry]:
             chosen: list[Entry] = []
             for entry in store.newest(SCAN_LIMIT, None if slug == "all" else slug):
                 if time.monotonic() >= deadline:
                     raise Busy("the search took too long")
-                text = fold(f"{entry.title}\n{entry.summary}")
+                text = entry_text(entry)  # the text topics see, built in one place
                 if all(p.search(text) for p in want) and not any(p.search(text) for p in avoid):
                     chosen.append(entry)
                     if len(chosen) == limit:
@@ -484,7 +483,7 @@ def create_app(
         if query is not None and query.patterns:
             chosen = query  # for the closure: mypy keeps the narrowing
 
-            def look(store: Store, deadline: float) -> list[Entry]:
+            def look(store: StoreType, deadline: float) -> list[Entry]:
                 return search_entries(store.newest(SCAN), chosen, RESULTS, deadline=deadline)
 
             try:
@@ -498,8 +497,8 @@ def create_app(
     def healthz(request: Request) -> Response:
         counts: Mapping[str, int] = {}
         by_source: Mapping[str, int] = {}
-        if config.store.path.exists():
-            with Store(config.store.path) as store:
+        if config.store.url or config.store.path.exists():
+            with open_store(config.store) as store:
                 counts = store.counts()
                 by_source = store.counts_by_source()
         sources = []
