@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +31,24 @@ class LockTimeout(AggregatorError):
 
 
 def _holder(fd: int) -> str:
+    """Who holds the lock, as its holder wrote it: `` (process 123, aggregator run, since
+    …)``; empty when the file says nothing readable."""
     try:
-        text = os.pread(fd, 32, 0).decode().strip()
+        pid, since, command = [*os.pread(fd, 600, 0).decode().split("\n"), "", ""][:3]
     except (OSError, UnicodeDecodeError):
         return ""
-    return f" (process {text})" if text.isdigit() else ""
+    if not pid.isdigit():
+        return ""
+    if not since:  # written by an older version: the pid alone
+        return f" (process {pid})"
+    return f" (process {pid}, {command or 'aggregator'}, since {since})"
+
+
+def _me() -> bytes:
+    """What a holder writes in the lock file: pid, since when, which command."""
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    command = " ".join(["aggregator", *sys.argv[1:]])[:400]
+    return f"{os.getpid()}\n{since}\n{command}\n".encode()
 
 
 @contextmanager
@@ -58,7 +73,7 @@ def exclusive(path: Path, wait: float, poll: float = 0.1) -> Iterator[None]:
                     ) from None
                 time.sleep(poll)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, _me(), 0)
         try:
             yield
         finally:

@@ -1,0 +1,48 @@
+"""The write lock's message names who holds it: process id, command and since when."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from aggregator.lock import LockTimeout, exclusive
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from aggregator.lock import exclusive
+with exclusive(Path(sys.argv[1]), 0):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_lock_timeout_names_the_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "store.sqlite3.lock"
+    before = datetime.now(UTC).replace(microsecond=0)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock), "serve", "--port", "8123"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(LockTimeout) as caught, exclusive(lock, wait=0.2):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    message = str(caught.value)
+    prefix = f"{lock}: another aggregator run or server is writing (process {holder.pid}, "
+    assert message.startswith(prefix + f"aggregator {lock} serve --port 8123, since ")
+    since = message.split(", since ", 1)[1].split(")", 1)[0]
+    assert before <= datetime.fromisoformat(since) <= datetime.now(UTC)
+    assert message.endswith("did not finish within 0.2 s; nothing was done, try again later")
+    with exclusive(lock, wait=5):  # the holder is gone: the kernel released its lock
+        pass
