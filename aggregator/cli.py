@@ -427,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aggregator.sources.commands import add_parser as add_sources_parser
 
     sources = add_sources_parser(commands)  # the sources group lives in aggregator.sources
+    from aggregator.store.commands import add_parser as add_store_parser
+
+    sources += add_store_parser(commands)  # and the store group in aggregator.store
     for command in (parse, run, explain, serve, *sources):
         # After the command too (`aggregator run -v`); unset there, the value from
         # before the command stands.

@@ -10,6 +10,7 @@ the server releases when the holder's connection ends, crash or not.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -91,13 +92,14 @@ def write_lock(settings: StoreSettings) -> AbstractContextManager[None]:
 
 
 @contextmanager
-def advisory(url: str, wait: float, poll: float = 0.1) -> Iterator[None]:
+def advisory(url: str, wait: float) -> Iterator[None]:
     """Hold the store's write lock on PostgreSQL, waiting at most ``wait`` seconds.
 
     On its own connection: the lock belongs to the session, so it outlives the
     store's transactions and ends with the connection (a worker that dies frees it).
-    Polled with ``pg_try_advisory_lock`` rather than a blocking ``pg_advisory_lock``,
-    so the wait is bounded without a statement timeout.
+    A blocking ``pg_advisory_lock`` under ``lock_timeout`` rather than polling
+    ``pg_try_advisory_lock``: PostgreSQL queues the waiters and hands the lock on the
+    moment it is released, which matters when many workers publish in turn.
     """
     import psycopg
 
@@ -105,26 +107,25 @@ def advisory(url: str, wait: float, poll: float = 0.1) -> Iterator[None]:
 
     db = connect(url, min(wait, 30.0) or 1.0)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            row = db.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK,)).fetchone()
-            if row is not None and row[0]:
-                break
-            if time.monotonic() >= deadline:
-                raise LockTimeout(
-                    f"{redact(url)}: another aggregator run or server is writing and did not "
-                    f"finish within {wait:g} s; nothing was done, try again later"
-                )
-            time.sleep(poll)
+        try:
+            # lock_timeout 0 would mean "wait for ever": the shortest wait is 1 ms.
+            db.execute(f"SET lock_timeout = {max(1, round(wait * 1000))}")
+            db.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        except psycopg.errors.LockNotAvailable:
+            raise LockTimeout(
+                f"{redact(url)}: another aggregator run or server is writing and did not "
+                f"finish within {wait:g} s; nothing was done, try again later"
+            ) from None
+        except psycopg.Error as error:
+            raise WriteError(
+                f"{redact(url)}: cannot take the write lock: {problem(error)}; "
+                "check the database and run again"
+            ) from error
         try:
             yield
         finally:
-            try:
+            # A connection that is gone has taken the lock with it.
+            with contextlib.suppress(psycopg.Error):
                 db.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
-            except psycopg.Error as error:  # the connection is gone: so is the lock
-                raise WriteError(
-                    f"{redact(url)}: lost the connection holding the write lock: "
-                    f"{problem(error)}; check the database and run again"
-                ) from error
     finally:
         db.close()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
 from aggregator.site import outputs, render_site_files, site_from_config
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
+from aggregator.store.leases import claim_sources, release_sources
 from aggregator.topics import Topic, topics_from_config
 
 log = logging.getLogger("aggregator")
@@ -141,6 +143,7 @@ def apply(
         # In the same transaction as the change itself: the files record the version
         # they show, so a crash between this commit and the last rename is caught up.
         store.set_meta("version", str(store_version(store) + 1))
+        store.set_meta("changed", now.isoformat())  # the files' Last-Modified, when shared
     return report, changed
 
 
@@ -212,7 +215,9 @@ def publish(
     else:
         written, unchanged = staged.install(), staged.unchanged
         with store.transaction():
-            store.set_meta("rendered", wanted)
+            store.set_meta(rendered_key(config, store), wanted)
+    if store.shared:
+        stamp_files(store, [*written, *unchanged])
     log.info(
         "%d new and %d updated entries; %d files written, %d unchanged",
         report.new,
@@ -230,7 +235,7 @@ def rendered_version(config: Config, store: StoreType) -> str:
 
 def is_current(config: Config, store: StoreType, wanted: str) -> bool:
     directory = config.feeds.directory
-    return store.meta("rendered") == wanted and all(
+    return store.meta(rendered_key(config, store)) == wanted and all(
         (directory / name).exists() for name in expected_files(config)
     )
 
@@ -252,12 +257,45 @@ def refresh(
         if lock_whole_run:
             stack.enter_context(write_lock(config.store))
         store = stack.enter_context(open_store(config.store))
+        # On a shared store, only the sources no other worker is reading (leases).
+        claimed = claim_sources(store, config, config.sources if sources is None else sources, now)
         states = FetchStates(store)
-        outcomes = Ingest(config, states, sandbox, now).run(sources)
+        outcomes = Ingest(config, states, sandbox, now).run(claimed)
         report_outcomes(outcomes)
         if not lock_whole_run:
             stack.enter_context(write_lock(config.store))
-        return publish(config, store, states, outcomes, now)
+        result = publish(config, store, states, outcomes, now)
+        release_sources(store, config, outcomes, now)
+        return result
+
+
+def catch_up(config: Config, now: datetime) -> RunResult | None:
+    """Render the files again if another worker changed the shared store since they
+    were rendered (None when they are current: no lock taken, nothing written)."""
+    with open_store(config.store) as store:
+        if is_current(config, store, rendered_version(config, store)):
+            return None
+        with write_lock(config.store):
+            return publish(config, store, FetchStates(store), (), now)
+
+
+def rendered_key(config: Config, store: StoreType) -> str:
+    """The meta key recording what this instance's files show: each instance behind a
+    load balancer has its own feeds directory, all sharing one store."""
+    if not store.shared:
+        return "rendered"
+    return f"rendered {socket.gethostname()} {config.feeds.directory.resolve()}"
+
+
+def stamp_files(store: StoreType, paths: Sequence[Path]) -> None:
+    """Give the files the time of the store's last change, so that every instance
+    serving them sends the same Last-Modified (their ETags follow their bytes)."""
+    changed = store.meta("changed")
+    if changed is None:
+        return
+    when = datetime.fromisoformat(changed).timestamp()
+    for path in paths:
+        os.utime(path, (when, when))
 
 
 def run(config: Config, now: datetime) -> RunResult:

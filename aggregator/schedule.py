@@ -42,12 +42,15 @@ from aggregator.ingest import Ingest
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
 from aggregator.lock import write_lock
-from aggregator.pipeline import RunResult, publish, report_outcomes
-from aggregator.store import open_store
+from aggregator.pipeline import RunResult, catch_up, publish, report_outcomes
+from aggregator.store import IngestReport, open_store
+from aggregator.store.leases import claim_sources, release_sources
 
 log = logging.getLogger("aggregator")
 
 Clock = Callable[[], datetime]
+# Seconds between looks at a shared store's change counter (another instance's writes).
+WATCH_SECONDS = 2.0
 
 
 def next_run(
@@ -136,7 +139,28 @@ class Scheduler:
         for source in self.config.sources:
             delay = self.interval(source) if first_in is None else first_in
             self._plan(source.name, now + delay + self._jitter())
+        if self.config.store.url:  # shared: serve what the other instances wrote too
+            self._scheduler.add_job(self._catch_up, "interval", seconds=WATCH_SECONDS)
         self._scheduler.start()
+
+    def _catch_up(self) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            result = catch_up(self.config, self.clock())
+        except AggregatorError as problem:
+            log.error("%s", problem)
+            return
+        if result is not None and result.written:
+            self.changed.set()
+
+    def _plan_when_due(self, name: str) -> None:
+        """Another worker holds the source, or read it lately: look again when it is
+        due, and not before a quarter of a lease from now (its holder may be reading)."""
+        with open_store(self.config.store) as store:
+            due = store.due(name)
+        soonest = self.clock() + timedelta(seconds=self.config.store.lease_seconds / 4)
+        self._plan(name, max(due or soonest, soonest) + self._jitter())
 
     def stop(self) -> None:
         """No job starts from now on; running ones have ``shutdown_grace`` seconds.
@@ -180,6 +204,8 @@ class Scheduler:
         config = self.config
         with open_store(config.store) as store:
             states = FetchStates(store)
+            if not claim_sources(store, config, [source], now):
+                return RunResult((), IngestReport(), (), ())  # another worker has it
             outcomes = Ingest(config, states, self.sandbox, now).run([source])
             report_outcomes(outcomes)
             with write_lock(config.store):
@@ -188,7 +214,9 @@ class Scheduler:
                         return None
                     self._writing += 1
                 try:
-                    return publish(config, store, states, outcomes, now)
+                    result = publish(config, store, states, outcomes, now)
+                    release_sources(store, config, outcomes, now)
+                    return result
                 finally:
                     with self._jobs:
                         self._writing -= 1
@@ -214,6 +242,9 @@ class Scheduler:
         try:
             result = self._refresh(source, now)
             if result is None:
+                return
+            if not result.outcomes:  # claimed by another worker (a shared store)
+                self._plan_when_due(name)
                 return
         except AggregatorError as problem:  # the lock, the store: this run's failure only
             error = str(problem)

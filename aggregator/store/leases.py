@@ -1,0 +1,59 @@
+"""Many workers, each source fetched once per interval: claims on a shared store.
+
+With PostgreSQL, every ``serve`` instance and cron ``run`` shares the sources. Before
+reading a source a worker claims it (:meth:`StoreType.claim`): only a source that is
+due and that no live lease holds can be claimed, and ``SELECT … FOR UPDATE SKIP LOCKED``
+gives it to one worker only. After the run the worker releases it with the time it is
+next due (its interval, or later when the source asked with Retry-After or max-age).
+A worker that dies keeps its claims until the lease ends (``[store] lease_seconds``);
+then the next worker whose schedule comes round reads them. On SQLite (one machine)
+nothing is claimed: the scheduler alone decides.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from aggregator.config import Config, SourceConfig
+from aggregator.ingest import Outcome
+from aggregator.store.protocol import StoreType
+
+# This process, as other workers see it in source_leases.holder.
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_sources(
+    store: StoreType, config: Config, sources: Sequence[SourceConfig], now: datetime
+) -> list[SourceConfig]:
+    """The sources this worker may read now (all of them on a store of its own)."""
+    if not store.shared:
+        return list(sources)
+    names = store.claim(
+        [s.name for s in sources],
+        holder=WORKER,
+        now=now,
+        lease_seconds=config.store.lease_seconds,
+    )
+    claimed = set(names)
+    return [s for s in sources if s.name in claimed]
+
+
+def next_due(config: Config, outcome: Outcome, now: datetime) -> datetime:
+    """When a source that was just read is due again: one interval on, or later if asked."""
+    minutes = outcome.source.interval_minutes or config.schedule.interval_minutes
+    due = now + timedelta(minutes=minutes)
+    if outcome.not_before is not None and outcome.not_before > due:
+        due = outcome.not_before
+    return due
+
+
+def release_sources(
+    store: StoreType, config: Config, outcomes: Sequence[Outcome], now: datetime
+) -> None:
+    """Give back the sources read in this run, each with when it is next due."""
+    if store.shared:
+        for outcome in outcomes:
+            store.release(outcome.source.name, holder=WORKER, due=next_due(config, outcome, now))

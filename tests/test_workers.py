@@ -1,0 +1,188 @@
+"""Many workers on one PostgreSQL store: three ``serve`` processes sharing the sources.
+
+Real parts only: a throw-away PostgreSQL, the local feed server (its request log is
+the witness of every fetch), and three ``aggregator serve`` processes on one database,
+each with its own feeds directory, as behind a load balancer. Scaled to run in well
+under a minute: 60 sources, a 9-second interval, 8-second leases (longer than a read
+waits for the write lock). Publishing is serialized by the write lock, about ten
+sources a second here: 300 sources would need an interval of a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aggregator.config import StoreSettings
+from aggregator.store import open_store
+from tests.feedserver import Server, serving
+from tests.pgcluster import Cluster
+from tests.test_serve import free_port
+
+SOURCES = 60
+SHARED = "Allies agree on a common plan"  # told by every source: one story
+
+
+def feed(number: int) -> bytes:
+    items = "".join(
+        f"<item><title>Story {number} {part}</title><guid>w{number}-{part}</guid>"
+        f"<pubDate>{day:02d} Jan 2026 10:00:00 GMT</pubDate>"
+        f"<description>About {number}.</description></item>"
+        for part, day in (("a", 1 + number % 28), ("b", 2 + number % 27))
+    )
+    shared = f"<item><title>{SHARED}</title><pubDate>30 Jan 2026 09:00:00 GMT</pubDate></item>"
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>w{number}</title>'
+        f"<link>https://example.org/{number}</link><description>d</description>"
+        f"{items}{shared}</channel></rss>"
+    ).encode()
+
+
+def write_config(directory: Path, server: Server) -> Path:
+    lines = [
+        "[feeds]",
+        'directory = "feeds"',
+        'base_url = "https://news.example/feeds/"',  # the load balancer's address
+        "[store]",
+        "lease_seconds = 8",
+        "lock_timeout = 60",
+        "[schedule]",
+        "interval_minutes = 0.15",
+        "jitter_seconds = 1",
+        "max_backoff_minutes = 1",
+    ]
+    for number in range(SOURCES):
+        path = f"w{number:03d}.xml"
+        server.overrides[path] = feed(number)
+        lines += ["[[sources]]", f'name = "w{number:03d}"', f'url = "{server.base}/feeds/{path}"']
+    config = directory / "config.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds} s")
+        time.sleep(0.1)
+
+
+class TimedLog(list[tuple[str, str, str | None]]):
+    """The feed server's request log, also noting when each request came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, request: tuple[str, str, str | None]) -> None:
+        self.times.append(time.monotonic())
+        super().append(request)
+
+
+@pytest.fixture
+def feeds() -> Iterator[Server]:
+    with serving() as server:  # its own server: a request log of this test's fetches only
+        server.log = TimedLog()
+        yield server
+
+
+def test_three_instances_share_the_sources_and_serve_the_same_feeds(
+    tmp_path: Path, postgres: Cluster, feeds: Server
+) -> None:
+    url = postgres.new_database()
+    env = {**os.environ, "AGGREGATOR_STORE_URL": url, "PYTHONUNBUFFERED": "1"}
+    instances: list[tuple[subprocess.Popen[str], str]] = []
+    for number in range(3):
+        directory = tmp_path / f"instance{number}"
+        directory.mkdir()
+        config = write_config(directory, feeds)
+        port = free_port()
+        with (directory / "serve.log").open("w") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "aggregator",
+                    "--config",
+                    str(config),
+                    "serve",
+                    "--port",
+                    str(port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        instances.append((process, f"http://127.0.0.1:{port}"))
+    try:
+
+        def hits() -> Counter[str]:
+            return Counter(p for _, p, _ in list(feeds.log) if p.startswith("/feeds/w"))
+
+        def up(base: str) -> bool:
+            try:
+                return httpx.get(f"{base}/feeds/all.rss", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(lambda: all(up(base) for _, base in instances), 40, "three instances up")
+        # Round 1: every source read once, by whichever instance claimed it first.
+        assert set(hits().values()) == {1} and len(hits()) == SOURCES
+
+        # Round 2, one interval on: each source read once more, by one instance.
+        wait_for(lambda: min(hits().values()) >= 2, 30, "every source read again")
+        log = feeds.log
+        assert isinstance(log, TimedLog)
+        last: dict[str, float] = {}
+        for (_, path, _), when in zip(list(log), list(log.times), strict=False):
+            if path.startswith("/feeds/w"):
+                # Never read twice within one interval (9 s), whichever instance read it.
+                assert when - last.get(path, -100.0) >= 9.0, path
+                last[path] = when
+
+        # Round 3: one instance is killed as it starts reading; the others take over its
+        # sources when their leases end.
+        wait_for(lambda: sum(hits().values()) > 2 * SOURCES + 5, 30, "round 3 under way")
+        victim, _ = instances.pop()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        wait_for(lambda: min(hits().values()) >= 3, 30, "the victim's sources read by the others")
+
+        # Nothing lost, each story once, and every instance serves the same bytes.
+        with open_store(StoreSettings(path=tmp_path / "unused", url=url)) as store:
+            assert store.counts()["all"] == 2 * SOURCES + 1
+            assert set(store.counts_by_source().values()) == {3}
+            [shared] = store.find(SHARED)
+            assert len(shared.sources) == SOURCES
+
+        def same_everywhere() -> bool:
+            for name in ("all.rss", "all.atom", "all.json", "index.html"):
+                seen = set()
+                for _, base in instances:
+                    answer = httpx.get(f"{base}/feeds/{name}", timeout=5)
+                    headers = answer.headers
+                    seen.add((answer.content, headers["etag"], headers["last-modified"]))
+                if len(seen) != 1:
+                    return False
+            return True
+
+        wait_for(same_everywhere, 10, "identical bytes, ETags and Last-Modified")
+        body = httpx.get(f"{instances[0][1]}/feeds/all.rss", timeout=5).text
+        assert body.count(f"<title>{SHARED}</title>") == 1
+    finally:
+        for process, _ in instances:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process, _ in instances:
+            process.wait(timeout=30)
