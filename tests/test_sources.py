@@ -16,6 +16,7 @@ from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
 from aggregator.sources.opml import MAX_FEEDS, export_opml, read_opml
 from tests.conftest import ROOT
 from tests.feedserver import Server, serving
+from tests.pgcluster import Cluster
 
 OPML = Path(__file__).parent / "data" / "opml"
 
@@ -438,3 +439,21 @@ def test_list_shows_each_source_from_the_store(
     text = capsys.readouterr().out
     assert "Broken  (feed: " in text and "    last error: HTTP 404 Not Found" in text
     assert "[disabled]" in text
+
+
+def test_list_reads_a_postgresql_store(
+    project: Path,
+    postgres: Cluster,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_STORE_URL", postgres.new_database())
+    config = project / "config.toml"
+    assert main(["--config", str(config), "run"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "sources", "list", "--json"]) == 0
+    found = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
+    assert found["NATO news feed"]["entries"] == 3
+    assert found["NATO news feed"]["last_success"] is not None
+    assert found["NATO: deterrence and defence"]["entries"] > 0
+    assert not (project / "state" / "aggregator.sqlite3").exists()

@@ -14,13 +14,11 @@ jitter and its backoff after failures live in the running server only
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from aggregator.config import Config, SourceConfig
+from aggregator.config import Config, SourceConfig, StoreSettings
 from aggregator.live.state import SourceState
 
 
@@ -63,24 +61,22 @@ def _kind(source: SourceConfig) -> str:
     return "feed" if source.url is not None else "file"
 
 
-def _read_store(path: Path, urls: list[str]) -> tuple[dict[str, Any], dict[str, SourceState]]:
-    """Sightings by source and fetch states by URL, from a store opened read-only."""
-    from aggregator.store import Store
+def _read_store(
+    settings: StoreSettings, urls: list[str]
+) -> tuple[dict[str, Any], dict[str, SourceState]]:
+    """Sightings by source and fetch states by URL, from the store opened to read only."""
+    from aggregator.store import open_store_to_read
 
-    if not path.exists():
+    store = open_store_to_read(settings)
+    if store is None:
         return {}, {}
-    store = Store.__new__(Store)  # no migrations, no WAL switch: a read-only connection
-    store.path = path
-    store.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
+    with store:
         summary = store.source_summary()
         states = {}
         for url in urls:
             data = store.fetch_state(url)
             if data is not None:
                 states[url] = SourceState.from_json(data)
-    finally:
-        store.close()
     return summary, states
 
 
@@ -91,7 +87,7 @@ def source_statuses(config: Config, now: datetime) -> list[SourceStatus]:
         key=lambda s: int(s.key.removeprefix("sources[").rstrip("]")),
     )
     urls = [s.url for s in sources if s.url is not None]
-    summary, states = _read_store(config.store.path, urls)
+    summary, states = _read_store(config.store, urls)
     found = []
     for source in sources:
         entries, contributed, last_seen = summary.get(source.name, (0, 0, None))

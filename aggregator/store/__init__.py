@@ -28,6 +28,7 @@ __all__ = [
     "StoreError",
     "StoreType",
     "open_store",
+    "open_store_to_read",
     "retention_cutoff",
     "sort_key",
 ]
@@ -40,3 +41,12 @@ def open_store(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType:
 
         return PostgresStore(settings.url, timeout=timeout)
     return Store(settings.path, timeout=timeout)
+
+
+def open_store_to_read(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType | None:
+    """The store, for reading only; None when the SQLite file does not exist yet."""
+    if settings.url:
+        return open_store(settings, timeout=timeout)
+    if not settings.path.exists():
+        return None
+    return Store.read_only(settings.path, timeout=timeout)

@@ -44,6 +44,24 @@ class Store(SQLStore):
         except OSError as error:
             raise StoreError(f"{path}: cannot open the store: {os_advice(error)}") from error
 
+    @classmethod
+    def read_only(cls, path: Path, *, timeout: float = 30.0) -> Store:
+        """An existing store file opened for reading only: no migration, nothing created.
+
+        For commands that only report (``aggregator sources list``); raises StoreError
+        when the file is missing or unreadable.
+        """
+        store = cls.__new__(cls)
+        store.path = path
+        try:
+            store.db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout
+            )
+            store.db.execute("SELECT 1 FROM meta LIMIT 1")
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: cannot read the store: {_advice(error)}") from error
+        return store
+
     @property
     def where(self) -> str:
         return str(self.path)
