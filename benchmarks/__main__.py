@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import serving_load
+from benchmarks import postgres, serving_load
 from benchmarks.workloads import listing_snapshot, many_items_feed, write_config, write_feeds
 
 PYTHON = sys.executable
@@ -447,6 +447,8 @@ CASES: dict[str, Callable[[Context], list[Figure]]] = {
     "snapshot": case_snapshot,
     # Plain-GET latency under searches, and a cron run's lock wait beside serve.
     "serving_load": lambda ctx: serving_load.measure(ctx.work, ctx.quick, Figure),
+    # Ingest by 1, 2 and 3 concurrent runs on one PostgreSQL store, beside SQLite.
+    "workers": lambda ctx: postgres.measure(ctx.work, ctx.repeat, Figure),
 }
 
 
