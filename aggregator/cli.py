@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aggregator.pipeline import run
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
-    result = run(config, now=datetime.now(UTC))
+    result = run(config, now=datetime.now(UTC), force=args.force)
     if result.failures:
         log.error(
             "%d of %d sources failed; the feeds were written from the others",
@@ -367,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
         + outputs.describe(),
         epilog=RUN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="ask every live source now, even one whose last answer is still fresh "
+        "(Cache-Control max-age, Expires, RSS <ttl>) or that asked to wait (Retry-After)",
     )
     run.set_defaults(handler=cmd_run)
 

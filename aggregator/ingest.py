@@ -4,6 +4,12 @@ Live feeds are fetched concurrently (a bounded number at once) and parsed in
 the sandbox; a source that fails is reported and never stops the others, and
 the store keeps every entry it gave before, so a story is not lost because
 its source had a bad day.
+
+Work follows what is new. A source whose last answer is still fresh (Cache-Control
+max-age, Expires, RSS ``<ttl>``) or that asked us to wait (Retry-After) is not asked
+at all, unless the run is forced; one that answers 304 is not parsed; and of a feed
+that changed, the items that are the same as in its last read (by digest, see
+:func:`aggregator.live.feedparse.item_digest`) are not cleaned, merged or written.
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
-from aggregator.live.fetch import Fetcher, FetchError, Limits, Validators
+from aggregator.live.fetch import Fetched, Fetcher, FetchError, Limits, Validators
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates, SourceState
 from aggregator.localfile import read_local
 from aggregator.model import SourceEntry
-from aggregator.source import parse_source, read_feed
+from aggregator.source import parse_source
+
+if TYPE_CHECKING:  # feedparser is slow to import: a run that parses nothing never does
+    from aggregator.live.feedparse import FeedDocument
 
 log = logging.getLogger("aggregator")
 
@@ -38,6 +48,8 @@ class Outcome:
     # The earliest time the source asked to be fetched again (Retry-After,
     # Cache-Control max-age, RSS <ttl>); None when it asked nothing.
     not_before: datetime | None = None
+    # Items the source showed as in its last read, and so not in ``entries``.
+    unchanged: int = 0
 
 
 def read_file(
@@ -70,11 +82,29 @@ def read_file(
 class Ingest:
     """One pass over the sources of a config."""
 
-    def __init__(self, config: Config, state: FetchStates, sandbox: Sandbox, now: datetime) -> None:
+    def __init__(
+        self,
+        config: Config,
+        state: FetchStates,
+        sandbox: Sandbox,
+        now: datetime,
+        *,
+        skip_fresh: bool = False,
+        force: bool = False,
+    ) -> None:
         self.config = config
         self.state = state
         self.sandbox = sandbox
         self.now = now
+        # A cron run skips sources whose last answer is still fresh; serve's schedule
+        # plans around the same floors itself (Outcome.not_before).
+        self.skip_fresh = skip_fresh
+        # Ask every live source, however fresh, even one that asked us to wait
+        # (``aggregator run --force``).
+        self.force = force
+        self._pruned: datetime | None = None
+        if state.store is not None and (pruned := state.store.meta("pruned")):
+            self._pruned = datetime.fromisoformat(pruned)
 
     def run(self, sources: Sequence[SourceConfig] | None = None) -> list[Outcome]:
         """Read ``sources`` (default: all of the config's) concurrently."""
@@ -124,11 +154,20 @@ class Ingest:
                 f"remove {source.key} from the config",
             )
             return Outcome(source, (), error)
-        if state.retry_not_before is not None and self.now < state.retry_not_before:
+        if (
+            not self.force
+            and state.retry_not_before is not None
+            and self.now < state.retry_not_before
+        ):
             until = state.retry_not_before.isoformat()
             note = f"not fetched: the server asked us to wait until {until}"
             log.info("%s: %s", source.name, note)
             return Outcome(source, (), note=note, not_before=state.retry_not_before)
+        fresh_until = state.fresh_until
+        if self.skip_fresh and not self.force and fresh_until and self.now < fresh_until:
+            # What ``serve``'s schedule honours as a floor, a cron run honours too.
+            note = f"fresh until {fresh_until.isoformat()}; not asked"
+            return Outcome(source, (), note=note, not_modified=True, not_before=fresh_until)
         try:
             fetched = await fetcher.fetch(
                 url, name=source.name, validators=state.validators, now=self.now
@@ -163,21 +202,20 @@ class Ingest:
             self.now + timedelta(seconds=fetched.max_age) if fetched.max_age is not None else None
         )
         if fetched.not_modified:
-            self.state.put(key, state)
+            # A 304 renews the freshness its headers give (RFC 9111 §4.3.4); the <ttl>
+            # of the body we hold is not known here, so without headers: none.
+            self.state.put(key, replace(state, fresh_until=max_age))
             return Outcome(source, (), note="not modified", not_modified=True, not_before=max_age)
+        unchanged = 0
         try:
             if source.kind in (None, "feed"):
                 document = await asyncio.to_thread(
-                    read_feed,
-                    fetched.body,
-                    url=fetched.url,
-                    name=source.name,
-                    sandbox=self.sandbox,
-                    content_type=fetched.content_type,
-                    max_entries=self.config.fetch.max_entries_per_feed,
+                    self._read_feed, fetched.body, fetched, source.name, self._known(state)
                 )
                 entries = list(document.entries)
                 ttl = document.ttl_minutes
+                unchanged = document.unchanged
+                state = replace(state, seen=document.digests, seen_at=self.now)
             else:  # a saved-page layout served over HTTP
                 entries = await asyncio.to_thread(
                     parse_source, fetched.body, url=fetched.url, kind=source.kind, name=source.name
@@ -187,11 +225,34 @@ class Ingest:
             # Keep the old validators: the next run must fetch the body again.
             self.state.put(key, replace(self._failed(self.state.get(key), error), url=state.url))
             return Outcome(source, (), error)
-        self.state.put(key, state)
         floors = [max_age, None if ttl is None else self.now + timedelta(minutes=ttl)]
-        return Outcome(
-            source, tuple(entries), not_before=max((f for f in floors if f), default=None)
+        fresh_until = max((f for f in floors if f), default=None)
+        self.state.put(key, replace(state, fresh_until=fresh_until))
+        return Outcome(source, tuple(entries), not_before=fresh_until, unchanged=unchanged)
+
+    def _known(self, state: SourceState) -> frozenset[str]:
+        """The digests of the items of the source's last read, when the store still
+        holds what they became: not when retention forgot entries since that read."""
+        if not state.seen or state.seen_at is None:
+            return frozenset()
+        if self._pruned is not None and state.seen_at <= self._pruned:
+            return frozenset()
+        return frozenset(state.seen)
+
+    def _read_feed(
+        self, body: bytes, fetched: Fetched, name: str, known: frozenset[str]
+    ) -> FeedDocument:
+        document = self.sandbox.parse(
+            body,
+            url=fetched.url,
+            name=name,
+            content_type=fetched.content_type,
+            max_entries=self.config.fetch.max_entries_per_feed,
+            known=known,
         )
+        for warning in document.warnings:
+            log.warning("%s (%s): %s", name, fetched.url, warning)
+        return document
 
     def _failed(self, state: SourceState, error: SourceError) -> SourceState:
         if isinstance(error, FetchError):

@@ -125,7 +125,9 @@ def apply(
         items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
     )
     for outcome in outcomes:
-        if outcome.not_modified:
+        # What a source still shows (a 304, a fresh answer not asked again, items read
+        # unchanged) stays current; last_seen only matters to retention, so only then.
+        if (outcome.not_modified or outcome.unchanged) and config.store.retention_days > 0:
             store.touch_source(outcome.source.name, now)
     rejudged = store.meta("topics") != fingerprint
     if rejudged:
@@ -138,6 +140,7 @@ def apply(
     cutoff = retention_cutoff(now, config.store.retention_days)
     if cutoff is not None and (forgotten := store.prune(cutoff)):
         log.info("forgot %d entries unseen since %s", forgotten, cutoff.date())
+        store.set_meta("pruned", now.isoformat())  # item digests read before: void
     changed = bool(touched or rejudged or forgotten)
     if changed:
         # In the same transaction as the change itself: the files record the version
@@ -247,11 +250,13 @@ def refresh(
     sources: Sequence[SourceConfig] | None = None,
     *,
     lock_whole_run: bool = True,
+    force: bool = False,
 ) -> RunResult:
     """Read ``sources`` (default: all), fold them into the store, rewrite the feeds.
 
     The write lock is held for the whole run (a cron run), or only while the
     store and the files are written (the server, whose sources each have a job).
+    ``force`` asks every live source, even one whose last answer is still fresh.
     """
     with ExitStack() as stack:
         if lock_whole_run:
@@ -260,7 +265,7 @@ def refresh(
         # On a shared store, only the sources no other worker is reading (leases).
         claimed = claim_sources(store, config, config.sources if sources is None else sources, now)
         states = FetchStates(store)
-        outcomes = Ingest(config, states, sandbox, now).run(claimed)
+        outcomes = Ingest(config, states, sandbox, now, skip_fresh=True, force=force).run(claimed)
         report_outcomes(outcomes)
         if not lock_whole_run:
             stack.enter_context(write_lock(config.store))
@@ -298,7 +303,8 @@ def stamp_files(store: StoreType, paths: Sequence[Path]) -> None:
         os.utime(path, (when, when))
 
 
-def run(config: Config, now: datetime) -> RunResult:
-    """Regenerate every feed from every source: one cron run."""
+def run(config: Config, now: datetime, *, force: bool = False) -> RunResult:
+    """Regenerate every feed from every source: one cron run (``force``: ask every
+    live source, however fresh its last answer)."""
     with make_sandbox(config) as sandbox:
-        return refresh(config, sandbox, now)
+        return refresh(config, sandbox, now, force=force)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aggregator.live.fetch import Fetched, Fetcher, FetchError, Limits, Validators
+from aggregator.live.fetch import Fetched, Fetcher, FetchError, Limits, Validators, freshness
 from tests.feedserver import FEEDS, Server
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -131,3 +131,29 @@ def test_user_agent_names_the_project(feedserver: Server) -> None:
 
     asyncio.run(go())
     assert seen == [f"aggregator/{__version__} (feed republisher)"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        pytest.param({"cache-control": "public, max-age=600"}, 600, id="max-age"),
+        pytest.param(
+            {"cache-control": "max-age=60", "expires": "Mon, 23 Nov 2026 14:00:00 GMT"},
+            60,
+            id="max-age wins over Expires (RFC 9111 4.2.1)",
+        ),
+        pytest.param(
+            {"expires": "Mon, 23 Nov 2026 12:30:00 GMT", "date": "Mon, 23 Nov 2026 12:10:00 GMT"},
+            1200,
+            id="Expires minus Date",
+        ),
+        pytest.param({"expires": "Mon, 23 Nov 2026 12:05:00 GMT"}, 300, id="Expires minus now"),
+        pytest.param({"expires": "0"}, None, id="invalid Expires: stale"),
+        pytest.param({"expires": "Mon, 23 Nov 2026 11:00:00 GMT"}, None, id="Expires past"),
+        pytest.param({"cache-control": "no-cache, max-age=600"}, None, id="no-cache"),
+        pytest.param({"cache-control": "max-age=99999999"}, 7 * 86400, id="capped at a week"),
+        pytest.param({}, None, id="nothing said"),
+    ],
+)
+def test_freshness_lifetime(headers: dict[str, str], seconds: int | None) -> None:
+    assert freshness(headers, NOW) == seconds

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,11 +22,13 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 class CountingSandbox(Sandbox):
-    """The real sandbox, counting the documents it is asked to parse."""
+    """The real sandbox, counting the documents it is asked to parse and keeping what
+    came back."""
 
     def __init__(self) -> None:
         super().__init__(workers=1, timeout=20)
         self.parsed: list[str] = []
+        self.documents: list[FeedDocument] = []
 
     def parse(
         self,
@@ -36,11 +38,19 @@ class CountingSandbox(Sandbox):
         name: str,
         content_type: str | None = None,
         max_entries: int = 1000,
+        known: frozenset[str] = frozenset(),
     ) -> FeedDocument:
         self.parsed.append(url)
-        return super().parse(
-            data, url=url, name=name, content_type=content_type, max_entries=max_entries
+        document = super().parse(
+            data,
+            url=url,
+            name=name,
+            content_type=content_type,
+            max_entries=max_entries,
+            known=known,
         )
+        self.documents.append(document)
+        return document
 
 
 @pytest.fixture
@@ -50,15 +60,24 @@ def sandbox() -> Iterator[CountingSandbox]:
 
 
 def ingest(
-    tmp_path: Path, urls: dict[str, str], sandbox: Sandbox, now: datetime = NOW
+    tmp_path: Path,
+    urls: dict[str, str],
+    sandbox: Sandbox,
+    now: datetime = NOW,
+    *,
+    force: bool = False,
+    statements: list[str] | None = None,
 ) -> dict[str, Outcome]:
+    """One ingest pass and its apply; ``statements`` collects the SQL the store ran."""
     sources = "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n\n' for n, u in urls.items())
     config_path = tmp_path / "config.toml"
     config_path.write_text(f"[fetch]\ndeadline = 2\nread_timeout = 1\n\n{sources}", "utf-8")
     config = load_config(config_path)
     with Store(config.store.path) as store:
+        if statements is not None:
+            store.db.set_trace_callback(statements.append)
         states = FetchStates(store)
-        outcomes = Ingest(config, states, sandbox, now).run()
+        outcomes = Ingest(config, states, sandbox, now, skip_fresh=True, force=force).run()
         with store.transaction():
             apply(config, store, states, outcomes, now)
     return {o.source.name: o for o in outcomes}
@@ -77,7 +96,8 @@ def test_second_run_gets_304_and_parses_nothing(
     assert first.error is None
     assert len(first.entries) == 3
     assert len(sandbox.parsed) == 1
-    second = ingest(tmp_path, urls, sandbox)["nato"]
+    # After its <ttl> of 60 minutes: asked again, and answered 304.
+    second = ingest(tmp_path, urls, sandbox, NOW + timedelta(minutes=61))["nato"]
     assert second.note == "not modified"
     assert second.entries == ()
     assert len(sandbox.parsed) == 1
@@ -194,3 +214,134 @@ def test_every_fixture_feed_over_http(
     )
     assert [e.title for e in outcome.entries] == [e["title"] for e in expected]
     assert stored_titles(tmp_path) == {e["title"] for e in expected}
+
+
+# -- Freshness: a source is not asked before its last answer goes stale -----------------
+
+
+def test_a_fresh_source_is_not_asked_until_its_ttl_ends(
+    tmp_path: Path, feedserver: Server, sandbox: CountingSandbox
+) -> None:
+    """rss20.xml says <ttl>60</ttl>: for an hour, the source is not asked at all."""
+    urls = {"nato": f"{feedserver.base}/feeds/rss20.xml"}
+    ingest(tmp_path, urls, sandbox)
+    hits = feedserver.hits("/feeds/rss20.xml")
+    fresh = ingest(tmp_path, urls, sandbox, NOW + timedelta(minutes=30))["nato"]
+    assert fresh.error is None and fresh.entries == ()
+    assert fresh.note is not None and fresh.note.startswith("fresh until 2026-11-23T13:00:00")
+    assert fresh.not_before == NOW + timedelta(minutes=60)
+    assert feedserver.hits("/feeds/rss20.xml") == hits
+    forced = ingest(tmp_path, urls, sandbox, NOW + timedelta(minutes=31), force=True)["nato"]
+    assert forced.not_modified and forced.note == "not modified"
+    assert feedserver.hits("/feeds/rss20.xml") == hits + 1
+    ingest(tmp_path, urls, sandbox, NOW + timedelta(minutes=61))
+    assert feedserver.hits("/feeds/rss20.xml") == hits + 2
+
+
+def test_force_asks_a_source_that_asked_to_wait(
+    tmp_path: Path, feedserver: Server, sandbox: Sandbox
+) -> None:
+    urls = {"busy": f"{feedserver.base}/status/429"}
+    ingest(tmp_path, urls, sandbox)
+    hits = feedserver.hits("/status/429")
+    ingest(tmp_path, urls, sandbox, NOW + timedelta(seconds=60), force=True)
+    assert feedserver.hits("/status/429") == hits + 1
+
+
+# -- The steady state: items read unchanged cost nothing ----------------------------------
+
+
+def rss(items: list[tuple[str, str]]) -> bytes:
+    """An RSS 2.0 feed of (guid, description) items, titled by guid, dated by position."""
+    body = "".join(
+        f"<item><title>Story {guid}</title><link>https://example.org/{guid}</link>"
+        f'<guid isPermaLink="false">{guid}</guid>'
+        f"<pubDate>Mon, {index + 1:02d} Nov 2026 09:00:00 GMT</pubDate>"
+        f"<description>&lt;p&gt;{text}&lt;/p&gt;</description></item>"
+        for index, (guid, text) in enumerate(items)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        f"<link>https://example.org/</link><description>D</description>{body}</channel></rss>"
+    ).encode()
+
+
+def atom(items: list[tuple[str, str]]) -> bytes:
+    """The same as Atom 1.0, which goes through feedparser rather than the fast path."""
+    body = "".join(
+        f"<entry><title>Story {guid}</title><link href='https://example.org/{guid}'/>"
+        f"<id>urn:x:{guid}</id><updated>2026-11-{index + 1:02d}T09:00:00Z</updated>"
+        f"<summary type='html'>&lt;p&gt;{text}&lt;/p&gt;</summary></entry>"
+        for index, (guid, text) in enumerate(items)
+    )
+    return (
+        "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>T</title>"
+        f"<id>urn:x:feed</id><updated>2026-11-20T09:00:00Z</updated>{body}</feed>"
+    ).encode()
+
+
+def stored(tmp_path: Path) -> dict[str, tuple[str, str | None, datetime]]:
+    """Title → (summary, content, last_seen) of every stored entry."""
+    with Store(tmp_path / "state" / "aggregator.sqlite3") as store:
+        return {e.title: (e.summary, e.content_html, e.last_seen) for e in store.newest(1000)}
+
+
+@pytest.mark.parametrize("build", [rss, atom], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])
+def test_items_read_unchanged_are_not_cleaned_merged_or_written(
+    tmp_path: Path,
+    feedserver: Server,
+    sandbox: CountingSandbox,
+    build: Callable[[list[tuple[str, str]]], bytes],
+) -> None:
+    items = [(f"a{i}", f"text {i}") for i in range(5)]
+    name = f"steady-{build.__name__}.xml"
+    urls = {"steady": f"{feedserver.base}/feeds/{name}"}
+    feedserver.overrides[name] = build(items)
+    try:
+        first = ingest(tmp_path, urls, sandbox)["steady"]
+        assert len(first.entries) == 5 and first.unchanged == 0
+        before = stored(tmp_path)
+        # One item more, and one item's text changed: only those two are read.
+        items[2] = ("a2", "text 2, corrected")
+        feedserver.overrides[name] = build([*items, ("a5", "text 5")])
+        statements: list[str] = []
+        later = NOW + timedelta(hours=1)
+        second = ingest(tmp_path, urls, sandbox, later, statements=statements)["steady"]
+    finally:
+        del feedserver.overrides[name]
+    assert second.error is None
+    assert sorted(e.title for e in second.entries) == ["Story a2", "Story a5"]
+    assert second.unchanged == 4
+    assert sandbox.documents[-1].unchanged == 4 and len(sandbox.documents[-1].digests) == 6
+    after = stored(tmp_path)
+    # The four unchanged stories keep every value, last_seen included (no retention).
+    for title in ("Story a0", "Story a1", "Story a3", "Story a4"):
+        assert after[title] == before[title]
+    # The changed one is updated, the new one added.
+    assert after["Story a2"][0] == "text 2, corrected"
+    assert after["Story a2"][2] == later
+    assert after["Story a5"][0] == "text 5"
+    # And the store wrote nothing about the others: one row of entries and one of
+    # sightings for each of the two stories read, no UPDATE by source.
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert len([s for s in writes if s.startswith(("INSERT INTO entries", "UPDATE entries"))]) == 2
+    assert len([s for s in writes if s.startswith("INSERT INTO sightings")]) == 2
+    assert not [s for s in writes if "WHERE source =" in s]
+
+
+def test_digests_are_void_after_retention_forgot_entries(
+    tmp_path: Path, feedserver: Server, sandbox: CountingSandbox
+) -> None:
+    """Entries forgotten by retention are read again, not skipped as already stored."""
+    name = "forgotten.xml"
+    urls = {"old": f"{feedserver.base}/feeds/{name}"}
+    feedserver.overrides[name] = rss([("b0", "zero"), ("b1", "one")])
+    try:
+        ingest(tmp_path, urls, sandbox)
+        with Store(tmp_path / "state" / "aggregator.sqlite3") as store, store.transaction():
+            store.set_meta("pruned", (NOW + timedelta(minutes=1)).isoformat())
+        feedserver.overrides[name] = rss([("b0", "zero"), ("b1", "one"), ("b2", "two")])
+        again = ingest(tmp_path, urls, sandbox, NOW + timedelta(hours=1))["old"]
+    finally:
+        del feedserver.overrides[name]
+    assert again.unchanged == 0 and len(again.entries) == 3

@@ -13,9 +13,11 @@ is skipped with a warning; it never costs the others.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -42,6 +44,28 @@ class FeedDocument:
     entries: tuple[SourceEntry, ...]
     warnings: tuple[str, ...] = ()
     ttl_minutes: int | None = None
+    # The digest of every item read (see item_digest), for the next read to skip the
+    # ones it already knows; and how many this read skipped (they are not in entries).
+    # Not part of what the document says: equal documents may differ in them.
+    digests: tuple[str, ...] = field(default=(), compare=False)
+    unchanged: int = field(default=0, compare=False)
+
+
+# Bumped whenever what an item becomes changes (cleaning, dates, the entry model), so
+# that digests stored by an older version no longer match and every item is read again.
+DIGEST_VERSION = "1"
+
+
+def item_digest(item: Any, salt: str) -> str:
+    """A short fingerprint of everything a parsed item says (feedparser's dict or the
+    fast path's), salted with where it came from: equal digests, equal entries.
+
+    Hashing the raw item costs a few microseconds; cleaning it costs a hundred.
+    """
+    text = json.dumps(item, sort_keys=True, default=str, ensure_ascii=False)
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12)
+    digest.update(salt.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _date(raw: str | None, parsed: Any) -> Published | None:
@@ -147,12 +171,15 @@ def parse_feed(
     content_type: str | None = None,
     fast: bool = True,
     max_entries: int = MAX_ENTRIES,
+    known: frozenset[str] = frozenset(),
 ) -> FeedDocument:
     """Read an RSS or Atom document. Raises SourceError when it holds no feed.
 
     Of a document with more than ``max_entries`` items, only the newest (by date,
     then document order) are read, with a warning (see :mod:`newest`).
     ``fast=False`` sends every document to feedparser (see :func:`fast_rss`).
+    An item whose digest is in ``known`` (the source's last read) is not cleaned and
+    not returned: it is counted in ``unchanged``; every item's digest is returned.
     """
     source = name or url
     defused = defuse(data)
@@ -197,8 +224,16 @@ def parse_feed(
     if problem is not None:
         warnings.append(f"feed is not well-formed ({_describe(problem)}); read what it holds")
     entries = []
+    digests: list[str] = []
+    unchanged = 0
     base = parsed.feed.get("link") if not url.startswith(("http://", "https://")) else url
+    salt = f"{DIGEST_VERSION}\0{source}\0{url}\0{base}"
     for index, item in enumerate(parsed.entries, start=1):
+        digest = item_digest(item, salt)
+        if digest in known:  # the same item as last time: nothing to clean or store
+            unchanged += 1
+            digests.append(digest)
+            continue
         try:
             entry = _entry(item, base=base or url, name=source, location=url)
         except Exception as error:  # one bad entry is skipped, never the feed
@@ -208,7 +243,8 @@ def parse_feed(
             warnings.append(f"entry {index} skipped: no title and no text")
             continue
         entries.append(entry)
-    if problem is not None and not entries:
+        digests.append(digest)
+    if problem is not None and not entries and not unchanged:
         raise SourceError(
             source, url, f"broken feed with no readable entries: {_describe(problem)}"
         )
@@ -225,6 +261,8 @@ def parse_feed(
         entries=tuple(entries),
         warnings=tuple(warnings),
         ttl_minutes=_ttl(parsed.feed),
+        digests=tuple(digests),
+        unchanged=unchanged,
     )
 
 

@@ -60,7 +60,9 @@ class Fetched:
     content_type: str | None = None
     validators: Validators = field(default_factory=Validators)
     moved_to: str | None = None  # set when every redirect on the way was permanent
-    max_age: int | None = None  # Cache-Control max-age, in seconds
+    # Seconds the answer stays fresh (Cache-Control max-age, else Expires; RFC 9111
+    # §4.2.1); None when the server said nothing (or no-cache / no-store).
+    max_age: int | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -100,9 +102,42 @@ def retry_after(value: str | None, now: datetime) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+# The longest a server's freshness is believed: a wrong Expires far in the future must
+# not silence a feed for months.
+MAX_FRESH = 7 * 86400
+
+
 def max_age(cache_control: str | None) -> int | None:
     match = re.search(r"(?:^|[,\s])max-age=\"?(\d+)", cache_control or "", re.IGNORECASE)
-    return int(match[1]) if match else None
+    return min(int(match[1]), MAX_FRESH) if match else None
+
+
+def freshness(headers: httpx.Headers | dict[str, str], now: datetime) -> int | None:
+    """Seconds an answer stays fresh (RFC 9111 §4.2.1): Cache-Control max-age, else
+    Expires minus Date (else minus ``now``); None for no-cache, no-store or nothing said.
+    An invalid Expires means already stale (§5.3): None."""
+    cache_control = headers.get("cache-control") or ""
+    if re.search(r"(?:^|[,\s])no-(?:cache|store)\b", cache_control, re.IGNORECASE):
+        return None
+    seconds = max_age(cache_control)
+    if seconds is not None:
+        return seconds
+    expires = _http_date(headers.get("expires"))
+    if expires is None:
+        return None
+    date = _http_date(headers.get("date")) or now
+    lifetime = int((expires - date).total_seconds())
+    return min(lifetime, MAX_FRESH) if lifetime > 0 else None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 class _Decoder:
@@ -245,7 +280,7 @@ class Fetcher:
                     response.headers.get("etag"), response.headers.get("last-modified")
                 ),
                 moved_to=moved_to,
-                max_age=max_age(response.headers.get("cache-control")),
+                max_age=freshness(response.headers, now),
             )
         if status == 410:
             raise FetchError(
@@ -275,7 +310,7 @@ class Fetcher:
                 response.headers.get("etag"), response.headers.get("last-modified")
             ),
             moved_to=moved_to,
-            max_age=max_age(response.headers.get("cache-control")),
+            max_age=freshness(response.headers, now),
         )
 
     async def _body(self, response: httpx.Response, *, name: str, url: str) -> bytes:

@@ -43,14 +43,23 @@ def _serve(conn: Connection, memory: int) -> None:
             task = conn.recv()
         except EOFError:
             return
-        data, url, name, content_type, max_entries = task
-        # JSON Feed is parsed here too, under the same memory and time limits.
-        parse = parse_json_feed if is_json_feed(data, content_type) else parse_feed
+        data, url, name, content_type, max_entries, known = task
         try:
-            reply: tuple[str, Any] = (
-                "ok",
-                parse(data, url=url, name=name, content_type=content_type, max_entries=max_entries),
-            )
+            # JSON Feed is parsed here too, under the same memory and time limits.
+            if is_json_feed(data, content_type):
+                document = parse_json_feed(
+                    data, url=url, name=name, content_type=content_type, max_entries=max_entries
+                )
+            else:
+                document = parse_feed(
+                    data,
+                    url=url,
+                    name=name,
+                    content_type=content_type,
+                    max_entries=max_entries,
+                    known=known,
+                )
+            reply: tuple[str, Any] = ("ok", document)
         except SourceError as error:
             reply = ("error", error.message)
         except MemoryError:
@@ -115,16 +124,18 @@ class Sandbox:
         name: str,
         content_type: str | None = None,
         max_entries: int = MAX_ENTRIES,
+        known: frozenset[str] = frozenset(),
     ) -> FeedDocument:
         """Parse in a worker; SourceError on a bad document, a timeout or a crash.
 
         At most ``max_entries`` entries come back (see :func:`parse_feed`), which also
-        bounds what is pickled back from the worker (about 25 ms for 1,000 entries).
+        bounds what is pickled back from the worker (about 25 ms for 1,000 entries);
+        items whose digests are in ``known`` are not cleaned and do not come back.
         """
         with self._slots:
             worker = self._take()
             try:
-                worker.conn.send((data, url, name, content_type, max_entries))
+                worker.conn.send((data, url, name, content_type, max_entries, known))
                 if not worker.conn.poll(self.timeout):
                     self._discard(worker)
                     raise SourceError(

@@ -25,7 +25,14 @@ class SourceState:
     etag: str | None = None
     last_modified: str | None = None
     retry_not_before: datetime | None = None
+    # Until when the last answer is fresh (Cache-Control max-age, Expires, RSS <ttl>):
+    # a cron run does not ask before then (``aggregator run --force`` does).
+    fresh_until: datetime | None = None
     gone_since: datetime | None = None
+    # The digests of the items of the last read of the feed, and when it was read: an
+    # item read again unchanged is skipped (aggregator.live.feedparse.item_digest).
+    seen: tuple[str, ...] = ()
+    seen_at: datetime | None = None
     last_success: datetime | None = None
     last_error: str | None = None
 
@@ -54,7 +61,10 @@ class SourceState:
             etag=data.get("etag"),
             last_modified=data.get("last_modified"),
             retry_not_before=when("retry_not_before"),
+            fresh_until=when("fresh_until"),
             gone_since=when("gone_since"),
+            seen=tuple(data.get("seen", ())),
+            seen_at=when("seen_at"),
             last_success=when("last_success"),
             last_error=data.get("last_error"),
         )
