@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import html
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import feedparser
-import pytest
 from lxml import etree
 
 from aggregator.cli import main
@@ -21,18 +18,6 @@ from aggregator.cli import main
 ATOM = "{http://www.w3.org/2005/Atom}"
 BASE = "http://127.0.0.1:8080/feeds/"
 SLUGS = ("all", "ukraine", "deterrence", "eu-cooperation")
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """``main`` sets up the "aggregator" logger for a command line (``-q``: errors only);
-    put it back, so that tests run after these still see warnings."""
-    logger = logging.getLogger("aggregator")
-    level, handlers, propagate = logger.level, logger.handlers[:], logger.propagate
-    yield
-    logger.setLevel(level)
-    logger.handlers[:] = handlers
-    logger.propagate = propagate
 
 
 def run(project: Path) -> None:

@@ -5,9 +5,7 @@ Also the store's schema 3 (enclosures and ``page_url``), upgraded from schema 2.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,18 +22,6 @@ from aggregator.store.migrations import create_sqlite_at
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BRUSSELS = ZoneInfo("Europe/Brussels")
 PAGE = "https://www.nato.int/cps/en/natohq/topics_49217.htm"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """``main`` sets up the "aggregator" logger for a command line (``-q``: errors only);
-    put it back, so that tests run after these still see warnings."""
-    logger = logging.getLogger("aggregator")
-    level, handlers, propagate = logger.level, logger.handlers[:], logger.propagate
-    yield
-    logger.setLevel(level)
-    logger.handlers[:] = handlers
-    logger.propagate = propagate
 
 
 def config(tmp_path: Path, source: str) -> Path:
