@@ -1,7 +1,9 @@
 """A small feed host for the benchmarks: files from a directory, HTTP/1.1 keep-alive,
 ETag and Last-Modified answered with 304, like the web servers real feeds live on.
 
-python -m benchmarks.feedhost DIRECTORY PORT
+python -m benchmarks.feedhost DIRECTORY PORT [MAX_AGE]
+
+With MAX_AGE, every answer says ``Cache-Control: max-age=MAX_AGE``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def serve(directory: Path, port: int) -> None:
+def serve(directory: Path, port: int, max_age: int | None = None) -> None:
     files = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
     tags = {name: f'"{zlib.crc32(body):08x}"' for name, body in files.items()}
     modified = formatdate(1_700_000_000, usegmt=True)
@@ -37,6 +39,8 @@ def serve(directory: Path, port: int) -> None:
             self.send_header("ETag", tags[name])
             self.send_header("Last-Modified", modified)
             self.send_header("Content-Type", "application/rss+xml")
+            if max_age is not None:
+                self.send_header("Cache-Control", f"max-age={max_age}")
             self.send_header("Content-Length", "0" if fresh else str(len(body)))
             self.end_headers()
             if not fresh:
@@ -48,4 +52,4 @@ def serve(directory: Path, port: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), int(sys.argv[2]))
+    serve(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if sys.argv[3:] else None)

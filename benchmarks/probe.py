@@ -236,7 +236,83 @@ def parse_snapshot(path: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "entries": len(entries)}
 
 
+def resident_mb(pid: int | None = None) -> tuple[float, float]:
+    """Resident memory of a process (default: this one), alone and with its children
+    (the parser workers and their fork server)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    own = process.memory_info().rss
+    children = sum(c.memory_info().rss for c in process.children(recursive=True))
+    return own / 2**20, (own + children) / 2**20
+
+
+def reader_update(db: str, urls: str, workers: str = "8") -> dict[str, Any]:
+    """The peer: lemon24/reader's update_feeds() over the same feeds, into its SQLite
+    store (``db``, kept between calls: a second call is its steady state). Every feed
+    is asked (``scheduled=False``), as our run asks every feed that said nothing of
+    freshness."""
+    from reader import make_reader
+
+    started = time.perf_counter()
+    reader = make_reader(db)
+    for url in Path(urls).read_text().split():
+        reader.add_feed(url, exist_ok=True)
+    reader.update_feeds(workers=int(workers), scheduled=False)
+    seconds = time.perf_counter() - started
+    counts = reader.get_entry_counts()
+    reader.close()
+    return {"seconds": seconds, "entries": counts.total}
+
+
+def feedparser_files(directory: str) -> dict[str, Any]:
+    """The peer a script would be: feedparser.parse on each feed's bytes, nothing after."""
+    import io
+
+    import feedparser
+
+    blobs = [p.read_bytes() for p in sorted(Path(directory).glob("*.xml"))]
+    started = time.perf_counter()
+    count = sum(len(feedparser.parse(io.BytesIO(blob)).entries) for blob in blobs)
+    return {"seconds": time.perf_counter() - started, "entries": count}
+
+
+def serve_day(config: str, rounds: str) -> dict[str, Any]:
+    """What ``serve``'s jobs do in a day, in one process: every source read once per
+    scheduled interval (``rounds`` intervals, the clock advanced each time), each read
+    on its own as a job does (refresh of one source, the write lock only to write).
+    Resident memory after the first round and after the last."""
+    from aggregator.config import load_config
+    from aggregator.pipeline import make_sandbox, refresh
+
+    settings = load_config(Path(config))
+    step = timedelta(minutes=settings.schedule.interval_minutes)
+    start = datetime.now(UTC)
+    first: tuple[float, float] = (0.0, 0.0)
+    started = time.perf_counter()
+    polls = 0
+    with make_sandbox(settings) as sandbox:
+        for round_ in range(int(rounds)):
+            now = start + step * round_
+            for source in settings.sources:
+                refresh(settings, sandbox, now, [source], lock_whole_run=False)
+                polls += 1
+            if round_ == 0:
+                first = resident_mb()
+        last = resident_mb()
+    return {
+        "seconds": time.perf_counter() - started,
+        "polls": polls,
+        "first_mb": round(first[1], 1),
+        "last_mb": round(last[1], 1),
+        "last_own_mb": round(last[0], 1),
+    }
+
+
 PROBES: dict[str, Callable[..., dict[str, Any]]] = {
+    "reader": reader_update,
+    "feedparser_files": feedparser_files,
+    "serve_day": serve_day,
     "parse_feed": parse_feed_file,
     "feedparser": feedparser_alone,
     "clean": clean_field,

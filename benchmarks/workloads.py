@@ -45,6 +45,43 @@ def rss_feed(index: int, items: int, rng: random.Random) -> bytes:
     return "\n".join(parts).encode()
 
 
+def _item(index: int, number: int) -> str:
+    """Item ``number`` of feed ``index``, the same bytes whichever window shows it."""
+    rng = random.Random(f"{index}-{number}")
+    when = START + timedelta(hours=index * 1000 + number)
+    title = f"{sentence(rng, 8)} {index}-{number}"
+    body = f'<p>{escape(sentence(rng, 40))} <a href="/news/{index}/{number}">more</a></p>'
+    return (
+        "<item>"
+        f"<title>{escape(title)}</title>"
+        f"<link>https://example.org/{index}/news/{number}.html</link>"
+        f'<guid isPermaLink="false">feed-{index}-item-{number}</guid>'
+        f"<pubDate>{format_datetime(when)}</pubDate>"
+        f"<description>{escape(body)}</description>"
+        "</item>"
+    )
+
+
+def write_window(directory: Path, feeds: int, items: int, first: int) -> list[Path]:
+    """The steady-state workload: each feed shows items ``first`` to ``first + items - 1``,
+    newest first, as feeds do; the window moved by one is "one new item, the oldest gone"."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(feeds):
+        parts = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            '<rss version="2.0"><channel>',
+            f"<title>Synthetic feed {index}</title><link>https://example.org/{index}/</link>",
+            "<description>Benchmark feed</description>",
+            *(_item(index, n) for n in reversed(range(first, first + items))),
+            "</channel></rss>",
+        ]
+        path = directory / f"feed-{index:03d}.xml"
+        path.write_bytes("\n".join(parts).encode())
+        paths.append(path)
+    return paths
+
+
 def write_feeds(directory: Path, feeds: int, items: int, seed: int = 6) -> list[Path]:
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
