@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -138,13 +138,21 @@ def worker_config(directory: Path, urls: list[str], agent: str) -> Path:
     return config
 
 
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def run_together(configs: list[Path], env: dict[str, str]) -> list[float]:
     """Start one ``aggregator run`` per config at once; the seconds until each ended (the
     last of them is the wall time of the whole ingest)."""
     processes: list[subprocess.Popen[bytes]] = []
     begun = time.perf_counter()
     ended: dict[int, float] = {}
-    try:
+    with ExitStack() as stack:
+        stack.callback(stop, processes)
         for config in configs:
             processes.append(
                 subprocess.Popen(
@@ -152,7 +160,7 @@ def run_together(configs: list[Path], env: dict[str, str]) -> list[float]:
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stderr=stack.enter_context((config.parent / "run.log").open("wb")),
                 )
             )
         while len(ended) < len(processes):
@@ -162,14 +170,14 @@ def run_together(configs: list[Path], env: dict[str, str]) -> list[float]:
             if time.perf_counter() - begun > 900:
                 raise RuntimeError("aggregator run took more than 15 minutes")
             time.sleep(0.02)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    failed = [process.returncode for process in processes if process.returncode != 0]
+    failed = [
+        f"exit {process.returncode}: "
+        + (config.parent / "run.log").read_text(errors="replace").strip()[-1500:]
+        for process, config in zip(processes, configs, strict=True)
+        if process.returncode != 0
+    ]
     if failed:
-        raise RuntimeError(f"aggregator run failed (exit {failed}); run it by hand to see why")
+        raise RuntimeError("aggregator run failed: " + " | ".join(failed))
     return [ended[index] for index in range(len(processes))]
 
 
