@@ -64,7 +64,14 @@ from aggregator.model import Entry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
 from aggregator.schedule import SourceHealth
 from aggregator.site import outputs, render_search, site_from_config
-from aggregator.site.search import MAX_QUERY, RESULTS, SCAN, OutOfTime, Query, QueryError
+from aggregator.site.search import (
+    MAX_QUERY,
+    RESULTS,
+    OutOfTime,
+    Query,
+    QueryError,
+    candidates,
+)
 from aggregator.site.search import search as search_entries
 from aggregator.store import Store, StoreType, open_store
 from aggregator.topics import entry_text, term_pattern
@@ -77,7 +84,7 @@ FILTERS = ("q", "exclude", "limit")
 MAX_FILTER_TEXT = 100  # characters in q or exclude
 MAX_FILTER_TERMS = 5
 MAX_LIMIT_DIGITS = 6  # "limit" is ASCII digits, and never a 5,000-digit number
-SCAN_LIMIT = 2000  # newest entries a filtered feed looks through
+SCAN_LIMIT = 2000  # newest entries a filtered feed looks through when the index cannot help
 RECHECK = 1.0  # seconds a file is served from memory before its stat is looked at again
 RETRY_AFTER = 5  # seconds, in a 503 for a search the server has no room or time for
 
@@ -416,7 +423,9 @@ def create_app(
 
         def choose(store: StoreType, deadline: float) -> list[Entry]:
             chosen: list[Entry] = []
-            for entry in store.newest(SCAN_LIMIT, None if slug == "all" else slug):
+            within = None if slug == "all" else slug
+            # The index hands over the entries that may match; the patterns decide.
+            for entry in candidates(store, wanted, unwanted, within, unindexed=SCAN_LIMIT):
                 if time.monotonic() >= deadline:
                     raise Busy("the search took too long")
                 text = entry_text(entry)  # the text topics see, built in one place
@@ -484,7 +493,8 @@ def create_app(
             chosen = query  # for the closure: mypy keeps the narrowing
 
             def look(store: StoreType, deadline: float) -> list[Entry]:
-                return search_entries(store.newest(SCAN), chosen, RESULTS, deadline=deadline)
+                found = candidates(store, chosen.terms)
+                return search_entries(found, chosen, RESULTS, deadline=deadline)
 
             try:
                 results = await pool.run(look)

@@ -1,25 +1,35 @@
 """Searching the archive for the search page: bounded work, whole words, any case.
 
-Pure: the caller hands in the entries to look through (the newest :data:`SCAN`
-of the store), so a request costs at most that many regular-expression passes
-over a title and a summary, whatever is asked.
+The store's index (:meth:`~aggregator.store.StoreType.search`) hands over the
+candidates, newest first, a batch at a time (:func:`candidates`): every entry that
+holds the words, over the whole archive; the whole-word patterns
+(:func:`aggregator.topics.term_pattern`) then decide, so the index changes how
+many entries are read, never what is found. A search the index cannot narrow
+(only punctuation, ``q=-``) reads the newest :data:`SCAN` entries, as before it.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING
 
 from aggregator.model import Entry
+from aggregator.store.words import term_words
 from aggregator.text import fold
 from aggregator.topics import term_pattern
 
 MAX_QUERY = 100  # characters
 MAX_WORDS = 8
-SCAN = 5000  # newest entries looked through
+SCAN = 5000  # newest entries looked through when the index cannot narrow a search
 RESULTS = 50  # entries shown at most
+BATCH = 200  # candidates asked of the store at a time
+
+if TYPE_CHECKING:
+    from aggregator.store import StoreType
 
 
 class QueryError(ValueError):
@@ -30,6 +40,7 @@ class QueryError(ValueError):
 class Query:
     text: str
     patterns: tuple[re.Pattern[str], ...]
+    terms: tuple[str, ...] = ()  # the words, for the store's index
 
     @classmethod
     def parse(cls, text: str) -> Query:
@@ -39,11 +50,39 @@ class Query:
         words = list(dict.fromkeys(fold(text).split()))
         if len(words) > MAX_WORDS:
             raise QueryError(f"The search has more than {MAX_WORDS} words.")
-        return cls(" ".join(text.split()), tuple(term_pattern(word) for word in words))
+        patterns = tuple(term_pattern(word) for word in words)
+        return cls(" ".join(text.split()), patterns, tuple(words))
 
     def matches(self, entry: Entry) -> bool:
         text = fold(f"{entry.title}\n{entry.summary}")
         return all(pattern.search(text) for pattern in self.patterns)
+
+
+def candidates(
+    store: StoreType,
+    terms: Sequence[str],
+    exclude: Sequence[str] = (),
+    topic: str | None = None,
+    *,
+    unindexed: int = SCAN,
+) -> Iterator[Entry]:
+    """The entries that may match, newest first, read from the store's index a batch
+    at a time, for as long as the caller wants more. When no term can be looked up in
+    the index (:func:`~aggregator.store.words.term_words`), only the newest
+    ``unindexed`` entries: such a search stays as bounded as before the index."""
+
+    def batches() -> Iterator[Entry]:
+        after: Entry | None = None
+        while True:
+            batch = store.search(terms, exclude=exclude, topic=topic, limit=BATCH, after=after)
+            yield from batch
+            if len(batch) < BATCH:
+                return
+            after = batch[-1]
+
+    if any(term_words(term) is not None for term in terms):
+        return batches()
+    return islice(batches(), unindexed)
 
 
 class OutOfTime(Exception):

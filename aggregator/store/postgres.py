@@ -134,7 +134,7 @@ class PostgresStore(SQLStore):
                 self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
                 version = self._read_version()
                 for number in range(version, len(MIGRATIONS)):
-                    MIGRATIONS[number](self.db.execute, POSTGRESQL)
+                    MIGRATIONS[number](self._execute, POSTGRESQL)
                 self.db.execute("DELETE FROM schema_version")
                 self.db.execute("INSERT INTO schema_version VALUES (%s)", (len(MIGRATIONS),))
         except psycopg.Error as error:
@@ -181,6 +181,24 @@ class PostgresStore(SQLStore):
     def release(self, source: str, *, holder: str, due: datetime) -> None:
         with self.transaction():
             self._release(source, holder=holder, due=due)
+
+    # -- the search index: a GIN index over each entry's words (migrations.v5) ---------------
+
+    def _holding(self) -> str:
+        return "entries.word_vector @@ ?::tsquery"
+
+    def _all_query(self, terms: Sequence[Sequence[str]]) -> str:
+        # Every word of every term (a phrase's words anywhere: the pattern checks them).
+        return " & ".join(_lexeme(word) for words in terms for word in words)
+
+    def _any_query(self, words: Sequence[str]) -> str:
+        return " | ".join(_lexeme(word) for word in words)
+
+
+def _lexeme(word: str) -> str:
+    """A word as a quoted ``tsquery`` lexeme, taken as it is (no parser, no dictionary):
+    ``&``, ``:``, ``*`` or ``!`` inside quotes are text; a quote or backslash is escaped."""
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def is_url(text: str) -> bool:

@@ -60,6 +60,20 @@ class StoreType(Protocol):
 
     def newest(self, limit: int, topic: str | None = None) -> list[Entry]: ...
 
+    def search(
+        self,
+        terms: Sequence[str],
+        *,
+        exclude: Sequence[str] = (),
+        topic: str | None = None,
+        limit: int,
+        after: Entry | None = None,
+    ) -> list[Entry]:
+        """Candidates for a whole-word search, newest first, from the store's index: up
+        to ``limit`` entries (after ``after``, to read on) among which are all those of
+        ``topic`` (or of all) holding every term and no excluded term. The caller's
+        exact patterns decide (:mod:`aggregator.store.words` says why nothing is missed)."""
+
     def find(self, text: str, limit: int = 20) -> list[Entry]: ...
 
     def prune(self, older_than: datetime) -> int: ...

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
 from aggregator.store.migrations import Dialect
 from aggregator.store.plan import IngestReport, MergePlan, plan_merge, sort_key
+from aggregator.store.words import entry_words, is_one_word, term_words
 from aggregator.text import title_key
 
 # Entry columns in the order _entry reads them.
@@ -26,7 +27,7 @@ ENTRY_COLUMNS = (
 # An entry's column values in the order _row gives them (id last, for UPDATE … WHERE id).
 ROW_COLUMNS = (
     "title, title_key, published, summary, content_html, link, author, "
-    "categories, enclosures, first_seen, last_seen, sort_key, id"
+    "categories, enclosures, words, first_seen, last_seen, sort_key, id"
 )
 CHUNK = 500  # ids or title keys per IN (...) lookup
 
@@ -87,6 +88,7 @@ def _row(entry: Entry) -> tuple[Any, ...]:
         entry.author,
         json.dumps(list(entry.categories), ensure_ascii=False),
         _enclosures_json(entry.enclosures),
+        entry_words(entry.title, entry.summary, entry.categories),
         entry.first_seen.isoformat(),
         entry.last_seen.isoformat(),
         sort_key(entry.published, entry.first_seen),
@@ -210,13 +212,13 @@ class SQLStore:
     def apply_plan(self, plan: MergePlan, now: datetime) -> None:
         stamp = now.isoformat()
         self._executemany(
-            f"INSERT INTO entries ({ROW_COLUMNS}) VALUES ({','.join('?' * 13)})",
+            f"INSERT INTO entries ({ROW_COLUMNS}) VALUES ({','.join('?' * 14)})",
             [_row(e) for e in plan.inserted],
         )
         rows = [_row(e) for e in plan.changed]
         self._executemany(
             "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
-            "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, "
+            "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, words = ?, "
             "first_seen = ?, last_seen = ?, sort_key = ? WHERE id = ?",
             rows,
         )
@@ -290,6 +292,64 @@ class SQLStore:
                 (topic, limit),
             ).fetchall()
         return self._entries(rows)
+
+    def search(
+        self,
+        terms: Sequence[str],
+        *,
+        exclude: Sequence[str] = (),
+        topic: str | None = None,
+        limit: int,
+        after: Entry | None = None,
+    ) -> list[Entry]:
+        """Up to ``limit`` entries, newest first (after ``after``, to read on), among
+        which are all those of ``topic`` (or of all) that hold every term and no
+        excluded term as whole words: the index narrows, the caller's exact patterns
+        (:func:`aggregator.topics.term_pattern`) decide. A term the index cannot help
+        with (:func:`~aggregator.store.words.term_words` is None) narrows nothing; an
+        excluded term leaves entries out only when it is one word
+        (:func:`~aggregator.store.words.is_one_word`), where the index is exact.
+        """
+        required = [w for w in map(term_words, terms) if w is not None]
+        excluded = [w[0] for t in exclude if is_one_word(t) and (w := term_words(t))]
+        where: list[str] = []
+        params: list[Any] = []
+        if required:
+            where.append(self._holding())
+            params.append(self._all_query(required))
+        if excluded:
+            where.append(f"NOT {self._holding()}")
+            params.append(self._any_query(excluded))
+        if topic is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM entry_topics t "
+                "WHERE t.topic = ? AND t.entry_id = entries.id)"
+            )
+            params.append(topic)
+        if after is not None:
+            key = sort_key(after.published, after.first_seen)
+            where.append("(entries.sort_key < ? OR (entries.sort_key = ? AND entries.id > ?))")
+            params += (key, key, after.id)
+        condition = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._execute(
+            f"SELECT {ENTRY_COLUMNS} FROM entries {condition}"
+            "ORDER BY entries.sort_key DESC, entries.id LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return self._entries(rows)
+
+    def _holding(self) -> str:
+        """A condition on ``entries``: the entry is among those the index query (its
+        one ``?``) finds."""
+        raise NotImplementedError
+
+    def _all_query(self, terms: Sequence[Sequence[str]]) -> str:
+        """The index query for entries holding every term (each a list of words)."""
+        raise NotImplementedError
+
+    def _any_query(self, words: Sequence[str]) -> str:
+        """The index query for entries holding any of ``words``."""
+        raise NotImplementedError
 
     def find(self, text: str, limit: int = 20) -> list[Entry]:
         """Entries by id, by title, or by a part of their title."""

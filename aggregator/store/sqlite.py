@@ -150,6 +150,27 @@ class Store(SQLStore):
         with self.transaction():
             self._release(source, holder=holder, due=due)
 
+    # -- the search index: FTS5 over each entry's words (migrations.v5) ---------------------
+
+    def _holding(self) -> str:
+        return (
+            "entries.id IN (SELECT r.entry_id FROM entry_search "
+            "JOIN entry_search_rows r ON r.num = entry_search.rowid WHERE entry_search MATCH ?)"
+        )
+
+    def _all_query(self, terms: Sequence[Sequence[str]]) -> str:
+        # FTS5's query language: each term a phrase (its words in a row), all of them.
+        return " AND ".join(_phrase(words) for words in terms)
+
+    def _any_query(self, words: Sequence[str]) -> str:
+        return " OR ".join(_phrase([word]) for word in words)
+
+
+def _phrase(words: Sequence[str]) -> str:
+    """Words as one FTS5 string: inside double quotes ``AND``, ``NEAR``, ``*``, ``-`` or
+    ``:`` are text, and a double quote is doubled."""
+    return '"' + " ".join(words).replace('"', '""') + '"'
+
 
 def _advice(error: sqlite3.Error) -> str:
     """SQLite's words for a refused write, and what to do about it."""

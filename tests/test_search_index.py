@@ -1,0 +1,299 @@
+"""Searches read the store's index (migrations.v5), and find exactly what a scan found.
+
+The store contract (``StoreType.search``) runs against both backends (``store_settings``);
+then the indexed search is compared with the scan it replaced (every entry through the
+whole-word patterns) on the seeds and on generated stories full of what tokenizers
+disagree about: punctuation, curly quotes, accents, ``NATO-EU``, ``foo_bar``,
+``nato.int``, dotless i, final sigma, and query syntax (``"``, ``*``, ``NEAR``, ``AND``).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from aggregator.config import StoreSettings
+from aggregator.errors import AggregatorError
+from aggregator.model import Entry, Provenance, Published, SourceEntry
+from aggregator.site import search as site_search
+from aggregator.site.search import Query, candidates, search
+from aggregator.snapshots import read_text
+from aggregator.store import MIGRATIONS, StoreType, open_store
+from aggregator.store.migrations import POSTGRESQL, create_sqlite_at
+from aggregator.store.words import entry_words, is_one_word, term_words, words
+from aggregator.topics import entry_text, term_pattern
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+ZONE = ZoneInfo("Europe/Brussels")
+EVERYTHING = 100_000  # a limit no test store reaches: compare whole result lists
+
+# Terms whose words a tokenizer, a query language or a case table would get wrong.
+TRICKY = [
+    "NATO", "nato", "EU", "NATO-EU", "NATO - EU", "eu's", "NATO’s", "NATO's", "Allies'",
+    "“Allies”", '"Allies"', "‘quoted’", "quoted", "café", "cafe", "CAFÉ", "Yildiz", "YILDIZ",
+    "yıldız", "İstanbul", "istanbul", "ΟΔΟΣ", "οδος", "οδοσ", "foo_bar", "foo", "bar",
+    "nato.int", "int", "www", "e-mail", "x@y.org", "C++", "C", "U.S.", "U.S", "F-35", "35",
+    "1.5", "5", "straße", "STRASSE", "Kelvin", "north atlantic", "North  Atlantic", "Atlantic",
+    '"', "*", "NEAR", "AND", "OR", "NOT", "-", ":", "x:y", "a*", "'", "\\", "%", "_", "(", ")",
+    "NEAR(nato eu)", "col:nato", "^nato", "nato*", "\u0345", "—", "2024",
+]  # fmt: skip
+
+# Pieces of generated stories: the same words written the ways sources write them.
+PIECES = [
+    "NATO-EU", "NATO–EU", "NATO — EU", "EU’s", "EU's", "eu", "NATO", "Nato", "nato.int",
+    "www.nato.int/cps", "e-mail: x@y.org", "Café", "cafe\u0301", "CAFE", "Yıldız", "YILDIZ",
+    "Yildiz", "İstanbul", "ISTANBUL", "ΟΔΟΣ", "οδος", "foo_bar", "foo", "_bar", "bar_",
+    "C++", "U.S.", "US", "F-35", "F35", "1.5", "15", "“Allies”", "‘quoted’", "Allies'",
+    "STRASSE", "Straße", "\u212aelvin", "Kelvin", "North Atlantic", "North\nAtlantic",
+    "North, Atlantic", "\ue000NATO", "NATO\u0345", "AND", "NEAR", "OR", "*", '"', ":", "-",
+    "col:nato", "2024", "x:y", "(", ")", "\\", "%", "'", "tab\tword", "ﬆ", "ﬅ",
+]  # fmt: skip
+
+
+def item(title: str, day: date, summary: str = "", source: str = "a") -> SourceEntry:
+    return SourceEntry(
+        title=title,
+        published=Published.on_day(day),
+        summary=summary,
+        provenance=Provenance(source, f"{source}.txt", 1),
+    )
+
+
+def add(store: StoreType, items: Sequence[SourceEntry], now: datetime = NOW) -> list[Entry]:
+    with store.transaction():
+        return store.add(items, authority="x,2026", zone=ZONE, now=now)[1]
+
+
+@pytest.fixture
+def store(store_settings: StoreSettings) -> Iterator[StoreType]:
+    with open_store(store_settings) as opened:
+        yield opened
+
+
+def titles(entries: Sequence[Entry]) -> list[str]:
+    return [e.title for e in entries]
+
+
+# -- words ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("NATO-EU’s talks", ["nato", "eu", "s", "talks"], id="punctuation"),
+        pytest.param("foo_bar", ["foo_bar"], id="underscore is a word character"),
+        pytest.param("www.nato.int", ["www", "nato", "int"], id="a host name is words"),
+        pytest.param("Yıldız İstanbul", ["yildiz", "istanbul"], id="dotless and dotted i"),
+        pytest.param("ΟΔΟΣ οδος", ["οδοσ", "οδοσ"], id="final sigma"),
+        pytest.param("Café cafe\u0301", ["café", "cafe"], id="accents stay, marks separate"),
+        pytest.param('" * : - AND', ["and"], id="query syntax is text"),
+    ],
+)
+def test_words_are_runs_of_word_characters_folded_as_re_compares_them(
+    text: str, expected: list[str]
+) -> None:
+    assert words(text) == expected
+
+
+def test_what_the_index_can_do_with_a_term() -> None:
+    assert term_words("NATO-EU") == ["nato", "eu"]
+    assert term_words('"') is None and term_words("-") is None  # nothing to look up
+    assert term_words("x" * 201) is None  # longer than any indexed word
+    assert is_one_word("EU") and is_one_word(" foo_bar ")
+    assert not is_one_word("NATO-EU") and not is_one_word("eu's") and not is_one_word("*")
+    assert entry_words("A-b", "c", ("d e", "f")) == "a b c d e f"
+
+
+# -- the store contract -------------------------------------------------------------------
+
+
+def test_search_finds_whole_words_newest_first(store: StoreType) -> None:
+    add(
+        store,
+        [
+            item("NATO-EU talks", date(2024, 1, 3), "On www.nato.int"),
+            item("EU summit", date(2024, 1, 2), "foo_bar"),
+            item("Europe day", date(2024, 1, 1), "Yıldız speaks"),
+        ],
+    )
+    assert titles(store.search(["EU"], limit=10)) == ["NATO-EU talks", "EU summit"]
+    assert titles(store.search(["nato-eu"], limit=10)) == ["NATO-EU talks"]
+    assert titles(store.search(["nato.int"], limit=10)) == ["NATO-EU talks"]
+    assert titles(store.search(["foo_bar"], limit=10)) == ["EU summit"]
+    assert titles(store.search(["bar"], limit=10)) == []
+    assert titles(store.search(["YILDIZ"], limit=10)) == ["Europe day"]
+    assert titles(store.search(["eu", "summit"], limit=10)) == ["EU summit"]
+    assert titles(store.search(["eu"], limit=1)) == ["NATO-EU talks"]
+
+
+@pytest.mark.parametrize("term", ['"', "*", "NEAR", "AND", "-", ":", "'", "\\", "%", "?", "a'b"])
+def test_query_syntax_in_a_term_is_text(store: StoreType, term: str) -> None:
+    add(
+        store, [item(f"Story with {term} in it", date(2024, 1, 1)), item("Other", date(2024, 1, 2))]
+    )
+    found = titles(store.search([term], limit=10))
+    if term_words(term) is None:  # nothing to look up: every entry, newest first
+        assert found == ["Other", f"Story with {term} in it"]
+    else:
+        assert found == [f"Story with {term} in it"]
+    # A one-word term leaves its entry out; any other is left to the patterns.
+    kept = [] if is_one_word(term) else [f"Story with {term} in it"]
+    assert titles(store.search(["story"], exclude=[term], limit=10)) == kept
+
+
+def test_excluded_words_leave_entries_out(store: StoreType) -> None:
+    add(
+        store,
+        [
+            item("Ukraine aid", date(2024, 1, 3)),
+            item("NATO-EU talks", date(2024, 1, 2)),
+            item("Baltic patrol", date(2024, 1, 1), "foo_ukraine"),
+        ],
+    )
+    assert titles(store.search([], exclude=["ukraine"], limit=10)) == [
+        "NATO-EU talks",
+        "Baltic patrol",  # foo_ukraine is not the word Ukraine
+    ]
+    # Not one word: the index cannot tell, so it leaves the entry to the patterns.
+    assert len(store.search([], exclude=["NATO-EU"], limit=10)) == 3
+
+
+def test_search_within_a_topic_and_reading_on(store: StoreType) -> None:
+    entries = add(store, [item(f"Baltic story {n}", date(2024, 1, 1 + n)) for n in range(7)])
+    store.set_topics([replace(e, topics=("baltic",)) for e in entries if e.title[-1] in "0246"])
+    found = store.search(["baltic"], topic="baltic", limit=3)
+    assert titles(found) == ["Baltic story 6", "Baltic story 4", "Baltic story 2"]
+    rest = store.search(["baltic"], topic="baltic", limit=3, after=found[-1])
+    assert titles(rest) == ["Baltic story 0"]
+    assert len(store.search(["story"], limit=100, after=rest[-1])) == 0
+
+
+def test_the_index_follows_changes_and_forgetting(store: StoreType) -> None:
+    add(store, [item("Summit", date(2024, 1, 1), "About Kyiv")])
+    assert titles(store.search(["kyiv"], limit=10)) == ["Summit"]
+    # The same story, told again with a longer summary: the index follows it.
+    add(store, [item("Summit", date(2024, 1, 1), "About Vilnius, at length")], NOW)
+    assert titles(store.search(["vilnius"], limit=10)) == ["Summit"]
+    assert titles(store.search(["kyiv"], limit=10)) == []
+    with store.transaction():
+        assert store.prune(NOW + timedelta(days=1)) == 1
+    assert store.search(["vilnius"], limit=10) == []
+    add(store, [item("Summit", date(2024, 1, 1), "Back in Kyiv")], NOW)
+    assert titles(store.search(["kyiv"], limit=10)) == ["Summit"]
+
+
+def _v4_store(settings: StoreSettings) -> None:
+    """A version-4 store holding two stories, written as version 4 did."""
+    rows = [
+        (f"tag:x,2026:entry:{n}", title, title.casefold(), summary, f"2024-09-1{n}")
+        for n, (title, summary) in enumerate([("NATO-EU talks", "Kyiv"), ("Baltic", "foo_bar")])
+    ]
+    insert = (
+        "INSERT INTO entries (id, title, title_key, published, summary, categories, "
+        "first_seen, last_seen, sort_key) VALUES (?, ?, ?, ?, ?, '[\"Défense\"]', ?, ?, ?)"
+    )
+    values = [(i, t, k, p, s, NOW.isoformat(), NOW.isoformat(), p) for i, t, k, s, p in rows]
+    if settings.url:
+        with psycopg.connect(settings.url, autocommit=True) as db, db.transaction():
+            for migration in MIGRATIONS[:4]:
+                migration(db.execute, POSTGRESQL)
+            db.execute("CREATE TABLE schema_version (version INTEGER)")
+            db.execute("INSERT INTO schema_version VALUES (4)")
+            for row in values:
+                db.execute(insert.replace("?", "%s"), row)
+    else:
+        settings.path.parent.mkdir(parents=True, exist_ok=True)
+        create_sqlite_at(str(settings.path), 4)
+        with sqlite3.connect(settings.path) as lite:
+            lite.executemany(insert, values)
+
+
+def test_a_version_4_store_is_indexed_when_upgraded(store_settings: StoreSettings) -> None:
+    _v4_store(store_settings)
+    with open_store(store_settings) as upgraded:
+        assert upgraded.schema_version == len(MIGRATIONS) == 5
+        assert titles(upgraded.search(["eu"], limit=10)) == ["NATO-EU talks"]
+        assert titles(upgraded.search(["foo_bar"], limit=10)) == ["Baltic"]
+        assert titles(upgraded.search(["défense"], limit=10)) == ["Baltic", "NATO-EU talks"]
+        add(upgraded, [item("Baltic", date(2024, 9, 11), "Now in Riga")])
+        assert titles(upgraded.search(["riga"], limit=10)) == ["Baltic"]
+        assert upgraded.search(["foo_bar"], limit=10) == []
+
+
+# -- the same results as the scan ----------------------------------------------------------
+
+
+def chosen(entries: Iterable[Entry], want: list[str], avoid: list[str]) -> list[str]:
+    """A filtered feed's rule (aggregator.server): every q term, no exclude term."""
+    wanted, unwanted = [term_pattern(t) for t in want], [term_pattern(t) for t in avoid]
+    return [
+        e.id
+        for e in entries
+        if all(p.search(entry_text(e)) for p in wanted)
+        and not any(p.search(entry_text(e)) for p in unwanted)
+    ]
+
+
+def compare(store: StoreType, terms: Sequence[str]) -> None:
+    """For each term: the search page, a feed's ``q=`` and its ``exclude=`` find what the
+    scan of every entry, newest first, through the patterns found."""
+    everything = store.newest(EVERYTHING)
+    for term in terms:
+        query = Query.parse(term)
+        old = titles(search(everything, query, EVERYTHING))
+        assert titles(search(candidates(store, query.terms), query, EVERYTHING)) == old, term
+        old = chosen(everything, [term], [])
+        assert chosen(candidates(store, [term], unindexed=EVERYTHING), [term], []) == old, term
+        old = chosen(everything, [], [term])
+        assert chosen(candidates(store, [], [term], unindexed=EVERYTHING), [], [term]) == old, term
+
+
+def seed_items() -> list[SourceEntry]:
+    found: list[SourceEntry] = []
+    for path in sorted((ROOT / "seeds").glob("*.txt")):
+        try:
+            found += read_text(
+                path.read_text(encoding="utf-8"), source=path.stem, location=path.name
+            )
+        except AggregatorError:
+            continue
+    return found
+
+
+def test_the_index_finds_what_the_scan_found_in_the_seeds(store: StoreType) -> None:
+    items = seed_items()
+    assert len(items) > 40  # every seed page read
+    add(store, items)
+    vocabulary = sorted({w for i in items for w in i.title.split()} | set(TRICKY))
+    compare(store, vocabulary[::3] + TRICKY)
+    pairs = random.Random(3).sample(vocabulary, 40)
+    compare(store, [f"{a} {b}" for a, b in zip(pairs[::2], pairs[1::2], strict=True)])
+
+
+def generated(count: int, seed: int) -> list[SourceEntry]:
+    rng = random.Random(seed)
+    stories = []
+    for n in range(count):
+        title = " ".join(rng.choices(PIECES, k=rng.randint(1, 4))) + f" #{n}"
+        summary = rng.choice(["", " ", "\n"]).join(rng.choices(PIECES, k=rng.randint(0, 8)))
+        day = date(2024, 1, 1) + timedelta(days=rng.randrange(400))
+        stories.append(replace(item(title, day, summary), categories=tuple(rng.sample(PIECES, 2))))
+    return stories
+
+
+def test_the_index_finds_what_the_scan_found_in_generated_stories(
+    store: StoreType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(site_search, "BATCH", 7)  # many batches: reading on must not skip
+    add(store, generated(300, seed=15))
+    compare(store, TRICKY + [f"{a} {b}" for a, b in pairwise(PIECES)])
