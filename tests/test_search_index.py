@@ -28,6 +28,7 @@ from aggregator.site import search as site_search
 from aggregator.site.search import Query, candidates, search
 from aggregator.snapshots import read_text
 from aggregator.store import MIGRATIONS, StoreType, open_store
+from aggregator.store import sqlite as sqlite_store
 from aggregator.store.migrations import POSTGRESQL, create_sqlite_at
 from aggregator.store.words import entry_words, is_one_word, term_words, words
 from aggregator.topics import entry_text, term_pattern
@@ -291,9 +292,11 @@ def generated(count: int, seed: int) -> list[SourceEntry]:
     return stories
 
 
+@pytest.mark.parametrize("few", [1000, 0], ids=["index lists", "common words read newest"])
 def test_the_index_finds_what_the_scan_found_in_generated_stories(
-    store: StoreType, monkeypatch: pytest.MonkeyPatch
+    store: StoreType, monkeypatch: pytest.MonkeyPatch, few: int
 ) -> None:
     monkeypatch.setattr(site_search, "BATCH", 7)  # many batches: reading on must not skip
+    monkeypatch.setattr(sqlite_store, "FEW", few)  # SQLite reads common words' newest entries
     add(store, generated(300, seed=15))
     compare(store, TRICKY + [f"{a} {b}" for a, b in pairwise(PIECES)])

@@ -131,14 +131,16 @@ def v5_search_index(run: Execute, d: Dialect) -> None:
         "SELECT id, title, summary, categories FROM entries WHERE id > ? ORDER BY id LIMIT 500",
         (last,),
     ).fetchall():
-        values: list[str] = []
-        for id_, title, summary, categories in rows:
-            values += (id_, entry_words(title, summary, json.loads(categories)))
-        run(
-            f"WITH v (id, words) AS (VALUES {','.join(['(?, ?)'] * len(rows))}) "
-            "UPDATE entries SET words = v.words FROM v WHERE entries.id = v.id",
-            values,
-        )
+        pairs = [(entry_words(t, s, json.loads(c)), i) for i, t, s, c in rows]
+        if d.name == "sqlite":  # one statement per row is what SQLite does fastest
+            for pair in pairs:
+                run("UPDATE entries SET words = ? WHERE id = ?", pair)
+        else:  # a round trip per 500 rows
+            run(
+                f"WITH v (words, id) AS (VALUES {','.join(['(?, ?)'] * len(pairs))}) "
+                "UPDATE entries SET words = v.words FROM v WHERE entries.id = v.id",
+                [value for pair in pairs for value in pair],
+            )
         last = rows[-1][0]
     if d.name == "postgresql":
         run(

@@ -32,7 +32,8 @@ from collections.abc import Sequence
 # no search term is that long (aggregator.site.search.MAX_QUERY is 100 characters).
 MAX_WORD = 200
 
-_NOT_WORD = re.compile(r"\W+")
+_WORD = re.compile(r"\w+")
+_LONG_WORD = re.compile(rf"\S{{{MAX_WORD + 1}}}")
 # U+0130's full lower case is "i" + U+0307; re compares simple lower cases ("i").
 _DOTTED_CAPITAL_I = str.maketrans({"\u0130": "i"})
 # Lower-case characters re.IGNORECASE takes as equal (CPython re/_compiler.py).
@@ -58,17 +59,26 @@ _ONE_FORM = str.maketrans({other: first for first, *others in _EQUIVALENCES for 
 CATEGORY_SEPARATOR = " | "  # as aggregator.topics joins categories
 
 
+def _folded(text: str) -> str:
+    """``text``'s words, folded, one space apart."""
+    if text.isascii():  # the usual case, and much faster: lower() is all it takes
+        return " ".join(_WORD.findall(text)).lower()
+    spaced = " ".join(_WORD.findall(text.translate(_DOTTED_CAPITAL_I)))
+    return spaced.lower().translate(_ONE_FORM)
+
+
 def words(text: str) -> list[str]:
     """``text``'s words, folded: ``"NATO-EU's"`` → ``["nato", "eu", "s"]``."""
-    spaced = _NOT_WORD.sub(" ", text.translate(_DOTTED_CAPITAL_I))
-    return spaced.lower().translate(_ONE_FORM).split()
+    return _folded(text).split()
 
 
 def entry_words(title: str, summary: str, categories: Sequence[str]) -> str:
     """What the index holds for an entry: the words of everything a search or a topic
     reads (title, summary, categories), in order, one space apart."""
-    text = f"{title}\n{summary}\n{CATEGORY_SEPARATOR.join(categories)}"
-    return " ".join(word for word in words(text) if len(word) <= MAX_WORD)
+    folded = _folded(f"{title}\n{summary}\n{CATEGORY_SEPARATOR.join(categories)}")
+    if _LONG_WORD.search(folded) is None:
+        return folded
+    return " ".join(word for word in folded.split() if len(word) <= MAX_WORD)
 
 
 def term_words(term: str) -> list[str] | None:
