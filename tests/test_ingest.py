@@ -323,7 +323,11 @@ def test_items_read_unchanged_are_not_cleaned_merged_or_written(
     assert after["Story a5"][0] == "text 5"
     # And the store wrote nothing about the others: one row of entries and one of
     # sightings for each of the two stories read, no UPDATE by source.
-    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE", "DELETE"))]
+    # SQLite's trace repeats a statement once for each trigger it fires (the search
+    # index's), so statements are counted once each: every one names its entry.
+    writes = list(
+        dict.fromkeys(s for s in statements if s.startswith(("INSERT", "UPDATE", "DELETE")))
+    )
     assert len([s for s in writes if s.startswith(("INSERT INTO entries", "UPDATE entries"))]) == 2
     assert len([s for s in writes if s.startswith("INSERT INTO sightings")]) == 2
     assert not [s for s in writes if "WHERE source =" in s]
