@@ -271,13 +271,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 SERVE_EXAMPLE = """\
+Each source is read on its own schedule ([schedule] in the config); the feeds are
+rewritten when something changed. SIGTERM or Ctrl-C stops it cleanly.
+
 examples:
   aggregator serve
   aggregator serve --port 8081
   curl -i http://127.0.0.1:8080/feeds/ukraine.rss
-
-Each source is read on its own schedule ([schedule] in the config); the feeds are
-rewritten when something changed. SIGTERM or Ctrl-C stops it cleanly.
 """
 EXPLAIN_EXAMPLE = """\
 examples:
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aggregator",
         description="Read NATO news from saved pages and feeds; write topic feeds.",
-        epilog="example:\n  aggregator run\n\nrun 'aggregator COMMAND --help' for each command",
+        epilog="run 'aggregator COMMAND --help' for each command\n\nexample:\n  aggregator run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     from aggregator.store.commands import add_parser as add_store_parser
 
     sources += add_store_parser(commands)  # and the store group in aggregator.store
-    for command in (parse, run, explain, serve, *sources):
+    for command in (parse, run, explain, topics, evaluate, serve, *sources):
         # After the command too (`aggregator run -v`); unset there, the value from
         # before the command stands.
         _verbosity_flags(command, default=argparse.SUPPRESS)

@@ -229,7 +229,8 @@ class Searches:
         self.budget = settings.search_budget
         self.room = settings.search_workers + settings.search_queue
         self.running = 0  # let in and not finished; only touched on the event loop
-        self._pool = ThreadPoolExecutor(settings.search_workers, thread_name_prefix="search")
+        self._workers = settings.search_workers
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="search")
         self._local = threading.local()
 
     async def run(self, work: Callable[[StoreType, float], T]) -> T:
@@ -272,7 +273,25 @@ class Searches:
             raise
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Close every thread's store connection (each in its own thread), then the pool.
+
+        One closing task per thread, held at a barrier until all have started, so that
+        each lands on a different thread (a connection belongs to the thread that made it).
+        """
+        workers = self._workers
+        barrier = threading.Barrier(workers)
+
+        def close_own() -> None:
+            store: StoreType | None = getattr(self._local, "store", None)
+            if store is not None:
+                self._local.store = None
+                store.close()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=self.budget + 5.0)
+
+        for _ in range(workers):
+            self._pool.submit(close_own)
+        self._pool.shutdown(wait=True)
 
 
 class BadRequest(Exception):

@@ -57,3 +57,13 @@ def test_run_help_lists_every_output() -> None:
     for name in outputs.fixed_files(["all"]):
         assert name.replace("all.", "<slug>.") in done.stdout
     assert done.stdout.rstrip().splitlines()[-1].startswith("  aggregator ")
+
+
+def test_topics_evaluate_takes_the_flags_after_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = Path(__file__).resolve().parent.parent
+    labels = str(root / "tests" / "data" / "topics" / "labels.jsonl")
+    config = str(root / "config.toml")
+    assert main(["--config", config, "topics", "evaluate", labels, "-q"]) == 0
+    assert "recall" in capsys.readouterr().out

@@ -95,7 +95,7 @@ def _authors(data: dict[str, Any]) -> list[str]:
     if not isinstance(found, list):
         single = data.get("author")
         found = [single] if isinstance(single, dict) else []
-    names = (clean.name(a.get("name")) for a in found[:20] if isinstance(a, dict))
+    names = (clean.name(_string(a, "name")) for a in found[:20] if isinstance(a, dict))
     return list(dict.fromkeys(n for n in names if n))
 
 

@@ -22,7 +22,6 @@ import copy
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -316,11 +315,3 @@ class SourcesFile:
         self.original = self.text
         self.config = config
         return config
-
-
-def add_sources(path: Path, sources: Sequence[NewSource]) -> Config:
-    """Add ``sources`` to the config at ``path`` in one atomic write (all or none)."""
-    file = SourcesFile(path)
-    for source in sources:
-        file.add(source)
-    return file.save()

@@ -17,7 +17,7 @@ from aggregator.config import StoreSettings
 from aggregator.errors import StoreError
 from aggregator.lock import write_lock
 from aggregator.store import open_store
-from aggregator.store.postgres import is_url
+from aggregator.store.postgres import is_url, redact
 from aggregator.store.sql import TABLES
 
 
@@ -30,9 +30,15 @@ def target_settings(source: StoreSettings, to: str) -> StoreSettings:
 
 def copy_store(source: StoreSettings, target: StoreSettings) -> dict[str, int]:
     """Copy every row of ``source`` into the empty ``target``; rows copied per table."""
+    same = (
+        source.url == target.url
+        if source.url or target.url
+        else source.path.resolve() == target.path.resolve()
+    )
+    if same:
+        where = redact(target.url) if target.url else str(target.path)
+        raise StoreError(f"{where}: is the store being copied; name another with --to")
     with write_lock(source), open_store(source) as origin, open_store(target) as copy:
-        if origin.where == copy.where:
-            raise StoreError(f"{copy.where}: is the store being copied; name another with --to")
         filled = {table: n for table in TABLES if (n := copy.rows(table))}
         if filled:
             table, count = next(iter(filled.items()))

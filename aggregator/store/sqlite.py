@@ -44,10 +44,14 @@ class Store(SQLStore):
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
-        except sqlite3.Error as error:
-            raise StoreError(f"{path}: cannot open the store: {_advice(error)}") from error
-        except OSError as error:
-            raise StoreError(f"{path}: cannot open the store: {os_advice(error)}") from error
+        except BaseException as error:
+            if hasattr(self, "db"):
+                self.db.close()
+            if isinstance(error, sqlite3.Error):
+                raise StoreError(f"{path}: cannot open the store: {_advice(error)}") from error
+            if isinstance(error, OSError):
+                raise StoreError(f"{path}: cannot open the store: {os_advice(error)}") from error
+            raise
 
     @classmethod
     def read_only(cls, path: Path, *, timeout: float = 30.0) -> Store:
@@ -64,6 +68,8 @@ class Store(SQLStore):
             )
             store.db.execute("SELECT 1 FROM meta LIMIT 1")
         except sqlite3.Error as error:
+            if hasattr(store, "db"):
+                store.db.close()
             raise StoreError(f"{path}: cannot read the store: {_advice(error)}") from error
         return store
 
