@@ -254,10 +254,14 @@ def refresh(
 ) -> RunResult:
     """Read ``sources`` (default: all), fold them into the store, rewrite the feeds.
 
-    The write lock is held for the whole run (a cron run), or only while the
-    store and the files are written (the server, whose sources each have a job).
+    The write lock is held for the whole run (a cron run on one machine, so that two
+    runs never read the same sources), or only while the store and the files are
+    written: for the server, whose sources each have a job, and on a shared store
+    (PostgreSQL), where leases already give each source to one worker, so that a run
+    reading its sources does not hold up other workers' publishing.
     ``force`` asks every live source, even one whose last answer is still fresh.
     """
+    lock_whole_run = lock_whole_run and not config.store.url
     with ExitStack() as stack:
         if lock_whole_run:
             stack.enter_context(write_lock(config.store))

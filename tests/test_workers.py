@@ -186,3 +186,35 @@ def test_three_instances_share_the_sources_and_serve_the_same_feeds(
                 process.send_signal(signal.SIGTERM)
         for process, _ in instances:
             process.wait(timeout=30)
+
+
+def test_concurrent_cron_runs_read_each_source_once(
+    tmp_path: Path, postgres: Cluster, feeds: Server
+) -> None:
+    """Three cron runs started together on one PostgreSQL store (they take the write
+    lock only to publish): all succeed, each source is read once (leases), and every
+    story is stored once."""
+    env = {**os.environ, "AGGREGATOR_STORE_URL": postgres.new_database()}
+    runs = []
+    for number in range(3):
+        directory = tmp_path / f"run{number}"
+        directory.mkdir()
+        config = write_config(directory, feeds)
+        runs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        )
+    outputs = [run.communicate(timeout=180)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    reads = Counter(path for _, path, _ in feeds.log if path.startswith("/feeds/w"))
+    assert len(reads) == SOURCES
+    assert set(reads.values()) == {1}, reads.most_common(3)
+    with open_store(StoreSettings(path=tmp_path / "unused", url=env["AGGREGATOR_STORE_URL"])) as s:
+        titles = [e.title for e in s.newest(1000)]
+    assert len(titles) == 2 * SOURCES + 1
+    assert titles.count(SHARED) == 1
