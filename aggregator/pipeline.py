@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -251,6 +251,7 @@ def refresh(
     *,
     lock_whole_run: bool = True,
     force: bool = False,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RunResult:
     """Read ``sources`` (default: all), fold them into the store, rewrite the feeds.
 
@@ -259,7 +260,8 @@ def refresh(
     written: for the server, whose sources each have a job, and on a shared store
     (PostgreSQL), where leases already give each source to one worker, so that a run
     reading its sources does not hold up other workers' publishing.
-    ``force`` asks every live source, even one whose last answer is still fresh.
+    ``force`` asks every live source, even one whose last answer is still fresh;
+    ``clock`` tells the time the sources are released at (on a shared store).
     """
     lock_whole_run = lock_whole_run and not config.store.url
     with ExitStack() as stack:
@@ -274,7 +276,9 @@ def refresh(
         if not lock_whole_run:
             stack.enter_context(write_lock(config.store))
         result = publish(config, store, states, outcomes, now)
-        release_sources(store, config, outcomes, now)
+        # Due one interval after the reads, which came after ``now``: counted from now,
+        # another worker could read a source again sooner than one interval after.
+        release_sources(store, config, outcomes, max(now, clock()))
         return result
 
 

@@ -215,7 +215,10 @@ class Scheduler:
                     self._writing += 1
                 try:
                     result = publish(config, store, states, outcomes, now)
-                    release_sources(store, config, outcomes, now)
+                    # Due one interval after the read, which came after ``now`` (the
+                    # fetch, the wait for the lock): counted from now, a peer could read
+                    # the source again sooner than one interval after it was read.
+                    release_sources(store, config, outcomes, max(now, self.clock()))
                     return result
                 finally:
                     with self._jobs:
