@@ -93,15 +93,6 @@ class PostgresStore(SQLStore):
     def where(self) -> str:
         return redact(self.url)
 
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self.db.execute(_placeholders(sql), params)
 

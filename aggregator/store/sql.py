@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
 from aggregator.store.migrations import Dialect
@@ -129,6 +129,17 @@ class SQLStore:
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
+
+    # -- the connection's life ----------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- meta and fetch state ---------------------------------------------------------------
 
