@@ -22,6 +22,11 @@ def serve(directory: Path, port: int, max_age: int | None = None) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # As production servers do: one write per answer (headers and body together,
+        # flushed after each request) and no Nagle delay, so that a keep-alive client
+        # does not wait out a delayed ACK on every answer.
+        wbufsize = 1 << 16
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:
             pass
