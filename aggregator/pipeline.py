@@ -30,6 +30,7 @@ from aggregator.model import Entry
 from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
 from aggregator.site import outputs, render_site_files, site_from_config
+from aggregator.site.plan import Manifest, changes, manifest_of
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, release_sources
 from aggregator.topics import Topic, topics_from_config
@@ -46,6 +47,7 @@ class RunResult:
     report: IngestReport
     written: tuple[Path, ...]
     unchanged: tuple[Path, ...]
+    rendered: tuple[str, ...] = ()  # the files rendered (names in the feeds directory)
 
     @property
     def failures(self) -> tuple[SourceError, ...]:
@@ -90,20 +92,43 @@ def feed_specs(config: Config) -> list[tuple[FeedSpec, str | None]]:
     return specs
 
 
-def build_files(config: Config, store: StoreType) -> dict[str, bytes]:
-    """File name → bytes for every output (aggregator.site.outputs lists them)."""
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One publish's rendering: the files rendered, the manifest of every file the
+    site now shows, and the names of those (rendered or kept as they are)."""
+
+    files: dict[str, bytes]
+    manifest: Manifest
+    names: tuple[str, ...]
+
+
+def render_files(config: Config, store: StoreType, previous: Manifest | None = None) -> Rendered:
+    """Render what changed since the files ``previous`` describes (None: every file).
+
+    Every feed's entries are read (a query each), but only the feeds, topic pages and
+    entry pages whose inputs differ from ``previous`` are rendered (the index too when
+    any feed changed): aggregator.site.plan says why the files then equal a full render.
+    """
     limit = config.feeds.max_entries
     newest = store.newest(1)
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
+    specs = feed_specs(config)
+    latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
+    manifest = manifest_of(latest, fallback)
+    todo = changes(previous, manifest)
+    names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
     files: dict[str, bytes] = {}
-    latest: dict[str, list[Entry]] = {}
-    for spec, topic in feed_specs(config):
-        entries = store.newest(limit, topic)
-        latest[spec.slug] = entries
-        files.update(render_feed_files(spec, entries, fallback))
+    for spec, _ in specs:
+        if todo.feed(spec.slug):
+            files.update(render_feed_files(spec, latest[spec.slug], fallback))
     site = site_from_config(config)
-    files.update(render_site_files(site, [spec for spec, _ in feed_specs(config)], latest))
-    return files
+    files.update(render_site_files(site, [spec for spec, _ in specs], latest, todo))
+    return Rendered(files, manifest, tuple(names))
+
+
+def build_files(config: Config, store: StoreType) -> dict[str, bytes]:
+    """File name → bytes for every output (aggregator.site.outputs lists them)."""
+    return render_files(config, store).files
 
 
 def apply(
@@ -196,7 +221,8 @@ def publish(
 ) -> RunResult:
     """Apply outcomes to the store and rewrite the files that changed (hold the lock).
 
-    With nothing new, and the files as the last run left them, nothing is rendered.
+    With nothing new, and the files as the last run left them, nothing is rendered;
+    with something new, only the files whose inputs changed (:func:`render_files`).
     """
     directory = config.feeds.directory
     remove_stale_temporaries(directory)
@@ -204,31 +230,46 @@ def publish(
     # transaction: if they cannot be written (disk full, permissions) the transaction
     # rolls back, leaving store and feeds as they were. Renames follow the commit;
     # a crash between the two leaves the files a version behind, which the next run
-    # sees (is_current) and catches up.
+    # sees (is_current) and catches up. Rendering therefore holds the write lock on
+    # purpose: it is what keeps the files never behind the store after a crash. What
+    # is cut is how much is rendered, not where.
+    rendered: Rendered | None = None
     with store.transaction():
         report, _ = apply(config, store, states, outcomes, now)
         wanted = rendered_version(config, store)
-        staged = (
-            None
-            if is_current(config, store, wanted)
-            else stage_files(directory, build_files(config, store))
-        )
-    if staged is None:
-        written, unchanged = [], [directory / name for name in expected_files(config)]
+        staged = None
+        if not is_current(config, store, wanted):
+            rendered = render_files(config, store, recorded_manifest(config, store))
+            staged = stage_files(directory, rendered.files)
+            # What the files will show once installed; trusted only when the rendered
+            # key (set after the install) names the same version.
+            store.set_meta(manifest_key(config, store), f"{wanted}\n{rendered.manifest.dumps()}")
+    names: Sequence[str] = expected_files(config)
+    if staged is None or rendered is None:
+        written, unchanged = [], [directory / name for name in names]
     else:
         written, unchanged = staged.install(), staged.unchanged
+        kept = set(rendered.names) - rendered.files.keys()
+        unchanged += [directory / name for name in rendered.names if name in kept]
         with store.transaction():
             store.set_meta(rendered_key(config, store), wanted)
     if store.shared:
         stamp_files(store, [*written, *unchanged])
     log.info(
-        "%d new and %d updated entries; %d files written, %d unchanged",
+        "%d new and %d updated entries; %d files written, %d unchanged (%d rendered)",
         report.new,
         report.updated,
         len(written),
         len(unchanged),
+        len(rendered.files) if rendered is not None else 0,
     )
-    return RunResult(tuple(outcomes), report, tuple(written), tuple(unchanged))
+    return RunResult(
+        tuple(outcomes),
+        report,
+        tuple(written),
+        tuple(unchanged),
+        tuple(rendered.files) if rendered is not None else (),
+    )
 
 
 def rendered_version(config: Config, store: StoreType) -> str:
@@ -241,6 +282,29 @@ def is_current(config: Config, store: StoreType, wanted: str) -> bool:
     return store.meta(rendered_key(config, store)) == wanted and all(
         (directory / name).exists() for name in expected_files(config)
     )
+
+
+def recorded_manifest(config: Config, store: StoreType) -> Manifest | None:
+    """What the files on disk were rendered from, when that is known for sure: the
+    manifest recorded with them, if they were installed (the rendered key names its
+    version), with these settings, and every file it names is there. Else None (a
+    first run, new settings, a crash before the install, files removed): render all."""
+    text = store.meta(manifest_key(config, store))
+    if not text:
+        return None
+    version, _, body = text.partition("\n")
+    if store.meta(rendered_key(config, store)) != version:
+        return None
+    if version.split(" ")[0] != render_fingerprint(config):
+        return None
+    manifest = Manifest.loads(body)
+    if manifest is None:
+        return None
+    directory = config.feeds.directory
+    names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
+    if not all((directory / name).exists() for name in names):
+        return None
+    return manifest
 
 
 def refresh(
@@ -298,6 +362,12 @@ def rendered_key(config: Config, store: StoreType) -> str:
     if not store.shared:
         return "rendered"
     return f"rendered {socket.gethostname()} {config.feeds.directory.resolve()}"
+
+
+def manifest_key(config: Config, store: StoreType) -> str:
+    """The meta key of this instance's manifest (aggregator.site.plan), beside its
+    rendered key."""
+    return "manifest" + rendered_key(config, store).removeprefix("rendered")
 
 
 def stamp_files(store: StoreType, paths: Sequence[Path]) -> None:

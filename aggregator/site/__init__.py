@@ -25,6 +25,7 @@ from aggregator.site.pages import (
     render_topic,
     unique_entries,
 )
+from aggregator.site.plan import EVERYTHING, Changes
 
 __all__ = [
     "LATEST_ON_INDEX",
@@ -75,21 +76,33 @@ def render_opml(site: Site, specs: Sequence[FeedSpec]) -> bytes:
 
 
 def render_site_files(
-    site: Site, specs: Sequence[FeedSpec], latest: Mapping[str, Sequence[Entry]]
+    site: Site,
+    specs: Sequence[FeedSpec],
+    latest: Mapping[str, Sequence[Entry]],
+    changes: Changes = EVERYTHING,
 ) -> dict[str, bytes]:
     """Every file of the site but the feeds: pages, OPML, stylesheet and XSLT.
 
     ``latest`` holds each feed's entries, newest first, as the feed shows them; the
     entry pages are those entries' (each once), so their number is bounded by the
-    feeds' ``max_entries``.
+    feeds' ``max_entries``. Only the files ``changes`` names are rendered (the topic
+    pages of its feeds, its entry pages, the index); by default every one.
     """
     shown = feeds(site, specs, latest)
     by_slug = {feed.slug: feed for feed in shown}
-    files = {outputs.topic_page(feed.slug): render_topic(site, feed) for feed in shown}
+    files = {
+        outputs.topic_page(feed.slug): render_topic(site, feed)
+        for feed in shown
+        if changes.feed(feed.slug)
+    }
     for entry in unique_entries(shown):
-        files[outputs.entry_file(entry.id)] = render_entry(site, entry, by_slug)
-    files[outputs.OPML] = render_opml(site, specs)
-    files[outputs.INDEX] = render_index(site, shown, LATEST_ON_INDEX)
-    for name in outputs.STATIC_FILES:
-        files[name] = static_file(name)
+        if changes.entry(entry.id):
+            files[outputs.entry_file(entry.id)] = render_entry(site, entry, by_slug)
+    if changes.everything:
+        files[outputs.OPML] = render_opml(site, specs)
+    if changes.index:
+        files[outputs.INDEX] = render_index(site, shown, LATEST_ON_INDEX)
+    if changes.everything:
+        for name in outputs.STATIC_FILES:
+            files[name] = static_file(name)
     return files

@@ -1,0 +1,282 @@
+"""A publish renders only what changed, and its files equal a full render's, byte for byte.
+
+Runs go through :func:`aggregator.pipeline.publish` with a real SQLite store and real
+files; after each one, every file a full render of the same store gives (written into
+a second directory) must be in the feeds directory with the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from aggregator.config import Config, load_config
+from aggregator.ingest import Outcome
+from aggregator.live.state import FetchStates
+from aggregator.model import Entry, Provenance, Published, SourceEntry
+from aggregator.output import write_files
+from aggregator.pipeline import (
+    RunResult,
+    build_files,
+    manifest_key,
+    publish,
+    recorded_manifest,
+    rendered_key,
+)
+from aggregator.site import outputs
+from aggregator.site.plan import EVERYTHING, Manifest, changes, entry_digest, manifest_of
+from aggregator.store import open_store
+
+START = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+SOURCES = ("alpha", "beta", "gamma")
+CONFIG = """
+[feeds]
+directory = "feeds"
+title = "Test news"
+base_url = "https://news.example.org/"
+max_entries = {max_entries}
+
+[store]
+path = "state/store.sqlite3"
+
+{sources}
+
+[[topics]]
+slug = "ukraine"
+title = "Ukraine"
+description = "Ukraine"
+terms = ["Ukraine"]
+
+[[topics]]
+slug = "energy"
+title = "Energy"
+description = "Energy"
+terms = ["gas"]
+
+[[topics]]
+slug = "quiet"
+title = "Quiet"
+description = "Nothing matches"
+terms = ["zanzibar-never"]
+"""
+
+
+def make_config(tmp_path: Path, max_entries: int = 4, title: str = "Test news") -> Config:
+    sources = "\n".join(
+        f'[[sources]]\nname = "{name}"\nurl = "https://{name}.example.org/feed.xml"'
+        for name in SOURCES
+    )
+    text = CONFIG.format(max_entries=max_entries, sources=sources).replace("Test news", title)
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def item(
+    source: str, title: str, day: int, summary: str = "", line: int | None = None
+) -> SourceEntry:
+    when = START + timedelta(days=day)
+    location = f"https://{source}.example.org/feed.xml"
+    return SourceEntry(
+        title=title,
+        published=Published(when.date(), when),
+        summary=summary or title,
+        provenance=Provenance(source, location, line),
+        link=f"https://{source}.example.org/{title.replace(' ', '-').lower()}",
+    )
+
+
+def run(config: Config, items: Sequence[SourceEntry], now: datetime) -> RunResult:
+    by_source = {s.name: s for s in config.sources}
+    outcomes = [
+        Outcome(by_source[name], tuple(i for i in items if i.source == name))
+        for name in sorted({i.source for i in items})
+    ]
+    with open_store(config.store) as store:
+        return publish(config, store, FetchStates(store), outcomes, now)
+
+
+def assert_as_full_render(config: Config, tmp_path: Path) -> None:
+    """Every file of a full render of the store is on disk with the same bytes; what
+    else is there is only pages of stories no feed shows any more."""
+    with open_store(config.store) as store:
+        files = build_files(config, store)
+    full = tmp_path / "full"
+    write_files(full, files)
+    feeds = config.feeds.directory
+    for path in sorted(full.rglob("*")):
+        if path.is_file():
+            name = path.relative_to(full).as_posix()
+            assert (feeds / name).read_bytes() == path.read_bytes(), name
+    extra = {
+        p.relative_to(feeds).as_posix() for p in feeds.rglob("*") if p.is_file()
+    } - files.keys()
+    assert all(outputs.ENTRY_PAGE.match(name) for name in extra), extra
+
+
+def feeds_rendered(result: RunResult) -> set[str]:
+    return {name.rsplit(".", 1)[0] for name in result.rendered if name.endswith(".rss")}
+
+
+def pages_rendered(result: RunResult) -> int:
+    return sum(1 for name in result.rendered if name.startswith("entries/"))
+
+
+def test_each_publish_equals_a_full_render(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    now = START + timedelta(days=30)
+    runs: list[list[SourceEntry]] = [
+        # 1: the first run renders everything
+        [
+            item("alpha", "Ukraine talks open", 1),
+            item("alpha", "Ukraine grain deal", 2),
+            item("beta", "Gas prices fall", 1),
+            item("beta", "Gas storage full", 3),
+            item("gamma", "Local election", 2),
+        ],
+        # 2: one new story in one topic
+        [item("alpha", "Ukraine talks continue", 4)],
+        # 3: a stored story updated (new summary, same topics)
+        [item("beta", "Gas storage full", 3, "Storage is full, says the gas operator")],
+        # 4: a story changes topics: its summary now speaks of gas, not of Ukraine
+        [item("alpha", "Ukraine grain deal", 2, "The grain deal is off; gas instead")],
+        # 5: another source tells a stored story (a new sighting only), and a new story
+        [item("gamma", "Gas prices fall", 1), item("gamma", "Town fair", 5)],
+        # 6: a line moves in a source's file (a sighting changes), with a new story
+        [item("gamma", "Local election", 2, line=7), item("beta", "Gas pipeline", 6)],
+        # 7: many new stories push older ones out of every window
+        [item("alpha", f"Ukraine report {n}", 7 + n) for n in range(5)],
+        # 8: the newest story leaves its topic: an older one comes back into the window
+        [item("alpha", "Ukraine report 4", 11, "Nothing to see here")],
+        # 9: an older story, outside every window
+        [item("gamma", "Old news", -20)],
+        # 10: nothing new
+        [item("alpha", "Ukraine report 3", 10)],
+    ]
+    for number, items in enumerate(runs, 1):
+        result = run(config, items, now + timedelta(hours=number))
+        assert_as_full_render(config, tmp_path / f"run-{number}")
+        if number == 1:
+            names = {*outputs.fixed_files(["all", "ukraine", "energy", "quiet"])}
+            assert names <= set(result.rendered)
+        elif number == 10:
+            assert result.rendered == () and result.written == ()
+        else:
+            assert outputs.OPML not in result.rendered, number
+            assert outputs.STYLESHEET not in result.rendered, number
+
+
+def test_one_source_renders_only_the_feeds_it_changed(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_entries=10)
+    now = START + timedelta(days=30)
+    run(
+        config,
+        [
+            item("alpha", "Ukraine talks open", 1),
+            item("beta", "Gas prices fall", 2),
+            item("gamma", "Local election", 3),
+        ],
+        now,
+    )
+    # A new story about gas, older than the newest: "all" and "energy" change, and the
+    # quiet topic's date does not (the newest story overall is the same).
+    result = run(config, [item("beta", "Gas storage full", 2)], now + timedelta(hours=1))
+    assert feeds_rendered(result) == {"all", "energy"}
+    assert pages_rendered(result) == 1
+    assert set(result.rendered) == {
+        *outputs.feed_files("all"),
+        *outputs.feed_files("energy"),
+        outputs.topic_page("all"),
+        outputs.topic_page("energy"),
+        outputs.INDEX,
+        next(n for n in result.rendered if n.startswith("entries/")),
+    }
+    assert outputs.feed_files("ukraine")[0] not in {p.name for p in result.written}
+    # Every file is still reported (written or as it was), for Last-Modified stamps.
+    assert len(result.written) + len(result.unchanged) == len(
+        [p for p in config.feeds.directory.rglob("*") if p.is_file()]
+    )
+    assert_as_full_render(config, tmp_path / "check")
+    # A newest story overall: the empty topic shows its date, so it is rendered too.
+    result = run(config, [item("alpha", "Ukraine ceasefire", 9)], now + timedelta(hours=2))
+    assert feeds_rendered(result) == {"all", "ukraine", "quiet"}
+    assert_as_full_render(config, tmp_path / "check-2")
+
+
+def test_what_is_not_known_for_sure_is_rendered_again(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    now = START + timedelta(days=30)
+    everything = {*outputs.fixed_files(["all", "ukraine", "energy", "quiet"])}
+    run(config, [item("alpha", "Ukraine talks open", 1)], now)
+    # New settings: every file again.
+    config = make_config(tmp_path, title="Other news")
+    result = run(config, [item("beta", "Gas prices fall", 2)], now + timedelta(hours=1))
+    assert everything <= set(result.rendered)
+    assert_as_full_render(config, tmp_path / "settings")
+    # A crash between the store's commit and the renames: the rendered key names an
+    # older version than the manifest, which is not trusted.
+    with open_store(config.store) as store, store.transaction():
+        store.set_meta(rendered_key(config, store), "crashed 0")
+    result = run(config, [item("beta", "Gas storage full", 3)], now + timedelta(hours=2))
+    assert everything <= set(result.rendered)
+    # A removed entry page: not trusted either.
+    page = next((config.feeds.directory / "entries").iterdir())
+    page.unlink()
+    with open_store(config.store) as store:
+        assert recorded_manifest(config, store) is None
+    result = run(config, [item("gamma", "Local election", 4)], now + timedelta(hours=3))
+    assert everything <= set(result.rendered) and page.exists()
+    # An unreadable manifest: everything again.
+    with open_store(config.store) as store, store.transaction():
+        store.set_meta(manifest_key(config, store), "garbage")
+    result = run(config, [item("gamma", "Town fair", 5)], now + timedelta(hours=4))
+    assert everything <= set(result.rendered)
+    assert_as_full_render(config, tmp_path / "after")
+
+
+# -- the plan, pure ---------------------------------------------------------------------------
+
+
+def entry(title: str, **changes: object) -> Entry:
+    base = Entry(
+        id=f"tag:example.org,2024:{title}",
+        title=title,
+        published=Published(date(2024, 5, 1)),
+        summary="",
+        sources=(Provenance("alpha", "https://alpha.example.org/feed.xml"),),
+        first_seen=START,
+        last_seen=START,
+        topics=("ukraine",),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_an_entry_digest_follows_what_is_shown_but_not_last_seen() -> None:
+    one = entry("a")
+    assert entry_digest(one) == entry_digest(
+        dataclasses.replace(one, last_seen=START.replace(year=2030))
+    )
+    seen_elsewhere = (*one.sources, Provenance("beta", "https://beta.example.org/feed.xml"))
+    for other in (
+        dataclasses.replace(one, summary="new"),
+        dataclasses.replace(one, topics=()),
+        dataclasses.replace(one, sources=seen_elsewhere),
+        dataclasses.replace(one, sources=(Provenance("alpha", "x.html", 3),)),
+    ):
+        assert entry_digest(other) != entry_digest(one)
+
+
+def test_changes_names_the_feeds_and_pages_whose_inputs_differ() -> None:
+    a, b, c = entry("a"), entry("b"), entry("c")
+    before = manifest_of({"all": [a, b], "ukraine": [a], "quiet": []}, START)
+    assert changes(None, before) == EVERYTHING
+    same = changes(before, manifest_of({"all": [a, b], "ukraine": [a], "quiet": []}, START))
+    assert not same.everything and not same.feeds and not same.entries and not same.index
+    newer = START + timedelta(days=1)
+    after = manifest_of({"all": [c, a], "ukraine": [a], "quiet": []}, newer)
+    found = changes(before, after)
+    assert found.feeds == {"all", "quiet"} and found.entries == {c.id} and found.index
+    assert Manifest.loads(after.dumps()) == after
+    assert Manifest.loads("{") is None and Manifest.loads(None) is None
