@@ -15,13 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.errors import ConfigError
 from aggregator.patterns import compile_pattern
-from aggregator.snapshots.page import Captured
+from aggregator.snapshots import LAYOUT_NAMES
+
+if TYPE_CHECKING:
+    from aggregator.snapshots.page import Captured
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 TOPIC_FIELDS = ("title", "summary", "categories")  # where rules may look
@@ -398,7 +401,7 @@ def _fetch(root: _Table) -> FetchSettings:
     )
 
 
-SOURCE_KINDS = ("listing", "event-page", "digest", "newsfeed", "feed")
+SOURCE_KINDS = (*LAYOUT_NAMES, "feed")
 
 
 def _source(table: _Table, base: Path) -> SourceConfig:

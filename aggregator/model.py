@@ -13,6 +13,11 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 
+# The newest entries read from one feed document by default ([fetch] max_entries_per_feed's
+# default; aggregator.live.newest picks them). Here, where every reader finds it without
+# importing the parsers.
+MAX_ENTRIES = 1000
+
 
 class Precision(enum.Enum):
     """How much of a publication date the source actually gave."""

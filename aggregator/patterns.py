@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import re2
-
 MAX_PATTERN_LENGTH = 1000  # characters; longer is a mistake, not a topic
 MAX_PATTERN_MEMORY = 8 << 20  # bytes RE2 may use to compile one pattern
 
@@ -30,6 +28,8 @@ def compile_pattern(pattern: str) -> Pattern:
     """A case-insensitive linear-time pattern; ValueError saying what is wrong with it."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise ValueError(f"longer than {MAX_PATTERN_LENGTH} characters")
+    import re2  # here: a config without patterns never needs it
+
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False  # the error is raised to us; RE2 must not print it too

@@ -8,15 +8,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aggregator.errors import SourceError
-from aggregator.live.harden import looks_like_xml
-from aggregator.live.newest import MAX_ENTRIES
-from aggregator.model import SourceEntry
-from aggregator.snapshots import read_text
-from aggregator.snapshots.page import Captured
+from aggregator.model import MAX_ENTRIES, SourceEntry
 
+# Every package imports this module (aggregator/__init__.py): what reads a feed or a
+# page is imported when one is read, so that a run with nothing to read never does.
 if TYPE_CHECKING:
     from aggregator.live.feedparse import FeedDocument
     from aggregator.live.sandbox import Sandbox
+    from aggregator.snapshots.page import Captured
 
 log = logging.getLogger("aggregator")
 
@@ -62,6 +61,7 @@ def decode(data: bytes, source: str, location: str) -> str:
 
 def is_feed(data: bytes, kind: str | None) -> bool:
     """Whether bytes are an RSS/Atom or JSON Feed document (rather than a saved page)."""
+    from aggregator.live.harden import looks_like_xml
     from aggregator.live.jsonfeed import looks_like_json_feed
 
     if kind is not None:
@@ -135,5 +135,7 @@ def parse_source(
         return list(document.entries)
     if captured is not None and isinstance(captured, datetime) and captured.tzinfo is None:
         raise SourceError(source, location, f"capture time {captured} has no time zone")
+    from aggregator.snapshots import read_text
+
     text = decode(data, source, location)
     return read_text(text, source=source, location=location, kind=kind, captured=captured)

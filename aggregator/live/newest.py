@@ -28,10 +28,8 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from aggregator.dates import parse_timestamp
+from aggregator.model import MAX_ENTRIES as MAX_ENTRIES  # the limit's default, said there
 from aggregator.model import Published, SourceEntry
-
-# Items read from one feed document: [fetch] max_entries_per_feed's default.
-MAX_ENTRIES = 1000
 
 RSS_090 = "http://my.netscape.com/rdf/simple/0.9/"
 RSS_10 = "http://purl.org/rss/1.0/"

@@ -13,19 +13,21 @@ new worker costs a fork, not a fresh interpreter.
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
-import resource
 import threading
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import SourceError
-from aggregator.live.newest import MAX_ENTRIES
+from aggregator.model import MAX_ENTRIES
 
+# multiprocessing is imported when the first worker starts: a run that parses nothing
+# (every source fresh, or answering 304) never starts one.
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import ForkServerContext
+    from multiprocessing.process import BaseProcess
+
     from aggregator.live.feedparse import FeedDocument
 
 DEFAULT_TIMEOUT = 10.0
@@ -34,6 +36,8 @@ DEFAULT_MEMORY = 1 << 30  # bytes of address space per worker
 
 def _serve(conn: Connection, memory: int) -> None:
     """A worker's loop: parse what arrives, send back the document or the error."""
+    import resource
+
     from aggregator.live.feedparse import parse_feed
     from aggregator.live.jsonfeed import is_json_feed, parse_json_feed
 
@@ -70,8 +74,8 @@ def _serve(conn: Connection, memory: int) -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, memory: int) -> None:
-        self.conn, child = multiprocessing.Pipe()
+    def __init__(self, context: ForkServerContext, memory: int) -> None:
+        self.conn, child = context.Pipe()
         self.process: BaseProcess = context.Process(
             target=_serve, args=(child, memory), daemon=True, name="aggregator-parser"
         )
@@ -94,8 +98,7 @@ class Sandbox:
         self.size = max(1, workers)
         self.timeout = timeout
         self.memory = memory
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["aggregator.live.feedparse"])
+        self._context: ForkServerContext | None = None  # made with the first worker
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._started = 0
         self._all: list[_Worker] = []
@@ -106,10 +109,19 @@ class Sandbox:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            worker = _Worker(self._context, self.memory)
+            worker = _Worker(self._forkserver(), self.memory)
             with self._lock:
                 self._all.append(worker)
             return worker
+
+    def _forkserver(self) -> ForkServerContext:
+        with self._lock:
+            if self._context is None:
+                import multiprocessing
+
+                self._context = multiprocessing.get_context("forkserver")
+                self._context.set_forkserver_preload(["aggregator.live.feedparse"])
+            return self._context
 
     def _discard(self, worker: _Worker) -> None:
         worker.stop()

@@ -9,15 +9,19 @@ unless a kind is given, then reads the whole page with it.
 
 from __future__ import annotations
 
-from typing import Protocol
+import functools
+from typing import TYPE_CHECKING, Protocol
 
 from aggregator.errors import SourceError, UnknownLayoutError
-from aggregator.model import SourceEntry
-from aggregator.snapshots.digest import DIGEST
-from aggregator.snapshots.event_page import EVENT_PAGE
-from aggregator.snapshots.listing import LISTING
-from aggregator.snapshots.newsfeed import NEWSFEED
-from aggregator.snapshots.page import Captured, Page, head
+
+# The layouts are imported when a page is read (layouts()): the config and the CLI
+# need only their names, and a run with no saved pages never reads one.
+if TYPE_CHECKING:
+    from aggregator.model import SourceEntry
+    from aggregator.snapshots.page import Captured, Page
+
+# The layouts' names (``kind = "..."``), in the order they are tried: LAYOUTS' keys.
+LAYOUT_NAMES = ("listing", "event-page", "digest", "newsfeed")
 
 
 class Layout(Protocol):
@@ -36,24 +40,42 @@ class Layout(Protocol):
     def read(self, page: Page) -> list[SourceEntry]: ...
 
 
-LAYOUTS: dict[str, Layout] = {
-    layout.name: layout for layout in (LISTING, EVENT_PAGE, DIGEST, NEWSFEED)
-}
+@functools.cache
+def layouts() -> dict[str, Layout]:
+    """Every layout by name (:data:`LAYOUT_NAMES`), imported on first use."""
+    from aggregator.snapshots.digest import DIGEST
+    from aggregator.snapshots.event_page import EVENT_PAGE
+    from aggregator.snapshots.listing import LISTING
+    from aggregator.snapshots.newsfeed import NEWSFEED
+
+    return {layout.name: layout for layout in (LISTING, EVENT_PAGE, DIGEST, NEWSFEED)}
+
+
+if TYPE_CHECKING:
+    LAYOUTS: dict[str, Layout]
+else:
+
+    def __getattr__(name: str) -> object:
+        # ``LAYOUTS`` as before, made when first asked for.
+        if name == "LAYOUTS":
+            return layouts()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def choose_layout(page: Page) -> Layout:
     """The layout that fits the page best, or an error saying what was expected."""
-    scores = sorted(((layout.sniff(page), name) for name, layout in LAYOUTS.items()), reverse=True)
+    known = layouts()
+    scores = sorted(((layout.sniff(page), name) for name, layout in known.items()), reverse=True)
     best_score, best = scores[0]
     if best_score <= 0:
-        expected = "; ".join(f"{name}: {layout.looks_like}" for name, layout in LAYOUTS.items())
+        expected = "; ".join(f"{name}: {layout.looks_like}" for name, layout in known.items())
         raise UnknownLayoutError(
             page.source,
             page.location,
             f"text fits no known page layout (expected one of {expected}); "
             "set kind in config.toml if it is one of these",
         )
-    return LAYOUTS[best]
+    return known[best]
 
 
 def read_text(
@@ -65,16 +87,19 @@ def read_text(
     captured: Captured | None = None,
 ) -> list[SourceEntry]:
     """The entries in a saved page's text, read as ``kind`` or as the layout it fits."""
+    from aggregator.snapshots.page import Page, head
+
+    known = layouts()
     if kind is None:
         sample = Page.from_text(head(text), source=source, location=location, captured=captured)
         layout = choose_layout(sample)
-    elif kind in LAYOUTS:
-        layout = LAYOUTS[kind]
+    elif kind in known:
+        layout = known[kind]
     else:
         raise SourceError(
             source,
             location,
-            f"unknown snapshot kind {kind!r} (expected one of: {', '.join(LAYOUTS)})",
+            f"unknown snapshot kind {kind!r} (expected one of: {', '.join(known)})",
         )
     page = Page.from_text(text, source=source, location=location, captured=captured)
     return _read(page, layout, kind)
