@@ -14,24 +14,23 @@ that changed, the items that are the same as in its last read (by digest, see
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
-from aggregator.live.fetch import Fetched, Fetcher, FetchError, Limits, Validators
-from aggregator.live.sandbox import Sandbox
-from aggregator.live.state import FetchStates, SourceState
-from aggregator.localfile import read_local
-from aggregator.model import SourceEntry
-from aggregator.source import parse_source
 
-if TYPE_CHECKING:  # feedparser is slow to import: a run that parses nothing never does
+# A run whose sources are all fresh asks nobody and reads nothing: the event loop, the
+# HTTP client, the parsers and the page layouts are imported when a source is read.
+if TYPE_CHECKING:
+    from aggregator.config import Config, SourceConfig
     from aggregator.live.feedparse import FeedDocument
+    from aggregator.live.fetch import Fetched, Fetcher
+    from aggregator.live.sandbox import Sandbox
+    from aggregator.live.state import FetchStates, SourceState
+    from aggregator.model import SourceEntry
 
 log = logging.getLogger("aggregator")
 
@@ -56,6 +55,9 @@ def read_file(
     source: SourceConfig, sandbox: Sandbox | None, limit: int, max_entries: int
 ) -> list[SourceEntry]:
     """The entries of a local source; SourceError when it cannot be read."""
+    from aggregator.localfile import read_local
+    from aggregator.source import parse_source
+
     assert source.path is not None
     data = read_local(
         source.path,
@@ -107,31 +109,57 @@ class Ingest:
             self._pruned = datetime.fromisoformat(pruned)
 
     def run(self, sources: Sequence[SourceConfig] | None = None) -> list[Outcome]:
-        """Read ``sources`` (default: all of the config's) concurrently."""
-        return asyncio.run(self._all(self.config.sources if sources is None else sources))
+        """Read ``sources`` (default: all of the config's) concurrently.
+
+        The live sources' states are read from the store at once; those that are not to
+        be asked now (gone, asked us to wait, still fresh) are settled without an event
+        loop, and when no source is left to read, none is started.
+        """
+        sources = self.config.sources if sources is None else sources
+        self.state.load(source.url for source in sources if source.url is not None)
+        outcomes = [None if source.url is None else self._settled(source) for source in sources]
+        waiting = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        if waiting:
+            import asyncio
+
+            read = asyncio.run(self._all([sources[i] for i in waiting]))
+            for i, outcome in zip(waiting, read, strict=True):
+                outcomes[i] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def _all(self, sources: Sequence[SourceConfig]) -> list[Outcome]:
+        import asyncio
+        from contextlib import AsyncExitStack
+
+        from aggregator.live.fetch import Fetcher, Limits
+
         settings = self.config.fetch
-        limits = Limits(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            deadline=settings.deadline,
-            max_body=settings.max_body_mb << 20,
-            max_decoded=settings.max_decoded_mb << 20,
-            workers=settings.workers,
-        )
         slots = asyncio.Semaphore(settings.workers)
-        async with Fetcher(limits, settings.user_agent) as fetcher:
+        async with AsyncExitStack() as stack:
+            fetcher: Fetcher | None = None
+            if any(source.url is not None for source in sources):
+                limits = Limits(
+                    connect_timeout=settings.connect_timeout,
+                    read_timeout=settings.read_timeout,
+                    deadline=settings.deadline,
+                    max_body=settings.max_body_mb << 20,
+                    max_decoded=settings.max_decoded_mb << 20,
+                    workers=settings.workers,
+                )
+                fetcher = await stack.enter_async_context(Fetcher(limits, settings.user_agent))
 
             async def one(source: SourceConfig) -> Outcome:
                 async with slots:
                     if source.url is None:
                         return await self._local(source)
+                    assert fetcher is not None
                     return await self._live(source, fetcher)
 
             return list(await asyncio.gather(*(one(s) for s in sources)))
 
     async def _local(self, source: SourceConfig) -> Outcome:
+        import asyncio
+
         try:
             limit = self.config.fetch.max_decoded_mb << 20
             entries = await asyncio.to_thread(
@@ -141,10 +169,10 @@ class Ingest:
             return Outcome(source, (), error)
         return Outcome(source, tuple(entries))
 
-    async def _live(self, source: SourceConfig, fetcher: Fetcher) -> Outcome:
+    def _settled(self, source: SourceConfig) -> Outcome | None:
+        """The outcome of a live source not to be asked now; None when it is to be."""
         assert source.url is not None
-        key = source.url
-        state = self.state.get(key)
+        state = self.state.get(source.url)
         url = state.url or source.url
         if state.gone_since is not None:
             error = SourceError(
@@ -168,6 +196,18 @@ class Ingest:
             # What ``serve``'s schedule honours as a floor, a cron run honours too.
             note = f"fresh until {fresh_until.isoformat()}; not asked"
             return Outcome(source, (), note=note, not_modified=True, not_before=fresh_until)
+        return None
+
+    async def _live(self, source: SourceConfig, fetcher: Fetcher) -> Outcome:
+        import asyncio
+
+        from aggregator.live.fetch import FetchError, Validators
+        from aggregator.source import parse_source
+
+        assert source.url is not None
+        key = source.url
+        state = self.state.get(key)
+        url = state.url or source.url
         try:
             fetched = await fetcher.fetch(
                 url, name=source.name, validators=state.validators, now=self.now
@@ -255,6 +295,8 @@ class Ingest:
         return document
 
     def _failed(self, state: SourceState, error: SourceError) -> SourceState:
+        from aggregator.live.fetch import FetchError
+
         if isinstance(error, FetchError):
             if error.gone:
                 return replace(state, gone_since=self.now, last_error=error.message)

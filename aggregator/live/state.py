@@ -9,13 +9,13 @@ written in the run's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aggregator.live.fetch import Validators
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the HTTP client is imported by a run that asks a source, not before
+    from aggregator.live.fetch import Validators
     from aggregator.store import StoreType
 
 
@@ -38,6 +38,8 @@ class SourceState:
 
     @property
     def validators(self) -> Validators:
+        from aggregator.live.fetch import Validators
+
         return Validators(self.etag, self.last_modified)
 
     def with_validators(self, validators: Validators) -> SourceState:
@@ -76,10 +78,23 @@ class FetchStates:
     def __init__(self, store: StoreType | None = None) -> None:
         self.store = store
         self.changed: dict[str, SourceState] = {}
+        self._read: dict[str, SourceState] = {}  # what load() read, until changed
+
+    def load(self, keys: Iterable[str]) -> None:
+        """Read the states of ``keys`` from the store at once, for :meth:`get`."""
+        if self.store is None:
+            return
+        wanted = [key for key in dict.fromkeys(keys) if key not in self.changed]
+        found = self.store.fetch_states(wanted)
+        for key in wanted:
+            data = found.get(key)
+            self._read[key] = SourceState() if data is None else SourceState.from_json(data)
 
     def get(self, key: str) -> SourceState:
         if key in self.changed:
             return self.changed[key]
+        if key in self._read:
+            return self._read[key]
         data = self.store.fetch_state(key) if self.store is not None else None
         return SourceState() if data is None else SourceState.from_json(data)
 
@@ -91,4 +106,5 @@ class FetchStates:
         assert self.store is not None
         for key, state in self.changed.items():
             self.store.set_fetch_state(key, state.to_json())
+            self._read.pop(key, None)
         self.changed.clear()

@@ -44,6 +44,10 @@ class StoreType(Protocol):
 
     def fetch_state(self, key: str) -> dict[str, Any] | None: ...
 
+    def fetch_states(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored fetch states of ``keys``, by key, read at once."""
+        ...
+
     def set_fetch_state(self, key: str, data: dict[str, Any]) -> None: ...
 
     def add(

@@ -158,6 +158,18 @@ class SQLStore:
         row = self._execute("SELECT data FROM fetch_state WHERE source_key = ?", (key,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def fetch_states(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The fetch states of ``keys`` that are stored, by key: one query per CHUNK keys."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in range(0, len(keys), CHUNK):
+            part = keys[chunk : chunk + CHUNK]
+            marks = ",".join("?" * len(part))
+            for key, data in self._execute(
+                f"SELECT source_key, data FROM fetch_state WHERE source_key IN ({marks})", part
+            ):
+                found[key] = dict(json.loads(data))
+        return found
+
     def set_fetch_state(self, key: str, data: dict[str, Any]) -> None:
         self._execute(
             "INSERT INTO fetch_state (source_key, data) VALUES (?, ?) "
