@@ -12,25 +12,26 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from aggregator.config import SourceConfig
 from aggregator.errors import AggregatorError, ConfigError, SourceError, StoreError, WriteError
 from aggregator.lock import LockTimeout
-from aggregator.model import SourceEntry
-from aggregator.snapshots import LAYOUTS
-from aggregator.snapshots.page import Captured
+from aggregator.snapshots import LAYOUT_NAMES
 
+# Each command imports what it needs when it runs, and the help texts are made without
+# importing the commands: ``aggregator run`` with nothing to read imports little more
+# than the config and the store.
 if TYPE_CHECKING:
+    from aggregator.config import SourceConfig
     from aggregator.live.sandbox import Sandbox
+    from aggregator.model import SourceEntry
+    from aggregator.snapshots.page import Captured
 
 EXIT_OK = 0
 EXIT_SOURCES_FAILED = 1
@@ -103,6 +104,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def _parse_files(args: argparse.Namespace, sandbox: Sandbox) -> int:
+    import json
+
     from aggregator.config import FetchSettings
     from aggregator.localfile import read_local
     from aggregator.source import parse_source
@@ -209,6 +212,7 @@ def cmd_topics_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
     from contextlib import asynccontextmanager
     from datetime import timedelta
 
@@ -313,11 +317,34 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from aggregator import __version__
+class _Parser(argparse.ArgumentParser):
+    """A parser whose description may be worked out only when its help is shown
+    (``describe``), so that building the parser imports nothing to make it."""
+
+    def __init__(self, *args: Any, describe: Callable[[], str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._describe = describe
+
+    def format_help(self) -> str:
+        if self._describe is not None:
+            self.description, self._describe = self._describe(), None
+        return super().format_help()
+
+
+def _run_description() -> str:
     from aggregator.site import outputs
 
-    parser = argparse.ArgumentParser(
+    return (
+        "Read every source in the configuration once and write the topic feeds "
+        "and the site's pages into the [feeds] directory (each file only when it changed):\n\n"
+        + outputs.describe()
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aggregator import __version__
+
+    parser = _Parser(
         prog="aggregator",
         description="Read NATO news from saved pages and feeds; write topic feeds.",
         epilog="run 'aggregator COMMAND --help' for each command\n\nexample:\n  aggregator run",
@@ -354,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parse.add_argument(
         "--kind",
-        choices=[*sorted(LAYOUTS), "feed"],
+        choices=[*sorted(LAYOUT_NAMES), "feed"],
         help="'feed' (RSS/Atom) or a page layout (default: recognised from the content)",
     )
     parse.set_defaults(handler=cmd_parse)
@@ -362,9 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="read every source in the config and write the feeds",
-        description="Read every source in the configuration once and write the topic feeds "
-        "and the site's pages into the [feeds] directory (each file only when it changed):\n\n"
-        + outputs.describe(),
+        describe=_run_description,  # names every output file: aggregator.site.outputs
         epilog=RUN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -13,8 +13,10 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("aggregator")
+P = TypeVar("P", bound=argparse.ArgumentParser)  # the parser class of the command line
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -198,8 +200,8 @@ examples:
 
 
 def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> list[argparse.ArgumentParser]:
+    commands: argparse._SubParsersAction[P],
+) -> list[P]:
     """The ``sources`` command and its subcommands; returns every parser made, for
     the caller to give each the common flags."""
     raw = argparse.RawDescriptionHelpFormatter

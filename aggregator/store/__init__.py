@@ -10,16 +10,29 @@ are the schema's versions (:mod:`aggregator.store.migrations`).
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from aggregator.errors import StoreError
-from aggregator.store.migrations import MIGRATIONS
-from aggregator.store.plan import IngestReport, retention_cutoff, sort_key
-from aggregator.store.protocol import StoreType
-from aggregator.store.sqlite import Store
 
+# The backends and the merge are imported when first used (a name below, or
+# open_store): ``aggregator store …``'s help, say, needs none of them.
 if TYPE_CHECKING:
     from aggregator.config import StoreSettings
+    from aggregator.store.migrations import MIGRATIONS
+    from aggregator.store.plan import IngestReport, retention_cutoff, sort_key
+    from aggregator.store.protocol import StoreType
+    from aggregator.store.sqlite import Store
+
+# Each name of __all__ not defined here, with the module that defines it.
+_HOMES = {
+    "MIGRATIONS": "migrations",
+    "IngestReport": "plan",
+    "retention_cutoff": "plan",
+    "sort_key": "plan",
+    "StoreType": "protocol",
+    "Store": "sqlite",
+}
 
 __all__ = [
     "MIGRATIONS",
@@ -34,12 +47,23 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once
+    return value
+
+
 def open_store(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType:
     """The store the settings name: PostgreSQL when ``url`` is set, else the SQLite file."""
     if settings.url:
         from aggregator.store.postgres import PostgresStore
 
         return PostgresStore(settings.url, timeout=timeout)
+    from aggregator.store.sqlite import Store
+
     return Store(settings.path, timeout=timeout)
 
 
@@ -49,4 +73,6 @@ def open_store_to_read(settings: StoreSettings, *, timeout: float = 30.0) -> Sto
         return open_store(settings, timeout=timeout)
     if not settings.path.exists():
         return None
+    from aggregator.store.sqlite import Store
+
     return Store.read_only(settings.path, timeout=timeout)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("aggregator")
+P = TypeVar("P", bound=argparse.ArgumentParser)  # the parser class of the command line
 
 COPY_EXAMPLE = """examples:
   aggregator store copy --to postgresql://aggregator@db.example/news
@@ -39,8 +41,8 @@ def _redacted(url: str) -> str:
 
 
 def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> list[argparse.ArgumentParser]:
+    commands: argparse._SubParsersAction[P],
+) -> list[P]:
     """The ``store`` command and its subcommands; returns every parser made."""
     store = commands.add_parser(
         "store",
