@@ -1,6 +1,7 @@
 """Fetching feeds over HTTP, politely and defensively.
 
-One :class:`Fetcher` (one httpx connection pool) serves a whole run. Every fetch
+One :class:`Fetcher` (one pool of keep-alive connections, :mod:`aggregator.live.http`,
+made on the first fetch) serves a whole run. Every fetch
 has connect and read timeouts and an overall deadline; the body is capped before
 and after decompression (gzip and deflate are decoded here, in bounded steps,
 so a compression bomb stops at the cap); at most five redirects are followed,
@@ -16,18 +17,23 @@ from __future__ import annotations
 import asyncio
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-
-import httpx
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import SourceError
 
+if TYPE_CHECKING:
+    from aggregator.live.http import Client, Headers, Response
+
 ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
+    "application/json;q=0.8, */*;q=0.1"
 )
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
@@ -112,7 +118,7 @@ def max_age(cache_control: str | None) -> int | None:
     return min(int(match[1]), MAX_FRESH) if match else None
 
 
-def freshness(headers: httpx.Headers | dict[str, str], now: datetime) -> int | None:
+def freshness(headers: Headers | Mapping[str, str], now: datetime) -> int | None:
     """Seconds an answer stays fresh (RFC 9111 §4.2.1): Cache-Control max-age, else
     Expires minus Date (else minus ``now``); None for no-cache, no-store or nothing said.
     An invalid Expires means already stale (§5.3): None."""
@@ -175,33 +181,37 @@ class _Decoder:
 
 
 class Fetcher:
-    """HTTP for a whole run: one connection pool, shared limits, a User-Agent."""
+    """HTTP for a whole run: one connection pool, shared limits, a User-Agent.
+
+    Nothing is opened (or imported) until the first fetch."""
 
     def __init__(self, limits: Limits | None = None, user_agent: str | None = None) -> None:
         from aggregator import __version__
 
         self.limits = limits or Limits()
         self.user_agent = user_agent or f"aggregator/{__version__} (feed republisher)"
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                self.limits.read_timeout,
-                connect=self.limits.connect_timeout,
-                pool=self.limits.deadline,
-            ),
-            limits=httpx.Limits(
+        self._client: Client | None = None
+
+    def _http(self) -> Client:
+        if self._client is None:
+            from aggregator.live.http import Client
+
+            self._client = Client(
+                connect_timeout=self.limits.connect_timeout,
+                read_timeout=self.limits.read_timeout,
                 max_connections=self.limits.workers * 2,
-                max_keepalive_connections=self.limits.workers,
-            ),
-            follow_redirects=False,
-            headers={
-                "User-Agent": self.user_agent,
-                "Accept": ACCEPT,
-                "Accept-Encoding": "gzip, deflate",
-            },
-        )
+                max_idle=self.limits.workers,
+                headers={
+                    "User-Agent": self.user_agent,
+                    "Accept": ACCEPT,
+                    "Accept-Encoding": "gzip, deflate",
+                },
+            )
+        return self._client
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -216,19 +226,22 @@ class Fetcher:
 
     async def fetch(self, url: str, *, name: str, validators: Validators, now: datetime) -> Fetched:
         """GET ``url``; raises FetchError with a one-line reason."""
+        from aggregator.live.http import HTTPError, Timeout
+
         try:
             async with asyncio.timeout(self.limits.deadline):
                 return await self._follow(url, name=name, validators=validators, now=now)
         except TimeoutError as error:
             raise FetchError(name, url, f"timeout after {self.limits.deadline:g} s") from error
-        except httpx.TimeoutException as error:
+        except Timeout as error:
             raise FetchError(name, url, f"timeout: {_reason(error)}") from error
-        except httpx.HTTPError as error:
+        except HTTPError as error:
             raise FetchError(name, url, f"cannot fetch: {_reason(error)}") from error
 
     async def _follow(
         self, url: str, *, name: str, validators: Validators, now: datetime
     ) -> Fetched:
+        client = self._http()
         seen = {url}
         current = url
         moved_to: str | None = None
@@ -239,39 +252,37 @@ class Fetcher:
                 headers["If-None-Match"] = validators.etag
             if validators.last_modified:
                 headers["If-Modified-Since"] = validators.last_modified
-            async with self._client.stream("GET", current, headers=headers) as response:
-                if response.status_code not in REDIRECTS:
+            async with await client.get(current, headers) as response:
+                if response.status not in REDIRECTS:
                     return await self._answer(
                         response, name=name, first=url, moved_to=moved_to, now=now
                     )
                 location = response.headers.get("location")
             if not location:
-                raise FetchError(
-                    name, url, f"HTTP {response.status_code} redirect without a Location"
-                )
-            target = str(httpx.URL(current).join(location))
-            scheme = httpx.URL(target).scheme
+                raise FetchError(name, url, f"HTTP {response.status} redirect without a Location")
+            target = urljoin(current, location.strip())
+            scheme = urlsplit(target).scheme
             if scheme not in ("http", "https"):
                 raise FetchError(name, url, f"redirect to a {scheme}: URL refused ({target})")
             if target in seen:
                 raise FetchError(name, url, f"redirect loop (back to {target})")
             seen.add(target)
-            permanent = permanent and response.status_code in PERMANENT
+            permanent = permanent and response.status in PERMANENT
             moved_to = target if permanent else None
             current = target
         raise FetchError(name, url, f"more than {self.limits.max_redirects} redirects")
 
     async def _answer(
         self,
-        response: httpx.Response,
+        response: Response,
         *,
         name: str,
         first: str,
         moved_to: str | None,
         now: datetime,
     ) -> Fetched:
-        status = response.status_code
-        final = str(response.url)
+        status = response.status
+        final = response.url
         if status == 304:
             return Fetched(
                 url=final,
@@ -292,14 +303,12 @@ class Fetcher:
             raise FetchError(
                 name,
                 first,
-                f"HTTP {status} {response.reason_phrase}{when}",
+                f"HTTP {status} {response.reason}{when}",
                 status=status,
                 retry_after=after,
             )
         if status != 200:
-            raise FetchError(
-                name, first, f"HTTP {status} {response.reason_phrase}".strip(), status=status
-            )
+            raise FetchError(name, first, f"HTTP {status} {response.reason}".strip(), status=status)
         body = await self._body(response, name=name, url=first)
         return Fetched(
             url=final,
@@ -313,20 +322,20 @@ class Fetcher:
             max_age=freshness(response.headers, now),
         )
 
-    async def _body(self, response: httpx.Response, *, name: str, url: str) -> bytes:
+    async def _body(self, response: Response, *, name: str, url: str) -> bytes:
         limits = self.limits
-        declared = response.headers.get("content-length", "")
+        declared = response.headers.get("content-length") or ""
         if declared.isdigit() and int(declared) > limits.max_body:
             raise FetchError(
                 name,
                 url,
                 f"body of {int(declared) >> 20} MB is over the {limits.max_body >> 20} MB limit",
             )
-        decoder = _Decoder(response.headers.get("content-encoding", "").strip().lower())
+        decoder = _Decoder((response.headers.get("content-encoding") or "").strip().lower())
         parts: list[bytes] = []
         wire = decoded = 0
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.chunks():
                 wire += len(chunk)
                 if wire > limits.max_body:
                     raise FetchError(
@@ -346,7 +355,7 @@ class Fetcher:
         return b"".join(parts)
 
 
-def _reason(error: httpx.HTTPError) -> str:
+def _reason(error: Exception) -> str:
     text = str(error) or type(error).__name__
     if "Name or service not known" in text or "Temporary failure in name resolution" in text:
         return "host name could not be resolved (offline?)"
