@@ -75,11 +75,10 @@ def manifest_of(latest: Mapping[str, Sequence[Entry]], fallback: datetime) -> Ma
     entries: dict[str, str] = {}
     feeds: dict[str, str] = {}
     for slug, shown in latest.items():
-        digests = []
         for entry in shown:
-            digest = entries.setdefault(entry.id, entry_digest(entry))
-            digests.append(digest)
-        feeds[slug] = feed_digest(digests, fallback)
+            if entry.id not in entries:  # an entry in several feeds: one digest
+                entries[entry.id] = entry_digest(entry)
+        feeds[slug] = feed_digest([entries[entry.id] for entry in shown], fallback)
     return Manifest(feeds, entries)
 
 
