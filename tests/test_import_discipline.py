@@ -1,0 +1,143 @@
+"""A cron run with nothing to do imports no more than it needs (issue 14).
+
+When every live source's last answer is still fresh, ``aggregator run`` asks nobody,
+parses nothing and renders nothing, so it has no use for an event loop, the HTTP
+client, the parser workers, the feed parsers, the page layouts or the templates; and
+building the command line imports no command. Each is checked in a new interpreter,
+where ``sys.modules`` shows what was imported, so that a change making the no-op path
+heavy again fails here rather than only in a benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aggregator.cli import main
+from aggregator.config import StoreSettings
+from aggregator.live.state import FetchStates, SourceState
+from aggregator.snapshots import LAYOUT_NAMES, layouts
+from aggregator.store import open_store
+from tests.feedserver import Server
+
+# Not imported by a run that asks nobody and has nothing to write.
+NOT_FOR_A_FRESH_RUN = (
+    "asyncio",  # no event loop: no source is read
+    "aggregator.live.fetch",  # the HTTP client
+    "aggregator.live.http",
+    "httpx",
+    "multiprocessing",  # the parser workers
+    "aggregator.live.feedparse",  # the feed parsers
+    "aggregator.live.jsonfeed",
+    "aggregator.live.newest",
+    "feedparser",
+    "lxml",
+    "aggregator.snapshots.page",  # the saved-page layouts
+    "aggregator.dates",
+    "re2",  # the config has no topic patterns
+    "jinja2",  # the files are current: nothing is rendered
+)
+# Not imported by building the command line and parsing ``run``'s arguments.
+NOT_FOR_THE_PARSER = (
+    "aggregator.pipeline",
+    "aggregator.ingest",
+    "aggregator.site",
+    "aggregator.render",
+    "aggregator.server",
+    "aggregator.schedule",
+    "aggregator.config",
+    "aggregator.store.sqlite",
+    "aggregator.store.postgres",
+    "aggregator.sources.add",
+    "sqlite3",
+)
+
+
+def _modules(script: str, *args: str, cwd: Path) -> tuple[object, set[str]]:
+    """What ``script`` printed last (a JSON pair: a value, the module names), in a new
+    interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    value, modules = json.loads(done.stdout.splitlines()[-1])
+    return value, set(modules)
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """The names, or modules inside them, that were imported."""
+    return sorted(m for m in modules for n in names if m == n or m.startswith(n + "."))
+
+
+def test_a_run_with_every_source_fresh_imports_no_reader(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    # rss20.xml says <ttl>60</ttl>: fresh for an hour after the first run reads it.
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[store]\npath = '{tmp_path / 'store.sqlite3'}'\n"
+        f"[feeds]\ndirectory = '{tmp_path / 'feeds'}'\n\n"
+        f"[[sources]]\nname = 'nato'\nurl = '{feedserver.base}/feeds/rss20.xml'\n",
+        "utf-8",
+    )
+    assert main(["--config", str(config), "-q", "run"]) == 0
+    asked = len(feedserver.log)
+    script = (
+        "import json, sys\n"
+        "from aggregator.cli import main\n"
+        "status = main(['--config', sys.argv[1], '-q', 'run'])\n"
+        "print(json.dumps([status, sorted(sys.modules)]))\n"
+    )
+    status, modules = _modules(script, str(config), cwd=tmp_path)
+    assert status == 0
+    assert len(feedserver.log) == asked  # nobody was asked
+    assert "aggregator.pipeline" in modules  # the run did run
+    assert _loaded(modules, NOT_FOR_A_FRESH_RUN) == []
+
+
+def test_building_the_command_line_imports_no_command(tmp_path: Path) -> None:
+    script = (
+        "import json, sys\n"
+        "from aggregator.cli import build_parser\n"
+        "args = build_parser().parse_args(['run'])\n"
+        "print(json.dumps([args.command, sorted(sys.modules)]))\n"
+    )
+    command, modules = _modules(script, cwd=tmp_path)
+    assert command == "run"
+    assert _loaded(modules, NOT_FOR_THE_PARSER) == []
+
+
+def test_the_layout_names_are_the_layouts() -> None:
+    assert tuple(layouts()) == LAYOUT_NAMES
+
+
+def test_fetch_states_are_read_at_once(store_settings: StoreSettings) -> None:
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    with open_store(store_settings) as store:
+        keys = [f"https://example.org/{i}.xml" for i in range(1203)]  # more than one chunk
+        with store.transaction():
+            for i, key in enumerate(keys[::2]):
+                store.set_fetch_state(key, SourceState(etag=f'"{i}"', fresh_until=now).to_json())
+        found = store.fetch_states(keys)
+        assert sorted(found) == sorted(keys[::2])
+        assert all(found[key] == store.fetch_state(key) for key in keys[::2])
+        assert store.fetch_states([]) == {}
+
+        states = FetchStates(store)
+        states.load([keys[0], keys[1], keys[0]])
+        assert states.get(keys[0]) == SourceState(etag='"0"', fresh_until=now)
+        assert states.get(keys[1]) == SourceState()
+        changed = SourceState(etag='"new"')
+        states.put(keys[0], changed)
+        assert states.get(keys[0]) == changed
+        with store.transaction():
+            states.save()
+        assert states.get(keys[0]) == changed  # what was saved, not what load() read
+        assert FetchStates(store).get(keys[0]) == changed
