@@ -272,6 +272,7 @@ class _Connection(asyncio.Protocol):
         self.parser: httptools.HttpResponseParser | None = None
         self.got_bytes = False
         self.head_bytes = 0
+        self.head_size = 0
         self.headers_done = False
         self.complete = False
         self.eof = False
@@ -342,6 +343,12 @@ class _Connection(asyncio.Protocol):
         if len(self.fields) >= MAX_HEADERS:
             self.error = ProtocolError(f"more than {MAX_HEADERS} header fields")
             raise self.error
+        # Bytes fed while the head is incomplete are counted in data_received; a head
+        # that arrived whole in one read is counted here.
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_HEAD:
+            self.error = ProtocolError(f"header block over {MAX_HEAD >> 10} KiB")
+            raise self.error
         self.fields.append((name.decode("latin-1"), value.decode("latin-1").strip()))
 
     def on_headers_complete(self) -> None:
@@ -368,7 +375,7 @@ class _Connection(asyncio.Protocol):
         assert self.parser is not None
         if 100 <= self.status < 200:  # an interim answer (100 Continue): the real one follows
             self.headers_done = False
-            self.head_bytes = 0
+            self.head_bytes = self.head_size = 0
             self.fields = []
             self.reason = b""
             self.status = 0
