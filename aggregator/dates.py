@@ -10,7 +10,9 @@ Three kinds of date appear in the snapshots:
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -33,16 +35,23 @@ _DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR = r"(?:19|20)\d\d"
 _JOIN = r"\s*(?:-|–|—|to|and|until|till)\s*"
 
+
+def _compiled(pattern: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
+    """A regular expression compiled when first used: the long alternations of month
+    names take milliseconds each, which a run that reads no saved page need not spend."""
+    return functools.cache(lambda: re.compile(pattern, flags))
+
+
 # A day-first range: "11-12 October 2023", "24 to 25 October 2023",
 # "30 September - 2 October 2023", "30 December 2023 - 2 January 2024".
-_DAY_FIRST_RANGE = re.compile(
+_day_first_range = _compiled(
     rf"\b(?P<d1>{_DAY})(?:\s+(?P<m1>{_MONTH})(?:\s+(?P<y1>{_YEAR}))?)?{_JOIN}"
     rf"(?P<d2>{_DAY})\s+(?P<m2>{_MONTH})(?:,?\s+(?P<y2>{_YEAR}))?(?!\d)"
 )
 # A single day-first date: "27 September 2023", "14 Jun. 2024", "13 December".
-_DAY_FIRST = re.compile(rf"\b(?P<d1>{_DAY})\s+(?P<m1>{_MONTH})(?:,?\s+(?P<y1>{_YEAR}))?(?!\d)")
+_day_first = _compiled(rf"\b(?P<d1>{_DAY})\s+(?P<m1>{_MONTH})(?:,?\s+(?P<y1>{_YEAR}))?(?!\d)")
 # A month-first date, as English-language wires print it: "October 11, 2023".
-_MONTH_FIRST = re.compile(rf"\b(?P<m1>{_MONTH})\s+(?P<d1>{_DAY}),?\s+(?P<y1>{_YEAR})(?!\d)")
+_month_first = _compiled(rf"\b(?P<m1>{_MONTH})\s+(?P<d1>{_DAY}),?\s+(?P<y1>{_YEAR})(?!\d)")
 
 # A year-less date more than this far after the page's own date is taken to be from the
 # year before ("from 10 to 22 December" on a page of 5 January).
@@ -103,7 +112,7 @@ def first_date_in(text: str, reference: date | None = None) -> date | None:
     ("31 February 2023") are skipped too.
     """
     found: list[tuple[int, date]] = []
-    for pattern in (_DAY_FIRST_RANGE, _DAY_FIRST, _MONTH_FIRST):
+    for pattern in (_day_first_range(), _day_first(), _month_first()):
         for match in pattern.finditer(text):
             value = _start_of(match, reference)
             if value is not None:
@@ -115,7 +124,7 @@ def first_date_in(text: str, reference: date | None = None) -> date | None:
 def full_dates_in(text: str) -> list[date]:
     """Every date in ``text`` that is written with its year."""
     found = []
-    for pattern in (_DAY_FIRST, _MONTH_FIRST):
+    for pattern in (_day_first(), _month_first()):
         for match in pattern.finditer(text):
             value = _start_of(match, None)
             if value is not None:
@@ -123,12 +132,12 @@ def full_dates_in(text: str) -> list[date]:
     return found
 
 
-_WHOLE_DAY = re.compile(rf"^(?P<d1>{_DAY})\s+(?P<m1>{_MONTH})\s+(?P<y1>{_YEAR})$")
+_whole_day = _compiled(rf"^(?P<d1>{_DAY})\s+(?P<m1>{_MONTH})\s+(?P<y1>{_YEAR})$")
 
 
 def parse_day(text: str) -> date | None:
     """A line or field that is exactly one date: ``14 Jun. 2024``, ``27 October 2023``."""
-    match = _WHOLE_DAY.match(text.strip())
+    match = _whole_day().match(text.strip())
     return None if match is None else _start_of(match, None)
 
 
@@ -146,7 +155,7 @@ AGE_UNITS: tuple[tuple[str, timedelta], ...] = (
 _UNIT_ALIASES = {"minute": "min", "second": "sec", "hr": "hour"}
 _AGE_PART = r"\d+\s+(?:year|month|week|day|hour|hr|minute|min|second|sec)s?"
 # "2 weeks 3 days ago", "1 month ago", "3 hours 27 minutes ago", "9 minutes 5 seconds ago"
-AGE_LINE = re.compile(rf"^(?P<parts>{_AGE_PART}(?:,?\s+{_AGE_PART})*)\s+ago$", re.IGNORECASE)
+_age_line = _compiled(rf"^(?P<parts>{_AGE_PART}(?:,?\s+{_AGE_PART})*)\s+ago$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +181,7 @@ class Age:
 
 def parse_age(text: str) -> Age | None:
     """Read ``2 weeks 3 days ago``; None when ``text`` is not an age line."""
-    match = AGE_LINE.match(text.strip())
+    match = _age_line().match(text.strip())
     if match is None:
         return None
     total = timedelta()
@@ -200,7 +209,7 @@ ZONES: dict[str, int] = {
 }  # fmt: skip
 _ZONE = r"(?P<zone>[A-Z]{1,4}|[+-]\d\d:?\d\d)"
 # "19 Sep. 2025 12:00:00 GMT", "Fri, 19 Sep. 2025 12:00 +0200", "19 September 2025"
-_LENIENT = re.compile(
+_lenient = _compiled(
     rf"^(?:[A-Za-z]+\.?,?\s+)?(?P<d1>{_DAY})\s+(?P<m1>{_MONTH}),?\s+(?P<y1>{_YEAR})"
     rf"(?:,?\s+(?:at\s+)?(?P<h>\d\d?)[:.](?P<mi>\d\d)(?:[:.](?P<s>\d\d))?)?\s*{_ZONE}?$"
 )
@@ -245,7 +254,7 @@ def parse_timestamp(text: str) -> Published | None:
         return _instant(parsedate_to_datetime(text))
     except (TypeError, ValueError, IndexError):
         pass
-    match = _LENIENT.match(text)
+    match = _lenient().match(text)
     if match is None:
         return None
     day = _start_of(match, None)
