@@ -704,3 +704,26 @@ def test_https_through_a_connect_tunnel(
     assert proxy.accepted == 1  # the tunnel was kept alive for the second request
     assert server.names == ["localhost"]
     assert [line for line, _ in server.requests] == ["GET /feed HTTP/1.1"] * 2
+
+
+def test_under_uvloop(serve: Callable[..., Raw], certificate: tuple[Path, Path]) -> None:
+    """serve's loop may be uvloop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+    plain = serve(keep_alive(lambda request: answer(b"<rss>plain</rss>")))
+    secure = tls_server(serve, certificate)
+    proxy = serve(forwarding_proxy)
+    client = Client(
+        ssl_context=ssl.create_default_context(cafile=certificate[0]),
+        proxies=Proxies({"HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}"}),
+    )
+
+    async def go() -> list[bytes]:
+        bodies = []
+        async with client:
+            for url in [plain.url("/a"), plain.url("/b"), f"https://localhost:{secure.port}/c"]:
+                async with await client.get(url) as response:
+                    bodies.append(b"".join([piece async for piece in response.chunks()]))
+        return bodies
+
+    assert uvloop.run(go()) == [b"<rss>plain</rss>"] * 2 + [b"<rss>tls</rss>"]
+    assert plain.accepted == 1 and proxy.accepted == 1

@@ -24,7 +24,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import httptools
@@ -290,8 +290,8 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (uvloop's transports are not asyncio.Transport subclasses, but behave as one)
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:
@@ -528,29 +528,37 @@ class _Pool:
             connection.close()
         return None
 
-    async def reserve(self) -> None:
-        """Wait for room for one more connection, and take it."""
-        while self.count >= self.limit:
-            if self.idle_count:
+    async def acquire(self, key: _Key) -> _Connection | None:
+        """An idle connection to ``key``; else None once room for a new one is taken
+        (waiting for a connection to come back or close when all are in use)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            connection = self.take_idle(key, loop.time())
+            if connection is not None:
+                return connection
+            if self.count < self.limit:
+                self.count += 1
+                return None
+            if self.idle_count:  # idle, but to other origins: the oldest makes room
                 oldest = min(
                     (c for conns in self.idle.values() for c in conns), key=lambda c: c.idle_since
                 )
                 oldest.close()
                 continue
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[None] = loop.create_future()
             self.waiters.append(waiter)
             try:
                 await waiter
             finally:
                 if waiter in self.waiters:
                     self.waiters.remove(waiter)
-        self.count += 1
 
     def release(self, connection: _Connection, reusable: bool) -> None:
         transport = connection.transport
         if connection.closed or connection.broken or transport is None or transport.is_closing():
             reusable = False
-        if reusable and self.idle_count < self.idle_limit:
+        # Kept when idle ones are few, or when a request waits for a connection.
+        if reusable and (self.idle_count < self.idle_limit or self.waiters):
             assert transport is not None
             connection.idle_since = connection.loop.time()
             connection.parser = None
@@ -696,12 +704,10 @@ class Client:
         request = self._request(target, path, proxy if target.scheme == "http" else None, headers)
         pool = self._pool
         for attempt in range(2):
-            loop = asyncio.get_running_loop()
-            connection = pool.take_idle(key, loop.time())
+            connection = await pool.acquire(key)
             reused = connection is not None
             if connection is None:
-                await pool.reserve()
-                connection = await self._open(key, target)  # on failure, unreserves
+                connection = await self._open(key, target)  # on failure, gives room back
             try:
                 connection.send(request)
                 await connection.head()
@@ -746,17 +752,28 @@ class Client:
         host, port = (proxy.host, proxy.port) if proxy is not None else (target.host, target.port)
         tls = key.scheme == "https"
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        direct_tls = self._context() if tls and proxy is None else None
         connection = _Connection(key, pool, self.read_timeout)
         try:
             async with asyncio.timeout(self.connect_timeout):
-                await loop.create_connection(
-                    lambda: connection,
-                    host,
-                    port,
-                    ssl=self._context() if tls and proxy is None else None,
-                    server_hostname=target.host if tls and proxy is None else None,
-                    happy_eyeballs_delay=0.25,
-                )
+                if isinstance(loop, asyncio.BaseEventLoop):
+                    # IPv6 and IPv4 addresses tried in turn, 0.25 s apart (RFC 8305).
+                    await loop.create_connection(
+                        lambda: connection,
+                        host,
+                        port,
+                        ssl=direct_tls,
+                        server_hostname=target.host if direct_tls else None,
+                        happy_eyeballs_delay=0.25,
+                    )
+                else:  # uvloop has no happy_eyeballs_delay
+                    await loop.create_connection(
+                        lambda: connection,
+                        host,
+                        port,
+                        ssl=direct_tls,
+                        server_hostname=target.host if direct_tls else None,
+                    )
                 if proxy is not None and tls:
                     await connection.tunnel(target.host, target.port, proxy.authorization)
                     assert connection.transport is not None
@@ -766,8 +783,7 @@ class Client:
                         self._context(),
                         server_hostname=target.host,
                     )
-                    assert isinstance(transport, asyncio.Transport)
-                    connection.transport = transport
+                    connection.transport = cast(asyncio.Transport, transport)
         except TimeoutError:
             connection.close()
             raise Timeout(f"connecting to {where} took over {self.connect_timeout:g} s") from None
