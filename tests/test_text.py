@@ -1,0 +1,55 @@
+"""fold and title_key: their ASCII shortcuts give what the general rule gives."""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+
+import pytest
+
+from aggregator.text import fold, title_key
+
+# The rule as first written: one translation table, NFKC before it.
+_TABLE = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+_ANNOUNCER = re.compile(
+    r"^(?:Video|Videos|Photo|Photos|Photo gallery|Gallery|Podcast|Audio|Live|Interview|"
+    r"Infographic|Speech|Opinion)\s*[:–—-]\s+",
+    re.IGNORECASE,
+)
+
+
+def reference_key(title: str) -> str:
+    text = " ".join(unicodedata.normalize("NFKC", title).translate(_TABLE).casefold().split())
+    return _ANNOUNCER.sub("", text)
+
+
+CASES = [
+    "",
+    "NATO’s new Board meets",
+    "Video: NATO's new  board meets",
+    "VIDEO — “Steadfast” exercise – day 2",
+    "Straße und STRASSE",
+    "ﬁnal ﬂight: Ⅸ ＮＡＴＯ",
+    "tab\there\nnewline\u00a0nbsp\u2003em space",
+    "Ukraine–NATO Council",
+    "Interview:\u00a0the Secretary General",
+    "plain ascii title",
+    "  leading and trailing  ",
+]
+
+
+@pytest.mark.parametrize("title", CASES)
+def test_title_key_is_the_general_rule(title: str) -> None:
+    assert title_key(title) == reference_key(title)
+    assert fold(title) == title.translate(_TABLE)
+
+
+def test_title_key_on_random_mixtures() -> None:
+    rng = random.Random(14)
+    alphabet = "aZ 09:-–—‘’“”\"'ﬁÅé\u00a0\u2003\tßİ"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(16)))
+        for title in (text, "Video: " + text, "photo —" + text):
+            assert title_key(title) == reference_key(title), repr(title)
+            assert fold(title) == title.translate(_TABLE), repr(title)
