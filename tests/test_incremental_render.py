@@ -8,6 +8,7 @@ a second directory) must be in the feeds directory with the same bytes.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,12 +49,14 @@ slug = "ukraine"
 title = "Ukraine"
 description = "Ukraine"
 terms = ["Ukraine"]
+fields = ["summary"]
 
 [[topics]]
 slug = "energy"
 title = "Energy"
 description = "Energy"
 terms = ["gas"]
+fields = ["summary"]
 
 [[topics]]
 slug = "quiet"
@@ -116,6 +119,11 @@ def assert_as_full_render(config: Config, tmp_path: Path) -> None:
     assert all(outputs.ENTRY_PAGE.match(name) for name in extra), extra
 
 
+def titles(config: Config, slug: str) -> list[str]:
+    document = json.loads((config.feeds.directory / f"{slug}.json").read_bytes())
+    return [str(entry["title"]) for entry in document["items"]]
+
+
 def feeds_rendered(result: RunResult) -> set[str]:
     return {name.rsplit(".", 1)[0] for name in result.rendered if name.endswith(".rss")}
 
@@ -142,30 +150,49 @@ def test_each_publish_equals_a_full_render(tmp_path: Path) -> None:
         [item("beta", "Gas storage full", 3, "Storage is full, says the gas operator")],
         # 4: a story changes topics: its summary now speaks of gas, not of Ukraine
         [item("alpha", "Ukraine grain deal", 2, "The grain deal is off; gas instead")],
-        # 5: another source tells a stored story (a new sighting only), and a new story
+        # 5: a story leaves a topic: its summary no longer speaks of gas
+        [
+            item(
+                "beta",
+                "Gas storage full",
+                3,
+                "Storage is full, says the operator of the site, who expects a cold winter",
+            )
+        ],
+        # 6: another source tells a stored story (a new sighting only), and a new story
         [item("gamma", "Gas prices fall", 1), item("gamma", "Town fair", 5)],
-        # 6: a line moves in a source's file (a sighting changes), with a new story
+        # 7: a line moves in a source's file (a sighting changes), with a new story
         [item("gamma", "Local election", 2, line=7), item("beta", "Gas pipeline", 6)],
-        # 7: many new stories push older ones out of every window
+        # 8: many new stories push older ones out of every window
         [item("alpha", f"Ukraine report {n}", 7 + n) for n in range(5)],
-        # 8: the newest story leaves its topic: an older one comes back into the window
+        # 9: the newest story leaves its topic: an older one comes back into the window
         [item("alpha", "Ukraine report 4", 11, "Nothing to see here")],
-        # 9: an older story, outside every window
+        # 10: an older story, outside every window
         [item("gamma", "Old news", -20)],
-        # 10: nothing new
+        # 11: nothing new
         [item("alpha", "Ukraine report 3", 10)],
     ]
+    shown: dict[int, dict[str, list[str]]] = {}
     for number, items in enumerate(runs, 1):
         result = run(config, items, now + timedelta(hours=number))
         assert_as_full_render(config, tmp_path / f"run-{number}")
+        shown[number] = {slug: titles(config, slug) for slug in ("ukraine", "energy")}
         if number == 1:
             names = {*outputs.fixed_files(["all", "ukraine", "energy", "quiet"])}
             assert names <= set(result.rendered)
-        elif number == 10:
+        elif number == 11:
             assert result.rendered == () and result.written == ()
         else:
             assert outputs.OPML not in result.rendered, number
             assert outputs.STYLESHEET not in result.rendered, number
+    # The runs did what they say: stories joined and left topics, windows moved.
+    assert "Ukraine grain deal" in shown[4]["energy"] and "Gas storage full" in shown[4]["energy"]
+    assert "Gas storage full" not in shown[5]["energy"]
+    assert shown[8]["ukraine"][0] == "Ukraine report 4" and len(shown[8]["ukraine"]) == 4
+    assert "Ukraine report 4" not in shown[9]["ukraine"]
+    assert (
+        "Ukraine report 0" in shown[9]["ukraine"] and "Ukraine report 0" not in shown[8]["ukraine"]
+    )
 
 
 def test_one_source_renders_only_the_feeds_it_changed(tmp_path: Path) -> None:
