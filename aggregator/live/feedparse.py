@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -27,6 +27,7 @@ import feedparser
 from aggregator.dates import parse_timestamp
 from aggregator.errors import SourceError
 from aggregator.live import clean, media
+from aggregator.live.document import FeedDocument as FeedDocument  # re-exported
 from aggregator.live.harden import defuse
 from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
@@ -34,21 +35,6 @@ from aggregator.model import Provenance, Published, SourceEntry
 log = logging.getLogger("aggregator")
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-
-
-@dataclass(frozen=True, slots=True)
-class FeedDocument:
-    """What a feed document held: its entries, and what it asks of pollers."""
-
-    title: str
-    entries: tuple[SourceEntry, ...]
-    warnings: tuple[str, ...] = ()
-    ttl_minutes: int | None = None
-    # The digest of every item read (see item_digest), for the next read to skip the
-    # ones it already knows; and how many this read skipped (they are not in entries).
-    # Not part of what the document says: equal documents may differ in them.
-    digests: tuple[str, ...] = field(default=(), compare=False)
-    unchanged: int = field(default=0, compare=False)
 
 
 # Bumped whenever what an item becomes changes (cleaning, dates, the entry model), so

@@ -26,16 +26,14 @@ import heapq
 import html
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aggregator.dates import parse_timestamp
 from aggregator.errors import SourceError
 from aggregator.live import clean
+from aggregator.live.document import FeedDocument
 from aggregator.live.newest import MAX_ENTRIES, when
 from aggregator.model import Enclosure, Provenance, Published, SourceEntry
-
-if TYPE_CHECKING:  # feedparser is slow to import; sniffing must not pay for it
-    from aggregator.live.feedparse import FeedDocument
 
 # "version" of JSON Feed 1 and 1.1: "https://jsonfeed.org/version/1" and ".../1.1".
 VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
@@ -240,8 +238,6 @@ def parse_json_feed(
     Of more than ``max_entries`` items, only the newest are read, with a warning.
     ``content_type`` is accepted for symmetry with ``parse_feed``: JSON is UTF-8.
     """
-    from aggregator.live.feedparse import FeedDocument
-
     del content_type
     source = name or url
     try:

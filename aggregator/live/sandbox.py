@@ -38,6 +38,7 @@ def _serve(conn: Connection, memory: int) -> None:
     """A worker's loop: parse what arrives, send back the document or the error."""
     import resource
 
+    from aggregator.live.document import pack
     from aggregator.live.feedparse import parse_feed
     from aggregator.live.jsonfeed import is_json_feed, parse_json_feed
 
@@ -63,7 +64,7 @@ def _serve(conn: Connection, memory: int) -> None:
                     max_entries=max_entries,
                     known=known,
                 )
-            reply: tuple[str, Any] = ("ok", document)
+            reply: tuple[str, Any] = ("ok", pack(document))  # plain tuples: cheap to pickle
         except SourceError as error:
             reply = ("error", error.message)
         except MemoryError:
@@ -163,8 +164,9 @@ class Sandbox:
             self._idle.put(worker)
         if status == "error":
             raise SourceError(name, url, str(value))
-        document: FeedDocument = value
-        return document
+        from aggregator.live.document import unpack
+
+        return unpack(value)
 
     def close(self) -> None:
         with self._lock:
