@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from xml.sax.saxutils import escape, quoteattr
 
 from aggregator.config import Config
 from aggregator.model import Entry
@@ -57,6 +56,10 @@ def static_file(name: str) -> bytes:
 
 def render_opml(site: Site, specs: Sequence[FeedSpec]) -> bytes:
     """OPML 2.0 listing every feed (RSS), so a reader can subscribe to all at once."""
+    # Lazily: xml.sax.saxutils imports urllib.request (http.client, email, ssl), 40 ms
+    # that a publish with nothing new, which renders nothing, would spend for nothing.
+    from xml.sax.saxutils import escape, quoteattr
+
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<opml version="2.0">',
