@@ -223,6 +223,9 @@ def publish(
 
     With nothing new, and the files as the last run left them, nothing is rendered;
     with something new, only the files whose inputs changed (:func:`render_files`).
+    Rendering stays inside the store's transaction, under the write lock, on purpose:
+    the files are staged before the commit and renamed after it, which is what keeps
+    them never behind the store after a crash. What is cut is how much is rendered.
     """
     directory = config.feeds.directory
     remove_stale_temporaries(directory)
@@ -230,9 +233,7 @@ def publish(
     # transaction: if they cannot be written (disk full, permissions) the transaction
     # rolls back, leaving store and feeds as they were. Renames follow the commit;
     # a crash between the two leaves the files a version behind, which the next run
-    # sees (is_current) and catches up. Rendering therefore holds the write lock on
-    # purpose: it is what keeps the files never behind the store after a crash. What
-    # is cut is how much is rendered, not where.
+    # sees (is_current) and catches up.
     rendered: Rendered | None = None
     with store.transaction():
         report, _ = apply(config, store, states, outcomes, now)
