@@ -15,10 +15,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from aggregator.errors import AggregatorError, ConfigError, SourceError, StoreError, WriteError
 from aggregator.lock import LockTimeout
@@ -341,7 +341,15 @@ def _run_description() -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser.
+
+    ``only`` names the commands to make in full (:func:`main` passes the words of its
+    arguments, among which is the command); the others get their name and one-line help
+    alone, which is all that ``aggregator --help``, the usage and its errors show, so
+    that a run does not build the parsers of fifteen commands and subcommands it will
+    not use. None: every command in full.
+    """
     from aggregator import __version__
 
     parser = _Parser(
@@ -359,10 +367,24 @@ def build_parser() -> argparse.ArgumentParser:
     _verbosity_flags(parser)
     parser.set_defaults(verbosity=0)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, add) in COMMANDS.items():
+        if only is not None and name not in only:
+            commands.add_parser(name, help=summary, add_help=False)
+            continue
+        for command in add(commands, summary):
+            # After the command too (`aggregator run -v`); unset there, the value from
+            # before the command stands.
+            _verbosity_flags(command, default=argparse.SUPPRESS)
+    return parser
 
+
+Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
+def _add_parse(commands: Commands, summary: str) -> list[_Parser]:
     parse = commands.add_parser(
         "parse",
-        help="print the entries read from saved pages or feed files",
+        help=summary,
         description="Print the entries read from saved pages or RSS/Atom files, one per line "
         "or as JSON. "
         "Works on any file; when a file is a source in the configuration, its name, kind "
@@ -385,10 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="'feed' (RSS/Atom) or a page layout (default: recognised from the content)",
     )
     parse.set_defaults(handler=cmd_parse)
+    return [parse]
 
+
+def _add_run(commands: Commands, summary: str) -> list[_Parser]:
     run = commands.add_parser(
         "run",
-        help="read every source in the config and write the feeds",
+        help=summary,
         describe=_run_description,  # names every output file: aggregator.site.outputs
         epilog=RUN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -400,10 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(Cache-Control max-age, Expires, RSS <ttl>) or that asked to wait (Retry-After)",
     )
     run.set_defaults(handler=cmd_run)
+    return [run]
 
+
+def _add_explain(commands: Commands, summary: str) -> list[_Parser]:
     explain = commands.add_parser(
         "explain",
-        help="show why an entry is or is not in each topic",
+        help=summary,
         description="Find stored entries by id, title or a part of the title, and show each "
         "topic's verdict with the rule, field and words that decided it.",
         epilog=EXPLAIN_EXAMPLE,
@@ -413,10 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
         "entry", metavar="TITLE-OR-ID", help="an entry id, a title, or words of it"
     )
     explain.set_defaults(handler=cmd_explain)
+    return [explain]
 
+
+def _add_topics(commands: Commands, summary: str) -> list[_Parser]:
     topics = commands.add_parser(
         "topics",
-        help="measure the topics against stories labelled by hand",
+        help=summary,
         description="Commands about the [[topics]] in the configuration.",
         epilog=TOPICS_EVALUATE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -442,10 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"exit with 1 when a topic's {name} is below X (0 to 1; default 0)",
         )
     evaluate.set_defaults(handler=cmd_topics_evaluate)
+    return [topics, evaluate]
 
+
+def _add_serve(commands: Commands, summary: str) -> list[_Parser]:
     serve = commands.add_parser(
         "serve",
-        help="keep the feeds fresh and serve them over HTTP",
+        help=summary,
         description="Read each source on its own schedule, rewrite the feeds when something "
         "changed, and serve them (with ETag/304, gzip and /healthz). Binds 127.0.0.1 unless "
         "told otherwise.",
@@ -455,17 +489,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: [serve] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [serve] port)")
     serve.set_defaults(handler=cmd_serve)
-    from aggregator.sources.commands import add_parser as add_sources_parser
+    return [serve]
 
-    sources = add_sources_parser(commands)  # the sources group lives in aggregator.sources
-    from aggregator.store.commands import add_parser as add_store_parser
 
-    sources += add_store_parser(commands)  # and the store group in aggregator.store
-    for command in (parse, run, explain, topics, evaluate, serve, *sources):
-        # After the command too (`aggregator run -v`); unset there, the value from
-        # before the command stands.
-        _verbosity_flags(command, default=argparse.SUPPRESS)
-    return parser
+def _add_sources(commands: Commands, summary: str) -> list[_Parser]:
+    from aggregator.sources.commands import add_parser  # the group lives in aggregator.sources
+
+    return add_parser(commands, summary)
+
+
+def _add_store(commands: Commands, summary: str) -> list[_Parser]:
+    from aggregator.store.commands import add_parser  # and this one in aggregator.store
+
+    return add_parser(commands, summary)
+
+
+# Every command in the order ``aggregator --help`` lists them: its one-line help, and
+# what makes its parser (and those of its subcommands).
+COMMANDS: dict[str, tuple[str, Callable[[Commands, str], list[_Parser]]]] = {
+    "parse": ("print the entries read from saved pages or feed files", _add_parse),
+    "run": ("read every source in the config and write the feeds", _add_run),
+    "explain": ("show why an entry is or is not in each topic", _add_explain),
+    "topics": ("measure the topics against stories labelled by hand", _add_topics),
+    "serve": ("keep the feeds fresh and serve them over HTTP", _add_serve),
+    "sources": ("add, import, export, list, remove, disable or enable sources", _add_sources),
+    "store": ("copy the store between SQLite and PostgreSQL", _add_store),
+}
 
 
 def _verbosity_flags(parser: argparse.ArgumentParser, **default: object) -> None:
@@ -490,7 +539,8 @@ def _verbosity_flags(parser: argparse.ArgumentParser, **default: object) -> None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=set(argv))
     args = parser.parse_args(argv)
     verbosity = args.verbosity
     if args.command == "parse" and verbosity == 0:

@@ -39,6 +39,7 @@ NOT_FOR_A_FRESH_RUN = (
     "aggregator.dates",
     "re2",  # the config has no topic patterns
     "jinja2",  # the files are current: nothing is rendered
+    "aggregator.sources",  # another command
 )
 # Not imported by building the command line and parsing ``run``'s arguments.
 NOT_FOR_THE_PARSER = (

@@ -199,15 +199,13 @@ examples:
 """
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[P],
-) -> list[P]:
-    """The ``sources`` command and its subcommands; returns every parser made, for
-    the caller to give each the common flags."""
+def add_parser(commands: argparse._SubParsersAction[P], summary: str) -> list[P]:
+    """The ``sources`` command (``summary``: its line in ``aggregator --help``) and its
+    subcommands; returns every parser made, for the caller to give each the common flags."""
     raw = argparse.RawDescriptionHelpFormatter
     group = commands.add_parser(
         "sources",
-        help="add, import, export, list, remove, disable or enable sources",
+        help=summary,
         description="Manage the [[sources]] of the config. Edits keep every comment and "
         "the layout of the file, and are written atomically.",
         epilog="examples:\n  aggregator sources list\n  aggregator sources add https://www.nato.int/",

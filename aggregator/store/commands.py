@@ -40,13 +40,12 @@ def _redacted(url: str) -> str:
     return redact(url)
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[P],
-) -> list[P]:
-    """The ``store`` command and its subcommands; returns every parser made."""
+def add_parser(commands: argparse._SubParsersAction[P], summary: str) -> list[P]:
+    """The ``store`` command (``summary``: its line in ``aggregator --help``) and its
+    subcommands; returns every parser made."""
     store = commands.add_parser(
         "store",
-        help="copy the store between SQLite and PostgreSQL",
+        help=summary,
         description="Commands about the store itself.",
         epilog=COPY_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
