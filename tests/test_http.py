@@ -727,3 +727,39 @@ def test_under_uvloop(serve: Callable[..., Raw], certificate: tuple[Path, Path])
 
     assert uvloop.run(go()) == [b"<rss>plain</rss>"] * 2 + [b"<rss>tls</rss>"]
     assert plain.accepted == 1 and proxy.accepted == 1
+
+
+def test_an_answer_in_single_bytes_after_an_interim_one(serve: Callable[..., Raw]) -> None:
+    """Every byte in a packet of its own, after a 100 Continue: parsed the same."""
+
+    def handler(conn: socket.socket, rfile: BinaryIO, server: Raw) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while server.next_request(rfile) is not None:
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            whole = b'HTTP/1.1 200 Fine\r\nETag: "x"\r\nContent-Length: 6\r\n\r\n<rss/>'
+            for byte in whole:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.001)
+
+    server = serve(handler)
+    got = fetch_all([server.url("/a"), server.url("/b")])
+    assert [(fetched(g).body, fetched(g).validators.etag) for g in got] == [(b"<rss/>", '"x"')] * 2
+    assert server.accepted == 1
+
+
+def test_a_redirect_body_sent_late_is_drained_and_the_connection_reused(
+    serve: Callable[..., Raw],
+) -> None:
+    def handler(conn: socket.socket, rfile: BinaryIO, server: Raw) -> None:
+        while (request := server.next_request(rfile)) is not None:
+            if request[0].startswith("GET /old"):
+                conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 5\r\n\r\n")
+                time.sleep(0.05)
+                conn.sendall(b"moved")
+            else:
+                conn.sendall(answer())
+
+    server = serve(handler)
+    got = fetched(fetch_all([server.url("/old")])[0])
+    assert got.body == b"<rss/>" and got.moved_to is None
+    assert server.accepted == 1

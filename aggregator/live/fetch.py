@@ -258,6 +258,7 @@ class Fetcher:
                         response, name=name, first=url, moved_to=moved_to, now=now
                     )
                 location = response.headers.get("location")
+                await response.drain()
             if not location:
                 raise FetchError(name, url, f"HTTP {response.status} redirect without a Location")
             target = urljoin(current, location.strip())

@@ -630,6 +630,18 @@ class Response:
         while (piece := await connection.chunk()) is not None:
             yield piece
 
+    async def drain(self, limit: int = 64 << 10) -> None:
+        """Read and drop the rest of a small body (a redirect's), so that the connection
+        can serve the next request; a larger or broken one just closes it."""
+        seen = 0
+        try:
+            async for piece in self.chunks():
+                seen += len(piece)
+                if seen > limit:
+                    return
+        except HTTPError:
+            return
+
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
