@@ -763,3 +763,16 @@ def test_a_redirect_body_sent_late_is_drained_and_the_connection_reused(
     got = fetched(fetch_all([server.url("/old")])[0])
     assert got.body == b"<rss/>" and got.moved_to is None
     assert server.accepted == 1
+
+
+def test_bytes_after_the_answer_spoil_the_connection_not_the_answer(
+    serve: Callable[..., Raw],
+) -> None:
+    def handler(conn: socket.socket, rfile: BinaryIO, server: Raw) -> None:
+        while server.next_request(rfile) is not None:
+            conn.sendall(answer() + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
+
+    server = serve(handler)
+    got = fetch_all([server.url("/a"), server.url("/b")])
+    assert [fetched(g).body for g in got] == [b"<rss/>"] * 2
+    assert server.accepted == 2  # the first connection was not asked again

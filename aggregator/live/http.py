@@ -63,6 +63,10 @@ class _Closed(HTTPError):
         self.answered = answered
 
 
+class _Beyond(Exception):
+    """Raised in a parser callback to stop at the end of the answer."""
+
+
 class Headers:
     """Response headers: case-insensitive lookup; repeated fields joined with ", "."""
 
@@ -310,7 +314,10 @@ class _Connection(asyncio.Protocol):
         try:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
-            self._fail(self.error or ProtocolError(f"malformed answer: {error}"))
+            if self.complete:  # bytes after the answer (_Beyond): the answer stands
+                self.close()
+            else:
+                self._fail(self.error or ProtocolError(f"malformed answer: {error}"))
         except httptools.HttpParserUpgrade:
             self._fail(ProtocolError("the server switched protocols"))
         except httptools.HttpParserError as error:
@@ -333,8 +340,9 @@ class _Connection(asyncio.Protocol):
     # llhttp callbacks
 
     def on_message_begin(self) -> None:
-        if self.complete:  # a second answer to one request
+        if self.complete:  # a second answer to one request: stop reading it
             self.broken = True
+            raise _Beyond
 
     def on_status(self, status: bytes) -> None:
         self.reason += status
@@ -451,7 +459,7 @@ class _Connection(asyncio.Protocol):
                     raise _Closed("the server closed the connection mid-answer", answered=True)
                 raise _Closed("the server closed the connection without answering", answered=False)
             await self._wait("answer")
-        if self.error is not None:
+        if self.error is not None and not self.complete:
             raise self.error
 
     async def chunk(self) -> bytes | None:
@@ -465,10 +473,10 @@ class _Connection(asyncio.Protocol):
                     if self.transport is not None:
                         self.transport.resume_reading()
                 return piece
+            if self.complete:  # whatever came after the answer does not spoil it
+                return None
             if self.error is not None:
                 raise self.error
-            if self.complete:
-                return None
             if self.eof:
                 raise ProtocolError("the server closed the connection before the body's end")
             await self._wait("data")
