@@ -29,7 +29,7 @@ from aggregator.lock import write_lock
 from aggregator.model import Entry
 from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
-from aggregator.site import outputs, render_site_files, site_from_config
+from aggregator.site import outputs, render_site_files, renderer_fingerprint, site_from_config
 from aggregator.site.plan import Manifest, changes, manifest_of
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, release_sources
@@ -114,7 +114,7 @@ def render_files(config: Config, store: StoreType, previous: Manifest | None = N
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
     specs = feed_specs(config)
     latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
-    manifest = manifest_of(latest, fallback)
+    manifest = manifest_of(latest, fallback, renderer_fingerprint())
     todo = changes(previous, manifest)
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
     files: dict[str, bytes] = {}

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from aggregator.config import Config, load_config
 from aggregator.ingest import Outcome
 from aggregator.live.state import FetchStates
@@ -232,7 +234,9 @@ def test_one_source_renders_only_the_feeds_it_changed(tmp_path: Path) -> None:
     assert_as_full_render(config, tmp_path / "check-2")
 
 
-def test_what_is_not_known_for_sure_is_rendered_again(tmp_path: Path) -> None:
+def test_what_is_not_known_for_sure_is_rendered_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = make_config(tmp_path)
     now = START + timedelta(days=30)
     everything = {*outputs.fixed_files(["all", "ukraine", "energy", "quiet"])}
@@ -259,6 +263,12 @@ def test_what_is_not_known_for_sure_is_rendered_again(tmp_path: Path) -> None:
     with open_store(config.store) as store, store.transaction():
         store.set_meta(manifest_key(config, store), "garbage")
     result = run(config, [item("gamma", "Town fair", 5)], now + timedelta(hours=4))
+    assert everything <= set(result.rendered)
+    # Other rendering code (templates, a library upgrade) under the same version number.
+    result = run(config, [item("gamma", "Town fair 2", 6)], now + timedelta(hours=5))
+    assert not everything <= set(result.rendered)
+    monkeypatch.setattr("aggregator.pipeline.renderer_fingerprint", lambda: "other code")
+    result = run(config, [item("gamma", "Town fair 3", 7)], now + timedelta(hours=6))
     assert everything <= set(result.rendered)
     assert_as_full_render(config, tmp_path / "after")
 
@@ -306,4 +316,6 @@ def test_changes_names_the_feeds_and_pages_whose_inputs_differ() -> None:
     found = changes(before, after)
     assert found.feeds == {"all", "quiet"} and found.entries == {c.id} and found.index
     assert Manifest.loads(after.dumps()) == after
+    recoded = manifest_of({"all": [a, b], "ukraine": [a], "quiet": []}, START, code="new")
+    assert changes(before, recoded) == EVERYTHING
     assert Manifest.loads("{") is None and Manifest.loads(None) is None

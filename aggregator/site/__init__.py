@@ -8,6 +8,9 @@ writes; :mod:`aggregator.site.pages` renders the HTML with Jinja2.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from importlib import resources
 
@@ -32,6 +35,7 @@ __all__ = [
     "render_opml",
     "render_search",
     "render_site_files",
+    "renderer_fingerprint",
     "site_from_config",
     "static_file",
 ]
@@ -47,6 +51,38 @@ def site_from_config(config: Config) -> Site:
         base_url=settings.base_url,
         topic_titles={topic.slug: topic.title for topic in config.topics},
     )
+
+
+@functools.cache
+def renderer_fingerprint() -> str:
+    """Changes with the code that turns entries into files: our renderers, templates and
+    static files, and the versions of the libraries whose output is in the files.
+
+    A publish that renders only what changed trusts the files it keeps only if they
+    were rendered by the same code (a new release without a new version number, a
+    library upgrade): aggregator.site.plan.
+    """
+    import feedgen.version
+    import jinja2
+    from lxml import etree
+
+    digest = hashlib.sha256()
+    digest.update(
+        repr([feedgen.version.version_str, jinja2.__version__, etree.LXML_VERSION]).encode()
+    )
+    package = resources.files("aggregator")
+    sources = [package.joinpath("render.py")]
+    sources += [
+        package.joinpath("site", name) for name in ("__init__.py", "pages.py", "outputs.py")
+    ]
+    for folder in ("templates", "static"):
+        sources += sorted(package.joinpath("site", folder).iterdir(), key=lambda p: p.name)
+    for source in sources:
+        digest.update(source.name.encode())
+        # Installed without sources: the version number in the settings must do.
+        with contextlib.suppress(OSError):
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def static_file(name: str) -> bytes:

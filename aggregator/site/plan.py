@@ -4,11 +4,12 @@ Every output is a pure function of the render settings (the render fingerprint) 
 of the entries it shows: a feed's three documents and its topic page of the feed's
 entries (and, for an empty feed, of the fallback date), an entry page of its entry,
 the index of every feed's entries, the OPML and the static files of the settings
-alone. A :class:`Manifest` records a digest of those inputs for every feed and every
-entry page, as the files on disk were rendered; :func:`changes` compares it with the
-digests of what the store holds now, and names what must be rendered again. What
-does not change keeps its bytes, so rendering only the rest gives exactly the files
-a full render would.
+alone, and of the code that renders (our templates and renderers, the libraries'
+versions). A :class:`Manifest` records a digest of those inputs for every feed and
+every entry page, as the files on disk were rendered, and of the code; :func:`changes`
+compares it with the digests of what the store holds now, and names what must be
+rendered again (everything when the code differs). What does not change keeps its
+bytes, so rendering only the rest gives exactly the files a full render would.
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ def feed_digest(entry_digests: Sequence[str], fallback: datetime) -> str:
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """What the files were rendered from: a digest per feed (by slug) and per entry
-    page (by entry id, for every entry shown in any feed)."""
+    page (by entry id, for every entry shown in any feed), and of the rendering code."""
 
     feeds: Mapping[str, str]
     entries: Mapping[str, str]
+    code: str = ""
 
     def dumps(self) -> str:
-        return json.dumps({"feeds": self.feeds, "entries": self.entries}, sort_keys=True)
+        data = {"feeds": self.feeds, "entries": self.entries, "code": self.code}
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def loads(cls, text: str | None) -> Manifest | None:
@@ -59,7 +62,7 @@ class Manifest:
             return None
         try:
             data = json.loads(text)
-            feeds, entries = data["feeds"], data["entries"]
+            feeds, entries, code = data["feeds"], data["entries"], data["code"]
         except (ValueError, TypeError, KeyError):
             return None
         if not isinstance(feeds, dict) or not isinstance(entries, dict):
@@ -67,11 +70,15 @@ class Manifest:
         return cls(
             {str(k): str(v) for k, v in feeds.items()},
             {str(k): str(v) for k, v in entries.items()},
+            str(code),
         )
 
 
-def manifest_of(latest: Mapping[str, Sequence[Entry]], fallback: datetime) -> Manifest:
-    """The manifest of the feeds showing ``latest`` (slug → entries, newest first)."""
+def manifest_of(
+    latest: Mapping[str, Sequence[Entry]], fallback: datetime, code: str = ""
+) -> Manifest:
+    """The manifest of the feeds showing ``latest`` (slug → entries, newest first),
+    rendered by the code whose digest is ``code``."""
     entries: dict[str, str] = {}
     feeds: dict[str, str] = {}
     for slug, shown in latest.items():
@@ -79,7 +86,7 @@ def manifest_of(latest: Mapping[str, Sequence[Entry]], fallback: datetime) -> Ma
             if entry.id not in entries:  # an entry in several feeds: one digest
                 entries[entry.id] = entry_digest(entry)
         feeds[slug] = feed_digest([entries[entry.id] for entry in shown], fallback)
-    return Manifest(feeds, entries)
+    return Manifest(feeds, entries, code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +114,8 @@ EVERYTHING = Changes(everything=True)
 
 def changes(previous: Manifest | None, current: Manifest) -> Changes:
     """What differs between the files as ``previous`` rendered them and ``current``
-    (None: unknown, render everything)."""
-    if previous is None:
+    (None: unknown, render everything; other code: everything too)."""
+    if previous is None or previous.code != current.code:
         return EVERYTHING
     feeds = frozenset(
         slug for slug, digest in current.feeds.items() if previous.feeds.get(slug) != digest
