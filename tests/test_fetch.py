@@ -157,3 +157,32 @@ def test_user_agent_names_the_project(feedserver: Server) -> None:
 )
 def test_freshness_lifetime(headers: dict[str, str], seconds: int | None) -> None:
     assert freshness(headers, NOW) == seconds
+
+
+def test_freshness_reads_response_headers_in_any_case() -> None:
+    from aggregator.live.http import Headers
+
+    headers = Headers(
+        [("Expires", "Mon, 23 Nov 2026 12:30:00 GMT"), ("DATE", "Mon, 23 Nov 2026 12:10:00 GMT")]
+    )
+    assert freshness(headers, NOW) == 1200
+    assert freshness(Headers([("Cache-Control", "Max-Age=600")]), NOW) == 600
+
+
+def test_a_fetcher_imports_and_opens_nothing_until_it_fetches() -> None:
+    """In a new interpreter: the fetch module and a Fetcher bring in no HTTP library."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from aggregator.live.fetch import Fetcher\n"
+        "Fetcher()\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    modules = set(done.stdout.split())
+    assert "aggregator.live.fetch" in modules
+    assert not modules & {"aggregator.live.http", "httptools", "httpx", "httpcore", "anyio", "trio"}
