@@ -245,13 +245,13 @@ def publish(
             # What the files will show once installed; trusted only when the rendered
             # key (set after the install) names the same version.
             store.set_meta(manifest_key(config, store), f"{wanted}\n{rendered.manifest.dumps()}")
-    names: Sequence[str] = expected_files(config)
     if staged is None or rendered is None:
-        written, unchanged = [], [directory / name for name in names]
+        written, unchanged = [], [directory / name for name in expected_files(config)]
     else:
-        written, unchanged = staged.install(), staged.unchanged
-        kept = set(rendered.names) - rendered.files.keys()
-        unchanged += [directory / name for name in rendered.names if name in kept]
+        written = staged.install()
+        # The files not rendered are as they were, like those rendered to the same bytes.
+        kept = (directory / name for name in rendered.names if name not in rendered.files)
+        unchanged = [*staged.unchanged, *kept]
         with store.transaction():
             store.set_meta(rendered_key(config, store), wanted)
     if store.shared:
