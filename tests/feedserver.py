@@ -46,6 +46,9 @@ def _bomb() -> bytes:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The standard library's backlog of 5 drops connections when a run opens many at
+    # once; each dropped one waits a second for the kernel's retry.
+    request_queue_size = 128
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
