@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -142,13 +141,14 @@ def apply(
 
     Also says whether anything the feeds show may have changed.
     """
-    topics = topics_from_config(config)
     items = [item for outcome in outcomes for item in outcome.entries]
     fingerprint = topics_fingerprint(config)
     states.save()
-    report, touched = store.add(
-        items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
-    )
+    report, touched = IngestReport(), list[Entry]()
+    if items:  # with nothing read, the merge machinery is not even imported
+        report, touched = store.add(
+            items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
+        )
     for outcome in outcomes:
         # What a source still shows (a 304, a fresh answer not asked again, items read
         # unchanged) stays current; last_seen only matters to retention, so only then.
@@ -156,11 +156,12 @@ def apply(
             store.touch_source(outcome.source.name, now)
     rejudged = store.meta("topics") != fingerprint
     if rejudged:
+        topics = topics_from_config(config)
         for batch in store.all_entries():
             store.set_topics(judge(batch, topics))
         store.set_meta("topics", fingerprint)
-    else:
-        store.set_topics(judge(touched, topics))
+    elif touched:
+        store.set_topics(judge(touched, topics_from_config(config)))
     forgotten = 0
     cutoff = retention_cutoff(now, config.store.retention_days)
     if cutoff is not None and (forgotten := store.prune(cutoff)):
@@ -362,6 +363,8 @@ def rendered_key(config: Config, store: StoreType) -> str:
     load balancer has its own feeds directory, all sharing one store."""
     if not store.shared:
         return "rendered"
+    import socket  # only on a shared store
+
     return f"rendered {socket.gethostname()} {config.feeds.directory.resolve()}"
 
 
