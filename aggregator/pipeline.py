@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator.config import Config, SourceConfig
@@ -25,7 +25,7 @@ from aggregator.ingest import Ingest, Outcome
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
 from aggregator.lock import write_lock
-from aggregator.model import Entry
+from aggregator.model import Entry, Published, SourceEntry
 from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
 from aggregator.site import outputs, render_site_files, renderer_fingerprint, site_from_config
@@ -141,7 +141,7 @@ def apply(
 
     Also says whether anything the feeds show may have changed.
     """
-    items = [item for outcome in outcomes for item in outcome.entries]
+    items = [plausible(item, now) for outcome in outcomes for item in outcome.entries]
     fingerprint = topics_fingerprint(config)
     states.save()
     report, touched = IngestReport(), list[Entry]()
@@ -174,6 +174,38 @@ def apply(
         store.set_meta("version", str(store_version(store) + 1))
         store.set_meta("changed", now.isoformat())  # the files' Last-Modified, when shared
     return report, changed
+
+
+# How far ahead of the run a date may be and still be believed: a day, for a date
+# given as a calendar day in a zone ahead of UTC.
+FUTURE_SLACK = timedelta(days=1)
+
+
+def plausible(item: SourceEntry, now: datetime) -> SourceEntry:
+    """``item`` without a date that lies in the future (a source's mistake, which would
+    keep the story at the top of every feed until that day, and date the feeds
+    themselves in the future): such a story is kept as undated, shown as first seen."""
+    published = item.published
+    updated = item.updated
+    if published is not None and _future(published, now):
+        log.warning(
+            "%s: %r is dated %s, in the future; kept as undated",
+            item.source,
+            item.title[:80],
+            published.instant or published.day,
+        )
+        published = None
+    if updated is not None and _future(updated, now):
+        updated = None
+    if published is item.published and updated is item.updated:
+        return item
+    return dataclasses.replace(item, published=published, updated=updated)
+
+
+def _future(when: Published, now: datetime) -> bool:
+    if when.instant is not None:
+        return when.instant > now + FUTURE_SLACK
+    return when.day > (now + FUTURE_SLACK).date()
 
 
 def store_version(store: StoreType) -> int:

@@ -13,7 +13,11 @@ Conventions, chosen once and kept:
   regeneration with nothing new produces the same bytes.
 * Every entry's id (RSS ``guid``, ``isPermaLink="false"``) is its stable ``tag:`` URI.
 * An entry's primary source is the first source it was read from; it is named in
-  ``<source>`` / ``atom:source`` when that source has a URL (RSS requires one).
+  RSS ``<source>`` and as an Atom ``link rel="via"`` when that source has a URL (RSS
+  requires one; an ``atom:source`` would need the source feed's own id and updated
+  time, which a saved page or a feed that gives none does not have).
+* RSS dates keep their source's offset unless it is not a whole or half hour
+  (``+0545``), which some RSS readers misread: those are given in UTC, the same instant.
 * Every item has a link: the story's own (from its source) when it has one, else
   its permalink page on our site, ``base_url`` + :func:`entry_page`.
 * Text is escaped exactly once, and written with the type it has. A title is plain
@@ -22,7 +26,14 @@ Conventions, chosen once and kept:
   ``description`` readers treat as HTML (RSS 2.0), that text as HTML (only ``&``,
   ``<`` and ``>`` escaped, never quotes: readers that show a description as text
   would print ``&#x27;``). Sanitised HTML content is Atom ``<content
-  type="html">``, RSS ``content:encoded`` and JSON Feed ``content_html``.
+  type="html">``, RSS ``content:encoded`` and JSON Feed ``content_html``. Plain text
+  that could be read as markup (an end tag such as ``</b>``, an entity reference) is
+  written in Atom as ``type="html"``, escaped once more, so no reader takes it for
+  HTML; and RSS writes ``<`` as ``&#x3C;`` (the RSS Best Practices Profile), since
+  readers treat RSS titles inconsistently. A story told by its headline alone has no
+  Atom summary (the validator's MissingTextualContent hint: the headline again would
+  show twice); JSON Feed, which requires some text, repeats the title in
+  ``content_text``.
 * Enclosures (media files) are Atom ``link rel="enclosure"`` (all of them), JSON
   Feed ``attachments`` (all but thumbnails) and ``image`` (the first thumbnail,
   else the first image), and one RSS ``enclosure`` (RSS allows one: the first that
@@ -40,6 +51,7 @@ import functools
 import html
 import json
 import mimetypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -112,6 +124,46 @@ def text_as_html(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+# Plain text a reader might take for markup: an end tag, or what an HTML parser
+# reads as a character or entity reference, with or without its semicolon (Atom
+# ``type="text"`` holding these draws the validator's warning that undeclared HTML
+# may be rendered). "AT&T" and "R&D" are not references.
+_END_TAG = re.compile(r"</[A-Za-z][\w-]*\s*>")
+_REFERENCE = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*)")
+
+
+def looks_like_markup(text: str) -> bool:
+    if _END_TAG.search(text):
+        return True
+    from html.entities import name2codepoint
+
+    return any(
+        name.startswith("#") or name in name2codepoint or name == "apos"
+        for name in _REFERENCE.findall(text)
+    )
+
+
+def atom_text(element: Any, text: str) -> None:
+    """Set an Atom text construct to ``text``: ``type="text"``, or, when the text
+    could be read as markup, ``type="html"`` holding that text escaped as HTML (a
+    reader shows exactly the text either way)."""
+    if looks_like_markup(text):
+        element.set("type", "html")
+        element.text = text_as_html(text)
+    else:
+        element.set("type", "text")
+        element.text = text
+
+
+def rss_time(moment: datetime) -> datetime:
+    """An instant as RSS shows it: at its own offset, unless that offset is not a whole
+    or half hour (RFC 822 allows it; some readers misread it), then in UTC."""
+    offset = moment.utcoffset()
+    if offset is not None and offset.total_seconds() % 1800:
+        return moment.astimezone(UTC)
+    return moment
+
+
 @functools.cache
 def _builtin_types() -> mimetypes.MimeTypes:
     # Python's own table only: the system's /etc/mime.types differs between machines,
@@ -162,11 +214,16 @@ class _Body:
 
         # feedgen builds Atom elements without a namespace under a root that declares
         # the default one, so these are un-namespaced too.
-        element.find("title").set("type", "text")
+        atom_text(element.find("title"), self.entry.title)
         if self.entry.summary:
-            etree.SubElement(element, "summary", type="text").text = self.entry.summary
+            atom_text(etree.SubElement(element, "summary"), self.entry.summary)
         if self.entry.content_html:
             etree.SubElement(element, "content", type="html").text = self.entry.content_html
+        primary = self.entry.sources[0] if self.entry.sources else None
+        if primary is not None and primary.location.startswith(("http://", "https://")):
+            etree.SubElement(
+                element, "link", rel="via", href=primary.location, title=primary.source
+            )
         for enclosure in self.entry.enclosures:
             link = etree.SubElement(element, "link", rel="enclosure", href=enclosure.url)
             if enclosure.type:
@@ -211,7 +268,9 @@ def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, ext
     feed.author({"name": spec.author})
     feed.language("en")
     feed.generator(GENERATOR, version=__version__)
-    feed.updated(feed_updated(entries, fallback))
+    rss = extension == "rss"
+    updated = feed_updated(entries, fallback)
+    feed.updated(rss_time(updated) if rss else updated)
     for entry in entries:
         item = feed.add_entry(order="append")
         item.id(entry.id)
@@ -231,12 +290,15 @@ def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, ext
         for category in entry.categories:
             if category not in entry.topics:
                 item.category(term=category)
+        # Atom names the primary source in a rel="via" link, written by _Body (feedgen
+        # drops an entry link's rel, type and title: feedgen/entry.py atom_entry).
         primary = entry.sources[0] if entry.sources else None
-        if primary is not None and primary.location.startswith(("http://", "https://")):
+        if rss and primary is not None and primary.location.startswith(("http://", "https://")):
             item.source(url=primary.location, title=primary.source)
         item.updated(entry_time(entry))
         if entry.published is not None:
-            item.published(shown_time(entry.published))
+            published = shown_time(entry.published)
+            item.published(rss_time(published) if rss else published)
     return feed
 
 
@@ -256,7 +318,10 @@ def with_stylesheet(document: bytes) -> bytes:
 
 def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
     document = _generator(spec, entries, fallback, "rss").rss_str(pretty=True)
-    return with_stylesheet(bytes(document))
+    # The same character either way to an XML parser; the hexadecimal reference is
+    # what the RSS Best Practices Profile asks of "<" in text (readers differ in
+    # whether they take a title as HTML).
+    return with_stylesheet(bytes(document).replace(b"&lt;", b"&#x3C;"))
 
 
 def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:

@@ -241,7 +241,9 @@ def test_atom_declares_the_type_of_every_text() -> None:
         (f"{prefix}plain", "title"): "text",
         (f"{prefix}plain", "summary"): "text",
         (f"{prefix}markup-lookalike", "title"): "text",
-        (f"{prefix}markup-lookalike", "summary"): "text",
+        # Text holding an end tag or references is declared html, escaped once more, so
+        # that no reader takes it for markup (render.atom_text); it reads back the same.
+        (f"{prefix}markup-lookalike", "summary"): "html",
         (f"{prefix}html", "title"): "text",
         (f"{prefix}html", "summary"): "text",
         (f"{prefix}html", "content"): "html",
