@@ -230,8 +230,45 @@ class SQLStore:
         """
         stored = self._candidates({title_key(item.title) for item in items})
         plan = plan_merge(items, stored, authority=authority, zone=zone, now=now)
+        resighted = self._resighted(plan)
         self.apply_plan(plan, now)
-        return plan.report, plan.touched
+        touched = plan.touched
+        if resighted:  # with every source they were read from, for judging and pages
+            rows = []
+            for chunk in range(0, len(resighted), CHUNK):
+                part = resighted[chunk : chunk + CHUNK]
+                marks = ",".join("?" * len(part))
+                rows += self._execute(
+                    f"SELECT {ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", part
+                ).fetchall()
+            touched += self._entries(rows)
+        return plan.report, touched
+
+    def _resighted(self, plan: MergePlan) -> list[str]:
+        """Stories only seen again, but by a source new to them or at a new place (another
+        line of a saved page, another page URL): what their pages show, and the topics a
+        source's hint gives them, change with that. Read before the plan is written."""
+        seen = set(plan.seen)
+        told = [(entry_id, p) for entry_id, p in plan.sightings if entry_id in seen]
+        if not told:
+            return []
+        ids = sorted({entry_id for entry_id, _ in told})
+        where: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for chunk in range(0, len(ids), CHUNK):
+            part = ids[chunk : chunk + CHUNK]
+            for row in self._execute(
+                "SELECT entry_id, source, location, line, page_url FROM sightings "
+                f"WHERE entry_id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                where[(row[0], row[1])] = (row[2], row[3], row[4])
+        return sorted(
+            {
+                entry_id
+                for entry_id, p in told
+                if where.get((entry_id, p.source)) != (p.location, p.line, p.page_url)
+            }
+        )
 
     def _max_parameters(self) -> int:
         """How many ``?`` one statement may hold."""
