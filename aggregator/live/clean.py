@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from urllib.parse import urljoin, urlsplit
@@ -73,12 +74,51 @@ def _cap(text: str, limit: int) -> str:
     return text[: limit - 1].rstrip() + "…"
 
 
+# URLs that urljoin and urlsplit would hand back unchanged, so that the usual ones skip
+# them (about 10 µs each): an absolute http(s) URL of a plain host, port, path, query
+# and fragment (no userinfo, IPv6 literal, ";" parameters, empty "?" or "#", spaces or
+# controls); and a path from the root ("/news/1.html", not "//host") with no "."
+# or ".." segment, joined to such a base as its scheme and host followed by the path.
+# tests/test_clean.py checks both agree with urljoin and urlsplit.
+_PATH = r"(?:/[A-Za-z0-9._~!$&'()*+,=:@%-]*)*"
+_QUERY = r"(?:\?[A-Za-z0-9._~!$&'()*+,=:@%/?-]+)?(?:#[A-Za-z0-9._~!$&'()*+,=:@%/?-]+)?"
+_PLAIN_ABSOLUTE = re.compile(rf"(?P<origin>https?://[A-Za-z0-9.-]+(?::[0-9]+)?){_PATH}{_QUERY}")
+_PLAIN_ROOTED = re.compile(rf"(?!//){_PATH}{_QUERY}")
+
+
+@functools.lru_cache(maxsize=64)
+def _origin(base: str) -> str | None:
+    """``scheme://host[:port]`` of a plain absolute base (see _PLAIN_ABSOLUTE), else None."""
+    found = _PLAIN_ABSOLUTE.fullmatch(base)
+    return None if found is None else found["origin"]
+
+
+def _plain(url: str, base: str | None) -> str | None:
+    """What urljoin gives for ``url`` when it is plain (see above), else None."""
+    if _PLAIN_ABSOLUTE.fullmatch(url) is not None:
+        return url
+    if base and url[:1] == "/" and "/." not in url and _PLAIN_ROOTED.fullmatch(url):
+        origin = _origin(base)
+        if origin is not None:
+            return origin + url
+    return None
+
+
+def join(base: str, url: str) -> str:
+    """``urljoin(base, url)``, without its cost for plain URLs."""
+    plain = _plain(url, base) if base else None
+    return urljoin(base, url) if plain is None else plain
+
+
 def safe_url(
     url: str | None, base: str | None = None, schemes: frozenset[str] = LINK_SCHEMES
 ) -> str | None:
     """An absolute URL with an allowed scheme, or None."""
     if not url or len(url) > 4 * MAX_URL:  # a little slack for spaces and controls
         return None
+    if (plain := _plain(url, base)) is not None:
+        scheme = plain[: plain.find(":")]
+        return plain if scheme in schemes and len(plain) <= MAX_URL else None
     url = strip_invalid(url).strip()
     if base:
         url = urljoin(base, url)
@@ -92,32 +132,66 @@ def safe_url(
     return url
 
 
-def sanitize_html(fragment: str, base: str | None = None) -> str:
-    """Allowlisted HTML; relative URLs resolved against ``base`` (or dropped without one)."""
+# nh3's arguments, built once (nh3 copies them; nothing changes them).
+_TAGS = set(TAGS)
+_DROP = set(DROP_WITH_CONTENT)
+_ATTRIBUTES = {tag: set(names) for tag, names in ATTRIBUTES.items()}
+_URL_SCHEMES = set(URL_SCHEMES)
+_REL = "noopener noreferrer nofollow"
 
+# A tag of the sanitiser's own output. It writes every "<" of text as "&lt;", every
+# attribute value in double quotes with '"' as "&quot;", and no comments (they are
+# stripped): so every "<" opens a tag, which ends at the first ">" outside quotes.
+_WRITTEN_TAG = re.compile(r'<[^>"]*+(?:"[^"]*+"[^>"]*+)*+>')
+
+
+def _clean(html: str, base: str | None) -> str:
     def resolve(url: str) -> str | None:
         return safe_url(url, base, URL_SCHEMES)
 
-    def clean(html: str) -> str:
-        cleaned = nh3.clean(
-            html,
-            tags=set(TAGS),
-            clean_content_tags=set(DROP_WITH_CONTENT),
-            attributes={tag: set(names) for tag, names in ATTRIBUTES.items()},
-            url_schemes=set(URL_SCHEMES),
-            url_relative=resolve if base else "deny",
-            link_rel="noopener noreferrer nofollow",
-            strip_comments=True,
-        )
-        # Character references decode to control characters too ("&#x1;"): strip them.
-        return strip_invalid(cleaned)
+    cleaned = nh3.clean(
+        html,
+        tags=_TAGS,
+        clean_content_tags=_DROP,
+        attributes=_ATTRIBUTES,
+        url_schemes=_URL_SCHEMES,
+        url_relative=resolve if base else "deny",
+        link_rel=_REL,
+        strip_comments=True,
+    )
+    # Character references decode to control characters too ("&#x1;"): strip them.
+    return strip_invalid(cleaned)
 
-    cleaned = clean(_bounded(fragment))
-    if len(cleaned) > MAX_HTML:
-        # Grown past the cap (every link gains a rel attribute, URLs are made absolute):
-        # its first three quarters, cleaned again to close what the cut left open.
-        cleaned = clean(cleaned[: MAX_HTML * 3 // 4])
-    return cleaned if len(cleaned) <= MAX_HTML else ""
+
+def _sanitized(fragment: str, base: str | None) -> tuple[str, bool]:
+    """The sanitised HTML, and whether it is the whole of one sanitiser pass over the
+    fragment (not cut because it grew past the cap)."""
+    cleaned = _clean(_bounded(fragment), base)
+    if len(cleaned) <= MAX_HTML:
+        return cleaned, True
+    # Grown past the cap (every link gains a rel attribute, URLs are made absolute):
+    # its first three quarters, cleaned again to close what the cut left open.
+    cleaned = _clean(cleaned[: MAX_HTML * 3 // 4], base)
+    return (cleaned if len(cleaned) <= MAX_HTML else ""), False
+
+
+def sanitize_html(fragment: str, base: str | None = None) -> str:
+    """Allowlisted HTML; relative URLs resolved against ``base`` (or dropped without one)."""
+    return _sanitized(fragment, base)[0]
+
+
+def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, str]:
+    """``sanitize_html(fragment, base)`` and ``html_to_text(fragment)``, in one sanitiser
+    pass: the text is read from the sanitised HTML. Both passes parse the same bounded
+    fragment into the same tree and drop the same elements with their content; they
+    differ only in the tags and attributes they write around the same text, which is
+    escaped the same way. tests/test_clean_shortcuts.py compares the two derivations.
+    """
+    cleaned, whole = _sanitized(fragment, base)
+    if not whole:  # cut: its text is no longer all of the fragment's
+        return cleaned, html_to_text(fragment)
+    text = html.unescape(_WRITTEN_TAG.sub("", cleaned))
+    return cleaned, _SPACES.sub(" ", strip_invalid(text)).strip()
 
 
 def _bounded(fragment: str) -> str:
@@ -128,11 +202,7 @@ def _bounded(fragment: str) -> str:
 def html_to_text(fragment: str) -> str:
     """The text of an HTML fragment, whitespace collapsed."""
     text = nh3.clean(
-        _bounded(fragment),
-        tags=set(),
-        clean_content_tags=set(DROP_WITH_CONTENT),
-        attributes={},
-        strip_comments=True,
+        _bounded(fragment), tags=set(), clean_content_tags=_DROP, attributes={}, strip_comments=True
     )
     return _SPACES.sub(" ", strip_invalid(html.unescape(text))).strip()
 

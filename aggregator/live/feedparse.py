@@ -13,6 +13,7 @@ is skipped with a warning; it never costs the others.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import io
 import json
@@ -20,7 +21,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
 
 import feedparser
 
@@ -54,10 +54,14 @@ def item_digest(item: Any, salt: str) -> str:
     return digest.hexdigest()
 
 
+# The fast path reads each pubDate to see whether it can; the entry reads it again.
+_timestamp = functools.lru_cache(maxsize=256)(parse_timestamp)
+
+
 def _date(raw: str | None, parsed: Any) -> Published | None:
     """Our own reading first (it keeps the offset); feedparser's (UTC) as a fallback."""
     if raw:
-        ours = parse_timestamp(raw)
+        ours = _timestamp(raw)
         if ours is not None:
             return ours
     if parsed:
@@ -85,21 +89,25 @@ def _entry(item: Any, *, base: str, name: str, location: str) -> SourceEntry | N
     summary_detail = item.get("summary_detail")
     summary_html = _is_html(summary_detail)
     body = contents[0] if contents else None
+    text: str | None = None  # the summary's text, when read with its sanitised HTML
     if body is not None:
         content_html = clean.sanitize_html(
             body["value"] if _is_html(body) else _escape(body["value"]), _base(body, base)
         )
+    elif summary_raw and summary_html:
+        # One sanitiser pass gives both the HTML and the text (see sanitized_with_text).
+        content_html, text = clean.sanitized_with_text(summary_raw, _base(summary_detail, base))
     elif summary_raw:
-        content_html = clean.sanitize_html(
-            summary_raw if summary_html else _escape(summary_raw), _base(summary_detail, base)
-        )
+        content_html = clean.sanitize_html(_escape(summary_raw), _base(summary_detail, base))
     else:
         content_html = ""
-    summary = clean.text_summary(
-        clean.html_to_text(summary_raw)
-        if summary_html
-        else clean.plain(summary_raw, clean.MAX_TEXT)
-    )
+    if text is None:
+        text = (
+            clean.html_to_text(summary_raw)
+            if summary_html
+            else clean.plain(summary_raw, clean.MAX_TEXT)
+        )
+    summary = clean.text_summary(text)
     if not summary and body is not None:
         summary = clean.text_summary(clean.html_to_text(content_html))
     link = clean.safe_url(item.get("link"), base)
@@ -339,13 +347,13 @@ def fast_rss(data: bytes, *, url: str, content_type: str | None = None) -> _Pars
                 entry["title"] = text
                 entry["title_detail"] = {"type": "text/plain", "base": base}
             elif name == "link":
-                entry["link"] = urljoin(base, text) if base else text
+                entry["link"] = clean.join(base, text) if base else text
             elif name == "guid":
                 if child.get("isPermaLink") != "false":
                     return None  # feedparser resolves permalink guids as URLs
                 entry["id"] = text
             elif name == "pubDate":
-                if text and parse_timestamp(text) is None:
+                if text and _timestamp(text) is None:
                     return None  # a form only feedparser may read
                 entry["published"] = text
             elif name == "description":
