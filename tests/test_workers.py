@@ -2,10 +2,10 @@
 
 Real parts only: a throw-away PostgreSQL, the local feed server (its request log is
 the witness of every fetch), and three ``aggregator serve`` processes on one database,
-each with its own feeds directory, as behind a load balancer. Scaled to run in well
-under a minute: 60 sources, a 9-second interval, 8-second leases (longer than a read
-waits for the write lock). Publishing is serialized by the write lock, about ten
-sources a second here: 300 sources would need an interval of a minute.
+each with its own feeds directory, as behind a load balancer: 300 sources, as the
+issue asks, on a 45-second interval with 30-second leases (longer than a read waits for
+the write lock). Each source's job publishes under the one write lock, rendering only
+what its source changed; 300 of them fit in an interval on 2 busy cores with room.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from tests.feedserver import Server, serving
 from tests.pgcluster import Cluster
 from tests.test_serve import free_port
 
-SOURCES = 60
+SOURCES = 300
+INTERVAL = 45.0  # seconds
 SHARED = "Allies agree on a common plan"  # told by every source: one story
 
 
@@ -53,10 +54,10 @@ def write_config(directory: Path, server: Server) -> Path:
         'directory = "feeds"',
         'base_url = "https://news.example/feeds/"',  # the load balancer's address
         "[store]",
-        "lease_seconds = 8",
+        "lease_seconds = 30",
         "lock_timeout = 60",
         "[schedule]",
-        "interval_minutes = 0.15",
+        f"interval_minutes = {INTERVAL / 60}",
         "jitter_seconds = 1",
         "max_backoff_minutes = 1",
     ]
@@ -136,28 +137,30 @@ def test_three_instances_share_the_sources_and_serve_the_same_feeds(
             except httpx.TransportError:
                 return False
 
-        wait_for(lambda: all(up(base) for _, base in instances), 40, "three instances up")
+        wait_for(lambda: all(up(base) for _, base in instances), 120, "three instances up")
         # Round 1: every source read once, by whichever instance claimed it first.
         assert set(hits().values()) == {1} and len(hits()) == SOURCES
 
         # Round 2, one interval on: each source read once more, by one instance.
-        wait_for(lambda: min(hits().values()) >= 2, 30, "every source read again")
+        wait_for(lambda: min(hits().values()) >= 2, 3 * INTERVAL, "every source read again")
         log = feeds.log
         assert isinstance(log, TimedLog)
         last: dict[str, float] = {}
         for (_, path, _), when in zip(list(log), list(log.times), strict=False):
             if path.startswith("/feeds/w"):
-                # Never read twice within one interval (9 s), whichever instance read it.
-                assert when - last.get(path, -100.0) >= 9.0, path
+                # Never read twice within one interval, whichever instance read it.
+                assert when - last.get(path, -1000.0) >= INTERVAL, path
                 last[path] = when
 
         # Round 3: one instance is killed as it starts reading; the others take over its
         # sources when their leases end.
-        wait_for(lambda: sum(hits().values()) > 2 * SOURCES + 5, 30, "round 3 under way")
+        wait_for(lambda: sum(hits().values()) > 2 * SOURCES + 5, 3 * INTERVAL, "round 3 under way")
         victim, _ = instances.pop()
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        wait_for(lambda: min(hits().values()) >= 3, 30, "the victim's sources read by the others")
+        wait_for(
+            lambda: min(hits().values()) >= 3, 4 * INTERVAL, "the victim's sources read by others"
+        )
 
         # Nothing lost, each story once, and every instance serves the same bytes.
         with open_store(StoreSettings(path=tmp_path / "unused", url=url)) as store:
