@@ -209,3 +209,9 @@ def test_grown_past_the_cap_the_text_is_still_that_of_the_input() -> None:
     sanitised, text = sanitized_with_text(fragment, "https://www.nato.int/news/")
     assert sanitised == sanitize_html(fragment, "https://www.nato.int/news/")
     assert text == html_to_text(fragment)
+
+
+def test_strip_invalid_is_the_pattern_for_every_ascii_character() -> None:
+    for code in range(128):
+        for text in (chr(code), f"a{chr(code)}b", chr(code) * 3 + "text"):
+            assert strip_invalid(text) == clean._NOT_XML.sub("", text), code

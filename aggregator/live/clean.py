@@ -39,6 +39,7 @@ LINK_SCHEMES = frozenset({"http", "https"})
 # XML 1.0 forbids C0 controls other than tab, newline and carriage return, lone
 # surrogates, U+FFFE and U+FFFF; C1 controls are allowed but never meant in news text.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_ASCII_NOT_XML = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
 _SPACES = re.compile(r"\s+")
 
 TAGS = frozenset(
@@ -65,6 +66,10 @@ DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "
 
 def strip_invalid(text: str) -> str:
     """``text`` without control characters and code points XML cannot hold."""
+    if text.isascii():  # the usual case: bytes.translate is several times quicker than re
+        raw = text.encode("ascii")
+        kept = raw.translate(None, _ASCII_NOT_XML)
+        return text if len(kept) == len(raw) else kept.decode("ascii")
     return _NOT_XML.sub("", text)
 
 
