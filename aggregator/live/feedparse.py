@@ -18,8 +18,9 @@ import hashlib
 import io
 import json
 import logging
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import feedparser
@@ -54,8 +55,39 @@ def item_digest(item: Any, salt: str) -> str:
     return digest.hexdigest()
 
 
-# The fast path reads each pubDate to see whether it can; the entry reads it again.
-_timestamp = functools.lru_cache(maxsize=256)(parse_timestamp)
+# RFC 822 as RSS feeds write it: "Mon, 01 Jan 2024 09:00:00 +0000" (or GMT); years
+# under 1000 are left to the email parser (it reads "0054" as 2054).
+_RFC822 = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d?) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4}|GMT)"
+)
+_MONTHS = {
+    "Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
+    "Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)  # the fast path reads each date, the entry again
+def _timestamp(text: str) -> Published | None:
+    """parse_timestamp(text), with the usual RFC 822 form read by one pattern (the
+    general reader tries ISO 8601 first, then the email parser: ten times slower).
+    tests/test_clean_shortcuts.py checks the two agree."""
+    found = _RFC822.fullmatch(text)
+    if found is None:
+        return parse_timestamp(text)
+    day, month, year, hour, minute, second, zone = found.groups()
+    try:
+        if zone == "GMT" or zone == "-0000":  # "-0000": UTC, as parse_timestamp reads it
+            offset = UTC
+        else:
+            minutes = int(zone[1:3]) * 60 + int(zone[3:])
+            offset = timezone(timedelta(minutes=-minutes if zone[0] == "-" else minutes))
+        instant = datetime(
+            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), 0, offset
+        )
+    except ValueError:  # 31 February, 25 o'clock, an offset of a day or more
+        return parse_timestamp(text)
+    return Published(instant.date(), instant)
 
 
 def _date(raw: str | None, parsed: Any) -> Published | None:
