@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import feedparser
+import jinja2
 import pytest
 from lxml import etree, html
 
@@ -221,3 +222,29 @@ def test_the_xslt_shows_a_feed_as_a_page(project: Path) -> None:
             for href in item.xpath(link, namespaces={"a": ATOM})
         ]
         assert [str(a) for a in html.fromstring(page).xpath("//ol/li/a/@href")] == linked
+
+
+def test_compiled_templates_are_kept_in_the_users_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.site.pages import _bytecode_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = _bytecode_cache()
+    assert cache is not None
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("aggregator.site", "templates"), bytecode_cache=cache
+    )
+    environment.get_template("index.html")
+    assert list((tmp_path / "cache" / "aggregator" / "templates").iterdir())
+
+
+def test_no_usable_cache_directory_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.site.pages import _bytecode_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert _bytecode_cache() is None
