@@ -6,12 +6,15 @@
   second sanitiser pass: compared with html_to_text of the same input.
 * strip_invalid reads ASCII text without its pattern; RSS dates in their usual RFC 822
   form are read by one pattern: compared with the pattern and with parse_timestamp.
+* Item digests (repr, not JSON) tell items apart and are the same in another process.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -278,3 +281,37 @@ def test_rfc822_pattern_on_random_dates() -> None:
         assert ours == general, text
         if isinstance(ours, Published) and isinstance(general, Published):
             assert ours.isoformat() == general.isoformat(), text
+
+
+# -- item digests ---------------------------------------------------------------------------
+
+
+def test_item_digests_tell_items_apart_and_stay_the_same_in_another_process() -> None:
+    import subprocess
+    import sys
+
+    data = (Path(__file__).parent / "data" / "feeds" / "atom10.xml").read_bytes()
+    document = feedparse.parse_feed(data, url="https://feeds.example/atom10.xml")
+    assert len(set(document.digests)) == len(document.digests) > 1
+    again = feedparse.parse_feed(data, url="https://feeds.example/atom10.xml")
+    assert again.digests == document.digests
+    assert feedparse.parse_feed(data, url="https://other.example/a.xml").digests != again.digests
+    code = (
+        "from pathlib import Path; from aggregator.live.feedparse import parse_feed; "
+        "print(' '.join(parse_feed(Path('tests/data/feeds/atom10.xml').read_bytes(), "
+        "url='https://feeds.example/atom10.xml').digests))"
+    )
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent.parent,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert done.stdout.split() == list(document.digests)
+    changed = data.replace(b"unprecedented", b"unparalleled", 1)
+    assert changed != data
+    other = feedparse.parse_feed(changed, url="https://feeds.example/atom10.xml").digests
+    assert len(set(other) - set(document.digests)) == 1

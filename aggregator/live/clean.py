@@ -40,7 +40,6 @@ LINK_SCHEMES = frozenset({"http", "https"})
 # surrogates, U+FFFE and U+FFFF; C1 controls are allowed but never meant in news text.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _ASCII_NOT_XML = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
-_SPACES = re.compile(r"\s+")
 
 TAGS = frozenset(
     {
@@ -196,7 +195,7 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     if not whole:  # cut: its text is no longer all of the fragment's
         return cleaned, html_to_text(fragment)
     text = html.unescape(_WRITTEN_TAG.sub("", cleaned))
-    return cleaned, _SPACES.sub(" ", strip_invalid(text)).strip()
+    return cleaned, " ".join(strip_invalid(text).split())
 
 
 def _bounded(fragment: str) -> str:
@@ -209,7 +208,8 @@ def html_to_text(fragment: str) -> str:
     text = nh3.clean(
         _bounded(fragment), tags=set(), clean_content_tags=_DROP, attributes={}, strip_comments=True
     )
-    return _SPACES.sub(" ", strip_invalid(html.unescape(text))).strip()
+    # str.split() splits at what re's \s matches (str.isspace): "\s+" collapsed, stripped.
+    return " ".join(strip_invalid(html.unescape(text)).split())
 
 
 def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:
@@ -217,7 +217,7 @@ def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) ->
     if not text:
         return ""
     text = text[:MAX_HTML]
-    value = html_to_text(text) if is_html else _SPACES.sub(" ", strip_invalid(text)).strip()
+    value = html_to_text(text) if is_html else " ".join(strip_invalid(text).split())
     return _cap(strip_invalid(value), limit)
 
 

@@ -16,7 +16,6 @@ import calendar
 import functools
 import hashlib
 import io
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -38,18 +37,22 @@ log = logging.getLogger("aggregator")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
-# Bumped whenever what an item becomes changes (cleaning, dates, the entry model), so
-# that digests stored by an older version no longer match and every item is read again.
-DIGEST_VERSION = "1"
+# Bumped whenever what an item becomes changes (cleaning, dates, the entry model), or
+# how its digest is taken, so that digests stored by an older version no longer match
+# and every item is read again. 2: repr instead of JSON.
+DIGEST_VERSION = "2"
 
 
 def item_digest(item: Any, salt: str) -> str:
     """A short fingerprint of everything a parsed item says (feedparser's dict or the
     fast path's), salted with where it came from: equal digests, equal entries.
 
-    Hashing the raw item costs a few microseconds; cleaning it costs a hundred.
+    Hashing the raw item costs a few microseconds; cleaning it costs a hundred. Its
+    repr, not sorted JSON: half the time, and as exact (repr writes every str, number,
+    list, dict and date unambiguously; the same item read with its keys in another
+    order would only cost one more reading, never a missed change).
     """
-    text = json.dumps(item, sort_keys=True, default=str, ensure_ascii=False)
+    text = repr(item)
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12)
     digest.update(salt.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
