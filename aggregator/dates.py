@@ -224,6 +224,8 @@ def _offset(zone: str | None) -> timezone | None:
     if match is None:
         return None
     minutes = int(match[2]) * 60 + int(match[3])
+    if minutes >= 24 * 60:  # no such zone ("+2400", "+9999"): not a date we can read
+        return None
     return timezone(timedelta(minutes=-minutes if match[1] == "-" else minutes))
 
 

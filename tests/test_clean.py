@@ -231,3 +231,30 @@ def test_a_field_is_cut_before_it_is_cleaned() -> None:
     assert 0 < len(cleaned) <= MAX_HTML and cleaned.endswith("</a>")
     assert len(plain("word " * 1_000_000, MAX_TITLE)) == MAX_TITLE
     assert safe_url("https://e.org/" + "a" * 1_000_000) is None
+
+
+BROKEN = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<link>https://x.example/</link><description>d</description>
+<item><title>Odd zone, broken link</title><link>http://[</link><guid isPermaLink="false">g1</guid>
+<pubDate>Mon, 01 Jan 2024 09:00:00 +2400</pubDate></item>
+<item><title>Fine</title><link>https://x.example/2</link><guid isPermaLink="false">g2</guid>
+<pubDate>Mon, 01 Jan 2024 09:00:00 +0000</pubDate></item>
+</channel></rss>"""
+
+
+@pytest.mark.parametrize("text", ["Mon, 01 Jan 2024 09:00:00 +2400", "01 Jan 2024 09:00 +9999"])
+def test_a_zone_of_a_day_or_more_is_no_date(text: str) -> None:
+    assert parse_timestamp(text) is None
+
+
+@pytest.mark.parametrize("url", ["http://[", "https://a]b/", "http://[::1"])
+def test_a_broken_ipv6_host_is_no_url(url: str) -> None:
+    assert safe_url(url) is None
+    assert safe_url(url, "https://base.example/") is None
+
+
+def test_such_an_item_costs_its_date_and_link_not_the_feed() -> None:
+    document = parse_feed(BROKEN, url="https://x.example/feed")
+    odd, fine = document.entries
+    assert odd.title == "Odd zone, broken link" and odd.link is None
+    assert fine.link == "https://x.example/2"

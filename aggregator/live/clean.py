@@ -111,7 +111,12 @@ def _plain(url: str, base: str | None) -> str | None:
 def join(base: str, url: str) -> str:
     """``urljoin(base, url)``, without its cost for plain URLs."""
     plain = _plain(url, base) if base else None
-    return urljoin(base, url) if plain is None else plain
+    if plain is not None:
+        return plain
+    try:
+        return urljoin(base, url)
+    except ValueError:  # "http://[": not a URL; safe_url then refuses it
+        return url
 
 
 def safe_url(
@@ -124,9 +129,12 @@ def safe_url(
         scheme = plain[: plain.find(":")]
         return plain if scheme in schemes and len(plain) <= MAX_URL else None
     url = strip_invalid(url).strip()
-    if base:
-        url = urljoin(base, url)
-    parts = urlsplit(url)
+    try:
+        if base:
+            url = urljoin(base, url)
+        parts = urlsplit(url)
+    except ValueError:  # a broken IPv6 host ("http://[", "https://a]b/"): not a URL
+        return None
     if parts.scheme.lower() not in schemes or (
         parts.scheme.lower() != "mailto" and not parts.netloc
     ):
