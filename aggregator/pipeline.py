@@ -144,6 +144,14 @@ def apply(
     items = [plausible(item, now) for outcome in outcomes for item in outcome.entries]
     fingerprint = topics_fingerprint(config)
     states.save()
+    # New rules or hints: every stored story is judged again, before this run's stories
+    # join them (on a new store, none: the run's own are judged once, below).
+    rejudged = store.meta("topics") != fingerprint
+    if rejudged:
+        topics = topics_from_config(config)
+        for batch in store.all_entries():
+            store.set_topics(judge(batch, topics))
+        store.set_meta("topics", fingerprint)
     report, touched = IngestReport(), list[Entry]()
     if items:  # with nothing read, the merge machinery is not even imported
         report, touched = store.add(
@@ -154,13 +162,7 @@ def apply(
         # unchanged) stays current; last_seen only matters to retention, so only then.
         if (outcome.not_modified or outcome.unchanged) and config.store.retention_days > 0:
             store.touch_source(outcome.source.name, now)
-    rejudged = store.meta("topics") != fingerprint
-    if rejudged:
-        topics = topics_from_config(config)
-        for batch in store.all_entries():
-            store.set_topics(judge(batch, topics))
-        store.set_meta("topics", fingerprint)
-    elif touched:
+    if touched:
         store.set_topics(judge(touched, topics_from_config(config)))
     forgotten = 0
     cutoff = retention_cutoff(now, config.store.retention_days)
