@@ -67,3 +67,36 @@ def test_anything_unusual_goes_to_feedparser(document: bytes) -> None:
 
 def test_a_charset_from_http_goes_to_feedparser() -> None:
     assert fast_rss(PLAIN, url="https://e.org/f", content_type="text/xml; charset=latin-1") is None
+
+
+def test_known_items_are_not_read_again_and_a_changed_one_is() -> None:
+    url = "https://feeds.example/f.xml"
+    data = rss_feed(3, 20, random.Random(5))
+    first = parse_feed(data, url=url, name="Feed")
+    assert len(first.entries) == 20 and first.unchanged == 0
+    assert all(d.startswith("r") for d in first.digests)  # the fast path's own digests
+    known = frozenset(first.digests)
+
+    again = parse_feed(data, url=url, name="Feed", known=known)
+    assert again.entries == () and again.unchanged == 20 and again.digests == first.digests
+
+    # One item's text changes: that item alone is read, as it reads with nothing known.
+    at = data.index(b"</description>", data.index(b"<item>"))
+    edited = data[:at] + b" (updated)" + data[at:]
+    changed = parse_feed(edited, url=url, name="Feed", known=known)
+    assert changed.unchanged == 19
+    [entry] = changed.entries
+    fresh = parse_feed(edited, url=url, name="Feed")
+    assert entry in fresh.entries and entry.summary.endswith("(updated)")
+
+    # Another source, or another URL, knows nothing of these items.
+    elsewhere = parse_feed(data, url="https://mirror.example/f.xml", name="Feed", known=known)
+    assert elsewhere.unchanged == 0
+
+
+def test_digests_of_the_two_paths_never_meet() -> None:
+    url = "https://feeds.example/f.xml"
+    fast = parse_feed(PLAIN, url=url, name="Feed")
+    slow = parse_feed(PLAIN, url=url, name="Feed", fast=False)
+    assert fast.entries == slow.entries
+    assert not set(fast.digests) & set(slow.digests)

@@ -219,7 +219,11 @@ def parse_feed(
         defused, content_type = reduced.data, None
         if reduced.problem is not None:
             warnings.append(f"feed is not well-formed ({reduced.problem}); read what it holds")
-    parsed = fast_rss(defused, url=url, content_type=content_type) if fast else None
+    parsed = (
+        fast_rss(defused, url=url, content_type=content_type, source=source, known=known)
+        if fast
+        else None
+    )
     if parsed is None:
         headers = {}
         if url.startswith(("http://", "https://")):
@@ -257,9 +261,10 @@ def parse_feed(
     unchanged = 0
     base = parsed.feed.get("link") if not url.startswith(("http://", "https://")) else url
     salt = f"{DIGEST_VERSION}\0{source}\0{url}\0{base}"
+    raw = getattr(parsed, "digests", None)  # the fast path's, from the items' bytes
     for index, item in enumerate(parsed.entries, start=1):
-        digest = item_digest(item, salt)
-        if digest in known:  # the same item as last time: nothing to clean or store
+        digest = raw[index - 1] if raw is not None else item_digest(item, salt)
+        if digest in known or item is None:  # as last time: nothing to clean or store
             unchanged += 1
             digests.append(digest)
             continue
@@ -337,9 +342,10 @@ class _Parsed:
     """The parts of a ``feedparser`` result that :func:`parse_feed` reads."""
 
     feed: dict[str, Any]
-    entries: list[dict[str, Any]]
+    entries: list[dict[str, Any] | None]  # None: an item known from the last read
     version: str = "rss20"
     bozo: bool = False
+    digests: list[str] | None = None  # the fast path's, of each item's own bytes
 
     def get(self, key: str, default: Any = None) -> Any:
         return {"version": self.version}.get(key, default)
@@ -349,8 +355,29 @@ def _text(element: Any) -> str:
     return str(element.text or "").strip()
 
 
-def fast_rss(data: bytes, *, url: str, content_type: str | None = None) -> _Parsed | None:
-    """Plain RSS 2.0 read with lxml, or None when feedparser should read it."""
+def raw_digest(item: bytes, salt: str) -> str:
+    """The fast path's digest of an item: of its own bytes as lxml writes them back (the
+    same item, the same bytes), salted like :func:`item_digest`, and marked so that it
+    never equals a digest of a parsed item. A known item then costs a serialisation and a
+    hash, not the reading of its fields and dates."""
+    digest = hashlib.blake2b(item, digest_size=12)
+    digest.update(salt.encode("utf-8", "surrogatepass"))
+    return "r" + digest.hexdigest()
+
+
+def fast_rss(
+    data: bytes,
+    *,
+    url: str,
+    content_type: str | None = None,
+    source: str | None = None,
+    known: frozenset[str] = frozenset(),
+) -> _Parsed | None:
+    """Plain RSS 2.0 read with lxml, or None when feedparser should read it.
+
+    Every item's :func:`raw_digest` comes with it; an item whose digest is in ``known``
+    (read, whole, from the same bytes last time) is not read again: None in its place.
+    """
     from lxml import etree
 
     if b"<rss" not in data[:2048] or (content_type and "charset" in content_type.lower()):
@@ -370,8 +397,22 @@ def fast_rss(data: bytes, *, url: str, content_type: str | None = None) -> _Pars
             return None
     http = url.startswith(("http://", "https://"))
     base = url if http else ""
-    entries = []
+    feed: dict[str, Any] = {}
+    for name in ("title", "link", "ttl"):
+        element = channel.find(name)
+        if element is not None:
+            feed[name] = _text(element)
+    feed["title_detail"] = {"type": "text/plain", "base": base}
+    # As parse_feed salts item_digest: the same source, URL and base.
+    salt = f"{DIGEST_VERSION}\0{source or url}\0{url}\0{url if http else feed.get('link')}"
+    entries: list[dict[str, Any] | None] = []
+    digests: list[str] = []
     for item in channel.iterfind("item"):
+        digest = raw_digest(etree.tostring(item, with_tail=False), salt)
+        digests.append(digest)
+        if digest in known:
+            entries.append(None)
+            continue
         entry: dict[str, Any] = {"tags": []}
         for child in item:
             name = child.tag
@@ -399,10 +440,4 @@ def fast_rss(data: bytes, *, url: str, content_type: str | None = None) -> _Pars
             else:
                 entry["author"] = text
         entries.append(entry)
-    feed: dict[str, Any] = {}
-    for name in ("title", "link", "ttl"):
-        element = channel.find(name)
-        if element is not None:
-            feed[name] = _text(element)
-    feed["title_detail"] = {"type": "text/plain", "base": base}
-    return _Parsed(feed, entries)
+    return _Parsed(feed, entries, digests=digests)
