@@ -55,12 +55,15 @@ class RunResult:
 
 def judge(entries: Iterable[Entry], topics: Sequence[Topic]) -> list[Entry]:
     """Entries labelled with the topics they belong to (by rule or by source hint)."""
-    return [
-        dataclasses.replace(
-            entry, topics=tuple(t.slug for t in topics if t.judge_entry(entry).matched)
-        )
-        for entry in entries
-    ]
+    from aggregator.topics import entry_fields
+
+    judged = []
+    for entry in entries:
+        fields = entry_fields(entry)  # folded once for every topic
+        sources = tuple(p.source for p in entry.sources)
+        chosen = tuple(t.slug for t in topics if t.judge(fields, sources, folded=True).matched)
+        judged.append(dataclasses.replace(entry, topics=chosen))
+    return judged
 
 
 def topics_fingerprint(config: Config) -> str:

@@ -130,12 +130,15 @@ class Topic:
             sources=tuple(sources),
         )
 
-    def judge(self, fields: Mapping[str, str], sources: Iterable[str] = ()) -> Verdict:
-        """The verdict on a story with these fields, told by the sources named."""
+    def judge(
+        self, fields: Mapping[str, str], sources: Iterable[str] = (), *, folded: bool = False
+    ) -> Verdict:
+        """The verdict on a story with these fields, told by the sources named
+        (``folded``: the fields come from :func:`fields_of`, already folded)."""
         for source in sources:
             if source in self.sources:
                 return Verdict(self.slug, True, source=source)
-        texts = {name: fold(text) for name, text in fields.items()}
+        texts = fields if folded else {name: fold(text) for name, text in fields.items()}
         if self.exclusions is not None and (found := self.exclusions.find(texts)):
             return Verdict(self.slug, False, *found, key=self.exclusions.key)
         for rule in self.rules:
@@ -144,7 +147,7 @@ class Topic:
         return Verdict(self.slug, False)
 
     def judge_entry(self, entry: Entry) -> Verdict:
-        return self.judge(entry_fields(entry), (p.source for p in entry.sources))
+        return self.judge(entry_fields(entry), (p.source for p in entry.sources), folded=True)
 
     def matches(self, fields: Mapping[str, str], sources: Iterable[str] = ()) -> bool:
         return self.judge(fields, sources).matched
