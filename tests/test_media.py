@@ -20,6 +20,7 @@ from lxml import etree
 
 from aggregator.dedupe import merge
 from aggregator.live import media
+from aggregator.live.feedparse import parse_feed
 from aggregator.live.sandbox import Sandbox
 from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
@@ -283,3 +284,13 @@ def test_the_store_keeps_enclosures(tmp_path: Path) -> None:
     with Store(path) as store:
         [entry] = store.newest(10)
         assert entry.enclosures == (*EPISODE, again.enclosures[0])
+
+
+def test_a_relative_thumbnail_is_resolved_against_the_entrys_xml_base() -> None:
+    hard = Path(__file__).parent / "data" / "feed_rules" / "hard.atom"
+    document = parse_feed(hard.read_bytes(), url="http://127.0.0.1:9/feeds/hard.atom")
+    urls = [e.url for entry in document.entries for e in entry.enclosures]
+    # Written "media/1.jpg" and "media/1.mp3" under xml:base="https://hard.example/atom/".
+    assert "https://hard.example/atom/media/1.jpg" in urls
+    assert "https://hard.example/atom/media/1.mp3" in urls
+    assert not any(url.startswith("http://127.0.0.1") for url in urls)

@@ -173,7 +173,9 @@ def _entry(item: Any, *, base: str, name: str, location: str) -> SourceEntry | N
         guid=guid,
         categories=categories,
         content_html=content_html or None,
-        enclosures=media.enclosures(item, base),
+        # Media RSS URLs come as written: relative ones against the entry's xml:base
+        # (what its title was read under), as feedparser resolved its links.
+        enclosures=media.enclosures(item, _base(item.get("title_detail"), base)),
     )
 
 
