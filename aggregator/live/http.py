@@ -253,6 +253,11 @@ class _Key(NamedTuple):
     proxy: _Proxy | None  # the proxy, when the connection goes to it (or through it)
 
 
+# Seconds a closing client waits for its connections' transports to end before
+# aborting them (a TLS peer that never answers the close).
+CLOSE_WAIT = 1.0
+
+
 class _Connection(asyncio.Protocol):
     """One connection: the asyncio protocol, and the state of the answer being read."""
 
@@ -266,6 +271,8 @@ class _Connection(asyncio.Protocol):
         self.broken = False  # bytes came that belong to no answer: never reuse
         self.counted = True  # counts against the pool's limit (reserved before opening)
         pool.everyone.add(self)
+        pool.alive.add(self)
+        self.lost: asyncio.Future[None] = self.loop.create_future()  # connection_lost
         self.idle_since = 0.0
         self.uses = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -336,6 +343,9 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self._ended()
         self.pool.forget(self)
+        self.pool.alive.discard(self)
+        if not self.lost.done():
+            self.lost.set_result(None)
 
     # llhttp callbacks
 
@@ -520,6 +530,9 @@ class _Pool:
     def __init__(self, limit: int, idle: int) -> None:
         self.limit = max(1, limit)
         self.idle_limit = max(0, idle)
+        # Every connection whose transport has not reported its end (a TLS one may still
+        # be shutting down after it left the pool): waited for when the client closes.
+        self.alive: set[_Connection] = set()
         self.count = 0
         self.idle: dict[_Key, list[_Connection]] = {}
         self.idle_count = 0
@@ -829,9 +842,18 @@ class Client:
         return connection
 
     async def aclose(self) -> None:
+        """Close every connection and wait, briefly, until their transports have ended
+        (a TLS shutdown is a round trip): the event loop may then be closed at once."""
         self._closed = True
-        if self._pool is not None:
-            self._pool.close()
+        if self._pool is None:
+            return
+        self._pool.close()
+        ending = [c for c in self._pool.alive if c.transport is not None]
+        if ending:
+            await asyncio.wait([c.lost for c in ending], timeout=CLOSE_WAIT)
+        for connection in ending:
+            if not connection.lost.done() and connection.transport is not None:
+                connection.transport.abort()
 
     async def __aenter__(self) -> Client:
         return self
