@@ -138,15 +138,9 @@ class Ingest:
         async with AsyncExitStack() as stack:
             fetcher: Fetcher | None = None
             if any(source.url is not None for source in sources):
-                limits = Limits(
-                    connect_timeout=settings.connect_timeout,
-                    read_timeout=settings.read_timeout,
-                    deadline=settings.deadline,
-                    max_body=settings.max_body_mb << 20,
-                    max_decoded=settings.max_decoded_mb << 20,
-                    workers=settings.workers,
+                fetcher = await stack.enter_async_context(
+                    Fetcher(Limits.of(settings), settings.user_agent)
                 )
-                fetcher = await stack.enter_async_context(Fetcher(limits, settings.user_agent))
 
             async def one(source: SourceConfig) -> Outcome:
                 async with slots:

@@ -28,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 from aggregator.errors import SourceError
 
 if TYPE_CHECKING:
+    from aggregator.config import FetchSettings
     from aggregator.live.http import Client, Headers, Response
 
 ACCEPT = (
@@ -48,6 +49,18 @@ class Limits:
     max_decoded: int = 40 << 20  # bytes after decompression
     max_redirects: int = 5
     workers: int = 8  # fetches at once
+
+    @classmethod
+    def of(cls, settings: FetchSettings) -> Limits:
+        """The limits ``[fetch]`` in config.toml sets."""
+        return cls(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            deadline=settings.deadline,
+            max_body=settings.max_body_mb << 20,
+            max_decoded=settings.max_decoded_mb << 20,
+            workers=settings.workers,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,18 +44,6 @@ class Added:
     warning: str | None = None
 
 
-def limits_of(config: Config) -> Limits:
-    settings = config.fetch
-    return Limits(
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        deadline=settings.deadline,
-        max_body=settings.max_body_mb << 20,
-        max_decoded=settings.max_decoded_mb << 20,
-        workers=settings.workers,
-    )
-
-
 def _is_url(target: str) -> bool:
     return urlsplit(target).scheme in ("http", "https")
 
@@ -157,7 +145,7 @@ def add_source(
         discovery = discover(
             target,
             sandbox,
-            limits=limits_of(config),
+            limits=Limits.of(config.fetch),
             user_agent=config.fetch.user_agent,
             max_entries=config.fetch.max_entries_per_feed,
         )
