@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from aggregator.live.fetch import Fetched, Fetcher, FetchError, Limits, Validators
-from aggregator.live.http import Client, Headers, Proxies, _Target, _target
+from aggregator.live.http import Client, Headers, HTTPError, Proxies, _Target, _target
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 FAST = Limits(connect_timeout=2, read_timeout=2, deadline=5, max_body=1 << 20, max_decoded=2 << 20)
@@ -776,3 +776,59 @@ def test_bytes_after_the_answer_spoil_the_connection_not_the_answer(
     got = fetch_all([server.url("/a"), server.url("/b")])
     assert [fetched(g).body for g in got] == [b"<rss/>"] * 2
     assert server.accepted == 2  # the first connection was not asked again
+
+
+# -- found in review: hostile names, endless trailers, proxy secrets, lost wake-ups ----------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a..example/feed",
+        "http://" + "a" * 64 + ".com/feed",
+        "http://a\x00b/feed",
+        "http://evil.example HTTP/1.0 x/feed",
+    ],
+)
+def test_a_host_that_is_no_host_name_is_an_error_of_that_fetch(url: str) -> None:
+    async def go() -> None:
+        async with Client() as client:
+            await client.get(url)
+
+    with pytest.raises(HTTPError, match=r"invalid host name|invalid URL"):
+        asyncio.run(go())
+
+
+def test_international_names_are_encoded_as_browsers_do() -> None:
+    assert _target("http://straße.de/feed").host == "xn--strae-oqa.de"
+    assert _target("http://ελλάς.gr/").host == "xn--hxarsa0b.gr"
+
+
+def test_an_endless_chunk_trailer_is_cut_at_the_head_limit(serve: Callable[..., Raw]) -> None:
+    def handler(conn: socket.socket, rfile: BinaryIO, server: Raw) -> None:
+        server.next_request(rfile)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        conn.sendall(b"5\r\nhello\r\n0\r\nX-Trailer: ")
+        try:
+            for _ in range(4096):  # 16 MB if nobody stops it
+                conn.sendall(b"a" * 4096)
+        except OSError:
+            return
+
+    raw = serve(handler)
+
+    async def go() -> bytes:
+        async with Client() as client, await client.get(raw.url("/trailer")) as response:
+            return b"".join([piece async for piece in response.chunks()])
+
+    with pytest.raises(HTTPError, match="chunk framing"):
+        asyncio.run(go())
+
+
+def test_proxy_credentials_never_appear_in_messages() -> None:
+    for value in ("https://alice:s3cret@proxy.corp:3128", "http://alice:s3cret@proxy.corp:99999"):
+        proxies = Proxies({"HTTPS_PROXY": value})
+        with pytest.raises(HTTPError) as caught:
+            proxies.for_url(_target("https://feeds.example/f.xml"))
+        assert "s3cret" not in str(caught.value) and "alice" not in str(caught.value)
+        assert "proxy.corp" in str(caught.value)

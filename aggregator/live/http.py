@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import ssl
 from collections import deque
@@ -129,10 +130,16 @@ def _target(url: str) -> _Target:
     if not host:
         raise HTTPError(f"no host in URL {url!r}")
     if not host.isascii():
+        # IDNA 2008 with UTS 46 mapping, as browsers resolve it ("straße.de" is
+        # xn--strae-oqa.de, not strasse.de, which the codec of IDNA 2003 gives).
+        import idna
+
         try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as error:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as error:
             raise HTTPError(f"invalid host name {host!r}: {error}") from None
+    if not _valid_host(host):
+        raise HTTPError(f"invalid host name {host!r}")
     default = _DEFAULT_PORTS[scheme]
     port = default if port is None else port
     shown = f"[{host}]" if ":" in host else host
@@ -142,6 +149,24 @@ def _target(url: str) -> _Target:
         path += "?" + quote(parts.query, safe=_SAFE)
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
     return _Target(scheme, host, port, path, authority, userinfo)
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address, or a DNS name of labels of 1 to 63 letters, digits, hyphens or
+    underscores (253 characters at most): what may go to the resolver, into the Host
+    header and into a proxy's request line."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def _basic(userinfo: str) -> str:
@@ -196,14 +221,17 @@ class Proxies:
         if "://" not in url:
             url = "http://" + url
         parts = urlsplit(url)
+        # Named without its user name and password: messages reach logs and /healthz.
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        variable = f"{target.scheme.upper()}_PROXY"
         if parts.scheme.lower() != "http":
-            raise ConnectError(f"proxy {url}: only http:// proxies are supported")
+            raise ConnectError(f"proxy {shown} ({variable}): only http:// proxies are supported")
         try:
             port = parts.port or 80
         except ValueError:
-            raise ConnectError(f"invalid proxy URL {url!r}") from None
+            raise ConnectError(f"invalid proxy URL {shown} ({variable})") from None
         if not parts.hostname:
-            raise ConnectError(f"invalid proxy URL {url!r}")
+            raise ConnectError(f"invalid proxy URL {shown} ({variable})")
         userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
         return _Proxy(parts.hostname, port, _basic(userinfo) if userinfo else None)
 
@@ -284,6 +312,7 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = False
         self.head_bytes = 0
         self.head_size = 0
+        self.framing = 0  # bytes since the head, or since body bytes last came, that were none
         self.headers_done = False
         self.complete = False
         self.eof = False
@@ -318,6 +347,8 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = True
         if not self.headers_done:
             self.head_bytes += len(data)
+        else:
+            self.framing += len(data)  # set back to 0 by on_body
         try:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -333,6 +364,10 @@ class _Connection(asyncio.Protocol):
         else:
             if not self.headers_done and self.head_bytes > MAX_HEAD:
                 self._fail(ProtocolError(f"header block over {MAX_HEAD >> 10} KiB"))
+            elif self.headers_done and not self.complete and self.framing > MAX_HEAD:
+                # Chunk-size lines or trailer fields without end: llhttp would keep
+                # them, and no body cap counts them.
+                self._fail(ProtocolError(f"over {MAX_HEAD >> 10} KiB of chunk framing"))
         self._wake()
 
     def eof_received(self) -> bool | None:
@@ -383,6 +418,7 @@ class _Connection(asyncio.Protocol):
         )
 
     def on_body(self, body: bytes) -> None:
+        self.framing = 0
         self.body.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
@@ -449,6 +485,10 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+        else:  # never connected: no connection_lost will come
+            self.pool.alive.discard(self)
+            if not self.lost.done():
+                self.lost.set_result(None)
         self.closed = True
         self.pool.forget(self)
 
@@ -570,6 +610,12 @@ class _Pool:
             self.waiters.append(waiter)
             try:
                 await waiter
+            except BaseException:
+                # Woken and cancelled in the same turn (its deadline): pass the wake-up
+                # on, or the next waiter sleeps while there is room.
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()
+                raise
             finally:
                 if waiter in self.waiters:
                     self.waiters.remove(waiter)
@@ -836,6 +882,9 @@ class Client:
         except OSError as error:
             connection.close()
             raise ConnectError(_connect_reason(error, where, proxy is not None)) from None
+        except ValueError as error:  # the resolver refusing a name (UnicodeError too)
+            connection.close()
+            raise ConnectError(f"cannot connect to {where}: {_line(str(error))}") from None
         except BaseException:
             connection.close()
             raise
