@@ -144,10 +144,16 @@ class Ingest:
 
             async def one(source: SourceConfig) -> Outcome:
                 async with slots:
-                    if source.url is None:
-                        return await self._local(source)
-                    assert fetcher is not None
-                    return await self._live(source, fetcher)
+                    try:
+                        if source.url is None:
+                            return await self._local(source)
+                        assert fetcher is not None
+                        return await self._live(source, fetcher)
+                    except Exception as error:  # a bug costs its source, never the run
+                        log.debug("%s: unexpected error", source.name, exc_info=True)
+                        problem = f"unexpected {type(error).__name__}: {error}"
+                        failure = SourceError(source.name, source.location, problem)
+                        return Outcome(source, (), failure)
 
             return list(await asyncio.gather(*(one(s) for s in sources)))
 

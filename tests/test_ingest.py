@@ -352,3 +352,28 @@ def test_digests_are_void_after_retention_forgot_entries(
     finally:
         del feedserver.overrides[name]
     assert again.unchanged == 0 and len(again.entries) == 3
+
+
+def test_an_unexpected_error_costs_its_source_only(
+    tmp_path: Path, feedserver: Server, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that raises while one source is read (here made to, for one URL) is that
+    source's one-line error; the other sources are read and stored."""
+    from aggregator.live import fetch
+
+    real = fetch.Fetcher.fetch
+
+    async def fetch_or_fail(self: fetch.Fetcher, url: str, **kwargs: object) -> fetch.Fetched:
+        if "atom10" in url:
+            raise RuntimeError("a bug")
+        return await real(self, url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fetch.Fetcher, "fetch", fetch_or_fail)
+    urls = {
+        "buggy": f"{feedserver.base}/feeds/atom10.xml",
+        "fine": f"{feedserver.base}/feeds/rss20.xml",
+    }
+    outcomes = ingest(tmp_path, urls, sandbox)
+    assert str(outcomes["buggy"].error).endswith("unexpected RuntimeError: a bug")
+    assert outcomes["fine"].error is None and outcomes["fine"].entries
+    assert stored_titles(tmp_path) == {e.title for e in outcomes["fine"].entries}
