@@ -85,3 +85,21 @@ def test_a_story_told_again_by_a_hinted_source_joins_its_topic_and_page(tmp_path
     before = {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()}
     run(directory)
     assert {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()} == before
+
+
+def test_a_story_keeps_a_hinted_topic_when_another_source_changes_its_text(
+    tmp_path: Path,
+) -> None:
+    directory = project(tmp_path)
+    (directory / "b.xml").write_text(feed("b", STORY), encoding="utf-8")
+    run(directory)
+    feeds = directory / "feeds"
+    assert titles(feeds / "deterrence.rss") == ["Allies hold a quiet meeting"]
+
+    # Source A (no hint) gives the story a longer summary: it changes, and is judged
+    # again with both its sources, B's hint included.
+    longer = STORY.replace("Short.", "Short. And now a longer summary from A.")
+    (directory / "a.xml").write_text(feed("a", longer), encoding="utf-8")
+    run(directory)
+    assert titles(feeds / "deterrence.rss") == ["Allies hold a quiet meeting"]
+    assert "longer summary" in (feeds / "deterrence.rss").read_text(encoding="utf-8")

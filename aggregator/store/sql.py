@@ -232,17 +232,18 @@ class SQLStore:
         plan = plan_merge(items, stored, authority=authority, zone=zone, now=now)
         resighted = self._resighted(plan)
         self.apply_plan(plan, now)
-        touched = plan.touched
-        if resighted:  # with every source they were read from, for judging and pages
-            rows = []
-            for chunk in range(0, len(resighted), CHUNK):
-                part = resighted[chunk : chunk + CHUNK]
-                marks = ",".join("?" * len(part))
-                rows += self._execute(
-                    f"SELECT {ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", part
-                ).fetchall()
-            touched += self._entries(rows)
-        return plan.report, touched
+        # New stories carry every source they were read from; a stored one that changed,
+        # or was told again by a new source, is read back with all of its sources (the
+        # plan knows only this run's), for judging: a source's topic hint counts.
+        again = [entry.id for entry in plan.changed] + resighted
+        rows = []
+        for chunk in range(0, len(again), CHUNK):
+            part = again[chunk : chunk + CHUNK]
+            marks = ",".join("?" * len(part))
+            rows += self._execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", part
+            ).fetchall()
+        return plan.report, [*plan.inserted, *self._entries(rows)]
 
     def _resighted(self, plan: MergePlan) -> list[str]:
         """Stories only seen again, but by a source new to them or at a new place (another
