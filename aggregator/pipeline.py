@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -279,19 +280,24 @@ def publish(
         staged = None
         if not is_current(config, store, wanted):
             rendered = render_files(config, store, recorded_manifest(config, store))
-            staged = stage_files(directory, rendered.files)
+            # This install's token, written into the directory with the files and into
+            # the store after them: the store and the files each know the other is the
+            # one they were written with (a store or a directory restored from a backup,
+            # or written by another setup, is then rendered again in full).
+            token = f"{wanted} {secrets.token_hex(8)}"
+            staged = stage_files(directory, {**rendered.files, TOKEN: token.encode()})
             # What the files will show once installed; trusted only when the rendered
-            # key (set after the install) names the same version.
-            store.set_meta(manifest_key(config, store), f"{wanted}\n{rendered.manifest.dumps()}")
+            # key (set after the install) and the directory's token name it.
+            store.set_meta(manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}")
     if staged is None or rendered is None:
         written, unchanged = [], [directory / name for name in expected_files(config)]
     else:
-        written = staged.install()
+        written = [path for path in staged.install() if path.name != TOKEN]
         # The files not rendered are as they were, like those rendered to the same bytes.
         kept = (directory / name for name in rendered.names if name not in rendered.files)
         unchanged = [*staged.unchanged, *kept]
         with store.transaction():
-            store.set_meta(rendered_key(config, store), wanted)
+            store.set_meta(rendered_key(config, store), token)
     if store.shared:
         stamp_files(store, [*written, *unchanged])
     log.info(
@@ -316,10 +322,29 @@ def rendered_version(config: Config, store: StoreType) -> str:
     return f"{render_fingerprint(config)} {store_version(store)}"
 
 
+TOKEN = outputs.TOKEN  # the install's token (see publish)
+
+
+def installed_token(config: Config, store: StoreType) -> str | None:
+    """The token of the last install, when the store and the feeds directory agree on it
+    (None when they do not, or nothing was installed)."""
+    token = store.meta(rendered_key(config, store))
+    if not token:
+        return None
+    try:
+        on_disk = (config.feeds.directory / TOKEN).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return token if on_disk == token else None
+
+
 def is_current(config: Config, store: StoreType, wanted: str) -> bool:
     directory = config.feeds.directory
-    return store.meta(rendered_key(config, store)) == wanted and all(
-        (directory / name).exists() for name in expected_files(config)
+    token = installed_token(config, store)
+    return (
+        token is not None
+        and token.rsplit(" ", 1)[0] == wanted
+        and all((directory / name).exists() for name in expected_files(config))
     )
 
 
@@ -331,10 +356,10 @@ def recorded_manifest(config: Config, store: StoreType) -> Manifest | None:
     text = store.meta(manifest_key(config, store))
     if not text:
         return None
-    version, _, body = text.partition("\n")
-    if store.meta(rendered_key(config, store)) != version:
+    token, _, body = text.partition("\n")
+    if installed_token(config, store) != token:
         return None
-    if version.split(" ")[0] != render_fingerprint(config):
+    if token.split(" ")[0] != render_fingerprint(config):
         return None
     manifest = Manifest.loads(body)
     if manifest is None:

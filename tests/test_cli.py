@@ -103,7 +103,7 @@ def test_run_writes_valid_feeds(project: Path) -> None:
     feeds = project / "feeds"
     names = sorted(p.name for p in feeds.iterdir())
     slugs = ("all", "ukraine", "deterrence", "eu-cooperation")
-    assert names == sorted([*outputs.fixed_files(slugs), "entries"])
+    assert names == sorted([*outputs.fixed_files(slugs), "entries", outputs.TOKEN])
     assert {f"{slug}.{ext}" for slug in slugs for ext in ("rss", "atom", "json")} <= set(names)
     for slug in ("all", "ukraine", "deterrence", "eu-cooperation"):
         rss, atom = read_feed(feeds / f"{slug}.rss"), read_feed(feeds / f"{slug}.atom")

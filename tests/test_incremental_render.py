@@ -21,6 +21,7 @@ from aggregator.live.state import FetchStates
 from aggregator.model import Entry, Provenance, Published, SourceEntry
 from aggregator.output import write_files
 from aggregator.pipeline import (
+    TOKEN,
     RunResult,
     build_files,
     manifest_key,
@@ -115,9 +116,11 @@ def assert_as_full_render(config: Config, tmp_path: Path) -> None:
         if path.is_file():
             name = path.relative_to(full).as_posix()
             assert (feeds / name).read_bytes() == path.read_bytes(), name
-    extra = {
-        p.relative_to(feeds).as_posix() for p in feeds.rglob("*") if p.is_file()
-    } - files.keys()
+    extra = (
+        {p.relative_to(feeds).as_posix() for p in feeds.rglob("*") if p.is_file()}
+        - files.keys()
+        - {TOKEN}
+    )
     assert all(outputs.ENTRY_PAGE.match(name) for name in extra), extra
 
 
@@ -225,7 +228,7 @@ def test_one_source_renders_only_the_feeds_it_changed(tmp_path: Path) -> None:
     assert outputs.feed_files("ukraine")[0] not in {p.name for p in result.written}
     # Every file is still reported (written or as it was), for Last-Modified stamps.
     assert len(result.written) + len(result.unchanged) == len(
-        [p for p in config.feeds.directory.rglob("*") if p.is_file()]
+        [p for p in config.feeds.directory.rglob("*") if p.is_file() and p.name != TOKEN]
     )
     assert_as_full_render(config, tmp_path / "check")
     # A newest story overall: the empty topic shows its date, so it is rendered too.
@@ -319,3 +322,37 @@ def test_changes_names_the_feeds_and_pages_whose_inputs_differ() -> None:
     recoded = manifest_of({"all": [a, b], "ukraine": [a], "quiet": []}, START, code="new")
     assert changes(before, recoded) == EVERYTHING
     assert Manifest.loads("{") is None and Manifest.loads(None) is None
+
+
+def test_a_store_or_feeds_restored_from_a_backup_get_every_file_again(tmp_path: Path) -> None:
+    """The store and the feeds directory each hold the last install's token: when they
+    disagree (one of them restored from a backup, or written by another setup), the
+    next publish renders every file, as a full render would."""
+    import shutil
+
+    config = make_config(tmp_path)
+    now = START + timedelta(days=30)
+    everything = {*outputs.fixed_files(["all", "ukraine", "energy", "quiet"])}
+    run(config, [item("alpha", "Ukraine talks open", 1)], now)
+    store_file = config.store.path
+    shutil.copy(store_file, tmp_path / "store-backup")
+    feeds_backup = tmp_path / "feeds-backup"
+    shutil.copytree(config.feeds.directory, feeds_backup)
+    run(config, [item("beta", "Gas storage full", 2, "gas")], now + timedelta(hours=1))
+
+    # The store goes back; the files still show the gas story. The next change renders
+    # everything, so no file keeps a story the store no longer has.
+    for suffix in ("-wal", "-shm"):
+        Path(f"{store_file}{suffix}").unlink(missing_ok=True)
+    shutil.copy(tmp_path / "store-backup", store_file)
+    result = run(config, [item("alpha", "Ukraine ceasefire", 3)], now + timedelta(hours=2))
+    assert everything <= set(result.rendered)
+    assert_as_full_render(config, tmp_path / "store-restored")
+    assert "Gas storage full" not in titles(config, "energy")
+
+    # Now the feeds directory goes back instead.
+    shutil.rmtree(config.feeds.directory)
+    shutil.copytree(feeds_backup, config.feeds.directory)
+    result = run(config, [item("gamma", "Gas prices fall", 4, "gas")], now + timedelta(hours=3))
+    assert everything <= set(result.rendered)
+    assert_as_full_render(config, tmp_path / "feeds-restored")

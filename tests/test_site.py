@@ -13,7 +13,7 @@ from lxml import etree, html
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.model import Entry, Provenance, Published
-from aggregator.pipeline import expected_files
+from aggregator.pipeline import TOKEN, expected_files
 from aggregator.render import FeedSpec, entry_page
 from aggregator.site import Site, outputs, render_site_files, static_file
 from aggregator.site.pages import shown_date
@@ -189,7 +189,8 @@ def test_run_writes_the_pages_beside_the_feeds(project: Path) -> None:
         for slug in ("all", "ukraine", "deterrence", "eu-cooperation")
         for e in feedparser.parse((feeds / f"{slug}.atom").read_bytes()).entries
     }
-    assert written == set(expected_files(config)) | shown
+    # ... and the install's token, which the store holds too (pipeline.TOKEN).
+    assert written == set(expected_files(config)) | shown | {TOKEN}
     assert len(shown) == 48 + 3 - 2
 
 

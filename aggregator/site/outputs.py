@@ -23,6 +23,9 @@ OPML = "topics.opml"
 STYLESHEET = "style.css"
 FEED_XSLT = "feed.xsl"
 STATIC_FILES = (STYLESHEET, FEED_XSLT)
+# Which install the files are, also noted in the store (aggregator.pipeline.publish):
+# a dot-file, never served.
+TOKEN = ".rendered"
 
 # An entry page's name (render.entry_page): a hex digest under entries/.
 ENTRY_PAGE = re.compile(r"^entries/[0-9a-f]{1,64}\.html$")
@@ -49,6 +52,7 @@ DESCRIPTIONS = (
     (OPML, "every feed, to subscribe to all at once"),
     (STYLESHEET, "the pages' stylesheet"),
     (FEED_XSLT, "shows an RSS or Atom feed opened in a browser as a page"),
+    (TOKEN, "which render the files are (the store notes it too); not served"),
 )
 
 
