@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,8 @@ def _temporary_name(path: Path) -> str:
 def _stage(path: Path, data: bytes) -> Path:
     """``data`` in a new temporary file beside ``path``, on disk (fsync'd)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # (and with it random): only when something is written
+
     handle, name = tempfile.mkstemp(
         prefix=_temporary_name(path), suffix=TEMPORARY_SUFFIX, dir=path.parent
     )

@@ -13,12 +13,12 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
@@ -29,11 +29,13 @@ from aggregator.lock import write_lock
 from aggregator.model import Entry, Published, SourceEntry
 from aggregator.output import remove_stale_temporaries, stage_files
 from aggregator.render import FeedSpec, entry_time, render_feed_files
-from aggregator.site import outputs, render_site_files, renderer_fingerprint, site_from_config
-from aggregator.site.plan import Manifest, changes, manifest_of
+from aggregator.site import outputs
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, release_sources
 from aggregator.topics import Topic, topics_from_config
+
+if TYPE_CHECKING:  # the plan loads when something is rendered
+    from aggregator.site.plan import Manifest
 
 log = logging.getLogger("aggregator")
 
@@ -117,6 +119,9 @@ def render_files(config: Config, store: StoreType, previous: Manifest | None = N
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
     specs = feed_specs(config)
     latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
+    from aggregator.site import render_site_files, renderer_fingerprint, site_from_config
+    from aggregator.site.plan import changes, manifest_of
+
     manifest = manifest_of(latest, fallback, renderer_fingerprint())
     todo = changes(previous, manifest)
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
@@ -284,7 +289,7 @@ def publish(
             # the store after them: the store and the files each know the other is the
             # one they were written with (a store or a directory restored from a backup,
             # or written by another setup, is then rendered again in full).
-            token = f"{wanted} {secrets.token_hex(8)}"
+            token = f"{wanted} {os.urandom(8).hex()}"
             staged = stage_files(directory, {**rendered.files, TOKEN: token.encode()})
             # What the files will show once installed; trusted only when the rendered
             # key (set after the install) and the directory's token name it.
@@ -361,6 +366,8 @@ def recorded_manifest(config: Config, store: StoreType) -> Manifest | None:
         return None
     if token.split(" ")[0] != render_fingerprint(config):
         return None
+    from aggregator.site.plan import Manifest
+
     manifest = Manifest.loads(body)
     if manifest is None:
         return None

@@ -63,7 +63,8 @@ from aggregator.errors import AggregatorError
 from aggregator.model import Entry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
 from aggregator.schedule import SourceHealth
-from aggregator.site import outputs, render_search, site_from_config
+from aggregator.site import outputs, site_from_config
+from aggregator.site.pages import render_search
 from aggregator.site.search import (
     MAX_QUERY,
     RESULTS,

@@ -270,7 +270,7 @@ def test_what_is_not_known_for_sure_is_rendered_again(
     # Other rendering code (templates, a library upgrade) under the same version number.
     result = run(config, [item("gamma", "Town fair 2", 6)], now + timedelta(hours=5))
     assert not everything <= set(result.rendered)
-    monkeypatch.setattr("aggregator.pipeline.renderer_fingerprint", lambda: "other code")
+    monkeypatch.setattr("aggregator.site.renderer_fingerprint", lambda: "other code")
     result = run(config, [item("gamma", "Town fair 3", 7)], now + timedelta(hours=6))
     assert everything <= set(result.rendered)
     assert_as_full_render(config, tmp_path / "after")

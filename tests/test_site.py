@@ -15,8 +15,8 @@ from aggregator.config import load_config
 from aggregator.model import Entry, Provenance, Published
 from aggregator.pipeline import TOKEN, expected_files
 from aggregator.render import FeedSpec, entry_page
-from aggregator.site import Site, outputs, render_site_files, static_file
-from aggregator.site.pages import shown_date
+from aggregator.site import outputs, render_site_files, static_file
+from aggregator.site.pages import Site, shown_date
 
 ATOM = "http://www.w3.org/2005/Atom"
 BASE = "http://127.0.0.1:8080/feeds/"

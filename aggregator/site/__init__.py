@@ -13,27 +13,22 @@ import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from aggregator.config import Config
-from aggregator.model import Entry
-from aggregator.render import FeedSpec
 from aggregator.site import outputs
-from aggregator.site.pages import (
-    Site,
-    feeds,
-    render_entry,
-    render_index,
-    render_search,
-    render_topic,
-    unique_entries,
-)
-from aggregator.site.plan import EVERYTHING, Changes
+
+# The pages (and the plan) load when something is rendered: a run with nothing new
+# only asks aggregator.site.outputs which files there are.
+if TYPE_CHECKING:
+    from aggregator.config import Config
+    from aggregator.model import Entry
+    from aggregator.render import FeedSpec
+    from aggregator.site.pages import Site
+    from aggregator.site.plan import Changes
 
 __all__ = [
     "LATEST_ON_INDEX",
-    "Site",
     "render_opml",
-    "render_search",
     "render_site_files",
     "renderer_fingerprint",
     "site_from_config",
@@ -44,6 +39,8 @@ LATEST_ON_INDEX = 5
 
 
 def site_from_config(config: Config) -> Site:
+    from aggregator.site.pages import Site
+
     settings = config.feeds
     return Site(
         title=settings.title,
@@ -118,7 +115,7 @@ def render_site_files(
     site: Site,
     specs: Sequence[FeedSpec],
     latest: Mapping[str, Sequence[Entry]],
-    changes: Changes = EVERYTHING,
+    changes: Changes | None = None,
 ) -> dict[str, bytes]:
     """Every file of the site but the feeds: pages, OPML, stylesheet and XSLT.
 
@@ -127,6 +124,16 @@ def render_site_files(
     feeds' ``max_entries``. Only the files ``changes`` names are rendered (the topic
     pages of its feeds, its entry pages, the index); by default every one.
     """
+    from aggregator.site.pages import (
+        feeds,
+        render_entry,
+        render_index,
+        render_topic,
+        unique_entries,
+    )
+    from aggregator.site.plan import EVERYTHING
+
+    changes = EVERYTHING if changes is None else changes
     shown = feeds(site, specs, latest)
     by_slug = {feed.slug: feed for feed in shown}
     files = {

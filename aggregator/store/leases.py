@@ -12,8 +12,8 @@ nothing is claimed: the scheduler alone decides.
 
 from __future__ import annotations
 
+import functools
 import os
-import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -21,8 +21,14 @@ from aggregator.config import Config, SourceConfig
 from aggregator.ingest import Outcome
 from aggregator.store.protocol import StoreType
 
+
 # This process, as other workers see it in source_leases.holder.
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+@functools.cache
+def worker() -> str:
+    """This process, as a lease's holder: host name and process id."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def claim_sources(
@@ -33,7 +39,7 @@ def claim_sources(
         return list(sources)
     names = store.claim(
         [s.name for s in sources],
-        holder=WORKER,
+        holder=worker(),
         now=now,
         lease_seconds=config.store.lease_seconds,
     )
@@ -56,4 +62,4 @@ def release_sources(
     """Give back the sources read in this run, each with when it is next due."""
     if store.shared:
         for outcome in outcomes:
-            store.release(outcome.source.name, holder=WORKER, due=next_due(config, outcome, now))
+            store.release(outcome.source.name, holder=worker(), due=next_due(config, outcome, now))
