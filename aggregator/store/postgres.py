@@ -151,12 +151,6 @@ class PostgresStore(SQLStore):
     def schema_version(self) -> int:
         return self._read_version()
 
-    def claim(
-        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
-    ) -> list[str]:
-        with self.transaction():
-            return self._claim(sources, holder=holder, now=now, lease_seconds=lease_seconds)
-
     def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
         # Rows another worker is claiming right now are skipped, not waited for: it
         # will hold them (SKIP LOCKED), and each source goes to one worker only.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Self
 
@@ -487,9 +488,21 @@ class SQLStore:
 
     # -- source leases ------------------------------------------------------------------------
 
+    def transaction(self) -> AbstractContextManager[object]:
+        """All or nothing (each backend's own)."""
+        raise NotImplementedError
+
     def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
         """The sources that may be claimed (inside a transaction; PostgreSQL locks them)."""
         raise NotImplementedError
+
+    def claim(
+        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
+    ) -> list[str]:
+        """Lease whichever of ``sources`` are due and free, in one transaction (each
+        backend's _claim_rows picks them its own way)."""
+        with self.transaction():
+            return self._claim(sources, holder=holder, now=now, lease_seconds=lease_seconds)
 
     def _claim(
         self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float

@@ -128,12 +128,6 @@ class Store(SQLStore):
     def schema_version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
-    def claim(
-        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
-    ) -> list[str]:
-        with self.transaction():
-            return self._claim(sources, holder=holder, now=now, lease_seconds=lease_seconds)
-
     def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
         # BEGIN IMMEDIATE already keeps every other writer out.
         stamp = utc_text(now)
