@@ -122,6 +122,8 @@ class Ingest:
         if waiting:
             import asyncio
 
+            # The parser workers start on another core while the first answers come.
+            self.sandbox.warm()
             read = asyncio.run(self._all([sources[i] for i in waiting]))
             for i, outcome in zip(waiting, read, strict=True):
                 outcomes[i] = outcome

@@ -142,3 +142,26 @@ def test_fetch_states_are_read_at_once(store_settings: StoreSettings) -> None:
             states.save()
         assert states.get(keys[0]) == changed  # what was saved, not what load() read
         assert FetchStates(store).get(keys[0]) == changed
+
+
+def test_a_parser_worker_starts_without_feedparser(tmp_path: Path) -> None:
+    """The parser workers' fork server imports what the fast path reads with, not
+    feedparser: their start is on the critical path of a run, and feedparser is half of
+    it. A document the fast path cannot read still loads feedparser when it comes."""
+    script = (
+        "import json, sys\n"
+        "import aggregator.live.feedparse as feedparse\n"
+        "before = sorted(sys.modules)\n"
+        "rss = b'<rss version=\"2.0\"><channel><title>t</title>'\n"
+        "rss += b'<item><title>a</title><link>https://example.org/a</link></item>'\n"
+        "rss += b'</channel></rss>'\n"
+        "feedparse.parse_feed(rss, url='https://example.org/feed', name='n')\n"
+        "fast = 'feedparser' in sys.modules\n"
+        "atom = b'<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>t</title>'\n"
+        "atom += b'<entry><title>a</title><id>urn:x</id></entry></feed>'\n"
+        "feedparse.parse_feed(atom, url='https://example.org/atom', name='n', fast=False)\n"
+        "print(json.dumps([[fast, 'feedparser' in sys.modules], before]))\n"
+    )
+    (fast, slow), modules = _modules(script, cwd=tmp_path)
+    assert _loaded(modules, ("feedparser",)) == []
+    assert (fast, slow) == (False, True)

@@ -39,3 +39,50 @@ def test_workers_are_reused() -> None:
         first = box._all[0].process.pid
         box.parse(RSS, url="https://feeds.example/b", name="b")
         assert [w.process.pid for w in box._all] == [first]
+
+
+def test_workers_started_ahead_are_the_ones_that_parse() -> None:
+    """warm() starts every worker in the background; parses then use those, and no more
+    are started, however many threads parse at once."""
+    import threading
+
+    with Sandbox(workers=2, timeout=20) as box:
+        box.warm()
+        box.warm()  # a second call starts nothing more
+        results: list[int] = []
+
+        def parse(index: int) -> None:
+            document = box.parse(RSS, url=f"https://feeds.example/{index}", name=str(index))
+            results.append(len(document.entries))
+
+        threads = [threading.Thread(target=parse, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [3] * 8
+        assert len(box._all) == 2
+        assert all(worker.process.is_alive() for worker in box._all)
+
+
+def test_closing_while_workers_start_ahead_leaves_none_running() -> None:
+    box = Sandbox(workers=2, timeout=20)
+    box.warm()
+    box.close()
+    assert box._warming is not None
+    box._warming.join(timeout=30)
+    assert not box._warming.is_alive()
+    assert box._all == []
+    # Nothing started after the close is kept: the warm-up thread stopped what it made.
+    box.warm()  # after close: starts nothing
+    assert box._all == []
+
+
+def test_a_worker_killed_by_a_timeout_is_replaced_after_a_warm_start() -> None:
+    with Sandbox(workers=1, timeout=0.05) as box:
+        box.warm()
+        with pytest.raises(SourceError, match=r"parsing took longer"):
+            box.parse(big_feed(20_000), url="https://feeds.example/huge", name="huge")
+        box.timeout = 20
+        assert len(box.parse(RSS, url="https://feeds.example/ok", name="ok").entries) == 3
+        assert len(box._all) == 1

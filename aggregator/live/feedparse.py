@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import feedparser
-
 from aggregator.dates import parse_timestamp
 from aggregator.errors import SourceError
 from aggregator.live import clean, media
@@ -232,6 +230,10 @@ def parse_feed(
             headers["content-location"] = url
         if content_type:
             headers["content-type"] = content_type
+        # feedparser is imported when a document needs it: most do not (fast_rss), and a
+        # parser worker's start, on the critical path of a run, is half its import.
+        import feedparser
+
         try:
             parsed = feedparser.parse(
                 io.BytesIO(defused),
@@ -249,8 +251,11 @@ def parse_feed(
     problem = parsed.get("bozo_exception")
     # feedparser's "ThingsNobodyCaresAboutButMe" (a text/plain Content-Type, an encoding
     # declared one way and served another) are not worth a warning.
-    if isinstance(problem, feedparser.ThingsNobodyCaresAboutButMe):
-        problem = None
+    if problem is not None:
+        import feedparser  # loaded already: a problem is only ever feedparser's
+
+        if isinstance(problem, feedparser.ThingsNobodyCaresAboutButMe):
+            problem = None
     if not parsed.entries:
         if not parsed.get("version"):
             raise SourceError(source, url, f"not a feed: {_what_it_is(data, content_type)}")
