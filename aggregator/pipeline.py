@@ -28,14 +28,14 @@ from aggregator.live.state import FetchStates
 from aggregator.lock import write_lock
 from aggregator.model import Entry, Published, SourceEntry
 from aggregator.output import remove_stale_temporaries, stage_files
-from aggregator.render import FeedSpec, entry_time, render_feed_files
 from aggregator.site import outputs
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, release_sources
-from aggregator.topics import Topic, topics_from_config
 
-if TYPE_CHECKING:  # the plan loads when something is rendered
+if TYPE_CHECKING:  # the renderers, the plan and the topics load when they are used
+    from aggregator.render import FeedSpec
     from aggregator.site.plan import Manifest
+    from aggregator.topics import Topic
 
 log = logging.getLogger("aggregator")
 
@@ -81,6 +81,8 @@ def topics_fingerprint(config: Config) -> str:
 
 def feed_specs(config: Config) -> list[tuple[FeedSpec, str | None]]:
     """Every feed to write: ``all``, then one per topic (with its slug to select by)."""
+    from aggregator.render import FeedSpec
+
     settings = config.feeds
     common = {
         "base_url": settings.base_url,
@@ -114,6 +116,8 @@ def render_files(config: Config, store: StoreType, previous: Manifest | None = N
     entry pages whose inputs differ from ``previous`` are rendered (the index too when
     any feed changed): aggregator.site.plan says why the files then equal a full render.
     """
+    from aggregator.render import entry_time, render_feed_files
+
     limit = config.feeds.max_entries
     newest = store.newest(1)
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
@@ -157,6 +161,8 @@ def apply(
     # join them (on a new store, none: the run's own are judged once, below).
     rejudged = store.meta("topics") != fingerprint
     if rejudged:
+        from aggregator.topics import topics_from_config
+
         topics = topics_from_config(config)
         for batch in store.all_entries():
             store.set_topics(judge(batch, topics))
@@ -172,6 +178,8 @@ def apply(
         if (outcome.not_modified or outcome.unchanged) and config.store.retention_days > 0:
             store.touch_source(outcome.source.name, now)
     if touched:
+        from aggregator.topics import topics_from_config
+
         store.set_topics(judge(touched, topics_from_config(config)))
     forgotten = 0
     cutoff = retention_cutoff(now, config.store.retention_days)
@@ -236,7 +244,8 @@ def render_fingerprint(config: Config) -> str:
 
 
 def expected_files(config: Config) -> list[str]:
-    return outputs.fixed_files(spec.slug for spec, _ in feed_specs(config))
+    # The slugs of feed_specs, without building the specs (nor importing the renderers).
+    return outputs.fixed_files(["all", *(topic.slug for topic in config.topics)])
 
 
 def make_sandbox(config: Config) -> Sandbox:

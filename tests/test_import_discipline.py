@@ -39,6 +39,11 @@ NOT_FOR_A_FRESH_RUN = (
     "aggregator.dates",
     "re2",  # the config has no topic patterns
     "jinja2",  # the files are current: nothing is rendered
+    "aggregator.render",
+    "aggregator.topics",  # nothing new to judge
+    "aggregator.source",  # nothing to read (the package loads it on first use)
+    "importlib.resources",  # no template or static file is read
+    "tempfile",  # nothing is written
     "aggregator.sources",  # another command
 )
 # Not imported by building the command line and parsing ``run``'s arguments.
@@ -113,6 +118,16 @@ def test_building_the_command_line_imports_no_command(tmp_path: Path) -> None:
     command, modules = _modules(script, cwd=tmp_path)
     assert command == "run"
     assert _loaded(modules, NOT_FOR_THE_PARSER) == []
+
+
+def test_the_expected_files_are_those_of_the_feeds(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+    from aggregator.pipeline import expected_files, feed_specs
+    from aggregator.site.outputs import fixed_files
+
+    config = load_config(Path(__file__).parent.parent / "config.toml")
+    assert len(config.topics) >= 3
+    assert expected_files(config) == fixed_files(spec.slug for spec, _ in feed_specs(config))
 
 
 def test_the_layout_names_are_the_layouts() -> None:

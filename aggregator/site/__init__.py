@@ -12,7 +12,6 @@ import contextlib
 import functools
 import hashlib
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import TYPE_CHECKING
 
 from aggregator.site import outputs
@@ -59,6 +58,8 @@ def renderer_fingerprint() -> str:
     were rendered by the same code (a new release without a new version number, a
     library upgrade): aggregator.site.plan.
     """
+    from importlib import resources  # with tempfile: 10 ms a run rendering nothing spares
+
     import feedgen.version
     import jinja2
     from lxml import etree
@@ -84,6 +85,8 @@ def renderer_fingerprint() -> str:
 
 def static_file(name: str) -> bytes:
     """A file shipped with the package (``style.css``, ``feed.xsl``), as it is written."""
+    from importlib import resources
+
     return resources.files("aggregator.site").joinpath("static", name).read_bytes()
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from aggregator.render import entry_page
-
 # Feed formats: extension → (media type, what it is).
 FEED_FORMATS: dict[str, tuple[str, str]] = {
     "rss": ("application/rss+xml", "RSS 2.0"),
@@ -73,6 +71,8 @@ def fixed_files(slugs: Iterable[str]) -> list[str]:
 
 
 def entry_file(entry_id: str) -> str:
+    from aggregator.render import entry_page  # the renderers load when a page is named
+
     return entry_page(entry_id)
 
 
