@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from email.utils import parsedate_to_datetime
 
 from aggregator.model import Published
 
@@ -252,6 +251,10 @@ def parse_timestamp(text: str) -> Published | None:
         return _instant(datetime.fromisoformat(text.replace("z", "Z")))
     except ValueError:
         pass
+    # Loaded here: most dates are ISO 8601 or read by the feed parsers' own RFC 822
+    # pattern, and email.utils (base64, charsets) is a tenth of a parser worker's start.
+    from email.utils import parsedate_to_datetime
+
     try:
         return _instant(parsedate_to_datetime(text))
     except (TypeError, ValueError, IndexError):

@@ -12,7 +12,6 @@ is skipped with a warning; it never costs the others.
 
 from __future__ import annotations
 
-import calendar
 import functools
 import hashlib
 import io
@@ -98,6 +97,8 @@ def _date(raw: str | None, parsed: Any) -> Published | None:
         if ours is not None:
             return ours
     if parsed:
+        import calendar  # feedparser's reading: only with feedparser
+
         try:
             return Published.at(datetime.fromtimestamp(calendar.timegm(parsed), UTC))
         except (OverflowError, ValueError, TypeError):
