@@ -48,7 +48,11 @@ def rss_feed(index: int, items: int, rng: random.Random) -> bytes:
 def _item(index: int, number: int) -> str:
     """Item ``number`` of feed ``index``, the same bytes whichever window shows it."""
     rng = random.Random(f"{index}-{number}")
-    when = START + timedelta(hours=index * 1000 + number)
+    # Item n of every feed within the same hour (feed i i seconds in): the feeds publish
+    # side by side, so each feed's new item is among the newest of all, as in real
+    # polling, and goes to the top of the feeds it belongs to. (It was once dated
+    # ``index * 1000 + number`` hours on, which put most feeds decades in the future.)
+    when = START + timedelta(hours=number, seconds=index)
     title = f"{sentence(rng, 8)} {index}-{number}"
     body = f'<p>{escape(sentence(rng, 40))} <a href="/news/{index}/{number}">more</a></p>'
     return (
