@@ -1,4 +1,4 @@
-"""Entries to feed documents: RSS 2.0 and Atom 1.0 (with feedgen), JSON Feed 1.1.
+"""Entries to feed documents: RSS 2.0 and Atom 1.0 (built with lxml), JSON Feed 1.1.
 
 Pure: no I/O, no clock.
 
@@ -43,6 +43,10 @@ Conventions, chosen once and kept:
   Profile); Atom and JSON Feed leave out what is unknown.
 * RSS and Atom documents name ``feed.xsl`` (:data:`STYLESHEET`, beside the feeds)
   in an ``xml-stylesheet`` processing instruction, so a browser shows a page.
+* RSS and Atom are built with lxml directly, byte for byte as they were when feedgen
+  built them: its element order, lxml's two-space indentation, the XML declaration
+  ``<?xml version='1.0' encoding='UTF-8'?>``, so the feeds already on subscribers' disks
+  do not change (tests/test_render_direct.py and tests/data/render pin the bytes).
 """
 
 from __future__ import annotations
@@ -55,10 +59,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aggregator.model import Enclosure, Entry, Published
+from aggregator.model import Enclosure, Entry, Provenance, Published
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 NOON_UTC = time(12, 0, tzinfo=UTC)
 FEED_TYPES = {
@@ -70,6 +77,9 @@ GENERATOR = "aggregator"
 # The XSLT that shows an RSS or Atom file as a page in a browser, relative to the feed.
 STYLESHEET = "feed.xsl"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+# The RSS <docs> element every channel carries (feedgen's default, kept).
+RSS_DOCS = "http://www.rssboard.org/rss-specification"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +153,7 @@ def looks_like_markup(text: str) -> bool:
     )
 
 
-def atom_text(element: Any, text: str) -> None:
+def atom_text(element: etree._Element, text: str) -> None:
     """Set an Atom text construct to ``text``: ``type="text"``, or, when the text
     could be read as markup, ``type="html"`` holding that text escaped as HTML (a
     reader shows exactly the text either way)."""
@@ -196,137 +206,187 @@ def json_image(entry: Entry) -> str | None:
     return None
 
 
-class _Body:
-    """A feedgen entry extension that writes an item's text and media itself.
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-    feedgen ties the RSS ``description`` to the Atom summary and content: ``summary()``
-    copies its text into the description, and ``description()`` overwrites the Atom
-    content or summary (feedgen/entry.py). Ours differ (plain text in Atom, that text
-    as HTML in RSS), so they are written here. feedgen's enclosure keeps the last
-    one given and writes a missing type as nothing; ours is chosen and complete.
+
+def rfc822(moment: datetime) -> str:
+    """``Mon, 23 Nov 2026 12:00:00 +0000``: an RSS date, in English whatever the locale.
+
+    The fields are those of ``strftime("%a, %d %b %Y %H:%M:%S %z")`` in the C locale, as
+    feedgen wrote them (the year unpadded, as glibc gives it).
     """
+    offset = moment.utcoffset()
+    if offset is None:
+        raise ValueError(f"naive datetime {moment!r}: give a time zone")
+    sign = "-" if offset.days < 0 else "+"
+    offset = abs(offset)
+    minutes, seconds = divmod(offset.seconds, 60)
+    zone = f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+    if seconds or offset.microseconds:
+        zone += f"{seconds:02d}"
+        if offset.microseconds:
+            zone += f".{offset.microseconds:06d}"
+    return (
+        f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} "
+        f"{moment.year} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {zone}"
+    )
 
-    def __init__(self, entry: Entry) -> None:
-        self.entry = entry
 
-    def extend_atom(self, element: Any) -> Any:
-        from lxml import etree
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: give a time zone")
+    return moment
 
-        # feedgen builds Atom elements without a namespace under a root that declares
-        # the default one, so these are un-namespaced too.
-        atom_text(element.find("title"), self.entry.title)
-        if self.entry.summary:
-            atom_text(etree.SubElement(element, "summary"), self.entry.summary)
-        if self.entry.content_html:
-            etree.SubElement(element, "content", type="html").text = self.entry.content_html
-        primary = self.entry.sources[0] if self.entry.sources else None
-        if primary is not None and primary.location.startswith(("http://", "https://")):
-            etree.SubElement(
-                element, "link", rel="via", href=primary.location, title=primary.source
-            )
-        for enclosure in self.entry.enclosures:
-            link = etree.SubElement(element, "link", rel="enclosure", href=enclosure.url)
-            if enclosure.type:
-                link.set("type", enclosure.type)
-            if enclosure.length is not None:
-                link.set("length", str(enclosure.length))
-        return element
 
-    def extend_rss(self, element: Any) -> Any:
-        from lxml import etree
+def _via(entry: Entry) -> Provenance | None:
+    """The primary source, when it has a URL to name (see the module's conventions)."""
+    primary = entry.sources[0] if entry.sources else None
+    if primary is not None and primary.location.startswith(("http://", "https://")):
+        return primary
+    return None
 
-        if self.entry.summary:
-            etree.SubElement(element, "description").text = text_as_html(self.entry.summary)
-        if self.entry.content_html:
-            encoded = etree.SubElement(element, f"{{{CONTENT_NS}}}encoded")
-            encoded.text = self.entry.content_html
-        enclosure = rss_enclosure(self.entry)
+
+def _categories(entry: Entry) -> list[str]:
+    """The topics, then the source's categories that are not also topics."""
+    return list(entry.topics) + [c for c in entry.categories if c not in entry.topics]
+
+
+def _serialise(root: etree._Element) -> bytes:
+    from lxml import etree
+
+    # Two-space indentation: lxml's pretty printing, as feedgen asked for it.
+    document = etree.tostring(
+        etree.ElementTree(root), pretty_print=True, encoding="UTF-8", xml_declaration=True
+    )
+    return bytes(document)
+
+
+# The elements below are in the order feedgen wrote them, which the feeds on subscribers'
+# disks have: another order would show readers every item again as changed. Both
+# functions refuse what feedgen refused, with the same exceptions (a missing title, a
+# naive time, text XML cannot hold). tests/test_render_direct.py pins the bytes.
+
+
+def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+    from lxml import etree  # lazily: a run with nothing new renders nothing
+
+    if not (spec.title and spec.site_url and spec.description):
+        raise ValueError("an RSS channel needs a title, a link and a description")
+    updated = _aware(rss_time(feed_updated(entries, fallback)))
+    sub = etree.SubElement
+    root = etree.Element("rss", version="2.0", nsmap={"atom": ATOM_NS, "content": CONTENT_NS})
+    channel = sub(root, "channel")
+    sub(channel, "title").text = spec.title
+    sub(channel, "link").text = spec.site_url  # the site, not the feed (the self link)
+    sub(channel, "description").text = spec.description
+    sub(channel, f"{{{ATOM_NS}}}link", href=spec.url("rss"), rel="self", type=FEED_TYPES["rss"])
+    sub(channel, "docs").text = RSS_DOCS
+    sub(channel, "generator").text = GENERATOR
+    sub(channel, "language").text = "en"
+    sub(channel, "lastBuildDate").text = rfc822(updated)
+    for entry in entries:
+        if not entry.title:
+            raise ValueError(f"entry {entry.id!r} has no title")
+        item = sub(channel, "item")
+        sub(item, "title").text = entry.title
+        sub(item, "link").text = item_link(spec, entry)
+        if entry.id:
+            # The tag: id, never the link: a link may appear or change when another source
+            # joins the story, and a guid that changes shows readers a duplicate.
+            sub(item, "guid", isPermaLink="false").text = entry.id
+        for term in _categories(entry):
+            sub(item, "category").text = term
+        if entry.published is not None:
+            sub(item, "pubDate").text = rfc822(rss_time(shown_time(entry.published)))
+        via = _via(entry)
+        if via is not None:
+            sub(item, "source", url=via.location).text = via.source
+        if entry.summary:
+            sub(item, "description").text = text_as_html(entry.summary)
+        if entry.content_html:
+            sub(item, f"{{{CONTENT_NS}}}encoded").text = entry.content_html
+        enclosure = rss_enclosure(entry)
         if enclosure is not None:
-            etree.SubElement(
-                element,
+            sub(
+                item,
                 "enclosure",
                 url=enclosure.url,
                 length=str(enclosure.length or 0),
                 type=media_type(enclosure),
             )
-        return element
+    # The same character either way to an XML parser; the hexadecimal reference is
+    # what the RSS Best Practices Profile asks of "<" in text (readers differ in
+    # whether they take a title as HTML).
+    return with_stylesheet(_serialise(root).replace(b"&lt;", b"&#x3C;"))
 
 
-def _generator(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime, extension: str) -> Any:
-    from feedgen.feed import FeedGenerator  # lazily: a run with nothing new renders nothing
+def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+    from lxml import etree  # lazily: a run with nothing new renders nothing
 
     from aggregator import __version__
 
-    feed = FeedGenerator()
-    feed.id(f"tag:{spec.id_authority}:feed:{spec.slug}")
-    feed.title(spec.title)
-    feed.description(spec.description)
-    # The self link first: feedgen makes the last link added the RSS channel <link>,
-    # which must point at the site, not at the feed.
-    feed.link(href=spec.url(extension), rel="self", type=FEED_TYPES[extension])
-    feed.link(href=spec.site_url, rel="alternate")
-    feed.author({"name": spec.author})
-    feed.language("en")
-    feed.generator(GENERATOR, version=__version__)
-    rss = extension == "rss"
-    updated = feed_updated(entries, fallback)
-    feed.updated(rss_time(updated) if rss else updated)
+    feed_id = f"tag:{spec.id_authority}:feed:{spec.slug}"
+    if not spec.title:
+        raise ValueError("an Atom feed needs a title")
+    updated = _aware(feed_updated(entries, fallback))
+    sub = etree.SubElement
+    # The Atom namespace is written as a plain xmlns attribute, so the elements below
+    # are un-namespaced in lxml's tree and serialised without a prefix.
+    root = etree.Element("feed", xmlns=ATOM_NS)
+    root.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    sub(root, "id").text = feed_id
+    sub(root, "title").text = spec.title
+    sub(root, "updated").text = updated.isoformat()
+    if spec.author:
+        sub(sub(root, "author"), "name").text = spec.author
+    sub(root, "link", href=spec.url("atom"), rel="self", type=FEED_TYPES["atom"])
+    sub(root, "link", href=spec.site_url, rel="alternate")
+    sub(root, "generator", version=__version__).text = GENERATOR
+    if spec.description:
+        sub(root, "subtitle").text = spec.description
     for entry in entries:
-        item = feed.add_entry(order="append")
-        item.id(entry.id)
-        # The tag: id, never the link: a link may appear or change when another source
-        # joins the story, and a guid that changes shows readers a duplicate.
-        item.guid(entry.id, permalink=False)
-        item.title(entry.title)
-        # Always an alternate link, so Atom needs no content (RFC 4287 §4.1.1.1).
-        item.link(href=item_link(spec, entry), rel="alternate")
-        # Summary, content and enclosures: see _Body (not feedgen's summary(),
-        # content(), description() or enclosure()).
-        item.register_extension("aggregator", lambda entry=entry: _Body(entry))
+        if not (entry.id and entry.title):
+            raise ValueError(f"entry {entry.id!r} needs an id and a title")
+        element = sub(root, "entry")
+        sub(element, "id").text = entry.id
+        atom_text(sub(element, "title"), entry.title)
+        sub(element, "updated").text = entry_time(entry).isoformat()
         if entry.author:
-            item.author({"name": entry.author})
-        for topic in entry.topics:
-            item.category(term=topic)
-        for category in entry.categories:
-            if category not in entry.topics:
-                item.category(term=category)
-        # Atom names the primary source in a rel="via" link, written by _Body (feedgen
-        # drops an entry link's rel, type and title: feedgen/entry.py atom_entry).
-        primary = entry.sources[0] if entry.sources else None
-        if rss and primary is not None and primary.location.startswith(("http://", "https://")):
-            item.source(url=primary.location, title=primary.source)
-        item.updated(entry_time(entry))
+            sub(sub(element, "author"), "name").text = entry.author
+        # Always an alternate link (rel left implicit), so Atom needs no content
+        # (RFC 4287 §4.1.1.1).
+        sub(element, "link", href=item_link(spec, entry))
+        for term in _categories(entry):
+            sub(element, "category", term=term)
         if entry.published is not None:
-            published = shown_time(entry.published)
-            item.published(rss_time(published) if rss else published)
-    return feed
+            sub(element, "published").text = shown_time(entry.published).isoformat()
+        if entry.summary:
+            atom_text(sub(element, "summary"), entry.summary)
+        if entry.content_html:
+            sub(element, "content", type="html").text = entry.content_html
+        via = _via(entry)
+        if via is not None:
+            sub(element, "link", rel="via", href=via.location, title=via.source)
+        for enclosure in entry.enclosures:
+            link = sub(element, "link", rel="enclosure", href=enclosure.url)
+            if enclosure.type:
+                link.set("type", enclosure.type)
+            if enclosure.length is not None:
+                link.set("length", str(enclosure.length))
+    return with_stylesheet(_serialise(root))
 
 
 def with_stylesheet(document: bytes) -> bytes:
-    """An XML document with the :data:`STYLESHEET` processing instruction before its root.
-
-    feedgen has no way to add one, so it goes into the bytes feedgen returns: right
-    after the XML declaration, where a processing instruction may stand (XML 1.0
-    §2.8, "Misc" in the prolog).
+    """An XML document with the :data:`STYLESHEET` processing instruction before its root:
+    right after the XML declaration, where a processing instruction may stand (XML 1.0
+    §2.8, "Misc" in the prolog), on a line of its own.
     """
     instruction = f'<?xml-stylesheet type="text/xsl" href="{STYLESHEET}"?>'.encode()
     if not document.startswith(b"<?xml "):
         return instruction + b"\n" + document
     end = document.index(b"?>") + len(b"?>")
     return document[:end] + b"\n" + instruction + document[end:]
-
-
-def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
-    document = _generator(spec, entries, fallback, "rss").rss_str(pretty=True)
-    # The same character either way to an XML parser; the hexadecimal reference is
-    # what the RSS Best Practices Profile asks of "<" in text (readers differ in
-    # whether they take a title as HTML).
-    return with_stylesheet(bytes(document).replace(b"&lt;", b"&#x3C;"))
-
-
-def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
-    document = _generator(spec, entries, fallback, "atom").atom_str(pretty=True)
-    return with_stylesheet(bytes(document))
 
 
 def _json_date(published: Published | None) -> str | None:

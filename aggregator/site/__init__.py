@@ -60,14 +60,11 @@ def renderer_fingerprint() -> str:
     """
     from importlib import resources  # with tempfile: 10 ms a run rendering nothing spares
 
-    import feedgen.version
     import jinja2
     from lxml import etree
 
     digest = hashlib.sha256()
-    digest.update(
-        repr([feedgen.version.version_str, jinja2.__version__, etree.LXML_VERSION]).encode()
-    )
+    digest.update(repr([jinja2.__version__, etree.LXML_VERSION]).encode())
     package = resources.files("aggregator")
     sources = [package.joinpath("render.py")]
     sources += [
