@@ -9,13 +9,19 @@ replaced: the previous files stay as they were, and no temporary file is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aggregator.errors import WriteError, os_advice
+
+if TYPE_CHECKING:  # the threads start when something is written
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 TEMPORARY_SUFFIX = ".tmp"
 # tempfile.mkstemp's names: our prefix, eight random characters, our suffix.
@@ -26,25 +32,29 @@ def _temporary_name(path: Path) -> str:
     return f".{path.name}."
 
 
-def _stage(path: Path, data: bytes) -> Path:
-    """``data`` in a new temporary file beside ``path``, on disk (fsync'd)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _open_temporary(path: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``path``: its descriptor and its path."""
     import tempfile  # (and with it random): only when something is written
 
     handle, name = tempfile.mkstemp(
         prefix=_temporary_name(path), suffix=TEMPORARY_SUFFIX, dir=path.parent
     )
-    temporary = Path(name)
+    return handle, Path(name)
+
+
+def _write_all(handle: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(handle, view) :]
+
+
+def _settle(handle: int) -> None:
+    """Make a written temporary file durable and readable by all, and close it."""
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.chmod(0o644)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return temporary
+        os.fchmod(handle, 0o644)
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _unchanged(path: Path, data: bytes) -> bool:
@@ -88,6 +98,94 @@ class Staged:
         self.pending = []
 
 
+# Files made durable at once: an fsync waits on the disk (and the file system's
+# journal), not on the processor, so a few run side by side while the next files are
+# rendered and written.
+SYNC_THREADS = 4
+
+
+class Stager:
+    """Stages files one by one as they are made, each made durable in the background.
+
+    :meth:`add` writes a file's temporary file at once (or notes that the file already
+    holds those bytes) and leaves its fsync to a small pool of threads, so that
+    rendering the next file overlaps the disk's work on the last ones; :meth:`finish`
+    waits for every fsync and hands back the :class:`Staged` set. Any failure, in a
+    write or in an fsync (a full disk often shows only there), raises
+    :class:`WriteError` naming the path at fault; leaving the ``with`` block by an
+    exception removes every temporary file made, as :func:`stage_files` does.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.staged = Staged()
+        self._syncs: list[tuple[Path, Future[None]]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._folders: set[Path] = set()
+
+    def add(self, name: str, data: bytes) -> None:
+        path = self.directory / name
+        try:
+            if _unchanged(path, data):
+                self.staged.unchanged.append(path)
+                return
+            if path.parent not in self._folders:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(path.parent)
+            handle, temporary = _open_temporary(path)
+            self.staged.pending.append((temporary, path))  # removed by discard from now on
+            try:
+                _write_all(handle, data)
+            except BaseException:
+                os.close(handle)
+                raise
+        except OSError as error:
+            raise _fault(path, error) from error
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="aggregator-sync")
+        self._syncs.append((path, self._pool.submit(_settle, handle)))
+
+    def _wait(self) -> None:
+        """Wait for every fsync; the first failure, as WriteError, after all ended."""
+        syncs, self._syncs = self._syncs, []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for path, sync in syncs:
+            error = sync.exception()
+            if isinstance(error, OSError):
+                raise _fault(path, error) from error
+            if error is not None:
+                raise error
+
+    def finish(self) -> Staged:
+        """Every file added, on disk in its temporary file, ready to be installed."""
+        self._wait()
+        return self.staged
+
+    def discard(self) -> None:
+        """Remove every temporary file made (after its fsync ended)."""
+        try:
+            with contextlib.suppress(Exception):  # thrown away: their faults with them
+                self._wait()
+        finally:
+            self.staged.discard()
+
+    def __enter__(self) -> Stager:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if error is not None:
+            self.discard()
+
+
 def stage_files(directory: Path, files: Mapping[str, bytes]) -> Staged:
     """Write every ``name → bytes`` under ``directory`` that changed to a temporary file.
 
@@ -95,21 +193,10 @@ def stage_files(directory: Path, files: Mapping[str, bytes]) -> Staged:
     time). Raises :class:`WriteError` naming the path at fault when any file cannot
     be written; its temporary files are removed then, and nothing was replaced.
     """
-    staged = Staged()
-    try:
+    with Stager(directory) as stager:
         for name, data in files.items():
-            path = directory / name
-            try:
-                if _unchanged(path, data):
-                    staged.unchanged.append(path)
-                else:
-                    staged.pending.append((_stage(path, data), path))
-            except OSError as error:
-                raise _fault(path, error) from error
-    except BaseException:
-        staged.discard()
-        raise
-    return staged
+            stager.add(name, data)
+        return stager.finish()
 
 
 def write_files(directory: Path, files: Mapping[str, bytes]) -> tuple[list[Path], list[Path]]:
@@ -142,7 +229,7 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
     """Delete temporary files a killed run left in ``directory`` or its folders.
 
     Call holding the write lock, when no other run is writing. Only names of our own
-    making (``.<file name>.<8 random characters>.tmp``, see :func:`_stage`) are removed.
+    making (``.<file name>.<8 random characters>.tmp``, see :func:`_open_temporary`) are removed.
     """
     removed: list[Path] = []
     try:

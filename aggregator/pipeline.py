@@ -27,7 +27,7 @@ from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
 from aggregator.lock import write_lock
 from aggregator.model import Entry, Published, SourceEntry
-from aggregator.output import remove_stale_temporaries, stage_files
+from aggregator.output import Stager, remove_stale_temporaries
 from aggregator.site import outputs
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, release_sources
@@ -109,12 +109,18 @@ class Rendered:
     names: tuple[str, ...]
 
 
-def render_files(config: Config, store: StoreType, previous: Manifest | None = None) -> Rendered:
+def render_files(
+    config: Config,
+    store: StoreType,
+    previous: Manifest | None = None,
+    emit: Callable[[str, bytes], None] | None = None,
+) -> Rendered:
     """Render what changed since the files ``previous`` describes (None: every file).
 
     Every feed's entries are read (a query each), but only the feeds, topic pages and
     entry pages whose inputs differ from ``previous`` are rendered (the index too when
     any feed changed): aggregator.site.plan says why the files then equal a full render.
+    ``emit`` is given each file as soon as it is rendered (publish stages it then).
     """
     from aggregator.render import entry_time, render_feed_files
 
@@ -123,18 +129,26 @@ def render_files(config: Config, store: StoreType, previous: Manifest | None = N
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
     specs = feed_specs(config)
     latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
-    from aggregator.site import render_site_files, renderer_fingerprint, site_from_config
+    from aggregator.site import renderer_fingerprint, site_files, site_from_config
     from aggregator.site.plan import changes, manifest_of
 
     manifest = manifest_of(latest, fallback, renderer_fingerprint())
     todo = changes(previous, manifest)
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
     files: dict[str, bytes] = {}
+
+    def made(name: str, data: bytes) -> None:
+        files[name] = data
+        if emit is not None:
+            emit(name, data)
+
     for spec, _ in specs:
         if todo.feed(spec.slug):
-            files.update(render_feed_files(spec, latest[spec.slug], fallback))
+            for name, data in render_feed_files(spec, latest[spec.slug], fallback).items():
+                made(name, data)
     site = site_from_config(config)
-    files.update(render_site_files(site, [spec for spec, _ in specs], latest, todo))
+    for name, data in site_files(site, [spec for spec, _ in specs], latest, todo):
+        made(name, data)
     return Rendered(files, manifest, tuple(names))
 
 
@@ -293,13 +307,20 @@ def publish(
         wanted = rendered_version(config, store)
         staged = None
         if not is_current(config, store, wanted):
-            rendered = render_files(config, store, recorded_manifest(config, store))
-            # This install's token, written into the directory with the files and into
-            # the store after them: the store and the files each know the other is the
-            # one they were written with (a store or a directory restored from a backup,
-            # or written by another setup, is then rendered again in full).
-            token = f"{wanted} {os.urandom(8).hex()}"
-            staged = stage_files(directory, {**rendered.files, TOKEN: token.encode()})
+            # Each file is staged as it is rendered; its fsync runs while the next
+            # ones are rendered (output.Stager).
+            with Stager(directory) as stager:
+                rendered = render_files(
+                    config, store, recorded_manifest(config, store), emit=stager.add
+                )
+                # This install's token, written into the directory with the files and
+                # into the store after them: the store and the files each know the other
+                # is the one they were written with (a store or a directory restored
+                # from a backup, or written by another setup, is then rendered again in
+                # full).
+                token = f"{wanted} {os.urandom(8).hex()}"
+                stager.add(TOKEN, token.encode())
+                staged = stager.finish()
             # What the files will show once installed; trusted only when the rendered
             # key (set after the install) and the directory's token name it.
             store.set_meta(manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}")

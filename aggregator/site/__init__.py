@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aggregator.site import outputs
@@ -30,6 +30,7 @@ __all__ = [
     "render_opml",
     "render_site_files",
     "renderer_fingerprint",
+    "site_files",
     "site_from_config",
     "static_file",
 ]
@@ -124,6 +125,17 @@ def render_site_files(
     feeds' ``max_entries``. Only the files ``changes`` names are rendered (the topic
     pages of its feeds, its entry pages, the index); by default every one.
     """
+    return dict(site_files(site, specs, latest, changes))
+
+
+def site_files(
+    site: Site,
+    specs: Sequence[FeedSpec],
+    latest: Mapping[str, Sequence[Entry]],
+    changes: Changes | None = None,
+) -> Iterator[tuple[str, bytes]]:
+    """:func:`render_site_files`, one ``(name, bytes)`` at a time, as each is rendered
+    (so that a file can be on its way to the disk while the next one is rendered)."""
     from aggregator.site.pages import (
         feeds,
         render_entry,
@@ -136,19 +148,16 @@ def render_site_files(
     changes = EVERYTHING if changes is None else changes
     shown = feeds(site, specs, latest)
     by_slug = {feed.slug: feed for feed in shown}
-    files = {
-        outputs.topic_page(feed.slug): render_topic(site, feed)
-        for feed in shown
-        if changes.feed(feed.slug)
-    }
+    for feed in shown:
+        if changes.feed(feed.slug):
+            yield outputs.topic_page(feed.slug), render_topic(site, feed)
     for entry in unique_entries(shown):
         if changes.entry(entry.id):
-            files[outputs.entry_file(entry.id)] = render_entry(site, entry, by_slug)
+            yield outputs.entry_file(entry.id), render_entry(site, entry, by_slug)
     if changes.everything:
-        files[outputs.OPML] = render_opml(site, specs)
+        yield outputs.OPML, render_opml(site, specs)
     if changes.index:
-        files[outputs.INDEX] = render_index(site, shown, LATEST_ON_INDEX)
+        yield outputs.INDEX, render_index(site, shown, LATEST_ON_INDEX)
     if changes.everything:
         for name in outputs.STATIC_FILES:
-            files[name] = static_file(name)
-    return files
+            yield name, static_file(name)
