@@ -68,6 +68,9 @@ _ADVICE = {
     errno.EEXIST: "a file is in the way where a directory is needed; move it or choose "
     "another place in the config",
     errno.EISDIR: "a directory is in the way where a file is needed; move it",
+    errno.EMFILE: "too many open files for this process; raise its limit (ulimit -n, "
+    "LimitNOFILE=) and run again",
+    errno.ENFILE: "too many open files on this machine; close some programs and run again",
 }
 
 

@@ -122,8 +122,10 @@ class Ingest:
         if waiting:
             import asyncio
 
-            # The parser workers start on another core while the first answers come.
-            self.sandbox.warm()
+            # The parser workers start on another core while the first answers come
+            # (saved pages of a named layout are read without them).
+            if any(sources[i].kind in (None, "feed") for i in waiting):
+                self.sandbox.warm()
             read = asyncio.run(self._all([sources[i] for i in waiting]))
             for i, outcome in zip(waiting, read, strict=True):
                 outcomes[i] = outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ class Staged:
 # journal), not on the processor, so a few run side by side while the next files are
 # rendered and written.
 SYNC_THREADS = 4
+MAX_WAITING = 32  # files written and waiting for their fsync, each holding a descriptor
 
 
 class Stager:
@@ -122,6 +124,7 @@ class Stager:
         self._syncs: list[tuple[Path, Future[None]]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._folders: set[Path] = set()
+        self._waiting = threading.BoundedSemaphore(MAX_WAITING)
 
     def add(self, name: str, data: bytes) -> None:
         path = self.directory / name
@@ -132,20 +135,39 @@ class Stager:
             if path.parent not in self._folders:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._folders.add(path.parent)
-            handle, temporary = _open_temporary(path)
-            self.staged.pending.append((temporary, path))  # removed by discard from now on
-            try:
-                _write_all(handle, data)
-            except BaseException:
-                os.close(handle)
-                raise
         except OSError as error:
             raise _fault(path, error) from error
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
+        # A file waiting for its fsync holds a descriptor: so many wait at most, however
+        # much quicker rendering is than the disk.
+        self._waiting.acquire()
+        try:
+            handle, temporary = _open_temporary(path)
+        except BaseException as error:
+            self._waiting.release()
+            if isinstance(error, OSError):
+                raise _fault(path, error) from error
+            raise
+        self.staged.pending.append((temporary, path))  # removed by discard from now on
+        try:
+            _write_all(handle, data)
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="aggregator-sync")
-        self._syncs.append((path, self._pool.submit(_settle, handle)))
+                self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="aggregator-sync")
+        except BaseException as error:
+            os.close(handle)
+            self._waiting.release()
+            if isinstance(error, OSError):
+                raise _fault(path, error) from error
+            raise
+        # From here the descriptor is the pool's to close (_settle).
+        self._syncs.append((path, self._pool.submit(self._settle, handle)))
+
+    def _settle(self, handle: int) -> None:
+        try:
+            _settle(handle)
+        finally:
+            self._waiting.release()
 
     def _wait(self) -> None:
         """Wait for every fsync; the first failure, as WriteError, after all ended."""

@@ -27,7 +27,7 @@ from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
 from aggregator.lock import write_lock
 from aggregator.model import Entry, Published, SourceEntry
-from aggregator.output import Stager, remove_stale_temporaries
+from aggregator.output import Staged, Stager, remove_stale_temporaries
 from aggregator.site import outputs
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, release_sources
@@ -302,28 +302,34 @@ def publish(
     # a crash between the two leaves the files a version behind, which the next run
     # sees (is_current) and catches up.
     rendered: Rendered | None = None
-    with store.transaction():
-        report, _ = apply(config, store, states, outcomes, now)
-        wanted = rendered_version(config, store)
-        staged = None
-        if not is_current(config, store, wanted):
-            # Each file is staged as it is rendered; its fsync runs while the next
-            # ones are rendered (output.Stager).
-            with Stager(directory) as stager:
-                rendered = render_files(
-                    config, store, recorded_manifest(config, store), emit=stager.add
-                )
-                # This install's token, written into the directory with the files and
-                # into the store after them: the store and the files each know the other
-                # is the one they were written with (a store or a directory restored
-                # from a backup, or written by another setup, is then rendered again in
-                # full).
-                token = f"{wanted} {os.urandom(8).hex()}"
-                stager.add(TOKEN, token.encode())
-                staged = stager.finish()
-            # What the files will show once installed; trusted only when the rendered
-            # key (set after the install) and the directory's token name it.
-            store.set_meta(manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}")
+    staged: Staged | None = None
+    try:
+        with store.transaction():
+            report, _ = apply(config, store, states, outcomes, now)
+            wanted = rendered_version(config, store)
+            if not is_current(config, store, wanted):
+                # Each file is staged as it is rendered; its fsync runs while the next
+                # ones are rendered (output.Stager).
+                with Stager(directory) as stager:
+                    rendered = render_files(
+                        config, store, recorded_manifest(config, store), emit=stager.add
+                    )
+                    # This install's token, written into the directory with the files and
+                    # into the store after them: the store and the files each know the other
+                    # is the one they were written with (a store or a directory restored
+                    # from a backup, or written by another setup, is then rendered again in
+                    # full).
+                    token = f"{wanted} {os.urandom(8).hex()}"
+                    stager.add(TOKEN, token.encode())
+                    staged = stager.finish()
+                # What the files will show once installed; trusted only when the rendered
+                # key (set after the install) and the directory's token name it.
+                store.set_meta(manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}")
+    except BaseException:
+        # The store kept nothing of this run (rolled back): neither do the files.
+        if staged is not None:
+            staged.discard()
+        raise
     if staged is None or rendered is None:
         written, unchanged = [], [directory / name for name in expected_files(config)]
     else:

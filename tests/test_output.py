@@ -58,3 +58,39 @@ def test_a_failure_midway_removes_every_temporary_file(tmp_path: Path) -> None:
             stager.add(f"page-{i}.html", b"x" * 5000)
         stager.add("taken/page.html", b"y")
     assert sorted(p.name for p in directory.iterdir()) == ["taken"]
+
+
+def test_files_waiting_for_their_fsync_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However much quicker rendering is than the disk, at most MAX_WAITING descriptors
+    are held for files waiting for their fsync."""
+    import threading
+
+    from aggregator import output
+
+    gate = threading.Event()
+    most = 0
+    real = output._settle
+
+    def slow_settle(handle: int) -> None:
+        gate.wait(timeout=10)
+        real(handle)
+
+    def count_open() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    baseline = count_open()
+    monkeypatch.setattr(output, "_settle", slow_settle)  # a disk slower than rendering
+    with Stager(tmp_path) as stager:
+        opener = threading.Timer(1.0, gate.set)
+        opener.start()
+        for i in range(output.MAX_WAITING * 3):
+            stager.add(f"page-{i}.html", b"x")
+            most = max(most, count_open() - baseline)
+        staged = stager.finish()
+    assert len(staged.pending) == output.MAX_WAITING * 3
+    # The pool's threads and the descriptors waiting: never the whole run's files.
+    assert most <= output.MAX_WAITING + 2
+    assert count_open() <= baseline + 1
+    staged.install()

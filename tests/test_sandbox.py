@@ -86,3 +86,44 @@ def test_a_worker_killed_by_a_timeout_is_replaced_after_a_warm_start() -> None:
         box.timeout = 20
         assert len(box.parse(RSS, url="https://feeds.example/ok", name="ok").entries) == 3
         assert len(box._all) == 1
+
+
+def test_closing_stops_the_parse_in_flight_and_the_ones_waiting() -> None:
+    """close() (serve's shutdown) stops a parse in flight and wakes the parses waiting
+    for a worker: each is its source's one-line error, at once, and no worker is left."""
+    import os
+    import signal
+    import threading
+    import time
+
+    box = Sandbox(workers=1, timeout=60)
+    box.warm()
+    assert box._warming is not None
+    box._warming.join(timeout=30)
+    # The one worker is stopped by a signal: a parse sent to it stays in flight.
+    os.kill(box._all[0].process.pid, signal.SIGSTOP)
+    errors: list[str] = []
+
+    def parse(name: str) -> None:
+        try:
+            box.parse(RSS, url=f"https://feeds.example/{name}", name=name)
+        except SourceError as error:
+            errors.append(error.message)
+
+    threads = [threading.Thread(target=parse, args=(f"source {i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # one parse in flight, three waiting for the worker
+    assert errors == []
+    started = time.monotonic()
+    box.close()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert time.monotonic() - started < 5
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == ["not parsed: the parser workers were stopped"] * 4
+    assert box._all == []
+    # After the close, a parse starts nothing.
+    with pytest.raises(SourceError, match="the parser workers were stopped"):
+        box.parse(RSS, url="https://feeds.example/late", name="late")
+    assert box._all == []

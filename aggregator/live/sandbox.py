@@ -17,7 +17,6 @@ answers arrive.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,9 +37,6 @@ log = logging.getLogger("aggregator")
 
 # What the fork server imports once, so that each worker it forks has it already.
 PRELOAD = ["aggregator.live.feedparse", "lxml.etree"]
-# How long a parse waits for a worker being started ahead before starting its own.
-WARM_WAIT = 5.0
-
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY = 1 << 30  # bytes of address space per worker
 
@@ -48,6 +44,11 @@ DEFAULT_MEMORY = 1 << 30  # bytes of address space per worker
 def _serve(conn: Connection, memory: int) -> None:
     """A worker's loop: parse what arrives, send back the document or the error."""
     import resource
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the main process stops the
+    # workers itself (close), so they neither stop halfway nor print a traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from aggregator.live.document import pack
     from aggregator.live.feedparse import parse_feed
@@ -101,8 +102,18 @@ class _Worker:
         self.process.join(timeout=5)
 
 
+class _Closed(Exception):
+    """The sandbox was closed: no document is parsed any more."""
+
+
 class Sandbox:
-    """A pool of parser processes; :meth:`parse` is safe to call from many threads."""
+    """A pool of parser processes; :meth:`parse` is safe to call from many threads.
+
+    At most ``size`` workers run. A parse takes an idle worker, else starts one while
+    fewer than ``size`` are started (or being started ahead, :meth:`warm`), else waits
+    for one to come back; one condition wakes every waiter when a worker comes back,
+    one fails to start, or the sandbox closes.
+    """
 
     def __init__(
         self, workers: int = 2, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY
@@ -111,40 +122,56 @@ class Sandbox:
         self.timeout = timeout
         self.memory = memory
         self._context: ForkServerContext | None = None  # made with the first worker
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self._started = 0
-        self._all: list[_Worker] = []
         self._lock = threading.Lock()
-        self._slots = threading.Semaphore(self.size)
+        self._changed = threading.Condition(self._lock)
+        self._idle: list[_Worker] = []
+        self._started = 0  # workers running or being started
+        self._all: list[_Worker] = []
         self._warming: threading.Thread | None = None
         self._closed = False
 
     def _take(self) -> _Worker:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            start = self._started < self.size
-            if start:
-                self._started += 1
-        if not start:
-            # Every worker is started or being started ahead (warm), and the slot this
-            # thread holds means one of them is not in use: it is on its way.
-            try:
-                return self._idle.get(timeout=WARM_WAIT)
-            except queue.Empty:
-                with self._lock:
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise _Closed
+                if self._idle:
+                    return self._idle.pop()
+                if self._started < self.size:
                     self._started += 1
+                    break
+                self._changed.wait()
+        return self._start_one()
+
+    def _start_one(self) -> _Worker:
+        """A new worker, counted in ``_started`` already (the count is given back when
+        it cannot start, or the sandbox closed meanwhile)."""
         try:
             worker = _Worker(self._forkserver(), self.memory)
         except BaseException:
-            with self._lock:
+            with self._changed:
                 self._started -= 1
+                self._changed.notify_all()
             raise
-        with self._lock:
-            self._all.append(worker)
+        with self._changed:
+            closed = self._closed
+            if not closed:
+                self._all.append(worker)
+        if closed:
+            worker.stop()
+            raise _Closed
         return worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._changed:
+            if self._closed:
+                closed = True
+            else:
+                closed = False
+                self._idle.append(worker)
+                self._changed.notify()
+        if closed:
+            worker.stop()
 
     def _forkserver(self) -> ForkServerContext:
         with self._lock:
@@ -173,31 +200,26 @@ class Sandbox:
 
     def _start_workers(self) -> None:
         while True:
-            with self._lock:
+            with self._changed:
                 if self._closed or self._started >= self.size:
                     return
                 self._started += 1
             try:
-                worker = _Worker(self._forkserver(), self.memory)
+                worker = self._start_one()
+            except _Closed:
+                return
             except Exception:  # left to be started on demand, where its error shows
-                with self._lock:
-                    self._started -= 1
                 log.debug("starting a parser worker ahead failed", exc_info=True)
                 return
-            with self._lock:
-                closed = self._closed
-                if not closed:
-                    self._all.append(worker)
-            if closed:
-                worker.stop()
-                return
-            self._idle.put(worker)
+            self._give_back(worker)
 
     def _discard(self, worker: _Worker) -> None:
         worker.stop()
-        with self._lock:
-            self._all.remove(worker)
-            self._started -= 1
+        with self._changed:
+            if worker in self._all:  # not when close() took it (and stopped it) first
+                self._all.remove(worker)
+                self._started -= 1
+                self._changed.notify_all()
 
     def parse(
         self,
@@ -215,23 +237,32 @@ class Sandbox:
         bounds what is pickled back from the worker (about 25 ms for 1,000 entries);
         items whose digests are in ``known`` are not cleaned and do not come back.
         """
-        with self._slots:
+        try:
             worker = self._take()
-            try:
-                worker.conn.send((data, url, name, content_type, max_entries, known))
-                if not worker.conn.poll(self.timeout):
-                    self._discard(worker)
-                    raise SourceError(
-                        name, url, f"parsing took longer than {self.timeout:g} s; stopped"
-                    )
+        except _Closed:
+            raise SourceError(name, url, "not parsed: the parser workers were stopped") from None
+        try:
+            worker.conn.send((data, url, name, content_type, max_entries, known))
+            answered = worker.conn.poll(self.timeout)
+            if answered:
                 status, value = worker.conn.recv()
-            except (EOFError, OSError) as error:
-                code = worker.process.exitcode
-                self._discard(worker)
+        except (EOFError, OSError) as error:
+            code = worker.process.exitcode
+            self._discard(worker)
+            if self._closed:
                 raise SourceError(
-                    name, url, f"parser process died (exit code {code}); document refused"
+                    name, url, "not parsed: the parser workers were stopped"
                 ) from error
-            self._idle.put(worker)
+            raise SourceError(
+                name, url, f"parser process died (exit code {code}); document refused"
+            ) from error
+        except BaseException:
+            self._discard(worker)  # a worker in an unknown state is not reused
+            raise
+        if not answered:
+            self._discard(worker)
+            raise SourceError(name, url, f"parsing took longer than {self.timeout:g} s; stopped")
+        self._give_back(worker)
         if status == "error":
             raise SourceError(name, url, str(value))
         from aggregator.live.document import unpack
@@ -239,9 +270,11 @@ class Sandbox:
         return unpack(value)
 
     def close(self) -> None:
-        with self._lock:
+        with self._changed:
             self._closed = True
             workers, self._all = self._all, []
+            self._idle = []
+            self._changed.notify_all()  # waiting parses give up
         for worker in workers:
             worker.stop()
 
