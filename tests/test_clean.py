@@ -258,3 +258,21 @@ def test_such_an_item_costs_its_date_and_link_not_the_feed() -> None:
     odd, fine = document.entries
     assert odd.title == "Odd zone, broken link" and odd.link is None
     assert fine.link == "https://x.example/2"
+
+
+def test_relative_urls_resolve_against_each_callers_own_base_in_many_threads() -> None:
+    """The sanitiser is configured once and shared; the base URL it resolves against is
+    the calling thread's own, so parses in parallel threads never mix their bases."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int) -> tuple[int, str]:
+        base = f"https://site{index}.example/news/"
+        return index, sanitize_html('<a href="story.html">s</a><img src="/i.png">', base)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, [i % 50 for i in range(2000)]))
+    for index, cleaned in results:
+        assert f'href="https://site{index}.example/news/story.html"' in cleaned
+        assert f'src="https://site{index}.example/i.png"' in cleaned
+    # Without a base, relative URLs are dropped, whatever other threads resolved.
+    assert "href" not in sanitize_html('<a href="story.html">s</a>')
