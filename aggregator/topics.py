@@ -20,6 +20,7 @@ server's ad-hoc filter alike.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,8 +36,18 @@ CATEGORY_SEPARATOR = " | "
 
 def term_pattern(term: str) -> re.Pattern[str]:
     """A whole-word, case-insensitive match of ``term`` (spaces match any whitespace)."""
-    words = r"\s+".join(re.escape(word) for word in fold(term).split())
-    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+    return re.compile(rf"(?<!\w){_words(term)}(?!\w)", re.IGNORECASE)
+
+
+def any_term_pattern(terms: Sequence[str]) -> re.Pattern[str]:
+    """What finds a match wherever one of the terms' :func:`term_pattern` does (and only
+    there): one search for all of them instead of one each."""
+    either = "|".join(_words(term) for term in terms)
+    return re.compile(rf"(?<!\w)(?:{either})(?!\w)", re.IGNORECASE)
+
+
+def _words(term: str) -> str:
+    return r"\s+".join(re.escape(word) for word in fold(term).split())
 
 
 def fields_of(title: str, summary: str, categories: Sequence[str] = ()) -> dict[str, str]:
@@ -88,6 +99,11 @@ class Rule:
     key: str
     fields: tuple[str, ...]
     checks: tuple[tuple[str, Pattern], ...]
+    # The first ``terms`` checks are terms; ``any_term`` finds a match where one of them
+    # does (any_term_pattern), so that a text none of them is in is searched once, not
+    # once per term. None when there are fewer than two terms.
+    terms: int = 0
+    any_term: re.Pattern[str] | None = None
 
     @classmethod
     def from_config(cls, config: RuleConfig, *, label: str = "") -> Rule:
@@ -97,11 +113,20 @@ class Rule:
         checks += [
             (f"{label}pattern {pattern!r}", compile_pattern(pattern)) for pattern in config.patterns
         ]
-        return cls(config.key, config.fields, tuple(checks))
+        terms = len(config.terms)
+        any_term = any_term_pattern(config.terms) if terms > 1 else None
+        return cls(config.key, config.fields, tuple(checks), terms, any_term)
 
     def find(self, texts: Mapping[str, str]) -> tuple[str, str, str] | None:
         """(rule, field, words) of the first match, or None."""
-        for label, pattern in self.checks:
+        checks = self.checks
+        if (any_term := self.any_term) is not None:
+            for field in self.fields:
+                if any_term.search(texts.get(field, "")):
+                    break
+            else:  # no term is in any field: only the patterns may match
+                checks = checks[self.terms :]
+        for label, pattern in checks:
             for field in self.fields:
                 if found := pattern.search(texts.get(field, "")):
                     return label, field, found.group()
@@ -116,6 +141,11 @@ class Topic:
     rules: tuple[Rule, ...]
     exclusions: Rule | None = None
     sources: tuple[str, ...] = ()  # names of the sources whose stories all belong here
+    # The verdict on most stories, made once: a Verdict is frozen, so one can be shared.
+    unmatched: Verdict = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unmatched", Verdict(self.slug, False))
 
     @classmethod
     def from_config(cls, config: TopicConfig, sources: Sequence[str] = ()) -> Topic:
@@ -144,7 +174,7 @@ class Topic:
         for rule in self.rules:
             if found := rule.find(texts):
                 return Verdict(self.slug, True, *found, key=rule.key)
-        return Verdict(self.slug, False)
+        return self.unmatched
 
     def judge_entry(self, entry: Entry) -> Verdict:
         return self.judge(entry_fields(entry), (p.source for p in entry.sources), folded=True)

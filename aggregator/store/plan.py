@@ -9,13 +9,18 @@ merge policy cannot drift between SQLite and PostgreSQL. Pure: no I/O, ``now`` p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
+from operator import attrgetter
 
 from aggregator.dedupe import choose, merge_into, new_entry
 from aggregator.model import Entry, Provenance, Published, SourceEntry
 from aggregator.text import title_key
+
+# An entry's fields but when it was last seen and where: what a merge may change that
+# makes a stored story "changed" (rewritten, judged again) rather than only seen again.
+_STORY = attrgetter(*(f.name for f in fields(Entry) if f.name not in ("last_seen", "sources")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,10 @@ class MergePlan:
     changed: tuple[Entry, ...]  # stored stories whose text, date or media changed
     seen: tuple[str, ...]  # ids of stored stories only seen again (last_seen moves)
     sightings: tuple[tuple[str, Provenance], ...]  # (entry id, where it was read)
+    # The title key (aggregator.text.title_key) of each inserted entry's title, by id, so
+    # that the writer need not compute it again. (Not of a changed one: its stored title
+    # is rekeyed as it always was, should the key's rules have changed since.)
+    title_keys: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def report(self) -> IngestReport:
@@ -51,29 +60,44 @@ def plan_merge(
     authority: str,
     zone: tzinfo,
     now: datetime,
+    keys: Sequence[str] | None = None,
 ) -> MergePlan:
-    """Merge ``items`` into ``stored`` (stored entries by title key, without sources)."""
+    """Merge ``items`` into ``stored`` (stored entries by title key, without sources).
+
+    ``keys``: each item's title key, when the caller has them already.
+    """
+    if keys is None:
+        keys = [title_key(item.title) for item in items]
     candidates_by_key = {key: list(entries) for key, entries in stored.items()}
     inserted: dict[str, Entry] = {}
     changed: dict[str, Entry] = {}
+    title_keys: dict[str, str] = {}
     seen: set[str] = set()
     sightings: list[tuple[str, Provenance]] = []
-    for item in items:
-        candidates = candidates_by_key.setdefault(title_key(item.title), [])
+    for item, key in zip(items, keys, strict=True):
+        candidates = candidates_by_key.get(key)
+        if candidates is None:  # the usual case in a large run: a title not seen before
+            entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
+            candidates_by_key[key] = [entry]
+            inserted[entry.id] = entry
+            title_keys[entry.id] = key
+            sightings.append((entry.id, item.provenance))
+            continue
         found = choose(candidates, item, zone)
         if found is None:
-            entry = new_entry(item, authority=authority, zone=zone, now=now)
+            entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
             # Same title and day already stored under this id: the same story.
             found = next((c for c in candidates if c.id == entry.id), None)
         if found is None:
             inserted[entry.id] = entry
+            title_keys[entry.id] = key
             candidates.append(entry)
         else:
             entry = merge_into(found, item, now)
             candidates[candidates.index(found)] = entry
             if entry.id in inserted:
                 inserted[entry.id] = entry
-            elif replace(entry, last_seen=found.last_seen, sources=found.sources) != found:
+            elif _STORY(entry) != _STORY(found):
                 changed[entry.id] = entry
             else:
                 seen.add(entry.id)
@@ -83,16 +107,38 @@ def plan_merge(
         tuple(changed.values()),
         tuple(sorted(seen - changed.keys())),
         tuple(sightings),
+        title_keys,
     )
 
 
 def sort_key(published: Published | None, first_seen: datetime) -> str:
     """Dated entries by the instant feeds show (UTC ISO), undated ones after all of them."""
     if published is None:
-        return "0 " + first_seen.astimezone(UTC).isoformat()
-    from aggregator.render import shown_time
+        return "0 " + utc_iso(first_seen)
+    if published.instant is not None:
+        return utc_iso(published.instant)
+    return utc_iso(_shown_time()(published))
 
-    return shown_time(published).astimezone(UTC).isoformat()
+
+def utc_iso(when: datetime) -> str:
+    """``when.astimezone(UTC).isoformat()``, without the conversion when ``when`` is UTC
+    already (any offset of zero prints as "+00:00")."""
+    if when.utcoffset() == _ZERO:
+        return when.isoformat()
+    return when.astimezone(UTC).isoformat()
+
+
+_ZERO = timedelta(0)
+_shown: list[Callable[[Published], datetime]] = []
+
+
+def _shown_time() -> Callable[[Published], datetime]:
+    """aggregator.render.shown_time, imported when first needed (render is heavy)."""
+    if not _shown:
+        from aggregator.render import shown_time
+
+        _shown.append(shown_time)
+    return _shown[0]
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime | None:

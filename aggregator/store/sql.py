@@ -30,6 +30,7 @@ ROW_COLUMNS = (
     "title, title_key, published, summary, content_html, link, author, "
     "categories, enclosures, words, first_seen, last_seen, sort_key, id"
 )
+ZERO = timedelta(0)
 CHUNK = 500  # ids or title keys per IN (...) lookup
 INSERT_ROWS = 500  # new entries per INSERT statement (fewer when parameters are limited)
 
@@ -78,12 +79,33 @@ def _entry(row: Sequence[Any], sources: Sequence[Provenance], topics: Sequence[s
     )
 
 
-def _row(entry: Entry) -> tuple[Any, ...]:
-    """An entry's column values, in :data:`ROW_COLUMNS` order."""
+def _row(
+    entry: Entry, key: str | None = None, now: datetime | None = None, stamp: str = ""
+) -> tuple[Any, ...]:
+    """An entry's column values, in :data:`ROW_COLUMNS` order.
+
+    ``key`` is the entry's title key when the caller knows it; ``stamp`` is
+    ``now.isoformat()``, the text of a first or last seen that is ``now`` itself (as
+    both are in a new entry): each written once per run rather than twice per entry.
+    """
+    if now is not None and not stamp:
+        stamp = now.isoformat()
+    published = entry.published
+    first_seen = entry.first_seen
+    last_seen = entry.last_seen
+    if published is None:
+        published_text = None
+        order = sort_key(published, first_seen)
+    else:
+        published_text = published.isoformat()
+        instant = published.instant
+        # An instant in UTC is its own sort key: the same text, not computed twice.
+        zero = instant is not None and instant.utcoffset() == ZERO
+        order = published_text if zero else sort_key(published, first_seen)
     return (
         entry.title,
-        title_key(entry.title),
-        None if entry.published is None else entry.published.isoformat(),
+        title_key(entry.title) if key is None else key,
+        published_text,
         entry.summary,
         entry.content_html,
         entry.link,
@@ -91,9 +113,9 @@ def _row(entry: Entry) -> tuple[Any, ...]:
         json.dumps(list(entry.categories), ensure_ascii=False) if entry.categories else "[]",
         _enclosures_json(entry.enclosures) if entry.enclosures else "[]",
         entry_words(entry.title, entry.summary, entry.categories),
-        entry.first_seen.isoformat(),
-        entry.last_seen.isoformat(),
-        sort_key(entry.published, entry.first_seen),
+        stamp if first_seen is now else first_seen.isoformat(),
+        stamp if last_seen is now else last_seen.isoformat(),
+        order,
         entry.id,
     )
 
@@ -229,8 +251,9 @@ class SQLStore:
         Returns counts, and the entries that are new or whose text changed (their
         topics need judging).
         """
-        stored = self._candidates({title_key(item.title) for item in items})
-        plan = plan_merge(items, stored, authority=authority, zone=zone, now=now)
+        keys = [title_key(item.title) for item in items]  # once each: plan and rows use them
+        stored = self._candidates(set(keys))
+        plan = plan_merge(items, stored, authority=authority, zone=zone, now=now, keys=keys)
         resighted = self._resighted(plan)
         self.apply_plan(plan, now)
         # New stories carry every source they were read from; a stored one that changed,
@@ -287,7 +310,8 @@ class SQLStore:
         # each statement that writes the search index (through the entries_search_insert
         # trigger) makes FTS5 flush its pending terms to a new segment, and merge them:
         # 150 µs an entry one at a time, 50 µs at 500 a statement.
-        rows = [_row(e) for e in plan.inserted]
+        keys = plan.title_keys
+        rows = [_row(e, keys.get(e.id), now, stamp) for e in plan.inserted]
         per = max(1, min(INSERT_ROWS, self._max_parameters() // 14))
         one = f"({','.join('?' * 14)})"
         for start in range(0, len(rows), per):
@@ -296,7 +320,7 @@ class SQLStore:
                 f"INSERT INTO entries ({ROW_COLUMNS}) VALUES {','.join([one] * len(part))}",
                 [value for row in part for value in row],
             )
-        rows = [_row(e) for e in plan.changed]
+        rows = [_row(e, None, now, stamp) for e in plan.changed]
         self._executemany(
             "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
             "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, words = ?, "

