@@ -65,7 +65,7 @@ def judge(entries: Iterable[Entry], topics: Sequence[Topic]) -> list[Entry]:
         fields = entry_fields(entry)  # folded once for every topic
         sources = tuple(p.source for p in entry.sources)
         chosen = tuple(t.slug for t in topics if t.judge(fields, sources, folded=True).matched)
-        judged.append(dataclasses.replace(entry, topics=chosen))
+        judged.append(entry.labelled(chosen))
     return judged
 
 

@@ -9,6 +9,7 @@ replaced, over texts and dates chosen to reach its edges.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import random
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -265,3 +266,15 @@ def test_rows_are_the_same_with_what_the_writer_knows_given() -> None:
     old = dataclasses.replace(plan.inserted[0], first_seen=NOW)
     assert _row(old, None, later, stamp) == _row(old)
     assert _row(plan.inserted[0], None, later) == _row(plan.inserted[0])
+
+
+def test_labelling_keeps_every_other_field() -> None:
+    first, *others = items()
+    entry = new_entry(first, authority=AUTHORITY, zone=BRUSSELS, now=NOW)
+    for other in others:
+        entry = merge_into(entry, other, NOW + timedelta(hours=1))
+        labelled = entry.labelled(("ukraine", "deterrence"))
+        assert labelled == dataclasses.replace(entry, topics=("ukraine", "deterrence"))
+    # Entry.labelled names every field of Entry: a new field would be lost otherwise.
+    source = inspect.getsource(Entry.labelled)
+    assert all(f"{f.name}=" in source for f in dataclasses.fields(Entry))
