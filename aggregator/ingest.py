@@ -15,7 +15,7 @@ that changed, the items that are the same as in its last read (by digest, see
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -93,6 +93,7 @@ class Ingest:
         *,
         skip_fresh: bool = False,
         force: bool = False,
+        on_document: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -105,6 +106,9 @@ class Ingest:
         # (``aggregator run --force``).
         self.force = force
         self._pruned: datetime | None = None
+        # Called once, when the first document to parse has come (something may then
+        # be rendered: the publish can get ready meanwhile).
+        self._on_document = on_document
         if state.store is not None and (pruned := state.store.meta("pruned")):
             self._pruned = datetime.fromisoformat(pruned)
 
@@ -251,6 +255,9 @@ class Ingest:
             self.state.put(key, replace(state, fresh_until=max_age))
             return Outcome(source, (), note="not modified", not_modified=True, not_before=max_age)
         unchanged = 0
+        if self._on_document is not None:
+            hook, self._on_document = self._on_document, None
+            hook()
         try:
             if source.kind in (None, "feed"):
                 document = await asyncio.to_thread(

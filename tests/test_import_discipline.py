@@ -180,3 +180,27 @@ def test_a_parser_worker_starts_without_feedparser(tmp_path: Path) -> None:
     (fast, slow), modules = _modules(script, cwd=tmp_path)
     assert _loaded(modules, ("feedparser",)) == []
     assert (fast, slow) == (False, True)
+
+
+def test_a_run_whose_feeds_answer_304_loads_no_renderer(tmp_path: Path, feedserver: Server) -> None:
+    """The renderers are loaded ahead (pipeline._Ready) only once a document comes: a run
+    whose every feed answers 304 (asked with --force though fresh) loads none."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[store]\npath = '{tmp_path / 'store.sqlite3'}'\n"
+        f"[feeds]\ndirectory = '{tmp_path / 'feeds'}'\n\n"
+        f"[[sources]]\nname = 'nato'\nurl = '{feedserver.base}/feeds/rss20.xml'\n",
+        "utf-8",
+    )
+    assert main(["--config", str(config), "-q", "run"]) == 0
+    asked = len(feedserver.log)
+    script = (
+        "import json, sys\n"
+        "from aggregator.cli import main\n"
+        "status = main(['--config', sys.argv[1], '-q', 'run', '--force'])\n"
+        "print(json.dumps([status, sorted(sys.modules)]))\n"
+    )
+    status, modules = _modules(script, str(config), cwd=tmp_path)
+    assert status == 0
+    assert len(feedserver.log) == asked + 1  # asked again, and it said 304
+    assert _loaded(modules, ("jinja2", "aggregator.site.pages", "aggregator.render")) == []
