@@ -57,6 +57,19 @@ def test_fast_path_gives_what_feedparser_gives(name: str, url: str) -> None:
         pytest.param(
             PLAIN.replace(b"</channel>", b"<item><title>unclosed</channel>"), id="malformed"
         ),
+        pytest.param(
+            PLAIN.replace(b"<title>", b'<title xml:base="https://x.org/">', 2),
+            id="xml:base deep",
+        ),
+        pytest.param(
+            PLAIN.replace(b"</item>", b"<?render fast?></item>", 1), id="processing instruction"
+        ),
+        pytest.param(
+            PLAIN.replace(b"<rss ", b'<!DOCTYPE rss [<!ENTITY n "NATO">]>\n<rss ', 1).replace(
+                b"</title>", b" &n;</title>", 2
+            ),
+            id="entity",
+        ),
         pytest.param((FEEDS / "atom10.xml").read_bytes(), id="atom"),
         pytest.param((FEEDS / "rss091.xml").read_bytes(), id="rss 0.91"),
     ],
