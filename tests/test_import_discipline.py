@@ -82,10 +82,9 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules for n in names if m == n or m.startswith(n + "."))
 
 
-def test_a_run_with_every_source_fresh_imports_no_reader(
-    tmp_path: Path, feedserver: Server
-) -> None:
-    # rss20.xml says <ttl>60</ttl>: fresh for an hour after the first run reads it.
+def _read_once(tmp_path: Path, feedserver: Server) -> Path:
+    """A config with one feed (rss20.xml, whose <ttl> keeps it fresh for an hour), run
+    once: the feed is read and stored."""
     config = tmp_path / "config.toml"
     config.write_text(
         f"[store]\npath = '{tmp_path / 'store.sqlite3'}'\n"
@@ -94,6 +93,13 @@ def test_a_run_with_every_source_fresh_imports_no_reader(
         "utf-8",
     )
     assert main(["--config", str(config), "-q", "run"]) == 0
+    return config
+
+
+def test_a_run_with_every_source_fresh_imports_no_reader(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    config = _read_once(tmp_path, feedserver)
     asked = len(feedserver.log)
     script = (
         "import json, sys\n"
@@ -185,14 +191,7 @@ def test_a_parser_worker_starts_without_feedparser(tmp_path: Path) -> None:
 def test_a_run_whose_feeds_answer_304_loads_no_renderer(tmp_path: Path, feedserver: Server) -> None:
     """The renderers are loaded ahead (pipeline._Ready) only once a document comes: a run
     whose every feed answers 304 (asked with --force though fresh) loads none."""
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"[store]\npath = '{tmp_path / 'store.sqlite3'}'\n"
-        f"[feeds]\ndirectory = '{tmp_path / 'feeds'}'\n\n"
-        f"[[sources]]\nname = 'nato'\nurl = '{feedserver.base}/feeds/rss20.xml'\n",
-        "utf-8",
-    )
-    assert main(["--config", str(config), "-q", "run"]) == 0
+    config = _read_once(tmp_path, feedserver)
     asked = len(feedserver.log)
     script = (
         "import json, sys\n"
