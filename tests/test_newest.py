@@ -251,3 +251,16 @@ def test_the_configured_cap_reaches_every_parse(tmp_path: Path, feedserver: Serv
         outcomes = Ingest(config, FetchStates(store), box, now).run()
     assert {o.source.name: len(o.entries) for o in outcomes} == {"live": 2, "file": 2}
     assert FetchSettings().max_entries_per_feed == MAX_ENTRIES  # one default, two places
+
+
+@pytest.mark.parametrize("items", [0, 1, 50, 400, 1500])
+def test_the_bound_on_items_is_never_below_their_number(items: int) -> None:
+    from aggregator.live.newest import count_bound
+
+    item = b"<item><title>t</title><pubDate>Mon, 01 Jan 2024 09:00:00 +0000</pubDate></item>"
+    document = b'<rss version="2.0"><channel><title>x</title>' + item * items + b"</channel></rss>"
+    for limit in (1, 100, 1000):
+        bound = count_bound(document, limit)
+        assert bound >= items or bound > limit
+        # Under the limit, only when the items truly are.
+        assert (bound <= limit) <= (items <= limit)
