@@ -18,6 +18,8 @@ Conventions, chosen once and kept:
   time, which a saved page or a feed that gives none does not have).
 * RSS dates keep their source's offset unless it is not a whole or half hour
   (``+0545``), which some RSS readers misread: those are given in UTC, the same instant.
+* Atom and JSON Feed times (RFC 3339) keep their offset unless it has seconds
+  (``+05:45:30``, which RFC 3339 cannot say): those are given in UTC, the same instant.
 * Every item has a link: the story's own (from its source) when it has one, else
   its permalink page on our site, ``base_url`` + :func:`entry_page`.
 * Text is escaped exactly once, and written with the type it has. A title is plain
@@ -163,6 +165,15 @@ def atom_text(element: etree._Element, text: str) -> None:
     else:
         element.set("type", "text")
         element.text = text
+
+
+def rfc3339(moment: datetime) -> str:
+    """An instant as Atom and JSON Feed write it (RFC 3339): at its own offset, unless that
+    offset has seconds (``+05:45:30``, which RFC 3339 cannot say), then in UTC."""
+    offset = moment.utcoffset()
+    if offset is not None and offset.total_seconds() % 60:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()
 
 
 def rss_time(moment: datetime) -> datetime:
@@ -337,7 +348,7 @@ def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
     root.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
     sub(root, "id").text = feed_id
     sub(root, "title").text = spec.title
-    sub(root, "updated").text = updated.isoformat()
+    sub(root, "updated").text = rfc3339(updated)
     if spec.author:
         sub(sub(root, "author"), "name").text = spec.author
     sub(root, "link", href=spec.url("atom"), rel="self", type=FEED_TYPES["atom"])
@@ -351,7 +362,7 @@ def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
         element = sub(root, "entry")
         sub(element, "id").text = entry.id
         atom_text(sub(element, "title"), entry.title)
-        sub(element, "updated").text = entry_time(entry).isoformat()
+        sub(element, "updated").text = rfc3339(entry_time(entry))
         if entry.author:
             sub(sub(element, "author"), "name").text = entry.author
         # Always an alternate link (rel left implicit), so Atom needs no content
@@ -360,7 +371,7 @@ def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
         for term in _categories(entry):
             sub(element, "category", term=term)
         if entry.published is not None:
-            sub(element, "published").text = shown_time(entry.published).isoformat()
+            sub(element, "published").text = rfc3339(shown_time(entry.published))
         if entry.summary:
             atom_text(sub(element, "summary"), entry.summary)
         if entry.content_html:
@@ -390,7 +401,7 @@ def with_stylesheet(document: bytes) -> bytes:
 
 
 def _json_date(published: Published | None) -> str | None:
-    return None if published is None else shown_time(published).isoformat()
+    return None if published is None else rfc3339(shown_time(published))
 
 
 def _attachment(enclosure: Enclosure) -> dict[str, object]:
@@ -418,7 +429,7 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
         if entry.published is not None:
             item["date_published"] = _json_date(entry.published)
         else:
-            item["date_modified"] = entry.first_seen.isoformat()
+            item["date_modified"] = rfc3339(entry.first_seen)
         if entry.author:
             item["authors"] = [{"name": entry.author}]
         tags = list(dict.fromkeys(entry.topics + entry.categories))
