@@ -82,6 +82,18 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules for n in names if m == n or m.startswith(n + "."))
 
 
+def _modules_of_run(config: Path, cwd: Path, *flags: str) -> tuple[object, set[str]]:
+    """``aggregator run`` (with ``flags``) in a new interpreter: its status, and the
+    modules it imported."""
+    script = (
+        "import json, sys\n"
+        "from aggregator.cli import main\n"
+        "status = main(['--config', sys.argv[1], '-q', 'run', *sys.argv[2:]])\n"
+        "print(json.dumps([status, sorted(sys.modules)]))\n"
+    )
+    return _modules(script, str(config), *flags, cwd=cwd)
+
+
 def _read_once(tmp_path: Path, feedserver: Server) -> Path:
     """A config with one feed (rss20.xml, whose <ttl> keeps it fresh for an hour), run
     once: the feed is read and stored."""
@@ -101,13 +113,7 @@ def test_a_run_with_every_source_fresh_imports_no_reader(
 ) -> None:
     config = _read_once(tmp_path, feedserver)
     asked = len(feedserver.log)
-    script = (
-        "import json, sys\n"
-        "from aggregator.cli import main\n"
-        "status = main(['--config', sys.argv[1], '-q', 'run'])\n"
-        "print(json.dumps([status, sorted(sys.modules)]))\n"
-    )
-    status, modules = _modules(script, str(config), cwd=tmp_path)
+    status, modules = _modules_of_run(config, tmp_path)
     assert status == 0
     assert len(feedserver.log) == asked  # nobody was asked
     assert "aggregator.pipeline" in modules  # the run did run
@@ -193,13 +199,7 @@ def test_a_run_whose_feeds_answer_304_loads_no_renderer(tmp_path: Path, feedserv
     whose every feed answers 304 (asked with --force though fresh) loads none."""
     config = _read_once(tmp_path, feedserver)
     asked = len(feedserver.log)
-    script = (
-        "import json, sys\n"
-        "from aggregator.cli import main\n"
-        "status = main(['--config', sys.argv[1], '-q', 'run', '--force'])\n"
-        "print(json.dumps([status, sorted(sys.modules)]))\n"
-    )
-    status, modules = _modules(script, str(config), cwd=tmp_path)
+    status, modules = _modules_of_run(config, tmp_path, "--force")
     assert status == 0
     assert len(feedserver.log) == asked + 1  # asked again, and it said 304
     assert _loaded(modules, ("jinja2", "aggregator.site.pages", "aggregator.render")) == []
