@@ -49,13 +49,25 @@ def _write_all(handle: int, data: bytes) -> None:
         view = view[os.write(handle, view) :]
 
 
-def _settle(handle: int) -> None:
-    """Make a written temporary file durable and readable by all, and close it."""
+def _write_temporary(path: Path, data: bytes) -> Path:
+    """``data`` in a new temporary file beside ``path``, durable and readable by all.
+
+    Returns the temporary file's path; when any step fails, the temporary file (if it
+    was made) is removed before the error is raised.
+    """
+    handle, temporary = _open_temporary(path)
     try:
-        os.fchmod(handle, 0o644)
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+        try:
+            _write_all(handle, data)
+            os.fchmod(handle, 0o644)
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return temporary
 
 
 def _unchanged(path: Path, data: bytes) -> bool:
@@ -99,29 +111,33 @@ class Staged:
         self.pending = []
 
 
-# Files made durable at once: an fsync waits on the disk (and the file system's
-# journal), not on the processor, so a few run side by side while the next files are
-# rendered and written.
+# Files written and made durable at once: an fsync waits on the disk (and the file
+# system's journal), not on the processor, so a few run side by side while the next
+# files are rendered. Creating the temporary file is left to the threads too: on ext4
+# an open(O_CREAT) waits on the journal while other files are being synced.
 SYNC_THREADS = 4
-MAX_WAITING = 32  # files written and waiting for their fsync, each holding a descriptor
+MAX_WAITING = 32  # files handed to the threads and not yet on disk, each holding its bytes
 
 
 class Stager:
-    """Stages files one by one as they are made, each made durable in the background.
+    """Stages files one by one as they are made, each written in the background.
 
-    :meth:`add` writes a file's temporary file at once (or notes that the file already
-    holds those bytes) and leaves its fsync to a small pool of threads, so that
-    rendering the next file overlaps the disk's work on the last ones; :meth:`finish`
-    waits for every fsync and hands back the :class:`Staged` set. Any failure, in a
-    write or in an fsync (a full disk often shows only there), raises
-    :class:`WriteError` naming the path at fault; leaving the ``with`` block by an
-    exception removes every temporary file made, as :func:`stage_files` does.
+    :meth:`add` notes that a file already holds its bytes, or makes its folder and
+    hands the file to a small pool of threads, which write it to a temporary file and
+    make it durable, so that rendering the next file overlaps the disk's work on the
+    last ones; :meth:`finish` waits for every file and hands back the :class:`Staged`
+    set, its files in the order they were added. Any failure, in a folder, a write or
+    an fsync (a full disk often shows only there), raises :class:`WriteError` naming
+    the path at fault; leaving the ``with`` block by an exception removes every
+    temporary file made, as :func:`stage_files` does.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.staged = Staged()
-        self._syncs: list[tuple[Path, Future[None]]] = []
+        # The files handed to the pool, in the order added: each task's result is its
+        # temporary file, collected by _wait (in this order) into staged.pending.
+        self._writes: list[tuple[Path, Future[Path]]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._folders: set[Path] = set()
         self._waiting = threading.BoundedSemaphore(MAX_WAITING)
@@ -137,58 +153,55 @@ class Stager:
                 self._folders.add(path.parent)
         except OSError as error:
             raise _fault(path, error) from error
-        # A file waiting for its fsync holds a descriptor: so many wait at most, however
-        # much quicker rendering is than the disk.
+        # A file handed to the pool holds its bytes until written: so many wait at most,
+        # however much quicker rendering is than the disk.
         self._waiting.acquire()
         try:
-            handle, temporary = _open_temporary(path)
-        except BaseException as error:
-            self._waiting.release()
-            if isinstance(error, OSError):
-                raise _fault(path, error) from error
-            raise
-        self.staged.pending.append((temporary, path))  # removed by discard from now on
-        try:
-            _write_all(handle, data)
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="aggregator-sync")
-        except BaseException as error:
-            os.close(handle)
+            write = self._pool.submit(self._write, path, data)
+        except BaseException:
             self._waiting.release()
-            if isinstance(error, OSError):
-                raise _fault(path, error) from error
             raise
-        # From here the descriptor is the pool's to close (_settle).
-        self._syncs.append((path, self._pool.submit(self._settle, handle)))
+        # From here the semaphore is the task's to release (_write).
+        self._writes.append((path, write))
 
-    def _settle(self, handle: int) -> None:
+    def _write(self, path: Path, data: bytes) -> Path:
         try:
-            _settle(handle)
+            return _write_temporary(path, data)
         finally:
             self._waiting.release()
 
     def _wait(self) -> None:
-        """Wait for every fsync; the first failure, as WriteError, after all ended."""
-        syncs, self._syncs = self._syncs, []
+        """Wait for every file handed to the pool, and put each one written in
+        staged.pending, in the order added; then the first failure, as WriteError."""
+        writes, self._writes = self._writes, []
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        for path, sync in syncs:
-            error = sync.exception()
+        failed: tuple[Path, BaseException] | None = None
+        for path, write in writes:
+            error = write.exception()
+            if error is None:
+                self.staged.pending.append((write.result(), path))  # discard removes it
+            elif failed is None:
+                failed = path, error
+        if failed is not None:
+            path, error = failed
             if isinstance(error, OSError):
                 raise _fault(path, error) from error
-            if error is not None:
-                raise error
+            raise error
 
     def finish(self) -> Staged:
-        """Every file added, on disk in its temporary file, ready to be installed."""
+        """Every file added, on disk in its temporary file, ready to be installed (in
+        the order added)."""
         self._wait()
         return self.staged
 
     def discard(self) -> None:
-        """Remove every temporary file made (after its fsync ended)."""
+        """Remove every temporary file made (after every write ended)."""
         try:
             with contextlib.suppress(Exception):  # thrown away: their faults with them
                 self._wait()

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,37 +62,151 @@ def test_a_failure_midway_removes_every_temporary_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in directory.iterdir()) == ["taken"]
 
 
-def test_files_waiting_for_their_fsync_are_bounded(
+def test_files_waiting_to_be_written_are_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """However much quicker rendering is than the disk, at most MAX_WAITING descriptors
-    are held for files waiting for their fsync."""
+    """However much quicker rendering is than the disk, at most MAX_WAITING files (and
+    their bytes) are handed to the pool and not yet written, and no descriptor is
+    held for a file waiting its turn."""
     import threading
 
     from aggregator import output
 
     gate = threading.Event()
-    most = 0
-    real = output._settle
+    done = 0
+    lock = threading.Lock()
+    real = output._write_temporary
 
-    def slow_settle(handle: int) -> None:
+    def slow_write(path: Path, data: bytes) -> Path:
+        nonlocal done
         gate.wait(timeout=10)
-        real(handle)
+        try:
+            return real(path, data)
+        finally:
+            with lock:
+                done += 1
 
     def count_open() -> int:
         return len(list(Path("/proc/self/fd").iterdir()))
 
     baseline = count_open()
-    monkeypatch.setattr(output, "_settle", slow_settle)  # a disk slower than rendering
+    most = most_open = 0
+    monkeypatch.setattr(output, "_write_temporary", slow_write)  # a disk slower than rendering
     with Stager(tmp_path) as stager:
         opener = threading.Timer(1.0, gate.set)
         opener.start()
         for i in range(output.MAX_WAITING * 3):
             stager.add(f"page-{i}.html", b"x")
-            most = max(most, count_open() - baseline)
+            with lock:
+                most = max(most, i + 1 - done)
+            most_open = max(most_open, count_open() - baseline)
         staged = stager.finish()
     assert len(staged.pending) == output.MAX_WAITING * 3
-    # The pool's threads and the descriptors waiting: never the whole run's files.
-    assert most <= output.MAX_WAITING + 2
+    assert most <= output.MAX_WAITING
+    # The pool's threads and the files being written: never the files waiting.
+    assert most_open <= output.SYNC_THREADS + 2
     assert count_open() <= baseline + 1
     staged.install()
+
+
+def test_files_are_staged_in_the_order_added_and_opened_off_the_calling_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renames follow the order of the adds, however the pool's threads finished;
+    the temporary files are created by the pool, not by the thread rendering."""
+    import threading
+
+    from aggregator import output
+
+    directory = tmp_path / "feeds"
+    openers: set[str] = set()
+    real_open = os.open
+
+    def watched_open(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if output._OURS.match(Path(path).name):
+            openers.add(threading.current_thread().name)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", watched_open)
+    # Sizes that make the pool finish out of order: big files first, then small ones.
+    names = [f"{'entries/' if i % 3 else ''}{i:03d}.html" for i in range(100)]
+    files = {name: name.encode() * ((100 - i) * 50) for i, name in enumerate(names)}
+    with Stager(directory) as stager:
+        for name, data in files.items():
+            stager.add(name, data)
+        staged = stager.finish()
+    assert [path for _, path in staged.pending] == [directory / name for name in names]
+    assert openers and threading.main_thread().name not in openers
+    assert all(name.startswith("aggregator-sync") for name in openers)
+    assert staged.install() == [directory / name for name in names]
+    assert all((directory / name).read_bytes() == data for name, data in files.items())
+    assert not [p for p in directory.rglob("*") if p.name.endswith(".tmp")]
+
+
+def _fd_name(handle: int) -> str:
+    return Path(f"/proc/self/fd/{handle}").readlink().name
+
+
+@pytest.mark.parametrize(
+    ("step", "errno_"), [("open", errno.EACCES), ("write", errno.ENOSPC), ("fsync", errno.EIO)]
+)
+def test_a_failure_in_the_pool_names_the_file_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, errno_: int
+) -> None:
+    """Creating, writing or syncing a temporary file fails in a pool thread: the run
+    ends in WriteError naming the first such file added, after every write ended,
+    and neither its temporary file nor any other is left behind."""
+    directory = tmp_path / "feeds"
+    directory.mkdir()
+    (directory / "kept.html").write_bytes(b"old")
+    failing = {"page-07.html", "page-33.html"}
+
+    def fails(name: str) -> bool:
+        return any(name.startswith(f".{page}.") for page in failing)
+
+    real = getattr(os, step)
+
+    def broken(first: Any, *args: Any, **kwargs: Any) -> Any:
+        name = Path(first).name if step == "open" else _fd_name(first)
+        if fails(name):
+            raise OSError(errno_, os.strerror(errno_))
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(os, step, broken)
+    with (
+        pytest.raises(WriteError, match=r"page-07\.html: cannot write") as raised,
+        Stager(directory) as stager,
+    ):
+        for i in range(40):
+            stager.add(f"page-{i:02d}.html", b"x" * 70_000)
+        stager.add("kept.html", b"new")
+        stager.finish()
+    assert str(directory / "page-07.html") in str(raised.value)
+    assert isinstance(raised.value.__cause__, OSError)
+    assert raised.value.__cause__.errno == errno_
+    assert sorted(p.name for p in directory.iterdir()) == ["kept.html"]
+    assert (directory / "kept.html").read_bytes() == b"old"
+
+
+def test_a_failed_write_leaves_the_files_written_to_discard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finish() raises, yet the temporary files of the files that were written are in
+    staged.pending (so that Staged.discard, like Stager.discard, finds them)."""
+    real = os.write
+
+    def full(handle: int, data: bytes) -> int:
+        if _fd_name(handle).startswith(".b.html."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(handle, data)
+
+    monkeypatch.setattr(os, "write", full)
+    stager = Stager(tmp_path)
+    for name in ("a.html", "b.html", "c.html"):
+        stager.add(name, name.encode())
+    with pytest.raises(WriteError, match=r"b\.html: "):
+        stager.finish()
+    assert [path.name for _, path in stager.staged.pending] == ["a.html", "c.html"]
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 2
+    stager.discard()
+    assert list(tmp_path.iterdir()) == []
