@@ -6,8 +6,15 @@ import random
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
-from aggregator.live.feedparse import fast_rss, parse_feed
+from aggregator.live.feedparse import (
+    _plain_bytes,
+    _unplain_nodes,
+    fast_rss,
+    item_spans,
+    parse_feed,
+)
 from aggregator.live.harden import defuse
 from benchmarks.workloads import rss_feed
 
@@ -113,3 +120,96 @@ def test_digests_of_the_two_paths_never_meet() -> None:
     slow = parse_feed(PLAIN, url=url, name="Feed", fast=False)
     assert fast.entries == slow.entries
     assert not set(fast.digests) & set(slow.digests)
+
+
+# -- where each item's bytes are (item_spans) -----------------------------------------------
+
+TRICKY = {
+    "cdata holding item tags": PLAIN.replace(
+        b"<description>Evergreen",
+        b"<description><![CDATA[a </item> <item> b]]>Evergreen",
+        1,
+    ),
+    "comment holding item tags": PLAIN.replace(b"<item>", b"<!-- <item> </item> --><item>", 2),
+    "processing instruction holding item tags": PLAIN.replace(
+        b"</channel>", b"<?note <item></item> ?></channel>"
+    ),
+    "an empty item": PLAIN.replace(b"</channel>", b"<item/></channel>"),
+    "attributes with > and quotes": PLAIN.replace(b"<item>", b"<item a=\"x>y\" b='/item>'>", 1),
+    "items and item-like names": PLAIN.replace(
+        b"</channel>", b"<items><itemx>1</itemx></items></channel>"
+    ),
+    "space before the closing >": PLAIN.replace(b"</item>", b"</item >", 1),
+    "one line": b"".join(PLAIN.split(b"\n")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_item_spans_are_the_items_lxml_finds(name: str) -> None:
+    data = defuse(TRICKY[name])
+    root = etree.fromstring(data)
+    spans = item_spans(data)
+    assert spans is not None
+    items = list(root.iter("item"))
+    assert [_shape(etree.fromstring(data[a:b])) for a, b in spans] == [_shape(i) for i in items]
+
+
+def _shape(element: etree._Element, tail: bool = False) -> object:
+    """An element's name, attributes, text and children (not the namespaces in scope)."""
+    return (
+        element.tag,
+        dict(element.attrib),
+        element.text,
+        [_shape(child, tail=True) for child in element],
+        element.tail if tail else None,
+    )
+
+
+def test_item_spans_refuse_an_item_inside_an_item() -> None:
+    nested = PLAIN.replace(b"</item>", b"<item><title>x</title></item></item>", 1)
+    etree.fromstring(nested)  # well-formed, but not what the scan expects
+    assert item_spans(nested) is None
+    assert parse_feed(nested, url="https://feeds.example/f.xml").entries  # read another way
+
+
+def test_an_edit_after_a_closing_tag_in_cdata_is_seen() -> None:
+    url = "https://feeds.example/f.xml"
+    data = TRICKY["cdata holding item tags"]
+    known = frozenset(parse_feed(data, url=url).digests)
+    edited = data.replace(b"]]>Evergreen", b"]]>Edited evergreen", 1)
+    again = parse_feed(edited, url=url, known=known)
+    assert [e.summary for e in again.entries] == [
+        e.summary for e in parse_feed(edited, url=url).entries if "Edited" in e.summary
+    ]
+    assert again.unchanged == len(again.digests) - 1
+
+
+def test_the_same_item_bytes_in_another_context_are_not_known() -> None:
+    url = "https://feeds.example/f.xml"
+    one = PLAIN.replace(b"<rss ", b'<rss xmlns:x="urn:one" ', 1)
+    other = PLAIN.replace(b"<rss ", b'<rss xmlns:x="urn:two" ', 1)
+    latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + PLAIN.split(b"?>", 1)[1]
+    digests = [set(parse_feed(d, url=url).digests) for d in (PLAIN, one, other, latin)]
+    for i, mine in enumerate(digests):
+        for theirs in digests[i + 1 :]:
+            assert not mine & theirs
+
+
+def _documents() -> list[Path]:
+    return sorted(p for p in (Path(__file__).parent / "data").rglob("*.xml"))
+
+
+@pytest.mark.parametrize("path", _documents(), ids=lambda p: p.name)
+def test_the_byte_test_never_hides_what_the_tree_holds(path: Path) -> None:
+    """When the bytes alone clear a document, the tree has no xml:base, processing
+    instruction or entity either."""
+    data = defuse(path.read_bytes())
+    for variant in (data, *(defuse(d) for d in TRICKY.values())):
+        if not _plain_bytes(variant):
+            continue
+        try:
+            root = etree.fromstring(variant, etree.XMLParser(resolve_entities=False))
+        except etree.XMLSyntaxError:
+            continue
+        assert not _unplain_nodes()(root)
+        assert next(root.iter(etree.Entity), None) is None

@@ -36,8 +36,9 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 # Bumped whenever what an item becomes changes (cleaning, dates, the entry model), or
 # how its digest is taken, so that digests stored by an older version no longer match
-# and every item is read again. 2: repr instead of JSON.
-DIGEST_VERSION = "2"
+# and every item is read again. 2: repr instead of JSON. 3: the fast path digests each
+# item's bytes as they came, not as lxml writes them back.
+DIGEST_VERSION = "3"
 
 
 def item_digest(item: Any, salt: str) -> str:
@@ -362,11 +363,10 @@ def _text(element: Any) -> str:
     return str(element.text or "").strip()
 
 
-def raw_digest(item: bytes, salt: str) -> str:
-    """The fast path's digest of an item: of its own bytes as lxml writes them back (the
-    same item, the same bytes), salted like :func:`item_digest`, and marked so that it
-    never equals a digest of a parsed item. A known item then costs a serialisation and a
-    hash, not the reading of its fields and dates."""
+def raw_digest(item: bytes | memoryview, salt: str) -> str:
+    """The fast path's digest of an item: of its own bytes (the same item, the same bytes),
+    salted like :func:`item_digest`, and marked so that it never equals a digest of a
+    parsed item. A known item then costs a hash, not the reading of its fields and dates."""
     digest = hashlib.blake2b(item, digest_size=12)
     digest.update(salt.encode("utf-8", "surrogatepass"))
     return "r" + digest.hexdigest()
@@ -374,11 +374,76 @@ def raw_digest(item: bytes, salt: str) -> str:
 
 @functools.cache
 def _unplain_nodes() -> Any:
-    """An XPath (compiled once): is there an xml:base, a processing instruction or a
-    comment anywhere in the document?"""
+    """An XPath (compiled once): is there an xml:base or a processing instruction anywhere
+    in the document? (Comments never reach the tree: the parser drops them, as feedparser
+    does, joining the text around them.)"""
     from lxml import etree
 
-    return etree.XPath("boolean(//@xml:base | //processing-instruction() | //comment())")
+    return etree.XPath("boolean(//@xml:base | //processing-instruction())")
+
+
+# Encodings in which every ASCII character is its own single byte, as the byte tests
+# below assume; lxml names a document's encoding in one of these spellings.
+_ASCII_BYTES = frozenset({"utf-8", "us-ascii", "ascii"})
+
+
+def _plain_bytes(data: bytes) -> bool:
+    """Whether the bytes alone show that there is no xml:base, no processing instruction
+    and no unresolved entity to look for in the tree (an entity needs a DOCTYPE; the XML
+    declaration is no processing instruction). Anything looking like one (even in a CDATA
+    section or a comment) leaves the tree to be searched."""
+    if b"xml:base" in data or b"<!DOCTYPE" in data:
+        return False
+    first = data.find(b"<?")
+    if first == -1:
+        return True
+    return (
+        not data[:first].lstrip(b"\xef\xbb\xbf \t\r\n")
+        and data[first : first + 5] == b"<?xml"
+        and data[first + 5 : first + 6] in (b" ", b"\t", b"\r", b"\n")
+        and data.find(b"<?", first + 2) == -1
+    )
+
+
+# In a well-formed document every "<" opens markup, except inside a CDATA section, a
+# comment or a processing instruction: skipping those, the item tags found are the
+# document's own. "<item" must end its name (not "<items>").
+_ITEM_MARKS = re.compile(rb"<(?:(item)(?=[\s/>])|(/item)\s*>|(!\[CDATA\[)|(!--)|(\?))")
+_TAG_REST = re.compile(rb"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_SKIP_TO = {3: b"]]>", 4: b"-->", 5: b"?>"}
+
+
+def item_spans(data: bytes) -> list[tuple[int, int]] | None:
+    """Where each un-prefixed ``item`` element of a well-formed document starts and ends
+    in its bytes, in document order; None when the bytes do not read as expected (an
+    item inside an item, an unclosed section), for the caller to take another way."""
+    spans: list[tuple[int, int]] = []
+    start = -1
+    at = 0
+    search = _ITEM_MARKS.search
+    while (mark := search(data, at)) is not None:
+        kind = mark.lastindex
+        if kind == 1:  # <item ...> or <item/>
+            rest = _TAG_REST.match(data, mark.end())
+            if rest is None or start != -1:
+                return None
+            at = rest.end()
+            if data[at - 2 : at - 1] == b"/":
+                spans.append((mark.start(), at))
+            else:
+                start = mark.start()
+        elif kind == 2:  # </item>
+            if start == -1:
+                return None
+            at = mark.end()
+            spans.append((start, at))
+            start = -1
+        else:  # skipped whole: "<item" in a CDATA section is text
+            end = data.find(_SKIP_TO[kind or 0], mark.end())
+            if end == -1:
+                return None
+            at = end + len(_SKIP_TO[kind or 0])
+    return spans if start == -1 else None
 
 
 def fast_rss(
@@ -409,9 +474,13 @@ def fast_rss(
     if root.tag != "rss" or root.get("version") != "2.0" or channel is None:
         return None
     # xml:base, a processing instruction or an entity left unresolved anywhere: for
-    # feedparser (one XPath and one walk in C; a Python loop over every element cost
-    # more than the parse itself).
-    if _unplain_nodes()(root) or next(root.iter(etree.Entity), None) is not None:
+    # feedparser. The bytes rule them out in most documents; else one XPath and one walk
+    # in C (a Python loop over every element cost more than the parse itself).
+    encoding = str(root.getroottree().docinfo.encoding or "").lower()
+    ascii_bytes = encoding in _ASCII_BYTES
+    if not (ascii_bytes and _plain_bytes(data)) and (
+        _unplain_nodes()(root) or next(root.iter(etree.Entity), None) is not None
+    ):
         return None
     http = url.startswith(("http://", "https://"))
     base = url if http else ""
@@ -423,10 +492,26 @@ def fast_rss(
     feed["title_detail"] = {"type": "text/plain", "base": base}
     # As parse_feed salts item_digest: the same source, URL and base.
     salt = f"{DIGEST_VERSION}\0{source or url}\0{url}\0{url if http else feed.get('link')}"
+    items = channel.findall("item")
+    # Each item's own bytes, as they came: found by a scan of the bytes when they are
+    # ASCII-compatible and the scan finds exactly the channel's items (then they are the
+    # same elements, in the same order); else as lxml writes each item back. The two
+    # are told apart, and so are the namespaces in scope and the document's encoding
+    # (the same bytes could mean other text).
+    spans = item_spans(data) if ascii_bytes else None
+    raw: list[bytes | memoryview]
+    if spans is not None and len(spans) == len(items):
+        view = memoryview(data)
+        context = f"\0span\0{encoding}\0{sorted(channel.nsmap.items())}"
+        raw = [view[begin:end] for begin, end in spans]
+    else:
+        context = "\0lxml"
+        raw = [etree.tostring(item, with_tail=False) for item in items]
+    salt += context
     entries: list[dict[str, Any] | None] = []
     digests: list[str] = []
-    for item in channel.iterfind("item"):
-        digest = raw_digest(etree.tostring(item, with_tail=False), salt)
+    for item, own in zip(items, raw, strict=True):
+        digest = raw_digest(own, salt)
         digests.append(digest)
         if digest in known:
             entries.append(None)
