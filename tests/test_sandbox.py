@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +16,8 @@ import pytest
 from aggregator.errors import SourceError
 from aggregator.live.sandbox import Sandbox
 
-RSS = (Path(__file__).parent / "data" / "feeds" / "rss20.xml").read_bytes()
+FEEDS = Path(__file__).parent / "data" / "feeds"
+RSS = (FEEDS / "rss20.xml").read_bytes()
 
 
 def big_feed(items: int) -> bytes:
@@ -67,7 +75,8 @@ def test_workers_started_ahead_are_the_ones_that_parse() -> None:
 
 def test_closing_while_workers_start_ahead_leaves_none_running() -> None:
     box = Sandbox(workers=2, timeout=20)
-    box.warm()
+    with another_thread():  # the workers then start from the fork server, in a thread
+        box.warm()
     box.close()
     assert box._warming is not None
     box._warming.join(timeout=30)
@@ -98,8 +107,8 @@ def test_closing_stops_the_parse_in_flight_and_the_ones_waiting() -> None:
 
     box = Sandbox(workers=1, timeout=60)
     box.warm()
-    assert box._warming is not None
-    box._warming.join(timeout=30)
+    if box._warming is not None:
+        box._warming.join(timeout=30)
     # The one worker is stopped by a signal: a parse sent to it stays in flight.
     os.kill(box._all[0].process.pid, signal.SIGSTOP)
     errors: list[str] = []
@@ -127,3 +136,68 @@ def test_closing_stops_the_parse_in_flight_and_the_ones_waiting() -> None:
     with pytest.raises(SourceError, match="the parser workers were stopped"):
         box.parse(RSS, url="https://feeds.example/late", name="late")
     assert box._all == []
+
+
+@contextlib.contextmanager
+def another_thread() -> Iterator[None]:
+    """A second thread running meanwhile (as in serve)."""
+    import threading
+
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def parent_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^PPid:\s*(\d+)", status, re.M)[1])  # type: ignore[index]
+
+
+def test_a_process_running_one_thread_forks_its_workers() -> None:
+    """As a run starts: the workers are its own children, hold none of the files it had
+    open (its store, its lock), and parse."""
+    script = f"""
+import json, os, re, sys, tempfile
+from pathlib import Path
+from aggregator.live.sandbox import Sandbox
+held = tempfile.NamedTemporaryFile()
+data = Path({str(FEEDS / "rss20.xml")!r}).read_bytes()
+box = Sandbox(workers=2, timeout=20)
+box.warm()
+pids = [w.process.pid for w in box._all]
+entries = [len(box.parse(data, url="https://e.org/a", name="a").entries) for _ in range(4)]
+def files(pid):
+    return sorted(os.readlink(f"/proc/{{pid}}/fd/{{fd}}") for fd in os.listdir(f"/proc/{{pid}}/fd"))
+def parent(pid):
+    return int(re.search(r"PPid:\\s*(\\d+)", Path(f"/proc/{{pid}}/status").read_text())[1])
+print(json.dumps({{"me": os.getpid(), "parents": [parent(p) for p in pids],
+    "thread": box._warming is not None, "entries": entries,
+    "files": [files(p) for p in pids], "held": held.name}}))
+box.close()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    report = json.loads(done.stdout)
+    # Their parent is the process itself: forked, not from the fork server.
+    assert report["parents"] == [report["me"]] * 2 and not report["thread"]
+    assert report["entries"] == [3, 3, 3, 3]
+    for files in report["files"]:
+        assert report["held"] not in files
+        assert not [f for f in files if f.startswith("/") and not f.startswith("/dev/")]
+
+
+def test_workers_come_from_the_fork_server_while_other_threads_run() -> None:
+    with Sandbox(workers=1, timeout=20) as box:
+        with another_thread():
+            box.warm()
+            assert box._warming is not None
+            box._warming.join(timeout=30)
+        [worker] = box._all
+        assert parent_of(worker.process.pid) != os.getpid()
+        assert len(box.parse(RSS, url="https://feeds.example/a", name="a").entries) == 3

@@ -7,11 +7,15 @@ address-space limit; a parse that runs past its time limit is killed with its
 worker, which is replaced on the next use. Either way it is an error for that
 source alone.
 
-Workers start from a fork server that has already imported the parser, so a
-new worker costs a fork, not a fresh interpreter. A run starts them as it starts
-asking its sources (:meth:`Sandbox.warm`), so that the fork server's own start, a
-new interpreter importing the parsers, happens on another core while the first
-answers arrive.
+A run starts the workers as it starts asking its sources (:meth:`Sandbox.warm`).
+While the run has one thread only (as it has then), they are forked from the run
+itself and import the parsers on another core while the first answers arrive: a
+fork and an import, where a fork server costs a new interpreter first (0.1 to 0.2 s,
+on the critical path of a run). A forked worker closes the files it inherited (the
+store, its lock) and is given its memory on top of what it inherited. Otherwise
+(``serve``, whose threads make forking the process itself unsafe, or a worker that
+replaces a stopped one) workers come from a fork server that has already imported
+the parsers, so each costs a fork.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from aggregator.model import MAX_ENTRIES
 # (every source fresh, or answering 304) never starts one.
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
-    from multiprocessing.context import ForkServerContext
+    from multiprocessing.context import ForkContext, ForkServerContext
     from multiprocessing.process import BaseProcess
 
     from aggregator.live.feedparse import FeedDocument
@@ -41,7 +45,46 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY = 1 << 30  # bytes of address space per worker
 
 
-def _serve(conn: Connection, memory: int) -> None:
+def _forkable() -> bool:
+    """Whether a worker may be forked from this process itself: only from its main
+    thread while no other runs (a fork copies no other thread, nor any lock one holds)."""
+    return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
+
+
+def _close_inherited_files() -> None:
+    """Close the regular files a worker forked from the run inherited (the store, its
+    lock, a log); standard streams, pipes and sockets stay (its own pipe is one)."""
+    import os
+    import stat
+    from pathlib import Path
+
+    try:
+        names = [entry.name for entry in Path("/proc/self/fd").iterdir()]
+    except OSError:
+        return
+    for name in names:
+        fd = int(name)
+        if fd <= 2:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+        except OSError:  # the listing's own descriptor, closed already
+            continue
+
+
+def _address_space() -> int:
+    """Bytes of address space this process has mapped (0 when it cannot be told)."""
+    import resource
+    from pathlib import Path
+
+    try:
+        return int(Path("/proc/self/statm").read_bytes().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
     """A worker's loop: parse what arrives, send back the document or the error."""
     import resource
     import signal
@@ -49,12 +92,17 @@ def _serve(conn: Connection, memory: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the main process stops the
     # workers itself (close), so they neither stop halfway nor print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if forked:  # from the run itself (Sandbox.warm): a copy of what it had
+        _close_inherited_files()
 
     from aggregator.live.document import pack
     from aggregator.live.feedparse import parse_feed
     from aggregator.live.jsonfeed import is_json_feed, parse_json_feed
 
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # A parse may map ``memory`` bytes more than the worker has mapped before its first
+    # document (the parsers; for a forked worker, also the run it was copied from).
+    limit = memory + _address_space()
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         try:
             task = conn.recv()
@@ -87,10 +135,11 @@ def _serve(conn: Connection, memory: int) -> None:
 
 
 class _Worker:
-    def __init__(self, context: ForkServerContext, memory: int) -> None:
+    def __init__(self, context: ForkServerContext | ForkContext, memory: int) -> None:
         self.conn, child = context.Pipe()
+        forked = context.get_start_method() == "fork"
         self.process: BaseProcess = context.Process(
-            target=_serve, args=(child, memory), daemon=True, name="aggregator-parser"
+            target=_serve, args=(child, memory, forked), daemon=True, name="aggregator-parser"
         )
         self.process.start()
         child.close()
@@ -127,7 +176,8 @@ class Sandbox:
         self._idle: list[_Worker] = []
         self._started = 0  # workers running or being started
         self._all: list[_Worker] = []
-        self._warming: threading.Thread | None = None
+        self._warmed = False
+        self._warming: threading.Thread | None = None  # the thread starting them, if any
         self._closed = False
 
     def _take(self) -> _Worker:
@@ -143,11 +193,17 @@ class Sandbox:
                 self._changed.wait()
         return self._start_one()
 
-    def _start_one(self) -> _Worker:
+    def _start_one(self, fork: bool = False) -> _Worker:
         """A new worker, counted in ``_started`` already (the count is given back when
-        it cannot start, or the sandbox closed meanwhile)."""
+        it cannot start, or the sandbox closed meanwhile); ``fork``: forked from this
+        process (see :func:`_forkable`), else from the fork server."""
         try:
-            worker = _Worker(self._forkserver(), self.memory)
+            if fork:
+                import multiprocessing
+
+                worker = _Worker(multiprocessing.get_context("fork"), self.memory)
+            else:
+                worker = _Worker(self._forkserver(), self.memory)
         except BaseException:
             with self._changed:
                 self._started -= 1
@@ -183,29 +239,37 @@ class Sandbox:
             return self._context
 
     def warm(self) -> None:
-        """Start the parser workers now, in the background, for documents about to come.
+        """Start the parser workers now, for documents about to come.
 
-        Starting the fork server (a new interpreter importing the parsers) takes about a
-        fifth of a second; begun as the fetches begin, it happens on another core while
-        the first answers arrive, not after. Safe to call more than once, and a
-        :meth:`close` that comes first or meanwhile stops whatever it started.
+        Called from a process that runs one thread only, the workers are forked from it
+        here (a few milliseconds); each imports the parsers on another core while the
+        first answers arrive. Otherwise a thread starts them from the fork server, whose
+        own start (a new interpreter importing the parsers) takes a fifth of a second.
+        Safe to call more than once, and a :meth:`close` that comes first or meanwhile
+        stops whatever it started.
         """
         with self._lock:
-            if self._warming is not None or self._closed:
+            if self._warmed or self._closed:
                 return
-            self._warming = threading.Thread(
-                target=self._start_workers, name="aggregator-parser-warm", daemon=True
-            )
-        self._warming.start()
+            self._warmed = True
+            fork = _forkable()
+            if not fork:
+                self._warming = threading.Thread(
+                    target=self._start_workers, name="aggregator-parser-warm", daemon=True
+                )
+        if self._warming is None:
+            self._start_workers(fork=True)
+        else:
+            self._warming.start()
 
-    def _start_workers(self) -> None:
+    def _start_workers(self, fork: bool = False) -> None:
         while True:
             with self._changed:
                 if self._closed or self._started >= self.size:
                     return
                 self._started += 1
             try:
-                worker = self._start_one()
+                worker = self._start_one(fork)
             except _Closed:
                 return
             except Exception:  # left to be started on demand, where its error shows
