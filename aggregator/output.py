@@ -122,8 +122,8 @@ MAX_WAITING = 32  # files handed to the threads and not yet on disk, each holdin
 class Stager:
     """Stages files one by one as they are made, each written in the background.
 
-    :meth:`add` notes that a file already holds its bytes, or makes its folder and
-    hands the file to a small pool of threads, which write it to a temporary file and
+    :meth:`add` makes the file's folder and hands the file to a small pool of threads,
+    which note that it already holds its bytes, or write it to a temporary file and
     make it durable, so that rendering the next file overlaps the disk's work on the
     last ones; :meth:`finish` waits for every file and hands back the :class:`Staged`
     set, its files in the order they were added. Any failure, in a folder, a write or
@@ -136,8 +136,9 @@ class Stager:
         self.directory = directory
         self.staged = Staged()
         # The files handed to the pool, in the order added: each task's result is its
-        # temporary file, collected by _wait (in this order) into staged.pending.
-        self._writes: list[tuple[Path, Future[Path]]] = []
+        # temporary file (None: the file holds those bytes already), collected by _wait
+        # (in this order) into staged.pending or staged.unchanged.
+        self._writes: list[tuple[Path, Future[Path | None]]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._folders: set[Path] = set()
         self._waiting = threading.BoundedSemaphore(MAX_WAITING)
@@ -145,9 +146,6 @@ class Stager:
     def add(self, name: str, data: bytes) -> None:
         path = self.directory / name
         try:
-            if _unchanged(path, data):
-                self.staged.unchanged.append(path)
-                return
             if path.parent not in self._folders:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._folders.add(path.parent)
@@ -168,9 +166,11 @@ class Stager:
         # From here the semaphore is the task's to release (_write).
         self._writes.append((path, write))
 
-    def _write(self, path: Path, data: bytes) -> Path:
+    def _write(self, path: Path, data: bytes) -> Path | None:
+        # Whether the file holds these bytes already is asked here too: a stat in the
+        # rendering thread gives the other threads the GIL, and waits to get it back.
         try:
-            return _write_temporary(path, data)
+            return None if _unchanged(path, data) else _write_temporary(path, data)
         finally:
             self._waiting.release()
 
@@ -185,7 +185,11 @@ class Stager:
         for path, write in writes:
             error = write.exception()
             if error is None:
-                self.staged.pending.append((write.result(), path))  # discard removes it
+                temporary = write.result()
+                if temporary is None:
+                    self.staged.unchanged.append(path)
+                else:
+                    self.staged.pending.append((temporary, path))  # discard removes it
             elif failed is None:
                 failed = path, error
         if failed is not None:
