@@ -213,3 +213,43 @@ def test_the_byte_test_never_hides_what_the_tree_holds(path: Path) -> None:
             continue
         assert not _unplain_nodes()(root)
         assert next(root.iter(etree.Entity), None) is None
+
+
+DOCTYPE_DECOY = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n'
+    b'<!DOCTYPE rss SYSTEM "<item/><!--">\n'
+    b'<rss version="2.0"><channel><title>t</title>\n'
+    b'<item><title>%s</title><guid isPermaLink="false">a</guid></item><!-- x -->\n'
+    b'<item><title>B</title><guid isPermaLink="false">b</guid></item>\n'
+    b"</channel></rss>\n"
+)
+DOCTYPE_SHIFT = (
+    b'<!DOCTYPE rss SYSTEM "<!--">\n'
+    b'<rss version="2.0"><channel><title>t</title>\n'
+    b'<item><title>%s</title><guid isPermaLink="false">a</guid></item><!-- x -->\n'
+    b'<item><title>B</title><guid isPermaLink="false">b</guid></item>\n'
+    b"</channel><item/></rss>\n"
+)
+
+
+@pytest.mark.parametrize("template", [DOCTYPE_DECOY, DOCTYPE_SHIFT], ids=["decoy", "shift"])
+def test_markup_in_a_doctype_literal_never_hides_an_edit(template: bytes) -> None:
+    """A DOCTYPE's system literal may hold "<item/>" or "<!--": a scan of the bytes
+    from the start would take them for markup (found by review)."""
+    url = "https://feeds.example/f.xml"
+    known = frozenset(parse_feed(template % b"A", url=url).digests)
+    again = parse_feed(template % b"A edited", url=url, known=known)
+    assert [e.title for e in again.entries] == ["A edited"]
+    assert again.unchanged == 1
+
+
+def test_an_undeclared_default_namespace_is_read() -> None:
+    """``xmlns=""`` puts a None prefix in lxml's nsmap, beside named ones."""
+    data = (
+        b'<rss version="2.0" xmlns="" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
+        b'<title>t</title><item><title>A</title><guid isPermaLink="false">a</guid></item>'
+        b"</channel></rss>"
+    )
+    url = "https://feeds.example/f.xml"
+    assert fast_rss(data, url=url) is not None
+    assert parse_feed(data, url=url) == parse_feed(data, url=url, fast=False)

@@ -498,11 +498,13 @@ def fast_rss(
     # same elements, in the same order); else as lxml writes each item back. The two
     # are told apart, and so are the namespaces in scope and the document's encoding
     # (the same bytes could mean other text).
-    spans = item_spans(data) if ascii_bytes else None
+    # (Not past a DOCTYPE: its literals may hold anything, "<item/>" or "<!--".)
+    spans = item_spans(data) if ascii_bytes and b"<!DOCTYPE" not in data else None
     raw: list[bytes | memoryview]
     if spans is not None and len(spans) == len(items):
         view = memoryview(data)
-        context = f"\0span\0{encoding}\0{sorted(channel.nsmap.items())}"
+        scope = sorted((prefix or "", uri) for prefix, uri in channel.nsmap.items())
+        context = f"\0span\0{encoding}\0{scope}"
         raw = [view[begin:end] for begin, end in spans]
     else:
         context = "\0lxml"
