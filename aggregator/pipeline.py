@@ -263,11 +263,14 @@ def expected_files(config: Config) -> list[str]:
     return outputs.fixed_files(["all", *(topic.slug for topic in config.topics)])
 
 
-def make_sandbox(config: Config) -> Sandbox:
+def make_sandbox(config: Config, *, fork_ahead: bool = False) -> Sandbox:
+    """The parser workers; ``fork_ahead`` for a run that ends when its reads do (see
+    :class:`Sandbox`), not for ``serve``, whose workers live as long as it does."""
     return Sandbox(
         workers=min(2, os.cpu_count() or 1),
         timeout=config.fetch.parse_timeout,
         memory=config.fetch.parse_memory_mb << 20,
+        fork_ahead=fork_ahead,
     )
 
 
@@ -535,5 +538,5 @@ def stamp_files(store: StoreType, paths: Sequence[Path]) -> None:
 def run(config: Config, now: datetime, *, force: bool = False) -> RunResult:
     """Regenerate every feed from every source: one cron run (``force``: ask every
     live source, however fresh its last answer)."""
-    with make_sandbox(config) as sandbox:
+    with make_sandbox(config, fork_ahead=True) as sandbox:
         return refresh(config, sandbox, now, force=force)

@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,38 +160,132 @@ def parent_of(pid: int) -> int:
     return int(re.search(r"^PPid:\s*(\d+)", status, re.M)[1])  # type: ignore[index]
 
 
-def test_a_process_running_one_thread_forks_its_workers() -> None:
-    """As a run starts: the workers are its own children, hold none of the files it had
-    open (its store, its lock), and parse."""
-    script = f"""
-import json, os, re, sys, tempfile
-from pathlib import Path
-from aggregator.live.sandbox import Sandbox
-held = tempfile.NamedTemporaryFile()
-data = Path({str(FEEDS / "rss20.xml")!r}).read_bytes()
-box = Sandbox(workers=2, timeout=20)
-box.warm()
-pids = [w.process.pid for w in box._all]
-entries = [len(box.parse(data, url="https://e.org/a", name="a").entries) for _ in range(4)]
-def files(pid):
-    return sorted(os.readlink(f"/proc/{{pid}}/fd/{{fd}}") for fd in os.listdir(f"/proc/{{pid}}/fd"))
-def parent(pid):
-    return int(re.search(r"PPid:\\s*(\\d+)", Path(f"/proc/{{pid}}/status").read_text())[1])
-print(json.dumps({{"me": os.getpid(), "parents": [parent(p) for p in pids],
-    "thread": box._warming is not None, "entries": entries,
-    "files": [files(p) for p in pids], "held": held.name}}))
-box.close()
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+def run_script(body: str, *, timeout: float = 60) -> dict[str, Any]:
+    """Run ``body`` in a new interpreter (one thread, as a run starts) and read back the
+    JSON it prints last."""
+    prelude = textwrap.dedent(
+        f"""
+        import json, os, re, socket, sys, tempfile
+        from pathlib import Path
+        from aggregator.live.sandbox import Sandbox
+        data = Path({str(FEEDS / "rss20.xml")!r}).read_bytes()
+        def parent(pid):
+            status = Path(f"/proc/{{pid}}/status").read_text()
+            return int(re.search(r"PPid:\\s*(\\d+)", status)[1])
+        def held(pid):
+            return sorted(os.readlink(f"/proc/{{pid}}/fd/{{fd}}")
+                          for fd in os.listdir(f"/proc/{{pid}}/fd"))
+        """
     )
-    report = json.loads(done.stdout)
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(body)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_a_run_forks_its_workers_and_they_hold_nothing_of_it() -> None:
+    """As a run starts (one thread, fork_ahead): the workers are its own children, hold
+    none of the files or sockets it had open (its store, its lock, a listening socket,
+    each other's pipes) but their own pipe, and parse."""
+    report = run_script(
+        """
+        kept = tempfile.NamedTemporaryFile()
+        listening = socket.create_server(("127.0.0.1", 0))
+        box = Sandbox(workers=2, timeout=20, fork_ahead=True)
+        box.warm()
+        pids = [w.process.pid for w in box._all]
+        entries = [len(box.parse(data, url="https://e.org/a", name="a").entries) for _ in range(4)]
+        print(json.dumps({"me": os.getpid(), "parents": [parent(p) for p in pids],
+            "thread": box._warming is not None, "entries": entries,
+            "held": [held(p) for p in pids], "file": kept.name,
+            "socket": os.readlink(f"/proc/self/fd/{listening.fileno()}")}))
+        box.close()
+        """
+    )
     # Their parent is the process itself: forked, not from the fork server.
     assert report["parents"] == [report["me"]] * 2 and not report["thread"]
     assert report["entries"] == [3, 3, 3, 3]
-    for files in report["files"]:
-        assert report["held"] not in files
-        assert not [f for f in files if f.startswith("/") and not f.startswith("/dev/")]
+    for held in report["held"]:
+        assert report["file"] not in held and report["socket"] not in held
+        assert not [f for f in held if f.startswith("/") and not f.startswith("/dev/")]
+        assert len([f for f in held if f.startswith("socket:")]) == 1  # its own pipe
+
+
+def test_forked_workers_end_when_the_run_is_killed() -> None:
+    """Killed (SIGKILL: nothing of it runs), the run leaves no worker behind: each sees
+    the end of its pipe, having closed the run's ends of the others'."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, time\n"
+            "from aggregator.live.sandbox import Sandbox\n"
+            "box = Sandbox(workers=2, timeout=20, fork_ahead=True)\n"
+            "box.warm()\n"
+            "print(json.dumps([w.process.pid for w in box._all]), flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    with process:
+        assert process.stdout is not None
+        pids = json.loads(process.stdout.readline())
+        assert len(pids) == 2
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(running(pid) for pid in pids):
+        time.sleep(0.05)
+    assert not any(running(pid) for pid in pids)
+
+
+def running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return re.search(r"^State:\s*Z", status, re.M) is None  # a zombie has ended
+
+
+def test_without_fork_ahead_the_workers_come_from_the_fork_server() -> None:
+    report = run_script(
+        """
+        box = Sandbox(workers=1, timeout=20)
+        box.warm()
+        box._warming.join(timeout=30)
+        pids = [w.process.pid for w in box._all]
+        n = len(box.parse(data, url="https://e.org/a", name="a").entries)
+        print(json.dumps({"me": os.getpid(), "parents": [parent(p) for p in pids], "n": n}))
+        box.close()
+        """
+    )
+    assert report["parents"] != [report["me"]] and report["n"] == 3
+
+
+@pytest.mark.parametrize("fork_ahead", [True, False], ids=["forked", "fork server"])
+def test_a_parse_fits_under_a_memory_limit_the_process_was_given(fork_ahead: bool) -> None:
+    """``ulimit -v`` as large as the parse's own limit: the worker keeps within it
+    rather than failing to raise its limit past it (found by review)."""
+    report = run_script(
+        f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+        box = Sandbox(workers=1, timeout=20, memory=1 << 30, fork_ahead={fork_ahead})
+        box.warm()
+        n = len(box.parse(data, url="https://e.org/a", name="a").entries)
+        print(json.dumps({{"n": n}}))
+        box.close()
+        """
+    )
+    assert report == {"n": 3}
 
 
 def test_workers_come_from_the_fork_server_while_other_threads_run() -> None:

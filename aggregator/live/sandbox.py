@@ -8,14 +8,15 @@ worker, which is replaced on the next use. Either way it is an error for that
 source alone.
 
 A run starts the workers as it starts asking its sources (:meth:`Sandbox.warm`).
-While the run has one thread only (as it has then), they are forked from the run
-itself and import the parsers on another core while the first answers arrive: a
-fork and an import, where a fork server costs a new interpreter first (0.1 to 0.2 s,
-on the critical path of a run). A forked worker closes the files it inherited (the
-store, its lock) and is given its memory on top of what it inherited. Otherwise
-(``serve``, whose threads make forking the process itself unsafe, or a worker that
-replaces a stopped one) workers come from a fork server that has already imported
-the parsers, so each costs a fork.
+A sandbox made with ``fork_ahead`` (``aggregator run``'s), while its process has one
+thread only (as a run has then), forks them from the process itself, and each imports
+the parsers on another core while the first answers arrive: a fork and an import,
+where a fork server costs a new interpreter first (0.1 to 0.2 s, on the critical path
+of a run). A forked worker closes the files and sockets it inherited (the store, its
+lock, the other workers' pipes, a connection to PostgreSQL), so that it holds nothing
+of the run's and ends when the run does. Otherwise (``serve``, whose workers live as
+long as it does, or a worker that replaces a stopped one) workers come from a fork
+server that has already imported the parsers, so each costs a fork.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ def _forkable() -> bool:
     return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
 
 
-def _close_inherited_files() -> None:
-    """Close the regular files a worker forked from the run inherited (the store, its
-    lock, a log); standard streams, pipes and sockets stay (its own pipe is one)."""
+def _close_inherited(keep: int) -> None:
+    """Close the regular files and sockets a worker forked from the run inherited (the
+    store, its lock, a log, the run's end of every worker's pipe: the worker sees the end
+    of its own when the run ends), all but its own end, ``keep``. Standard streams stay,
+    and multiprocessing's own pipes (it tells a worker's end by them)."""
     import os
     import stat
     from pathlib import Path
@@ -64,10 +67,11 @@ def _close_inherited_files() -> None:
         return
     for name in names:
         fd = int(name)
-        if fd <= 2:
+        if fd <= 2 or fd == keep:
             continue
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) or stat.S_ISSOCK(mode):
                 os.close(fd)
         except OSError:  # the listing's own descriptor, closed already
             continue
@@ -93,7 +97,7 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
     # workers itself (close), so they neither stop halfway nor print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if forked:  # from the run itself (Sandbox.warm): a copy of what it had
-        _close_inherited_files()
+        _close_inherited(conn.fileno())
 
     from aggregator.live.document import pack
     from aggregator.live.feedparse import parse_feed
@@ -101,8 +105,12 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
 
     # A parse may map ``memory`` bytes more than the worker has mapped before its first
     # document (the parsers; for a forked worker, also the run it was copied from).
+    # (Never above a limit the process was given: setting that would fail.)
     limit = memory + _address_space()
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     while True:
         try:
             task = conn.recv()
@@ -165,9 +173,15 @@ class Sandbox:
     """
 
     def __init__(
-        self, workers: int = 2, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY
+        self,
+        workers: int = 2,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory: int = DEFAULT_MEMORY,
+        *,
+        fork_ahead: bool = False,
     ) -> None:
         self.size = max(1, workers)
+        self.fork_ahead = fork_ahead  # warm() may fork the workers from this process
         self.timeout = timeout
         self.memory = memory
         self._context: ForkServerContext | None = None  # made with the first worker
@@ -241,10 +255,11 @@ class Sandbox:
     def warm(self) -> None:
         """Start the parser workers now, for documents about to come.
 
-        Called from a process that runs one thread only, the workers are forked from it
-        here (a few milliseconds); each imports the parsers on another core while the
-        first answers arrive. Otherwise a thread starts them from the fork server, whose
-        own start (a new interpreter importing the parsers) takes a fifth of a second.
+        With ``fork_ahead``, called from a process that runs one thread only, the workers
+        are forked from it here (a few milliseconds); each imports the parsers on another
+        core while the first answers arrive. Otherwise a thread starts them from the fork
+        server, whose own start (a new interpreter importing the parsers) takes a fifth of
+        a second.
         Safe to call more than once, and a :meth:`close` that comes first or meanwhile
         stops whatever it started.
         """
@@ -252,7 +267,7 @@ class Sandbox:
             if self._warmed or self._closed:
                 return
             self._warmed = True
-            fork = _forkable()
+            fork = self.fork_ahead and _forkable()
             if not fork:
                 self._warming = threading.Thread(
                     target=self._start_workers, name="aggregator-parser-warm", daemon=True
