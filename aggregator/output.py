@@ -13,7 +13,8 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -49,13 +50,15 @@ def _write_all(handle: int, data: bytes) -> None:
         view = view[os.write(handle, view) :]
 
 
-def _write_temporary(path: Path, data: bytes) -> Path:
+def _write_temporary(path: Path, data: bytes, made: set[Path]) -> Path:
     """``data`` in a new temporary file beside ``path``, durable and readable by all.
 
-    Returns the temporary file's path; when any step fails, the temporary file (if it
-    was made) is removed before the error is raised.
+    Returns the temporary file's path, also kept in ``made`` from the moment it exists;
+    when any step fails, the temporary file is removed (and dropped from ``made``)
+    before the error is raised.
     """
     handle, temporary = _open_temporary(path)
+    made.add(temporary)
     try:
         try:
             _write_all(handle, data)
@@ -66,8 +69,23 @@ def _write_temporary(path: Path, data: bytes) -> Path:
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()
+        made.discard(temporary)
         raise
     return temporary
+
+
+class _Once:
+    """Calls ``action`` the first time it is called, and never again."""
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self._action: Callable[[], object] | None = action
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            action, self._action = self._action, None
+        if action is not None:
+            action()
 
 
 def _unchanged(path: Path, data: bytes) -> bool:
@@ -138,12 +156,18 @@ class Stager:
         # The files handed to the pool, in the order added: each task's result is its
         # temporary file (None: the file holds those bytes already), collected by _wait
         # (in this order) into staged.pending or staged.unchanged.
-        self._writes: list[tuple[Path, Future[Path | None]]] = []
+        self._writes: deque[tuple[Path, Future[Path | None]]] = deque()
+        # Every temporary file the threads made and did not remove themselves: what
+        # discard removes, whatever became of the task that made it (a Ctrl-C, say).
+        self._made: set[Path] = set()
+        self._finished = False
         self._pool: ThreadPoolExecutor | None = None
         self._folders: set[Path] = set()
         self._waiting = threading.BoundedSemaphore(MAX_WAITING)
 
     def add(self, name: str, data: bytes) -> None:
+        if self._finished:
+            raise RuntimeError("a file added after the set was finished would be in no set")
         path = self.directory / name
         try:
             if path.parent not in self._folders:
@@ -154,35 +178,36 @@ class Stager:
         # A file handed to the pool holds its bytes until written: so many wait at most,
         # however much quicker rendering is than the disk.
         self._waiting.acquire()
+        release = _Once(self._waiting.release)  # by the task, or here if it never runs
         try:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="aggregator-sync")
-            write = self._pool.submit(self._write, path, data)
+            self._writes.append((path, self._pool.submit(self._write, path, data, release)))
         except BaseException:
-            self._waiting.release()
+            release()
             raise
-        # From here the semaphore is the task's to release (_write).
-        self._writes.append((path, write))
 
-    def _write(self, path: Path, data: bytes) -> Path | None:
+    def _write(self, path: Path, data: bytes, release: Callable[[], None]) -> Path | None:
         # Whether the file holds these bytes already is asked here too: a stat in the
         # rendering thread gives the other threads the GIL, and waits to get it back.
         try:
-            return None if _unchanged(path, data) else _write_temporary(path, data)
+            if _unchanged(path, data):
+                return None
+            return _write_temporary(path, data, self._made)
         finally:
-            self._waiting.release()
+            release()
 
     def _wait(self) -> None:
         """Wait for every file handed to the pool, and put each one written in
         staged.pending, in the order added; then the first failure, as WriteError."""
-        writes, self._writes = self._writes, []
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True)  # (interrupted, the next call waits again)
             self._pool = None
         failed: tuple[Path, BaseException] | None = None
-        for path, write in writes:
+        while self._writes:
+            path, write = self._writes[0]  # taken off once its file is in the set
             error = write.exception()
             if error is None:
                 temporary = write.result()
@@ -192,6 +217,7 @@ class Stager:
                     self.staged.pending.append((temporary, path))  # discard removes it
             elif failed is None:
                 failed = path, error
+            self._writes.popleft()
         if failed is not None:
             path, error = failed
             if isinstance(error, OSError):
@@ -201,6 +227,7 @@ class Stager:
     def finish(self) -> Staged:
         """Every file added, on disk in its temporary file, ready to be installed (in
         the order added)."""
+        self._finished = True
         self._wait()
         return self.staged
 
@@ -211,6 +238,9 @@ class Stager:
                 self._wait()
         finally:
             self.staged.discard()
+            for temporary in list(self._made):  # any the set missed (renamed ones are gone)
+                temporary.unlink(missing_ok=True)
+            self._made.clear()
 
     def __enter__(self) -> Stager:
         return self

@@ -77,11 +77,11 @@ def test_files_waiting_to_be_written_are_bounded(
     lock = threading.Lock()
     real = output._write_temporary
 
-    def slow_write(path: Path, data: bytes) -> Path:
+    def slow_write(path: Path, data: bytes, made: set[Path]) -> Path:
         nonlocal done
         gate.wait(timeout=10)
         try:
-            return real(path, data)
+            return real(path, data, made)
         finally:
             with lock:
                 done += 1
@@ -210,3 +210,74 @@ def test_a_failed_write_leaves_the_files_written_to_discard(
     assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 2
     stager.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_the_set_is_finished_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted while it waits for the threads, the set still removes every temporary
+    file they made, before and after the interruption (found by review)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from aggregator import output
+
+    real = output._write_temporary
+
+    def slow(path: Path, data: bytes, made: set[Path]) -> Path:
+        temporary = real(path, data, made)
+        time.sleep(0.5)  # a slow fsync
+        return temporary
+
+    monkeypatch.setattr(output, "_write_temporary", slow)
+    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt), Stager(tmp_path) as stager:
+        for i in range(6):
+            stager.add(f"f{i}.html", b"x" * 10)
+        stager.finish()  # Ctrl-C comes here
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_hand_over_releases_its_place_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When handing a file to the threads fails after the file was queued (a thread that
+    cannot start), its place among the waiting files is given back once, not twice, and
+    the temporary file its task still made is removed (found by review)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = 0
+    real_submit = ThreadPoolExecutor.submit
+
+    def submit(self: ThreadPoolExecutor, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        future = real_submit(self, *args, **kwargs)  # queued: a thread runs it
+        if calls == 2:
+            raise RuntimeError("can't start new thread")
+        return future
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", submit)
+    with pytest.raises(RuntimeError), Stager(tmp_path) as stager:
+        stager.add("a.html", b"a")
+        stager.add("b.html", b"b")
+    assert list(tmp_path.iterdir()) == []
+    assert stager._waiting._value == output_module().MAX_WAITING  # every place given back
+
+
+def output_module() -> Any:
+    from aggregator import output
+
+    return output
+
+
+def test_adding_after_the_set_is_finished_is_refused(tmp_path: Path) -> None:
+    with Stager(tmp_path) as stager:
+        stager.add("a.html", b"a")
+        staged = stager.finish()
+        with pytest.raises(RuntimeError, match="after the set was finished"):
+            stager.add("b.html", b"b")
+    staged.install()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html"]
