@@ -297,3 +297,20 @@ def test_workers_come_from_the_fork_server_while_other_threads_run() -> None:
         [worker] = box._all
         assert parent_of(worker.process.pid) != os.getpid()
         assert len(box.parse(RSS, url="https://feeds.example/a", name="a").entries) == 3
+
+
+def test_a_worker_cannot_raise_its_own_memory_limit() -> None:
+    report = run_script(
+        """
+        box = Sandbox(workers=1, timeout=20, memory=256 << 20, fork_ahead=True)
+        box.warm()
+        box.parse(data, url="https://e.org/a", name="a")
+        [worker] = box._all
+        limits = Path(f"/proc/{worker.process.pid}/limits").read_text()
+        line = next(l for l in limits.splitlines() if l.startswith("Max address space"))
+        print(json.dumps({"fields": line.split()[3:5]}))
+        box.close()
+        """
+    )
+    soft, hard = report["fields"]
+    assert soft == hard != "unlimited"

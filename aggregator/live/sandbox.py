@@ -105,12 +105,13 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
 
     # A parse may map ``memory`` bytes more than the worker has mapped before its first
     # document (the parsers; for a forked worker, also the run it was copied from).
-    # (Never above a limit the process was given: setting that would fail.)
+    # (Never above a limit the process was given: raising that would fail.) The hard
+    # limit too, so that the worker cannot raise its own.
     limit = memory + _address_space()
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         try:
             task = conn.recv()
