@@ -19,6 +19,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 from aggregator.dates import parse_timestamp
@@ -385,6 +386,7 @@ def _unplain_nodes() -> Any:
 # Encodings in which every ASCII character is its own single byte, as the byte tests
 # below assume; lxml names a document's encoding in one of these spellings.
 _ASCII_BYTES = frozenset({"utf-8", "us-ascii", "ascii"})
+_XML_SPACE = b" \t\r\n"  # what XML calls white space (not Python's \v and \f)
 
 
 def _plain_bytes(data: bytes) -> bool:
@@ -458,17 +460,17 @@ def fast_rss(
 
     Every item's :func:`raw_digest` comes with it; an item whose digest is in ``known``
     (read, whole, from the same bytes last time) is not read again: None in its place.
+    When some are known, only the others are parsed (see :func:`_without_known`).
     """
     from lxml import etree
 
     if b"<rss" not in data[:2048] or (content_type and "charset" in content_type.lower()):
         return None
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, remove_comments=True
-    )
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError:
+    cut = _without_known(data, url=url, source=source, known=known) if known else None
+    if cut is not None:
+        return cut
+    root = _parse(data)
+    if root is None:
         return None
     channel = root.find("channel")
     if root.tag != "rss" or root.get("version") != "2.0" or channel is None:
@@ -476,22 +478,13 @@ def fast_rss(
     # xml:base, a processing instruction or an entity left unresolved anywhere: for
     # feedparser. The bytes rule them out in most documents; else one XPath and one walk
     # in C (a Python loop over every element cost more than the parse itself).
-    encoding = str(root.getroottree().docinfo.encoding or "").lower()
+    encoding = _encoding(root)
     ascii_bytes = encoding in _ASCII_BYTES
     if not (ascii_bytes and _plain_bytes(data)) and (
         _unplain_nodes()(root) or next(root.iter(etree.Entity), None) is not None
     ):
         return None
-    http = url.startswith(("http://", "https://"))
-    base = url if http else ""
-    feed: dict[str, Any] = {}
-    for name in ("title", "link", "ttl"):
-        element = channel.find(name)
-        if element is not None:
-            feed[name] = _text(element)
-    feed["title_detail"] = {"type": "text/plain", "base": base}
-    # As parse_feed salts item_digest: the same source, URL and base.
-    salt = f"{DIGEST_VERSION}\0{source or url}\0{url}\0{url if http else feed.get('link')}"
+    feed, salt = _channel(channel, url=url, source=source)
     items = channel.findall("item")
     # Each item's own bytes, as they came: found by a scan of the bytes when they are
     # ASCII-compatible and the scan finds exactly the channel's items (then they are the
@@ -503,19 +496,121 @@ def fast_rss(
     raw: list[bytes | memoryview]
     if spans is not None and len(spans) == len(items):
         view = memoryview(data)
-        scope = sorted((prefix or "", uri) for prefix, uri in channel.nsmap.items())
-        context = f"\0span\0{encoding}\0{scope}"
+        salt += _span_context(encoding, channel)
         raw = [view[begin:end] for begin, end in spans]
     else:
-        context = "\0lxml"
+        salt += "\0lxml"
         raw = [etree.tostring(item, with_tail=False) for item in items]
-    salt += context
+    digests = [raw_digest(own, salt) for own in raw]
+    return _read_items(feed, items, digests, known, base=feed["title_detail"]["base"])
+
+
+def _parse(data: bytes) -> Any:
+    """The document's root element, or None when lxml finds it not well-formed."""
+    from lxml import etree
+
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, remove_comments=True
+    )
+    try:
+        return etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        return None
+
+
+def _encoding(root: Any) -> str:
+    return str(root.getroottree().docinfo.encoding or "").lower()
+
+
+def _channel(channel: Any, *, url: str, source: str | None) -> tuple[dict[str, Any], str]:
+    """What the feed says of itself, and the salt of its items' digests."""
+    http = url.startswith(("http://", "https://"))
+    base = url if http else ""
+    feed: dict[str, Any] = {}
+    for name in ("title", "link", "ttl"):
+        element = channel.find(name)
+        if element is not None:
+            feed[name] = _text(element)
+    feed["title_detail"] = {"type": "text/plain", "base": base}
+    # As parse_feed salts item_digest: the same source, URL and base.
+    salt = f"{DIGEST_VERSION}\0{source or url}\0{url}\0{url if http else feed.get('link')}"
+    return feed, salt
+
+
+def _span_context(encoding: str, channel: Any) -> str:
+    """The part of the salt of digests taken from an item's bytes: the encoding and the
+    namespaces in scope say what those bytes mean."""
+    scope = sorted((prefix or "", uri) for prefix, uri in channel.nsmap.items())
+    return f"\0span\0{encoding}\0{scope}"
+
+
+def _without_known(
+    data: bytes, *, url: str, source: str | None, known: frozenset[str]
+) -> _Parsed | None:
+    """The document read without parsing the items known from the last read, or None
+    for the whole document to be parsed.
+
+    A feed polled again mostly holds the items it held: what comes before the first
+    item and after the last one, with only whitespace between the items, is parsed on
+    its own first (for the encoding, the namespaces and the channel, which salt each
+    item's digest), then again with the new items only. A known item is the same bytes
+    as one read whole last time, in the same encoding and namespaces; its meaning does
+    not depend on what else the document holds (no DOCTYPE, no xml:base, no processing
+    instruction: the bytes say so), so it needs no parsing to be known unchanged.
+    """
+    if b"<!DOCTYPE" in data or not _plain_bytes(data):
+        return None
+    spans = item_spans(data)
+    if not spans:
+        return None
+    view = memoryview(data)
+    if any(view[end:begin].tobytes().strip(_XML_SPACE) for (_, end), (begin, _) in pairwise(spans)):
+        return None  # something besides items between them: the whole document, then
+    head, tail = data[: spans[0][0]], data[spans[-1][1] :]
+    frame = _parse(head + tail)
+    if frame is None:
+        return None
+    channel = frame.find("channel")
+    encoding = _encoding(frame)
+    if (
+        frame.tag != "rss"
+        or frame.get("version") != "2.0"
+        or channel is None
+        or encoding not in _ASCII_BYTES
+        or channel.find("item") is not None
+    ):
+        return None
+    feed, salt = _channel(channel, url=url, source=source)
+    salt += _span_context(encoding, channel)
+    digests = [raw_digest(view[begin:end], salt) for begin, end in spans]
+    new = [span for span, digest in zip(spans, digests, strict=True) if digest not in known]
+    if len(new) == len(spans):
+        return None  # nothing known: one parse of the whole document is cheaper
+    # The items, side by side, are the channel's own: the new ones are parsed where the
+    # whole document had them, or, with none new, one known item is, to see that.
+    shown = new or spans[:1]
+    root = _parse(b"\n".join([head, *(view[begin:end] for begin, end in shown), tail]))
+    items = root.find("channel").findall("item") if root is not None else None
+    if items is None or len(items) != len(shown):
+        return None
+    found = iter(items)
+    elements = [None if digest in known else next(found) for digest in digests]
+    return _read_items(feed, elements, digests, known, base=feed["title_detail"]["base"])
+
+
+def _read_items(
+    feed: dict[str, Any],
+    items: list[Any],
+    digests: list[str],
+    known: frozenset[str],
+    *,
+    base: str,
+) -> _Parsed | None:
+    """The fast path's entries (None for a known item), or None when an item holds what
+    only feedparser reads."""
     entries: list[dict[str, Any] | None] = []
-    digests: list[str] = []
-    for item, own in zip(items, raw, strict=True):
-        digest = raw_digest(own, salt)
-        digests.append(digest)
-        if digest in known:
+    for item, digest in zip(items, digests, strict=True):
+        if item is None or digest in known:
             entries.append(None)
             continue
         entry: dict[str, Any] = {"tags": []}
