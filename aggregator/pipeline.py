@@ -35,6 +35,7 @@ from aggregator.store.leases import claim_sources, release_sources
 
 if TYPE_CHECKING:  # the renderers, the plan and the topics load when they are used
     from aggregator.render import FeedSpec
+    from aggregator.site.parts import Runner
     from aggregator.site.plan import Manifest
     from aggregator.topics import Topic
 
@@ -115,6 +116,7 @@ def render_files(
     store: StoreType,
     previous: Manifest | None = None,
     emit: Callable[[str, bytes], None] | None = None,
+    runner: Runner | None = None,
 ) -> Rendered:
     """Render what changed since the files ``previous`` describes (None: every file).
 
@@ -122,34 +124,30 @@ def render_files(
     entry pages whose inputs differ from ``previous`` are rendered (the index too when
     any feed changed): aggregator.site.plan says why the files then equal a full render.
     ``emit`` is given each file as soon as it is rendered (publish stages it then).
+    With a ``runner`` (a run's parser workers), the files are rendered there, in parts
+    side by side (aggregator.site.parts), and come back in the same order and bytes.
     """
-    from aggregator.render import entry_time, render_feed_files
+    from aggregator.render import entry_time
 
     limit = config.feeds.max_entries
     newest = store.newest(1)
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
     specs = feed_specs(config)
     latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
-    from aggregator.site import renderer_fingerprint, site_files, site_from_config
+    from aggregator.site import parts, site_from_config
     from aggregator.site.plan import changes, manifest_of
 
-    manifest = manifest_of(latest, fallback, renderer_fingerprint())
+    manifest = manifest_of(latest, fallback, parts.fingerprint(runner))
     todo = changes(previous, manifest)
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
     files: dict[str, bytes] = {}
-
-    def made(name: str, data: bytes) -> None:
+    inputs = parts.Inputs(
+        site_from_config(config), tuple(spec for spec, _ in specs), latest, fallback, todo
+    )
+    for name, data in parts.render(inputs, runner):
         files[name] = data
         if emit is not None:
             emit(name, data)
-
-    for spec, _ in specs:
-        if todo.feed(spec.slug):
-            for name, data in render_feed_files(spec, latest[spec.slug], fallback).items():
-                made(name, data)
-    site = site_from_config(config)
-    for name, data in site_files(site, [spec for spec, _ in specs], latest, todo):
-        made(name, data)
     return Rendered(files, manifest, tuple(names))
 
 
@@ -289,6 +287,7 @@ def publish(
     states: FetchStates,
     outcomes: Sequence[Outcome],
     now: datetime,
+    runner: Runner | None = None,
 ) -> RunResult:
     """Apply outcomes to the store and rewrite the files that changed (hold the lock).
 
@@ -316,7 +315,11 @@ def publish(
                 # ones are rendered (output.Stager).
                 with Stager(directory) as stager:
                     rendered = render_files(
-                        config, store, recorded_manifest(config, store), emit=stager.add
+                        config,
+                        store,
+                        recorded_manifest(config, store),
+                        emit=stager.add,
+                        runner=runner,
                     )
                     # This install's token, written into the directory with the files and
                     # into the store after them: the store and the files each know the other
@@ -427,6 +430,7 @@ def refresh(
     lock_whole_run: bool = True,
     force: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    render_in_workers: bool = False,
 ) -> RunResult:
     """Read ``sources`` (default: all), fold them into the store, rewrite the feeds.
 
@@ -437,6 +441,8 @@ def refresh(
     reading its sources does not hold up other workers' publishing.
     ``force`` asks every live source, even one whose last answer is still fresh;
     ``clock`` tells the time the sources are released at (on a shared store).
+    ``render_in_workers``: the files are rendered in the sandbox's workers, if they
+    were started (to parse), rather than in this process (aggregator.site.parts).
     """
     lock_whole_run = lock_whole_run and not config.store.url
     with ExitStack() as stack:
@@ -446,16 +452,23 @@ def refresh(
         # On a shared store, only the sources no other worker is reading (leases).
         claimed = claim_sources(store, config, config.sources if sources is None else sources, now)
         states = FetchStates(store)
-        ready = _Ready()
+        ready = _Ready(_load_planner if render_in_workers else _load_renderers)
         ingest = Ingest(
             config, states, sandbox, now, skip_fresh=True, force=force, on_document=ready.start
         )
         outcomes = ingest.run(claimed)
+        runner = sandbox if render_in_workers and sandbox.started else None
+        if runner is not None:
+            # The workers are done parsing: they load the renderers while this process
+            # stores what was read.
+            from aggregator.site import parts
+
+            parts.prepare_in(runner)
         ready.join()
         report_outcomes(outcomes)
         if not lock_whole_run:
             stack.enter_context(write_lock(config.store))
-        result = publish(config, store, states, outcomes, now)
+        result = publish(config, store, states, outcomes, now, runner)
         # Due one interval after the reads, which came after ``now``: counted from now,
         # another worker could read a source again sooner than one interval after.
         release_sources(store, config, outcomes, max(now, clock()))
@@ -463,19 +476,21 @@ def refresh(
 
 
 class _Ready:
-    """Gets the renderers ready while the sources are read: imports the page and feed
-    renderers and loads the page templates in a thread, started when the first document
-    comes (with nothing read, nothing is rendered, and nothing is loaded). About 0.1 s
-    of a run's publish, spent while the run waits for the network and the parser
-    workers instead of after."""
+    """Gets the publish ready while the sources are read: imports the page and feed
+    renderers and loads the page templates in a thread (``load``), started when the
+    first document comes (with nothing read, nothing is rendered, and nothing is
+    loaded). About 0.1 s of a run's publish, spent while the run waits for the network
+    and the parser workers instead of after. (When the workers render, this process
+    only plans: ``load`` then imports the planning alone.)"""
 
-    def __init__(self) -> None:
+    def __init__(self, load: Callable[[], None]) -> None:
+        self._load = load
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=_load_renderers, name="aggregator-renderers", daemon=True
+                target=self._load, name="aggregator-renderers", daemon=True
             )
             self._thread.start()
 
@@ -486,16 +501,22 @@ class _Ready:
 
 def _load_renderers() -> None:
     try:
-        import aggregator.site.plan  # noqa: F401  (the pages bring the feed renderers)
-        from aggregator.site import renderer_fingerprint
-        from aggregator.site.pages import TEMPLATES, environment
+        import aggregator.site.plan  # noqa: F401
+        from aggregator.site import parts
 
-        renderer_fingerprint()
-        env = environment()
-        for name in TEMPLATES:
-            env.get_template(name)
+        parts.prepare()
     except Exception:  # the publish loads them itself, and reports what fails
         log.debug("loading the renderers ahead failed", exc_info=True)
+
+
+def _load_planner() -> None:
+    try:
+        # What planning the parts needs: the pages' plain parts (not Jinja2), the plan.
+        import aggregator.site.pages
+        import aggregator.site.parts
+        import aggregator.site.plan  # noqa: F401
+    except Exception:  # the publish loads them itself, and reports what fails
+        log.debug("loading the publish's planning ahead failed", exc_info=True)
 
 
 def catch_up(config: Config, now: datetime) -> RunResult | None:
@@ -539,4 +560,4 @@ def run(config: Config, now: datetime, *, force: bool = False) -> RunResult:
     """Regenerate every feed from every source: one cron run (``force``: ask every
     live source, however fresh its last answer)."""
     with make_sandbox(config, fork_ahead=True) as sandbox:
-        return refresh(config, sandbox, now, force=force)
+        return refresh(config, sandbox, now, force=force, render_in_workers=True)

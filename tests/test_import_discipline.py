@@ -203,3 +203,32 @@ def test_a_run_whose_feeds_answer_304_loads_no_renderer(tmp_path: Path, feedserv
     assert status == 0
     assert len(feedserver.log) == asked + 1  # asked again, and it said 304
     assert _loaded(modules, ("jinja2", "aggregator.site.pages", "aggregator.render")) == []
+
+
+def test_a_run_renders_its_files_in_its_parser_workers(tmp_path: Path, feedserver: Server) -> None:
+    """Once its sources are read, a run's parser workers render its files
+    (aggregator.site.parts): the run's own process, which every step waits on, plans
+    what to render but loads no template engine, and the files are a full render's."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[store]\npath = '{tmp_path / 'store.sqlite3'}'\n"
+        f"[feeds]\ndirectory = '{tmp_path / 'feeds'}'\n\n"
+        f"[[sources]]\nname = 'nato'\nurl = '{feedserver.base}/feeds/rss20.xml'\n"
+        "[[topics]]\nslug = 'ukraine'\ntitle = 'Ukraine'\ndescription = 'Ukraine'\n"
+        "terms = ['Ukraine']\n",
+        "utf-8",
+    )
+    status, modules = _modules_of_run(config, tmp_path)
+    assert status == 0
+    assert "aggregator.site.parts" in modules  # it planned the parts
+    assert _loaded(modules, ("jinja2", "markupsafe")) == []
+
+    from aggregator.config import load_config
+    from aggregator.pipeline import build_files
+
+    settings = load_config(config)
+    with open_store(settings.store) as store:
+        files = build_files(settings, store)
+    assert any(name.startswith("entries/") for name in files)
+    for name, data in files.items():
+        assert (tmp_path / "feeds" / name).read_bytes() == data, name

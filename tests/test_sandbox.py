@@ -314,3 +314,77 @@ def test_a_worker_cannot_raise_its_own_memory_limit() -> None:
     )
     soft, hard = report["fields"]
     assert soft == hard != "unlimited"
+
+
+# -- calls: trusted work run in a worker (aggregator.site.parts renders there) ------------
+
+
+def _double(value: int) -> int:
+    return value * 2
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _unpicklable() -> object:
+    return lambda: None  # a lambda cannot be pickled back
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+def test_a_call_runs_in_a_worker_and_its_result_comes_back() -> None:
+    with Sandbox(workers=1, timeout=20) as box:
+        assert box.call(_double, 21) == 42
+        assert box.call(_pid) != os.getpid()
+        assert box.call(_pid) == box._all[0].process.pid  # the same worker, reused
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "message"),
+    [
+        (_fail, ("no such thing",), r"^ValueError: no such thing$"),
+        (_unpicklable, (), r"^its result could not be sent back: "),
+    ],
+    ids=["raises", "unpicklable result"],
+)
+def test_a_failed_call_says_why_and_the_worker_carries_on(
+    function: Any, args: tuple[object, ...], message: str
+) -> None:
+    from aggregator.live.sandbox import WorkerError
+
+    with Sandbox(workers=1, timeout=20) as box:
+        with pytest.raises(WorkerError, match=message):
+            box.call(function, *args)
+        assert len(box.parse(RSS, url="https://feeds.example/ok", name="ok").entries) == 3
+        assert box.call(_double, 2) == 4
+
+
+def test_a_call_past_its_time_is_stopped_with_its_worker() -> None:
+    from aggregator.live.sandbox import WorkerError
+
+    with Sandbox(workers=1, timeout=20) as box:
+        first = box.call(_pid)  # (the worker's start is not this test's to time)
+        box.timeout = 0.2
+        with pytest.raises(WorkerError, match=r"took longer than 0.2 s; stopped"):
+            box.call(_sleep, 30)
+        box.timeout = 20
+        assert box.call(_pid) != first  # a new worker
+        assert len(box.parse(RSS, url="https://feeds.example/ok", name="ok").entries) == 3
+
+
+def test_a_call_to_a_closed_sandbox_is_refused() -> None:
+    from aggregator.live.sandbox import WorkerError
+
+    box = Sandbox(workers=1, timeout=20)
+    box.close()
+    with pytest.raises(WorkerError, match="the workers were stopped"):
+        box.call(_double, 1)

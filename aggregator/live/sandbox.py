@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aggregator.errors import SourceError
 from aggregator.model import MAX_ENTRIES
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from aggregator.live.feedparse import FeedDocument
 
 log = logging.getLogger("aggregator")
+T = TypeVar("T")
 
 # What the fork server imports once, so that each worker it forks has it already.
 PRELOAD = ["aggregator.live.feedparse", "lxml.etree"]
@@ -89,7 +91,8 @@ def _address_space() -> int:
 
 
 def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
-    """A worker's loop: parse what arrives, send back the document or the error."""
+    """A worker's loop: parse what arrives (or run a call, :meth:`Sandbox.call`), send
+    back the document or the error."""
     import resource
     import signal
 
@@ -114,9 +117,16 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         try:
-            task = conn.recv()
+            kind, *task = conn.recv()
         except EOFError:
             return
+        if kind == "call":
+            answer = _call(*task)
+            try:
+                conn.send(answer)
+            except Exception as error:  # pickled before anything is written
+                conn.send(("error", f"its result could not be sent back: {error}"))
+            continue
         data, url, name, content_type, max_entries, known = task
         try:
             # JSON Feed is parsed here too, under the same memory and time limits.
@@ -143,12 +153,25 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
         conn.send(reply)
 
 
+def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+    """A call's reply: its result, or what went wrong, in one line."""
+    try:
+        return ("ok", function(*args))
+    except MemoryError:
+        return ("error", "ran out of the worker's memory")
+    except Exception as error:
+        return ("error", f"{type(error).__name__}: {error}")
+
+
 class _Worker:
     def __init__(self, context: ForkServerContext | ForkContext, memory: int) -> None:
         self.conn, child = context.Pipe()
         forked = context.get_start_method() == "fork"
         self.process: BaseProcess = context.Process(
-            target=_serve, args=(child, memory, forked), daemon=True, name="aggregator-parser"
+            target=_serve,
+            args=(child, memory, forked),
+            daemon=True,
+            name="aggregator-parser",
         )
         self.process.start()
         child.close()
@@ -162,6 +185,22 @@ class _Worker:
 
 class _Closed(Exception):
     """The sandbox was closed: no document is parsed any more."""
+
+
+class _Died(Exception):
+    """The worker ended before it answered (its exit code)."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _Late(Exception):
+    """The worker did not answer within the time limit; it was stopped."""
+
+
+class WorkerError(Exception):
+    """A call could not be run in a worker: the message says why."""
 
 
 class Sandbox:
@@ -194,6 +233,12 @@ class Sandbox:
         self._warmed = False
         self._warming: threading.Thread | None = None  # the thread starting them, if any
         self._closed = False
+
+    @property
+    def started(self) -> bool:
+        """Whether any worker is running (or being started)."""
+        with self._lock:
+            return self._started > 0
 
     def _take(self) -> _Worker:
         with self._changed:
@@ -317,37 +362,65 @@ class Sandbox:
         bounds what is pickled back from the worker (about 25 ms for 1,000 entries);
         items whose digests are in ``known`` are not cleaned and do not come back.
         """
+        task = ("parse", data, url, name, content_type, max_entries, known)
         try:
-            worker = self._take()
+            status, value = self._ask(task)
         except _Closed:
             raise SourceError(name, url, "not parsed: the parser workers were stopped") from None
-        try:
-            worker.conn.send((data, url, name, content_type, max_entries, known))
-            answered = worker.conn.poll(self.timeout)
-            if answered:
-                status, value = worker.conn.recv()
-        except (EOFError, OSError) as error:
-            code = worker.process.exitcode
-            self._discard(worker)
-            if self._closed:
-                raise SourceError(
-                    name, url, "not parsed: the parser workers were stopped"
-                ) from error
+        except _Died as error:
             raise SourceError(
-                name, url, f"parser process died (exit code {code}); document refused"
+                name, url, f"parser process died (exit code {error.code}); document refused"
             ) from error
-        except BaseException:
-            self._discard(worker)  # a worker in an unknown state is not reused
-            raise
-        if not answered:
-            self._discard(worker)
-            raise SourceError(name, url, f"parsing took longer than {self.timeout:g} s; stopped")
-        self._give_back(worker)
+        except _Late:
+            raise SourceError(
+                name, url, f"parsing took longer than {self.timeout:g} s; stopped"
+            ) from None
         if status == "error":
             raise SourceError(name, url, str(value))
         from aggregator.live.document import unpack
 
         return unpack(value)
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` run in a worker, under the same limits of time and memory
+        as a parse; for work that need not hold up this process (rendering). Any failure
+        raises :class:`WorkerError`: the caller may then do the work itself. ``function``
+        and ``args`` go to the worker and the result comes back by pickling."""
+        try:
+            status, value = self._ask(("call", function, args))
+        except _Closed:
+            raise WorkerError("the workers were stopped") from None
+        except _Died as error:
+            raise WorkerError(f"the worker died (exit code {error.code})") from error
+        except _Late:
+            raise WorkerError(f"took longer than {self.timeout:g} s; stopped") from None
+        if status == "error":
+            raise WorkerError(str(value))
+        return cast(T, value)
+
+    def _ask(self, task: tuple[Any, ...]) -> tuple[str, Any]:
+        """Send ``task`` to an idle worker, and its reply back. A worker that died, did
+        not answer in time, or was interrupted is stopped and not used again."""
+        worker = self._take()
+        try:
+            worker.conn.send(task)
+            answered = worker.conn.poll(self.timeout)
+            if answered:
+                reply: tuple[str, Any] = worker.conn.recv()
+        except (EOFError, OSError) as error:
+            code = worker.process.exitcode
+            self._discard(worker)
+            if self._closed:
+                raise _Closed from error
+            raise _Died(code) from error
+        except BaseException:
+            self._discard(worker)  # a worker in an unknown state is not reused
+            raise
+        if not answered:
+            self._discard(worker)
+            raise _Late
+        self._give_back(worker)
+        return reply
 
     def close(self) -> None:
         with self._changed:

@@ -14,8 +14,6 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from aggregator.site import outputs
-
 # The pages (and the plan) load when something is rendered: a run with nothing new
 # only asks aggregator.site.outputs which files there are.
 if TYPE_CHECKING:
@@ -69,7 +67,8 @@ def renderer_fingerprint() -> str:
     package = resources.files("aggregator")
     sources = [package.joinpath("render.py")]
     sources += [
-        package.joinpath("site", name) for name in ("__init__.py", "pages.py", "outputs.py")
+        package.joinpath("site", name)
+        for name in ("__init__.py", "pages.py", "outputs.py", "parts.py")
     ]
     for folder in ("templates", "static"):
         sources += sorted(package.joinpath("site", folder).iterdir(), key=lambda p: p.name)
@@ -136,28 +135,11 @@ def site_files(
 ) -> Iterator[tuple[str, bytes]]:
     """:func:`render_site_files`, one ``(name, bytes)`` at a time, as each is rendered
     (so that a file can be on its way to the disk while the next one is rendered)."""
-    from aggregator.site.pages import (
-        feeds,
-        render_entry,
-        render_index,
-        render_topic,
-        unique_entries,
-    )
+    from aggregator.site.pages import feeds
+    from aggregator.site.parts import Inputs, render_units, site_units
     from aggregator.site.plan import EVERYTHING
 
     changes = EVERYTHING if changes is None else changes
-    shown = feeds(site, specs, latest)
-    by_slug = {feed.slug: feed for feed in shown}
-    for feed in shown:
-        if changes.feed(feed.slug):
-            yield outputs.topic_page(feed.slug), render_topic(site, feed)
-    for entry in unique_entries(shown):
-        if changes.entry(entry.id):
-            yield outputs.entry_file(entry.id), render_entry(site, entry, by_slug)
-    if changes.everything:
-        yield outputs.OPML, render_opml(site, specs)
-    if changes.index:
-        yield outputs.INDEX, render_index(site, shown, LATEST_ON_INDEX)
-    if changes.everything:
-        for name in outputs.STATIC_FILES:
-            yield name, static_file(name)
+    inputs = Inputs(site, tuple(specs), latest, None, changes)
+    chosen = site_units(feeds(site, specs, latest), changes)
+    yield from render_units(inputs, chosen)

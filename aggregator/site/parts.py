@@ -1,0 +1,281 @@
+"""One publish's files as parts that render on their own, and side by side.
+
+What a publish renders (:mod:`aggregator.site.plan` says which files changed) is a list
+of units, in the order the files are staged and installed (:func:`units`): the static
+files, each changed entry page, each changed feed's three documents and topic page, the
+OPML and the index. A part is a run of units; rendering every part in turn is the whole rendering,
+and a part needs nothing but the publish's :class:`Inputs`. So the parts can be rendered
+in other processes (``aggregator run`` uses its parser workers, idle once the sources are
+read, so that its own process, the one every step of a run waits on, does not render)
+and handed back in order: the same bytes as rendered here, as the tests check.
+
+Pure, like the renderers it calls: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from aggregator.site import outputs
+
+if TYPE_CHECKING:
+    from aggregator.model import Entry
+    from aggregator.render import FeedSpec
+    from aggregator.site.pages import Feed, Site
+    from aggregator.site.plan import Changes
+
+T = TypeVar("T")
+
+# One file or group of files: ("feed", slug) is the feed's three documents, ("topic",
+# slug) its page, ("entry", id) an entry's page, ("opml", ""), ("index", ""), and
+# ("static", name) a file shipped with the package.
+Unit = tuple[str, str]
+
+# A part is worth rendering apart from the others only above this much work (in entry
+# pages, see _weight): below it, pickling its inputs costs more than it spares.
+MIN_PART = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything a publish's files are rendered from."""
+
+    site: Site
+    specs: tuple[FeedSpec, ...]
+    latest: Mapping[str, Sequence[Entry]]  # each feed's entries, newest first
+    fallback: datetime | None  # a feed's "updated" when it has no entries (feeds only)
+    changes: Changes
+    # The entries whose pages are rendered, when not all of ``latest`` is given: a part
+    # sent elsewhere carries only the feeds its units show (see _for_part).
+    pages: tuple[Entry, ...] = ()
+
+
+class Runner(Protocol):
+    """Where parts may be rendered besides here: ``call(function, *args)`` runs
+    ``function(*args)`` elsewhere and returns its result, or raises (the part is then
+    rendered here). :meth:`aggregator.live.sandbox.Sandbox.call` is one."""
+
+    size: int
+
+    def call(self, function: Callable[..., T], *args: Any) -> T: ...
+
+
+def site_units(shown: Sequence[Feed], changes: Changes) -> list[Unit]:
+    """The units of the site around the feeds, in order (see :func:`units`)."""
+    from aggregator.site.pages import unique_entries
+
+    units: list[Unit] = []
+    if changes.everything:
+        units += [("static", name) for name in outputs.STATIC_FILES]
+    units += [("entry", e.id) for e in unique_entries(shown) if changes.entry(e.id)]
+    units += [("topic", feed.slug) for feed in shown if changes.feed(feed.slug)]
+    if changes.everything:
+        units.append(("opml", ""))
+    if changes.index:
+        units.append(("index", ""))
+    return units
+
+
+def units(inputs: Inputs) -> list[Unit]:
+    """Every unit of a publish, in the order its files are staged and installed: what
+    is linked to before what links to it. The stylesheet and the XSLT, then the entry
+    pages (many small files, whose writes then start first), the feeds and the topic
+    pages that link to them, and the OPML and the index, which link to the feeds."""
+    from aggregator.site.pages import feeds
+
+    changes = inputs.changes
+    shown = feeds(inputs.site, inputs.specs, inputs.latest)
+    site = site_units(shown, changes)
+    feed_units = [("feed", s.slug) for s in inputs.specs if changes.feed(s.slug)]
+    first = next((i for i, (kind, _) in enumerate(site) if kind == "topic"), None)
+    if first is None:
+        first = next(
+            (i for i, (kind, _) in enumerate(site) if kind in ("opml", "index")), len(site)
+        )
+    return [*site[:first], *feed_units, *site[first:]]
+
+
+class _Renderer:
+    """Renders units of one publish (the feeds shown, looked up once)."""
+
+    def __init__(self, inputs: Inputs) -> None:
+        from aggregator.site.pages import feeds
+
+        self.inputs = inputs
+        self.shown = feeds(inputs.site, inputs.specs, inputs.latest)
+        self.by_slug = {feed.slug: feed for feed in self.shown}
+        self._entries: dict[str, Entry] | None = None
+
+    def files(self, unit: Unit) -> Iterator[tuple[str, bytes]]:
+        kind, key = unit
+        site = self.inputs.site
+        if kind == "feed":
+            from aggregator.render import render_feed_files
+
+            spec = next(s for s in self.inputs.specs if s.slug == key)
+            entries = self.inputs.latest.get(key, ())
+            if self.inputs.fallback is None:
+                raise ValueError("a feed is rendered with the time it shows when empty")
+            yield from render_feed_files(spec, entries, self.inputs.fallback).items()
+        elif kind == "topic":
+            from aggregator.site.pages import render_topic
+
+            yield outputs.topic_page(key), render_topic(site, self.by_slug[key])
+        elif kind == "entry":
+            from aggregator.site.pages import render_entry
+
+            yield outputs.entry_file(key), render_entry(site, self.entry(key), self.by_slug)
+        elif kind == "opml":
+            from aggregator.site import render_opml
+
+            yield outputs.OPML, render_opml(site, self.inputs.specs)
+        elif kind == "index":
+            from aggregator.site import LATEST_ON_INDEX
+            from aggregator.site.pages import render_index
+
+            yield outputs.INDEX, render_index(site, self.shown, LATEST_ON_INDEX)
+        elif kind == "static":
+            from aggregator.site import static_file
+
+            yield key, static_file(key)
+        else:
+            raise ValueError(f"not a unit of a publish: {unit!r}")
+
+    def entry(self, entry_id: str) -> Entry:
+        if self._entries is None:
+            from aggregator.site.pages import unique_entries
+
+            self._entries = {e.id: e for e in unique_entries(self.shown)}
+            self._entries.update((e.id, e) for e in self.inputs.pages)
+        return self._entries[entry_id]
+
+
+def render_units(inputs: Inputs, chosen: Sequence[Unit]) -> list[tuple[str, bytes]]:
+    """The files of ``chosen`` units, in order."""
+    renderer = _Renderer(inputs)
+    return [file for unit in chosen for file in renderer.files(unit)]
+
+
+def render_part(pickled: bytes, chosen: Sequence[Unit]) -> list[tuple[str, bytes]]:
+    """:func:`render_units` from pickled inputs (:func:`_for_part`): what another
+    process is asked to do."""
+    inputs: Inputs = pickle.loads(pickled)
+    return render_units(inputs, chosen)
+
+
+def _for_part(inputs: Inputs, part: Sequence[Unit]) -> bytes:
+    """The inputs a part needs, pickled: the entries of the feeds its feeds, topic
+    pages and index show, and those whose pages it renders. (An entry's page names the
+    feeds it is in, not their entries; pickling every feed's entries for every part
+    cost more than rendering some parts.)"""
+    kinds = {kind for kind, _ in part}
+    if "index" in kinds:
+        needed = set(inputs.latest)
+    else:
+        needed = {key for kind, key in part if kind in ("feed", "topic")}
+    pages: tuple[Entry, ...] = ()
+    if "entry" in kinds:
+        wanted = {key for kind, key in part if kind == "entry"}
+        found: dict[str, Entry] = {}
+        for slug, entries in inputs.latest.items():
+            for entry in entries if slug not in needed else ():
+                if entry.id in wanted:
+                    found.setdefault(entry.id, entry)
+        pages = tuple(found.values())
+    latest = {slug: inputs.latest[slug] if slug in needed else () for slug in inputs.latest}
+    trimmed = replace(inputs, latest=latest, pages=pages)
+    return pickle.dumps(trimmed, pickle.HIGHEST_PROTOCOL)
+
+
+def _weight(inputs: Inputs, unit: Unit) -> float:
+    """About how long a unit takes to render, in entry pages (as measured: a feed's three
+    documents take 1.5 entry pages per entry, a topic page half of one)."""
+    kind, key = unit
+    if kind == "feed":
+        return 1.5 * len(inputs.latest.get(key, ()))
+    if kind == "topic":
+        return 0.5 * len(inputs.latest.get(key, ()))
+    if kind == "index":
+        return 5.0
+    return 1.0 if kind == "entry" else 0.1
+
+
+def split(inputs: Inputs, chosen: Sequence[Unit], parts: int) -> list[list[Unit]]:
+    """``chosen`` cut into at most ``parts`` runs of about equal work, in order (fewer
+    when there is too little work for that many: see MIN_PART)."""
+    weights = [_weight(inputs, unit) for unit in chosen]
+    total = sum(weights)
+    parts = max(1, min(parts, int(total // MIN_PART)))
+    result: list[list[Unit]] = [[]]
+    done = 0.0
+    for unit, weight in zip(chosen, weights, strict=True):
+        if len(result) < parts and done >= total * len(result) / parts and result[-1]:
+            result.append([])
+        result[-1].append(unit)
+        done += weight
+    return result
+
+
+def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, bytes]]:
+    """Every file of a publish, in order, each part as soon as it and those before it
+    are rendered. With a ``runner``, the parts are rendered there, side by side; a part
+    that fails there (a worker gone, out of time) is rendered here."""
+    chosen = units(inputs)
+    if runner is None or not chosen:
+        yield from render_units(inputs, chosen)
+        return
+    # A few parts each: the first are back sooner. (Even one part goes to a worker: there
+    # the renderers are loaded already, here they would be loaded for it.)
+    cut = split(inputs, chosen, 3 * runner.size)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(cut), thread_name_prefix="aggregator-render") as pool:
+        asked = [pool.submit(runner.call, render_part, _for_part(inputs, p), p) for p in cut]
+        for part, answer in zip(cut, asked, strict=True):
+            try:
+                files = answer.result()
+            except Exception:  # the part is rendered here instead: the same bytes
+                files = render_units(inputs, part)
+            yield from files
+
+
+def fingerprint(runner: Runner | None = None) -> str:
+    """:func:`aggregator.site.renderer_fingerprint`, taken by the ``runner`` when there is
+    one (where the renderers are loaded already), else here."""
+    from aggregator.site import renderer_fingerprint
+
+    if runner is not None:
+        try:
+            return runner.call(renderer_fingerprint)
+        except Exception:  # taken here, then
+            pass
+    return renderer_fingerprint()
+
+
+def prepare() -> None:
+    """Load what rendering needs: the renderers, their fingerprint, the page templates."""
+    from aggregator.site import renderer_fingerprint
+    from aggregator.site.pages import TEMPLATES, environment
+
+    renderer_fingerprint()
+    env = environment()
+    for name in TEMPLATES:
+        env.get_template(name)
+
+
+def prepare_in(runner: Runner) -> None:
+    """Have each of the ``runner``'s workers :func:`prepare`, in the background (a worker
+    that fails to loads what it needs with its first part)."""
+    import threading
+
+    def ask() -> None:
+        with contextlib.suppress(Exception):
+            runner.call(prepare)
+
+    for _ in range(runner.size):
+        threading.Thread(target=ask, name="aggregator-render-prepare", daemon=True).start()

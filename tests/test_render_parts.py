@@ -1,0 +1,203 @@
+"""A publish's files rendered in parts, in a run's parser workers, are the files rendered
+in one process: the same names, in the same order, with the same bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from aggregator.config import Config
+from aggregator.ingest import Outcome
+from aggregator.live.sandbox import Sandbox
+from aggregator.live.state import FetchStates
+from aggregator.model import SourceEntry
+from aggregator.pipeline import RunResult, publish, render_files
+from aggregator.site import outputs, parts
+from aggregator.site.parts import Inputs, Runner
+from aggregator.site.plan import EVERYTHING, Changes
+from aggregator.store import open_store
+from tests.test_incremental_render import START, assert_as_full_render, item, make_config
+
+T = TypeVar("T")
+NOW = START + timedelta(days=40)
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[Sandbox]:
+    with Sandbox(workers=2, timeout=60) as sandbox:
+        sandbox.warm()  # started, as a run's are once it has parsed
+        yield sandbox
+
+
+class Recording:
+    """A runner that passes each call on, and notes what was called."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.size = runner.size
+        self.calls: list[str] = []
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        self.calls.append(function.__name__)
+        return self.runner.call(function, *args)
+
+
+class Failing:
+    """A runner whose workers fail every call (``every``), or every other one."""
+
+    def __init__(self, size: int = 2, every: bool = True) -> None:
+        self.size = size
+        self.every = every
+        self.calls = 0
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        self.calls += 1
+        if self.every or self.calls % 2:
+            raise RuntimeError("the worker is gone")
+        return function(*args)
+
+
+def stories(count: int, day: int = 0) -> list[SourceEntry]:
+    words = ("Ukraine talks", "Gas storage", "Local fair")
+    return [
+        item(
+            ("alpha", "beta", "gamma")[n % 3],
+            f"{words[n % 3]} {day}-{n}",
+            day + n % 25,
+            f"{words[n % 3]}: summary {n} with <b>markup</b> & more",
+        )
+        for n in range(count)
+    ]
+
+
+def publish_here(config: Config, items: Sequence[SourceEntry], runner: Runner | None) -> RunResult:
+    by_source = {s.name: s for s in config.sources}
+    outcomes = [
+        Outcome(by_source[name], tuple(i for i in items if i.source == name))
+        for name in sorted({i.source for i in items})
+    ]
+    with open_store(config.store) as store:
+        return publish(config, store, FetchStates(store), outcomes, NOW, runner)
+
+
+def test_every_file_rendered_in_workers_is_the_file_rendered_here(
+    tmp_path: Path, box: Sandbox
+) -> None:
+    config = make_config(tmp_path, max_entries=40)
+    publish_here(config, stories(90), None)
+    recording = Recording(box)
+    with open_store(config.store) as store:
+        here = render_files(config, store)
+        there = render_files(config, store, runner=recording)
+    assert list(there.files.items()) == list(here.files.items())
+    assert there.manifest == here.manifest
+    assert recording.calls.count("render_part") >= 3  # in parts, side by side
+    assert "renderer_fingerprint" in recording.calls
+
+
+def test_each_publish_in_workers_equals_a_full_render(tmp_path: Path, box: Sandbox) -> None:
+    config = make_config(tmp_path, max_entries=30)
+    runs = [
+        stories(80),  # everything
+        stories(2, day=30),  # two new stories: two pages, the feeds they are in
+        [item("alpha", "Ukraine talks 0-0", 0, "A new summary for an old story")],
+        [],  # nothing new
+        stories(60, day=31),  # a window moves in every feed
+    ]
+    for number, items in enumerate(runs, 1):
+        result = publish_here(config, items, box)
+        assert_as_full_render(config, tmp_path / f"run-{number}")
+        if number == 4:
+            assert result.rendered == ()
+
+
+@pytest.mark.parametrize("every", [True, False], ids=["every call fails", "every other"])
+def test_a_part_a_worker_fails_is_rendered_here(tmp_path: Path, every: bool) -> None:
+    config = make_config(tmp_path, max_entries=40)
+    publish_here(config, stories(90), None)
+    failing = Failing(every=every)
+    with open_store(config.store) as store:
+        here = render_files(config, store)
+        there = render_files(config, store, runner=failing)
+    assert failing.calls >= 3
+    assert list(there.files.items()) == list(here.files.items())
+
+
+def test_a_part_past_its_time_is_rendered_here(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_entries=40)
+    publish_here(config, stories(90), None)
+    with open_store(config.store) as store, Sandbox(workers=2, timeout=0.0001) as late:
+        late.warm()
+        here = render_files(config, store)
+        there = render_files(config, store, runner=late)
+    assert list(there.files.items()) == list(here.files.items())
+
+
+def test_the_files_come_in_the_order_they_are_linked(tmp_path: Path) -> None:
+    """What is linked to is installed before what links to it: the stylesheet and the
+    XSLT, the entry pages, then the feeds and topic pages, then the OPML and index."""
+    config = make_config(tmp_path, max_entries=10)
+    publish_here(config, stories(30), None)
+    with open_store(config.store) as store:
+        names = list(render_files(config, store).files)
+
+    def rank(name: str) -> int:
+        if name in outputs.STATIC_FILES:
+            return 0
+        if name.startswith("entries/"):
+            return 1
+        if name in (outputs.OPML, outputs.INDEX):
+            return 3
+        return 2
+
+    assert [rank(n) for n in names] == sorted(rank(n) for n in names)
+    assert names[-1] == outputs.INDEX
+
+
+def _inputs(tmp_path: Path, changes: Changes = EVERYTHING) -> Inputs:
+    from aggregator.pipeline import feed_specs
+    from aggregator.site import site_from_config
+
+    config = make_config(tmp_path, max_entries=40)
+    publish_here(config, stories(90), None)
+    with open_store(config.store) as store:
+        specs = feed_specs(config)
+        latest = {spec.slug: store.newest(40, topic) for spec, topic in specs}
+    return Inputs(site_from_config(config), tuple(s for s, _ in specs), latest, NOW, changes)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 6, 50])
+def test_parts_are_every_unit_once_in_order(tmp_path: Path, count: int) -> None:
+    inputs = _inputs(tmp_path)
+    units = parts.units(inputs)
+    cut = parts.split(inputs, units, count)
+    assert [unit for part in cut for unit in part] == units
+    assert all(cut) and len(cut) <= count
+    rendered = [f for part in cut for f in parts.render_units(inputs, part)]
+    assert rendered == parts.render_units(inputs, units)
+
+
+def test_a_part_carries_only_what_it_shows(tmp_path: Path) -> None:
+    import pickle
+
+    inputs = _inputs(tmp_path)
+    units = parts.units(inputs)
+    pages = [unit for unit in units if unit[0] == "entry"][:5]
+    sent: Inputs = pickle.loads(parts._for_part(inputs, pages))
+    assert all(not entries for entries in sent.latest.values())
+    assert sorted(e.id for e in sent.pages) == sorted(key for _, key in pages)
+    assert parts.render_units(sent, pages) == parts.render_units(inputs, pages)
+    feed = [("feed", "ukraine"), ("topic", "ukraine")]
+    sent = pickle.loads(parts._for_part(inputs, feed))
+    assert [slug for slug, entries in sent.latest.items() if entries] == ["ukraine"]
+    assert parts.render_units(sent, feed) == parts.render_units(inputs, feed)
+
+
+def test_too_little_work_is_one_part(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path)
+    few = [unit for unit in parts.units(inputs) if unit[0] == "entry"][:3]
+    assert parts.split(inputs, few, 6) == [few]
