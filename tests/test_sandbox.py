@@ -388,3 +388,66 @@ def test_a_call_to_a_closed_sandbox_is_refused() -> None:
     box.close()
     with pytest.raises(WorkerError, match="the workers were stopped"):
         box.call(_double, 1)
+
+
+# -- tasks queued on a busy worker (DEPTH) -------------------------------------------------
+
+
+def _exit() -> None:
+    os._exit(3)
+
+
+def _hold(seconds: float, value: int) -> int:
+    import time
+
+    time.sleep(seconds)
+    return value
+
+
+def test_answers_come_back_to_whoever_asked() -> None:
+    """Tasks queued on a worker get their own answers, in any number of threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Sandbox(workers=2, timeout=30) as box, ThreadPoolExecutor(12) as pool:
+        box.warm()
+        doubled = list(pool.map(lambda n: box.call(_double, n), range(300)))
+        parsed = list(
+            pool.map(
+                lambda n: box.parse(RSS, url=f"https://feeds.example/{n}", name=str(n)),
+                range(40),
+            )
+        )
+    assert doubled == [2 * n for n in range(300)]
+    assert all(len(document.entries) == 3 for document in parsed)
+
+
+@pytest.mark.parametrize("ending", ["crash", "time"])
+def test_a_task_queued_behind_one_that_ends_its_worker_is_sent_again(ending: str) -> None:
+    """With one worker, a second task waits on it behind the first; when the first ends
+    the worker (a crash, its time up), the second, never started there, is read by the
+    next worker: its source is not blamed for another's document."""
+    import threading
+    import time
+
+    from aggregator.live.sandbox import WorkerError
+
+    with Sandbox(workers=1, timeout=30) as box:
+        box.warm()
+        box.call(_double, 1)  # started
+        box.timeout = 2
+        failed: list[BaseException] = []
+
+        def first() -> None:
+            try:
+                box.call(_exit) if ending == "crash" else box.call(_sleep, 60)
+            except WorkerError as error:
+                failed.append(error)
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        time.sleep(0.3)  # the first is on the worker
+        assert box.call(_hold, 0.1, 7) == 7  # queued behind it, then sent again
+        thread.join()
+        assert len(failed) == 1
+        assert re.search("died|took longer", str(failed[0]))
+        assert len(box.parse(RSS, url="https://feeds.example/ok", name="ok").entries) == 3

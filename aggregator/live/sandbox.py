@@ -5,7 +5,8 @@ that slip past the defusing, pathological markup for the fallback parser). So
 feed documents are parsed in a small pool of worker processes, each with an
 address-space limit; a parse that runs past its time limit is killed with its
 worker, which is replaced on the next use. Either way it is an error for that
-source alone.
+source alone. (A run also has its workers render its files once its sources are read:
+:meth:`Sandbox.call` runs a function of ours there, under the same limits.)
 
 A run starts the workers as it starts asking its sources (:meth:`Sandbox.warm`).
 A sandbox made with ``fork_ahead`` (``aggregator run``'s), while its process has one
@@ -175,6 +176,15 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        # Tasks handed to this worker and not yet answered (at most DEPTH; the sandbox's
+        # lock guards it). Each is sent with a ticket, and the answers come back in
+        # that order: the task whose ticket is next reads the next answer.
+        self.load = 0
+        self.send_lock = threading.Lock()
+        self.turn = threading.Condition()
+        self.sent = 0
+        self.answered = 0
+        self.dead = False  # stopped: the tasks still queued on it are sent again
 
     def stop(self) -> None:
         self.conn.close()
@@ -199,6 +209,17 @@ class _Late(Exception):
     """The worker did not answer within the time limit; it was stopped."""
 
 
+class _Again(Exception):
+    """The task was queued behind another on a worker that has stopped since: it was
+    never started, and is sent to another worker."""
+
+
+# Tasks a worker holds at once: the one it works on, and the next, sent while it works,
+# so that it starts that one as soon as it has answered, not after the round trip of an
+# answer through this process (with two workers, that round trip was what paced a run).
+DEPTH = 2
+
+
 class WorkerError(Exception):
     """A call could not be run in a worker: the message says why."""
 
@@ -207,9 +228,12 @@ class Sandbox:
     """A pool of parser processes; :meth:`parse` is safe to call from many threads.
 
     At most ``size`` workers run. A parse takes an idle worker, else starts one while
-    fewer than ``size`` are started (or being started ahead, :meth:`warm`), else waits
-    for one to come back; one condition wakes every waiter when a worker comes back,
-    one fails to start, or the sandbox closes.
+    fewer than ``size`` are started (or being started ahead, :meth:`warm`), else queues
+    behind the task of the least busy worker (at most DEPTH tasks a worker), else waits;
+    one condition wakes every waiter when a worker answers, one fails to start, or the
+    sandbox closes. A task's time limit counts from when its worker starts on it: when
+    the task before it is answered. A task queued behind one that stops its worker (a
+    crash, its time up) never started there, and goes to another worker.
     """
 
     def __init__(
@@ -227,7 +251,6 @@ class Sandbox:
         self._context: ForkServerContext | None = None  # made with the first worker
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._idle: list[_Worker] = []
         self._started = 0  # workers running or being started
         self._all: list[_Worker] = []
         self._warmed = False
@@ -241,15 +264,24 @@ class Sandbox:
             return self._started > 0
 
     def _take(self) -> _Worker:
+        """A worker for one more task, its load counted (see the class)."""
         with self._changed:
             while True:
                 if self._closed:
                     raise _Closed
-                if self._idle:
-                    return self._idle.pop()
+                running = [w for w in self._all if not w.dead]
+                idle = [w for w in running if w.load == 0]
+                if idle:
+                    idle[-1].load += 1
+                    return idle[-1]
                 if self._started < self.size:
                     self._started += 1
                     break
+                room = [w for w in running if w.load < DEPTH]
+                if room:
+                    worker = min(room, key=lambda w: w.load)
+                    worker.load += 1
+                    return worker
                 self._changed.wait()
         return self._start_one()
 
@@ -272,6 +304,7 @@ class Sandbox:
         with self._changed:
             closed = self._closed
             if not closed:
+                worker.load = 1  # for whoever started it: given back when done
                 self._all.append(worker)
         if closed:
             worker.stop()
@@ -280,12 +313,9 @@ class Sandbox:
 
     def _give_back(self, worker: _Worker) -> None:
         with self._changed:
-            if self._closed:
-                closed = True
-            else:
-                closed = False
-                self._idle.append(worker)
-                self._changed.notify()
+            worker.load -= 1
+            closed = self._closed
+            self._changed.notify_all()
         if closed:
             worker.stop()
 
@@ -339,6 +369,9 @@ class Sandbox:
             self._give_back(worker)
 
     def _discard(self, worker: _Worker) -> None:
+        with worker.turn:  # the tasks queued behind go to other workers
+            worker.dead = True
+            worker.turn.notify_all()
         worker.stop()
         with self._changed:
             if worker in self._all:  # not when close() took it (and stopped it) first
@@ -399,19 +432,42 @@ class Sandbox:
         return cast(T, value)
 
     def _ask(self, task: tuple[Any, ...]) -> tuple[str, Any]:
-        """Send ``task`` to an idle worker, and its reply back. A worker that died, did
-        not answer in time, or was interrupted is stopped and not used again."""
-        worker = self._take()
+        """Send ``task`` to a worker, and its answer back (see the class). A worker that
+        died, did not answer in time, or was interrupted is stopped and not used again."""
+        while True:
+            worker = self._take()
+            try:
+                return self._ask_one(worker, task)
+            except _Again:
+                continue
+            finally:
+                self._give_back(worker)
+
+    def _ask_one(self, worker: _Worker, task: tuple[Any, ...]) -> tuple[str, Any]:
         try:
-            worker.conn.send(task)
+            with worker.send_lock:
+                ticket = worker.sent
+                worker.sent += 1
+                queued = ticket != worker.answered
+                worker.conn.send(task)
+            with worker.turn:
+                while worker.answered != ticket and not worker.dead:
+                    worker.turn.wait()
+                if worker.dead:
+                    raise _Again
             answered = worker.conn.poll(self.timeout)
             if answered:
                 reply: tuple[str, Any] = worker.conn.recv()
+        except _Again:
+            raise
         except (EOFError, OSError) as error:
             code = worker.process.exitcode
             self._discard(worker)
             if self._closed:
                 raise _Closed from error
+            if queued and worker.answered != ticket:
+                # Sent behind a task that ended the worker: never started; again.
+                raise _Again from error
             raise _Died(code) from error
         except BaseException:
             self._discard(worker)  # a worker in an unknown state is not reused
@@ -419,16 +475,20 @@ class Sandbox:
         if not answered:
             self._discard(worker)
             raise _Late
-        self._give_back(worker)
+        with worker.turn:
+            worker.answered += 1
+            worker.turn.notify_all()
         return reply
 
     def close(self) -> None:
         with self._changed:
             self._closed = True
             workers, self._all = self._all, []
-            self._idle = []
             self._changed.notify_all()  # waiting parses give up
         for worker in workers:
+            with worker.turn:  # and so do those queued on a worker
+                worker.dead = True
+                worker.turn.notify_all()
             worker.stop()
 
     def __enter__(self) -> Sandbox:
