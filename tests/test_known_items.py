@@ -177,6 +177,7 @@ def test_every_change_reads_as_the_whole_document_does(
         "a form feed between items",
         "doctype",
         "items outside the channel",
+        "xml:id",
     ],
 )
 def test_the_shortcut_steps_aside(change: str) -> None:
@@ -194,6 +195,7 @@ def test_the_shortcut_steps_aside(change: str) -> None:
             items,
             tail.replace(b"</channel>", b""),
         ),
+        "xml:id": _document(head, [items[0].replace(b"<item>", b'<item xml:id="a">')], tail),
     }[change]
     assert feedparse._without_known(after, url=URL, source="n", known=known) is None
 
@@ -221,3 +223,18 @@ def test_random_edits_read_as_the_whole_document_does(monkeypatch: pytest.Monkey
         taken += shortcut
         before, items = after, _items(after)[1]
     assert taken >= 20  # the shortcut was what read most of them
+
+
+def test_a_new_item_repeating_a_known_items_xml_id_reads_as_the_whole_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libxml2 refuses a document in which an xml:id repeats; the known items are not
+    parsed by the shortcut, so it would not see one repeated there (found by review)."""
+    head, items, tail = _items(SYNTHETIC)
+    before = _document(head, [items[0].replace(b"<item>", b'<item xml:id="x">'), *items[1:]], tail)
+    _, known_items, _ = _items(before)
+    after = _document(
+        head, [_new_item(1).replace(b"<item>", b'<item xml:id="x">'), *known_items], tail
+    )
+    cut, whole, _ = _read_again(before, after, monkeypatch)
+    assert cut == whole

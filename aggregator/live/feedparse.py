@@ -558,7 +558,9 @@ def _without_known(
     not depend on what else the document holds (no DOCTYPE, no xml:base, no processing
     instruction: the bytes say so), so it needs no parsing to be known unchanged.
     """
-    if b"<!DOCTYPE" in data or not _plain_bytes(data):
+    # (An xml:id repeated anywhere makes the whole document ill-formed to libxml2: the
+    # items known are not parsed here, so any xml:id leaves the whole to be parsed.)
+    if b"<!DOCTYPE" in data or b"xml:id" in data or not _plain_bytes(data):
         return None
     spans = item_spans(data)
     if not spans:
