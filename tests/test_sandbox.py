@@ -451,3 +451,55 @@ def test_a_task_queued_behind_one_that_ends_its_worker_is_sent_again(ending: str
         assert len(failed) == 1
         assert re.search("died|took longer", str(failed[0]))
         assert len(box.parse(RSS, url="https://feeds.example/ok", name="ok").entries) == 3
+
+
+def test_a_large_document_queued_behind_a_task_out_of_time_is_read_elsewhere() -> None:
+    """A document larger than the pipe holds waits in its send behind the task on the
+    worker; when that task's time is up and the worker is stopped, the send fails under
+    it, and the document goes to the next worker (found by review: it failed with a
+    TypeError, blamed on its source)."""
+    import threading
+    import time
+
+    from aggregator.live.sandbox import WorkerError
+
+    item = b"<item><title>x</title><guid isPermaLink='false'>g</guid></item>"
+    large = b"<rss version='2.0'><channel><title>t</title>" + item * 40_000 + b"</channel></rss>"
+    with Sandbox(workers=1, timeout=30) as box:
+        box.call(_double, 1)  # started
+        box.timeout = 3
+        failed: list[BaseException] = []
+
+        def first() -> None:
+            try:
+                box.call(_sleep, 60)
+            except WorkerError as error:
+                failed.append(error)
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        time.sleep(0.3)
+        document = box.parse(large, url="https://feeds.example/large", name="large")
+        thread.join()
+        assert len(document.entries) > 0
+        assert [str(e) for e in failed] == ["took longer than 3 s; stopped"]
+
+
+def test_a_task_that_cannot_be_pickled_costs_no_worker() -> None:
+    """It fails where it is asked, before it takes a place on a worker; the task the
+    worker is on meanwhile is not blamed (found by review)."""
+    import threading
+    import time
+
+    with Sandbox(workers=1, timeout=30) as box:
+        box.call(_double, 1)
+        pid = box.call(_pid)
+        answers: list[int] = []
+        thread = threading.Thread(target=lambda: answers.append(box.call(_hold, 1.0, 5)))
+        thread.start()
+        time.sleep(0.2)
+        with pytest.raises(Exception, match="pickle"):
+            box.call(_double, lambda: None)
+        thread.join()
+        assert answers == [5]
+        assert box.call(_pid) == pid  # the same worker

@@ -185,8 +185,16 @@ class _Worker:
         self.sent = 0
         self.answered = 0
         self.dead = False  # stopped: the tasks still queued on it are sent again
+        self.broken = False  # found failing by a task queued on it: given no more tasks
+        self._stopping = threading.Lock()
+        self._stopped = False
 
     def stop(self) -> None:
+        """Close the pipe and end the process; once, however many threads ask."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
         self.conn.close()
         if self.process.is_alive():
             self.process.kill()
@@ -269,7 +277,7 @@ class Sandbox:
             while True:
                 if self._closed:
                     raise _Closed
-                running = [w for w in self._all if not w.dead]
+                running = [w for w in self._all if not (w.dead or w.broken)]
                 idle = [w for w in running if w.load == 0]
                 if idle:
                     idle[-1].load += 1
@@ -306,6 +314,7 @@ class Sandbox:
             if not closed:
                 worker.load = 1  # for whoever started it: given back when done
                 self._all.append(worker)
+                self._changed.notify_all()  # its second place is free for a waiter
         if closed:
             worker.stop()
             raise _Closed
@@ -433,52 +442,67 @@ class Sandbox:
 
     def _ask(self, task: tuple[Any, ...]) -> tuple[str, Any]:
         """Send ``task`` to a worker, and its answer back (see the class). A worker that
-        died, did not answer in time, or was interrupted is stopped and not used again."""
+        died, did not answer in time, or was interrupted is stopped and not used again.
+        (A task that cannot be pickled raises here, and costs no worker.)"""
+        from multiprocessing.reduction import ForkingPickler
+
+        payload = bytes(ForkingPickler.dumps(task))
         while True:
             worker = self._take()
             try:
-                return self._ask_one(worker, task)
+                return self._ask_one(worker, payload)
             except _Again:
                 continue
             finally:
                 self._give_back(worker)
 
-    def _ask_one(self, worker: _Worker, task: tuple[Any, ...]) -> tuple[str, Any]:
+    def _ask_one(self, worker: _Worker, payload: bytes) -> tuple[str, Any]:
+        ticket: int | None = None
         try:
             with worker.send_lock:
+                if worker.dead:
+                    raise _Again  # stopped since it was taken
                 ticket = worker.sent
                 worker.sent += 1
-                queued = ticket != worker.answered
-                worker.conn.send(task)
+                worker.conn.send_bytes(payload)
             with worker.turn:
                 while worker.answered != ticket and not worker.dead:
                     worker.turn.wait()
                 if worker.dead:
-                    raise _Again
-            answered = worker.conn.poll(self.timeout)
-            if answered:
-                reply: tuple[str, Any] = worker.conn.recv()
+                    raise _Again  # never started: the worker ended on a task before it
+            # The worker is on this task now: its time counts from here.
+            if not worker.conn.poll(self.timeout):
+                raise _Late
+            reply: tuple[str, Any] = worker.conn.recv()
+            with worker.turn:
+                worker.answered += 1
+                worker.turn.notify_all()
+            return reply
         except _Again:
             raise
-        except (EOFError, OSError) as error:
+        except _Late:
+            self._discard(worker)
+            raise
+        except Exception as error:
+            if self._closed:
+                self._discard(worker)
+                raise _Closed from error
+            if ticket is None or worker.answered != ticket or worker.dead:
+                # Not this task's failure: the worker was stopped under a blocked send
+                # (its pipe closed: a TypeError or an OSError), or it ended on a task
+                # ahead of this one, whose thread finds that out and says so. This task
+                # goes elsewhere, and no other goes to this worker meanwhile.
+                with self._lock:
+                    worker.broken = True
+                raise _Again from error
             code = worker.process.exitcode
             self._discard(worker)
-            if self._closed:
-                raise _Closed from error
-            if queued and worker.answered != ticket:
-                # Sent behind a task that ended the worker: never started; again.
-                raise _Again from error
-            raise _Died(code) from error
+            if isinstance(error, (EOFError, OSError)):
+                raise _Died(code) from error
+            raise
         except BaseException:
             self._discard(worker)  # a worker in an unknown state is not reused
             raise
-        if not answered:
-            self._discard(worker)
-            raise _Late
-        with worker.turn:
-            worker.answered += 1
-            worker.turn.notify_all()
-        return reply
 
     def close(self) -> None:
         with self._changed:
