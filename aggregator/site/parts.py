@@ -151,7 +151,8 @@ class _Renderer:
             from aggregator.site.pages import unique_entries
 
             self._entries = {e.id: e for e in unique_entries(self.shown)}
-            self._entries.update((e.id, e) for e in self.inputs.pages)
+            for page in self.inputs.pages:
+                self._entries.setdefault(page.id, page)
         return self._entries[entry_id]
 
 
@@ -234,7 +235,8 @@ def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, 
     cut = split(inputs, chosen, 3 * runner.size)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(cut), thread_name_prefix="aggregator-render") as pool:
+    pool = ThreadPoolExecutor(len(cut), thread_name_prefix="aggregator-render")
+    try:
         asked = [pool.submit(runner.call, render_part, _for_part(inputs, p), p) for p in cut]
         for part, answer in zip(cut, asked, strict=True):
             try:
@@ -242,6 +244,8 @@ def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, 
             except Exception:  # the part is rendered here instead: the same bytes
                 files = render_units(inputs, part)
             yield from files
+    finally:  # (left early: the parts not yet begun are not rendered for nothing)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fingerprint(runner: Runner | None = None) -> str:
