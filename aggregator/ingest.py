@@ -112,8 +112,15 @@ class Ingest:
         if state.store is not None and (pruned := state.store.meta("pruned")):
             self._pruned = datetime.fromisoformat(pruned)
 
-    def run(self, sources: Sequence[SourceConfig] | None = None) -> list[Outcome]:
+    def run(
+        self,
+        sources: Sequence[SourceConfig] | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
         """Read ``sources`` (default: all of the config's) concurrently.
+
+        ``on_outcome`` is given each read source's outcome in the sources' order, as soon
+        as it and those before it are read (in this thread); what it raises ends the run.
 
         The live sources' states are read from the store at once; those that are not to
         be asked now (gone, asked us to wait, still fresh) are settled without an event
@@ -130,12 +137,16 @@ class Ingest:
             # (saved pages of a named layout are read without them).
             if any(sources[i].kind in (None, "feed") for i in waiting):
                 self.sandbox.warm()
-            read = asyncio.run(self._all([sources[i] for i in waiting]))
+            read = asyncio.run(self._all([sources[i] for i in waiting], on_outcome))
             for i, outcome in zip(waiting, read, strict=True):
                 outcomes[i] = outcome
         return [outcome for outcome in outcomes if outcome is not None]
 
-    async def _all(self, sources: Sequence[SourceConfig]) -> list[Outcome]:
+    async def _all(
+        self,
+        sources: Sequence[SourceConfig],
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
         import asyncio
         from contextlib import AsyncExitStack
 
@@ -150,20 +161,33 @@ class Ingest:
                     Fetcher(Limits.of(settings), settings.user_agent)
                 )
 
-            async def one(source: SourceConfig) -> Outcome:
+            read: list[Outcome | None] = [None] * len(sources)
+            handed = 0  # how many outcomes on_outcome was given, in order
+
+            async def one(index: int, source: SourceConfig) -> Outcome:
                 async with slots:
                     try:
                         if source.url is None:
-                            return await self._local(source)
-                        assert fetcher is not None
-                        return await self._live(source, fetcher)
+                            outcome = await self._local(source)
+                        else:
+                            assert fetcher is not None
+                            outcome = await self._live(source, fetcher)
                     except Exception as error:  # a bug costs its source, never the run
                         log.debug("%s: unexpected error", source.name, exc_info=True)
                         problem = f"unexpected {type(error).__name__}: {error}"
                         failure = SourceError(source.name, source.location, problem)
-                        return Outcome(source, (), failure)
+                        outcome = Outcome(source, (), failure)
+                read[index] = outcome
+                nonlocal handed
+                while on_outcome is not None and handed < len(read):
+                    ready = read[handed]
+                    if ready is None:
+                        break
+                    handed += 1
+                    on_outcome(ready)
+                return outcome
 
-            return list(await asyncio.gather(*(one(s) for s in sources)))
+            return list(await asyncio.gather(*(one(i, s) for i, s in enumerate(sources))))
 
     async def _local(self, source: SourceConfig) -> Outcome:
         import asyncio

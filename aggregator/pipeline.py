@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,12 +58,25 @@ class RunResult:
         return tuple(o.error for o in self.outcomes if o.error is not None)
 
 
-def judge(entries: Iterable[Entry], topics: Sequence[Topic]) -> list[Entry]:
-    """Entries labelled with the topics they belong to (by rule or by source hint)."""
+def judge(
+    entries: Iterable[Entry],
+    topics: Sequence[Topic],
+    judged_before: Mapping[str, tuple[Entry, Entry]] | None = None,
+) -> list[Entry]:
+    """Entries labelled with the topics they belong to (by rule or by source hint).
+
+    ``judged_before``: by id, an entry judged already and its labelled self; used for
+    that very entry (the same object: a story merged since is judged again).
+    """
     from aggregator.topics import entry_fields
 
     judged = []
     for entry in entries:
+        if judged_before is not None:
+            before = judged_before.get(entry.id)
+            if before is not None and before[0] is entry:
+                judged.append(before[1])
+                continue
         fields = entry_fields(entry)  # folded once for every topic
         sources = tuple(p.source for p in entry.sources)
         chosen = tuple(t.slug for t in topics if t.judge(fields, sources, folded=True).matched)
@@ -156,18 +169,63 @@ def build_files(config: Config, store: StoreType) -> dict[str, bytes]:
     return render_files(config, store).files
 
 
+class Folding:
+    """One run's items folded into the stored stories as each source's are read, in the
+    sources' order (:meth:`add`, given each outcome), and the new stories judged: work a
+    run does while it waits for its parser workers, not after. What :func:`apply` then
+    writes is the plan of folding every item at once (aggregator.store.plan.Planner),
+    so only while the store cannot change meanwhile: a run holding the write lock."""
+
+    def __init__(self, config: Config, store: StoreType, now: datetime) -> None:
+        from aggregator.store.plan import Planner
+
+        self.config = config
+        self.store = store
+        self.now = now
+        settings = config.feeds
+        self.planner = Planner(authority=settings.id_authority, zone=settings.timezone, now=now)
+        self.items = 0
+        self.judged: dict[str, tuple[Entry, Entry]] = {}  # see judge(judged_before=)
+        self._topics: Sequence[Topic] | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        if not outcome.entries:
+            return
+        from aggregator.text import title_key
+
+        items = [plausible(item, self.now) for item in outcome.entries]
+        keys = [title_key(item.title) for item in items]
+        unseen = self.planner.unseen(keys)
+        made = self.planner.add(items, self.store.candidates(unseen) if unseen else {}, keys)
+        self.items += len(items)
+        topics = self._topics
+        if topics is None:
+            from aggregator.topics import topics_from_config
+
+            topics = self._topics = topics_from_config(self.config)
+        stories = [self.planner.inserted[entry_id] for entry_id in dict.fromkeys(made)]
+        for entry, labelled in zip(stories, judge(stories, topics), strict=True):
+            self.judged[entry.id] = (entry, labelled)
+
+
 def apply(
     config: Config,
     store: StoreType,
     states: FetchStates,
     outcomes: Sequence[Outcome],
     now: datetime,
+    folded: Folding | None = None,
 ) -> tuple[IngestReport, bool]:
-    """Fold one run's outcomes into the store (call inside its transaction).
+    """Fold one run's outcomes into the store (call inside its transaction); or, with
+    ``folded``, write what was folded from them as they were read.
 
     Also says whether anything the feeds show may have changed.
     """
-    items = [plausible(item, now) for outcome in outcomes for item in outcome.entries]
+    items = (
+        []
+        if folded is not None
+        else [plausible(item, now) for outcome in outcomes for item in outcome.entries]
+    )
     fingerprint = topics_fingerprint(config)
     states.save()
     # New rules or hints: every stored story is judged again, before this run's stories
@@ -181,7 +239,10 @@ def apply(
             store.set_topics(judge(batch, topics))
         store.set_meta("topics", fingerprint)
     report, touched = IngestReport(), list[Entry]()
-    if items:  # with nothing read, the merge machinery is not even imported
+    if folded is not None:
+        if folded.items:
+            report, touched = store.write_plan(folded.planner.plan(), now)
+    elif items:  # with nothing read, the merge machinery is not even imported
         report, touched = store.add(
             items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
         )
@@ -193,7 +254,8 @@ def apply(
     if touched:
         from aggregator.topics import topics_from_config
 
-        store.set_topics(judge(touched, topics_from_config(config)))
+        judged = folded.judged if folded is not None else None
+        store.set_topics(judge(touched, topics_from_config(config), judged))
     forgotten = 0
     cutoff = retention_cutoff(now, config.store.retention_days)
     if cutoff is not None and (forgotten := store.prune(cutoff)):
@@ -288,8 +350,10 @@ def publish(
     outcomes: Sequence[Outcome],
     now: datetime,
     runner: Runner | None = None,
+    folded: Folding | None = None,
 ) -> RunResult:
     """Apply outcomes to the store and rewrite the files that changed (hold the lock).
+    (``folded``: what was folded from them as they were read; see :class:`Folding`.)
 
     With nothing new, and the files as the last run left them, nothing is rendered;
     with something new, only the files whose inputs changed (:func:`render_files`).
@@ -308,7 +372,7 @@ def publish(
     staged: Staged | None = None
     try:
         with store.transaction():
-            report, _ = apply(config, store, states, outcomes, now)
+            report, _ = apply(config, store, states, outcomes, now, folded)
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
                 # Each file is staged as it is rendered; its fsync runs while the next
@@ -456,7 +520,10 @@ def refresh(
         ingest = Ingest(
             config, states, sandbox, now, skip_fresh=True, force=force, on_document=ready.start
         )
-        outcomes = ingest.run(claimed)
+        # Holding the write lock for the whole run, nothing changes the store while the
+        # sources are read: what they give is folded in meanwhile (Folding).
+        folding = Folding(config, store, now) if lock_whole_run else None
+        outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)
         runner = sandbox if render_in_workers and sandbox.started else None
         if runner is not None:
             # The workers are done parsing: they load the renderers while this process
@@ -468,7 +535,7 @@ def refresh(
         report_outcomes(outcomes)
         if not lock_whole_run:
             stack.enter_context(write_lock(config.store))
-        result = publish(config, store, states, outcomes, now, runner)
+        result = publish(config, store, states, outcomes, now, runner, folding)
         # Due one interval after the reads, which came after ``now``: counted from now,
         # another worker could read a source again sooner than one interval after.
         release_sources(store, config, outcomes, max(now, clock()))

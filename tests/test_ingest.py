@@ -377,3 +377,29 @@ def test_an_unexpected_error_costs_its_source_only(
     assert str(outcomes["buggy"].error).endswith("unexpected RuntimeError: a bug")
     assert outcomes["fine"].error is None and outcomes["fine"].entries
     assert stored_titles(tmp_path) == {e.title for e in outcomes["fine"].entries}
+
+
+def test_outcomes_are_handed_on_in_the_sources_order_as_soon_as_they_can_be(
+    tmp_path: Path, feedserver: Server, sandbox: Sandbox
+) -> None:
+    """A run folds each source's items in as they come (pipeline.Folding), in the
+    sources' order: a slow first source holds the others' outcomes back until it is
+    done, and then they come at once, in order."""
+    urls = {"slow": f"{feedserver.base}/slow"}
+    routes = ("feeds", "gzip", "deflate", "lastmod")
+    urls.update({f"fast {i}": f"{feedserver.base}/{r}/rss20.xml" for i, r in enumerate(routes)})
+    sources = "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n\n' for n, u in urls.items())
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(f"[fetch]\ndeadline = 1\nread_timeout = 1\n\n{sources}", "utf-8")
+    config = load_config(config_path)
+    handed: list[tuple[str, float]] = []
+    with Store(config.store.path) as store:
+        ingest = Ingest(config, FetchStates(store), sandbox, NOW, skip_fresh=True)
+        started = time.monotonic()
+        outcomes = ingest.run(
+            on_outcome=lambda o: handed.append((o.source.name, time.monotonic() - started))
+        )
+    assert [name for name, _ in handed] == list(urls) == [o.source.name for o in outcomes]
+    assert outcomes[0].error is not None and all(o.error is None for o in outcomes[1:])
+    # The fast ones waited for the slow one (its deadline), then came together.
+    assert handed[-1][1] - handed[0][1] < 0.5 <= handed[0][1]

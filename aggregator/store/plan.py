@@ -9,7 +9,7 @@ merge policy cannot drift between SQLite and PostgreSQL. Pure: no I/O, ``now`` p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
@@ -66,49 +66,92 @@ def plan_merge(
 
     ``keys``: each item's title key, when the caller has them already.
     """
-    if keys is None:
-        keys = [title_key(item.title) for item in items]
-    candidates_by_key = {key: list(entries) for key, entries in stored.items()}
-    inserted: dict[str, Entry] = {}
-    changed: dict[str, Entry] = {}
-    title_keys: dict[str, str] = {}
-    seen: set[str] = set()
-    sightings: list[tuple[str, Provenance]] = []
-    for item, key in zip(items, keys, strict=True):
-        candidates = candidates_by_key.get(key)
-        if candidates is None:  # the usual case in a large run: a title not seen before
-            entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
-            candidates_by_key[key] = [entry]
-            inserted[entry.id] = entry
-            title_keys[entry.id] = key
-            sightings.append((entry.id, item.provenance))
-            continue
-        found = choose(candidates, item, zone)
-        if found is None:
-            entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
-            # Same title and day already stored under this id: the same story.
-            found = next((c for c in candidates if c.id == entry.id), None)
-        if found is None:
-            inserted[entry.id] = entry
-            title_keys[entry.id] = key
-            candidates.append(entry)
-        else:
-            entry = merge_into(found, item, now)
-            candidates[candidates.index(found)] = entry
-            if entry.id in inserted:
+    planner = Planner(authority=authority, zone=zone, now=now)
+    planner.add(items, stored, keys)
+    return planner.plan()
+
+
+class Planner:
+    """:func:`plan_merge` a batch of items at a time: one run's items folded, in order,
+    into the stored stories, as the sources are read. Folding the batches in turn gives
+    the plan of folding them all at once, as long as the store does not change between
+    them (a run holding the write lock) and each batch comes with the stored stories of
+    the title keys this planner has not seen yet (:meth:`unseen`)."""
+
+    def __init__(self, *, authority: str, zone: tzinfo, now: datetime) -> None:
+        self.authority = authority
+        self.zone = zone
+        self.now = now
+        self._candidates: dict[str, list[Entry]] = {}
+        self.inserted: dict[str, Entry] = {}
+        self._changed: dict[str, Entry] = {}
+        self._title_keys: dict[str, str] = {}
+        self._seen: set[str] = set()
+        self._sightings: list[tuple[str, Provenance]] = []
+
+    def unseen(self, keys: Iterable[str]) -> set[str]:
+        """The title keys among ``keys`` whose stored stories this planner has not had."""
+        return {key for key in keys if key not in self._candidates}
+
+    def add(
+        self,
+        items: Sequence[SourceEntry],
+        stored: Mapping[str, Sequence[Entry]],
+        keys: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Fold ``items`` in; ``stored``: the stored stories of (at least) the unseen
+        keys among theirs (a key it lacks has none). Returns the ids of the new stories
+        these items made or changed (in :attr:`inserted`)."""
+        if keys is None:
+            keys = [title_key(item.title) for item in items]
+        candidates_by_key = self._candidates
+        for key, entries in stored.items():
+            candidates_by_key.setdefault(key, list(entries))
+        authority, zone, now = self.authority, self.zone, self.now
+        inserted, changed = self.inserted, self._changed
+        made: list[str] = []
+        for item, key in zip(items, keys, strict=True):
+            candidates = candidates_by_key.get(key)
+            if candidates is None:  # the usual case in a large run: a title not seen before
+                entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
+                candidates_by_key[key] = [entry]
                 inserted[entry.id] = entry
-            elif _STORY(entry) != _STORY(found):
-                changed[entry.id] = entry
+                made.append(entry.id)
+                self._title_keys[entry.id] = key
+                self._sightings.append((entry.id, item.provenance))
+                continue
+            found = choose(candidates, item, zone)
+            if found is None:
+                entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
+                # Same title and day already stored under this id: the same story.
+                found = next((c for c in candidates if c.id == entry.id), None)
+            if found is None:
+                inserted[entry.id] = entry
+                made.append(entry.id)
+                self._title_keys[entry.id] = key
+                candidates.append(entry)
             else:
-                seen.add(entry.id)
-        sightings.append((entry.id, item.provenance))
-    return MergePlan(
-        tuple(inserted.values()),
-        tuple(changed.values()),
-        tuple(sorted(seen - changed.keys())),
-        tuple(sightings),
-        title_keys,
-    )
+                entry = merge_into(found, item, now)
+                candidates[candidates.index(found)] = entry
+                if entry.id in inserted:
+                    inserted[entry.id] = entry
+                    made.append(entry.id)
+                elif _STORY(entry) != _STORY(found):
+                    changed[entry.id] = entry
+                else:
+                    self._seen.add(entry.id)
+            self._sightings.append((entry.id, item.provenance))
+        return made
+
+    def plan(self) -> MergePlan:
+        """What the items folded so far change in the store."""
+        return MergePlan(
+            tuple(self.inserted.values()),
+            tuple(self._changed.values()),
+            tuple(sorted(self._seen - self._changed.keys())),
+            tuple(self._sightings),
+            dict(self._title_keys),
+        )
 
 
 def sort_key(published: Published | None, first_seen: datetime) -> str:

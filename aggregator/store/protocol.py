@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from aggregator.model import Entry, SourceEntry
-from aggregator.store.plan import IngestReport
+from aggregator.store.plan import IngestReport, MergePlan
 
 
 class StoreType(Protocol):
@@ -55,6 +55,15 @@ class StoreType(Protocol):
     ) -> tuple[IngestReport, list[Entry]]:
         """Merge items into the stored stories (inside :meth:`transaction`); returns
         counts and the entries that are new or changed (their topics need judging)."""
+
+    def candidates(self, keys: Iterable[str]) -> dict[str, list[Entry]]:
+        """The stored stories of these title keys, by key (for a Planner)."""
+        ...
+
+    def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
+        """Write a plan made against the store as it is (inside :meth:`transaction`);
+        returns what :meth:`add` returns."""
+        ...
 
     def touch_source(self, source: str, now: datetime) -> None: ...
 

@@ -254,6 +254,16 @@ class SQLStore:
         keys = [title_key(item.title) for item in items]  # once each: plan and rows use them
         stored = self._candidates(set(keys))
         plan = plan_merge(items, stored, authority=authority, zone=zone, now=now, keys=keys)
+        return self.write_plan(plan, now)
+
+    def candidates(self, keys: Iterable[str]) -> dict[str, list[Entry]]:
+        """The stored stories of these title keys, by key (without their sources): what
+        a :class:`~aggregator.store.plan.Planner` folds items into."""
+        return self._candidates(keys)
+
+    def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
+        """Write a merge plan made against this store as it is (call inside
+        ``transaction``); returns what :meth:`add` returns."""
         resighted = self._resighted(plan)
         self.apply_plan(plan, now)
         # New stories carry every source they were read from; a stored one that changed,

@@ -1,0 +1,137 @@
+"""A run folds each source's items into the stored stories as they are read
+(pipeline.Folding): the store, the report and the files are those of folding every item
+at once, after the reading."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import Config
+from aggregator.ingest import Outcome
+from aggregator.live.state import FetchStates
+from aggregator.model import SourceEntry
+from aggregator.pipeline import Folding, RunResult, publish
+from aggregator.store import open_store
+from aggregator.store.plan import Planner, plan_merge
+from tests.test_incremental_render import START, item, make_config
+
+NOW = START + timedelta(days=60)
+TABLES = {
+    "entries": "SELECT * FROM entries ORDER BY id",
+    "sightings": "SELECT * FROM sightings ORDER BY entry_id, source",
+    "entry_topics": "SELECT * FROM entry_topics ORDER BY topic, entry_id",
+    "meta": "SELECT key, value FROM meta WHERE key IN ('version', 'topics', 'changed') "
+    "ORDER BY key",
+}
+
+
+def outcomes_of(config: Config, items: Sequence[SourceEntry]) -> list[Outcome]:
+    by_source = {s.name: s for s in config.sources}
+    return [
+        Outcome(by_source[name], tuple(i for i in items if i.source == name))
+        for name in ("alpha", "beta", "gamma")
+        if any(i.source == name for i in items)
+    ]
+
+
+def publish_run(
+    config: Config, items: Sequence[SourceEntry], folded: bool, now: datetime
+) -> RunResult:
+    outcomes = outcomes_of(config, items)
+    with open_store(config.store) as store:
+        folding = None
+        if folded:
+            folding = Folding(config, store, now)
+            for outcome in outcomes:
+                folding.add(outcome)
+        return publish(config, store, FetchStates(store), outcomes, now, folded=folding)
+
+
+def dump(config: Config) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(config.store.path) as db:
+        return {name: db.execute(query).fetchall() for name, query in TABLES.items()}
+
+
+def files(config: Config) -> dict[str, bytes]:
+    folder = config.feeds.directory
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".rendered"
+    }
+
+
+def random_runs(seed: int) -> list[list[SourceEntry]]:
+    """Runs that tell stories again, from other sources, on nearby days, changed."""
+    rng = random.Random(seed)
+    titles = [f"{w} {n}" for n in range(12) for w in ("Ukraine talks", "Gas prices", "Fair")]
+    runs = []
+    for _ in range(5):
+        run = []
+        for _ in range(rng.randrange(1, 40)):
+            title = rng.choice(titles[: rng.randrange(3, len(titles))])
+            summary = rng.choice(["", "a longer summary about gas", "Ukraine: the summary"])
+            run.append(
+                item(
+                    rng.choice(("alpha", "beta", "gamma")),
+                    title,
+                    rng.randrange(0, 6),
+                    summary,
+                    line=rng.choice([None, None, rng.randrange(1, 9)]),
+                )
+            )
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_folding_as_read_gives_the_store_of_folding_at_once(tmp_path: Path, seed: int) -> None:
+    (tmp_path / "at-once").mkdir()
+    (tmp_path / "as-read").mkdir()
+    at_once = make_config(tmp_path / "at-once", max_entries=8)
+    as_read = make_config(tmp_path / "as-read", max_entries=8)
+    for number, run in enumerate(random_runs(seed)):
+        now = NOW + timedelta(hours=number)
+        one = publish_run(at_once, run, folded=False, now=now)
+        other = publish_run(as_read, run, folded=True, now=now)
+        assert other.report == one.report, number
+        assert dump(as_read) == dump(at_once), number
+        assert files(as_read) == files(at_once), number
+
+
+def test_a_story_told_by_two_sources_in_one_run_is_one_new_story(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_entries=8)
+    run = [
+        item("alpha", "Ukraine talks open", 1, "short"),
+        item("beta", "Ukraine talks open", 1, "a longer summary of the talks"),
+    ]
+    result = publish_run(config, run, folded=True, now=NOW)
+    assert (result.report.new, result.report.updated) == (1, 0)
+    rows = dump(config)
+    assert len(rows["entries"]) == 1 and len(rows["sightings"]) == 2
+
+
+def test_planning_in_batches_is_planning_at_once() -> None:
+    zone = make_config_zone()
+    rng = random.Random(5)
+    items = [
+        item(rng.choice(("alpha", "beta")), f"Story {rng.randrange(15)}", rng.randrange(4))
+        for _ in range(120)
+    ]
+    whole = plan_merge(items, {}, authority="example.org", zone=zone, now=NOW)
+    planner = Planner(authority="example.org", zone=zone, now=NOW)
+    for start in range(0, len(items), 7):
+        planner.add(items[start : start + 7], {})
+    assert planner.plan() == whole
+
+
+def make_config_zone() -> tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Europe/Brussels")
