@@ -274,7 +274,7 @@ def prepare() -> None:
 
 def prepare_in(runner: Runner) -> None:
     """Have each of the ``runner``'s workers :func:`prepare`, in the background (a worker
-    that fails to loads what it needs with its first part)."""
+    that fails to prepare loads what it needs with its first part instead)."""
     import threading
 
     def ask() -> None:
