@@ -26,6 +26,7 @@ from aggregator.errors import SourceError
 # HTTP client, the parsers and the page layouts are imported when a source is read.
 if TYPE_CHECKING:
     from aggregator.config import Config, SourceConfig
+    from aggregator.live.driver import Driver
     from aggregator.live.feedparse import FeedDocument
     from aggregator.live.fetch import Fetched, Fetcher
     from aggregator.live.sandbox import Sandbox
@@ -94,6 +95,7 @@ class Ingest:
         skip_fresh: bool = False,
         force: bool = False,
         on_document: Callable[[], None] | None = None,
+        drive: bool = False,
     ) -> None:
         self.config = config
         self.state = state
@@ -109,6 +111,10 @@ class Ingest:
         # Called once, when the first document to parse has come (something may then
         # be rendered: the publish can get ready meanwhile).
         self._on_document = on_document
+        # Hand documents to the parser workers from the event loop itself (a run's:
+        # aggregator.live.driver), not through a thread each.
+        self.drive = drive
+        self._driver: Driver | None = None
         if state.store is not None and (pruned := state.store.meta("pruned")):
             self._pruned = datetime.fromisoformat(pruned)
 
@@ -160,6 +166,11 @@ class Ingest:
                 fetcher = await stack.enter_async_context(
                     Fetcher(Limits.of(settings), settings.user_agent)
                 )
+            if self.drive and any(s.url is not None and s.kind in (None, "feed") for s in sources):
+                from aggregator.live.driver import Driver
+
+                self._driver = await stack.enter_async_context(Driver.attached(self.sandbox))
+                stack.callback(setattr, self, "_driver", None)
 
             read: list[Outcome | None] = [None] * len(sources)
             handed = 0  # how many outcomes on_outcome was given, in order
@@ -284,9 +295,7 @@ class Ingest:
             hook()
         try:
             if source.kind in (None, "feed"):
-                document = await asyncio.to_thread(
-                    self._read_feed, fetched.body, fetched, source.name, self._known(state)
-                )
+                document = await self._parse(fetched, source.name, self._known(state))
                 entries = list(document.entries)
                 ttl = document.ttl_minutes
                 unchanged = document.unchanged
@@ -314,20 +323,35 @@ class Ingest:
             return frozenset()
         return frozenset(state.seen)
 
-    def _read_feed(
-        self, body: bytes, fetched: Fetched, name: str, known: frozenset[str]
-    ) -> FeedDocument:
-        document = self.sandbox.parse(
-            body,
+    async def _parse(self, fetched: Fetched, name: str, known: frozenset[str]) -> FeedDocument:
+        """The fetched document, parsed by a worker: through the driver when there is
+        one, else in a thread that waits for the sandbox."""
+        import asyncio
+
+        if self._driver is None:
+            document = await asyncio.to_thread(self._read_feed, fetched, name, known)
+        else:
+            document = await self._driver.parse(
+                fetched.body,
+                url=fetched.url,
+                name=name,
+                content_type=fetched.content_type,
+                max_entries=self.config.fetch.max_entries_per_feed,
+                known=known,
+            )
+        for warning in document.warnings:
+            log.warning("%s (%s): %s", name, fetched.url, warning)
+        return document
+
+    def _read_feed(self, fetched: Fetched, name: str, known: frozenset[str]) -> FeedDocument:
+        return self.sandbox.parse(
+            fetched.body,
             url=fetched.url,
             name=name,
             content_type=fetched.content_type,
             max_entries=self.config.fetch.max_entries_per_feed,
             known=known,
         )
-        for warning in document.warnings:
-            log.warning("%s (%s): %s", name, fetched.url, warning)
-        return document
 
     def _failed(self, state: SourceState, error: SourceError) -> SourceState:
         from aggregator.live.fetch import FetchError

@@ -518,7 +518,14 @@ def refresh(
         states = FetchStates(store)
         ready = _Ready(_load_planner if render_in_workers else _load_renderers)
         ingest = Ingest(
-            config, states, sandbox, now, skip_fresh=True, force=force, on_document=ready.start
+            config,
+            states,
+            sandbox,
+            now,
+            skip_fresh=True,
+            force=force,
+            on_document=ready.start,
+            drive=True,
         )
         # Holding the write lock for the whole run, nothing changes the store while the
         # sources are read: what they give is folded in meanwhile (Folding).

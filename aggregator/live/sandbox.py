@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import ForkContext, ForkServerContext
     from multiprocessing.process import BaseProcess
 
+    from aggregator.live.driver import Driver
     from aggregator.live.feedparse import FeedDocument
 
 log = logging.getLogger("aggregator")
@@ -264,6 +265,9 @@ class Sandbox:
         self._warmed = False
         self._warming: threading.Thread | None = None  # the thread starting them, if any
         self._closed = False
+        # The event loop's driver that holds workers now, if any (aggregator.live.driver):
+        # a task asked from a thread meanwhile is run there.
+        self._driver: Driver | None = None
 
     @property
     def started(self) -> bool:
@@ -308,6 +312,7 @@ class Sandbox:
             with self._changed:
                 self._started -= 1
                 self._changed.notify_all()
+            self._poke()
             raise
         with self._changed:
             closed = self._closed
@@ -325,8 +330,77 @@ class Sandbox:
             worker.load -= 1
             closed = self._closed
             self._changed.notify_all()
+        self._poke()
         if closed:
             worker.stop()
+
+    def _poke(self) -> None:
+        """Tell the attached driver, if any, that a worker may be free or the sandbox
+        closed."""
+        driver = self._driver
+        if driver is not None:
+            driver.poke()
+
+    # -- For a driver (aggregator.live.driver), which takes workers out of the pool while
+    # -- it is attached: they stay counted in _started, but are not in _all.
+
+    def _attach(self, driver: Driver) -> bool:
+        with self._lock:
+            if self._driver is not None or self._closed:
+                return False
+            self._driver = driver
+            return True
+
+    def _detach(self, driver: Driver) -> None:
+        with self._changed:
+            if self._driver is driver:
+                self._driver = None
+            self._changed.notify_all()
+
+    def _adopt_idle(self) -> list[_Worker]:
+        """The idle workers of the pool, taken out of it."""
+        with self._lock:
+            idle = [w for w in self._all if w.load == 0 and not (w.dead or w.broken)]
+            for worker in idle:
+                self._all.remove(worker)
+            return idle
+
+    def _reserve(self) -> bool:
+        """Count one more worker about to start, if there is room for it."""
+        with self._lock:
+            if self._closed or self._started >= self.size:
+                return False
+            self._started += 1
+            return True
+
+    def _spawn(self) -> _Worker:
+        """A new worker from the fork server, counted by :meth:`_reserve` already, and
+        out of the pool (its pipe is the caller's to drive)."""
+        worker = self._start_one()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+            worker.load = 0
+        return worker
+
+    def _return(self, worker: _Worker) -> None:
+        """A driven worker, idle and its pipe blocking again, back into the pool."""
+        with self._changed:
+            closed = self._closed
+            if not closed:
+                worker.load = 0
+                self._all.append(worker)
+            self._changed.notify_all()
+        if closed:
+            self._retire(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        """A driven worker stopped (it failed, or still had tasks when its driver let go)."""
+        worker.dead = True
+        worker.stop()
+        with self._changed:
+            self._started -= 1
+            self._changed.notify_all()
 
     def _forkserver(self) -> ForkServerContext:
         with self._lock:
@@ -387,6 +461,7 @@ class Sandbox:
                 self._all.remove(worker)
                 self._started -= 1
                 self._changed.notify_all()
+        self._poke()
 
     def parse(
         self,
@@ -406,17 +481,25 @@ class Sandbox:
         """
         task = ("parse", data, url, name, content_type, max_entries, known)
         try:
-            status, value = self._ask(task)
-        except _Closed:
-            raise SourceError(name, url, "not parsed: the parser workers were stopped") from None
-        except _Died as error:
-            raise SourceError(
-                name, url, f"parser process died (exit code {error.code}); document refused"
-            ) from error
-        except _Late:
-            raise SourceError(
-                name, url, f"parsing took longer than {self.timeout:g} s; stopped"
-            ) from None
+            reply = self._ask(task)
+        except (_Closed, _Died, _Late) as error:
+            raise self._parse_failure(error, name=name, url=url) from None
+        return self._document(reply, name=name, url=url)
+
+    def _parse_failure(self, error: Exception, *, name: str, url: str) -> SourceError:
+        """What a parse that got no answer says (the worker stopped, or ran out of time)."""
+        if isinstance(error, _Died):
+            message = f"parser process died (exit code {error.code}); document refused"
+        elif isinstance(error, _Late):
+            message = f"parsing took longer than {self.timeout:g} s; stopped"
+        else:
+            message = "not parsed: the parser workers were stopped"
+        return SourceError(name, url, message)
+
+    @staticmethod
+    def _document(reply: tuple[str, Any], *, name: str, url: str) -> FeedDocument:
+        """The document a worker's answer to a parse holds, or its error raised."""
+        status, value = reply
         if status == "error":
             raise SourceError(name, url, str(value))
         from aggregator.live.document import unpack
@@ -447,6 +530,11 @@ class Sandbox:
         from multiprocessing.reduction import ForkingPickler
 
         payload = bytes(ForkingPickler.dumps(task))
+        driver = self._driver
+        if driver is not None:  # it holds the workers: the task is run on its loop
+            answer = driver.ask_from_thread(payload)
+            if answer is not None:
+                return answer
         while True:
             worker = self._take()
             try:
@@ -509,6 +597,7 @@ class Sandbox:
             self._closed = True
             workers, self._all = self._all, []
             self._changed.notify_all()  # waiting parses give up
+        self._poke()  # an attached driver stops the workers it holds
         for worker in workers:
             with worker.turn:  # and so do those queued on a worker
                 worker.dead = True

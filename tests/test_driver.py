@@ -1,0 +1,211 @@
+"""The sandbox's workers driven from an event loop (aggregator.live.driver): the same
+documents and the same errors as the sandbox's own way, and the workers back in the
+sandbox, or stopped, when the driver lets go."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from aggregator.errors import SourceError
+from aggregator.live.driver import Driver
+from aggregator.live.sandbox import Sandbox
+from tests.test_sandbox import RSS, big_feed
+
+FEEDS = Path(__file__).parent / "data" / "feeds"
+
+
+def warm(box: Sandbox) -> None:
+    """The sandbox's workers started, and ready."""
+    box.warm()
+    if box._warming is not None:
+        box._warming.join(timeout=60)
+
+
+def documents() -> list[tuple[str, bytes]]:
+    return sorted((path.name, path.read_bytes()) for path in FEEDS.glob("*") if path.is_file())
+
+
+def parse_all(box: Sandbox, items: list[tuple[str, bytes]]) -> list[object]:
+    """Each document parsed through a driver, all at once: its document or its error."""
+
+    async def main() -> list[object]:
+        async with Driver.attached(box) as driver:
+            assert driver is not None
+
+            async def one(name: str, data: bytes) -> object:
+                try:
+                    return await driver.parse(data, url=f"https://feeds.example/{name}", name=name)
+                except SourceError as error:
+                    return error.message
+
+            return list(await asyncio.gather(*(one(name, data) for name, data in items)))
+
+    return asyncio.run(main())
+
+
+def test_every_test_feed_reads_as_through_the_sandbox() -> None:
+    items = documents()
+    assert len(items) > 20
+    with Sandbox(workers=2, timeout=60) as box:
+        expected: list[object] = []
+        for name, data in items:
+            try:
+                expected.append(box.parse(data, url=f"https://feeds.example/{name}", name=name))
+            except SourceError as error:
+                expected.append(error.message)
+        assert parse_all(box, items) == expected
+        # The workers are the sandbox's again, and read through threads as before.
+        assert len(box._all) == 2
+        assert len(box.parse(RSS, url="https://feeds.example/a", name="a").entries) == 3
+
+
+def test_a_document_larger_than_a_pipe_goes_whole_while_the_worker_is_busy() -> None:
+    large = big_feed(4_000)  # about 4 MB: many pipe buffers
+    assert len(large) > 4 << 20
+    with Sandbox(workers=1, timeout=60) as box:
+        warm(box)
+        got = parse_all(box, [("a", large), ("b", RSS), ("c", large), ("d", RSS)])
+    assert [len(document.entries) for document in got] == [1000, 3, 1000, 3]  # type: ignore[attr-defined]
+
+
+def test_a_parse_past_its_time_is_stopped_and_the_next_ones_read() -> None:
+    """The time counts from when the worker starts on a task: the task queued behind
+    the slow one is not blamed, and goes to another worker."""
+    with Sandbox(workers=1, timeout=0.5) as box:
+        warm(box)
+        got = parse_all(box, [("huge", big_feed(60_000)), ("ok", RSS), ("ok2", RSS)])
+        assert got[0] == "parsing took longer than 0.5 s; stopped"
+        assert [len(document.entries) for document in got[1:]] == [3, 3]  # type: ignore[attr-defined]
+        assert len(box._all) == 1 and box._all[0].process.is_alive()
+
+
+def test_a_worker_that_dies_fails_its_own_task_only() -> None:
+    with Sandbox(workers=1, timeout=60) as box:
+        warm(box)
+        pid = box._all[0].process.pid
+        assert pid is not None
+
+        async def main() -> list[object]:
+            async with Driver.attached(box) as driver:
+                assert driver is not None
+                os.kill(pid, signal.SIGSTOP)  # both tasks wait on it, one in its pipe
+                first = asyncio.ensure_future(driver.parse(RSS, url="https://x/1", name="one"))
+                second = asyncio.ensure_future(driver.parse(RSS, url="https://x/2", name="two"))
+                await asyncio.sleep(0.2)
+                os.kill(pid, signal.SIGKILL)
+                results: list[object] = []
+                for future in (first, second):
+                    try:
+                        results.append(len((await future).entries))
+                    except SourceError as error:
+                        results.append(error.message)
+                return results
+
+        assert asyncio.run(main()) == ["parser process died (exit code -9); document refused", 3]
+        assert box.parse(RSS, url="https://x/3", name="three").entries
+
+
+def test_a_parse_asked_from_a_thread_meanwhile_runs_on_the_loop() -> None:
+    """A local file is read in a thread, which asks the sandbox: while the driver holds
+    every worker, the task goes to the loop instead of waiting for a worker forever."""
+    with Sandbox(workers=2, timeout=60) as box:
+        warm(box)
+
+        async def main() -> list[int]:
+            async with Driver.attached(box) as driver:
+                assert driver is not None
+                looped = [driver.parse(RSS, url=f"https://x/{i}", name=str(i)) for i in range(6)]
+                threaded = [
+                    asyncio.to_thread(box.parse, RSS, url=f"https://y/{i}", name=str(i))
+                    for i in range(6)
+                ]
+                got = await asyncio.gather(*looped, *threaded)
+                return [len(document.entries) for document in got]
+
+        assert asyncio.run(main()) == [3] * 12
+        assert len(box._all) == 2
+
+
+def test_an_interrupted_read_stops_the_worker_it_left_busy() -> None:
+    with Sandbox(workers=1, timeout=60) as box:
+        warm(box)
+        busy = box._all[0].process
+
+        async def main() -> None:
+            async with Driver.attached(box) as driver:
+                assert driver is not None
+                task = asyncio.ensure_future(
+                    driver.parse(big_feed(20_000), url="https://x/big", name="big")
+                )
+                await asyncio.sleep(0.05)
+                task.cancel()
+
+        asyncio.run(main())
+        busy.join(timeout=10)
+        assert not busy.is_alive()  # its answer would have come to nobody
+        assert box._all == []
+        # A new worker reads the next document.
+        assert len(box.parse(RSS, url="https://x/ok", name="ok").entries) == 3
+
+
+def test_closing_the_sandbox_meanwhile_fails_the_parses_at_once() -> None:
+    with Sandbox(workers=1, timeout=60) as box:
+        warm(box)
+        pid = box._all[0].process.pid
+        assert pid is not None
+
+        async def main() -> list[str]:
+            async with Driver.attached(box) as driver:
+                assert driver is not None
+                os.kill(pid, signal.SIGSTOP)
+                tasks = [driver.parse(RSS, url=f"https://x/{i}", name=str(i)) for i in range(4)]
+                threading.Timer(0.2, box.close).start()
+                got = await asyncio.gather(*tasks, return_exceptions=True)
+                return [str(error) for error in got]
+
+        messages = asyncio.run(main())
+    assert messages == [
+        f"{i} (https://x/{i}): not parsed: the parser workers were stopped" for i in range(4)
+    ]
+
+
+def test_only_one_driver_holds_the_workers() -> None:
+    with Sandbox(workers=1, timeout=60) as box:
+
+        async def main() -> tuple[bool, bool]:
+            async with Driver.attached(box) as first, Driver.attached(box) as second:
+                return first is not None, second is not None
+
+        assert asyncio.run(main()) == (True, False)
+
+        async def again() -> bool:
+            async with Driver.attached(box) as driver:
+                return driver is not None
+
+        assert asyncio.run(again())  # let go: another may hold them
+
+
+def test_a_closed_sandbox_has_no_driver() -> None:
+    box = Sandbox(workers=1, timeout=60)
+    box.close()
+
+    async def main() -> bool:
+        async with Driver.attached(box) as driver:
+            return driver is None
+
+    assert asyncio.run(main())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_are_started_when_none_were_warmed(workers: int) -> None:
+    with Sandbox(workers=workers, timeout=60) as box:
+        assert parse_all(box, [(str(i), RSS) for i in range(5)]) == parse_all(
+            box, [(str(i), RSS) for i in range(5)]
+        )
+        assert len(box._all) == workers
