@@ -5,6 +5,7 @@ sandbox, or stopped, when the driver lets go."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -209,3 +210,77 @@ def test_workers_are_started_when_none_were_warmed(workers: int) -> None:
             box, [(str(i), RSS) for i in range(5)]
         )
         assert len(box._all) == workers
+
+
+def test_workers_that_run_out_of_time_are_replaced_while_threads_wait_on_the_loop() -> None:
+    """Local files are parsed in the loop's threads, which wait on the driver: when both
+    workers run past their time, their replacements do not queue behind those threads."""
+    with Sandbox(workers=2, timeout=0.5) as box:
+        warm(box)
+        for worker in box._all:  # two parses that never end
+            assert worker.process.pid is not None
+            os.kill(worker.process.pid, signal.SIGSTOP)
+
+        def one(index: int) -> object:
+            try:
+                return len(box.parse(RSS, url=f"file:///{index}", name=str(index)).entries)
+            except SourceError as error:
+                return error.message
+
+        async def main() -> list[object]:
+            async with Driver.attached(box) as driver:
+                assert driver is not None
+                reads = (asyncio.to_thread(one, index) for index in range(10))
+                return list(await asyncio.wait_for(asyncio.gather(*reads), timeout=60))
+
+        got = asyncio.run(main())
+    late = "parsing took longer than 0.5 s; stopped"
+    assert got.count(late) == 2 and got.count(3) == 8
+
+
+def test_closing_the_sandbox_with_every_worker_busy_ends_each_parse_once() -> None:
+    for from_loop in (False, True):
+        with Sandbox(workers=2, timeout=60) as box:
+            warm(box)
+            for worker in box._all:
+                assert worker.process.pid is not None
+                os.kill(worker.process.pid, signal.SIGSTOP)
+
+            async def main(on_loop: bool) -> list[str]:
+                async with Driver.attached(box) as driver:
+                    assert driver is not None
+                    tasks = [
+                        asyncio.ensure_future(driver.parse(RSS, url=f"https://x/{i}", name=str(i)))
+                        for i in range(4)
+                    ]
+                    await asyncio.sleep(0.2)
+                    if on_loop:  # (an error handler's, say) and the block ends at once
+                        box.close()
+                    else:
+                        threading.Thread(target=box.close).start()
+                        await asyncio.wait(tasks)
+                got = await asyncio.gather(*tasks, return_exceptions=True)
+                return [getattr(error, "message", repr(error)) for error in got]
+
+            assert (
+                asyncio.run(main(from_loop)) == ["not parsed: the parser workers were stopped"] * 4
+            )
+            assert box._all == [] and box._started == 0
+
+
+def test_a_read_cancelled_while_its_worker_starts_leaves_the_worker_to_the_sandbox() -> None:
+    with Sandbox(workers=1, timeout=60) as box:  # not warmed: the first parse starts one
+
+        async def main() -> None:
+            async with Driver.attached(box) as driver:
+                assert driver is not None
+                task = asyncio.ensure_future(driver.parse(RSS, url="https://x/1", name="one"))
+                await asyncio.sleep(0)  # it is starting the worker now
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        asyncio.run(main())
+        # The worker started is the sandbox's: the next parse uses it, and no other.
+        assert len(box.parse(RSS, url="https://x/2", name="two").entries) == 3
+        assert box._started == 1 and len(box._all) == 1

@@ -21,6 +21,7 @@ the driver lets go, its idle workers go back to the sandbox; one with tasks unan
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import pickle
@@ -81,6 +82,10 @@ class Driver:
         self._lanes: list[_Lane] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._detached = False
+        # Workers are started (from the fork server) in a thread of the driver's own: the
+        # loop's default threads may all be waiting on the driver (local files, parsed
+        # through it), which would then wait for a worker forever.
+        self._starter: concurrent.futures.ThreadPoolExecutor | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -146,13 +151,18 @@ class Driver:
         try:
             future = asyncio.run_coroutine_threadsafe(self._forwarded(payload), self.loop)
         except RuntimeError:  # the loop is closed
+            self._abandon()
             return None
         while True:
             try:
                 return future.result(timeout=1.0)
-            except _Detached:
-                return None
+            except (_Detached, concurrent.futures.CancelledError):
+                return None  # let go meanwhile, or the loop ended its tasks
             except TimeoutError:
+                if self.loop.is_closed():  # ended without letting go: never to run it
+                    future.cancel()
+                    self._abandon()
+                    return None
                 if self._detached and not self.loop.is_running():
                     future.cancel()  # the loop will never run it
                     return None
@@ -162,6 +172,17 @@ class Driver:
             return await self.ask(payload)
         except _Detached:
             return None
+
+    def _abandon(self) -> None:
+        """The loop was closed without the driver letting go (not ``asyncio.run``'s way):
+        its workers are stopped, so that the sandbox can start others."""
+        if not self.loop.is_closed():
+            return
+        self._detached = True
+        self.sandbox._detach(self)
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            self.sandbox._retire(lane.worker)
 
     def poke(self) -> None:
         """A worker of the sandbox's may be idle, or the sandbox closed: look again."""
@@ -185,7 +206,7 @@ class Driver:
             if adopted:
                 return adopted[-1]
             if self.sandbox._reserve():
-                worker = await asyncio.to_thread(self.sandbox._spawn)
+                worker = await self._spawn()
                 if self._detached or self.sandbox._closed:
                     self.sandbox._return(worker)
                     continue
@@ -197,6 +218,25 @@ class Driver:
             self._waiters.append(waiter)
             await waiter
 
+    async def _spawn(self) -> _Worker:
+        """A new worker, started in the driver's thread. Should the caller be cancelled
+        meanwhile, the worker still goes to the sandbox once started (from that thread,
+        whether the loop still runs or not)."""
+        if self._starter is None:
+            self._starter = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="aggregator-driver-start"
+            )
+        starting = self._starter.submit(self.sandbox._spawn)
+        try:
+            return await asyncio.shield(asyncio.wrap_future(starting, loop=self.loop))
+        except asyncio.CancelledError:
+            starting.add_done_callback(self._hand_back)
+            raise
+
+    def _hand_back(self, starting: concurrent.futures.Future[_Worker]) -> None:
+        if not starting.cancelled() and starting.exception() is None:
+            self.sandbox._return(starting.result())
+
     def _add(self, worker: _Worker) -> _Lane:
         lane = _Lane(worker)
         os.set_blocking(lane.fd, False)
@@ -206,9 +246,8 @@ class Driver:
 
     def _wake(self) -> None:
         """Waiters look for a worker again (the sandbox closed: its workers stop)."""
-        if self.sandbox._closed and self._lanes:
-            for lane in list(self._lanes):
-                self._drop(lane, _Closed())
+        while self.sandbox._closed and self._lanes:
+            self._drop(self._lanes[0], _Closed())
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -247,20 +286,26 @@ class Driver:
             self.loop.remove_writer(lane.fd)
 
     def _readable(self, lane: _Lane) -> None:
+        ended = False  # the pipe closed: the answers read before it count first
         try:
             while True:
                 chunk = os.read(lane.fd, _READ)
                 if not chunk:
-                    self._lost(lane)
-                    return
+                    ended = True
+                    break
                 lane.inbox += chunk
                 if len(chunk) < _READ:
                     break
         except BlockingIOError:
             pass
         except OSError:
+            ended = True
+        self._answers(lane)
+        if ended:
             self._lost(lane)
-            return
+
+    def _answers(self, lane: _Lane) -> None:
+        """Each whole answer read so far, to its task."""
         box = lane.inbox
         while len(box) >= _SHORT.size and lane in self._lanes:
             (size,) = _SHORT.unpack_from(box)
@@ -303,7 +348,9 @@ class Driver:
             lane.clock = None
 
     def _late(self, lane: _Lane, task: _Task) -> None:
-        if lane in self._lanes and lane.tasks and lane.tasks[0] is task:
+        # (An answer begun in time counts, as a thread's poll() would have it: the
+        # rest of it is on its way.)
+        if lane in self._lanes and lane.tasks and lane.tasks[0] is task and not lane.inbox:
             self._drop(lane, _Late())
 
     def _lost(self, lane: _Lane) -> None:
@@ -324,6 +371,8 @@ class Driver:
     def _drop(self, lane: _Lane, error: Exception) -> None:
         """Stop a worker: its current task fails with ``error``, those behind it go to
         another worker (or fail the same way, when the sandbox is closed or let go)."""
+        if lane not in self._lanes:  # dropped already (a close drops every lane)
+            return
         self._unwatch(lane)
         self.sandbox._retire(lane.worker)
         behind: Exception = error if isinstance(error, (_Closed, _Detached)) else _Again()
@@ -338,11 +387,14 @@ class Driver:
         those with tasks unanswered (their tasks' callers ask the sandbox's own way)."""
         self._detached = True
         self.sandbox._detach(self)
-        for lane in list(self._lanes):
+        while self._lanes:
+            lane = self._lanes[0]
             if lane.tasks or lane.out or lane.inbox:
                 self._drop(lane, _Detached())
             else:
                 self._unwatch(lane)
                 os.set_blocking(lane.fd, True)
                 self.sandbox._return(lane.worker)
+        if self._starter is not None:  # a worker being started goes to the sandbox
+            self._starter.shutdown(wait=False)
         self._wake()

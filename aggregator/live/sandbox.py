@@ -297,10 +297,11 @@ class Sandbox:
                 self._changed.wait()
         return self._start_one()
 
-    def _start_one(self, fork: bool = False) -> _Worker:
+    def _start_one(self, fork: bool = False, pooled: bool = True) -> _Worker:
         """A new worker, counted in ``_started`` already (the count is given back when
         it cannot start, or the sandbox closed meanwhile); ``fork``: forked from this
-        process (see :func:`_forkable`), else from the fork server."""
+        process (see :func:`_forkable`), else from the fork server. ``pooled``: put in
+        the pool, taken by whoever started it; else kept out of it, idle (a driver's)."""
         try:
             if fork:
                 import multiprocessing
@@ -316,7 +317,7 @@ class Sandbox:
             raise
         with self._changed:
             closed = self._closed
-            if not closed:
+            if not closed and pooled:
                 worker.load = 1  # for whoever started it: given back when done
                 self._all.append(worker)
                 self._changed.notify_all()  # its second place is free for a waiter
@@ -375,13 +376,8 @@ class Sandbox:
 
     def _spawn(self) -> _Worker:
         """A new worker from the fork server, counted by :meth:`_reserve` already, and
-        out of the pool (its pipe is the caller's to drive)."""
-        worker = self._start_one()
-        with self._lock:
-            if worker in self._all:
-                self._all.remove(worker)
-            worker.load = 0
-        return worker
+        never in the pool (its pipe is the caller's to drive)."""
+        return self._start_one(pooled=False)
 
     def _return(self, worker: _Worker) -> None:
         """A driven worker, idle and its pipe blocking again, back into the pool."""
