@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import SourceError
 
@@ -327,31 +327,23 @@ class Ingest:
         """The fetched document, parsed by a worker: through the driver when there is
         one, else in a thread that waits for the sandbox."""
         import asyncio
+        import functools
 
+        options: dict[str, Any] = {
+            "url": fetched.url,
+            "name": name,
+            "content_type": fetched.content_type,
+            "max_entries": self.config.fetch.max_entries_per_feed,
+            "known": known,
+        }
         if self._driver is None:
-            document = await asyncio.to_thread(self._read_feed, fetched, name, known)
+            parse = functools.partial(self.sandbox.parse, fetched.body, **options)
+            document = await asyncio.to_thread(parse)
         else:
-            document = await self._driver.parse(
-                fetched.body,
-                url=fetched.url,
-                name=name,
-                content_type=fetched.content_type,
-                max_entries=self.config.fetch.max_entries_per_feed,
-                known=known,
-            )
+            document = await self._driver.parse(fetched.body, **options)
         for warning in document.warnings:
             log.warning("%s (%s): %s", name, fetched.url, warning)
         return document
-
-    def _read_feed(self, fetched: Fetched, name: str, known: frozenset[str]) -> FeedDocument:
-        return self.sandbox.parse(
-            fetched.body,
-            url=fetched.url,
-            name=name,
-            content_type=fetched.content_type,
-            max_entries=self.config.fetch.max_entries_per_feed,
-            known=known,
-        )
 
     def _failed(self, state: SourceState, error: SourceError) -> SourceState:
         from aggregator.live.fetch import FetchError

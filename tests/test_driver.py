@@ -28,6 +28,13 @@ def warm(box: Sandbox) -> None:
         box._warming.join(timeout=60)
 
 
+def stop_workers(box: Sandbox) -> None:
+    """Every worker of the sandbox stopped by a signal: what is sent to it waits."""
+    for worker in box._all:
+        assert worker.process.pid is not None
+        os.kill(worker.process.pid, signal.SIGSTOP)
+
+
 def documents() -> list[tuple[str, bytes]]:
     return sorted((path.name, path.read_bytes()) for path in FEEDS.glob("*") if path.is_file())
 
@@ -158,13 +165,11 @@ def test_an_interrupted_read_stops_the_worker_it_left_busy() -> None:
 def test_closing_the_sandbox_meanwhile_fails_the_parses_at_once() -> None:
     with Sandbox(workers=1, timeout=60) as box:
         warm(box)
-        pid = box._all[0].process.pid
-        assert pid is not None
 
         async def main() -> list[str]:
             async with Driver.attached(box) as driver:
                 assert driver is not None
-                os.kill(pid, signal.SIGSTOP)
+                stop_workers(box)
                 tasks = [driver.parse(RSS, url=f"https://x/{i}", name=str(i)) for i in range(4)]
                 threading.Timer(0.2, box.close).start()
                 got = await asyncio.gather(*tasks, return_exceptions=True)
@@ -217,9 +222,7 @@ def test_workers_that_run_out_of_time_are_replaced_while_threads_wait_on_the_loo
     workers run past their time, their replacements do not queue behind those threads."""
     with Sandbox(workers=2, timeout=0.5) as box:
         warm(box)
-        for worker in box._all:  # two parses that never end
-            assert worker.process.pid is not None
-            os.kill(worker.process.pid, signal.SIGSTOP)
+        stop_workers(box)  # two parses that never end
 
         def one(index: int) -> object:
             try:
@@ -242,9 +245,7 @@ def test_closing_the_sandbox_with_every_worker_busy_ends_each_parse_once() -> No
     for from_loop in (False, True):
         with Sandbox(workers=2, timeout=60) as box:
             warm(box)
-            for worker in box._all:
-                assert worker.process.pid is not None
-                os.kill(worker.process.pid, signal.SIGSTOP)
+            stop_workers(box)
 
             async def main(on_loop: bool) -> list[str]:
                 async with Driver.attached(box) as driver:
