@@ -8,6 +8,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -285,3 +288,47 @@ def test_a_read_cancelled_while_its_worker_starts_leaves_the_worker_to_the_sandb
         # The worker started is the sandbox's: the next parse uses it, and no other.
         assert len(box.parse(RSS, url="https://x/2", name="two").entries) == 3
         assert box._started == 1 and len(box._all) == 1
+
+
+def test_a_loop_closed_without_letting_go_leaves_the_sandbox_working() -> None:
+    """Not asyncio.run's way: a loop stopped, then closed, inside the driver's block. A
+    parse asked then stops the workers the driver held and starts another. (In a child
+    process: the block left open warns as its generator is collected.)"""
+    script = textwrap.dedent(
+        """
+        import asyncio, os
+        from pathlib import Path
+        from aggregator.live.driver import Driver
+        from aggregator.live.sandbox import Sandbox
+
+        RSS = Path(os.environ["RSS"]).read_bytes()
+        box = Sandbox(workers=1, timeout=20)
+        loop = asyncio.new_event_loop()
+
+        async def main():
+            async with Driver.attached(box) as driver:
+                await driver.parse(RSS, url="https://x/1", name="1")
+                loop.call_soon(loop.stop)
+                await asyncio.sleep(3600)
+
+        try:
+            loop.run_until_complete(main())
+        except RuntimeError:
+            pass
+        held = box._driver._lanes[0].worker.process
+        loop.close()
+        document = box.parse(RSS, url="https://x/2", name="2")
+        held.join(timeout=10)
+        print(len(document.entries), held.is_alive(), box._started, flush=True)
+        box.close()
+        os._exit(0)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RSS": str(FEEDS / "rss20.xml")},
+    )
+    assert done.stdout.split() == ["3", "False", "1"], done.stderr

@@ -178,9 +178,12 @@ class Driver:
         its workers are stopped, so that the sandbox can start others."""
         if not self.loop.is_closed():
             return
-        self._detached = True
+        with self.sandbox._lock:  # once, however many threads find it so
+            if self._detached:
+                return
+            self._detached = True
+            lanes, self._lanes = self._lanes, []
         self.sandbox._detach(self)
-        lanes, self._lanes = self._lanes, []
         for lane in lanes:
             self.sandbox._retire(lane.worker)
 
