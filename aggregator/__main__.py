@@ -1,7 +1,5 @@
-import sys
-
-from aggregator.cli import main
+from aggregator.cli import entry
 
 # The guard matters: parser worker processes re-import the main module.
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

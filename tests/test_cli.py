@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -187,6 +188,69 @@ def test_console_script_help_has_examples() -> None:
         )
         assert "example" in done.stdout
         assert "aggregator " in done.stdout.split("example")[1]
+
+
+# As cron runs a command: its output buffered (a pipe, no PYTHONUNBUFFERED).
+BUFFERED = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+
+
+def _command(*args: str) -> subprocess.CompletedProcess[str]:
+    """``aggregator ARGS`` in a process of its own, as cron or a shell runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", *args],
+        capture_output=True,
+        text=True,
+        env=BUFFERED,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_as_a_process_leaves_everything_written(project: Path) -> None:
+    # The process ends without tearing the interpreter down (cli.entry): what the run
+    # wrote must all be there, the store readable by the next run, the exit code kept.
+    done = _command("--config", str(project / "config.toml"), "run")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert len(read_feed(project / "feeds" / "all.rss").entries) == 48 + 3 - 2
+    again = _command("-v", "--config", str(project / "config.toml"), "run")
+    assert again.returncode == 0
+    assert "0 new and 0 updated entries" in again.stderr
+    broken = project / "broken.toml"
+    broken.write_text("[feeds\n", encoding="utf-8")
+    done = _command("--config", str(broken), "run")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {broken}")
+
+
+def test_the_command_as_a_process_says_all_it_has_to_say(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A long answer down a pipe arrives whole, and exit handlers still run.
+    seeds = sorted(str(path) for path in (ROOT / "seeds").glob("*.txt"))
+    assert main(["parse", "--json", *seeds]) == 0
+    said = capsys.readouterr().out
+    done = _command("parse", "--json", *seeds)
+    assert done.returncode == 0
+    assert done.stdout == said
+    assert len(json.loads(said)) == len(SEED_TITLES)
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(print, 'exit handlers ran')\n"
+        "from aggregator.cli import entry\n"
+        "sys.argv = ['aggregator', 'parse', '--json', sys.argv[1]]\n"
+        "entry()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, seeds[0]],
+        capture_output=True,
+        text=True,
+        env=BUFFERED,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    answer, _, last = done.stdout.rstrip("\n").rpartition("\n")
+    assert last == "exit handlers ran"
+    assert json.loads(answer) == json.loads(_command("parse", "--json", seeds[0]).stdout)
 
 
 def test_parse_reads_feed_files_too(capsys: pytest.CaptureFixture[str]) -> None:
