@@ -10,6 +10,7 @@ replaced: the previous files stay as they were, and no temporary file is left.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import threading
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # the threads start when something is written
     from concurrent.futures import Future, ThreadPoolExecutor
 
 TEMPORARY_SUFFIX = ".tmp"
-# tempfile.mkstemp's names: our prefix, eight random characters, our suffix.
+# Our temporary files' names: our prefix, eight random characters, our suffix.
 _OURS = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
@@ -34,14 +35,22 @@ def _temporary_name(path: Path) -> str:
     return f".{path.name}."
 
 
-def _open_temporary(path: Path) -> tuple[int, Path]:
-    """A new, empty temporary file beside ``path``: its descriptor and its path."""
-    import tempfile  # (and with it random): only when something is written
+# A new file only: never one that exists, nor what a symbolic link points to.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
-    handle, name = tempfile.mkstemp(
-        prefix=_temporary_name(path), suffix=TEMPORARY_SUFFIX, dir=path.parent
-    )
-    return handle, Path(name)
+
+def _open_temporary(path: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``path``, readable by this user only until it
+    is written: its descriptor and its path. (As tempfile.mkstemp makes them, without
+    its work for each name: a run writes hundreds.)"""
+    for _ in range(100):
+        tail = os.urandom(4).hex()  # eight characters, as _OURS expects
+        temporary = path.with_name(f"{_temporary_name(path)}{tail}{TEMPORARY_SUFFIX}")
+        try:
+            return os.open(temporary, _NEW_FILE, 0o600), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(path))
 
 
 def _write_all(handle: int, data: bytes) -> None:

@@ -56,7 +56,6 @@ from __future__ import annotations
 import functools
 import html
 import json
-import mimetypes
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,6 +66,8 @@ from urllib.parse import urlsplit
 from aggregator.model import Enclosure, Entry, Provenance, Published
 
 if TYPE_CHECKING:
+    import mimetypes
+
     from lxml import etree
 
 NOON_UTC = time(12, 0, tzinfo=UTC)
@@ -188,7 +189,10 @@ def rss_time(moment: datetime) -> datetime:
 @functools.cache
 def _builtin_types() -> mimetypes.MimeTypes:
     # Python's own table only: the system's /etc/mime.types differs between machines,
-    # and the same store must render the same bytes wherever it runs.
+    # and the same store must render the same bytes wherever it runs. (Loaded for the
+    # first enclosure that does not say its type.)
+    import mimetypes
+
     return mimetypes.MimeTypes()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -157,6 +158,48 @@ def test_user_agent_names_the_project(feedserver: Server) -> None:
 )
 def test_freshness_lifetime(headers: dict[str, str], seconds: int | None) -> None:
     assert freshness(headers, NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate, read by our pattern
+        " Tue, 14 Nov 2023 22:13:20 GMT ",
+        "Sunday, 06-Nov-94 08:49:37 GMT",  # RFC 850 and asctime: by the email parser
+        "Sun Nov  6 08:49:37 1994",
+        "Tue, 14 Nov 2023 22:13:20 +0000",
+        "Mon, 31 Feb 2024 10:00:00 GMT",
+        "Tue, 14 Nov 2023 25:13:20 GMT",
+        "Tue, 14 Nov 2023 23:59:60 GMT",
+        "Tue, 14 Nov 0054 22:13:20 GMT",
+        "Tue, 14 Nov 2023 22:13:20",
+        "garbage",
+        "",
+    ],
+)
+def test_http_dates_read_as_the_email_parser_reads_them(value: str) -> None:
+    from email.utils import parsedate_to_datetime
+
+    from aggregator.live.fetch import _http_date
+
+    try:
+        moment: datetime | None = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        moment = None
+    expected = moment if moment is not None and moment.tzinfo is not None else None
+    assert _http_date(value) == expected
+
+
+def test_every_imf_fixdate_reads_as_the_email_parser_reads_it() -> None:
+    from email.utils import parsedate_to_datetime
+
+    from aggregator.live.fetch import _http_date
+
+    rng = random.Random(9110)
+    for _ in range(2000):
+        moment = datetime.fromtimestamp(rng.randrange(-2_000_000_000, 8_000_000_000), UTC)
+        value = moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        assert _http_date(value) == parsedate_to_datetime(value) == moment
 
 
 def test_freshness_reads_response_headers_in_any_case() -> None:

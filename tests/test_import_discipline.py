@@ -222,6 +222,9 @@ def test_a_run_renders_its_files_in_its_parser_workers(tmp_path: Path, feedserve
     assert status == 0
     assert "aggregator.site.parts" in modules  # it planned the parts
     assert _loaded(modules, ("jinja2", "markupsafe")) == []
+    # Its HTTP dates are read without the email package, and only an enclosure that
+    # does not say its type loads the table of media types.
+    assert _loaded(modules, ("email", "mimetypes")) == []
 
     from aggregator.config import load_config
     from aggregator.pipeline import build_files

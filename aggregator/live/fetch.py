@@ -19,8 +19,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -114,11 +113,7 @@ def retry_after(value: str | None, now: datetime) -> datetime | None:
     value = value.strip()
     if value.isdigit():
         return now + timedelta(seconds=min(int(value), 7 * 86400))
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo is not None else None
+    return _http_date(value)
 
 
 # The longest a server's freshness is believed: a wrong Expires far in the future must
@@ -149,9 +144,31 @@ def freshness(headers: Headers | Mapping[str, str], now: datetime) -> int | None
     return min(lifetime, MAX_FRESH) if lifetime > 0 else None
 
 
+# The one form an HTTP server sends (RFC 9110 §5.6.7, IMF-fixdate), read by a pattern;
+# the obsolete ones (RFC 850, asctime) are left to the email parser, loaded for them.
+_IMF_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([1-9]\d{3}) (\d\d):(\d\d):(\d\d) GMT"
+)
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
 def _http_date(value: str | None) -> datetime | None:
+    """An HTTP-date as an instant; None when it is not one, or names no zone."""
     if not value:
         return None
+    value = value.strip()
+    if found := _IMF_FIXDATE.fullmatch(value):
+        day, month, year, hour, minute, second = found.groups()
+        try:
+            return datetime(
+                int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute),
+                int(second), tzinfo=UTC,
+            )  # fmt: skip
+        except ValueError:  # 31 Feb, 25 o'clock
+            return None
+    from email.utils import parsedate_to_datetime
+
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
