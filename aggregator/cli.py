@@ -589,6 +589,11 @@ def entry() -> None:
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away: nothing more to say to it
         code = code or EXIT_SOURCES_FAILED
+    except OSError as error:  # a full disk, say: one line, not a traceback
+        from aggregator.errors import os_advice
+
+        log.error("cannot write the output: %s", os_advice(error))
+        code = code or EXIT_SOURCES_FAILED
     with contextlib.suppress(OSError):
         sys.stderr.flush()
     os._exit(code)

@@ -253,6 +253,25 @@ def test_the_command_as_a_process_says_all_it_has_to_say(
     assert json.loads(answer) == json.loads(_command("parse", "--json", seeds[0]).stdout)
 
 
+def test_the_command_says_so_in_one_line_when_its_output_cannot_be_written() -> None:
+    seed = str(ROOT / "seeds" / "001_aa4e8d9c4967da98.txt")
+    with Path(os.devnull).open("rb") as nothing, Path("/dev/full").open("wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "aggregator", "parse", "--json", seed],
+            stdin=nothing,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=BUFFERED,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: cannot write the output: the disk is full; free some space and run again"
+    ]
+
+
 def test_parse_reads_feed_files_too(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["parse", "--json", str(FEEDS / "atom10.xml")]) == 0
     entries = json.loads(capsys.readouterr().out)
