@@ -586,7 +586,8 @@ def entry() -> None:
         sys.exit(code)
     atexit._run_exitfuncs()
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None: started with its descriptor closed
+            sys.stdout.flush()
     except BrokenPipeError:  # the reader went away: nothing more to say to it
         code = code or EXIT_SOURCES_FAILED
     except OSError as error:  # a full disk, say: one line, not a traceback
@@ -594,8 +595,9 @@ def entry() -> None:
 
         log.error("cannot write the output: %s", os_advice(error))
         code = code or EXIT_SOURCES_FAILED
-    with contextlib.suppress(OSError):
-        sys.stderr.flush()
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
     os._exit(code)
 
 

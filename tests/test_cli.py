@@ -272,6 +272,23 @@ def test_the_command_says_so_in_one_line_when_its_output_cannot_be_written() -> 
     ]
 
 
+@pytest.mark.parametrize("closing", [">&-", "2>&-"])
+def test_the_command_runs_with_its_output_closed(project: Path, closing: str) -> None:
+    # A supervisor may start it with stdout or stderr closed: Python's stream is None.
+    config = str(project / "config.toml")
+    command = [sys.executable, "-m", "aggregator", "--config", config, "run"]
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$@" {closing}', "sh", *command],
+        capture_output=True,
+        text=True,
+        env=BUFFERED,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(read_feed(project / "feeds" / "all.rss").entries) == 48 + 3 - 2
+
+
 def test_parse_reads_feed_files_too(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["parse", "--json", str(FEEDS / "atom10.xml")]) == 0
     entries = json.loads(capsys.readouterr().out)
