@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias, cast
 
 from aggregator.errors import AggregatorError, ConfigError, SourceError, StoreError, WriteError
 from aggregator.lock import LockTimeout
@@ -547,8 +547,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "parse" and verbosity == 0:
         verbosity = 1  # interactive: say what was inferred
     _setup_logging(verbosity)
+    stdout = sys.stdout
+    if stdout is not None:  # None: started with its descriptor closed
+        sys.stdout = cast(TextIO, _Output(stdout))
     try:
         status: int = args.handler(args)
+    except _OutputFailed as failed:
+        from aggregator.errors import os_advice
+
+        log.error("cannot write the output: %s", os_advice(failed.error))
+        _silence_stdout()  # what is still buffered would fail again on the way out
+        return EXIT_SOURCES_FAILED
     except ConfigError as error:
         log.error("%s", error)
         return EXIT_USAGE
@@ -563,9 +572,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SOURCES_FAILED
     except BrokenPipeError:
         # The reader went away (``aggregator parse … | head``): stop quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_SOURCES_FAILED
+    finally:
+        if stdout is not None:
+            sys.stdout = stdout
     return status
+
+
+class _OutputFailed(Exception):
+    """stdout refused a write, for another reason than its reader going away (a full
+    disk): told apart from the command's own file errors, which name their files."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Output:
+    """sys.stdout while a command runs: the same stream, but a write it refuses raises
+    _OutputFailed (a closed pipe still raises BrokenPipeError)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise _OutputFailed(error) from error
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise _OutputFailed(error) from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """Send whatever stdout still holds to /dev/null (the reader is gone, or the disk is
+    full): the interpreter flushes it on the way out, and would fail again."""
+    with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor: tests)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def entry() -> None:

@@ -253,23 +253,36 @@ def test_the_command_as_a_process_says_all_it_has_to_say(
     assert json.loads(answer) == json.loads(_command("parse", "--json", seeds[0]).stdout)
 
 
-def test_the_command_says_so_in_one_line_when_its_output_cannot_be_written() -> None:
-    seed = str(ROOT / "seeds" / "001_aa4e8d9c4967da98.txt")
+@pytest.mark.parametrize(
+    ("seeds", "unbuffered"),
+    [
+        pytest.param("001_*.txt", False, id="refused at the last flush"),
+        pytest.param("*.txt", False, id="refused while writing (30 KB)"),
+        pytest.param("001_*.txt", True, id="refused while writing (unbuffered)"),
+    ],
+)
+def test_the_command_says_so_in_one_line_when_its_output_cannot_be_written(
+    seeds: str, unbuffered: bool
+) -> None:
+    files = sorted(str(path) for path in (ROOT / "seeds").glob(seeds))
+    env = {**BUFFERED, "PYTHONUNBUFFERED": "1"} if unbuffered else BUFFERED
     with Path(os.devnull).open("rb") as nothing, Path("/dev/full").open("wb") as full:
         done = subprocess.run(
-            [sys.executable, "-m", "aggregator", "parse", "--json", seed],
+            [sys.executable, "-m", "aggregator", "parse", "--json", *files],
             stdin=nothing,
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
-            env=BUFFERED,
+            env=env,
             timeout=120,
             check=False,
         )
     assert done.returncode == 1
-    assert done.stderr.splitlines() == [
+    # (parse says what it inferred on stderr first: the error is the last line)
+    assert done.stderr.splitlines()[-1] == (
         "error: cannot write the output: the disk is full; free some space and run again"
-    ]
+    )
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("closing", [">&-", "2>&-"])
