@@ -553,9 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except _OutputFailed as failed:
-        from aggregator.errors import os_advice
-
-        log.error("cannot write the output: %s", os_advice(failed.error))
+        _output_failed(failed.error)
         _silence_stdout()  # what is still buffered would fail again on the way out
         return EXIT_SOURCES_FAILED
     except ConfigError as error:
@@ -616,6 +614,12 @@ class _Output:
         return getattr(self._stream, name)
 
 
+def _output_failed(error: OSError) -> None:
+    from aggregator.errors import os_advice
+
+    log.error("cannot write the output: %s", os_advice(error))
+
+
 def _silence_stdout() -> None:
     """Send whatever stdout still holds to /dev/null (the reader is gone, or the disk is
     full): the interpreter flushes it on the way out, and would fail again."""
@@ -646,9 +650,7 @@ def entry() -> None:
     except BrokenPipeError:  # the reader went away: nothing more to say to it
         code = code or EXIT_SOURCES_FAILED
     except OSError as error:  # a full disk, say: one line, not a traceback
-        from aggregator.errors import os_advice
-
-        log.error("cannot write the output: %s", os_advice(error))
+        _output_failed(error)
         code = code or EXIT_SOURCES_FAILED
     if sys.stderr is not None:
         with contextlib.suppress(OSError):
