@@ -137,8 +137,9 @@ def render_files(
     entry pages whose inputs differ from ``previous`` are rendered (the index too when
     any feed changed): aggregator.site.plan says why the files then equal a full render.
     ``emit`` is given each file as soon as it is rendered (publish stages it then).
-    With a ``runner`` (a run's parser workers), the files are rendered there, in parts
-    side by side (aggregator.site.parts), and come back in the same order and bytes.
+    With a ``runner`` (a run's parser workers) and a large publish, the files are
+    rendered there, in parts side by side (aggregator.site.parts), and come back in the
+    same order and bytes.
     """
     from aggregator.render import entry_time
 
@@ -147,10 +148,10 @@ def render_files(
     fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
     specs = feed_specs(config)
     latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
-    from aggregator.site import parts, site_from_config
+    from aggregator.site import parts, renderer_fingerprint, site_from_config
     from aggregator.site.plan import changes, manifest_of
 
-    manifest = manifest_of(latest, fallback, parts.fingerprint(runner))
+    manifest = manifest_of(latest, fallback, renderer_fingerprint())
     todo = changes(previous, manifest)
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
     files: dict[str, bytes] = {}
@@ -505,8 +506,8 @@ def refresh(
     reading its sources does not hold up other workers' publishing.
     ``force`` asks every live source, even one whose last answer is still fresh;
     ``clock`` tells the time the sources are released at (on a shared store).
-    ``render_in_workers``: the files are rendered in the sandbox's workers, if they
-    were started (to parse), rather than in this process (aggregator.site.parts).
+    ``render_in_workers``: a large publish is rendered in the sandbox's workers, if
+    they were started (to parse), rather than in this process (aggregator.site.parts).
     """
     lock_whole_run = lock_whole_run and not config.store.url
     with ExitStack() as stack:
@@ -516,7 +517,7 @@ def refresh(
         # On a shared store, only the sources no other worker is reading (leases).
         claimed = claim_sources(store, config, config.sources if sources is None else sources, now)
         states = FetchStates(store)
-        ready = _Ready(_load_planner if render_in_workers else _load_renderers)
+        ready = _Ready()
         ingest = Ingest(
             config,
             states,
@@ -532,12 +533,6 @@ def refresh(
         folding = Folding(config, store, now) if lock_whole_run else None
         outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)
         runner = sandbox if render_in_workers and sandbox.started else None
-        if runner is not None:
-            # The workers are done parsing: they load the renderers while this process
-            # stores what was read.
-            from aggregator.site import parts
-
-            parts.prepare_in(runner)
         ready.join()
         report_outcomes(outcomes)
         if not lock_whole_run:
@@ -551,20 +546,18 @@ def refresh(
 
 class _Ready:
     """Gets the publish ready while the sources are read: imports the page and feed
-    renderers and loads the page templates in a thread (``load``), started when the
-    first document comes (with nothing read, nothing is rendered, and nothing is
-    loaded). About 0.1 s of a run's publish, spent while the run waits for the network
-    and the parser workers instead of after. (When the workers render, this process
-    only plans: ``load`` then imports the planning alone.)"""
+    renderers and loads the page templates in a thread (:func:`_load_renderers`),
+    started when the first document comes (with nothing read, nothing is rendered, and
+    nothing is loaded). About 0.1 s of a run's publish, spent while the run waits for
+    the network and the parser workers instead of after."""
 
-    def __init__(self, load: Callable[[], None]) -> None:
-        self._load = load
+    def __init__(self) -> None:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._load, name="aggregator-renderers", daemon=True
+                target=_load_renderers, name="aggregator-renderers", daemon=True
             )
             self._thread.start()
 
@@ -581,16 +574,6 @@ def _load_renderers() -> None:
         parts.prepare()
     except Exception:  # the publish loads them itself, and reports what fails
         log.debug("loading the renderers ahead failed", exc_info=True)
-
-
-def _load_planner() -> None:
-    try:
-        # What planning the parts needs: the pages' plain parts (not Jinja2), the plan.
-        import aggregator.site.pages
-        import aggregator.site.parts
-        import aggregator.site.plan  # noqa: F401
-    except Exception:  # the publish loads them itself, and reports what fails
-        log.debug("loading the publish's planning ahead failed", exc_info=True)
 
 
 def catch_up(config: Config, now: datetime) -> RunResult | None:

@@ -1,5 +1,7 @@
 """A publish's files rendered in parts, in a run's parser workers, are the files rendered
-in one process: the same names, in the same order, with the same bytes."""
+in one process: the same names, in the same order, with the same bytes. (A run sends only
+a large publish to its workers, parts.WORKERS_FROM; the tests of the workers' side lower
+that bound to send the small publishes they make.)"""
 
 from __future__ import annotations
 
@@ -31,6 +33,12 @@ def box() -> Iterator[Sandbox]:
     with Sandbox(workers=2, timeout=60) as sandbox:
         sandbox.warm()  # started, as a run's are once it has parsed
         yield sandbox
+
+
+@pytest.fixture
+def any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every publish given a runner is rendered there, however small."""
+    monkeypatch.setattr(parts, "WORKERS_FROM", 0)
 
 
 class Recording:
@@ -84,6 +92,7 @@ def publish_here(config: Config, items: Sequence[SourceEntry], runner: Runner | 
         return publish(config, store, FetchStates(store), outcomes, NOW, runner)
 
 
+@pytest.mark.usefixtures("any_size")
 def test_every_file_rendered_in_workers_is_the_file_rendered_here(
     tmp_path: Path, box: Sandbox
 ) -> None:
@@ -96,9 +105,18 @@ def test_every_file_rendered_in_workers_is_the_file_rendered_here(
     assert list(there.files.items()) == list(here.files.items())
     assert there.manifest == here.manifest
     assert recording.calls.count("render_part") >= 3  # in parts, side by side
-    assert "renderer_fingerprint" in recording.calls
 
 
+def test_a_small_publish_is_rendered_here_even_with_workers(tmp_path: Path, box: Sandbox) -> None:
+    inputs = _inputs(tmp_path)  # every file of 90 stories: all entry pages, three feeds
+    units = parts.units(inputs)
+    assert sum(parts._weight(inputs, unit) for unit in units) < parts.WORKERS_FROM
+    recording = Recording(box)
+    assert list(parts.render(inputs, recording)) == parts.render_units(inputs, units)
+    assert recording.calls == []
+
+
+@pytest.mark.usefixtures("any_size")
 def test_each_publish_in_workers_equals_a_full_render(tmp_path: Path, box: Sandbox) -> None:
     config = make_config(tmp_path, max_entries=30)
     runs = [
@@ -115,6 +133,7 @@ def test_each_publish_in_workers_equals_a_full_render(tmp_path: Path, box: Sandb
             assert result.rendered == ()
 
 
+@pytest.mark.usefixtures("any_size")
 @pytest.mark.parametrize("every", [True, False], ids=["every call fails", "every other"])
 def test_a_part_a_worker_fails_is_rendered_here(tmp_path: Path, every: bool) -> None:
     config = make_config(tmp_path, max_entries=40)
@@ -127,6 +146,7 @@ def test_a_part_a_worker_fails_is_rendered_here(tmp_path: Path, every: bool) -> 
     assert list(there.files.items()) == list(here.files.items())
 
 
+@pytest.mark.usefixtures("any_size")
 def test_a_part_past_its_time_is_rendered_here(tmp_path: Path) -> None:
     config = make_config(tmp_path, max_entries=40)
     publish_here(config, stories(90), None)

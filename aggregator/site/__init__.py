@@ -89,24 +89,26 @@ def static_file(name: str) -> bytes:
 
 def render_opml(site: Site, specs: Sequence[FeedSpec]) -> bytes:
     """OPML 2.0 listing every feed (RSS), so a reader can subscribe to all at once."""
-    # Lazily: xml.sax.saxutils imports urllib.request (http.client, email, ssl), 40 ms
-    # that a publish with nothing new, which renders nothing, would spend for nothing.
-    from xml.sax.saxutils import escape, quoteattr
+    from aggregator.xmlescape import escape_text, quote_attribute
 
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<opml version="2.0">',
         "  <head>",
-        f"    <title>{escape(site.title)}</title>",
+        f"    <title>{escape_text(site.title)}</title>",
         "  </head>",
         "  <body>",
     ]
     for spec in specs:
-        lines.append(
-            f'    <outline type="rss" text={quoteattr(spec.title)} title={quoteattr(spec.title)} '
-            f"description={quoteattr(spec.description)} xmlUrl={quoteattr(spec.url('rss'))} "
-            f"htmlUrl={quoteattr(spec.site_url)}/>"
-        )
+        attributes = {
+            "text": spec.title,
+            "title": spec.title,
+            "description": spec.description,
+            "xmlUrl": spec.url("rss"),
+            "htmlUrl": spec.site_url,
+        }
+        quoted = " ".join(f"{name}={quote_attribute(value)}" for name, value in attributes.items())
+        lines.append(f'    <outline type="rss" {quoted}/>')
     lines += ["  </body>", "</opml>", ""]
     return "\n".join(lines).encode()
 

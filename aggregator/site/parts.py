@@ -5,16 +5,16 @@ of units, in the order the files are staged and installed (:func:`units`): the s
 files, each changed entry page, each changed feed's three documents and topic page, the
 OPML and the index. A part is a run of units; rendering every part in turn is the whole rendering,
 and a part needs nothing but the publish's :class:`Inputs`. So the parts can be rendered
-in other processes (``aggregator run`` uses its parser workers, idle once the sources are
-read, so that its own process, the one every step of a run waits on, does not render)
-and handed back in order: the same bytes as rendered here, as the tests check.
+in other processes (``aggregator run`` can use its parser workers, idle once the sources
+are read) and handed back in order: the same bytes as rendered here, as the tests check.
+That pays only for a large publish (:data:`WORKERS_FROM`): the workers must first load the
+renderers, and the inputs and files cross a pipe each way.
 
 Pure, like the renderers it calls: the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -39,6 +39,15 @@ Unit = tuple[str, str]
 # A part is worth rendering apart from the others only above this much work (in entry
 # pages, see _weight): below it, pickling its inputs costs more than it spares.
 MIN_PART = 40
+
+# Below this much work (in entry pages, see _weight) a publish is rendered here even when
+# a runner is given. Measured on the benchmark's 200 feeds and four feeds (docs/benchmarks.md,
+# issue 14, eighth pass): a steady run's publish (about 250) and a full render of every file
+# (about 850) were each quicker here, because each worker loads Jinja2 and the templates
+# (50 to 90 ms) and both pickle their inputs and files, while here the renderers are loaded
+# while the sources are read. Two workers halve only the rendering itself, about 0.14 ms an
+# entry page: they pay from about 1,500, so from 2,000 with room.
+WORKERS_FROM = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,13 +234,13 @@ def split(inputs: Inputs, chosen: Sequence[Unit], parts: int) -> list[list[Unit]
 def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, bytes]]:
     """Every file of a publish, in order, each part as soon as it and those before it
     are rendered. With a ``runner``, the parts are rendered there, side by side; a part
-    that fails there (a worker gone, out of time) is rendered here."""
+    that fails there (a worker gone, out of time) is rendered here. A publish of less
+    than :data:`WORKERS_FROM` is rendered here, runner or not."""
     chosen = units(inputs)
-    if runner is None or not chosen:
+    if runner is None or sum(_weight(inputs, unit) for unit in chosen) < WORKERS_FROM:
         yield from render_units(inputs, chosen)
         return
-    # A few parts each: the first are back sooner. (Even one part goes to a worker: there
-    # the renderers are loaded already, here they would be loaded for it.)
+    # A few parts each: the first are back sooner.
     cut = split(inputs, chosen, 3 * runner.size)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -248,19 +257,6 @@ def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, 
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def fingerprint(runner: Runner | None = None) -> str:
-    """:func:`aggregator.site.renderer_fingerprint`, taken by the ``runner`` when there is
-    one (where the renderers are loaded already), else here."""
-    from aggregator.site import renderer_fingerprint
-
-    if runner is not None:
-        try:
-            return runner.call(renderer_fingerprint)
-        except Exception:  # taken here, then
-            pass
-    return renderer_fingerprint()
-
-
 def prepare() -> None:
     """Load what rendering needs: the renderers, their fingerprint, the page templates."""
     from aggregator.site import renderer_fingerprint
@@ -270,16 +266,3 @@ def prepare() -> None:
     env = environment()
     for name in TEMPLATES:
         env.get_template(name)
-
-
-def prepare_in(runner: Runner) -> None:
-    """Have each of the ``runner``'s workers :func:`prepare`, in the background (a worker
-    that fails to prepare loads what it needs with its first part instead)."""
-    import threading
-
-    def ask() -> None:
-        with contextlib.suppress(Exception):
-            runner.call(prepare)
-
-    for _ in range(runner.size):
-        threading.Thread(target=ask, name="aggregator-render-prepare", daemon=True).start()

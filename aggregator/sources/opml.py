@@ -26,12 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError
 from aggregator.live import clean
 from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
+from aggregator.xmlescape import quote_attribute
 
 MAX_BYTES = 5 << 20
 MAX_FEEDS = 1000
@@ -240,7 +240,7 @@ def export_opml(tables: Sequence[Mapping[str, Any]], title: str) -> str:
         topics = table.get("topics")
         if isinstance(topics, list) and topics:
             attributes["category"] = ",".join(f"/{slug}" for slug in topics)
-        rendered = " ".join(f"{key}={quoteattr(value)}" for key, value in attributes.items())
+        rendered = " ".join(f"{key}={quote_attribute(value)}" for key, value in attributes.items())
         lines.append(f"    <outline {rendered}/>")
     lines += ["  </body>", "</opml>", ""]
     return "\n".join(lines)
