@@ -94,7 +94,6 @@ class Ingest:
         *,
         skip_fresh: bool = False,
         force: bool = False,
-        on_document: Callable[[], None] | None = None,
         drive: bool = False,
     ) -> None:
         self.config = config
@@ -108,9 +107,6 @@ class Ingest:
         # (``aggregator run --force``).
         self.force = force
         self._pruned: datetime | None = None
-        # Called once, when the first document to parse has come (something may then
-        # be rendered: the publish can get ready meanwhile).
-        self._on_document = on_document
         # Hand documents to the parser workers from the event loop itself (a run's:
         # aggregator.live.driver), not through a thread each.
         self.drive = drive
@@ -290,9 +286,6 @@ class Ingest:
             self.state.put(key, replace(state, fresh_until=max_age))
             return Outcome(source, (), note="not modified", not_modified=True, not_before=max_age)
         unchanged = 0
-        if self._on_document is not None:
-            hook, self._on_document = self._on_document, None
-            hook()
         try:
             if source.kind in (None, "feed"):
                 document = await self._parse(fetched, source.name, self._known(state))

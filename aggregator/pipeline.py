@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -517,7 +516,6 @@ def refresh(
         # On a shared store, only the sources no other worker is reading (leases).
         claimed = claim_sources(store, config, config.sources if sources is None else sources, now)
         states = FetchStates(store)
-        ready = _Ready()
         ingest = Ingest(
             config,
             states,
@@ -525,15 +523,17 @@ def refresh(
             now,
             skip_fresh=True,
             force=force,
-            on_document=ready.start,
             drive=True,
         )
         # Holding the write lock for the whole run, nothing changes the store while the
         # sources are read: what they give is folded in meanwhile (Folding).
         folding = Folding(config, store, now) if lock_whole_run else None
         outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)
+        # The renderers (Jinja2 and the templates, about 0.1 s) load when the publish
+        # first renders. Loaded ahead, in a thread while the sources were read, they held
+        # the interpreter's lock from the event loop: runs took 0.93x as long without
+        # (docs/benchmarks.md, issue 14, eighth pass).
         runner = sandbox if render_in_workers and sandbox.started else None
-        ready.join()
         report_outcomes(outcomes)
         if not lock_whole_run:
             stack.enter_context(write_lock(config.store))
@@ -542,38 +542,6 @@ def refresh(
         # another worker could read a source again sooner than one interval after.
         release_sources(store, config, outcomes, max(now, clock()))
         return result
-
-
-class _Ready:
-    """Gets the publish ready while the sources are read: imports the page and feed
-    renderers and loads the page templates in a thread (:func:`_load_renderers`),
-    started when the first document comes (with nothing read, nothing is rendered, and
-    nothing is loaded). About 0.1 s of a run's publish, spent while the run waits for
-    the network and the parser workers instead of after."""
-
-    def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=_load_renderers, name="aggregator-renderers", daemon=True
-            )
-            self._thread.start()
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-
-
-def _load_renderers() -> None:
-    try:
-        import aggregator.site.plan  # noqa: F401
-        from aggregator.site import parts
-
-        parts.prepare()
-    except Exception:  # the publish loads them itself, and reports what fails
-        log.debug("loading the renderers ahead failed", exc_info=True)
 
 
 def catch_up(config: Config, now: datetime) -> RunResult | None:

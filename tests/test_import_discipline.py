@@ -195,8 +195,8 @@ def test_a_parser_worker_starts_without_feedparser(tmp_path: Path) -> None:
 
 
 def test_a_run_whose_feeds_answer_304_loads_no_renderer(tmp_path: Path, feedserver: Server) -> None:
-    """The renderers are loaded ahead (pipeline._Ready) only once a document comes: a run
-    whose every feed answers 304 (asked with --force though fresh) loads none."""
+    """The renderers are loaded when something is rendered: a run whose every feed
+    answers 304 (asked with --force though fresh) loads none."""
     config = _read_once(tmp_path, feedserver)
     asked = len(feedserver.log)
     status, modules = _modules_of_run(config, tmp_path, "--force")

@@ -143,10 +143,6 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return QuietCache(str(directory))
 
 
-# The pages' templates (what pipeline loads ahead while a run reads its sources).
-TEMPLATES = ("entry.html", "topic.html", "index.html")
-
-
 @cache
 def environment() -> jinja2.Environment:
     import jinja2  # lazily: a run with nothing new renders nothing

@@ -255,14 +255,3 @@ def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, 
             yield from files
     finally:  # (left early: the parts not yet begun are not rendered for nothing)
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def prepare() -> None:
-    """Load what rendering needs: the renderers, their fingerprint, the page templates."""
-    from aggregator.site import renderer_fingerprint
-    from aggregator.site.pages import TEMPLATES, environment
-
-    renderer_fingerprint()
-    env = environment()
-    for name in TEMPLATES:
-        env.get_template(name)
