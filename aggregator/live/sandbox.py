@@ -5,8 +5,8 @@ that slip past the defusing, pathological markup for the fallback parser). So
 feed documents are parsed in a small pool of worker processes, each with an
 address-space limit; a parse that runs past its time limit is killed with its
 worker, which is replaced on the next use. Either way it is an error for that
-source alone. (A run also has its workers render its files once its sources are read:
-:meth:`Sandbox.call` runs a function of ours there, under the same limits.)
+source alone. (A run may also have its workers render a large publish once its sources
+are read: :meth:`Sandbox.call` runs a function of ours there, under the same limits.)
 
 A run starts the workers as it starts asking its sources (:meth:`Sandbox.warm`).
 A sandbox made with ``fork_ahead`` (``aggregator run``'s), while its process has one

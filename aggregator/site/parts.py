@@ -42,11 +42,11 @@ MIN_PART = 40
 
 # Below this much work (in entry pages, see _weight) a publish is rendered here even when
 # a runner is given. Measured on the benchmark's 200 feeds and four feeds (docs/benchmarks.md,
-# issue 14, eighth pass): a steady run's publish (about 250) and a full render of every file
-# (about 850) were each quicker here, because each worker loads Jinja2 and the templates
-# (50 to 90 ms) and both pickle their inputs and files, while here the renderers are loaded
-# while the sources are read. Two workers halve only the rendering itself, about 0.14 ms an
-# entry page: they pay from about 1,500, so from 2,000 with room.
+# issue 14, eighth pass): a steady run's publish (about 250) rendered here took the same
+# time and 0.13 to 0.24 s less CPU in all; a full render of every file (about 850) was
+# quicker here in five pairs of five. Each worker loads Jinja2 and the templates (50 to 90
+# ms), and the inputs and the files are pickled each way. Two workers halve only the
+# rendering itself, about 0.14 ms an entry page: they pay from about 1,500, so from 2,000.
 WORKERS_FROM = 2000
 
 
