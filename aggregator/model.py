@@ -29,7 +29,7 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
     """Have a dataclass pickled as its class and its fields' values, rebuilt by its
     constructor (which checks them again). Pickle's own way for a dataclass with slots
     looks its fields up for every object, and took twice as long each way for the
-    stories a run hands its workers to render."""
+    stories a run hands its workers to render (a large publish)."""
     names = []
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if not field.init or field.kw_only:

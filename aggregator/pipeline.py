@@ -530,12 +530,17 @@ def refresh(
         folding = Folding(config, store, now) if lock_whole_run else None
         outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)
         # The renderers (Jinja2 and the templates, about 0.1 s) load when the publish
-        # first renders. Loaded ahead, in a thread while the sources were read, they held
-        # the interpreter's lock from the event loop: runs took 0.93x as long without
-        # (docs/benchmarks.md, issue 14, eighth pass).
+        # first renders: loaded ahead, in a thread while the sources were read, they held
+        # the interpreter's lock from the event loop (docs/benchmarks.md, issue 14, eighth
+        # pass). On a shared store, where the lock is taken for the publish alone, they
+        # load before it, so that other workers' publishes do not wait on them.
         runner = sandbox if render_in_workers and sandbox.started else None
         report_outcomes(outcomes)
         if not lock_whole_run:
+            if any(outcome.entries for outcome in outcomes):
+                from aggregator.site import parts
+
+                parts.prepare()
             stack.enter_context(write_lock(config.store))
         result = publish(config, store, states, outcomes, now, runner, folding)
         # Due one interval after the reads, which came after ``now``: counted from now,

@@ -108,12 +108,32 @@ def test_every_file_rendered_in_workers_is_the_file_rendered_here(
 
 
 def test_a_small_publish_is_rendered_here_even_with_workers(tmp_path: Path, box: Sandbox) -> None:
-    inputs = _inputs(tmp_path)  # every file of 90 stories: all entry pages, three feeds
+    for name in ("inputs", "run"):
+        (tmp_path / name).mkdir()
+    inputs = _inputs(tmp_path / "inputs")  # every file of 90 stories: all entry pages, three feeds
     units = parts.units(inputs)
     assert sum(parts._weight(inputs, unit) for unit in units) < parts.WORKERS_FROM
     recording = Recording(box)
     assert list(parts.render(inputs, recording)) == parts.render_units(inputs, units)
+    # And through a publish given the workers, as a run gives them:
+    config = make_config(tmp_path / "run", max_entries=40)
+    publish_here(config, stories(90), recording)
+    assert_as_full_render(config, tmp_path / "full")
     assert recording.calls == []
+
+
+def test_a_large_publish_goes_to_the_workers(tmp_path: Path, box: Sandbox) -> None:
+    """Above WORKERS_FROM (as it is, not lowered), the parts go to the workers, and come
+    back as the files rendered here."""
+    config = make_config(tmp_path, max_entries=600)
+    publish_here(config, stories(900), None)
+    recording = Recording(box)
+    with open_store(config.store) as store:
+        here = render_files(config, store)
+        there = render_files(config, store, runner=recording)
+    assert len(here.files) > 800
+    assert recording.calls.count("render_part") >= 2
+    assert list(there.files.items()) == list(here.files.items())
 
 
 @pytest.mark.usefixtures("any_size")

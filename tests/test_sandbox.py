@@ -316,7 +316,7 @@ def test_a_worker_cannot_raise_its_own_memory_limit() -> None:
     assert soft == hard != "unlimited"
 
 
-# -- calls: trusted work run in a worker (aggregator.site.parts renders there) ------------
+# -- calls: trusted work run in a worker (aggregator.site.parts renders a large publish there)
 
 
 def _double(value: int) -> int:

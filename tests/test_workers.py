@@ -10,6 +10,7 @@ what its source changed; 300 of them fit in an interval on 2 busy cores with roo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -221,3 +222,37 @@ def test_concurrent_cron_runs_read_each_source_once(
         titles = [e.title for e in s.newest(1000)]
     assert len(titles) == 2 * SOURCES + 1
     assert titles.count(SHARED) == 1
+
+
+def test_a_cron_run_on_a_shared_store_loads_the_renderers_before_the_lock(
+    tmp_path: Path, postgres: Cluster, feeds: Server
+) -> None:
+    """On PostgreSQL a run takes the write lock only to publish: the renderers (Jinja2,
+    the templates) are loaded before it, so that other workers' publishes do not wait
+    for them."""
+    env = {**os.environ, "AGGREGATOR_STORE_URL": postgres.new_database()}
+    config = write_config(tmp_path, feeds)
+    script = (
+        "import json, sys\n"
+        "import aggregator.pipeline as pipeline\n"
+        "seen = []\n"
+        "taking = pipeline.write_lock\n"
+        "names = ('jinja2', 'aggregator.site.pages')\n"
+        "def write_lock(*args, **kwargs):\n"
+        "    seen.append(sorted(m for m in names if m in sys.modules))\n"
+        "    return taking(*args, **kwargs)\n"
+        "pipeline.write_lock = write_lock\n"
+        "from aggregator.cli import main\n"
+        "status = main(['--config', sys.argv[1], '-q', 'run'])\n"
+        "print(json.dumps([status, seen]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    status, seen = json.loads(done.stdout.splitlines()[-1])
+    assert status == 0, done.stderr
+    assert seen == [["aggregator.site.pages", "jinja2"]]

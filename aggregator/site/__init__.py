@@ -65,7 +65,7 @@ def renderer_fingerprint() -> str:
     digest = hashlib.sha256()
     digest.update(repr([jinja2.__version__, etree.LXML_VERSION]).encode())
     package = resources.files("aggregator")
-    sources = [package.joinpath("render.py")]
+    sources = [package.joinpath("render.py"), package.joinpath("xmlescape.py")]
     sources += [
         package.joinpath("site", name)
         for name in ("__init__.py", "pages.py", "outputs.py", "parts.py")

@@ -237,7 +237,7 @@ def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, 
     that fails there (a worker gone, out of time) is rendered here. A publish of less
     than :data:`WORKERS_FROM` is rendered here, runner or not."""
     chosen = units(inputs)
-    if runner is None or sum(_weight(inputs, unit) for unit in chosen) < WORKERS_FROM:
+    if not chosen or runner is None or sum(_weight(inputs, u) for u in chosen) < WORKERS_FROM:
         yield from render_units(inputs, chosen)
         return
     # A few parts each: the first are back sooner.
@@ -255,3 +255,13 @@ def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, 
             yield from files
     finally:  # (left early: the parts not yet begun are not rendered for nothing)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def prepare() -> None:
+    """Load what rendering here needs: the renderers, their fingerprint, the templates."""
+    from aggregator.site import renderer_fingerprint
+    from aggregator.site.pages import environment
+
+    renderer_fingerprint()
+    for name in ("entry.html", "topic.html", "index.html"):
+        environment().get_template(name)

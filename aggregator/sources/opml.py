@@ -31,7 +31,7 @@ from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError
 from aggregator.live import clean
 from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
-from aggregator.xmlescape import quote_attribute
+from aggregator.xmlescape import escape_text, quote_attribute
 
 MAX_BYTES = 5 << 20
 MAX_FEEDS = 1000
@@ -227,7 +227,7 @@ def export_opml(tables: Sequence[Mapping[str, Any]], title: str) -> str:
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<opml version="2.0">',
         "  <head>",
-        f"    <title>{_text(title)}</title>",
+        f"    <title>{escape_text(title)}</title>",
         "  </head>",
         "  <body>",
     ]
@@ -244,7 +244,3 @@ def export_opml(tables: Sequence[Mapping[str, Any]], title: str) -> str:
         lines.append(f"    <outline {rendered}/>")
     lines += ["  </body>", "</opml>", ""]
     return "\n".join(lines)
-
-
-def _text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
