@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -332,3 +333,54 @@ def test_a_loop_closed_without_letting_go_leaves_the_sandbox_working() -> None:
         env={**os.environ, "RSS": str(FEEDS / "rss20.xml")},
     )
     assert done.stdout.split() == ["3", "False", "1"], done.stderr
+
+
+def test_a_run_reading_known_sources_loads_the_parsers_in_one_worker() -> None:
+    """Forked ahead (as a run does), the second worker loads the parsers only with its
+    first task, and a driver gives it one only for a document of a source not read
+    before (no item digests known) while the first has no room: a steady poll's
+    documents, their items mostly known, all go to the first. (In a child process: the
+    workers are forked only from a process running one thread.)"""
+    script = textwrap.dedent(
+        """
+        import asyncio, json, os
+        from pathlib import Path
+        from aggregator.live.driver import Driver
+        from aggregator.live.sandbox import Sandbox
+
+        RSS = Path(os.environ["RSS"]).read_bytes()
+        box = Sandbox(workers=2, timeout=20, fork_ahead=True)
+        box.warm()
+
+        def lazy():
+            return sorted(worker.lazy for worker in box._all)
+
+        async def read(known, count):
+            async with Driver.attached(box) as driver:
+                asked = [
+                    driver.parse(RSS, url=f"https://x/{n}", name=str(n), known=known)
+                    for n in range(count)
+                ]
+                return [len(document.entries) for document in await asyncio.gather(*asked)]
+
+        started = lazy()
+        light = asyncio.run(read(frozenset({"a digest"}), 12))
+        after_light = lazy()
+        heavy = asyncio.run(read(frozenset(), 12))
+        print(json.dumps([started, after_light, lazy(), light, heavy]), flush=True)
+        box.close()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RSS": str(FEEDS / "rss20.xml")},
+    )
+    assert done.returncode == 0, done.stderr
+    started, after_light, after_heavy, light, heavy = json.loads(done.stdout.splitlines()[-1])
+    assert started == [False, True]  # the second has loaded nothing
+    assert after_light == [False, True]  # twelve known sources' documents: one worker
+    assert after_heavy == [False, False]  # new sources, the first busy: the second too
+    assert light == heavy == [light[0]] * 12 and light[0] > 0

@@ -10,8 +10,9 @@ are read: :meth:`Sandbox.call` runs a function of ours there, under the same lim
 
 A run starts the workers as it starts asking its sources (:meth:`Sandbox.warm`).
 A sandbox made with ``fork_ahead`` (``aggregator run``'s), while its process has one
-thread only (as a run has then), forks them from the process itself, and each imports
-the parsers on another core while the first answers arrive: a fork and an import,
+thread only (as a run has then), forks them from the process itself, and the first
+imports the parsers on another core while the first answers arrive (the others with
+their first task: see Driver._lane for when they get one): a fork and an import,
 where a fork server costs a new interpreter first (0.1 to 0.2 s, on the critical path
 of a run). A forked worker closes the files and sockets it inherited (the store, its
 lock, the other workers' pipes, a connection to PostgreSQL), so that it holds nothing
@@ -92,10 +93,10 @@ def _address_space() -> int:
         return 0
 
 
-def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
+def _serve(conn: Connection, memory: int, forked: bool = False, lazy: bool = False) -> None:
     """A worker's loop: parse what arrives (or run a call, :meth:`Sandbox.call`), send
-    back the document or the error."""
-    import resource
+    back the document or the error. ``lazy``: the parsers are loaded, and the memory
+    limit set, when the first task comes rather than at once."""
     import signal
 
     # Ctrl-C in a terminal reaches the whole process group: the main process stops the
@@ -103,25 +104,13 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if forked:  # from the run itself (Sandbox.warm): a copy of what it had
         _close_inherited(conn.fileno())
-
-    from aggregator.live.document import pack
-    from aggregator.live.feedparse import parse_feed
-    from aggregator.live.jsonfeed import is_json_feed, parse_json_feed
-
-    # A parse may map ``memory`` bytes more than the worker has mapped before its first
-    # document (the parsers; for a forked worker, also the run it was copied from).
-    # (Never above a limit the process was given: raising that would fail.) The hard
-    # limit too, so that the worker cannot raise its own.
-    limit = memory + _address_space()
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    loaded = False if lazy else _load_parsers(memory)
     while True:
         try:
             kind, *task = conn.recv()
         except EOFError:
             return
+        loaded = loaded or _load_parsers(memory)
         if kind == "call":
             answer = _call(*task)
             try:
@@ -130,6 +119,10 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
                 conn.send(("error", f"its result could not be sent back: {error}"))
             continue
         data, url, name, content_type, max_entries, known = task
+        from aggregator.live.document import pack
+        from aggregator.live.feedparse import parse_feed
+        from aggregator.live.jsonfeed import is_json_feed, parse_json_feed
+
         try:
             # JSON Feed is parsed here too, under the same memory and time limits.
             if is_json_feed(data, content_type):
@@ -155,6 +148,27 @@ def _serve(conn: Connection, memory: int, forked: bool = False) -> None:
         conn.send(reply)
 
 
+def _load_parsers(memory: int) -> bool:
+    """Import the parsers, then limit the worker's address space (True, when done).
+
+    A parse may map ``memory`` bytes more than the worker has mapped before its first
+    document (the parsers; for a forked worker, also the run it was copied from). (Never
+    above a limit the process was given: raising that would fail.) The hard limit too,
+    so that the worker cannot raise its own."""
+    import resource
+
+    import aggregator.live.document
+    import aggregator.live.feedparse
+    import aggregator.live.jsonfeed  # noqa: F401
+
+    limit = memory + _address_space()
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return True
+
+
 def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
     """A call's reply: its result, or what went wrong, in one line."""
     try:
@@ -166,12 +180,17 @@ def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any
 
 
 class _Worker:
-    def __init__(self, context: ForkServerContext | ForkContext, memory: int) -> None:
+    def __init__(
+        self, context: ForkServerContext | ForkContext, memory: int, lazy: bool = False
+    ) -> None:
         self.conn, child = context.Pipe()
         forked = context.get_start_method() == "fork"
+        # Forked from the run and given no task yet: it loads the parsers with its first
+        # (a driver gives it one only when the others fall behind: Driver._lane).
+        self.lazy = lazy and forked
         self.process: BaseProcess = context.Process(
             target=_serve,
-            args=(child, memory, forked),
+            args=(child, memory, forked, self.lazy),
             daemon=True,
             name="aggregator-parser",
         )
@@ -297,7 +316,7 @@ class Sandbox:
                 self._changed.wait()
         return self._start_one()
 
-    def _start_one(self, fork: bool = False, pooled: bool = True) -> _Worker:
+    def _start_one(self, fork: bool = False, pooled: bool = True, lazy: bool = False) -> _Worker:
         """A new worker, counted in ``_started`` already (the count is given back when
         it cannot start, or the sandbox closed meanwhile); ``fork``: forked from this
         process (see :func:`_forkable`), else from the fork server. ``pooled``: put in
@@ -306,7 +325,7 @@ class Sandbox:
             if fork:
                 import multiprocessing
 
-                worker = _Worker(multiprocessing.get_context("fork"), self.memory)
+                worker = _Worker(multiprocessing.get_context("fork"), self.memory, lazy)
             else:
                 worker = _Worker(self._forkserver(), self.memory)
         except BaseException:
@@ -438,8 +457,12 @@ class Sandbox:
                 if self._closed or self._started >= self.size:
                     return
                 self._started += 1
+                first = self._started == 1
             try:
-                worker = self._start_one(fork)
+                # Forked ahead, the first loads the parsers at once, the others with
+                # their first task: a run that one worker keeps up with (a steady poll)
+                # loads them once.
+                worker = self._start_one(fork, lazy=fork and not first)
             except _Closed:
                 return
             except Exception:  # left to be started on demand, where its error shows
@@ -548,6 +571,7 @@ class Sandbox:
                     raise _Again  # stopped since it was taken
                 ticket = worker.sent
                 worker.sent += 1
+                worker.lazy = False
                 worker.conn.send_bytes(payload)
             with worker.turn:
                 while worker.answered != ticket and not worker.dead:
