@@ -39,6 +39,17 @@ def stop_workers(box: Sandbox) -> None:
         os.kill(worker.process.pid, signal.SIGSTOP)
 
 
+def run_child(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a new interpreter, the path of a small RSS document in ``$RSS``."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RSS": str(FEEDS / "rss20.xml")},
+    )
+
+
 def documents() -> list[tuple[str, bytes]]:
     return sorted((path.name, path.read_bytes()) for path in FEEDS.glob("*") if path.is_file())
 
@@ -325,13 +336,7 @@ def test_a_loop_closed_without_letting_go_leaves_the_sandbox_working() -> None:
         os._exit(0)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "RSS": str(FEEDS / "rss20.xml")},
-    )
+    done = run_child(script)
     assert done.stdout.split() == ["3", "False", "1"], done.stderr
 
 
@@ -371,13 +376,7 @@ def test_a_run_reading_known_sources_loads_the_parsers_in_one_worker() -> None:
         box.close()
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "RSS": str(FEEDS / "rss20.xml")},
-    )
+    done = run_child(script)
     assert done.returncode == 0, done.stderr
     started, after_light, after_heavy, light, heavy = json.loads(done.stdout.splitlines()[-1])
     assert started == [False, True]  # the second has loaded nothing

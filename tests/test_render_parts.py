@@ -17,7 +17,7 @@ from aggregator.ingest import Outcome
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
 from aggregator.model import SourceEntry
-from aggregator.pipeline import RunResult, publish, render_files
+from aggregator.pipeline import Rendered, RunResult, publish, render_files
 from aggregator.site import outputs, parts
 from aggregator.site.parts import Inputs, Runner
 from aggregator.site.plan import EVERYTHING, Changes
@@ -92,16 +92,19 @@ def publish_here(config: Config, items: Sequence[SourceEntry], runner: Runner | 
         return publish(config, store, FetchStates(store), outcomes, NOW, runner)
 
 
+def both_ways(config: Config, count: int, runner: Runner) -> tuple[Rendered, Rendered]:
+    """``count`` stories published, then every file rendered here and with ``runner``."""
+    publish_here(config, stories(count), None)
+    with open_store(config.store) as store:
+        return render_files(config, store), render_files(config, store, runner=runner)
+
+
 @pytest.mark.usefixtures("any_size")
 def test_every_file_rendered_in_workers_is_the_file_rendered_here(
     tmp_path: Path, box: Sandbox
 ) -> None:
-    config = make_config(tmp_path, max_entries=40)
-    publish_here(config, stories(90), None)
     recording = Recording(box)
-    with open_store(config.store) as store:
-        here = render_files(config, store)
-        there = render_files(config, store, runner=recording)
+    here, there = both_ways(make_config(tmp_path, max_entries=40), 90, recording)
     assert list(there.files.items()) == list(here.files.items())
     assert there.manifest == here.manifest
     assert recording.calls.count("render_part") >= 3  # in parts, side by side
@@ -125,12 +128,8 @@ def test_a_small_publish_is_rendered_here_even_with_workers(tmp_path: Path, box:
 def test_a_large_publish_goes_to_the_workers(tmp_path: Path, box: Sandbox) -> None:
     """Above WORKERS_FROM (as it is, not lowered), the parts go to the workers, and come
     back as the files rendered here."""
-    config = make_config(tmp_path, max_entries=600)
-    publish_here(config, stories(900), None)
     recording = Recording(box)
-    with open_store(config.store) as store:
-        here = render_files(config, store)
-        there = render_files(config, store, runner=recording)
+    here, there = both_ways(make_config(tmp_path, max_entries=600), 900, recording)
     assert len(here.files) > 800
     assert recording.calls.count("render_part") >= 2
     assert list(there.files.items()) == list(here.files.items())
