@@ -207,7 +207,7 @@ class Driver:
         have no room, and a light one never: in a steady poll, where every source was
         read before and most items are skipped, one worker keeps up and the other never
         loads the parsers, so the run's own process, which every step waits on, shares
-        the cores with one worker, not two (0.86x the time, twelve pairs)."""
+        the cores with one worker, not two (docs/benchmarks.md, issue 14, eighth pass)."""
         while True:
             if self._detached:
                 raise _Detached
