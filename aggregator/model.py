@@ -188,7 +188,10 @@ class Entry:
     def labelled(self, topics: tuple[str, ...]) -> Entry:
         """This entry in ``topics``. The constructor, not dataclasses.replace (three
         times slower, and every stored story is labelled again when the rules change):
-        every field is named (tests/test_store_speed_equivalence.py checks)."""
+        every field is named (tests/test_store_speed_equivalence.py checks). Itself
+        when its topics are these already (it is frozen)."""
+        if topics == self.topics:
+            return self
         return Entry(
             id=self.id,
             title=self.title,

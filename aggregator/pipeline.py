@@ -78,7 +78,7 @@ def judge(
                 continue
         fields = entry_fields(entry)  # folded once for every topic
         sources = tuple(p.source for p in entry.sources)
-        chosen = tuple(t.slug for t in topics if t.judge(fields, sources, folded=True).matched)
+        chosen = tuple(t.slug for t in topics if t.takes(fields, sources))
         judged.append(entry.labelled(chosen))
     return judged
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.config import RuleConfig
+from aggregator.config import RuleConfig, TopicConfig
 from aggregator.dedupe import entry_id, merge_into, new_entry
 from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
 from aggregator.render import shown_time
@@ -25,7 +25,7 @@ from aggregator.store.plan import plan_merge, sort_key, utc_iso
 from aggregator.store.sql import _row
 from aggregator.store.words import MAX_WORD, entry_words, words
 from aggregator.text import title_key
-from aggregator.topics import Rule, any_term_pattern, term_pattern
+from aggregator.topics import Rule, Topic, any_term_pattern, fields_of, term_pattern
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -94,6 +94,10 @@ TEXTS = [
     "\u212aelvin",  # KELVIN SIGN: re takes it as k in any case
     "istanbul",
     "foo EU",
+    "ukraine and KYIV",
+    "défense de l'EUROPE",
+    "european  union",
+    "Kelvin's",
 ]
 
 
@@ -107,10 +111,16 @@ def test_one_search_for_all_terms_finds_where_one_of_them_does(terms: tuple[str,
         assert (combined.search(text) is not None) == any(p.search(text) for p in patterns)
 
 
-@pytest.mark.parametrize("terms", TERM_SETS)
+# Rules of one term have no combined search; the first word of "Défense" is not ASCII,
+# so its rule has no substring test either.
+RULE_TERMS = [*TERM_SETS, ("Ukraine",), ("European Union",), ("Défense", "EU"), ("kelvin",)]
+
+
+@pytest.mark.parametrize("terms", RULE_TERMS)
 def test_a_rule_finds_what_it_found_one_term_at_a_time(terms: tuple[str, ...]) -> None:
     rule = Rule.from_config(RuleConfig("topics[1]", terms, (), ("title", "summary")))
-    assert rule.any_term is not None
+    assert (rule.any_term is not None) == (len(terms) > 1)
+    assert (rule.firsts is not None) == all(term.isascii() for term in terms)
 
     def plain(texts: dict[str, str]) -> tuple[str, str, str] | None:
         for label, pattern in rule.checks:
@@ -123,6 +133,43 @@ def test_a_rule_finds_what_it_found_one_term_at_a_time(terms: tuple[str, ...]) -
     for _ in range(500):
         texts = {"title": rng.choice(TEXTS), "summary": " ".join(rng.sample(TEXTS, 2))}
         assert rule.find(texts) == plain(texts)
+        assert rule.holds(texts) == (plain(texts) is not None)
+
+
+# Rules of terms, of patterns and of both; exclusions; a source's hint.
+TOPICS = [
+    TopicConfig("ukraine", "topics[0]", "U", "", (RuleConfig("topics[0]", ("Ukraine", "Kyiv")),)),
+    TopicConfig(
+        "eu",
+        "topics[1]",
+        "E",
+        "",
+        (
+            RuleConfig("topics[1].rules[0]", ("European Union",), (), ("title",)),
+            RuleConfig("topics[1].rules[1]", (), (r"\bNATO[- ]EU\b",), ("summary",)),
+        ),
+        exclude=RuleConfig("topics[1]", ("Unionist", "ſ"), (r"war\w+",)),
+    ),
+    TopicConfig(
+        "deterrence",
+        "topics[2]",
+        "D",
+        "",
+        (RuleConfig("topics[2]", ("deterrence", "Défense"), (r"nuclear_\w+",)),),
+        exclude=RuleConfig("topics[2]", ("istanbul",)),
+    ),
+]
+
+
+@pytest.mark.parametrize("config", TOPICS, ids=lambda config: config.slug)
+def test_a_topic_takes_what_its_verdict_matches(config: TopicConfig) -> None:
+    topic = Topic.from_config(config, sources=["hinting source"])
+    rng = random.Random(4)
+    for _ in range(1000):
+        fields = fields_of(rng.choice(TEXTS), " ".join(rng.sample(TEXTS, 2)), rng.sample(TEXTS, 1))
+        sources = rng.choice([(), ("other",), ("other", "hinting source")])
+        verdict = topic.judge(fields, sources, folded=True)
+        assert topic.takes(fields, sources) == verdict.matched, (fields, verdict)
 
 
 ZONES = [
@@ -275,6 +322,8 @@ def test_labelling_keeps_every_other_field() -> None:
         entry = merge_into(entry, other, NOW + timedelta(hours=1))
         labelled = entry.labelled(("ukraine", "deterrence"))
         assert labelled == dataclasses.replace(entry, topics=("ukraine", "deterrence"))
+        assert labelled.labelled(("ukraine", "deterrence")) is labelled
+        assert labelled.labelled(("deterrence",)).topics == ("deterrence",)
     # Entry.labelled names every field of Entry: a new field would be lost otherwise.
     source = inspect.getsource(Entry.labelled)
     assert all(f"{f.name}=" in source for f in dataclasses.fields(Entry))
