@@ -38,8 +38,9 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Bumped whenever what an item becomes changes (cleaning, dates, the entry model), or
 # how its digest is taken, so that digests stored by an older version no longer match
 # and every item is read again. 2: repr instead of JSON. 3: the fast path digests each
-# item's bytes as they came, not as lxml writes them back.
-DIGEST_VERSION = "3"
+# item's bytes as they came, not as lxml writes them back. 4: an entry with content and
+# no summary takes its summary from the content's text, not from its markup.
+DIGEST_VERSION = "4"
 
 
 def item_digest(item: Any, salt: str) -> str:
@@ -121,8 +122,11 @@ def _base(detail: Any, fallback: str) -> str:
 def _entry(item: Any, *, base: str, name: str, location: str) -> SourceEntry | None:
     title = clean.title(item.get("title"))
     contents = [c for c in item.get("content", []) if c.get("value")]
-    summary_raw = item.get("summary") or ""
     summary_detail = item.get("summary_detail")
+    # An entry with content and no summary gets the content's value as its "summary"
+    # from feedparser, without a summary_detail (so without its type): that is not a
+    # summary, and its text is read from the sanitised content below.
+    summary_raw = "" if summary_detail is None and contents else item.get("summary") or ""
     summary_html = _is_html(summary_detail)
     body = contents[0] if contents else None
     text: str | None = None  # the summary's text, when read with its sanitised HTML
