@@ -430,10 +430,8 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
         image = json_image(entry)
         if image is not None:
             item["image"] = image
-        if entry.published is not None:
+        if entry.published is not None:  # an undated story has no date here (optional)
             item["date_published"] = _json_date(entry.published)
-        else:
-            item["date_modified"] = rfc3339(entry.first_seen)
         if entry.author:
             item["authors"] = [{"name": entry.author}]
         tags = list(dict.fromkeys(entry.topics + entry.categories))

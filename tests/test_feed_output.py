@@ -102,7 +102,7 @@ def test_feeds_follow_the_validator_rules(project: Path) -> None:
                 assert value is None or value.startswith(("http://", "https://")), value
 
 
-def test_undated_entries_have_no_pub_date_and_their_first_seen_time_as_updated(
+def test_undated_entries_have_no_pub_date_and_their_first_seen_time_as_atom_updated(
     project: Path,
 ) -> None:
     run(project)
@@ -113,6 +113,12 @@ def test_undated_entries_have_no_pub_date_and_their_first_seen_time_as_updated(
     resilience = next(e for e in atom.entries if e.title.startswith("Resilience"))
     assert "published" not in resilience
     assert resilience.updated  # when it was first seen; stable across runs (see above)
+    # JSON Feed's dates are optional: an undated story has none (none is made up).
+    document = json.loads((project / "feeds" / "all.json").read_text(encoding="utf-8"))
+    item = next(i for i in document["items"] if i["title"].startswith("Resilience"))
+    assert "date_published" not in item and "date_modified" not in item
+    dated = [i for i in document["items"] if "date_published" in i]
+    assert dated and all("date_modified" not in i for i in document["items"])
 
 
 def test_json_feed(project: Path) -> None:
