@@ -257,7 +257,8 @@ def text_summary(text: str) -> str:
 
 def title(text: str | None) -> str:
     """A title as plain text. RSS titles are often escaped HTML and many readers
-    render them as HTML, so markup is removed whatever type the feed declared."""
+    render them as HTML, so markup is removed (an Atom title declared text is read
+    with :func:`plain` instead: see feedparse)."""
     # Without "<" or "&" there is no markup and no reference: the sanitiser would
     # hand back the same text, so most titles skip it.
     if not text:

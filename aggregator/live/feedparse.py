@@ -39,7 +39,8 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # how its digest is taken, so that digests stored by an older version no longer match
 # and every item is read again. 2: repr instead of JSON. 3: the fast path digests each
 # item's bytes as they came, not as lxml writes them back. 4: an entry with content and
-# no summary takes its summary from the content's text, not from its markup.
+# no summary takes its summary from the content's text, not from its markup; an Atom
+# title of type text keeps what reads as markup.
 DIGEST_VERSION = "4"
 
 
@@ -119,8 +120,16 @@ def _base(detail: Any, fallback: str) -> str:
     return base if isinstance(base, str) and base.startswith(("http://", "https://")) else fallback
 
 
-def _entry(item: Any, *, base: str, name: str, location: str) -> SourceEntry | None:
-    title = clean.title(item.get("title"))
+def _entry(
+    item: Any, *, base: str, name: str, location: str, atom: bool = False
+) -> SourceEntry | None:
+    """``atom``: the document is Atom, whose titles say their type (RSS titles do not)."""
+    title_detail = item.get("title_detail")
+    if atom and title_detail is not None and title_detail.get("type") == "text/plain":
+        # Declared plain text (type="text", Atom's default): "<canvas>" is text.
+        title = clean.plain(item.get("title"), clean.MAX_TITLE)
+    else:
+        title = clean.title(item.get("title"))
     contents = [c for c in item.get("content", []) if c.get("value")]
     summary_detail = item.get("summary_detail")
     # An entry with content and no summary gets the content's value as its "summary"
@@ -274,6 +283,7 @@ def parse_feed(
     digests: list[str] = []
     unchanged = 0
     base = parsed.feed.get("link") if not url.startswith(("http://", "https://")) else url
+    atom = str(parsed.get("version", "")).startswith("atom")
     salt = f"{DIGEST_VERSION}\0{source}\0{url}\0{base}"
     raw = getattr(parsed, "digests", None)  # the fast path's, from the items' bytes
     for index, item in enumerate(parsed.entries, start=1):
@@ -283,7 +293,7 @@ def parse_feed(
             digests.append(digest)
             continue
         try:
-            entry = _entry(item, base=base or url, name=source, location=url)
+            entry = _entry(item, base=base or url, name=source, location=url, atom=atom)
         except Exception as error:  # one bad entry is skipped, never the feed
             warnings.append(f"entry {index} skipped: {type(error).__name__}: {error}")
             continue
