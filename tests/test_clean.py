@@ -68,6 +68,41 @@ def test_safe_url_for_links(url: str, expected: str | None) -> None:
     assert safe_url(url, BASE) == expected
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param(
+            "https://e.org/ünï cödé/päth?q=ä b#a b",
+            "https://e.org/%C3%BCn%C3%AF%20c%C3%B6d%C3%A9/p%C3%A4th?q=%C3%A4%20b#a%20b",
+            id="iri",
+        ),
+        pytest.param(
+            'https://e.org/"x"<y>{z}|^`',
+            "https://e.org/%22x%22%3Cy%3E%7Bz%7D%7C%5E%60",
+            id="quotes",
+        ),
+        pytest.param(
+            "https://e.org/a%20b?c=d%2Fe&f=g", "https://e.org/a%20b?c=d%2Fe&f=g", id="escaped"
+        ),
+        pytest.param(
+            "https://bücher.example/a b", "https://xn--bcher-kva.example/a%20b", id="idna"
+        ),
+        pytest.param(
+            "https://me@bücher.example:8080/x",
+            "https://me@xn--bcher-kva.example:8080/x",
+            id="idna-port",
+        ),
+        pytest.param("https://" + "ü" * 70 + ".example/", None, id="idna-too-long"),
+        pytest.param("/ä b", "https://www.nato.int/%C3%A4%20b", id="relative"),
+    ],
+)
+def test_safe_url_gives_a_uri(url: str, expected: str | None) -> None:
+    """Feed readers and validators refuse a link with a space or a quote in it."""
+    assert safe_url(url, BASE) == expected
+    if expected is not None:
+        assert safe_url(expected, BASE) == expected  # once is enough
+
+
 def test_titles_are_plain_text() -> None:
     assert title("<img src=x onerror=alert(1)>Innocent &amp; <b>bold</b>") == "Innocent & bold"
     assert title("a < b") == "a < b"

@@ -25,6 +25,7 @@ from aggregator.live.clean import (
     LINK_SCHEMES,
     MAX_URL,
     URL_SCHEMES,
+    as_uri,
     html_to_text,
     join,
     safe_url,
@@ -52,9 +53,10 @@ def general_safe_url(
         parts.scheme.lower() != "mailto" and not parts.netloc
     ):
         return None
-    if len(url) > MAX_URL:
+    uri = as_uri(url, parts.netloc)
+    if uri is None or len(uri) > MAX_URL:
         return None
-    return url
+    return uri
 
 
 def lenient_urljoin(base: str, url: str) -> str:

@@ -40,7 +40,7 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # and every item is read again. 2: repr instead of JSON. 3: the fast path digests each
 # item's bytes as they came, not as lxml writes them back. 4: an entry with content and
 # no summary takes its summary from the content's text, not from its markup; an Atom
-# title of type text keeps what reads as markup.
+# title of type text keeps what reads as markup; links are URIs (clean.as_uri).
 DIGEST_VERSION = "4"
 
 
