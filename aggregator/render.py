@@ -342,6 +342,8 @@ def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
     from aggregator import __version__
 
     feed_id = f"tag:{spec.id_authority}:feed:{spec.slug}"
+    if spec.query:  # an ad-hoc filtered feed is another feed than the whole one
+        feed_id += f"?{spec.query}"
     if not spec.title:
         raise ValueError("an Atom feed needs a title")
     updated = _aware(feed_updated(entries, fallback))

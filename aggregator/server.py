@@ -461,9 +461,11 @@ def create_app(
             return _busy(str(error))
         topic = slugs[slug]
         settings = config.feeds
+        title = settings.title if topic is None else f"{settings.title}: {topic.title}"
+        terms = ", ".join([*wanted, *(f"not {term}" for term in unwanted)])
         spec = FeedSpec(
             slug,
-            settings.title if topic is None else f"{settings.title}: {topic.title}",
+            f"{title} ({terms})" if terms else title,
             settings.description if topic is None else topic.description,
             settings.base_url,
             settings.site_url,

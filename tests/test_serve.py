@@ -313,6 +313,12 @@ def test_filtered_feed(serving: Serving) -> None:
         assert "moldova" in (entry.title + entry.summary).lower()
         assert "train" not in (entry.title + entry.summary).lower()
     assert serving.get("/feeds/topics.opml?q=x").status_code == 400
+    # Another feed than the whole one: its own id and title (a reader may hold both).
+    whole = feedparser.parse(serving.get("/feeds/all.atom").content).feed
+    some = feedparser.parse(serving.get("/feeds/all.atom?q=Moldova&exclude=train").content).feed
+    assert some.id != whole.id and some.id.startswith(whole.id)
+    assert some.title == f"{whole.title} (Moldova, not train)"
+    assert feed.feed.title == some.title
 
 
 def test_healthz(serving: Serving) -> None:
