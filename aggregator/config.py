@@ -88,6 +88,7 @@ class ServeSettings:
     max_header_bytes: int = 16_384  # request line and headers together
     max_headers: int = 100
     max_connections: int = 1000  # open at once; more are answered 503 and closed
+    send_timeout: float = 30.0  # seconds a client may leave what it was sent unread
     # Searches (/search and ?q= feeds) run in their own bounded pool, never on the loop.
     search_workers: int = 4
     search_queue: int = 32  # searches waiting for a worker; more are answered 503
@@ -343,7 +344,7 @@ def _serve(root: _Table) -> ServeSettings:
         (
             *("host", "port", "max_age", "header_timeout", "keep_alive_timeout"),
             *("max_header_bytes", "max_headers", "max_connections", "search_workers"),
-            *("search_queue", "search_budget", "shutdown_grace"),
+            *("search_queue", "search_budget", "shutdown_grace", "send_timeout"),
         )
     )
     port = table.integer("port", 8080, minimum=0, maximum=65535)
@@ -357,6 +358,7 @@ def _serve(root: _Table) -> ServeSettings:
         max_header_bytes=table.integer("max_header_bytes", d.max_header_bytes, minimum=256),
         max_headers=table.integer("max_headers", d.max_headers),
         max_connections=table.integer("max_connections", d.max_connections),
+        send_timeout=table.number("send_timeout", d.send_timeout, minimum=0.01),
         search_workers=table.integer("search_workers", d.search_workers),
         search_queue=table.integer("search_queue", d.search_queue, minimum=0),
         search_budget=table.number("search_budget", d.search_budget, minimum=0.01),

@@ -13,7 +13,19 @@ facing the open internet needs (the limits are ``[serve]`` settings):
   together (``431``; a request line alone over it is ``414``) and ``max_headers``
   header lines (``431``);
 * a cap on connections: past ``max_connections`` open at once, a new connection is
-  answered ``503`` with ``Retry-After`` and closed before anything is read.
+  answered ``503`` with ``Retry-After`` and closed before anything is read;
+* a cap on pipelined requests: uvicorn queues every request of a chunk it reads while
+  one is being answered, and reads on after each answer, so a client that sends
+  requests and never reads the answers grows the queue without end. Past
+  ``max_pipelined`` waiting, the rest of what the client sent is not read, and the
+  connection is closed once those waiting are answered (a pipelining client asks for
+  the others again, on a new connection, as HTTP/1.1 lets it);
+* a send timeout: answers the client does not read hold their bytes in the server.
+  When what waits to be sent has not shrunk for ``send_timeout`` seconds, the
+  connection is dropped (aborted: closing would wait for the client to read it);
+* no request body is wanted (every route is GET or HEAD): a request that announces one
+  is answered, and the connection then closed, so a client cannot hold it open by
+  dripping a body byte by byte.
 
 Each refusal is written and the connection closed; nothing reaches the application.
 """
@@ -41,6 +53,8 @@ class Limits:
     max_header_bytes: int = 16_384
     max_headers: int = 100
     max_connections: int = 1000
+    send_timeout: float = 30.0
+    max_pipelined: int = 32
 
 
 class _Refused(Exception):
@@ -75,6 +89,9 @@ class LimitedProtocol(HttpToolsProtocol):
         self._raw_bytes = 0  # of whole chunks received inside the head
         self._head_count = 0
         self._refusal: tuple[int, str] | None = None
+        self._unread = False  # past max_pipelined: nothing more is read from the client
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._unsent = 0  # bytes waiting to be sent when the send timer was armed
 
     # The connection
 
@@ -90,14 +107,17 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refusal is not None:
+        if self._refusal is not None or self._unread:
             return
         self._began = False
         super().data_received(data)
-        if self._refusal is not None or not self._in_head or self._began:
+        if self._refusal is not None or self._unread or not self._in_head or self._began:
             return
         # httptools buffers a header until its end, so an endless one is counted here,
         # by the chunk. A chunk in which the head began is not counted (one read of
@@ -109,6 +129,16 @@ class LimitedProtocol(HttpToolsProtocol):
     # Parser callbacks
 
     def on_message_begin(self) -> None:
+        if self._unread:
+            return
+        if len(self.pipeline) >= self.limits.max_pipelined:
+            # This request, the rest of the chunk and all that follows are left unread
+            # (each callback below passes them over): the newest request waiting (the
+            # pipeline's left end) is the connection's last, and reading stops.
+            self._unread = True
+            self.pipeline[0][0].keep_alive = False
+            self.flow.pause_reading()
+            return
         super().on_message_begin()
         self._in_head = self._began = True
         self._head_bytes = self._raw_bytes = self._head_count = 0
@@ -116,6 +146,8 @@ class LimitedProtocol(HttpToolsProtocol):
             self._start_header_timer()
 
     def on_url(self, url: bytes) -> None:
+        if self._unread:
+            return
         self._head_bytes += len(url)
         if self._head_bytes > self.limits.max_header_bytes:
             self._refusal = (414, "request line too long\n")
@@ -123,6 +155,8 @@ class LimitedProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._unread:
+            return
         self._head_bytes += len(name) + len(value) + 4
         self._head_count += 1
         if self._head_count > self.limits.max_headers:
@@ -136,7 +170,28 @@ class LimitedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stop_header_timer()
+        if self._unread:
+            return
         super().on_headers_complete()
+        if self.cycle is not None and any(
+            name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+            for name, value in self.headers
+        ):
+            self.cycle.keep_alive = False  # a body: answered, then the connection closes
+
+    def on_body(self, body: bytes) -> None:
+        if not self._unread:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._unread:
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._unread:
+            self.flow.pause_reading()  # uvicorn resumes reading after every answer
+        self._watch_sending()
 
     def send_400_response(self, msg: str) -> None:
         # A parser callback that raised _Refused arrives here as a parser error.
@@ -144,6 +199,13 @@ class LimitedProtocol(HttpToolsProtocol):
             self._write_refusal()
         else:
             super().send_400_response(msg)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch_sending()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._close()
 
     # Helpers
 
@@ -180,5 +242,27 @@ class LimitedProtocol(HttpToolsProtocol):
     def _header_timeout(self) -> None:
         """The head did not arrive in time: close, with no answer (as nginx does)."""
         self._header_timer = None
-        if not self.transport.is_closing():
+        self._close()
+
+    def _close(self) -> None:
+        """Close the connection; drop it when the client has not read all it was sent
+        (a close waits for that, for ever if the client never reads)."""
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        elif not self.transport.is_closing():
             self.transport.close()
+
+    def _watch_sending(self) -> None:
+        """While answers wait to be sent, check every ``send_timeout`` seconds that the
+        client reads them: if what waits has not shrunk, drop the connection."""
+        if self._send_timer is None and self.transport.get_write_buffer_size():
+            self._unsent = self.transport.get_write_buffer_size()
+            self._send_timer = self.loop.call_later(self.limits.send_timeout, self._check_sending)
+
+    def _check_sending(self) -> None:
+        self._send_timer = None
+        unsent = self.transport.get_write_buffer_size()
+        if unsent and unsent >= self._unsent:
+            self.transport.abort()
+        else:
+            self._watch_sending()

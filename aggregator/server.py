@@ -34,9 +34,11 @@ import errno
 import gzip
 import hashlib
 import json
+import os
 import re
 import socket
 import sqlite3
+import stat
 import threading
 import time
 import tomllib
@@ -190,17 +192,28 @@ class Files:
         return None
 
     def get(self, name: str) -> Cached | None:
-        """The file, re-read when a run rewrote it (a stat and maybe a read: off the loop)."""
+        """The file, re-read when a run rewrote it (a stat and maybe a read: off the loop).
+
+        Only a regular file the pipeline could have written is served: not a symbolic
+        link (which could lead out of the directory), a folder, or anything else found
+        at one of its names; nor a file under a folder that is a link."""
         path = self.directory / name
         try:
-            info = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
+            info = path.lstat()
+            if "/" in name and (self.directory / name.split("/")[0]).is_symlink():
+                return None
+        except OSError:  # gone, or a name the file system refuses
+            return None
+        if not stat.S_ISREG(info.st_mode):
             return None
         stamp = (info.st_mtime_ns, info.st_size)
         with self._lock:
             cached = self._cache.get(name)
         if cached is None or cached.stamp != stamp:
-            body = path.read_bytes()
+            try:
+                body = _read_regular(path)
+            except OSError:  # replaced or removed since the stat: not there now
+                return None
             plain, gzipped = _variants(body)
             modified = datetime.fromtimestamp(info.st_mtime // 1, UTC)
             cached = Cached(plain, gzipped, modified, stamp)
@@ -208,6 +221,18 @@ class Files:
             self._cache[name] = cached
             self._checked[name] = time.monotonic()
         return cached
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at ``path``, never through a symbolic link."""
+    handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise IsADirectoryError(path)
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            return stream.read()
+    finally:
+        os.close(handle)
 
 
 class Busy(Exception):
@@ -324,7 +349,7 @@ def _weights(header: str) -> dict[str, float]:
 def accepts_gzip(request: Request) -> bool:
     """RFC 9110 §12.5.3: gzip (or ``x-gzip``) with q > 0, or ``*`` with q > 0 when gzip
     is not named; ``gzip;q=0`` and a missing header mean identity."""
-    weights = _weights(request.headers.get("accept-encoding", ""))
+    weights = _weights(",".join(request.headers.getlist("accept-encoding")))
     for name in ("gzip", "x-gzip"):
         if name in weights:
             return weights[name] > 0
@@ -356,7 +381,8 @@ def _terms(request: Request, name: str) -> list[str]:
 
 def _not_modified(request: Request, variant: Variant, modified: datetime | None) -> bool:
     """RFC 9110 §13.1: If-None-Match wins over If-Modified-Since."""
-    match = request.headers.get("if-none-match")
+    # Header lines given twice are one list (RFC 9110 §5.3).
+    match = ",".join(request.headers.getlist("if-none-match")) or None
     if match is not None:
         tags = {t.strip().removeprefix("W/") for t in match.split(",")}
         return "*" in tags or variant.etag in tags
@@ -364,7 +390,7 @@ def _not_modified(request: Request, variant: Variant, modified: datetime | None)
     if since and modified is not None:
         try:
             when = parsedate_to_datetime(since)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999999
             return False
         return when.tzinfo is not None and modified <= when
     return False
@@ -372,7 +398,7 @@ def _not_modified(request: Request, variant: Variant, modified: datetime | None)
 
 def _for_browser(request: Request) -> bool:
     """A browser navigating asks for HTML (q > 0); feed readers do not."""
-    return _weights(request.headers.get("accept", "")).get("text/html", 0.0) > 0
+    return _weights(",".join(request.headers.getlist("accept"))).get("text/html", 0.0) > 0
 
 
 def _busy(text: str) -> Response:
@@ -612,6 +638,7 @@ def serve(
         max_header_bytes=settings.max_header_bytes,
         max_headers=settings.max_headers,
         max_connections=settings.max_connections,
+        send_timeout=settings.send_timeout,
     )
     host, port = listener.getsockname()[:2]
     config = uvicorn.Config(

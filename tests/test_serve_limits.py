@@ -34,6 +34,7 @@ keep_alive_timeout = 1
 max_header_bytes = 8192
 max_headers = 40
 max_connections = 250
+send_timeout = 1
 search_workers = 1
 search_queue = 2
 search_budget = 5
@@ -192,6 +193,105 @@ def test_connections_past_the_cap_are_turned_away(limited: Serving) -> None:
         for connection in held:
             connection.close()
     wait_for(lambda: limited.get("/feeds/all.rss").status_code == 200)
+
+
+def test_pipelined_requests_are_capped(limited: Serving) -> None:
+    """A client that sends thousands of requests without reading: those waiting past the
+    cap are not read, those before are answered, and the connection closes."""
+    sent = 5000
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        with contextlib.suppress(OSError):  # the server may stop reading, then close
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * sent)
+        answer = closed_within(connection, HANG_GUARD)
+    answered = answer.count(b"HTTP/1.1 200")
+    assert 33 <= answered < sent, answered  # the first, and 32 waiting, at least
+    assert answer.endswith(b"}") or answer.endswith(b"}\n"), answer[-80:]  # whole answers
+
+
+def test_an_answer_never_read_is_dropped_after_the_send_timeout(limited: Serving) -> None:
+    """An answer larger than the sockets hold, to a client that never reads it: once
+    what waits in the server has not shrunk for send_timeout (1 s), it is dropped."""
+    feed = limited.project / "feeds" / "all.rss"
+    saved = feed.read_bytes()
+    big = 16 << 20  # far more than the kernel's buffers on both sides
+    feed.write_bytes(saved + b"<!--" + b"x" * big + b"-->")
+    try:
+        wait_for(
+            lambda: (
+                len(limited.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).content) > big
+            )
+        )
+        connection = socket.socket()
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with connection:
+            connection.connect(("127.0.0.1", port_of(limited)))
+            connection.sendall(
+                b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n"
+            )
+            time.sleep(4)  # not read, for longer than send_timeout
+            received = closed_within(connection, HANG_GUARD)
+        assert len(received) < big, len(received)  # dropped, not sent to the end
+    finally:
+        feed.write_bytes(saved)
+    wait_for(lambda: limited.get("/feeds/all.rss").content == saved)
+
+
+def test_a_request_with_a_body_is_answered_and_the_connection_closed(limited: Serving) -> None:
+    """Every route is GET or HEAD: a client dripping a body cannot hold a connection."""
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        connection.sendall(
+            b"POST /feeds/all.rss HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nab"
+        )
+        answer = closed_within(connection, HANG_GUARD)
+    assert answer.startswith(b"HTTP/1.1 405"), answer[:100]
+
+
+def test_odd_conditional_headers(limited: Serving) -> None:
+    etag = limited.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).headers["etag"]
+    huge_year = {"If-Modified-Since": "Sun, 01 Jan 99999999999999 00:00:00 GMT"}
+    assert limited.get("/feeds/all.rss", **huge_year).status_code == 200
+    # The same header twice is one list: the second line's tag matches.
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        connection.sendall(
+            b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b'If-None-Match: "other"\r\nIf-None-Match: ' + etag.encode() + b"\r\n\r\n"
+        )
+        answer = closed_within(connection, HANG_GUARD)
+    assert answer.startswith(b"HTTP/1.1 304"), answer[:100]
+
+
+def test_only_regular_files_of_the_feeds_directory_are_served(limited: Serving) -> None:
+    feeds = limited.project / "feeds"
+    page = next((feeds / "entries").glob("*.html"))
+    name = f"/feeds/entries/{page.name}"
+    assert limited.get(name).status_code == 200
+    secret = limited.project / "secret.txt"
+    secret.write_text("not for the web\n", encoding="utf-8")
+    saved = page.read_bytes()
+    try:
+        page.unlink()
+        page.symlink_to(secret)  # a link out of the directory, at a name served
+        wait_for(lambda: limited.get(name).status_code == 404)  # once the cache looks again
+        page.unlink()
+        page.mkdir()  # a folder at a page's name
+        time.sleep(1.5)  # RECHECK: the server looks at the file again
+        assert limited.get(name).status_code == 404
+        page.rmdir()
+        moved = limited.project / "entries-elsewhere"
+        (feeds / "entries").rename(moved)
+        (feeds / "entries").symlink_to(moved)  # the pages' folder as a link
+        time.sleep(1.5)
+        page_through_link = limited.get(name)
+        (feeds / "entries").unlink()
+        moved.rename(feeds / "entries")
+        assert page_through_link.status_code == 404
+    finally:
+        if page.is_symlink():
+            page.unlink()
+        if page.is_dir():
+            page.rmdir()
+        page.write_bytes(saved)
+    wait_for(lambda: limited.get(name).status_code == 200)
 
 
 @pytest.mark.parametrize(
