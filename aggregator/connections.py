@@ -36,8 +36,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from uvicorn._types import ASGI3Application
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 REASONS = {
@@ -92,6 +93,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._unread = False  # past max_pipelined: nothing more is read from the client
         self._send_timer: asyncio.TimerHandle | None = None
         self._unsent = 0  # bytes waiting to be sent when the send timer was armed
+        self._answering: RequestResponseCycle | None = None  # the request being answered
 
     # The connection
 
@@ -110,7 +112,15 @@ class LimitedProtocol(HttpToolsProtocol):
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
+        # uvicorn tells only the newest request it read (``cycle``); with requests
+        # pipelined, the one being answered is an older one, which would then write to
+        # the closed transport (uvloop raises: a traceback in the log per connection).
+        self._gone()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._answering = cycle
+        super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self._unread:
@@ -248,9 +258,24 @@ class LimitedProtocol(HttpToolsProtocol):
         """Close the connection; drop it when the client has not read all it was sent
         (a close waits for that, for ever if the client never reads)."""
         if self.transport.get_write_buffer_size():
-            self.transport.abort()
+            self._drop()
         elif not self.transport.is_closing():
             self.transport.close()
+
+    def _drop(self) -> None:
+        """Abort the connection. The answer under way and those waiting are told first
+        that the client is gone, so that none writes to the closed transport (uvloop
+        raises there, and the application's error would be logged with a traceback)."""
+        self._gone()
+        self.transport.abort()
+
+    def _gone(self) -> None:
+        """Every request of this connection not yet answered: the client is gone."""
+        waiting = (cycle for cycle, _ in self.pipeline)
+        for cycle in (self._answering, self.cycle, *waiting):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
 
     def _watch_sending(self) -> None:
         """While answers wait to be sent, check every ``send_timeout`` seconds that the
@@ -263,6 +288,6 @@ class LimitedProtocol(HttpToolsProtocol):
         self._send_timer = None
         unsent = self.transport.get_write_buffer_size()
         if unsent and unsent >= self._unsent:
-            self.transport.abort()
+            self._drop()
         else:
             self._watch_sending()
