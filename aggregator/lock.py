@@ -73,12 +73,16 @@ def exclusive(path: Path, wait: float, poll: float = 0.1) -> Iterator[None]:
                         f"and did not finish within {wait:g} s; nothing was done, try again later"
                     ) from None
                 time.sleep(poll)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _me(), 0)
+        # Who holds it, for a waiter's message: a note, not the lock (the flock is). On a
+        # full disk it is left out, and the run meets the full disk where it writes.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _me(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

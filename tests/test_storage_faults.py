@@ -135,6 +135,59 @@ def test_full_disk_keeps_the_previous_feeds_and_store(tmp_path: Path) -> None:
     assert sources == {f"seeds/{seed.name}" for seed in SEEDS[:2]}
 
 
+def test_full_disk_under_the_store_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    """The store, its lock file and the feeds on one full file system: the lock is
+    still taken (its note of who holds it left out), and the run stops where it writes."""
+    disk, report = tmp_path / "disk", tmp_path / "report"
+    disk.mkdir()
+    report.mkdir()
+    write_project(disk, SEEDS[:2])
+    write_project(disk, SEEDS, name="more.toml")
+    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    script = f"""
+        mkdir {tmp_path}/copy
+        cp -r {disk}/. {tmp_path}/copy
+        mount -t tmpfs -o size=4m tmpfs {disk}
+        cp -r {tmp_path}/copy/. {disk}
+        cd {disk}
+        {command} --config config.toml run
+        sha256sum state/aggregator.sqlite3 > {report}/store-before
+        dd if=/dev/zero of=.filler bs=4k 2>/dev/null || true
+        rc=0; {command} --config more.toml run 2> {report}/stderr || rc=$?
+        echo $rc > {report}/rc
+        rm .filler
+        sha256sum state/aggregator.sqlite3 > {report}/store-after
+    """
+    result = in_private_mounts(script)
+    assert result.returncode == 0, result.stderr
+    assert (report / "rc").read_text().strip() == "4"
+    line = one_line((report / "stderr").read_text())
+    assert "full" in line, line
+    assert (report / "store-before").read_text() == (report / "store-after").read_text()
+
+
+def test_a_damaged_store_is_one_line(tmp_path: Path) -> None:
+    """Pages in the middle of the store overwritten (a disk fault, a bad copy): each
+    command that meets them says which store is damaged and what to do, and exits 4."""
+    config = write_project(tmp_path, SEEDS)
+    assert run(config).returncode == 0
+    store = tmp_path / "state" / "aggregator.sqlite3"
+    with store.open("r+b") as file:
+        file.seek(5 * 4096)
+        file.write(bytes(range(256)) * 160)  # ten pages of what no page holds
+    for args in (["run"], ["explain", "Ukraine"], ["sources", "list"]):
+        result = subprocess.run(
+            [*AGGREGATOR, "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        assert result.returncode == 4, (args, result.stderr)
+        line = one_line(result.stderr)
+        assert f"{store}: the store is damaged" in line and "backup" in line, line
+
+
 @pytest.mark.parametrize("target", ["feeds", "state"])
 def test_read_only_directory_is_one_line_and_loses_nothing(tmp_path: Path, target: str) -> None:
     first = write_project(tmp_path, SEEDS[:2])

@@ -30,6 +30,103 @@ COMMON = 20
 FEW = 1000  # below this many entries, sorting the index's list is quick enough
 
 
+def _check_damage(error: sqlite3.DatabaseError, path: Path) -> None:
+    """Raise :class:`StoreError` in one line naming the store when ``error`` says its
+    file is damaged (or not a database); return otherwise, for the caller to re-raise."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # an extended code's primary one
+    if type(error) is sqlite3.DatabaseError and code in (
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    ):
+        raise StoreError(
+            f"{path}: the store is damaged ({error}); restore it from a backup, or move "
+            "it aside and run again to start a new one (every source is then read again)"
+        ) from error
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose reads and writes say, in one line naming the store, that SQLite
+    found the file damaged (a traceback otherwise, wherever it is found)."""
+
+    path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as error:
+            _check_damage(error, self.path)
+            raise
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.DatabaseError as error:
+            _check_damage(error, self.path)
+            raise
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as error:
+            _check_damage(error, self.path)
+            raise
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as error:
+            _check_damage(error, self.path)
+            raise
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.DatabaseError as error:
+            _check_damage(error, self.path)
+            raise
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as error:
+            _check_damage(error, self.path)
+            raise
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements run through :class:`_Cursor` (``execute`` here does
+    not go through ``cursor()``)."""
+
+    path: Path
+
+    def cursor(self, factory: Any = _Cursor) -> Any:
+        cursor = super().cursor(factory)
+        cursor.path = self.path
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        cursor: _Cursor = self.cursor()
+        return cursor.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        cursor: _Cursor = self.cursor()
+        return cursor.executemany(sql, parameters)
+
+
+def _connect(path: Path, uri: str | None = None, *, timeout: float) -> _Connection:
+    """A connection to the store at ``path`` (through ``uri`` when given)."""
+    db = sqlite3.connect(
+        path if uri is None else uri,
+        timeout=timeout,
+        isolation_level=None,
+        uri=uri is not None,
+        factory=_Connection,
+    )
+    assert isinstance(db, _Connection)
+    db.path = path
+    return db
+
+
 class Store(SQLStore):
     dialect: ClassVar[Dialect] = SQLITE
     shared = False  # one machine: the file lock (aggregator.lock) keeps writers apart
@@ -39,7 +136,7 @@ class Store(SQLStore):
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            self.db = _connect(path, timeout=timeout)
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
@@ -63,13 +160,13 @@ class Store(SQLStore):
         store = cls.__new__(cls)
         store.path = path
         try:
-            store.db = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout
-            )
+            store.db = _connect(path, f"{path.resolve().as_uri()}?mode=ro", timeout=timeout)
             store.db.execute("SELECT 1 FROM meta LIMIT 1")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, StoreError) as error:
             if hasattr(store, "db"):
                 store.db.close()
+            if isinstance(error, StoreError):
+                raise
             raise StoreError(f"{path}: cannot read the store: {_advice(error)}") from error
         return store
 
