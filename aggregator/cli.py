@@ -6,7 +6,9 @@ Exit codes (also in the README):
 * 1: some sources failed (the feeds were still written from the others);
 * 2: bad configuration or usage; nothing was done;
 * 3: another run (or the server) held the write lock too long; nothing was done;
-* 5: ``serve``: the port is already in use; nothing was done.
+* 4: the feeds or the store could not be written, or the store is damaged;
+* 5: ``serve``: the port is already in use; nothing was done;
+* 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ EXIT_USAGE = 2
 EXIT_BUSY = 3
 EXIT_STORAGE = 4  # the feeds or the store could not be written; nothing was replaced
 EXIT_PORT_IN_USE = 5  # serve: the address is taken; nothing was done
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 DEFAULT_CONFIG = "config.toml"
 
 log = logging.getLogger("aggregator")
@@ -488,9 +491,16 @@ def _add_serve(commands: Commands, summary: str) -> list[_Parser]:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", help="address to listen on (default: [serve] host)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: [serve] port)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: [serve] port)")
     serve.set_defaults(handler=cmd_serve)
     return [serve]
+
+
+def _port(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
 
 
 def _add_sources(commands: Commands, summary: str) -> list[_Parser]:
@@ -572,6 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``aggregator parse … | head``): stop quietly.
         _silence_stdout()
         return EXIT_SOURCES_FAILED
+    except KeyboardInterrupt:
+        # Ctrl-C: the store's transaction rolled back and staged files were removed on
+        # the way out; a run stopped after its commit leaves the feeds for the next run.
+        log.error("interrupted; the next run completes what this one had not")
+        return EXIT_INTERRUPTED
     finally:
         if stdout is not None:
             sys.stdout = stdout

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from aggregator.cli import main
 from aggregator.site import outputs
+from tests.feedserver import Server
 
 
 @pytest.mark.parametrize(
@@ -67,3 +71,44 @@ def test_topics_evaluate_takes_the_flags_after_the_command(
     config = str(root / "config.toml")
     assert main(["--config", config, "topics", "evaluate", labels, "-q"]) == 0
     assert "recall" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "80a", "٣"])
+def test_a_port_out_of_range_is_a_usage_error(
+    project: Path, capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", str(project / "config.toml"), "serve", f"--port={port}"])
+    assert exited.value.code == 2
+    assert "is not a port (0 to 65535)" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_a_run_is_one_line_and_stores_nothing(
+    project: Path, feedserver: Server
+) -> None:
+    """Interrupted while a source's answer stalls: one line, exit 130, and the store
+    holds nothing of the run."""
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text + f'\n[[sources]]\nname = "stalls"\nurl = "{feedserver.base}/stall"\n',
+        encoding="utf-8",
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while feedserver.hits("/stall") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == ["error: interrupted; the next run completes what this one had not"], stderr
+    store = project / "state" / "aggregator.sqlite3"
+    if store.exists():
+        with sqlite3.connect(store) as db:
+            assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 0

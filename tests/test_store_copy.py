@@ -69,3 +69,23 @@ def test_a_copy_into_a_store_that_is_not_empty_is_refused(
     error = capsys.readouterr().err
     assert f"{url}: is not empty" in error and "nothing was copied" in error
     assert error.count("\n") == 1
+
+
+@pytest.mark.parametrize("to", ["mysql://x/y", "sqlite://x.db", "same"])
+def test_a_copy_to_what_is_no_store_is_a_usage_error(
+    filled: Config,
+    to: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A URL of another database is not taken for a file name; nor is the store itself
+    a place to copy to. Nothing is created."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    target = str(filled.store.path) if to == "same" else to
+    capsys.readouterr()
+    assert main(["--config", str(filled.path), "store", "copy", "--to", target]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"--to {target}" in error, error
+    assert list(elsewhere.iterdir()) == []

@@ -10,11 +10,12 @@ meanwhile), into an empty target only, and ends by comparing row counts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 from aggregator.config import StoreSettings
-from aggregator.errors import StoreError
+from aggregator.errors import ConfigError, StoreError
 from aggregator.lock import write_lock
 from aggregator.store import open_store
 from aggregator.store.postgres import is_url, redact
@@ -25,6 +26,12 @@ def target_settings(source: StoreSettings, to: str) -> StoreSettings:
     """Settings for the store ``to`` names: a postgresql:// URL, or an SQLite file path."""
     if is_url(to):
         return replace(source, url=to)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", to):
+        raise ConfigError(
+            f"--to {redact(to)}",
+            "not a store this aggregator can copy to; give a postgresql:// URL or the "
+            "path of an SQLite file",
+        )
     return replace(source, url=None, path=Path(to))
 
 
@@ -37,7 +44,7 @@ def copy_store(source: StoreSettings, target: StoreSettings) -> dict[str, int]:
     )
     if same:
         where = redact(target.url) if target.url else str(target.path)
-        raise StoreError(f"{where}: is the store being copied; name another with --to")
+        raise ConfigError(f"--to {where}", "is the store being copied; name another store")
     with write_lock(source), open_store(source) as origin, open_store(target) as copy:
         filled = {table: n for table in TABLES if (n := copy.rows(table))}
         if filled:
