@@ -14,7 +14,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -412,3 +412,17 @@ def test_errors_name_the_url_without_its_password(postgres: Cluster) -> None:
     message = str(caught.value)
     assert message.startswith("postgresql://nobody@/missing_db")
     assert "s3cret" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("days", [1, 365, 739_000, 740_000, 1_000_000])
+def test_retention_of_any_allowed_length(days: int) -> None:
+    """[store] retention_days may be up to 1,000,000: longer than the calendar reaches
+    back keeps every story, instead of failing to compute a date before year 1."""
+    from aggregator.store.plan import retention_cutoff
+
+    for now in (NOW, NOW.astimezone(timezone(timedelta(hours=14)))):
+        cutoff = retention_cutoff(now, days)
+        if days < now.toordinal() - 1:
+            assert cutoff == now - timedelta(days=days)
+        else:
+            assert cutoff is None

@@ -185,4 +185,8 @@ def _shown_time() -> Callable[[Published], datetime]:
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime | None:
-    return None if days <= 0 else now - timedelta(days=days)
+    """When a story last seen before is forgotten; None: keep every story (0 days, or
+    more days than the calendar reaches back: nothing was seen that long ago)."""
+    if days <= 0 or days >= now.toordinal() - 1:
+        return None
+    return now - timedelta(days=days)
