@@ -67,9 +67,7 @@ def _captured(text: str) -> Captured:
     try:
         return parse_captured(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"{error}; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM+01:00"
-        ) from error
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _entry_json(entry: SourceEntry) -> dict[str, object]:

@@ -234,6 +234,10 @@ class _Table:
         return _Table(self.file, name, value)
 
 
+# Before the web: no page was saved then (a mistyped year, not a capture).
+EARLIEST_CAPTURE = date(1990, 1, 1)
+
+
 def parse_captured(value: object) -> Captured:
     """A capture time: a day, or an instant with its UTC offset.
 
@@ -245,14 +249,25 @@ def parse_captured(value: object) -> Captured:
         try:
             value = date.fromisoformat(text)
         except ValueError:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{value.isoformat()} has no UTC offset; add one, such as +01:00")
-        return value
-    if isinstance(value, date):
-        return value
-    raise ValueError(f"{value!r} is not a date or a date and time")
+            try:
+                value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not a date; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM+01:00"
+                ) from None
+    if not isinstance(value, date):  # a datetime is a date too
+        raise ValueError(f"{value!r} is not a date or a date and time")
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no UTC offset; add one, such as +01:00")
+    day = value.date() if isinstance(value, datetime) else value
+    if day < EARLIEST_CAPTURE:
+        # Ages ("3 weeks ago") are counted back from it: a date before year 1 is no date.
+        raise ValueError(
+            f"{day.isoformat()} is before any web page was saved; give the day the page "
+            "was saved"
+        )
+    return value
+
 
 
 def _feeds(root: _Table, base: Path) -> FeedSettings:

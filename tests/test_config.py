@@ -77,6 +77,18 @@ def test_captured_as_toml_date(tmp_path: Path) -> None:
             id="naive capture time",
         ),
         pytest.param(
+            ('path = "page.txt"', 'path = "page.txt"\ncaptured = 0001-01-01'),
+            "sources[1].captured",
+            "0001-01-01 is before any web page was saved",
+            id="capture before the web",
+        ),
+        pytest.param(
+            ('path = "page.txt"', 'path = "page.txt"\ncaptured = "yesterday"'),
+            "sources[1].captured",
+            "'yesterday' is not a date; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM+01:00",
+            id="capture in words",
+        ),
+        pytest.param(
             ('slug = "ukraine"', 'slug = "Ukraine News"'),
             "topics[1].slug",
             "cannot name a feed",
