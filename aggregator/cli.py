@@ -169,6 +169,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from aggregator.store import open_store
     from aggregator.topics import topics_from_config
 
+    if not args.entry.strip():  # words of nothing are in every entry
+        log.error("explain: give an entry id, a title, or words of one")
+        return EXIT_USAGE
     config = load_config(Path(args.config or DEFAULT_CONFIG))
     if not config.store.url and not config.store.path.exists():
         log.error("%s: no store yet; run 'aggregator run' first", config.store.path)

@@ -253,9 +253,15 @@ class Ingest:
             )
         except FetchError as error:
             self.state.put(key, self._failed(state, error))
-            if error.gone:
-                log.error("%s (%s): HTTP 410 Gone; source disabled", source.name, url)
-            return Outcome(source, (), error, not_before=error.retry_after)
+            failure: SourceError = error
+            if error.gone:  # said once, in the source's one line of failure
+                failure = SourceError(
+                    source.name,
+                    url,
+                    f"{error.message}; it is not asked again: remove {source.key} "
+                    "from the config",
+                )
+            return Outcome(source, (), failure, not_before=error.retry_after)
         if fetched.moved_to is not None:
             log.warning(
                 "%s: %s moved permanently to %s; using the new URL (update %s.url in the config)",

@@ -160,3 +160,7 @@ def test_explain(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no  eu-cooperation: no rule matched" in out
     assert main(["--config", config, "explain", "no such story anywhere"]) == 1
     assert "no entry with the id or a title like" in capsys.readouterr().err
+    # Words of nothing are in every story: not a question explain answers.
+    assert main(["--config", config, "explain", "  "]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "give an entry id, a title, or words of one" in captured.err

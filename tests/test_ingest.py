@@ -132,7 +132,8 @@ def test_gone_source_is_disabled_loudly(
 ) -> None:
     urls = {"gone": f"{feedserver.base}/status/410"}
     first = ingest(tmp_path, urls, sandbox)["gone"]
-    assert first.error is not None and "410 Gone" in str(first.error)
+    assert first.error is not None
+    assert "HTTP 410 Gone: the feed was removed; it is not asked again" in str(first.error)
     hits = feedserver.hits("/status/410")
     second = ingest(tmp_path, urls, sandbox, NOW + timedelta(days=1))["gone"]
     assert second.error is not None
