@@ -467,24 +467,6 @@ def create_app(
         want = [term_pattern(t) for t in wanted]
         avoid = [term_pattern(t) for t in unwanted]
 
-        def choose(store: StoreType, deadline: float) -> list[Entry]:
-            chosen: list[Entry] = []
-            within = None if slug == "all" else slug
-            # The index hands over the entries that may match; the patterns decide.
-            for entry in candidates(store, wanted, unwanted, within, unindexed=SCAN_LIMIT):
-                if time.monotonic() >= deadline:
-                    raise Busy("the search took too long")
-                text = entry_text(entry)  # the text topics see, built in one place
-                if all(p.search(text) for p in want) and not any(p.search(text) for p in avoid):
-                    chosen.append(entry)
-                    if len(chosen) == limit:
-                        break
-            return chosen
-
-        try:
-            chosen = await pool.run(choose)
-        except Busy as error:
-            return _busy(str(error))
         topic = slugs[slug]
         settings = config.feeds
         title = settings.title if topic is None else f"{settings.title}: {topic.title}"
@@ -500,8 +482,27 @@ def create_app(
             query=str(request.query_params),
         )
         render = {"rss": render_rss, "atom": render_atom, "json": render_json}[kind]
-        fallback = datetime(2000, 1, 1, tzinfo=UTC)
-        plain, gzipped = _variants(render(spec, chosen, fallback))
+
+        def choose(store: StoreType, deadline: float) -> tuple[Variant, Variant]:
+            chosen: list[Entry] = []
+            within = None if slug == "all" else slug
+            # The index hands over the entries that may match; the patterns decide.
+            for entry in candidates(store, wanted, unwanted, within, unindexed=SCAN_LIMIT):
+                if time.monotonic() >= deadline:
+                    raise Busy("the search took too long")
+                text = entry_text(entry)  # the text topics see, built in one place
+                if all(p.search(text) for p in want) and not any(p.search(text) for p in avoid):
+                    chosen.append(entry)
+                    if len(chosen) == limit:
+                        break
+            # Rendered and compressed here too, not on the event loop, which meanwhile
+            # answers every other request.
+            return _variants(render(spec, chosen, datetime(2000, 1, 1, tzinfo=UTC)))
+
+        try:
+            plain, gzipped = await pool.run(choose)
+        except Busy as error:
+            return _busy(str(error))
         return respond(request, kind, plain, gzipped, None)
 
     async def home(request: Request) -> Response:
@@ -529,7 +530,8 @@ def create_app(
     async def search(request: Request) -> Response:
         unknown = sorted(set(request.query_params) - {"q"})
         text = request.query_params.get("q", "")
-        status, note, results, headers = 200, "", [], {"Cache-Control": cache_control}
+        status, note, headers = 200, "", {"Cache-Control": cache_control}
+        results: list[Entry] = []  # none on the pages that say why there are none
         try:
             if unknown:
                 raise QueryError(f"Unknown parameter {unknown[0]!r}: the search takes only q.")
@@ -540,12 +542,15 @@ def create_app(
         if query is not None and query.patterns:
             chosen = query  # for the closure: mypy keeps the narrowing
 
-            def look(store: StoreType, deadline: float) -> list[Entry]:
+            def look(store: StoreType, deadline: float) -> bytes:
                 found = candidates(store, chosen.terms)
-                return search_entries(found, chosen, RESULTS, deadline=deadline)
+                results = search_entries(found, chosen, RESULTS, deadline=deadline)
+                # The page too is made here, off the event loop.
+                return render_search(site, chosen.text[:MAX_QUERY], results, limit=RESULTS)
 
             try:
-                results = await pool.run(look)
+                page = await pool.run(look)
+                return Response(page, media_type=CONTENT_TYPES["html"], headers=headers)
             except Busy:
                 status, note = 503, f"The server is busy; try again in {RETRY_AFTER} seconds."
                 headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
