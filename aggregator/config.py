@@ -125,6 +125,7 @@ class SourceConfig:
     page_url: str | None = None  # the web page a local file was saved from
     enabled: bool = True  # false: runs and serve skip it (aggregator sources disable)
     topics: tuple[str, ...] = ()  # source hints: every story read here belongs to these
+    path_setting: str = "path"  # the key that gave ``path``: "url" for a file: URL
 
     @property
     def location(self) -> str:
@@ -443,13 +444,14 @@ def _source(table: _Table, base: Path) -> SourceConfig:
             None, "give either path (a file) or url (a live feed), not both or neither"
         )
     path = url = None
+    path_setting = "path"
     if "path" in table.data:
         path = base / table.string("path")
     else:
         url = table.string("url")
         parts = urlsplit(url)
         if parts.scheme == "file":
-            path, url = Path(parts.path), None
+            path, url, path_setting = Path(parts.path), None, "url"
         elif parts.scheme not in ("http", "https") or not parts.netloc:
             raise table.fail("url", f"must be an http(s) or file: URL, not {url!r}")
     kind = table.optional_string("kind")
@@ -486,6 +488,7 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         page_url=page_url,
         topics=table.strings("topics"),
         enabled=enabled,
+        path_setting=path_setting,
     )
 
 

@@ -63,7 +63,7 @@ def read_file(
     data = read_local(
         source.path,
         name=source.name,
-        setting=f"{source.key}.path in the config",
+        setting=f"{source.key}.{source.path_setting} in the config",
         limit=limit,
         limit_setting="[fetch] max_decoded_mb",
     )

@@ -163,6 +163,21 @@ def test_run_with_a_broken_source_writes_the_others(
     assert len(read_feed(project / "feeds" / "all.rss").entries) == 48 + 3 - 2
 
 
+def test_a_missing_file_url_names_the_url_setting(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = project / "seeds" / "missing.txt"
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f'\n[[sources]]\nname = "gone"\nurl = "{missing.as_uri()}"\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "run"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: gone ({missing}): no such file; check sources[7].url in the config"
+
+
 def test_run_with_bad_config_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = project / "config.toml"
     config.write_text(config.read_text(encoding="utf-8").replace("slug = ", "slgu = ", 1))

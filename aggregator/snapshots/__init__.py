@@ -112,6 +112,6 @@ def _read(page: Page, layout: Layout, kind: str | None) -> list[SourceEntry]:
             page.source,
             page.location,
             f"read as kind {kind!r} but no items found ({layout.looks_like} expected); "
-            "check kind in config.toml",
+            "check the kind given (a source's kind in config.toml, or parse --kind)",
         )
     return entries
