@@ -264,11 +264,9 @@ def parse_captured(value: object) -> Captured:
     if day < EARLIEST_CAPTURE:
         # Ages ("3 weeks ago") are counted back from it: a date before year 1 is no date.
         raise ValueError(
-            f"{day.isoformat()} is before any web page was saved; give the day the page "
-            "was saved"
+            f"{day.isoformat()} is before any web page was saved; give the day the page was saved"
         )
     return value
-
 
 
 def _feeds(root: _Table, base: Path) -> FeedSettings:

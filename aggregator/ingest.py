@@ -258,8 +258,7 @@ class Ingest:
                 failure = SourceError(
                     source.name,
                     url,
-                    f"{error.message}; it is not asked again: remove {source.key} "
-                    "from the config",
+                    f"{error.message}; it is not asked again: remove {source.key} from the config",
                 )
             return Outcome(source, (), failure, not_before=error.retry_after)
         if fetched.moved_to is not None:
