@@ -472,7 +472,7 @@ def _add_topics(commands: Commands, summary: str) -> list[_Parser]:
     for name in ("recall", "precision"):
         evaluate.add_argument(
             f"--min-{name}",
-            type=float,
+            type=_fraction,
             default=0.0,
             metavar="X",
             help=f"exit with 1 when a topic's {name} is below X (0 to 1; default 0)",
@@ -495,6 +495,13 @@ def _add_serve(commands: Commands, summary: str) -> list[_Parser]:
     serve.add_argument("--port", type=_port, help="port to listen on (default: [serve] port)")
     serve.set_defaults(handler=cmd_serve)
     return [serve]
+
+
+def _fraction(text: str) -> float:
+    """A threshold from 0 to 1 (argparse's error otherwise: not nan, not 2)."""
+    from aggregator.topic_eval import fraction  # lazy: the parser is built on every call
+
+    return fraction(text)
 
 
 def _port(text: str) -> int:

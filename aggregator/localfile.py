@@ -1,9 +1,10 @@
-"""Reading a local source file: a regular file, of bounded size, or one clear error.
+"""Reading a local file: a regular file, of bounded size, or one clear error.
 
 A path in the config may point anywhere: at a FIFO (whose ``open`` blocks until a
 writer comes, forever in a cron job), a device such as ``/dev/zero`` (endless), a
 directory, or a file far larger than any news page. The file is opened without
-blocking, checked to be a regular file, and read up to ``limit`` bytes.
+blocking, checked to be a regular file, and read up to ``limit`` bytes. The same
+holds for every file a user names: a source, an OPML file to import, a labels file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,35 @@ _KINDS = (
 )
 
 
+class NotAFile(Exception):
+    """The path is a directory, FIFO, socket or device; ``what`` says which ("a directory")."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit + 1`` of them: one more
+    than allowed, so that the caller can tell a file over its cap without reading it all.
+
+    Raises OSError when it cannot be opened or read, NotAFile when it is not a regular
+    file (never blocking on a FIFO, never reading a device).
+    """
+    # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):  # checked before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise NotAFile(next((label for test, label in _KINDS if test(mode)), "not a regular file"))
+    with os.fdopen(fd, "rb") as file:
+        return file.read(limit + 1)  # buffered: reads until EOF or limit + 1 bytes
+
+
 def read_local(path: Path, *, name: str, setting: str, limit: int, limit_setting: str) -> bytes:
     """The bytes of the regular file at ``path``, at most ``limit`` of them.
 
@@ -31,24 +61,15 @@ def read_local(path: Path, *, name: str, setting: str, limit: int, limit_setting
     """
     where = str(path)
     try:
-        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        data = read_regular(path, limit)
     except FileNotFoundError as error:
         raise SourceError(name, where, f"no such file; check {setting}") from error
     except OSError as error:
         raise SourceError(name, where, f"cannot read: {error.strerror}") from error
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        what = next((label for test, label in _KINDS if test(mode)), "not a regular file")
+    except NotAFile as error:
         raise SourceError(
-            name, where, f"is {what}, not a file; point {setting} at a saved page or feed"
-        )
-    with os.fdopen(fd, "rb") as file:
-        try:
-            data = file.read(limit + 1)  # buffered: reads until EOF or limit + 1 bytes
-        except OSError as error:
-            raise SourceError(name, where, f"cannot read: {error.strerror}") from error
+            name, where, f"is {error.what}, not a file; point {setting} at a saved page or feed"
+        ) from error
     if len(data) > limit:
         raise SourceError(
             name,

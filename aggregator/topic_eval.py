@@ -19,19 +19,31 @@ out is fine), ``no`` otherwise. Every topic evaluated needs a label on every lin
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import ConfigError
+from aggregator.localfile import NotAFile, read_regular
 from aggregator.topics import Topic, Verdict, fields_of
 
 LABELS = ("about", "mentions", "no")
 KEYS = ("title", "summary", "sources", "categories", "labels")
+# Far more than a hand-labelled set holds (the shipped one, 192 stories, is 75 KB);
+# the cap keeps a wrong path (a log, a device) from filling the memory.
+MAX_BYTES = 32 << 20
+
+log = logging.getLogger("aggregator")
 
 
-class LabelsError(AggregatorError):
-    """A labels file that cannot be read, or a line in it that is not a labelled story."""
+class LabelsError(ConfigError):
+    """A labels file that cannot be read, or a line in it that is not a labelled story.
+
+    Bad input, like a bad config: ``aggregator topics evaluate`` exits with the usage
+    code (2), never with 1, which says a topic scored below a threshold.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +90,7 @@ class Score:
 
 def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise LabelsError(f"{where}: {key} must be a list of strings")
+        raise LabelsError(where, f"{key} must be a list of strings")
     return tuple(value)
 
 
@@ -87,24 +99,22 @@ def parse_line(line: str, where: str) -> Labelled:
     try:
         data = json.loads(line)
     except json.JSONDecodeError as error:
-        raise LabelsError(f"{where}: not JSON: {error.msg} at column {error.colno}") from error
+        raise LabelsError(where, f"not JSON: {error.msg} at column {error.colno}") from error
     if not isinstance(data, dict):
-        raise LabelsError(f"{where}: expected an object with title, summary and labels")
+        raise LabelsError(where, "expected an object with title, summary and labels")
     for key in data:
         if key not in KEYS:
-            raise LabelsError(f"{where}: unknown key {key!r} (expected: {', '.join(KEYS)})")
+            raise LabelsError(where, f"unknown key {key!r} (expected: {', '.join(KEYS)})")
     title, summary, labels = data.get("title"), data.get("summary", ""), data.get("labels")
     if not isinstance(title, str) or not title.strip():
-        raise LabelsError(f"{where}: title must be a non-empty string")
+        raise LabelsError(where, "title must be a non-empty string")
     if not isinstance(summary, str):
-        raise LabelsError(f"{where}: summary must be a string")
+        raise LabelsError(where, "summary must be a string")
     if not isinstance(labels, dict) or not labels:
-        raise LabelsError(f'{where}: labels must be an object such as {{"ukraine": "about"}}')
+        raise LabelsError(where, 'labels must be an object such as {"ukraine": "about"}')
     for topic, label in labels.items():
         if label not in LABELS:
-            raise LabelsError(
-                f"{where}: labels.{topic}: {label!r} is not one of {', '.join(LABELS)}"
-            )
+            raise LabelsError(where, f"labels.{topic}: {label!r} is not one of {', '.join(LABELS)}")
     return Labelled(
         location=where,
         title=title,
@@ -115,28 +125,86 @@ def parse_line(line: str, where: str) -> Labelled:
     )
 
 
+def _read(path: Path) -> str:
+    """The text of a labels file: a regular file only (a FIFO would block, a device such
+    as /dev/zero never end), of at most :data:`MAX_BYTES`."""
+    file = str(path)
+    try:
+        data = read_regular(path, MAX_BYTES)
+    except OSError as error:
+        raise LabelsError(file, f"cannot read: {error.strerror or error}") from error
+    except NotAFile as error:
+        raise LabelsError(file, f"is {error.what}, not a file; name a labels file") from error
+    if len(data) > MAX_BYTES:
+        raise LabelsError(file, f"over the {MAX_BYTES >> 20} MB limit for a labels file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise LabelsError(f"{file}:{line}", "not UTF-8 text; save it as UTF-8") from error
+
+
 def load_labels(path: Path) -> list[Labelled]:
     """Every labelled story in ``path``; LabelsError naming file:line on a bad line."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise LabelsError(f"{path}: cannot read: {error}") from error
+    text = _read(path)
     items = [
         parse_line(line, f"{path}:{number}")
         for number, line in enumerate(text.splitlines(), start=1)
         if line.strip() and not line.lstrip().startswith("//")
     ]
     if not items:
-        raise LabelsError(f"{path}: no labelled stories (one JSON object a line)")
+        raise LabelsError(str(path), "no labelled stories (one JSON object a line)")
     return items
 
 
+def unknown_labels(topics: Sequence[Topic], items: Sequence[Labelled]) -> list[str]:
+    """One line per label slug no topic has: where it first occurs, and how often."""
+    known = {topic.slug for topic in topics}
+    where: dict[str, list[str]] = {}
+    for item in items:
+        for slug in item.labels:
+            if slug not in known:
+                where.setdefault(slug, []).append(item.location)
+    choices = ", ".join(sorted(known)) or "none"
+    lines = []
+    for slug, locations in where.items():
+        others = len(locations) - 1
+        more = f" (here and on {others} more line{'s' if others > 1 else ''})" if others else ""
+        lines.append(
+            f"{locations[0]}: no topic {slug!r} in the config; its label is ignored{more}; "
+            f"fix the slug or remove the label (the topics are: {choices})"
+        )
+    return lines
+
+
+def fraction(text: str) -> float:
+    """A threshold from the command line, for argparse's ``type=``: a number from 0 to 1.
+
+    ``nan`` is refused too: every comparison with it is false, so it would pass anything.
+    """
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # nan compares False: refused
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
 def evaluate(topics: Sequence[Topic], items: Sequence[Labelled]) -> list[Score]:
-    """Each topic's recall and precision over ``items``, with its misses and wrong takes."""
+    """Each topic's recall and precision over ``items``, with its misses and wrong takes.
+
+    A label for a topic the config does not have is not used; a warning names it (a
+    misspelt slug would otherwise go unnoticed, or show only as a missing label).
+    """
     for item in items:
         for topic in topics:
             if topic.slug not in item.labels:
-                raise LabelsError(f"{item.location}: no label for topic {topic.slug!r}")
+                raise LabelsError(item.location, f"no label for topic {topic.slug!r}")
+    for warning in unknown_labels(topics, items):
+        log.warning("%s", warning)
     scores = []
     for topic in topics:
         about = taken = found = fitting = 0

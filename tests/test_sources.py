@@ -4,7 +4,11 @@ discovery against the local HTTP test server, OPML import/export, and ``list``."
 from __future__ import annotations
 
 import json
+import os
+import resource
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from aggregator.sources.opml import MAX_FEEDS, export_opml, read_opml
 from tests.conftest import ROOT
 from tests.feedserver import Server, serving
 from tests.pgcluster import Cluster
+from tests.test_storage_faults import AGGREGATOR, in_private_mounts, one_line
 
 OPML = Path(__file__).parent / "data" / "opml"
 
@@ -140,12 +145,66 @@ def test_an_edit_that_would_break_the_config_writes_nothing(shipped: Path) -> No
     assert sorted(p.name for p in shipped.parent.iterdir()) == ["config.toml", "seeds"]
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["sources", "disable", "NATO news feed"], id="disable"),
+        pytest.param(["sources", "import", str(OPML / "feedly.opml")], id="import"),
+    ],
+)
+def test_an_unwritable_config_directory_is_one_line_and_changes_nothing(
+    shipped: Path, tmp_path_factory: pytest.TempPathFactory, command: list[str]
+) -> None:
+    # A read-only bind mount: as root, permission bits would not stop the write.
+    directory, report = shipped.parent, tmp_path_factory.mktemp("report")
+    before = sorted(p.name for p in directory.iterdir()), shipped.read_bytes()
+    aggregator = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    arguments = " ".join(shlex.quote(part) for part in command)
+    result = in_private_mounts(f"""
+        mount --bind {directory} {directory}
+        mount -o remount,bind,ro {directory}
+        rc=0; {aggregator} --config {shipped} {arguments} 2> {report}/stderr || rc=$?
+        echo $rc > {report}/rc
+    """)
+    assert result.returncode == 0, result.stderr
+    assert (report / "rc").read_text().strip() == "2"  # as the edits' other write failures
+    line = one_line((report / "stderr").read_text())
+    assert line.startswith(f"error: {shipped}: cannot write: Read-only file system in ")
+    assert "writable" in line and line.endswith("nothing was changed")
+    assert (sorted(p.name for p in directory.iterdir()), shipped.read_bytes()) == before
+
+
 def test_remove_names_the_sources_when_the_name_is_unknown(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["--config", str(shipped), "sources", "remove", "Nope"]) == 2
     err = capsys.readouterr().err
     assert "no source named 'Nope' (the sources are: 'NATO news feed'," in err
+
+
+def test_remove_says_which_stories_leave_a_topic(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project / "config.toml"
+    feeds = project / "feeds"
+    assert main(["--config", str(config), "run"]) == 0
+    counts = {
+        n: (feeds / f"{n}.rss").read_text("utf-8").count("<item>") for n in ("all", "deterrence")
+    }
+    capsys.readouterr()
+    assert main(["--config", str(config), "sources", "remove", "NATO: deterrence and defence"]) == 0
+    assert capsys.readouterr().out == (
+        "removed 'NATO: deterrence and defence' (seeds/000_459788f2e8cd103b.txt); its stories "
+        "stay in the store and the feeds, but from the next run a story only its topic hint "
+        "put in deterrence leaves that topic's feeds\n"
+    )
+    assert main(["--config", str(config), "run"]) == 0
+    after = {
+        n: (feeds / f"{n}.rss").read_text("utf-8").count("<item>") for n in ("all", "deterrence")
+    }
+    assert after["all"] == counts["all"] and after["deterrence"] < counts["deterrence"]
+    assert main(["--config", str(config), "sources", "remove", "NATO news feed"]) == 0
+    assert capsys.readouterr().out.endswith("its stories stay in the store and the feeds\n")
 
 
 def test_enabled_must_be_a_boolean(shipped: Path) -> None:
@@ -367,6 +426,27 @@ def test_bad_opml_is_one_line_and_leaves_the_config_alone(
     assert shipped.read_bytes() == before
 
 
+@pytest.mark.parametrize("what", ["a character device", "a named pipe (FIFO)", "a directory"])
+def test_import_reads_only_a_regular_file(shipped: Path, tmp_path: Path, what: str) -> None:
+    path = {"a character device": Path("/dev/zero"), "a directory": tmp_path}.get(what)
+    if path is None:
+        path = tmp_path / "pipe.opml"
+        os.mkfifo(path)  # no writer: a blocking open would wait forever
+    before = shipped.read_bytes()
+    result = subprocess.run(
+        [*AGGREGATOR, "--config", str(shipped), "sources", "import", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+    )
+    assert result.returncode == 1
+    assert one_line(result.stderr) == (
+        f"error: {path}: is {what}, not a file; name an exported OPML file; nothing was imported"
+    )
+    assert shipped.read_bytes() == before
+
+
 def test_thousands_of_outlines_are_refused(shipped: Path, tmp_path: Path) -> None:
     outlines = "".join(
         f'<outline type="rss" text="F{n}" xmlUrl="https://f{n}.example/feed"/>\n'
@@ -427,7 +507,8 @@ def test_list_shows_each_source_from_the_store(
     from datetime import datetime, timedelta
 
     success = datetime.fromisoformat(live["last_success"])
-    assert datetime.fromisoformat(live["next_due"]) == success + timedelta(minutes=15)
+    # Not one interval (15 minutes) on: rss20.xml's <ttl> keeps it fresh for an hour.
+    assert datetime.fromisoformat(live["next_due"]) == success + timedelta(minutes=60)
     broken = found["Broken"]
     assert broken["last_error"] == "HTTP 404 Not Found" and broken["last_success"] is None
     page = found["NATO: deterrence and defence"]
@@ -439,6 +520,18 @@ def test_list_shows_each_source_from_the_store(
     text = capsys.readouterr().out
     assert "Broken  (feed: " in text and "    last error: HTTP 404 Not Found" in text
     assert "[disabled]" in text
+    assert "    last success never, next due " in text and "- UTC" not in text
+    assert "next due -;" in text  # the disabled one
+    # A run agrees: it does not ask the live feed before the time the list gives.
+    assert main(["--config", str(config), "run", "-v"]) == 1
+    due = datetime.fromisoformat(live["next_due"]).isoformat()
+    assert f"NATO news feed: 0 entries (fresh until {due}; not asked)" in capsys.readouterr().err
+
+
+def test_list_of_sources_never_read(shipped: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(shipped), "sources", "list"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("    last success never, next due ") == 6 and "- UTC" not in text
 
 
 def test_list_reads_a_postgresql_store(

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import argparse
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from aggregator.cli import main
 from aggregator.config import RuleConfig, TopicConfig, load_config
-from aggregator.topic_eval import LabelsError, evaluate, load_labels, report
+from aggregator.topic_eval import (
+    MAX_BYTES,
+    LabelsError,
+    evaluate,
+    fraction,
+    load_labels,
+    report,
+)
 from aggregator.topics import Topic, topics_from_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,8 +121,75 @@ def test_topics_evaluate_prints_figures_and_fails_under_thresholds(
     assert capsys.readouterr().err == (
         "error: t: recall 0.500, precision 1.000; below --min-recall 0.9 or --min-precision 0\n"
     )
-    assert main(["--config", str(config), "topics", "evaluate", str(tmp_path / "none")]) == 1
+    assert main(["--config", str(config), "topics", "evaluate", str(tmp_path / "none")]) == 2
     assert "none: cannot read" in capsys.readouterr().err
+
+
+def test_a_bad_labels_file_is_a_usage_error_not_a_low_score(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 says a topic scored below a threshold; a malformed file is bad input (2)."""
+    config = tmp_path / "config.toml"
+    config.write_text('[[topics]]\nslug = "t"\nterms = ["Kyiv"]\n', "utf-8")
+    path = labels(tmp_path, '{"title": "Kyiv visit", "labels": {"t": "maybe"}}')
+    assert main(["--config", str(config), "topics", "evaluate", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}:1: labels.t: 'maybe' is not one of about, mentions, no\n"
+    )
+
+
+@pytest.mark.parametrize("what", ["a character device", "a named pipe (FIFO)", "a directory"])
+def test_only_a_regular_labels_file_is_read(tmp_path: Path, what: str) -> None:
+    path = {"a character device": Path("/dev/zero"), "a directory": tmp_path}.get(what)
+    if path is None:
+        path = tmp_path / "pipe.jsonl"
+        os.mkfifo(path)  # no writer: a blocking open would wait forever
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "topics", "evaluate", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"error: {path}: is {what}, not a file; name a labels file\n"
+
+
+def test_a_labels_file_over_the_cap_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n" * (MAX_BYTES + 1))
+    with pytest.raises(LabelsError, match=f"{path}: over the 32 MB limit for a labels file"):
+        load_labels(path)
+
+
+def test_a_label_for_an_unknown_topic_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[topics]]\nslug = "t"\nterms = ["Kyiv"]\n', "utf-8")
+    path = labels(
+        tmp_path,
+        '{"title": "Kyiv visit", "labels": {"t": "about"}}',
+        '{"title": "Kyiv talks", "labels": {"t": "about", "ukrain": "no"}}',
+        '{"title": "Kyiv again", "labels": {"t": "about", "ukrain": "about"}}',
+    )
+    assert main(["--config", str(config), "topics", "evaluate", str(path)]) == 0
+    assert capsys.readouterr().err == (
+        f"warning: {path}:2: no topic 'ukrain' in the config; its label is ignored (here "
+        "and on 1 more line); fix the slug or remove the label (the topics are: t)\n"
+    )
+
+
+@pytest.mark.parametrize("text", ["2", "-0.1", "nan", "inf", "high"])
+def test_a_threshold_outside_0_to_1_is_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a number from 0 to 1"):
+        fraction(text)
+    assert fraction("0.95") == 0.95 and fraction("1") == 1.0
+    # And on the command line: a usage error, before any file is read.
+    with pytest.raises(SystemExit) as exited:
+        main(["topics", "evaluate", "labels.jsonl", f"--min-recall={text}"])
+    assert exited.value.code == 2
 
 
 def test_the_help_examples_work_from_the_project_directory() -> None:

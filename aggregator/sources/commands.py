@@ -87,8 +87,23 @@ def cmd_remove(args: argparse.Namespace) -> int:
     removed = edit.remove(args.name)
     edit.save()
     where = removed.get("url") or removed.get("path")
-    print(f"removed {args.name!r} ({where}); its stories stay in the store and the feeds")
+    print(f"removed {args.name!r} ({where}); {_what_stays(removed.get('topics'))}")
     return 0
+
+
+def _what_stays(hints: object) -> str:
+    """What becomes of a removed source's stories. Said from its table alone (the store
+    is not read): its topic hint goes with it, and the next run judges every story
+    again, so a story that only the hint put in a topic leaves that topic's feed."""
+    stays = "its stories stay in the store and the feeds"
+    if not isinstance(hints, list) or not hints:
+        return stays
+    slugs = ", ".join(str(slug) for slug in hints)
+    which = "that topic's" if len(hints) == 1 else "those topics'"
+    return (
+        f"{stays}, but from the next run a story only its topic hint put in {slugs} "
+        f"leaves {which} feeds"
+    )
 
 
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
@@ -139,8 +154,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+def _when(value: datetime | None, none: str) -> str:
+    """A time in UTC, or ``none`` ("never", "-") without a time zone that means nothing."""
+    return none if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -159,8 +175,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             state += f"  [gone since {status.gone_since:%Y-%m-%d}]"
         print(f"{status.name}  ({status.kind}: {status.location}){state}")
         print(
-            f"    last success {_when(status.last_success)} UTC, next due "
-            f"{_when(status.next_due)} UTC; {status.entries} entries read, "
+            f"    last success {_when(status.last_success, 'never')}, next due "
+            f"{_when(status.next_due, '-')}; {status.entries} entries read, "
             f"{status.contributed} told by no other source"
         )
         if status.last_error:

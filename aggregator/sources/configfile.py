@@ -19,6 +19,7 @@ check that fails is an error and the file is left as it was.
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import re
 import tempfile
@@ -31,7 +32,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from aggregator.config import Config, load_config
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, os_advice
 
 BOM = "\ufeff"
 # A table header on a line of its own: "[feeds]", "[[sources]]", "  [[topics.rules]]  # …".
@@ -292,7 +293,12 @@ class SourcesFile:
             return self.config
         target = self.path.resolve()  # a symlinked config.toml: replace what it points to
         data = (self.bom + self.text).encode("utf-8")
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            handle, name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+            )
+        except OSError as error:  # an unwritable or read-only directory, a full disk
+            raise ConfigError(str(self.path), _cannot_write(error, target.parent)) from error
         temporary = Path(name)
         try:
             with os.fdopen(handle, "wb") as out:
@@ -309,9 +315,24 @@ class SourcesFile:
             temporary.chmod(target.stat().st_mode & 0o7777)
             temporary.replace(target)
         except OSError as error:
-            raise ConfigError(str(self.path), f"cannot write: {error}") from error
+            raise ConfigError(str(self.path), _cannot_write(error, target.parent)) from error
         finally:
             temporary.unlink(missing_ok=True)
         self.original = self.text
         self.config = config
         return config
+
+
+def _cannot_write(error: OSError, directory: Path) -> str:
+    """One line for a config that could not be written: why, and what to do.
+
+    The edit is written to a temporary file beside the config and renamed over it, so
+    the directory, not only the file, must be writable.
+    """
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot write: {os_advice(error)}; nothing was changed"
+    return (
+        f"cannot write: {error.strerror or error} in {directory}; make the directory "
+        "writable by this user (the edit is written beside the file, then renamed over "
+        "it), or edit the file by hand; nothing was changed"
+    )

@@ -30,6 +30,7 @@ from typing import Any
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError
 from aggregator.live import clean
+from aggregator.localfile import NotAFile, read_regular
 from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
 from aggregator.xmlescape import escape_text, quote_attribute
 
@@ -167,6 +168,21 @@ class Imported:
     warnings: tuple[str, ...] = field(default=())
 
 
+def _read(path: Path) -> bytes:
+    """The bytes of an OPML file: a regular file only (a FIFO would block, a device such
+    as /dev/zero never end), and no more than one byte over :data:`MAX_BYTES`."""
+    file = str(path)
+    try:
+        data = read_regular(path, MAX_BYTES)
+    except OSError as error:
+        raise OpmlError(file, f"cannot read: {error.strerror or error}") from error
+    except NotAFile as error:
+        raise OpmlError(file, f"is {error.what}, not a file; name an exported OPML file") from error
+    if len(data) > MAX_BYTES:
+        raise OpmlError(file, f"over the {MAX_BYTES >> 20} MB limit for an OPML file")
+    return data
+
+
 def import_opml(
     config_path: Path, opml_path: Path, *, folders_as_topics: bool = False, dry_run: bool = False
 ) -> Imported:
@@ -177,11 +193,7 @@ def import_opml(
     a feed sits in that names a topic of the config becomes a topic hint of the source.
     """
     file = str(opml_path)
-    try:
-        data = opml_path.read_bytes()
-    except OSError as error:
-        raise OpmlError(file, f"cannot read: {error.strerror or error}") from error
-    listing = read_opml(data, file)
+    listing = read_opml(_read(opml_path), file)
     config = load_config(config_path)
     edit = SourcesFile(config_path)
     warnings = list(listing.warnings)

@@ -6,10 +6,11 @@ error, "gone" verdict and requested wait come from its fetch state; for every
 source, the stories it showed come from the sightings.
 
 ``next_due`` is when ``aggregator serve`` would read it next as far as the store
-can tell: one interval after its last success, or the time the server asked us to
-wait for, whichever is later; ``now`` for a source never read. The scheduler's
-jitter and its backoff after failures live in the running server only
-(``/healthz`` shows them).
+can tell: one interval after its last success, the time the server asked us to
+wait for, or the end of its last answer's freshness, whichever is latest; ``now``
+for a source never read (a cron run asks no source before its floors either).
+The scheduler's jitter and its backoff after failures live in the running server
+only (``/healthz`` shows them).
 """
 
 from __future__ import annotations
@@ -80,6 +81,20 @@ def _read_store(
     return summary, states
 
 
+def _floors(state: SourceState | None) -> tuple[datetime, ...]:
+    """The times before which neither a run nor ``serve`` asks the source again.
+
+    The same floors as :meth:`aggregator.ingest.Ingest._settled` (a cron run: "fresh
+    until …; not asked", "the server asked us to wait until …") and as the
+    ``not_before`` that ``serve``'s schedule and the shared store's leases plan with:
+    the wait a ``Retry-After`` asked for, and the freshness of the last answer
+    (Cache-Control max-age, Expires, RSS ``<ttl>``).
+    """
+    if state is None:
+        return ()
+    return tuple(f for f in (state.retry_not_before, state.fresh_until) if f is not None)
+
+
 def source_statuses(config: Config, now: datetime) -> list[SourceStatus]:
     """Every source of the config (disabled ones too), in config order."""
     sources = sorted(
@@ -103,8 +118,7 @@ def source_statuses(config: Config, now: datetime) -> list[SourceStatus]:
             next_due = None
         else:
             next_due = now if last_success is None else last_success + interval
-            if state is not None and state.retry_not_before is not None:
-                next_due = max(next_due, state.retry_not_before)
+            next_due = max((next_due, *_floors(state)))
         found.append(
             SourceStatus(
                 name=source.name,
