@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.errors import SourceError
@@ -51,6 +52,23 @@ def read_regular(path: Path, limit: int) -> bytes:
         raise NotAFile(next((label for test, label in _KINDS if test(mode)), "not a regular file"))
     with os.fdopen(fd, "rb") as file:
         return file.read(limit + 1)  # buffered: reads until EOF or limit + 1 bytes
+
+
+def read_named(
+    path: Path, limit: int, *, what: str, fail: Callable[[str, str], Exception]
+) -> bytes:
+    """The bytes of a file a user named on the command line (``what``: "an OPML file"),
+    at most ``limit``; otherwise ``fail(file, message)`` is raised, one line saying why."""
+    file = str(path)
+    try:
+        data = read_regular(path, limit)
+    except OSError as error:
+        raise fail(file, f"cannot read: {error.strerror or error}") from error
+    except NotAFile as error:
+        raise fail(file, f"is {error.what}, not a file; name {what}") from error
+    if len(data) > limit:
+        raise fail(file, f"over the {limit >> 20} MB limit for {what}")
+    return data
 
 
 def read_local(path: Path, *, name: str, setting: str, limit: int, limit_setting: str) -> bytes:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.errors import ConfigError
-from aggregator.localfile import NotAFile, read_regular
+from aggregator.localfile import read_named
 from aggregator.topics import Topic, Verdict, fields_of
 
 LABELS = ("about", "mentions", "no")
@@ -128,15 +128,8 @@ def parse_line(line: str, where: str) -> Labelled:
 def _read(path: Path) -> str:
     """The text of a labels file: a regular file only (a FIFO would block, a device such
     as /dev/zero never end), of at most :data:`MAX_BYTES`."""
+    data = read_named(path, MAX_BYTES, what="a labels file", fail=LabelsError)
     file = str(path)
-    try:
-        data = read_regular(path, MAX_BYTES)
-    except OSError as error:
-        raise LabelsError(file, f"cannot read: {error.strerror or error}") from error
-    except NotAFile as error:
-        raise LabelsError(file, f"is {error.what}, not a file; name a labels file") from error
-    if len(data) > MAX_BYTES:
-        raise LabelsError(file, f"over the {MAX_BYTES >> 20} MB limit for a labels file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

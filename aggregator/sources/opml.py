@@ -30,7 +30,7 @@ from typing import Any
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError
 from aggregator.live import clean
-from aggregator.localfile import NotAFile, read_regular
+from aggregator.localfile import read_named
 from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
 from aggregator.xmlescape import escape_text, quote_attribute
 
@@ -170,17 +170,8 @@ class Imported:
 
 def _read(path: Path) -> bytes:
     """The bytes of an OPML file: a regular file only (a FIFO would block, a device such
-    as /dev/zero never end), and no more than one byte over :data:`MAX_BYTES`."""
-    file = str(path)
-    try:
-        data = read_regular(path, MAX_BYTES)
-    except OSError as error:
-        raise OpmlError(file, f"cannot read: {error.strerror or error}") from error
-    except NotAFile as error:
-        raise OpmlError(file, f"is {error.what}, not a file; name an exported OPML file") from error
-    if len(data) > MAX_BYTES:
-        raise OpmlError(file, f"over the {MAX_BYTES >> 20} MB limit for an OPML file")
-    return data
+    as /dev/zero never end), and no more than :data:`MAX_BYTES`."""
+    return read_named(path, MAX_BYTES, what="an exported OPML file", fail=OpmlError)
 
 
 def import_opml(
