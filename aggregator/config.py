@@ -568,16 +568,27 @@ def _topic(table: _Table) -> TopicConfig:
     )
 
 
+MAX_CONFIG_BYTES = 16 << 20  # far beyond any config, even of thousands of sources
+
+
 def load_config(path: Path) -> Config:
     """Read and check ``path``; raises ConfigError naming the key at fault."""
+    from aggregator.localfile import NotAFile, read_regular
+
     file = str(path)
     try:
+        # A regular file only: a FIFO would be waited on for ever, /dev/zero never end.
+        raw = read_regular(path, MAX_CONFIG_BYTES)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(file, f"over {MAX_CONFIG_BYTES >> 20} MB: not a config file")
         # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte-order mark.
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except FileNotFoundError as error:
         raise ConfigError(
             file, "no such file; pass --config PATH or run where config.toml is"
         ) from error
+    except NotAFile as error:
+        raise ConfigError(file, f"is {error.what}, not a file; pass --config PATH") from error
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(file, f"cannot read: {error}") from error
     except tomllib.TOMLDecodeError as error:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -197,3 +199,19 @@ def test_patterns_a_linear_engine_cannot_run_are_refused(tmp_path: Path, pattern
     text = MINIMAL.replace('terms = ["Ukraine"]', f'terms = ["Ukraine"]\npatterns = ["{pattern}"]')
     with pytest.raises(ConfigError, match=r"topics\[1\]\.patterns\[1\]: invalid regular exp"):
         load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    """A FIFO would be waited on for ever, /dev/zero read without end, /dev/null taken
+    for an empty config (and feeds written under /dev)."""
+    if kind == "fifo":
+        path = tmp_path / "config.toml"
+        os.mkfifo(path)
+        what = "a named pipe (FIFO)"
+    elif kind == "device":
+        path, what = Path("/dev/null"), "a character device"
+    else:
+        path, what = tmp_path, "a directory"
+    with pytest.raises(ConfigError, match=f"is {re.escape(what)}, not a file; pass --config PATH"):
+        load_config(path)
