@@ -255,12 +255,13 @@ class LimitedProtocol(HttpToolsProtocol):
         self._close()
 
     def _close(self) -> None:
-        """Close the connection; drop it when the client has not read all it was sent
-        (a close waits for that, for ever if the client never reads)."""
-        if self.transport.get_write_buffer_size():
-            self._drop()
-        elif not self.transport.is_closing():
+        """Close the connection once the client has read what it was sent. uvicorn's
+        keep-alive timer starts when an answer is handed to the socket, not when the
+        client has it: a slow download is still being sent. A close waits for it; the
+        send watch drops the connection only if the client stops reading."""
+        if not self.transport.is_closing():
             self.transport.close()
+        self._watch_sending()
 
     def _drop(self) -> None:
         """Abort the connection. The answer under way and those waiting are told first

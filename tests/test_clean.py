@@ -93,6 +93,15 @@ def test_safe_url_for_links(url: str, expected: str | None) -> None:
             id="idna-port",
         ),
         pytest.param("https://" + "ü" * 70 + ".example/", None, id="idna-too-long"),
+        # IDNA 2008 as browsers resolve it: not IDNA 2003's "fass.de", another domain.
+        pytest.param("https://faß.de/a", "https://xn--fa-hia.de/a", id="idna-2008"),
+        pytest.param(
+            "https://bücher.de@bücher.de/x",
+            "https://b%C3%BCcher.de@xn--bcher-kva.de/x",
+            id="user-like-host",
+        ),
+        pytest.param("https://e.org/100% sure", "https://e.org/100%25%20sure", id="stray-percent"),
+        pytest.param("https://e.org/100%", "https://e.org/100%25", id="stray-percent-plain"),
         pytest.param("/ä b", "https://www.nato.int/%C3%A4%20b", id="relative"),
     ],
 )

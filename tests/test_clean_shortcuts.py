@@ -25,7 +25,6 @@ from aggregator.live.clean import (
     LINK_SCHEMES,
     MAX_URL,
     URL_SCHEMES,
-    as_uri,
     html_to_text,
     join,
     safe_url,
@@ -34,6 +33,7 @@ from aggregator.live.clean import (
     strip_invalid,
 )
 from aggregator.model import Published
+from aggregator.uri import as_uri
 
 
 def general_safe_url(

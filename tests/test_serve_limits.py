@@ -236,6 +236,45 @@ def test_an_answer_never_read_is_dropped_after_the_send_timeout(limited: Serving
     wait_for(lambda: limited.get("/feeds/all.rss").content == saved)
 
 
+def test_a_slow_download_outlasting_the_keep_alive_timeout_is_sent_whole(
+    limited: Serving,
+) -> None:
+    """The keep-alive timer (1 s) starts when an answer is handed to the socket; a client
+    still reading it steadily, for longer than that and than send_timeout, gets it all."""
+    feed = limited.project / "feeds" / "all.rss"
+    saved = feed.read_bytes()
+    body = saved + b"<!--" + b"x" * (6 << 20) + b"-->"
+    feed.write_bytes(body)
+    try:
+        wait_for(
+            lambda: (
+                len(limited.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).content)
+                == len(body)
+            )
+        )
+        connection = socket.socket()
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        with connection:
+            connection.connect(("127.0.0.1", port_of(limited)))
+            connection.sendall(
+                b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n"
+            )
+            connection.settimeout(HANG_GUARD)
+            received = b""
+            started = time.monotonic()
+            while not received.endswith(b"-->") and time.monotonic() - started < HANG_GUARD:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+                time.sleep(len(chunk) / 1_300_000)  # 1.3 MB/s: 6 MB take over 4 s
+        assert time.monotonic() - started > 3  # longer than keep-alive and send timeouts
+        assert received.endswith(body[-100:]), len(received)
+    finally:
+        feed.write_bytes(saved)
+    wait_for(lambda: limited.get("/feeds/all.rss").content == saved)
+
+
 def test_a_request_with_a_body_is_answered_and_the_connection_closed(limited: Serving) -> None:
     """Every route is GET or HEAD: a client dripping a body cannot hold a connection."""
     with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:

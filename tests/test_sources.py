@@ -131,6 +131,13 @@ def test_normalised_urls() -> None:
         "https://example.org/feed"
     )
     assert normalise_url("https://example.org:8443/") != normalise_url("https://example.org/")
+    # As a link is written (aggregator.uri): an IRI, a space, a host outside ASCII.
+    assert normalise_url("http://bücher.de/feed.xml") == normalise_url(
+        "http://xn--bcher-kva.de/feed.xml"
+    )
+    assert normalise_url("http://example.com/my feed.xml") == normalise_url(
+        "http://example.com/my%20feed.xml"
+    )
 
 
 def test_an_edit_that_would_break_the_config_writes_nothing(shipped: Path) -> None:

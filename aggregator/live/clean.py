@@ -21,11 +21,12 @@ import html
 import re
 import threading
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
 from aggregator.live.nesting import flatten
+from aggregator.uri import STRAY_PERCENT, as_uri
 
 # Caps, in characters, per field. Longer input is cut to MAX_HTML before any work.
 MAX_TITLE = 1_000
@@ -101,6 +102,8 @@ def _origin(base: str) -> str | None:
 
 def _plain(url: str, base: str | None) -> str | None:
     """What urljoin gives for ``url`` when it is plain (see above), else None."""
+    if "%" in url and STRAY_PERCENT.search(url) is not None:
+        return None  # a "%" that starts no escape: made "%25" by the general path
     if _PLAIN_ABSOLUTE.fullmatch(url) is not None:
         return url
     if base and url[:1] == "/" and "/." not in url and _PLAIN_ROOTED.fullmatch(url):
@@ -141,37 +144,10 @@ def safe_url(
         parts.scheme.lower() != "mailto" and not parts.netloc
     ):
         return None
-    url = as_uri(url, parts.netloc)
-    if url is None or len(url) > MAX_URL:
+    uri = as_uri(url, parts.netloc)  # spaces, quotes, IRI letters, hosts: see uri
+    if uri is None or len(uri) > MAX_URL:
         return None
-    return url
-
-
-# What a URI may hold as it is: RFC 3986's unreserved and reserved characters, and the
-# "%" of an escape. Anything else is percent-encoded.
-_URI_CHARACTERS = "!#$%&'()*+,/:;=?@[]~"
-_NOT_URI = re.compile(r"[^A-Za-z0-9._~!#$%&'()*+,/:;=?@\[\]-]")
-
-
-def as_uri(url: str, netloc: str) -> str | None:
-    """``url`` (whose authority is ``netloc``) as a URI: a space, a quote, a non-ASCII
-    letter (an IRI's) percent-encoded as UTF-8, a non-ASCII host name in IDNA ("xn--");
-    a URI already is left as it is. None when the host name cannot be written in IDNA.
-    (Feed readers and validators refuse a link with a space; a browser encodes it so.)"""
-    if _NOT_URI.search(url) is None:
-        return url
-    if not netloc.isascii():
-        host = netloc.rpartition("@")[2]
-        if host.startswith("["):
-            return None  # an IPv6 literal is ASCII or no address at all
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-        try:
-            idna = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            return None
-        start = url.index(netloc)
-        url = url[:start] + netloc.replace(name, idna, 1) + url[start + len(netloc) :]
-    return quote(url, safe=_URI_CHARACTERS)
+    return uri
 
 
 # nh3's arguments, built once (nh3 copies them; nothing changes them).

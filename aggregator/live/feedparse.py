@@ -283,7 +283,8 @@ def parse_feed(
     digests: list[str] = []
     unchanged = 0
     base = parsed.feed.get("link") if not url.startswith(("http://", "https://")) else url
-    atom = str(parsed.get("version", "")).startswith("atom")
+    # Atom 1.0 only: Atom 0.3's titles say mode="escaped", which feedparser reads as HTML.
+    atom = parsed.get("version") == "atom10"
     salt = f"{DIGEST_VERSION}\0{source}\0{url}\0{base}"
     raw = getattr(parsed, "digests", None)  # the fast path's, from the items' bytes
     for index, item in enumerate(parsed.entries, start=1):

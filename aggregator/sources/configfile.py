@@ -33,6 +33,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError, os_advice
+from aggregator.uri import as_uri
 
 BOM = "\ufeff"
 # A table header on a line of its own: "[feeds]", "[[sources]]", "  [[topics.rules]]  # …".
@@ -42,12 +43,18 @@ _ENABLED = re.compile(r"^\s*enabled\s*=")
 
 
 def normalise_url(url: str) -> str:
-    """A URL as compared for duplicates: scheme and host in lower case, no default
+    """A URL as compared for duplicates: as a URI (a space or a non-ASCII host written
+    as a link is written: aggregator.uri), scheme and host in lower case, no default
     port, no fragment, ``http`` and ``https`` alike, no trailing slash on the path."""
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    try:
+        url = as_uri(url, urlsplit(url).netloc) or url
+        parts = urlsplit(url)
+    except ValueError:  # not a URL ("http://["): compared as it is
+        return url
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        return url.strip()
+        return url
     host = (parts.hostname or "").lower()
     if parts.port is not None and parts.port not in (80, 443):
         host = f"{host}:{parts.port}"

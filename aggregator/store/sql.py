@@ -190,7 +190,7 @@ class SQLStore:
             marks = ",".join("?" * len(part))
             for key, data in self._execute(
                 f"SELECT source_key, data FROM fetch_state WHERE source_key IN ({marks})", part
-            ):
+            ).fetchall():
                 found[key] = dict(json.loads(data))
         return found
 
@@ -217,13 +217,13 @@ class SQLStore:
                 f"SELECT entry_id, source, location, line, page_url FROM sightings "
                 f"WHERE entry_id IN ({marks}) ORDER BY first_seen, {order}",
                 part,
-            ):
+            ).fetchall():
                 sources[row[0]].append(Provenance(row[1], row[2], row[3], row[4]))
             for row in self._execute(
                 f"SELECT entry_id, topic FROM entry_topics WHERE entry_id IN ({marks}) "
                 "ORDER BY topic",
                 part,
-            ):
+            ).fetchall():
                 topics[row[0]].append(row[1])
         return [_entry(row, sources[row[0]], topics[row[0]]) for row in rows]
 
@@ -295,7 +295,7 @@ class SQLStore:
                 "SELECT entry_id, source, location, line, page_url FROM sightings "
                 f"WHERE entry_id IN ({','.join('?' * len(part))})",
                 part,
-            ):
+            ).fetchall():
                 where[(row[0], row[1])] = (row[2], row[3], row[4])
         return sorted(
             {
