@@ -426,7 +426,7 @@ def test_bad_opml_is_one_line_and_leaves_the_config_alone(
     shipped: Path, capsys: pytest.CaptureFixture[str], name: str, words: str
 ) -> None:
     before = shipped.read_bytes()
-    assert import_(shipped, str(OPML / name)) == 1
+    assert import_(shipped, str(OPML / name)) == 2  # bad input: a usage error
     err = capsys.readouterr().err
     assert words in err and "nothing was imported" in err and str(OPML / name) in err
     assert len(err.strip().splitlines()) == 1
@@ -447,7 +447,7 @@ def test_import_reads_only_a_regular_file(shipped: Path, tmp_path: Path, what: s
         timeout=30,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert one_line(result.stderr) == (
         f"error: {path}: is {what}, not a file; name an exported OPML file; nothing was imported"
     )
@@ -462,7 +462,7 @@ def test_thousands_of_outlines_are_refused(shipped: Path, tmp_path: Path) -> Non
     big = tmp_path / "big.opml"
     big.write_text(f'<opml version="2.0"><body>{outlines}</body></opml>', encoding="utf-8")
     before = shipped.read_bytes()
-    assert import_(shipped, str(big)) == 1
+    assert import_(shipped, str(big)) == 2
     assert shipped.read_bytes() == before
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config, load_config
-from aggregator.errors import AggregatorError
+from aggregator.errors import ConfigError
 from aggregator.live import clean
 from aggregator.localfile import read_named
 from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
@@ -41,11 +41,12 @@ _DOCTYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
-class OpmlError(AggregatorError):
-    """An OPML file that cannot be imported at all; the config is unchanged."""
+class OpmlError(ConfigError):
+    """An OPML file that cannot be imported at all; the config is unchanged. Bad input
+    named on the command line: a usage error (exit 2), as a bad config is."""
 
     def __init__(self, file: str, message: str) -> None:
-        super().__init__(f"{file}: {message}; nothing was imported")
+        super().__init__(file, f"{message}; nothing was imported")
         self.file = file
 
 
