@@ -93,6 +93,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._unread = False  # past max_pipelined: nothing more is read from the client
         self._send_timer: asyncio.TimerHandle | None = None
         self._unsent = 0  # bytes waiting to be sent when the send timer was armed
+        self._drained = False  # what waited fell below the low-water mark since then
         self._answering: RequestResponseCycle | None = None  # the request being answered
 
     # The connection
@@ -214,6 +215,10 @@ class LimitedProtocol(HttpToolsProtocol):
         super().pause_writing()
         self._watch_sending()
 
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._drained = True  # the client read: progress, however full the buffer is again
+
     def timeout_keep_alive_handler(self) -> None:
         self._close()
 
@@ -280,15 +285,18 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def _watch_sending(self) -> None:
         """While answers wait to be sent, check every ``send_timeout`` seconds that the
-        client reads them: if what waits has not shrunk, drop the connection."""
+        client reads them: if what waits has neither shrunk nor drained meanwhile (an
+        answer goes out in pieces, refilling the buffer as it drains), drop the
+        connection."""
         if self._send_timer is None and self.transport.get_write_buffer_size():
             self._unsent = self.transport.get_write_buffer_size()
+            self._drained = False
             self._send_timer = self.loop.call_later(self.limits.send_timeout, self._check_sending)
 
     def _check_sending(self) -> None:
         self._send_timer = None
         unsent = self.transport.get_write_buffer_size()
-        if unsent and unsent >= self._unsent:
+        if unsent and unsent >= self._unsent and not self._drained:
             self._drop()
         else:
             self._watch_sending()

@@ -223,6 +223,35 @@ class Files:
         return cached
 
 
+PIECE = 64 << 10  # bytes of a body handed to the connection at a time
+
+
+class _Pieces(Response):
+    """A response whose body is handed over in pieces of :data:`PIECE` bytes, each once
+    the connection has room (uvicorn waits while the client is behind), not all at
+    once: a slow client holds at most a piece or two in the server rather than a whole
+    large feed, and the connection's send watch sees each piece go
+    (aggregator.connections: a write handed over whole shows no progress until done)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body = memoryview(self.body)
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        if len(body) <= PIECE:
+            await send({"type": "http.response.body", "body": self.body})
+            return
+        for start in range(0, len(body), PIECE):
+            end = start + PIECE
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": bytes(body[start:end]),
+                    "more_body": end < len(body),
+                }
+            )
+
+
 def _read_regular(path: Path) -> bytes:
     """The bytes of the regular file at ``path``, never through a symbolic link."""
     handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
@@ -443,7 +472,7 @@ def create_app(
             return Response(status_code=304, headers=headers)
         if wants_gzip:
             headers["Content-Encoding"] = "gzip"
-        return Response(variant.body, headers=headers, media_type=media_type)
+        return _Pieces(variant.body, headers=headers, media_type=media_type)
 
     async def serve_file(request: Request, name: str) -> Response:
         kind = outputs.kind(name, slugs)

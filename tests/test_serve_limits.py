@@ -208,32 +208,45 @@ def test_pipelined_requests_are_capped(limited: Serving) -> None:
     assert answer.endswith(b"}") or answer.endswith(b"}\n"), answer[-80:]  # whole answers
 
 
+@contextlib.contextmanager
+def feed_of(serving: Serving, size: int) -> Iterator[bytes]:
+    """all.rss made ``size`` bytes larger while the block runs (the server serves it once
+    it sees the change), as it was afterwards; gives the body served."""
+    feed = serving.project / "feeds" / "all.rss"
+    saved = feed.read_bytes()
+    body = saved + b"<!--" + b"x" * size + b"-->"
+    feed.write_bytes(body)
+    try:
+        wait_for(lambda: identity_body(serving) == body)
+        yield body
+    finally:
+        feed.write_bytes(saved)
+    wait_for(lambda: identity_body(serving) == saved)
+
+
+def identity_body(serving: Serving) -> bytes:
+    return serving.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).content
+
+
+def asking_for_the_feed(serving: Serving, receive_buffer: int) -> socket.socket:
+    """A connection with a small receive buffer that has asked for all.rss as it is."""
+    connection = socket.socket()
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    connection.connect(("127.0.0.1", port_of(serving)))
+    connection.sendall(
+        b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n"
+    )
+    return connection
+
+
 def test_an_answer_never_read_is_dropped_after_the_send_timeout(limited: Serving) -> None:
     """An answer larger than the sockets hold, to a client that never reads it: once
     what waits in the server has not shrunk for send_timeout (1 s), it is dropped."""
-    feed = limited.project / "feeds" / "all.rss"
-    saved = feed.read_bytes()
     big = 16 << 20  # far more than the kernel's buffers on both sides
-    feed.write_bytes(saved + b"<!--" + b"x" * big + b"-->")
-    try:
-        wait_for(
-            lambda: (
-                len(limited.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).content) > big
-            )
-        )
-        connection = socket.socket()
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        with connection:
-            connection.connect(("127.0.0.1", port_of(limited)))
-            connection.sendall(
-                b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n"
-            )
-            time.sleep(4)  # not read, for longer than send_timeout
-            received = closed_within(connection, HANG_GUARD)
-        assert len(received) < big, len(received)  # dropped, not sent to the end
-    finally:
-        feed.write_bytes(saved)
-    wait_for(lambda: limited.get("/feeds/all.rss").content == saved)
+    with feed_of(limited, big), asking_for_the_feed(limited, 4096) as connection:
+        time.sleep(4)  # not read, for longer than send_timeout
+        received = closed_within(connection, HANG_GUARD)
+    assert len(received) < big, len(received)  # dropped, not sent to the end
 
 
 def test_a_slow_download_outlasting_the_keep_alive_timeout_is_sent_whole(
@@ -241,38 +254,18 @@ def test_a_slow_download_outlasting_the_keep_alive_timeout_is_sent_whole(
 ) -> None:
     """The keep-alive timer (1 s) starts when an answer is handed to the socket; a client
     still reading it steadily, for longer than that and than send_timeout, gets it all."""
-    feed = limited.project / "feeds" / "all.rss"
-    saved = feed.read_bytes()
-    body = saved + b"<!--" + b"x" * (6 << 20) + b"-->"
-    feed.write_bytes(body)
-    try:
-        wait_for(
-            lambda: (
-                len(limited.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).content)
-                == len(body)
-            )
-        )
-        connection = socket.socket()
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        with connection:
-            connection.connect(("127.0.0.1", port_of(limited)))
-            connection.sendall(
-                b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n"
-            )
-            connection.settimeout(HANG_GUARD)
-            received = b""
-            started = time.monotonic()
-            while not received.endswith(b"-->") and time.monotonic() - started < HANG_GUARD:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-                time.sleep(len(chunk) / 1_300_000)  # 1.3 MB/s: 6 MB take over 4 s
+    with feed_of(limited, 6 << 20) as body, asking_for_the_feed(limited, 16384) as connection:
+        connection.settimeout(HANG_GUARD)
+        received = b""
+        started = time.monotonic()
+        while not received.endswith(b"-->") and time.monotonic() - started < HANG_GUARD:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+            time.sleep(len(chunk) / 1_300_000)  # 1.3 MB/s: 6 MB take over 4 s
         assert time.monotonic() - started > 3  # longer than keep-alive and send timeouts
-        assert received.endswith(body[-100:]), len(received)
-    finally:
-        feed.write_bytes(saved)
-    wait_for(lambda: limited.get("/feeds/all.rss").content == saved)
+    assert received.endswith(body[-100:]), len(received)
 
 
 def test_a_request_with_a_body_is_answered_and_the_connection_closed(limited: Serving) -> None:
