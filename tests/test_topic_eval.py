@@ -102,11 +102,17 @@ def test_a_bad_line_is_one_error_naming_file_and_line(
     assert str(raised.value).startswith(f"{path}:2: {message}")
 
 
+def kyiv_config(directory: Path) -> Path:
+    """A config of one topic, ``t``: stories with "Kyiv" in them."""
+    config = directory / "config.toml"
+    config.write_text('[[topics]]\nslug = "t"\nterms = ["Kyiv"]\n', "utf-8")
+    return config
+
+
 def test_topics_evaluate_prints_figures_and_fails_under_thresholds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text('[[topics]]\nslug = "t"\nterms = ["Kyiv"]\n', "utf-8")
+    config = kyiv_config(tmp_path)
     path = labels(
         tmp_path,
         '{"title": "Kyiv visit", "labels": {"t": "about"}}',
@@ -129,8 +135,7 @@ def test_a_bad_labels_file_is_a_usage_error_not_a_low_score(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Exit 1 says a topic scored below a threshold; a malformed file is bad input (2)."""
-    config = tmp_path / "config.toml"
-    config.write_text('[[topics]]\nslug = "t"\nterms = ["Kyiv"]\n', "utf-8")
+    config = kyiv_config(tmp_path)
     path = labels(tmp_path, '{"title": "Kyiv visit", "labels": {"t": "maybe"}}')
     assert main(["--config", str(config), "topics", "evaluate", str(path)]) == 2
     assert capsys.readouterr().err == (
@@ -166,8 +171,7 @@ def test_a_labels_file_over_the_cap_is_refused(tmp_path: Path) -> None:
 def test_a_label_for_an_unknown_topic_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text('[[topics]]\nslug = "t"\nterms = ["Kyiv"]\n', "utf-8")
+    config = kyiv_config(tmp_path)
     path = labels(
         tmp_path,
         '{"title": "Kyiv visit", "labels": {"t": "about"}}',
