@@ -33,15 +33,19 @@ class NotAFile(Exception):
         self.what = what
 
 
-def read_regular(path: Path, limit: int) -> bytes:
+def read_regular(path: Path, limit: int, *, follow_link: bool = True) -> bytes:
     """The bytes of the regular file at ``path``, at most ``limit + 1`` of them: one more
     than allowed, so that the caller can tell a file over its cap without reading it all.
+    ``follow_link=False``: a symbolic link at ``path`` is refused too (an OSError).
 
     Raises OSError when it cannot be opened or read, NotAFile when it is not a regular
     file (never blocking on a FIFO, never reading a device).
     """
     # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    if not follow_link:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
     try:
         mode = os.fstat(fd).st_mode
     except OSError:

@@ -34,7 +34,6 @@ import errno
 import gzip
 import hashlib
 import json
-import os
 import re
 import socket
 import sqlite3
@@ -62,6 +61,7 @@ from starlette.routing import Route
 from aggregator.config import Config, ServeSettings, StoreSettings
 from aggregator.connections import Limits, limited_protocol
 from aggregator.errors import AggregatorError
+from aggregator.localfile import NotAFile, read_regular
 from aggregator.model import Entry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
 from aggregator.schedule import SourceHealth
@@ -210,9 +210,9 @@ class Files:
         with self._lock:
             cached = self._cache.get(name)
         if cached is None or cached.stamp != stamp:
-            try:
-                body = _read_regular(path)
-            except OSError:  # replaced or removed since the stat: not there now
+            try:  # never through a link, even one put there since the stat
+                body = read_regular(path, MAX_SERVED, follow_link=False)
+            except (OSError, NotAFile):  # replaced or removed since the stat: not there now
                 return None
             plain, gzipped = _variants(body)
             modified = datetime.fromtimestamp(info.st_mtime // 1, UTC)
@@ -224,6 +224,7 @@ class Files:
 
 
 PIECE = 256 << 10  # bytes of a body handed to the connection at a time
+MAX_SERVED = 1 << 30  # bytes of one file read to be served: a bound, far past any output
 
 
 class _Pieces(Response):
@@ -252,18 +253,6 @@ class _Pieces(Response):
                     "more_body": end < len(body),
                 }
             )
-
-
-def _read_regular(path: Path) -> bytes:
-    """The bytes of the regular file at ``path``, never through a symbolic link."""
-    handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            raise IsADirectoryError(path)
-        with os.fdopen(handle, "rb", closefd=False) as stream:
-            return stream.read()
-    finally:
-        os.close(handle)
 
 
 class Busy(Exception):
