@@ -7,6 +7,7 @@ PostgreSQL's migration lock).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from aggregator.model import Enclosure, Provenance, Published, SourceEntry
 from aggregator.store import MIGRATIONS, Store, StoreError, StoreType, open_store
 from aggregator.store.migrations import POSTGRESQL, SQLITE
 from aggregator.store.postgres import PostgresStore, redact
+from aggregator.store.sqlite import PAGE_SIZE
 from tests.pgcluster import Cluster
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -323,6 +325,19 @@ def test_an_older_store_is_upgraded_and_keeps_its_entries(
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite3") as store:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_new_file_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    with Store(tmp_path / "new.sqlite3") as store:
+        assert store.db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
+    old = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(old)) as lite:
+        lite.execute("CREATE TABLE before_us (x)")  # a file with 4 KB pages
+        lite.commit()
+    with Store(old) as store:
+        assert store.db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        add(store, [item("Old file", date(2024, 9, 17), "a")])
+        assert [entry.title for entry in store.newest(10)] == ["Old file"]
 
 
 WRITER = textwrap.dedent(

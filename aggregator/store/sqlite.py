@@ -28,6 +28,12 @@ __all__ = ["MIGRATIONS", "IngestReport", "Store", "retention_cutoff", "sort_key"
 # entries are read in order (the patterns decide) instead of the index's whole list.
 COMMON = 20
 FEW = 1000  # below this many entries, sorting the index's list is quick enough
+# The page size of a new store file (an existing file keeps its own). A story's row is
+# about 1.5 KB, so SQLite's default 4 KB pages made a first run of 10,000 stories write
+# and copy some 8,300 pages, with a system call each way: 16 KB pages cut a cold run by
+# a tenth and leave a steady run as it was; 32 KB pages slowed a steady run
+# (docs/benchmarks.md, issue 14, tenth pass).
+PAGE_SIZE = 16384
 
 
 def _check_damage(error: sqlite3.DatabaseError, path: Path) -> None:
@@ -135,6 +141,7 @@ class Store(SQLStore):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = _connect(path, timeout=timeout)
+            self.db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before the file has any
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
