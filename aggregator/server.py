@@ -19,10 +19,14 @@ is a ``400``. Content codings and types are negotiated as RFC 9110 §12 says: ``
 means "not acceptable". Slow, idle, oversized and excess connections are dealt with
 below the application (:mod:`aggregator.connections`).
 
-A browser that opens an RSS or Atom feed gets it as ``application/xml`` (the same
-bytes, its own ETag): Chromium shows ``application/rss+xml`` and
-``application/atom+xml`` as plain text and would never run ``feed.xsl``. Feed
-readers, which do not ask for HTML first, get the feed types.
+A browser that opens an RSS or Atom feed gets the page ``feed.xsl`` makes of it,
+made here (:class:`FeedPages`) and sent as HTML with its own ETag: Chromium shows the
+feed types as plain text, and warns on every page that it transforms itself with XSLT
+(which it is removing). Feed readers, which do not ask for HTML first, get the feed.
+
+A story's page that is not on disk (a story older than every feed's newest
+``max_entries``, which a search or a filtered feed can still link to) is made from the
+store on request, the same bytes a run would write for it.
 """
 
 from __future__ import annotations
@@ -65,8 +69,8 @@ from aggregator.localfile import NotAFile, read_regular
 from aggregator.model import Entry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
 from aggregator.schedule import SourceHealth
-from aggregator.site import outputs, site_from_config
-from aggregator.site.pages import render_search
+from aggregator.site import outputs, site_from_config, static_file
+from aggregator.site.pages import feeds, render_entry, render_not_found, render_search
 from aggregator.site.search import (
     MAX_QUERY,
     RESULTS,
@@ -74,14 +78,14 @@ from aggregator.site.search import (
     Query,
     QueryError,
     candidates,
+    typed_term,
 )
 from aggregator.site.search import search as search_entries
 from aggregator.store import Store, StoreType, open_store
+from aggregator.text import NOT_XML
 from aggregator.topics import entry_text, term_pattern
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
-# What a browser gets for a feed, so that it runs feed.xsl (see the module's notes).
-BROWSER_FEED_TYPE = "application/xml; charset=utf-8"
 FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<ext>rss|atom|json)$")
 FILTERS = ("q", "exclude", "limit")
 MAX_FILTER_TEXT = 100  # characters in q or exclude
@@ -90,6 +94,7 @@ MAX_LIMIT_DIGITS = 6  # "limit" is ASCII digits, and never a 5,000-digit number
 SCAN_LIMIT = 2000  # newest entries a filtered feed looks through when the index cannot help
 RECHECK = 1.0  # seconds a file is served from memory before its stat is looked at again
 RETRY_AFTER = 5  # seconds, in a 503 for a search the server has no room or time for
+FEED_PAGES_KEPT = 64  # feed pages made for browsers, kept for the feed versions served
 
 T = TypeVar("T")
 
@@ -221,6 +226,53 @@ class Files:
             self._cache[name] = cached
             self._checked[name] = time.monotonic()
         return cached
+
+
+class FeedPages:
+    """RSS and Atom feeds as the page ``feed.xsl`` makes of them, for browsers.
+
+    Made with lxml's XSLT from the stylesheet shipped with the package (nothing it
+    reads or writes outside the feed is allowed), once per version of a feed, and
+    kept for the :data:`FEED_PAGES_KEPT` versions last asked for."""
+
+    def __init__(self) -> None:
+        self._threads = threading.local()  # an XSLT object per thread
+        self._made: dict[str, tuple[Variant, Variant]] = {}  # the feed's ETag → page
+        self._lock = threading.Lock()
+
+    def _transform(self) -> Any:
+        transform = getattr(self._threads, "transform", None)
+        if transform is None:
+            from lxml import etree
+
+            stylesheet = etree.XML(static_file(outputs.FEED_XSLT))
+            denied = etree.XSLTAccessControl(  # type: ignore[call-arg]  # (stubs lack them)
+                read_file=False,
+                write_file=False,
+                create_dir=False,
+                read_network=False,
+                write_network=False,
+            )
+            transform = etree.XSLT(stylesheet, access_control=denied)
+            self._threads.transform = transform
+        return transform
+
+    def page(self, feed: Variant) -> tuple[Variant, Variant]:
+        """The page of ``feed`` (the plain bytes of one of our feeds), and its gzip."""
+        with self._lock:
+            made = self._made.get(feed.etag)
+        if made is not None:
+            return made
+        from lxml import etree
+
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        page = self._transform()(etree.fromstring(feed.body, parser))
+        made = _variants(bytes(page))
+        with self._lock:
+            if len(self._made) >= FEED_PAGES_KEPT:
+                self._made.clear()
+            self._made[feed.etag] = made
+        return made
 
 
 PIECE = 256 << 10  # bytes of a body handed to the connection at a time
@@ -391,11 +443,13 @@ def _terms(request: Request, name: str) -> list[str]:
     text = ",".join(values)
     if len(text) > MAX_FILTER_TEXT:
         raise BadRequest(f"{name} is longer than {MAX_FILTER_TEXT} characters")
-    terms = [t.strip() for t in text.split(",") if t.strip()]
+    terms = [t for t in map(typed_term, text.split(",")) if t]
     if len(terms) > MAX_FILTER_TERMS:
         raise BadRequest(f"{name} has more than {MAX_FILTER_TERMS} comma-separated terms")
     if values and not terms:
         raise BadRequest(f"{name} is empty")
+    if any(NOT_XML.search(term) for term in terms):
+        raise BadRequest(f"{name} holds a control character, which no story can hold")
     return terms
 
 
@@ -435,27 +489,35 @@ def create_app(
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     searches: Searches | None = None,
 ) -> Starlette:
+    from aggregator.pipeline import feed_specs
+
     files = Files(config.feeds.directory)
     pool = searches or Searches(config.store, config.serve)
     slugs = {"all": None, **{t.slug: t for t in config.topics}}
     site = site_from_config(config)
+    feed_pages = FeedPages()
+    # What a story's page links to (each topic's page); not the feeds' entries.
+    topic_feeds = {feed.slug: feed for feed in feeds(site, [s for s, _ in feed_specs(config)], {})}
+    entry_ids = f"tag:{config.feeds.id_authority}:entry:"  # + the page's name (render.entry_page)
     max_age = config.serve.max_age
     if max_age is None:
         max_age = int(config.schedule.interval_minutes * 60)
     cache_control = f"public, max-age={max_age}"
 
     def respond(
-        request: Request, kind: str, plain: Variant, gzipped: Variant, modified: datetime | None
+        request: Request,
+        kind: str,
+        plain: Variant,
+        gzipped: Variant,
+        modified: datetime | None,
+        *,
+        negotiated: bool = False,
     ) -> Response:
+        """``negotiated``: what is sent depends on the request's Accept (a feed, or its page)."""
         wants_gzip = accepts_gzip(request)
         variant = gzipped if wants_gzip else plain
         media_type = CONTENT_TYPES[kind]
-        vary = "Accept-Encoding"
-        if kind in ("rss", "atom"):
-            vary = "Accept-Encoding, Accept"
-            if _for_browser(request):
-                media_type = BROWSER_FEED_TYPE
-                variant = Variant(variant.body, variant.etag[:-1] + '-xml"')
+        vary = "Accept-Encoding, Accept" if negotiated else "Accept-Encoding"
         headers = {"ETag": variant.etag, "Cache-Control": cache_control, "Vary": vary}
         if modified is not None:
             headers["Last-Modified"] = format_datetime(modified, usegmt=True)
@@ -468,15 +530,35 @@ def create_app(
     async def serve_file(request: Request, name: str) -> Response:
         kind = outputs.kind(name, slugs)
         if kind is None:
-            return PlainTextResponse("not found\n", status_code=404)
+            return not_found_for(request)
         if request.query_params:
             return PlainTextResponse(f"{name} takes no parameters\n", status_code=400)
         cached = files.recent(name) or await run_in_threadpool(files.get, name)
         if cached is None:
             if outputs.ENTRY_PAGE.match(name):
-                return PlainTextResponse("not found\n", status_code=404)
+                return await archived_entry(request, name)
             return PlainTextResponse("not written yet; try again shortly\n", status_code=503)
-        return respond(request, kind, cached.plain, cached.gzipped, cached.last_modified)
+        plain, gzipped, negotiated = cached.plain, cached.gzipped, kind in ("rss", "atom")
+        if negotiated and _for_browser(request):
+            kind = "html"
+            plain, gzipped = await run_in_threadpool(feed_pages.page, cached.plain)
+        return respond(request, kind, plain, gzipped, cached.last_modified, negotiated=negotiated)
+
+    async def archived_entry(request: Request, name: str) -> Response:
+        """A story's page made from the store (see the module's notes), or a 404."""
+        entry_id = entry_ids + name.removeprefix("entries/").removesuffix(".html")
+
+        def page(store: StoreType, deadline: float) -> tuple[Variant, Variant] | None:
+            entry = store.entry(entry_id)
+            return None if entry is None else _variants(render_entry(site, entry, topic_feeds))
+
+        try:
+            made = await pool.run(page)
+        except Busy as error:
+            return _busy(str(error))
+        if made is None:
+            return not_found_for(request)
+        return respond(request, "html", *made, None)
 
     async def filtered(request: Request, slug: str, kind: str) -> Response:
         unknown = sorted(set(request.query_params) - set(FILTERS))
@@ -517,13 +599,16 @@ def create_app(
                         break
             # Rendered and compressed here too, not on the event loop, which meanwhile
             # answers every other request.
-            return _variants(render(spec, chosen, datetime(2000, 1, 1, tzinfo=UTC)))
+            made = _variants(render(spec, chosen, datetime(2000, 1, 1, tzinfo=UTC)))
+            return feed_pages.page(made[0]) if browser else made
 
+        browser = kind != "json" and _for_browser(request)
         try:
             plain, gzipped = await pool.run(choose)
         except Busy as error:
             return _busy(str(error))
-        return respond(request, kind, plain, gzipped, None)
+        shown = "html" if browser else kind
+        return respond(request, shown, plain, gzipped, None, negotiated=kind != "json")
 
     async def home(request: Request) -> Response:
         # The pages link to each other relatively, from inside /feeds/.
@@ -538,7 +623,7 @@ def create_app(
         if match is None or not request.query_params:
             return await serve_file(request, name)
         if match["slug"] not in slugs:
-            return PlainTextResponse("not found\n", status_code=404)
+            return not_found_for(request)
         try:
             return await filtered(request, match["slug"], match["ext"])
         except BadRequest as error:
@@ -606,8 +691,17 @@ def create_app(
             headers={"Cache-Control": "no-store"},
         )
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    def not_found_for(request: Request) -> Response:
+        """A 404: a page leading back to the site for a browser, one line for a program."""
+        if _for_browser(request):
+            # Links relative to where the request was, as every page's are.
+            up = "../" * (request.url.path.count("/") - 1)
+            body = render_not_found(site, root=f"{up}feeds/", search=f"{up}search")
+            return Response(body, status_code=404, media_type=CONTENT_TYPES["html"])
         return PlainTextResponse("not found\n", status_code=404)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return not_found_for(request)
 
     @contextlib.asynccontextmanager
     async def lifetime(app: Starlette) -> AsyncIterator[None]:
@@ -624,6 +718,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", home, methods=methods),
+            Route("/feeds", home, methods=methods),  # "feeds/" is "/feeds/" from here too
             Route("/feeds/", index, methods=methods),
             Route("/feeds/{name}", feed, methods=methods),
             Route("/feeds/entries/{name}", entry, methods=methods),

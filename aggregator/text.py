@@ -5,6 +5,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# XML 1.0 forbids C0 controls other than tab, newline and carriage return, lone
+# surrogates, U+FFFE and U+FFFF; C1 controls are allowed but never meant in news text.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+# A tag of the sanitiser's own output (aggregator.live.clean). It writes every "<" of
+# text as "&lt;", every attribute value in double quotes with '"' as "&quot;", and no
+# comments (they are stripped): so every "<" opens a tag, which ends at the first ">"
+# outside quotes.
+SANITISED_TAG = re.compile(r'<[^>"]*+(?:"[^"]*+"[^>"]*+)*+>')
+
 _FOLDS = (("‘", "'"), ("’", "'"), ("“", '"'), ("”", '"'), ("–", "-"), ("—", "-"))
 
 # "Video: NATO Allies train …": a label for the kind of item, not part of the story's title.

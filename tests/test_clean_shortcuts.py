@@ -33,6 +33,7 @@ from aggregator.live.clean import (
     strip_invalid,
 )
 from aggregator.model import Published
+from aggregator.text import NOT_XML
 from aggregator.uri import as_uri
 
 
@@ -234,7 +235,7 @@ def test_grown_past_the_cap_the_text_is_still_that_of_the_input() -> None:
 def test_strip_invalid_is_the_pattern_for_every_ascii_character() -> None:
     for code in range(128):
         for text in (chr(code), f"a{chr(code)}b", chr(code) * 3 + "text"):
-            assert strip_invalid(text) == clean._NOT_XML.sub("", text), code
+            assert strip_invalid(text) == NOT_XML.sub("", text), code
 
 
 # -- RFC 822 dates read by one pattern --------------------------------------------------------

@@ -162,18 +162,23 @@ def test_every_entry_page_is_served(serving: Serving) -> None:
 
 
 @pytest.mark.parametrize("extension", ["rss", "atom"])
-def test_a_browser_gets_a_feed_as_xml_so_it_runs_the_xslt(serving: Serving, extension: str) -> None:
+def test_a_browser_gets_the_page_feed_xsl_makes_of_a_feed(serving: Serving, extension: str) -> None:
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     shown = serving.get(f"/feeds/ukraine.{extension}", Accept=browser)
     read = serving.get(f"/feeds/ukraine.{extension}", Accept="application/rss+xml, */*")
-    assert shown.headers["content-type"] == "application/xml; charset=utf-8"
+    assert shown.headers["content-type"] == "text/html; charset=utf-8"
     assert read.headers["content-type"].startswith(f"application/{extension}+xml")
-    assert shown.content == read.content
+    page = lxml_html.fromstring(shown.content)
+    feed = feedparser.parse(read.content)
+    assert " ".join(page.xpath("string(//h1)").split()) == feed.feed.title
+    assert page.xpath("//ol[@class='stories']/li/a/text()") == [e.title for e in feed.entries]
     assert shown.headers["etag"] != read.headers["etag"]
     assert shown.headers["vary"] == read.headers["vary"] == "Accept-Encoding, Accept"
     etag = shown.headers["etag"]
     again = serving.get(f"/feeds/ukraine.{extension}", Accept=browser, **{"If-None-Match": etag})
     assert again.status_code == 304
+    unzipped = serving.get(f"/feeds/ukraine.{extension}", Accept=browser, **{"Accept-Encoding": ""})
+    assert unzipped.content == shown.content
 
 
 def test_urls_follow_the_port_when_base_url_is_not_set(serving: Serving) -> None:
@@ -198,6 +203,24 @@ def test_search(serving: Serving) -> None:
         story = serving.get("/" + href)
         assert story.status_code == 200 and "moldova" in story.text.lower()
     assert page.xpath("//input[@name='q']/@value") == ["moldova"]
+
+
+def test_a_search_reads_words_as_typed(serving: Serving) -> None:
+    """Quotes, brackets and a question mark typed around words are not part of them;
+    a word typed decomposed (NFD) finds it composed, as news text writes it."""
+
+    def found(query: str) -> list[str]:
+        page = lxml_html.fromstring(serving.get(f"/search?q={query}").content)
+        links: list[str] = page.xpath('//ol[@class="stories"]/li/a/@href')
+        return links
+
+    plain = found("moldova")
+    assert plain
+    for typed in ("%22moldova%22", "(moldova)", "moldova%3F", "%E2%80%9Cmoldova%E2%80%9D"):
+        assert found(typed) == plain, typed
+    composed = found("Sili%C5%86a")  # "ņ"
+    assert composed
+    assert found("Silin%CC%A7a") == composed  # "n" + combining cedilla
 
 
 @pytest.mark.parametrize(
@@ -296,6 +319,10 @@ def test_nothing_outside_the_feeds(serving: Serving, raw_path: str) -> None:
         ("q=" + "x" * 101, "q is longer than 100 characters"),
         ("q=a,b,c,d,e,f", "q has more than 5 comma-separated terms"),
         ("q=", "q is empty"),
+        ("q=%00", "q holds a control character"),
+        ("q=NATO%01", "q holds a control character"),
+        ("q=NATO&exclude=%08", "exclude holds a control character"),
+        ("q=%22%22", "q is empty"),
     ],
 )
 def test_bad_filter_parameters_are_400(serving: Serving, query: str, message: str) -> None:
@@ -319,6 +346,76 @@ def test_filtered_feed(serving: Serving) -> None:
     assert some.id != whole.id and some.id.startswith(whole.id)
     assert some.title == f"{whole.title} (Moldova, not train)"
     assert feed.feed.title == some.title
+
+
+def test_filter_terms_are_read_as_typed(serving: Serving) -> None:
+    """Quotes and brackets typed around a term are not part of it."""
+    plain = feedparser.parse(serving.get("/feeds/all.rss?q=Moldova").content).entries
+    assert plain
+    for typed in ("%22Moldova%22", "(Moldova)", "Moldova%3F", "%E2%80%9CMoldova%E2%80%9D"):
+        entries = feedparser.parse(serving.get(f"/feeds/all.rss?q={typed}").content).entries
+        assert [e.id for e in entries] == [e.id for e in plain], typed
+
+
+def test_a_browser_gets_a_page_for_a_404(serving: Serving) -> None:
+    browser = "text/html,application/xhtml+xml,*/*;q=0.8"
+    for path in ("/nope", "/feeds/nope.html", "/feeds/entries/0123456789abcdef0123.html"):
+        shown = serving.get(path, Accept=browser)
+        assert shown.status_code == 404
+        assert shown.headers["content-type"] == "text/html; charset=utf-8"
+        page = lxml_html.fromstring(shown.content)
+        assert page.xpath("string(//h1)") == "Not found"
+        for href in page.xpath("//main//a/@href"):
+            target = httpx.URL(serving.base + path).join(href)
+            assert httpx.get(target, timeout=10).status_code == 200, href
+        program = serving.get(path)
+        assert (program.status_code, program.text) == (404, "not found\n")
+
+
+def test_feeds_without_its_slash_leads_to_the_site(serving: Serving) -> None:
+    response = serving.get("/feeds")
+    assert response.status_code == 307 and response.headers["location"] == "feeds/"
+    assert httpx.get(serving.base + "/feeds", follow_redirects=True).url.path == "/feeds/"
+
+
+def test_every_story_found_opens_even_past_the_feeds(project: Path) -> None:
+    """Search and filtered feeds reach the whole archive: a story in no feed's newest
+    max_entries (so its page was never written) still has its page, made from the
+    store, the same bytes a run writes for a story in a feed."""
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("max_entries = 100", "max_entries = 3"), encoding="utf-8")
+    server = start(project)
+    try:
+        written = {p.name for p in (project / "feeds" / "entries").iterdir()}
+        page = lxml_html.fromstring(server.get("/search?q=NATO").content)
+        links = page.xpath('//ol[@class="stories"]/li/a')
+        assert len(links) > len(written) > 0
+        past = 0
+        for link in links:
+            story = server.get("/" + link.get("href"))
+            assert story.status_code == 200, link.get("href")
+            shown = lxml_html.fromstring(story.content)
+            assert shown.xpath("string(//h1)") == link.text_content()
+            past += link.get("href").rsplit("/", 1)[1] not in written
+        assert past > 0
+        filtered = feedparser.parse(server.get("/feeds/all.rss?q=NATO&exclude=Ukraine").content)
+        assert filtered.entries
+        for entry in filtered.entries:  # ours: a story without a link of its own
+            if entry.link.startswith(server.base):
+                assert httpx.get(entry.link, timeout=10).status_code == 200, entry.link
+        # A page on disk, taken away: made from the store, it is the same page.
+        kept = sorted((project / "feeds" / "entries").iterdir())[0]
+        on_disk = kept.read_bytes()
+        kept.unlink()
+        made = server.get(f"/feeds/entries/{kept.name}")
+        assert made.status_code == 200 and made.content == on_disk
+        etag = made.headers["etag"]
+        assert (
+            server.get(f"/feeds/entries/{kept.name}", **{"If-None-Match": etag}).status_code == 304
+        )
+    finally:
+        assert server.stop() == 0
 
 
 def test_healthz(serving: Serving) -> None:

@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from aggregator.live.nesting import flatten
+from aggregator.text import NOT_XML, SANITISED_TAG
 from aggregator.uri import STRAY_PERCENT, as_uri
 
 # Caps, in characters, per field. Longer input is cut to MAX_HTML before any work.
@@ -39,9 +40,7 @@ MAX_CATEGORIES = 50
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 LINK_SCHEMES = frozenset({"http", "https"})
 
-# XML 1.0 forbids C0 controls other than tab, newline and carriage return, lone
-# surrogates, U+FFFE and U+FFFF; C1 controls are allowed but never meant in news text.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# The ASCII characters of aggregator.text.NOT_XML.
 _ASCII_NOT_XML = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
 
 TAGS = frozenset(
@@ -72,7 +71,7 @@ def strip_invalid(text: str) -> str:
         raw = text.encode("ascii")
         kept = raw.translate(None, _ASCII_NOT_XML)
         return text if len(kept) == len(raw) else kept.decode("ascii")
-    return _NOT_XML.sub("", text)
+    return NOT_XML.sub("", text)
 
 
 def _cap(text: str, limit: int) -> str:
@@ -157,11 +156,6 @@ _ATTRIBUTES = {tag: set(names) for tag, names in ATTRIBUTES.items()}
 _URL_SCHEMES = set(URL_SCHEMES)
 _REL = "noopener noreferrer nofollow"
 
-# A tag of the sanitiser's own output. It writes every "<" of text as "&lt;", every
-# attribute value in double quotes with '"' as "&quot;", and no comments (they are
-# stripped): so every "<" opens a tag, which ends at the first ">" outside quotes.
-_WRITTEN_TAG = re.compile(r'<[^>"]*+(?:"[^"]*+"[^>"]*+)*+>')
-
 
 # The base URL the sanitiser resolves relative URLs against, for the call under way in
 # this thread (the sanitiser calls back in the thread that called it).
@@ -228,7 +222,7 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     cleaned, whole = _sanitized(fragment, base)
     if not whole:  # cut: its text is no longer all of the fragment's
         return cleaned, html_to_text(fragment)
-    text = html.unescape(_WRITTEN_TAG.sub("", cleaned))
+    text = html.unescape(SANITISED_TAG.sub("", cleaned))
     return cleaned, " ".join(strip_invalid(text).split())
 
 

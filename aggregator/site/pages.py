@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aggregator.model import Entry, Provenance, Published
 from aggregator.render import FeedSpec, entry_page
 from aggregator.site import outputs
+from aggregator.text import SANITISED_TAG
 
 if TYPE_CHECKING:
     import jinja2
@@ -208,11 +209,31 @@ def render_topic(site: Site, feed: Feed) -> bytes:
     return _render("topic.html", site=site, feed=feed, root="")
 
 
+# A heading's tag as the sanitiser writes it (headings keep no attribute).
+_HEADING = re.compile(r"<(/?)h([1-6])>")
+
+
+def _lowered(tag: re.Match[str]) -> str:
+    heading = _HEADING.fullmatch(tag[0])
+    if heading is None:
+        return tag[0]
+    return f"<{heading[1]}h{min(int(heading[2]) + 2, 6)}>"
+
+
+def _below_the_page(html: str) -> str:
+    """A story's sanitised markup with its headings two levels down: the page's own
+    heading is its h1 and its sections' are h2, so the story's "h1" is an h3 there.
+    Tags are found whole (aggregator.text.SANITISED_TAG): an attribute's value that
+    reads "<h1>" is text, and stays as it is."""
+    return SANITISED_TAG.sub(_lowered, html) if "<h" in html else html
+
+
 def render_entry(site: Site, entry: Entry, topics: Mapping[str, Feed]) -> bytes:
     from markupsafe import Markup
 
     shown = [topics[slug] for slug in entry.topics if slug in topics]
-    content = Markup(entry.content_html) if entry.content_html else None  # sanitised on input
+    # Sanitised on input (aggregator.live.clean).
+    content = Markup(_below_the_page(entry.content_html)) if entry.content_html else None
     return _render("entry.html", site=site, entry=entry, topics=shown, content=content, root="../")
 
 
@@ -229,6 +250,12 @@ def render_search(
         note=note,
         root="feeds/",
     )
+
+
+def render_not_found(site: Site, *, root: str, search: str) -> bytes:
+    """The page of a 404 that ``aggregator serve`` sends a browser (``search``: the way
+    to the search page)."""
+    return _render("notfound.html", site=site, root=root, search=search)
 
 
 def unique_entries(feeds: Iterable[Feed]) -> list[Entry]:

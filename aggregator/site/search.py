@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -32,6 +33,18 @@ if TYPE_CHECKING:
     from aggregator.store import StoreType
 
 
+# Punctuation people type around a word or a phrase ("Ukraine?", "(NATO)", a quoted
+# phrase), not part of what they look for. Curly quotes are straight after fold().
+AROUND = "\"'«»()[]{}<>¿¡?!.,;:"
+
+
+def typed_term(text: str) -> str:
+    """A word or phrase as typed, as it is looked for: composed (NFC, as news text is
+    written), quotes folded (:func:`~aggregator.text.fold`), without the punctuation
+    around it. "" when nothing is left."""
+    return fold(unicodedata.normalize("NFC", text)).strip().strip(AROUND).strip()
+
+
 class QueryError(ValueError):
     """A query the search refuses, with a sentence saying why."""
 
@@ -44,10 +57,11 @@ class Query:
 
     @classmethod
     def parse(cls, text: str) -> Query:
-        """Every word must appear, as a whole word, in the title or the summary."""
+        """Every word must appear, as a whole word, in the title or the summary (the
+        punctuation typed around a word is not part of it: :func:`typed_term`)."""
         if len(text) > MAX_QUERY:
             raise QueryError(f"The search is longer than {MAX_QUERY} characters.")
-        words = list(dict.fromkeys(fold(text).split()))
+        words = list(dict.fromkeys(w for w in map(typed_term, text.split()) if w))
         if len(words) > MAX_WORDS:
             raise QueryError(f"The search has more than {MAX_WORDS} words.")
         patterns = tuple(term_pattern(word) for word in words)

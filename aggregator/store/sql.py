@@ -472,15 +472,24 @@ class SQLStore:
         """The index query for entries holding any of ``words``."""
         raise NotImplementedError
 
+    def entry(self, entry_id: str) -> Entry | None:
+        """The entry with this id, if the store has it."""
+        rows = self._execute(
+            f"SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
+        ).fetchall()
+        found = self._entries(rows)
+        return found[0] if found else None
+
     def find(self, text: str, limit: int = 20) -> list[Entry]:
         """Entries by id, by title, or by a part of their title."""
+        exact = self.entry(text)
+        if exact is not None:
+            return [exact]
         select = f"SELECT {ENTRY_COLUMNS} FROM entries"
-        rows = self._execute(f"{select} WHERE id = ?", (text,)).fetchall()
-        if not rows:
-            rows = self._execute(
-                f"{select} WHERE title_key = ? ORDER BY sort_key DESC, id LIMIT ?",
-                (title_key(text), limit),
-            ).fetchall()
+        rows = self._execute(
+            f"{select} WHERE title_key = ? ORDER BY sort_key DESC, id LIMIT ?",
+            (title_key(text), limit),
+        ).fetchall()
         if not rows:
             pattern = (
                 "%"

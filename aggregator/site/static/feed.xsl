@@ -6,6 +6,10 @@
 
   Dates are shown as the day only: RSS and Atom have no way to say that a source gave
   only a day, so no time of day is shown at all rather than one the feed made up.
+
+  An Atom text of type="html" is written by the aggregator only as plain text escaped
+  once more (a title that reads like markup): it is output unescaped once, so the page
+  shows the text itself ("Why </script> breaks"), never a tag.
 -->
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
@@ -19,7 +23,9 @@
     <html lang="en">
       <head>
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
-        <title><xsl:value-of select="normalize-space(rss/channel/title | atom:feed/atom:title)"/> (feed)</title>
+        <title><xsl:call-template name="text">
+          <xsl:with-param name="of" select="rss/channel/title | atom:feed/atom:title"/>
+        </xsl:call-template> (feed)</title>
         <link rel="stylesheet" href="style.css"/>
       </head>
       <body>
@@ -39,9 +45,13 @@
     <xsl:param name="description"/>
     <xsl:param name="format"/>
     <xsl:param name="self"/>
-    <h1><xsl:value-of select="$title"/></h1>
+    <h1><xsl:call-template name="text">
+      <xsl:with-param name="of" select="$title"/>
+    </xsl:call-template></h1>
     <xsl:if test="normalize-space($description)">
-      <p class="lead"><xsl:value-of select="$description"/></p>
+      <p class="lead"><xsl:call-template name="text">
+        <xsl:with-param name="of" select="$description"/>
+      </xsl:call-template></p>
     </xsl:if>
     <p>
       This is a news feed (<xsl:value-of select="$format"/>): a feed reader checks it for you
@@ -59,8 +69,8 @@
 
   <xsl:template match="rss/channel">
     <xsl:call-template name="about">
-      <xsl:with-param name="title" select="normalize-space(title)"/>
-      <xsl:with-param name="description" select="normalize-space(description)"/>
+      <xsl:with-param name="title" select="title"/>
+      <xsl:with-param name="description" select="description"/>
       <xsl:with-param name="format">RSS 2.0</xsl:with-param>
       <xsl:with-param name="self" select="atom:link[@rel = 'self']/@href"/>
     </xsl:call-template>
@@ -77,7 +87,7 @@
   <xsl:template match="item">
     <li>
       <xsl:call-template name="headline">
-        <xsl:with-param name="title" select="normalize-space(title)"/>
+        <xsl:with-param name="title" select="title"/>
         <xsl:with-param name="href" select="normalize-space(link)"/>
       </xsl:call-template>
       <xsl:if test="pubDate">
@@ -90,8 +100,8 @@
 
   <xsl:template match="atom:feed">
     <xsl:call-template name="about">
-      <xsl:with-param name="title" select="normalize-space(atom:title)"/>
-      <xsl:with-param name="description" select="normalize-space(atom:subtitle)"/>
+      <xsl:with-param name="title" select="atom:title"/>
+      <xsl:with-param name="description" select="atom:subtitle"/>
       <xsl:with-param name="format">Atom 1.0</xsl:with-param>
       <xsl:with-param name="self" select="atom:link[@rel = 'self']/@href"/>
     </xsl:call-template>
@@ -108,7 +118,7 @@
   <xsl:template match="atom:entry">
     <li>
       <xsl:call-template name="headline">
-        <xsl:with-param name="title" select="normalize-space(atom:title)"/>
+        <xsl:with-param name="title" select="atom:title"/>
         <xsl:with-param name="href"
             select="(atom:link[@rel = 'alternate'] | atom:link[not(@rel)])[1]/@href"/>
       </xsl:call-template>
@@ -126,11 +136,26 @@
     <xsl:param name="href"/>
     <xsl:choose>
       <xsl:when test="string($href)">
-        <a href="{$href}"><xsl:value-of select="$title"/></a>
+        <a href="{$href}"><xsl:call-template name="text">
+          <xsl:with-param name="of" select="$title"/>
+        </xsl:call-template></a>
       </xsl:when>
-      <xsl:otherwise><xsl:value-of select="$title"/></xsl:otherwise>
+      <xsl:otherwise><xsl:call-template name="text">
+        <xsl:with-param name="of" select="$title"/>
+      </xsl:call-template></xsl:otherwise>
     </xsl:choose>
     <xsl:text> </xsl:text>
+  </xsl:template>
+
+  <!-- A title or description (an element), its spaces collapsed; see the notes above. -->
+  <xsl:template name="text">
+    <xsl:param name="of"/>
+    <xsl:choose>
+      <xsl:when test="$of/@type = 'html'">
+        <xsl:value-of select="normalize-space($of)" disable-output-escaping="yes"/>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="normalize-space($of)"/></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 
   <!-- "Thu, 12 Oct 2023 09:30:00 +0200" → "12 October 2023" (RFC 822 §5, as RSS 2.0 uses it). -->

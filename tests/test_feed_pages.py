@@ -1,0 +1,40 @@
+"""The page a browser is shown for an RSS or Atom feed (``aggregator serve`` runs
+``feed.xsl`` with lxml: :class:`aggregator.server.FeedPages`): the feed's title and
+every story's title as the entries have them, whatever they hold (markup-like text,
+references, quotes, scripts, controls), in either format."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from lxml import html as lxml_html
+
+from aggregator.render import render_atom, render_rss
+from aggregator.server import FeedPages, _variants
+from tests.test_render_direct import random_feed
+
+XML_SPACE = re.compile(r"[ \t\r\n]+")  # what XPath's normalize-space collapses
+
+
+def spaced(text: str) -> str:
+    return XML_SPACE.sub(" ", text).strip(" ")
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_a_feed_page_shows_every_title_as_written(seed: int) -> None:
+    spec, entries, fallback = random_feed(seed)
+    pages = FeedPages()
+    for render in (render_rss, render_atom):
+        feed, _ = _variants(render(spec, entries, fallback))
+        page, _ = pages.page(feed)
+        tree = lxml_html.fromstring(page.body)
+        assert tree.xpath("string(//h1)") == spaced(spec.title), render.__name__
+        assert tree.xpath("string(//title)") == f"{spaced(spec.title)} (feed)"
+        shown = []
+        for story in tree.xpath("//ol[@class='stories']/li"):
+            link = story.find("a")
+            shown.append((link.text_content() if link is not None else story.text or "").strip(" "))
+        assert shown == [spaced(entry.title) for entry in entries], render.__name__
+        assert not tree.xpath("//script | //b | //p[@class='x']")  # text, never a tag
+        assert pages.page(feed) is pages.page(feed)  # made once per version of a feed
