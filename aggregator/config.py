@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.errors import ConfigError
@@ -341,7 +341,9 @@ def _schedule(root: _Table) -> ScheduleSettings:
     table.check_keys(("interval_minutes", "jitter_seconds", "max_backoff_minutes"))
     defaults = ScheduleSettings()
     interval = table.number("interval_minutes", defaults.interval_minutes, minimum=0.01)
-    backoff = table.number("max_backoff_minutes", defaults.max_backoff_minutes, minimum=0.01)
+    # Left out, the cap on backing off is never below the interval itself.
+    default_backoff = max(defaults.max_backoff_minutes, interval)
+    backoff = table.number("max_backoff_minutes", default_backoff, minimum=0.01)
     if backoff < interval:
         raise table.fail("max_backoff_minutes", f"must be at least interval_minutes ({interval:g})")
     return ScheduleSettings(
@@ -380,6 +382,16 @@ def _serve(root: _Table) -> ServeSettings:
     )
 
 
+def _header_value(table: _Table, name: str) -> str | None:
+    """A setting sent as an HTTP header's value: printable ASCII on one line."""
+    value = table.optional_string(name)
+    if value is not None and not (value.isascii() and value.isprintable()):
+        raise table.fail(
+            name, f"must be printable ASCII on one line (it is sent as a header), not {value!r}"
+        )
+    return value
+
+
 def _fetch(root: _Table) -> FetchSettings:
     table = root.table("fetch")
     defaults = FetchSettings()
@@ -410,7 +422,7 @@ def _fetch(root: _Table) -> FetchSettings:
         parse_memory_mb=table.integer(
             "parse_memory_mb", defaults.parse_memory_mb, minimum=128, maximum=MAX_MEGABYTES
         ),
-        user_agent=table.optional_string("user_agent"),
+        user_agent=_header_value(table, "user_agent"),
         max_entries_per_feed=table.integer(
             "max_entries_per_feed", defaults.max_entries_per_feed, maximum=1_000_000
         ),
@@ -449,7 +461,11 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         url = table.string("url")
         parts = urlsplit(url)
         if parts.scheme == "file":
-            path, url, path_setting = Path(parts.path), None, "url"
+            if parts.netloc not in ("", "localhost"):
+                raise table.fail("url", f"a file: URL names a file on this machine, not {url!r}")
+            # As Path.as_uri and browsers write it (%20 for a space); relative to the
+            # config's folder, as a path is.
+            path, url, path_setting = base / unquote(parts.path), None, "url"
         elif parts.scheme not in ("http", "https") or not parts.netloc:
             raise table.fail("url", f"must be an http(s) or file: URL, not {url!r}")
     kind = table.optional_string("kind")
@@ -498,11 +514,18 @@ def _rule(
     patterns = table.strings(patterns_key)
     for index, pattern in enumerate(patterns):
         try:
-            compile_pattern(pattern)
+            compiled = compile_pattern(pattern)
         except ValueError as error:
             raise table.fail(
                 f"{patterns_key}[{index + 1}]", f"invalid regular expression: {error}"
             ) from error
+        # "nuclear|deterrence|": the empty last alternative is found in every text.
+        if compiled.search("") is not None and compiled.search(" ") is not None:
+            raise table.fail(
+                f"{patterns_key}[{index + 1}]",
+                f"{pattern!r} matches empty text, so it would match every story; "
+                "remove the empty alternative (a '|' at an end or doubled) or the optional part",
+            )
     fields = table.strings(fields_key, DEFAULT_FIELDS)
     if not fields:
         raise table.fail(fields_key, "must name at least one field")
@@ -512,6 +535,9 @@ def _rule(
                 fields_key, f"unknown field {field!r} (expected: {', '.join(TOPIC_FIELDS)})"
             )
     terms = table.strings(terms_key)
+    for index, term in enumerate(terms):
+        if not term.split():  # no word to look for: found everywhere
+            raise table.fail(f"{terms_key}[{index + 1}]", "has no word in it, only spaces")
     if not terms and not patterns:
         if required:
             raise table.fail(None, "a rule needs terms or patterns to match")

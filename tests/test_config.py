@@ -46,6 +46,37 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert config.sources[0].name == "page.txt"
 
 
+def test_patterns_that_match_something_are_kept(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        'terms = ["Ukraine"]',
+        'terms = ["Ukraine"]\npatterns = ["nuclear|deterrence", "\\\\bNATO\\\\b"]',
+    )
+    [topic] = load_config(write(tmp_path, text)).topics
+    assert topic.rules[0].patterns == ("nuclear|deterrence", r"\bNATO\b")
+
+
+def test_file_urls_read_as_browsers_write_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = tmp_path / "saved pages" / "d ig€st.txt"
+    text = MINIMAL.replace('path = "page.txt"', f'url = "{page.as_uri()}"')
+    assert load_config(write(tmp_path, text)).sources[0].path == page
+    relative = MINIMAL.replace('path = "page.txt"', 'url = "file:saved%20pages/a.txt"')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # relative to the config's folder, not the working directory
+    assert load_config(write(tmp_path, relative)).sources[0].path == page.with_name("a.txt")
+
+
+def test_a_long_interval_moves_the_backoff_cap_with_it(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[schedule]\ninterval_minutes = 1440\n" + MINIMAL))
+    assert config.schedule.max_backoff_minutes == 1440
+    assert load_config(write(tmp_path, MINIMAL)).schedule.max_backoff_minutes == 360
+    short = "[schedule]\ninterval_minutes = 1440\nmax_backoff_minutes = 60\n" + MINIMAL
+    with pytest.raises(ConfigError, match=r"schedule\.max_backoff_minutes: must be at least"):
+        load_config(write(tmp_path, short))
+
+
 def test_captured_as_toml_date(tmp_path: Path) -> None:
     text = MINIMAL.replace('path = "page.txt"', 'path = "page.txt"\ncaptured = 2022-11-26')
     assert load_config(write(tmp_path, text)).sources[0].captured == date(2022, 11, 26)
@@ -119,6 +150,42 @@ def test_captured_as_toml_date(tmp_path: Path) -> None:
             "topics[1].slug",
             "cannot name a feed",
             id="reserved slug",
+        ),
+        pytest.param(
+            ('terms = ["Ukraine"]', 'terms = ["Ukraine"]\npatterns = ["nuclear|deterrence|"]'),
+            "topics[1].patterns[1]",
+            "matches empty text, so it would match every story",
+            id="pattern with an empty alternative",
+        ),
+        pytest.param(
+            ('terms = ["Ukraine"]', 'terms = ["Ukraine"]\nexclude_patterns = ["(video)?"]'),
+            "topics[1].exclude_patterns[1]",
+            "matches empty text",
+            id="exclusion of everything",
+        ),
+        pytest.param(
+            ('terms = ["Ukraine"]', 'terms = ["Ukraine", "  "]'),
+            "topics[1].terms[2]",
+            "has no word in it",
+            id="blank term",
+        ),
+        pytest.param(
+            ("[[sources]]", '[fetch]\nuser_agent = "Lecteur – maison"\n\n[[sources]]'),
+            "fetch.user_agent",
+            "printable ASCII on one line",
+            id="user agent no header can carry",
+        ),
+        pytest.param(
+            ("[[sources]]", '[fetch]\nuser_agent = "a\\r\\nX-Evil: 1"\n\n[[sources]]'),
+            "fetch.user_agent",
+            "printable ASCII on one line",
+            id="user agent with a line break",
+        ),
+        pytest.param(
+            ('path = "page.txt"', 'url = "file://example.org/page.txt"'),
+            "sources[1].url",
+            "names a file on this machine",
+            id="file URL of another host",
         ),
     ],
 )
