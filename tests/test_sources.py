@@ -24,6 +24,8 @@ from tests.pgcluster import Cluster
 from tests.test_storage_faults import AGGREGATOR, in_private_mounts, one_line
 
 OPML = Path(__file__).parent / "data" / "opml"
+FEEDS = Path(__file__).parent / "data" / "feeds"
+DATA = Path(__file__).parent / "data" / "sources"
 
 
 @pytest.fixture
@@ -138,6 +140,15 @@ def test_normalised_urls() -> None:
     assert normalise_url("http://example.com/my feed.xml") == normalise_url(
         "http://example.com/my%20feed.xml"
     )
+    # RFC 3986's normalisations: escapes of unreserved characters, dot segments.
+    assert normalise_url("https://example.org/%72ss/fe%65d.xml") == normalise_url(
+        "https://example.org/rss/feed.xml"
+    )
+    assert normalise_url("https://example.org/a/./b/../rss/") == normalise_url(
+        "https://example.org/a/rss"
+    )
+    assert normalise_url("https://example.org/a%2fb") == normalise_url("https://example.org/a%2Fb")
+    assert normalise_url("https://example.org/a%2Fb") != normalise_url("https://example.org/a/b")
 
 
 def test_an_edit_that_would_break_the_config_writes_nothing(shipped: Path) -> None:
@@ -181,6 +192,35 @@ def test_an_unwritable_config_directory_is_one_line_and_changes_nothing(
     assert (sorted(p.name for p in directory.iterdir()), shipped.read_bytes()) == before
 
 
+@pytest.mark.parametrize("meanwhile", ["sources disable", "an editor"])
+def test_an_edit_made_meanwhile_is_never_overwritten(shipped: Path, meanwhile: str) -> None:
+    # A long edit (an import) has read the file; another command, or an editor, saves it.
+    edit = SourcesFile(shipped, "sources import")
+    edit.add(NewSource("Blog", url="https://blog.example/feed.xml"))
+    if meanwhile == "an editor":
+        shipped.write_text(shipped.read_text(encoding="utf-8") + "# a note\n", encoding="utf-8")
+    else:
+        assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
+    theirs = shipped.read_bytes()
+    with pytest.raises(ConfigError) as raised:
+        edit.save()
+    assert str(raised.value) == (
+        f"{shipped}: changed while sources import ran (another command, or an editor); "
+        "nothing was changed; run it again"
+    )
+    assert shipped.read_bytes() == theirs  # their edit stands, ours is not half there
+    assert sorted(p.name for p in shipped.parent.iterdir()) == ["config.toml", "seeds"]
+    # Run again, it reads their edit and keeps it.
+    edit = SourcesFile(shipped, "sources import")
+    edit.add(NewSource("Blog", url="https://blog.example/feed.xml"))
+    edit.save()
+    assert sources(shipped)[-1]["name"] == "Blog"
+    if meanwhile == "sources disable":
+        assert sources(shipped)[0]["enabled"] is False
+    else:
+        assert "# a note" in shipped.read_text(encoding="utf-8")
+
+
 def test_remove_names_the_sources_when_the_name_is_unknown(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -212,6 +252,36 @@ def test_remove_says_which_stories_leave_a_topic(
     assert after["all"] == counts["all"] and after["deterrence"] < counts["deterrence"]
     assert main(["--config", str(config), "sources", "remove", "NATO news feed"]) == 0
     assert capsys.readouterr().out.endswith("its stories stay in the store and the feeds\n")
+
+
+def test_a_name_with_surrounding_spaces_is_found_as_listed(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = shipped.read_text(encoding="utf-8")
+    shipped.write_text(text.replace('name = "NATO news feed"', 'name = "  NATO news feed "'))
+    assert main(["--config", str(shipped), "sources", "list"]) == 0
+    assert capsys.readouterr().out.startswith("NATO news feed  (feed: ")
+    assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
+    assert [s.name for s in load_config(shipped).disabled_sources] == ["NATO news feed"]
+    with pytest.raises(ConfigError, match="a source named 'NATO news feed' is already there"):
+        SourcesFile(shipped).add(NewSource(" NATO news feed", url="https://new.example/feed"))
+    assert main(["--config", str(shipped), "sources", "remove", "NATO news feed"]) == 0
+    assert "NATO news feed" not in shipped.read_text(encoding="utf-8")
+
+
+def test_a_comment_on_the_enabled_line_stays(shipped: Path) -> None:
+    text = shipped.read_text(encoding="utf-8")
+    line = "enabled = true   # the feed NATO itself publishes\n"
+    shipped.write_text(
+        text.replace('name = "NATO news feed"\n', f'name = "NATO news feed"\n{line}')
+    )
+    before = shipped.read_bytes()
+    assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
+    after = shipped.read_text(encoding="utf-8")
+    assert after == before.decode().replace(line, line.replace("true", "false"))
+    assert [s.name for s in load_config(shipped).disabled_sources] == ["NATO news feed"]
+    assert main(["--config", str(shipped), "sources", "enable", "NATO news feed"]) == 0
+    assert shipped.read_bytes() == before
 
 
 def test_enabled_must_be_a_boolean(shipped: Path) -> None:
@@ -272,6 +342,22 @@ def test_pick_chooses_another_feed_and_topics_are_written(
     assert add(shipped, f"{feedserver.base}/feeds/jsonfeed11.json", "--name", "Again") == 2
 
 
+@pytest.mark.parametrize("pick", ["²", "٣", "5", "0", "http://elsewhere.example/feed"])
+def test_a_pick_that_names_nothing_is_a_usage_error(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str], pick: str
+) -> None:
+    before = shipped.read_bytes()
+    page = f"{feedserver.base}/discover/several.html"
+    assert add(shipped, page, "--pick", pick) == 2
+    feeds = [f"{feedserver.base}/feeds/{name}"
+             for name in ("rss10.rdf", "rss20.xml", "atom10.xml", "jsonfeed11.json")]  # fmt: skip
+    assert one_line(capsys.readouterr().err) == (
+        f"error: {page}: --pick {pick}: names none of the feeds found; give a number from 1 "
+        f"to 4 or one of their URLs (1. {feeds[0]}, 2. {feeds[1]}, 3. {feeds[2]}, 4. {feeds[3]})"
+    )
+    assert shipped.read_bytes() == before
+
+
 def test_a_page_without_links_gets_the_usual_places_tried(
     shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -329,6 +415,63 @@ def test_a_feed_url_is_checked_and_added(
         f"added {added['name']!r} ({feedserver.base}/feeds/atom10.xml) as sources[7]: "
         f"feed, {added['name']!r}, 2 entries"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        # Served as text/html, as many web servers send .xml files they do not know.
+        pytest.param("news.html", (FEEDS / "atom10.xml").read_bytes(), id="served as text/html"),
+        # An item whose HTML is a whole page, in CDATA, in the document's first 2 KB.
+        pytest.param(
+            "cdata.xml",
+            (FEEDS / "rss20.xml")
+            .read_bytes()
+            .replace(b"<![CDATA[<p>", b"<![CDATA[<html><body><p>", 1),
+            id="<html in CDATA",
+        ),
+    ],
+)
+def test_a_feed_that_a_run_reads_is_added_as_given(
+    shipped: Path, capsys: pytest.CaptureFixture[str], name: str, body: bytes
+) -> None:
+    with serving() as server:  # its own: the overrides and the log are this test's
+        server.overrides[name] = body
+        url = f"{server.base}/feeds/{name}"
+        assert add(shipped, url, "--name", "Given") == 0
+        # Not replaced by the feed the site also has at a usual place (/feed: rss20.xml).
+        assert [path for _, path, _ in server.log] == [f"/feeds/{name}"]
+    assert sources(shipped)[-1] == {"name": "Given", "url": url}
+    assert "to choose from" not in capsys.readouterr().out
+
+
+def test_pasted_addresses_are_taken_as_meant(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serving() as server:
+        host = server.base.removeprefix("http://")
+        server.overrides["my%20feed.xml"] = (FEEDS / "rss091.xml").read_bytes()
+        pasted = {
+            f"feed://{host}/feeds/atom10.xml": f"{server.base}/feeds/atom10.xml",
+            f"FEED:{server.base}/feeds/rss20.xml": f"{server.base}/feeds/rss20.xml",
+            f"  {server.base}/feeds/jsonfeed11.json \n": f"{server.base}/feeds/jsonfeed11.json",
+            f"{server.base}/feeds/my feed.xml": f"{server.base}/feeds/my%20feed.xml",
+        }
+        for number, target in enumerate(pasted, start=1):
+            assert add(shipped, target, "--name", f"Pasted {number}") == 0, target
+        requested = [path for _, path, _ in server.log]
+    assert [s["url"] for s in sources(shipped)[6:]] == list(pasted.values())
+    assert "/feeds/jsonfeed11.json%20" not in " ".join(requested)
+    capsys.readouterr()
+    # An address without its scheme is no file: said so, with what to give instead.
+    before = shipped.read_bytes()
+    for target in (f"{host}/feeds/rss10.rdf", "example.org"):
+        assert add(shipped, target) == 2
+        assert one_line(capsys.readouterr().err) == (
+            f"error: {target}: no such file, and no web address without its scheme; if it is a "
+            f"web address, give it as https://{target} (or http://{target})"
+        )
+    assert shipped.read_bytes() == before
 
 
 def test_a_saved_page_has_its_layout_recognised(
@@ -396,6 +539,50 @@ def test_import_an_inoreader_export(shipped: Path, capsys: pytest.CaptureFixture
     assert "folder 'News' names no topic" in err
 
 
+def test_import_reads_categories_and_joins_a_feeds_folders(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = DATA / "topics.opml"
+    assert import_(shipped, "--folders-as-topics", str(where)) == 0
+    err = capsys.readouterr().err
+    assert sources(shipped)[6:] == [
+        # In the Ukraine folder, and again in the deterrence one: both topics.
+        {"name": "Kyiv Independent", "url": "https://kyivindependent.example/rss/",
+         "topics": ["ukraine", "deterrence"]},
+        {"name": "Defence One", "url": "https://defenseone.example/rss/",
+         "topics": ["deterrence", "eu-cooperation"]},
+        # OPML 2.0 categories: comma-separated /paths; a plain tag is no category path.
+        {"name": "Alliance notes", "url": "https://notes.example/feed.json",
+         "topics": ["ukraine", "deterrence", "eu-cooperation"]},
+        {"name": "Weather", "url": "https://weather.example/rss"},
+    ]  # fmt: skip
+    assert (
+        f"{where}:11: https://KyivIndependent.example/rss is listed again (first at line 8); "
+        "skipped, its folders and categories joined to the first's"
+    ) in err
+    assert f"{where}:18: category '/Boston/Weather' names no topic in the config" in err
+    assert f"{where}:12: folder 'Unfiled' names no topic" in err
+
+
+def test_topics_survive_an_export_and_an_import(
+    shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit = SourcesFile(shipped)
+    edit.add(NewSource("Both", url="https://both.example/feed", topics=("ukraine", "deterrence")))
+    edit.add(NewSource("One", url="https://one.example/feed", topics=("eu-cooperation",)))
+    edit.save()
+    capsys.readouterr()
+    assert main(["--config", str(shipped), "sources", "export"]) == 0
+    exported = tmp_path / "exported.opml"
+    exported.write_text(capsys.readouterr().out, encoding="utf-8")
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(ROOT / "config.toml", other / "config.toml")
+    shutil.copytree(ROOT / "seeds", other / "seeds")
+    assert import_(other / "config.toml", "--folders-as-topics", str(exported)) == 0
+    assert sources(other / "config.toml")[6:] == sources(shipped)[6:]
+
+
 def test_import_twice_adds_nothing_the_second_time(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -433,6 +620,36 @@ def test_bad_opml_is_one_line_and_leaves_the_config_alone(
     assert shipped.read_bytes() == before
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        pytest.param('<!DOCTYPE opml [<!ENTITY site "entity.example">]>', id="entity"),
+        pytest.param("<!DOCTYPE opml>", id="doctype"),
+    ],
+)
+def test_a_dtd_is_refused_in_any_encoding(
+    shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], codec: str, doctype: str
+) -> None:
+    declared = codec.upper().replace("-BE", "BE").replace("-LE", "LE")
+    text = (
+        f'<?xml version="1.0" encoding="{declared}"?>\n{doctype}\n<opml version="2.0"><body>'
+        '<outline text="Feed" xmlUrl="https://feed.example/&amp;"/>'
+        + ('<outline text="&site;" xmlUrl="https://&site;/feed"/>' if "ENTITY" in doctype else "")
+        + "</body></opml>\n"
+    )
+    opml = tmp_path / f"{codec}.opml"
+    opml.write_bytes(text.encode(codec))
+    before = shipped.read_bytes()
+    assert import_(shipped, str(opml)) == 2
+    err = capsys.readouterr().err
+    assert one_line(err) == (
+        f"error: {opml}: declares a document type or entities (<!DOCTYPE>/<!ENTITY>), "
+        "refused; nothing was imported"
+    )
+    assert shipped.read_bytes() == before
+
+
 @pytest.mark.parametrize("what", ["a character device", "a named pipe (FIFO)", "a directory"])
 def test_import_reads_only_a_regular_file(shipped: Path, tmp_path: Path, what: str) -> None:
     path = {"a character device": Path("/dev/zero"), "a directory": tmp_path}.get(what)
@@ -464,6 +681,45 @@ def test_thousands_of_outlines_are_refused(shipped: Path, tmp_path: Path) -> Non
     before = shipped.read_bytes()
     assert import_(shipped, str(big)) == 2
     assert shipped.read_bytes() == before
+
+
+def test_a_thousand_feeds_are_imported_in_one_edit(
+    shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nato = sources(shipped)[0]
+    outlines = [
+        f'<outline type="rss" text="Feed {n % 500}" xmlUrl="https://f{n}.example/feed"/>\n'
+        for n in range(MAX_FEEDS - 2)
+    ]
+    outlines.append(f'<outline text="NATO again" xmlUrl="{nato["url"]}"/>\n')  # in the config
+    outlines.append('<outline text="NATO news feed" xmlUrl="https://nato.example/feed"/>\n')
+    big = tmp_path / "big.opml"
+    big.write_text(f'<opml version="2.0"><body>\n{"".join(outlines)}</body></opml>')
+    before = shipped.read_bytes()
+    assert import_(shipped, "--dry-run", str(big)) == 0
+    assert f"{MAX_FEEDS - 1} source(s) would be added" in capsys.readouterr().out
+    assert shipped.read_bytes() == before
+    assert import_(shipped, str(big)) == 0
+    captured = capsys.readouterr()
+    assert f"{MAX_FEEDS - 1} source(s) added from {big}; 1 warning(s)" in captured.out
+    assert f"{big}:{MAX_FEEDS}: sources[1] ('NATO news feed') already reads" in captured.err
+    expected = [
+        {"name": f"Feed {n % 500}" + (" (2)" if n >= 500 else ""),
+         "url": f"https://f{n}.example/feed"}
+        for n in range(MAX_FEEDS - 2)
+    ]  # fmt: skip
+    expected.append({"name": "NATO news feed (2)", "url": "https://nato.example/feed"})
+    assert sources(shipped)[6:] == expected
+    # One block after the last source; every other byte as it was.
+    block = "".join(
+        f'\n[[sources]]\nname = "{table["name"]}"\nurl = "{table["url"]}"\n' for table in expected
+    )
+    last = 'path = "seeds/004_55daeca7fe3ae366.txt"\n'
+    assert shipped.read_text(encoding="utf-8") == before.decode().replace(last, last + block)
+    assert len(load_config(shipped).sources) == 6 + MAX_FEEDS - 1
+    # Every one of them is known now: importing again adds none.
+    assert import_(shipped, str(big)) == 0
+    assert "0 source(s) added" in capsys.readouterr().out
 
 
 def test_export_lists_the_live_sources_and_reads_back(

@@ -1,8 +1,12 @@
 """Finding a site's feeds from its address, and checking that each one is a feed.
 
 Given a URL, the answer is fetched (with :class:`~aggregator.live.fetch.Fetcher`:
-its timeouts, size caps and redirect rules). A feed is itself the only candidate.
-A web page's candidates are its ``<link rel="alternate">`` elements of a feed type
+its timeouts, size caps and redirect rules) and parsed as a feed first, the way a
+run reads it, whatever its Content-Type says and whatever its text holds (an RSS
+file served as ``text/html``, ``<html`` inside a CDATA section): a feed is itself
+the only candidate, and is never replaced by another. Only an answer that does not
+parse as a feed, and looks like a web page, is searched for links. A web page's
+candidates are its ``<link rel="alternate">`` elements of a feed type
 (RSS, Atom, JSON Feed), in page order, resolved against the page's final URL (after
 redirects) or its ``<base href>``, so relative and protocol-relative hrefs work.
 A page that links none gets the usual places tried on its site, in order
@@ -119,6 +123,9 @@ def feed_links(html: bytes, page_url: str) -> list[tuple[str, str, str | None]]:
 
 
 def _looks_like_feed(fetched: Fetched) -> bool:
+    """Whether an answer that did not parse as a feed was meant as one (XML or a JSON
+    Feed, not a web page): its parser's error is then the answer, and it is not
+    searched for links."""
     kind = (fetched.content_type or "").split(";")[0].strip().lower()
     if kind in HTML_TYPES:
         return False
@@ -154,7 +161,10 @@ class Discoverer:
         )
 
     async def check(self, candidate: Candidate, fetched: Fetched | None = None) -> Candidate:
-        """The candidate with its feed's title and entry count, or the reason it has none."""
+        """The candidate with its feed's title and entry count, or the reason it has none.
+
+        Parsed as a run parses it: a web page is told by the parser ("not a feed: HTML
+        page"), never by its Content-Type or a ``<html`` somewhere in its text."""
         from dataclasses import replace
 
         from aggregator.source import read_feed
@@ -162,9 +172,6 @@ class Discoverer:
         try:
             if fetched is None:
                 fetched = await self._get(candidate.url)
-            kind = (fetched.content_type or "").split(";")[0].strip().lower()
-            if kind in HTML_TYPES or b"<html" in fetched.body[:2048].lower():
-                return replace(candidate, error="not a feed: HTML page")
             document = await asyncio.to_thread(
                 read_feed,
                 fetched.body,
@@ -188,9 +195,9 @@ class Discoverer:
         """The feeds of the page (or the feed) at ``url``. FetchError when it cannot be
         fetched at all."""
         fetched = await self._get(url)
-        if _looks_like_feed(fetched):
-            found = await self.check(Candidate(url, "the address itself"), fetched)
-            return Discovery(url, fetched.url, True, (found,))
+        itself = await self.check(Candidate(url, "the address itself"), fetched)
+        if itself.ok or _looks_like_feed(fetched):
+            return Discovery(url, fetched.url, True, (itself,))
         links = feed_links(fetched.body, fetched.url)
         if links:
             candidates = [

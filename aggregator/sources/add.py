@@ -10,6 +10,7 @@ source that can be read is added.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,14 +22,19 @@ from aggregator.live.fetch import Limits
 from aggregator.live.sandbox import Sandbox
 from aggregator.localfile import read_local
 from aggregator.sources.configfile import NewSource, SourcesFile
+from aggregator.uri import as_uri
 
 
 class DiscoveryError(AggregatorError):
-    """No usable feed was found at an address (or ``pick`` named none of them)."""
+    """No usable feed was found at an address (or ``pick`` chose one that is not)."""
 
     def __init__(self, message: str, discovery: Discovery | None = None) -> None:
         super().__init__(message)
         self.discovery = discovery
+
+
+class PickError(ConfigError):
+    """``pick`` names none of the feeds found: a usage error (exit 2), listing them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +50,44 @@ class Added:
     warning: str | None = None
 
 
+class TargetError(ConfigError):
+    """What was given to add is neither a web address nor an existing file, but looks
+    like an address without its scheme: a usage error (exit 2), naming what to give."""
+
+
+# "host.example/…", "host:8080/…", "[::1]:8080": the start of an address, not of a path.
+_HOST = re.compile(r"^(?:[^/\\:\s]*\.[^/\\:\s]*|[^/\\:\s]+:\d+|\[[0-9A-Fa-f:.]+\](?::\d+)?)(?:/|$)")
+
+
+def pasted(target: str) -> str:
+    """``target`` as meant when pasted: without surrounding white space, and ``feed:``
+    URLs (``feed://host/path``, ``feed:https://host/path``) as the http(s) URLs they
+    stand for."""
+    target = target.strip()
+    scheme, colon, rest = target.partition(":")
+    if colon and scheme.lower() == "feed":
+        if rest.lower().startswith(("http://", "https://")):
+            return rest
+        if rest.startswith("//"):
+            return f"http:{rest}"
+    return target
+
+
 def _is_url(target: str) -> bool:
-    return urlsplit(target).scheme in ("http", "https")
+    return urlsplit(target).scheme.lower() in ("http", "https")
+
+
+# What a file given alone ("page.txt", no folder) is named: a file, never a host.
+_FILE_SUFFIXES = frozenset({".txt", ".xml", ".html", ".htm", ".json", ".rss", ".atom", ".opml"})
+
+
+def _looks_like_host(target: str) -> bool:
+    """Whether a relative path names a host rather than a file: a dot or a port before
+    its first slash (``example.org/feed``, ``localhost:8080/feed``), and not a file's
+    name alone (``page.txt``)."""
+    if "/" not in target and Path(target).suffix.lower() in _FILE_SUFFIXES:
+        return False
+    return not target.startswith((".", "~")) and _HOST.match(target) is not None
 
 
 def _choose(discovery: Discovery, pick: str | None) -> Candidate:
@@ -60,15 +102,19 @@ def _choose(discovery: Discovery, pick: str | None) -> Candidate:
         return best
     candidates = discovery.candidates
     chosen = None
-    if pick.isdigit() and 1 <= int(pick) <= len(candidates):
-        chosen = candidates[int(pick) - 1]
+    wanted = pasted(pick)
+    # ASCII digits only: "²" and "٣" are digits to str.isdigit, and no number to int().
+    if wanted.isascii() and wanted.isdigit():
+        if 1 <= int(wanted) <= len(candidates):
+            chosen = candidates[int(wanted) - 1]
     else:
-        chosen = next((c for c in candidates if c.url == pick), None)
+        chosen = next((c for c in candidates if c.url == wanted), None)
     if chosen is None:
-        raise DiscoveryError(
-            f"{discovery.url}: --pick {pick}: no such feed; give a number from 1 to "
-            f"{len(candidates)} or one of the URLs listed",
-            discovery,
+        listed = ", ".join(f"{number}. {c.url}" for number, c in enumerate(candidates, start=1))
+        raise PickError(
+            discovery.url,
+            f"--pick {pick}: names none of the feeds found; give a number from 1 to "
+            f"{len(candidates)} or one of their URLs ({listed or 'none found'})",
         )
     if not chosen.ok:
         raise DiscoveryError(f"{chosen.url}: {chosen.error}; pick another", discovery)
@@ -134,11 +180,15 @@ def add_source(
 ) -> Added:
     """Find, check and add the source at ``target`` (a URL or a file) to the config.
 
-    Raises DiscoveryError when no feed is found, SourceError when a file cannot be
-    read, ConfigError for a duplicate or a bad topic; the config is then unchanged.
+    ``target`` may be pasted as it comes (:func:`pasted`): surrounding white space and
+    ``feed:`` URLs are taken as meant. Raises DiscoveryError when no feed is found,
+    SourceError when a file cannot be read, ConfigError for a duplicate or a bad topic,
+    or a missing file that looks like an address without its scheme (TargetError);
+    the config is then unchanged.
     """
     config = load_config(config_path)
     _check_topics(config, topics)
+    target = pasted(target)
     discovery: Discovery | None = None
     warning: str | None = None
     if _is_url(target):
@@ -152,21 +202,38 @@ def add_source(
         chosen = _choose(discovery, pick)
         what = "feed"
         title, entries = chosen.title, chosen.entries
-        default_name = title or urlsplit(chosen.url).netloc
-        source = NewSource(name or default_name, url=chosen.url, topics=topics)
+        netloc = urlsplit(chosen.url).netloc
+        default_name = title or netloc
+        # As a link is written (aggregator.uri), as import writes it: "my%20feed.xml".
+        url = as_uri(chosen.url, netloc) or chosen.url
+        source = NewSource(name or default_name, url=url, topics=topics)
     else:
         parts = urlsplit(target)
         file = Path(parts.path if parts.scheme == "file" else target)
+        if parts.scheme != "file" and _looks_like_host(target) and not file.exists():
+            raise TargetError(
+                target,
+                f"no such file, and no web address without its scheme; if it is a web "
+                f"address, give it as https://{target} (or http://{target})",
+            )
         what, title, entries, warning = _local(config, file, sandbox)
         default_name = title or file.stem
         source = NewSource(
             name or default_name, path=_config_path(config_path, file), topics=topics
         )
-    edit = SourcesFile(config_path)
+    edit = SourcesFile(config_path, "sources add")
     edit.add(source)
     edit.save()
     key = f"sources[{len(edit.tables())}]"
     return Added(source, key, what, title, entries, discovery, warning)
 
 
-__all__ = ["Added", "DiscoveryError", "SourceError", "add_source"]
+__all__ = [
+    "Added",
+    "DiscoveryError",
+    "PickError",
+    "SourceError",
+    "TargetError",
+    "add_source",
+    "pasted",
+]

@@ -83,7 +83,7 @@ def _print_found(discovery: object, chosen: str | None) -> None:
 def cmd_remove(args: argparse.Namespace) -> int:
     from aggregator.sources.configfile import SourcesFile
 
-    edit = SourcesFile(_config_path(args))
+    edit = SourcesFile(_config_path(args), "sources remove")
     removed = edit.remove(args.name)
     edit.save()
     where = removed.get("url") or removed.get("path")
@@ -109,7 +109,7 @@ def _what_stays(hints: object) -> str:
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     from aggregator.sources.configfile import SourcesFile
 
-    edit = SourcesFile(_config_path(args))
+    edit = SourcesFile(_config_path(args), f"sources {'enable' if enabled else 'disable'}")
     changed = edit.set_enabled(args.name, enabled)
     edit.save()
     state = "enabled" if enabled else "disabled"

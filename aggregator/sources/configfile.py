@@ -13,7 +13,9 @@ Every edit is checked before anything is written: the new text, parsed by tomlki
 must hold exactly the old data with the one change, and the whole file must pass
 :func:`~aggregator.config.load_config`. Only then is it written, to a temporary file
 beside it that is renamed over it (atomic on POSIX), keeping its permissions. A
-check that fails is an error and the file is left as it was.
+check that fails is an error and the file is left as it was. So is a file that
+changed since it was read (another ``sources`` command, or an editor, saved it
+meanwhile): the edit would undo theirs, so it is refused, to be run again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import errno
 import os
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,12 +43,16 @@ BOM = "\ufeff"
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]\s][^\]]*?)\s*(\]\]?)\s*(?:#.*)?$")
 _KEY_LINE = re.compile(r"^\s*(?:#.*)?$")  # blank or comment: not a key/value line
 _ENABLED = re.compile(r"^\s*enabled\s*=")
+# An "enabled" line as written: its indent and spacing, value, and trailing comment.
+_ENABLED_VALUE = re.compile(r"^(\s*enabled\s*=\s*)(true|false)(\s*(?:#.*)?)$")
 
 
 def normalise_url(url: str) -> str:
     """A URL as compared for duplicates: as a URI (a space or a non-ASCII host written
     as a link is written: aggregator.uri), scheme and host in lower case, no default
-    port, no fragment, ``http`` and ``https`` alike, no trailing slash on the path."""
+    port, no fragment, ``http`` and ``https`` alike, escapes of unreserved characters
+    decoded (``%72`` is ``r``), ``.`` and ``..`` segments resolved, no trailing slash on
+    the path."""
     url = url.strip()
     try:
         url = as_uri(url, urlsplit(url).netloc) or url
@@ -58,7 +65,39 @@ def normalise_url(url: str) -> str:
     host = (parts.hostname or "").lower()
     if parts.port is not None and parts.port not in (80, 443):
         host = f"{host}:{parts.port}"
-    return urlunsplit(("http", host, parts.path.rstrip("/") or "/", parts.query, ""))
+    path = _without_dot_segments(_ESCAPE.sub(_unescape, parts.path))
+    query = _ESCAPE.sub(_unescape, parts.query)
+    return urlunsplit(("http", host, path.rstrip("/") or "/", query, ""))
+
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _unescape(escape: re.Match[str]) -> str:
+    """An escape as RFC 3986 normalises it: an unreserved character as itself (``%72``
+    is ``r``), any other in upper case (``%2f`` is ``%2F``)."""
+    character = chr(int(escape[1], 16))
+    return character if character in _UNRESERVED else escape[0].upper()
+
+
+def _without_dot_segments(path: str) -> str:
+    """A path with its ``.`` and ``..`` segments resolved (RFC 3986, 5.2.4), as a
+    client resolves them before it asks: ``/a/./b/../feed`` is ``/a/feed``."""
+    if "." not in path:
+        return path
+    kept: list[str] = []
+    segments = path.split("/")
+    for number, segment in enumerate(segments):
+        last = number == len(segments) - 1
+        if segment in (".", ".."):
+            if segment == ".." and len(kept) > 1:
+                kept.pop()
+            if last:
+                kept.append("")  # "/a/b/.." is "/a/": a folder
+        else:
+            kept.append(segment)
+    return "/".join(kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +124,50 @@ class NewSource:
         return data
 
 
+def _name(table: Mapping[str, Any]) -> str:
+    """A table's name as :func:`~aggregator.config.load_config` reads it: trimmed."""
+    return str(table.get("name") or table.get("url") or table.get("path")).strip()
+
+
+class _Known:
+    """The sources' names, normalised URLs and resolved files, each with the source's
+    key and name: a duplicate is found by a look-up, not a pass over every table."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base  # the config's directory, which relative paths are relative to
+        self.names: dict[str, str] = {}
+        self.urls: dict[str, tuple[str, str, str]] = {}
+        self.paths: dict[Path, tuple[str, str, str]] = {}
+
+    def __copy__(self) -> _Known:
+        other = _Known(self.base)
+        other.names, other.urls, other.paths = dict(self.names), dict(self.urls), dict(self.paths)
+        return other
+
+    def note(self, key: str, table: Mapping[str, Any]) -> None:
+        name = _name(table)
+        self.names.setdefault(name, key)
+        url, path = table.get("url"), table.get("path")
+        if isinstance(url, str):
+            self.urls.setdefault(normalise_url(url), (key, name, url))
+        if isinstance(path, str):
+            self.paths.setdefault((self.base / path).resolve(), (key, name, path))
+
+    def duplicate_of(self, source: NewSource) -> str | None:
+        key = self.names.get(source.name.strip())
+        if key is not None:
+            return f"a source named {source.name.strip()!r} is already there ({key})"
+        found = None
+        if source.url:
+            found = self.urls.get(normalise_url(source.url))
+        if found is None and source.path:
+            found = self.paths.get((self.base / source.path).resolve())
+        if found is None:
+            return None
+        key, name, where = found
+        return f"{key} ({name!r}) already reads {where}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Span:
     """Where one ``[[sources]]`` table sits: its header line, and the line after its
@@ -97,15 +180,20 @@ class _Span:
 class SourcesFile:
     """config.toml, read for editing its sources; :meth:`save` writes the edits."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, command: str = "the edit") -> None:
         self.path = path
+        self.command = command  # what the user ran, for the message of a lost race
         self.config = load_config(path)  # a broken file is reported, never edited
-        raw = path.read_bytes().decode("utf-8")
+        # The bytes edited: save() writes only over these (the whole edited file is
+        # loaded again before it is put in place).
+        self.read = path.read_bytes()
+        raw = self.read.decode("utf-8")
         self.bom = BOM if raw.startswith(BOM) else ""
         self.text = raw[len(self.bom) :]
         self.newline = "\r\n" if "\r\n" in self.text else "\n"
         self.original = self.text
         self.data = self._parse(self.text)
+        self._known: _Known | None = None  # the sources' names, URLs and files, once asked
 
     # -- reading ------------------------------------------------------------------------
 
@@ -121,38 +209,29 @@ class SourcesFile:
         return list(sources) if isinstance(sources, list) else []
 
     def names(self) -> list[str]:
-        return [str(t.get("name") or t.get("url") or t.get("path")) for t in self.tables()]
+        """The sources' names as runs and ``sources list`` show them: trimmed."""
+        return [_name(table) for table in self.tables()]
 
     def index_of(self, name: str) -> int:
-        """The position of the source called ``name``; ConfigError naming the choices."""
+        """The position of the source called ``name`` (surrounding spaces, in the file or
+        in ``name``, ignored, as runs ignore them); ConfigError naming the choices."""
         names = self.names()
-        if name in names:
-            return names.index(name)
+        if name.strip() in names:
+            return names.index(name.strip())
         choices = ", ".join(repr(n) for n in names) or "none"
         raise ConfigError(str(self.path), f"no source named {name!r} (the sources are: {choices})")
 
+    def _index(self) -> _Known:
+        """The names, URLs and files of the sources, made once for every question."""
+        if self._known is None:
+            self._known = _Known(self.path.resolve().parent)
+            for key, table in zip(self.keys(), self.tables(), strict=True):
+                self._known.note(key, table)
+        return self._known
+
     def duplicate_of(self, source: NewSource) -> str | None:
         """Why ``source`` may not be added (same name, or same URL or file), or None."""
-        base = self.path.resolve().parent
-        for key, table in zip(self.keys(), self.tables(), strict=True):
-            name = str(table.get("name") or table.get("url") or table.get("path"))
-            if name == source.name:
-                return f"a source named {name!r} is already there ({key})"
-            url = table.get("url")
-            if (
-                source.url
-                and isinstance(url, str)
-                and normalise_url(url) == normalise_url(source.url)
-            ):
-                return f"{key} ({name!r}) already reads {url}"
-            path = table.get("path")
-            if (
-                source.path
-                and isinstance(path, str)
-                and (base / path).resolve() == (base / source.path).resolve()
-            ):
-                return f"{key} ({name!r}) already reads {path}"
-        return None
+        return self._index().duplicate_of(source)
 
     def keys(self) -> list[str]:
         return [f"sources[{i}]" for i in range(1, len(self.tables()) + 1)]
@@ -208,25 +287,44 @@ class SourcesFile:
                 "written as [[sources]] tables?); nothing was changed: edit it by hand",
             )
         self.text, self.data = text, expected
+        self._known = None
 
     def add(self, source: NewSource) -> None:
         """Append a ``[[sources]]`` table after the last one (or at the end of the file).
 
         Raises ConfigError for a duplicate (same name, same normalised URL, same file).
         """
-        problem = self.duplicate_of(source)
-        if problem is not None:
-            raise ConfigError(str(self.path), f"{problem}; nothing was changed")
-        expected = copy.deepcopy(self.data)
-        expected.setdefault("sources", []).append(source.table())
+        self.add_all([source])
+
+    def add_all(self, sources: Sequence[NewSource]) -> None:
+        """Append ``[[sources]]`` tables after the last one (or at the end of the file),
+        in one edit: one block of text inserted, and one check of the whole file, however
+        many there are.
+
+        Raises ConfigError for a duplicate (same name, same normalised URL, same file)
+        of a source in the file or of another in ``sources``; nothing is then added.
+        """
+        if not sources:
+            return
+        known = copy.copy(self._index())
+        count = len(self.tables())
+        for number, source in enumerate(sources, start=count + 1):
+            problem = known.duplicate_of(source)
+            if problem is not None:
+                raise ConfigError(str(self.path), f"{problem}; nothing was changed")
+            known.note(f"sources[{number}]", source.table())
+        expected = dict(self.data)  # only "sources" changes: its list is a new one
+        expected["sources"] = [*self.tables(), *(source.table() for source in sources)]
         lines = self._lines()
         spans = self._spans()
-        if len(spans) != len(self.tables()):
+        if len(spans) != count:
             self._edit(lines, {}, "add a source")  # fails with the layout message
         at = spans[-1].end if spans else len(lines)
         if at > 0 and not lines[at - 1].endswith(("\n", "\r")):
             lines[at - 1] += self.newline
-        new = [self.newline, *self._render(source.table())]
+        new: list[str] = []
+        for source in sources:
+            new += [self.newline, *self._render(source.table())]
         if not spans and at > 0 and not lines[at - 1].strip():
             new = new[1:]  # the file already ends with a blank line
         lines[at:at] = new
@@ -254,7 +352,8 @@ class SourcesFile:
         return removed
 
     def set_enabled(self, name: str, enabled: bool) -> bool:
-        """Disable (``enabled = false``) or enable (no ``enabled`` key) a source.
+        """Disable (``enabled = false``) or enable (no ``enabled`` key) a source. An
+        ``enabled`` line with a comment keeps its comment: only its value changes.
 
         Returns False when it already was so (and nothing changes).
         """
@@ -263,22 +362,29 @@ class SourcesFile:
         if bool(table.get("enabled", True)) == enabled:
             return False
         expected = copy.deepcopy(self.data)
-        if enabled:
-            del expected["sources"][index]["enabled"]
-        else:
-            expected["sources"][index]["enabled"] = False
         lines = self._lines()
         spans = self._spans()
         if len(spans) != len(self.tables()):
             self._edit(lines, {}, "change a source")
         span = spans[index]
         found = [n for n in range(span.start + 1, span.end) if _ENABLED.match(lines[n])]
-        if enabled:
+        written = _ENABLED_VALUE.match(lines[found[0]].rstrip("\r\n")) if found else None
+        if written is not None and written[3].strip():
+            # A comment on the line stays, and so does the line: only its value changes.
+            line = lines[found[0]]
+            ending = line[len(line.rstrip("\r\n")) :]
+            value = "true" if enabled else "false"
+            lines[found[0]] = f"{written[1]}{value}{written[3]}{ending}"
+            expected["sources"][index]["enabled"] = enabled
+        elif enabled:
+            del expected["sources"][index]["enabled"]
             for number in reversed(found):
                 del lines[number]
         elif found:
+            expected["sources"][index]["enabled"] = False
             lines[found[0]] = f"enabled = false{self.newline}"
         else:
+            expected["sources"][index]["enabled"] = False
             if not lines[span.end - 1].endswith(("\n", "\r")):
                 lines[span.end - 1] += self.newline
             lines.insert(span.end, f"enabled = false{self.newline}")
@@ -294,7 +400,9 @@ class SourcesFile:
     def save(self) -> Config:
         """Check the edited file with load_config and put it in place atomically.
 
-        Returns the new configuration. Nothing is written when nothing changed.
+        Returns the new configuration. Nothing is written when nothing changed. A file
+        that no longer holds the bytes read at the start (another command's edit, or an
+        editor's, made meanwhile) is not overwritten: ConfigError, and nothing changes.
         """
         if not self.changed:
             return self.config
@@ -320,12 +428,19 @@ class SourcesFile:
                     where, f"{error.message} (after the edit); nothing was changed"
                 ) from error
             temporary.chmod(target.stat().st_mode & 0o7777)
+            if target.read_bytes() != self.read:
+                raise ConfigError(
+                    str(self.path),
+                    f"changed while {self.command} ran (another command, or an editor); "
+                    "nothing was changed; run it again",
+                )
             temporary.replace(target)
         except OSError as error:
             raise ConfigError(str(self.path), _cannot_write(error, target.parent)) from error
         finally:
             temporary.unlink(missing_ok=True)
         self.original = self.text
+        self.read = data
         self.config = config
         return config
 

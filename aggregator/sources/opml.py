@@ -10,7 +10,9 @@ An OPML file is untrusted input, read before anything is edited:
 
 * it must be XML with an ``<opml>`` root and a ``<body>``: otherwise an error;
 * a document type declaration (where entities are declared: billion laughs, XXE)
-  is refused outright, and the parser neither loads DTDs nor resolves entities;
+  is refused outright, in any encoding (its bytes are looked for before parsing,
+  and the parsed document is asked again: UTF-16 and UTF-32 hide it from a byte
+  search), and the parser neither loads DTDs nor resolves entities;
 * at most :data:`MAX_BYTES` bytes and :data:`MAX_FEEDS` feeds: a larger file is an
   error saying so, not a config with thousands of sources;
 * an outline that cannot be used (no URL, a URL that is not http(s), a URL already
@@ -23,11 +25,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import Config, load_config
+from aggregator.config import Config
 from aggregator.errors import ConfigError
 from aggregator.live import clean
 from aggregator.localfile import read_named
@@ -52,13 +54,16 @@ class OpmlError(ConfigError):
 
 @dataclass(frozen=True, slots=True)
 class OpmlFeed:
-    """One feed outline: its URL, name, web page and the folders it sits in."""
+    """One feed outline: its URL, name, web page, the folders it sits in and its OPML 2.0
+    categories (the ``/paths`` of its ``category`` attribute, as written). A feed listed
+    again keeps its first outline, with the folders and categories of every one."""
 
     url: str
     title: str
     line: int | None
     html_url: str | None = None
     folders: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,22 @@ class OpmlList:
 
 def _attributes(element: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in element.attrib.items()}
+
+
+def _categories(value: str | None) -> tuple[str, ...]:
+    """The category paths of an OPML 2.0 ``category`` attribute: comma-separated,
+    slash-delimited (``/ukraine``, ``/News/Deterrence``); a word without a leading slash
+    is a tag, not a category path, and is left out."""
+    found: list[str] = []
+    for part in (value or "").split(","):
+        path = clean.plain(part, 200).strip()
+        if path.startswith("/") and path.strip("/") and path not in found:
+            found.append(path)
+    return tuple(found)
+
+
+def _joined(first: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return first + tuple(item for item in dict.fromkeys(more) if item not in first)
 
 
 def read_opml(data: bytes, file: str) -> OpmlList:
@@ -94,6 +115,18 @@ def read_opml(data: bytes, file: str) -> OpmlList:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as error:
         raise OpmlError(file, f"not XML ({error}); export the subscriptions as OPML") from error
+    # The bytes above are searched as ASCII; in UTF-16 or UTF-32 a declaration is other
+    # bytes, so the parsed document is asked too, whatever its encoding.
+    info: Any = root.getroottree().docinfo  # lxml-stubs lack DocInfo.doctype
+    if (
+        info.doctype
+        or info.internalDTD is not None
+        or info.externalDTD is not None
+        or next(root.iter(etree.Entity), None) is not None
+    ):
+        raise OpmlError(
+            file, "declares a document type or entities (<!DOCTYPE>/<!ENTITY>), refused"
+        )
     if not isinstance(root.tag, str) or root.tag.lower() != "opml":
         raise OpmlError(file, f"not OPML: the root element is <{root.tag}>, not <opml>")
     body = next((c for c in root if isinstance(c.tag, str) and c.tag.lower() == "body"), None)
@@ -101,7 +134,7 @@ def read_opml(data: bytes, file: str) -> OpmlList:
         raise OpmlError(file, "not OPML: no <body>")
     feeds: list[OpmlFeed] = []
     warnings: list[str] = []
-    seen: dict[str, int | None] = {}
+    seen: dict[str, int] = {}  # a feed's normalised URL → its place in feeds
     outlines = 0
 
     def walk(element: Any, folders: tuple[str, ...]) -> None:
@@ -131,12 +164,23 @@ def read_opml(data: bytes, file: str) -> OpmlList:
                 )
                 continue
             key = normalise_url(url)
+            categories = _categories(attributes.get("category"))
             if key in seen:
+                first = feeds[seen[key]]
+                joined = replace(
+                    first,
+                    folders=_joined(first.folders, folders),
+                    categories=_joined(first.categories, categories),
+                )
+                more = (
+                    "" if joined == first else ", its folders and categories joined to the first's"
+                )
+                feeds[seen[key]] = joined
                 warnings.append(
-                    f"{where}: {url} is listed again (first at line {seen[key]}); skipped"
+                    f"{where}: {url} is listed again (first at line {first.line}); skipped{more}"
                 )
                 continue
-            seen[key] = child.sourceline
+            seen[key] = len(feeds)
             if len(feeds) >= MAX_FEEDS:
                 raise OpmlError(
                     file,
@@ -144,7 +188,9 @@ def read_opml(data: bytes, file: str) -> OpmlList:
                     "(split the file by folder)",
                 )
             html_url = clean.safe_url(attributes.get("htmlurl"))
-            feeds.append(OpmlFeed(url, label or url, child.sourceline, html_url, folders))
+            feeds.append(
+                OpmlFeed(url, label or url, child.sourceline, html_url, folders, categories)
+            )
 
     walk(body, ())
     if outlines == 0:
@@ -182,12 +228,14 @@ def import_opml(
 
     A feed already in the config (same normalised URL) is skipped with a warning; a
     name already used gets `` (2)``, `` (3)``…. With ``folders_as_topics``, each folder
-    a feed sits in that names a topic of the config becomes a topic hint of the source.
+    a feed sits in, and each part of its OPML 2.0 ``category`` paths (``/ukraine``, as
+    :func:`export_opml` writes a topic hint), that names a topic of the config becomes a
+    topic hint of the source; a feed listed in several folders gets the topics of all.
     """
     file = str(opml_path)
     listing = read_opml(_read(opml_path), file)
-    config = load_config(config_path)
-    edit = SourcesFile(config_path)
+    edit = SourcesFile(config_path, "sources import")
+    config = edit.config  # the config as the edit read it
     warnings = list(listing.warnings)
     added: list[NewSource] = []
     names = set(edit.names())
@@ -203,17 +251,26 @@ def import_opml(
                     )
                 elif slug not in topics:
                     topics.append(slug)
+            for category in feed.categories:
+                # A path is read as folders nested in each other: "/News/Ukraine".
+                slugs = [_topic_for(part, config) for part in category.split("/") if part]
+                if not any(slugs):
+                    warnings.append(
+                        f"{file}:{feed.line}: category {category!r} names no topic in the "
+                        "config; no topic hint from it"
+                    )
+                topics += [slug for slug in dict.fromkeys(slugs) if slug and slug not in topics]
         name, number = feed.title, 2
         while name in names:
             name, number = f"{feed.title} ({number})", number + 1
         source = NewSource(name, url=feed.url, topics=tuple(topics))
-        problem = edit.duplicate_of(source)
+        problem = edit.duplicate_of(source)  # of a source in the config
         if problem is not None:
             warnings.append(f"{file}:{feed.line}: {problem}; skipped")
             continue
-        edit.add(source)
         names.add(name)
         added.append(source)
+    edit.add_all(added)  # one edit, checked once, dry run or not
     if added and not dry_run:
         edit.save()
     return Imported(tuple(added), tuple(warnings))
