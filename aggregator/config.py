@@ -615,7 +615,12 @@ def load_config(path: Path) -> Config:
         ) from error
     except NotAFile as error:
         raise ConfigError(file, f"is {error.what}, not a file; pass --config PATH") from error
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"{file}:{line}", "not UTF-8 text (TOML files are); save it as UTF-8"
+        ) from error
+    except OSError as error:
         raise ConfigError(file, f"cannot read: {error}") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(file, f"not valid TOML: {error}") from error

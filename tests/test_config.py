@@ -248,6 +248,14 @@ def test_numbers_out_of_range_name_their_key(
     assert " from " in str(raised.value)
 
 
+def test_a_config_not_in_utf8_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(("[feeds]\n" + 'title = "café"\n' + MINIMAL).encode("latin-1"))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{path}:2: not UTF-8 text (TOML files are); save it as UTF-8"
+
+
 def test_config_saved_with_a_utf8_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
