@@ -152,6 +152,9 @@ AGE_UNITS: tuple[tuple[str, timedelta], ...] = (
     ("sec", timedelta(seconds=1)),
 )
 _UNIT_ALIASES = {"minute": "min", "second": "sec", "hr": "hour"}
+# The oldest age read as one: NATO was founded in 1949. "3000 years ago" or
+# "99999999999 years ago" is not an age (it overflowed timedelta and date arithmetic).
+MAX_AGE = timedelta(days=100 * 365)
 _AGE_PART = r"\d+\s+(?:year|month|week|day|hour|hr|minute|min|second|sec)s?"
 # "2 weeks 3 days ago", "1 month ago", "3 hours 27 minutes ago", "9 minutes 5 seconds ago"
 _age_line = _compiled(rf"^(?P<parts>{_AGE_PART}(?:,?\s+{_AGE_PART})*)\s+ago$", re.IGNORECASE)
@@ -179,17 +182,23 @@ class Age:
 
 
 def parse_age(text: str) -> Age | None:
-    """Read ``2 weeks 3 days ago``; None when ``text`` is not an age line."""
+    """Read ``2 weeks 3 days ago``; None when ``text`` is not an age line, or is an age
+    older than :data:`MAX_AGE`."""
     match = _age_line().match(text.strip())
     if match is None:
         return None
-    total = timedelta()
+    seconds = 0  # an int: a timedelta of "99999999999 years" overflows
     indexes: list[int] = []
     for number, unit in re.findall(r"(\d+)\s+([a-z]+?)s?\b", match["parts"].lower()):
         unit = _UNIT_ALIASES.get(unit, unit)
         index = next(i for i, (name, _) in enumerate(AGE_UNITS) if name == unit)
-        total += int(number) * AGE_UNITS[index][1]
+        if len(number) > 9:  # more than any age; and int() refuses over 4,300 digits
+            return None
+        seconds += int(number) * int(AGE_UNITS[index][1].total_seconds())
         indexes.append(index)
+    if seconds > MAX_AGE.total_seconds():
+        return None
+    total = timedelta(seconds=seconds)
     smallest = max(indexes)
     if len(indexes) > 1 or smallest + 1 == len(AGE_UNITS):
         # Two units printed: the rest is less than one of the smaller.

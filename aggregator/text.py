@@ -15,6 +15,19 @@ NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uf
 # outside quotes.
 SANITISED_TAG = re.compile(r'<[^>"]*+(?:"[^"]*+"[^>"]*+)*+>')
 
+# Caps, in characters, on a story's title and its text, from any source: longer ones
+# are cut (:func:`cap`), so no page or feed makes a story of megabytes.
+MAX_TITLE = 1_000
+MAX_TEXT = 20_000
+
+
+def cap(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut shown by "…"."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
 _FOLDS = (("‘", "'"), ("’", "'"), ("“", '"'), ("”", '"'), ("–", "-"), ("—", "-"))
 
 # "Video: NATO Allies train …": a label for the kind of item, not part of the story's title.

@@ -1,4 +1,5 @@
-"""Snapshot test cases as data: ``<case>.txt`` beside ``<case>.expected.json``.
+"""Snapshot test cases as data: ``<case>.txt`` beside ``<case>.expected.json``, in
+tests/data/snapshots and tests/data/snapshot_faults.
 
 ``<case>.options.json`` may give ``captured`` and ``kind``; ``<case>.error.txt``
 replaces the expected entries for a page that must be rejected (first line: the
@@ -19,6 +20,9 @@ from aggregator.model import SourceEntry
 from aggregator.snapshots.page import Captured
 
 CASES = Path(__file__).parent / "data" / "snapshots"
+# Pages that once broke a layout (a control character, an unrecognised date line …),
+# each beside what it must read as.
+FAULTS = Path(__file__).parent / "data" / "snapshot_faults"
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class Case:
 def cases() -> list[Case]:
     return [
         Case(path.stem, path)
-        for path in sorted(CASES.glob("*.txt"))
+        for folder in (CASES, FAULTS)
+        for path in sorted(folder.glob("*.txt"))
         if not path.name.endswith(".error.txt")
     ]
 

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from aggregator.dates import first_date_in, parse_age, parse_day
+from aggregator.dates import MAX_AGE, first_date_in, parse_age, parse_day
 
 PAGE = date(2023, 10, 27)
 
@@ -89,6 +89,27 @@ def test_parse_age(text: str, least: timedelta, slack: timedelta) -> None:
     assert (age.least, age.slack) == (least, slack)
 
 
-@pytest.mark.parametrize("text", ["ago", "2 fortnights ago", "2 weeks", "about 2 weeks ago"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("ago", id="no number"),
+        pytest.param("2 fortnights ago", id="unknown unit"),
+        pytest.param("2 weeks", id="no ago"),
+        pytest.param("about 2 weeks ago", id="words before"),
+        # These raised OverflowError (timedelta, then the date counted back), or ValueError
+        # (int() of over 4,300 digits), on any page: sniffing reads every line's age.
+        pytest.param("99999999999 years ago", id="beyond timedelta"),
+        pytest.param("3000 years ago", id="before year 1"),
+        pytest.param("101 years ago", id="older than the oldest age"),
+        pytest.param("9" * 5000 + " days ago", id="thousands of digits"),
+        pytest.param("60 years " * 3 + "ago", id="too old in parts"),
+    ],
+)
 def test_not_an_age(text: str) -> None:
     assert parse_age(text) is None
+
+
+def test_oldest_age_is_an_age() -> None:
+    age = parse_age("100 years ago")
+    assert age is not None
+    assert age.least == MAX_AGE

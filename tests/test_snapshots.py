@@ -6,15 +6,22 @@ import codecs
 import json
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import aggregator
+import aggregator.snapshots.page as page_module
 from aggregator import AggregatorError, Published, SourceError, UnknownLayoutError
-from aggregator.snapshots.page import MAX_WARNINGS, SNIFF_CHARS
+from aggregator.cli import main
+from aggregator.errors import CaptureTimeError
+from aggregator.snapshots.page import MAX_WARNINGS, SNIFF_CHARS, Page
 from aggregator.source import MAX_SNAPSHOT_BYTES
+from aggregator.text import MAX_TEXT, MAX_TITLE, NOT_XML
 from tests.snapshot_cases import (
+    CASES,
+    FAULTS,
     Case,
     as_data,
     cases,
@@ -192,3 +199,92 @@ def test_warnings_of_one_page_are_capped(caplog: pytest.LogCaptureFixture) -> No
     assert len(messages) == MAX_WARNINGS + 1
     assert messages[0].startswith("junk.txt:1: text before the first dated item ignored")
     assert messages[-1] == f"junk.txt: more than {MAX_WARNINGS} warnings; the rest are not shown"
+
+
+def test_a_page_with_a_control_character_still_makes_the_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ESC kept in a title once failed the RSS renderer ("All strings must be XML
+    # compatible"), and the run wrote no feed at all.
+    page = (FAULTS / "control_characters.txt").read_bytes()
+    (tmp_path / "page.txt").write_bytes(page)
+    (tmp_path / "config.toml").write_text(
+        '[feeds]\ndirectory = "feeds"\n[store]\npath = "state/s.sqlite3"\n'
+        '[[sources]]\nname = "page"\npath = "page.txt"\n'
+        '[[topics]]\nslug = "t"\ntitle = "T"\nterms = ["NATO"]\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config", str(tmp_path / "config.toml"), "run"]) == 0
+    rss = (tmp_path / "feeds" / "all.rss").read_text(encoding="utf-8")
+    assert "NATO title with a stray [0m escape" in rss
+    assert NOT_XML.search(rss) is None
+
+
+def test_blank_lines_are_not_kept_one_by_one() -> None:
+    # A 16 MB file of blank lines once took 38 s and 1.6 GB: a Line per blank line.
+    blank = "\n" * 1_000_000
+    text = f"{blank}{listing_page(2)}{blank}\n"
+    page = Page.from_text(text, source="blank.txt", location="blank.txt")
+    assert len(page.lines) < 20
+    entries = aggregator.parse_source(text.encode(), url="blank.txt", kind="listing")
+    assert [entry.provenance.line for entry in entries] == [1_000_005, 1_000_010]
+
+
+def test_page_of_too_many_lines_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(page_module, "MAX_LINES", 1_000)
+    text = "x\n\n" + "x\n" * 1_000
+    with pytest.raises(SourceError) as raised:
+        aggregator.parse_source(text.encode(), url="lines.txt", kind="listing")
+    message = str(raised.value)
+    assert message.startswith("lines.txt (lines.txt:1002): saved page has more than 1,000 ")
+    assert "split it into several sources" in message
+    assert "\n" not in message
+
+
+def test_snapshot_entries_are_capped_as_live_entries_are(caplog: pytest.LogCaptureFixture) -> None:
+    title = "Allies " * 300  # 2,100 characters
+    summary = "Ministers met in Brussels. " * 1_000  # 26,000 characters
+    text = f"1 Entries\n\n14 Jun. 2024 photo.jpg, 10KB\n\n{title}\n\n{summary}\n"
+    (entry,) = aggregator.parse_source(text.encode(), url="long.txt")
+    assert len(entry.title) == MAX_TITLE
+    assert entry.title == title[: MAX_TITLE - 1].rstrip() + "…"
+    assert len(entry.summary) <= MAX_TEXT
+    assert entry.summary == summary[: MAX_TEXT - 1].rstrip() + "…"
+    assert "long.txt:5: title over 1,000 or summary over 20,000 characters cut" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("counter", "warned"),
+    [
+        pytest.param("5 Entries", True, id="fewer than a page's worth"),
+        pytest.param("2 Entries", True, id="more read than counted"),
+        pytest.param("3 Entries", False, id="as counted"),
+        pytest.param("60 Entries", False, id="one page of many"),
+    ],
+)
+def test_listing_counter_that_disagrees_is_warned(
+    counter: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (FAULTS / "listing_date_alone.txt").read_text(encoding="utf-8")
+    text = text.replace("3 Entries", counter, 1)
+    assert len(aggregator.parse_source(text.encode(), url="count.txt")) == 3
+    messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("count.txt")]
+    count = int(counter.split()[0])
+    expected = [
+        f"count.txt:1: the page counts {count} entries but 3 were found; check the page for "
+        "items run together or cut off"
+    ]
+    assert messages == (expected if warned else [])
+
+
+def test_capture_time_error_says_what_to_set_for_any_command() -> None:
+    # "pass --captured" is an option of `aggregator parse` only; `run` takes the config key.
+    data = (CASES / "newsfeed_no_capture.txt").read_bytes()
+    with pytest.raises(CaptureTimeError) as raised:
+        aggregator.parse_source(data, url="ages.txt")
+    message = str(raised.value)
+    assert "the page prints no dates to infer it from" in message
+    assert "set captured = YYYY-MM-DD for this source in config.toml" in message
+    assert "(aggregator parse: --captured YYYY-MM-DD)" in message
+    assert "or pass --captured" not in message

@@ -26,12 +26,11 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from aggregator.live.nesting import flatten
-from aggregator.text import NOT_XML, SANITISED_TAG
+from aggregator.text import MAX_TEXT, MAX_TITLE, NOT_XML, SANITISED_TAG, cap
 from aggregator.uri import STRAY_PERCENT, as_uri
 
-# Caps, in characters, per field. Longer input is cut to MAX_HTML before any work.
-MAX_TITLE = 1_000
-MAX_TEXT = 20_000
+# Caps, in characters, per field (MAX_TITLE and MAX_TEXT: aggregator.text). Longer input
+# is cut to MAX_HTML before any work.
 MAX_HTML = 200_000
 MAX_URL = 2_000
 MAX_NAME = 300
@@ -72,12 +71,6 @@ def strip_invalid(text: str) -> str:
         kept = raw.translate(None, _ASCII_NOT_XML)
         return text if len(kept) == len(raw) else kept.decode("ascii")
     return NOT_XML.sub("", text)
-
-
-def _cap(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + "…"
 
 
 # URLs that urljoin and urlsplit would hand back unchanged, so that the usual ones skip
@@ -246,11 +239,11 @@ def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) ->
         return ""
     text = text[:MAX_HTML]
     value = html_to_text(text) if is_html else " ".join(strip_invalid(text).split())
-    return _cap(strip_invalid(value), limit)
+    return cap(strip_invalid(value), limit)
 
 
 def text_summary(text: str) -> str:
-    return _cap(text, MAX_TEXT)
+    return cap(text, MAX_TEXT)
 
 
 def title(text: str | None) -> str:

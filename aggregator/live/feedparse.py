@@ -29,6 +29,7 @@ from aggregator.live.document import FeedDocument as FeedDocument  # re-exported
 from aggregator.live.harden import defuse
 from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
+from aggregator.text import MAX_TEXT, MAX_TITLE
 
 log = logging.getLogger("aggregator")
 
@@ -127,7 +128,7 @@ def _entry(
     title_detail = item.get("title_detail")
     if atom and title_detail is not None and title_detail.get("type") == "text/plain":
         # Declared plain text (type="text", Atom's default): "<canvas>" is text.
-        title = clean.plain(item.get("title"), clean.MAX_TITLE)
+        title = clean.plain(item.get("title"), MAX_TITLE)
     else:
         title = clean.title(item.get("title"))
     contents = [c for c in item.get("content", []) if c.get("value")]
@@ -152,9 +153,7 @@ def _entry(
         content_html = ""
     if text is None:
         text = (
-            clean.html_to_text(summary_raw)
-            if summary_html
-            else clean.plain(summary_raw, clean.MAX_TEXT)
+            clean.html_to_text(summary_raw) if summary_html else clean.plain(summary_raw, MAX_TEXT)
         )
     summary = clean.text_summary(text)
     if not summary and body is not None:

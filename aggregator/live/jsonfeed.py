@@ -34,6 +34,7 @@ from aggregator.live import clean
 from aggregator.live.document import FeedDocument
 from aggregator.live.newest import MAX_ENTRIES, when
 from aggregator.model import Enclosure, Provenance, Published, SourceEntry
+from aggregator.text import MAX_TEXT
 
 # "version" of JSON Feed 1 and 1.1: "https://jsonfeed.org/version/1" and ".../1.1".
 VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
@@ -158,9 +159,9 @@ def _item(
         body = ""
     summary_raw = _string(item, "summary")  # plain text, by the spec
     if summary_raw is not None:
-        summary = clean.text_summary(clean.plain(summary_raw, clean.MAX_TEXT))
+        summary = clean.text_summary(clean.plain(summary_raw, MAX_TEXT))
     elif content_text is not None:
-        summary = clean.text_summary(clean.plain(content_text, clean.MAX_TEXT))
+        summary = clean.text_summary(clean.plain(content_text, MAX_TEXT))
     else:
         summary = clean.text_summary(clean.html_to_text(body))
     title = clean.title(_string(item, "title"))

@@ -43,10 +43,16 @@ from aggregator.text import ANNOUNCER, title_key
 
 # "• Secretary General at NATO-Industry Forum: …"
 BULLET = re.compile(r"^[•▪◦‣]\s*(?P<text>.+)$")
-# "Read more", "Watch Video": the link that closes an item.
+# "Read more", "Watch Video", "Read the speech": the link that closes an item.
 MORE = re.compile(
-    r"^(?:Read more|Read the article|Watch (?:the )?video|Listen|View (?:the )?gallery|More)$",
+    r"^(?:Read more|Read the (?:full )?(?:article|speech|statement|story|interview|transcript|"
+    r"text|declaration|communiqu[eé]|press release|news release|report)|"
+    r"Watch (?:the )?video|Listen|View (?:the )?gallery|More)$",
     re.IGNORECASE,
+)
+# "Friday, 27 October 2023": a weekday before the digest's date.
+WEEKDAY = re.compile(
+    r"^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday),?\s+", re.IGNORECASE
 )
 # Headings of the page's sections; never items.
 SECTIONS = frozenset(
@@ -63,6 +69,7 @@ class _Item:
     printed_twice: bool = False
     summary: list[Line] = field(default_factory=list)
     author: str | None = None
+    closed: bool = False  # by its "Read more"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +93,7 @@ class DigestLayout:
             start += 1
         headlines = lines[:start]
         digest_day: date | None = None
-        if start < len(lines) and (digest_day := parse_day(lines[start].text)) is not None:
+        if start < len(lines) and (digest_day := _digest_day(lines[start].text)) is not None:
             start += 1
         lines = lines[start:]
         reference = digest_day or page.reference_day()
@@ -132,7 +139,11 @@ class DigestLayout:
             text = line.text
             nxt = lines[index + 1].text if index + 1 < len(lines) else None
             index += 1
-            if MORE.match(text) or BULLET.match(text):
+            if MORE.match(text):
+                if items:
+                    items[-1].closed = True
+                continue
+            if BULLET.match(text):
                 continue
             if text.casefold() in SECTIONS:
                 section = text
@@ -155,7 +166,15 @@ class DigestLayout:
     @staticmethod
     def _belongs_to_last(item: _Item, line: Line, nxt: str | None, section: str | None) -> bool:
         """Whether ``line`` is the summary or byline of the item just read (and take it)."""
-        if item.summary or item.author:
+        if item.closed or item.author:
+            return False
+        if item.summary:
+            # A further paragraph of prose, until the closer or a title printed twice.
+            if looks_like_prose(line.text) and (
+                nxt is None or title_key(nxt) != title_key(line.text)
+            ):
+                item.summary.append(line)
+                return True
             return False
         # A byline sits under a title printed twice, in a section such as "NATO Review".
         if section is not None and item.printed_twice and AUTHOR.match(line.text):
@@ -166,6 +185,11 @@ class DigestLayout:
             item.summary.append(line)
             return True
         return False
+
+
+def _digest_day(text: str) -> date | None:
+    """The digest's date: "27 October 2023", or "Friday, 27 October 2023"."""
+    return parse_day(WEEKDAY.sub("", text, count=1))
 
 
 DIGEST = DigestLayout()

@@ -17,11 +17,16 @@ preparedness and Article 3") mention none and stay undated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import date
 
 from aggregator.dates import first_date_in
 from aggregator.model import Published, SourceEntry
 from aggregator.snapshots.page import CUT_MARK, Line, Page, looks_like_prose
+
+# The link that closes the list, as on listing pages; what follows is the page's footer.
+END = re.compile(r"^Back To Top$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,22 +38,8 @@ class EventPageLayout:
         return 5 * sum(1 for line in page.content() if CUT_MARK.search(line.text))
 
     def read(self, page: Page) -> list[SourceEntry]:
-        lines = page.content()
-        reference = page.reference_day()
-        pairs: list[tuple[Line, list[Line]]] = []
-        for index, line in enumerate(lines):
-            last = index == len(lines) - 1
-            is_summary = looks_like_prose(line.text) or CUT_MARK.search(line.text) is not None
-            if pairs and not pairs[-1][1] and (is_summary or last):
-                # The teaser of the headline before (the last line may be one cut short).
-                pairs[-1][1].append(line)
-            elif is_summary and pairs:
-                # A teaser that runs over two paragraphs.
-                pairs[-1][1].append(line)
-            elif is_summary:
-                page.warn(line, "teaser with no headline above it; skipped")
-            else:
-                pairs.append((line, []))
+        pairs = self._pairs(page)
+        reference = self._reference_day(page, pairs)
         entries = []
         for title, summary_lines in pairs:
             summary = " ".join(line.text for line in summary_lines)
@@ -62,6 +53,41 @@ class EventPageLayout:
                 )
             )
         return entries
+
+    @staticmethod
+    def _pairs(page: Page) -> list[tuple[Line, list[Line]]]:
+        """Each headline and its teaser: the line right under it, and further paragraphs
+        of prose until one ends with "[…]".
+
+        Whether a line reads as prose does not tell a headline from a teaser: a headline
+        may end in a quoted sentence ('Stoltenberg: “Allies will support Ukraine.”').
+        Where it stands does: under a headline, after a teaser closed by "[…]".
+        """
+        pairs: list[tuple[Line, list[Line]]] = []
+        for line in page.content():
+            if END.match(line.text):
+                break  # the page's footer follows
+            teaser = pairs[-1][1] if pairs else None
+            if teaser is not None and not teaser:
+                teaser.append(line)  # the line right under a headline: its teaser
+            elif teaser and not CUT_MARK.search(teaser[-1].text) and looks_like_prose(line.text):
+                teaser.append(line)  # a teaser that runs over two paragraphs
+            elif teaser is None and (looks_like_prose(line.text) or CUT_MARK.search(line.text)):
+                page.warn(line, "teaser with no headline above it; skipped")
+            else:
+                pairs.append((line, []))
+        return pairs
+
+    @staticmethod
+    def _reference_day(page: Page, pairs: list[tuple[Line, list[Line]]]) -> date | None:
+        """The day that gives a year to dates printed without one ("5 October"): the
+        capture day, else the latest of the items' own dates, the first full date in each
+        teaser. Not the latest date anywhere on the page: a teaser announcing a summit
+        next year put this year's stories a year late."""
+        if page.captured is not None:
+            return page.reference_day()
+        own = (first_date_in(" ".join(line.text for line in teaser)) for _, teaser in pairs)
+        return max((day for day in own if day is not None), default=None)
 
 
 EVENT_PAGE = EventPageLayout()

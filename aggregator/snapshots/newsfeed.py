@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from aggregator.dates import Age, first_date_in, parse_age
 from aggregator.errors import CaptureTimeError
 from aggregator.model import Published, SourceEntry
-from aggregator.snapshots.page import Captured, Line, Page
+from aggregator.snapshots.page import Captured, Line, Page, looks_like_prose
 
 log = logging.getLogger("aggregator")
 
@@ -46,6 +46,7 @@ class _Item:
     title: Line
     age: Age
     summary: list[Line]
+    ignored: Line | None = None  # text after the summary, before the next item
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,47 +64,44 @@ class NewsfeedLayout:
         captured = page.captured or self._infer_capture(page, items)
         entries = []
         for item in items:
+            if item.ignored is not None:
+                text = item.ignored.text
+                page.warn(item.ignored, f"text after a summary ignored: {text[:60]!r}")
             summary = " ".join(line.text for line in item.summary)
+            try:
+                published: Published | None = resolve_age(item.age, captured, summary)
+            except OverflowError:  # an age reaching before year 1 from a capture time given
+                page.warn(item.title, f"age counted back from {captured} is before year 1; undated")
+                published = None
             entries.append(
-                page.entry(
-                    item.title,
-                    title=item.title.text,
-                    published=resolve_age(item.age, captured, summary),
-                    summary=summary,
-                )
+                page.entry(item.title, title=item.title.text, published=published, summary=summary)
             )
         return entries
 
     @staticmethod
     def _items(page: Page) -> list[_Item]:
+        """Each title with its age (the line right under it) and the summary after it."""
         lines = page.lines
         # Each line's age, read once: the walk below asks about most lines three times.
         ages = [parse_age(line.text) if line.text else None for line in lines]
         content = [i for i, line in enumerate(lines) if line.text]
-        items: list[_Item] = []
-        previous_age: int | None = None  # index into lines
+        pairs: list[tuple[int, int]] = []  # (title, age) as positions in content
+        previous_age: int | None = None  # position in content
         for position, index in enumerate(content):
-            age = ages[index]
-            if age is None:
+            if ages[index] is None:
                 continue
-            title_index = content[position - 1] if position > 0 else None
-            stray = title_index is None or (
-                # The line above is the first line of the previous item's summary, so this
-                # age has no title of its own: page chrome ("1 hour 8 minutes ago").
-                previous_age is not None and title_index == previous_age + 1
-            )
-            previous_age = index
-            if stray or title_index is None or ages[title_index] is not None:
-                continue
-            if items and items[-1].summary and items[-1].summary[-1] is lines[title_index]:
-                items[-1].summary.pop()  # no blank line between that summary and this title
-            summary: list[Line] = []
-            # Indexes, not a slice of the rest of the page per item (quadratic on a long page).
-            following = index + 1
-            while following < len(lines) and lines[following].text and ages[following] is None:
-                summary.append(lines[following])
-                following += 1
-            items.append(_Item(lines[title_index], age, summary))
+            titled = position > 0 and ages[content[position - 1]] is None
+            if titled and not _stray(lines, content, previous_age, position):
+                pairs.append((position - 1, position))
+            previous_age = position
+        items = []
+        for number, (title, age) in enumerate(pairs):
+            # The summary runs to the next title, or the next age (a stray one: chrome).
+            end = pairs[number + 1][0] if number + 1 < len(pairs) else len(content)
+            summary, ignored = _summary(lines, ages, content[age + 1 : end])
+            age_value = ages[content[age]]
+            assert age_value is not None
+            items.append(_Item(lines[content[title]], age_value, summary, ignored))
         return items
 
     @staticmethod
@@ -124,24 +122,86 @@ class NewsfeedLayout:
                 dated.append(own + timedelta(days=item.age.least.days))
         candidates = said_today or dated
         if not candidates:
-            raise CaptureTimeError(
-                page.source,
-                page.location,
-                'the page dates items by age ("2 weeks ago") but its capture time is unknown '
-                "and the page prints no dates to infer it from; set captured = YYYY-MM-DD for "
-                "this source in config.toml or pass --captured",
-            )
+            raise CaptureTimeError(page.source, page.location, _no_capture_time(items))
         counts = Counter(candidates)
         best = max(counts, key=lambda day: (counts[day], day))
         log.info(
             "%s: capture time inferred as %s from %d of the page's own dates "
-            "(%d agree); set captured in config.toml or pass --captured to override",
+            "(%d agree); set captured for this source in config.toml (aggregator parse: "
+            "--captured) to override",
             page.where(),
             best,
             len(candidates),
             counts[best],
         )
         return best
+
+
+def _no_capture_time(items: list[_Item]) -> str:
+    """Why the capture time cannot be inferred, and what to do, for any command.
+
+    ``captured`` in config.toml serves ``run``, ``serve`` and ``sources add``;
+    ``--captured`` exists only on ``parse`` (the adapter cannot tell which command
+    reads the page, so the message names both, each with its command).
+    """
+    prints_dates = any(
+        first_date_in(" ".join(line.text for line in [item.title, *item.summary])) for item in items
+    )
+    why = (
+        "no item that prints its own date has an age to the day ('2 weeks 3 days ago', "
+        "not '1 month ago') to infer it from"
+        if prints_dates
+        else "the page prints no dates to infer it from"
+    )
+    return (
+        f'the page dates items by age ("2 weeks ago") but its capture time is unknown and {why}; '
+        "set captured = YYYY-MM-DD for this source in config.toml (aggregator parse: "
+        "--captured YYYY-MM-DD)"
+    )
+
+
+def _stray(lines: tuple[Line, ...], content: list[int], previous: int | None, age: int) -> bool:
+    """Whether the line above the age at ``age`` (positions in ``content``) is the summary
+    of the item before, not a title: the age is page chrome ("1 hour 8 minutes ago" under
+    the last summary).
+
+    That line is then in the first paragraph after the previous age, and either right
+    under that age (no blank line between), or reads as prose right above this one
+    (headlines never end a sentence). So a headline-only item ("title, age, blank line,
+    title, age") stays an item.
+    """
+    if previous is None:
+        return False
+    above = age - 1
+    if any(not _touching(content, p, p + 1) for p in range(previous + 1, above)):
+        return False  # a blank line between the previous age's text and this line
+    if above == previous + 1 and _touching(content, previous, above):
+        return True
+    return _touching(content, above, age) and looks_like_prose(lines[content[above]].text)
+
+
+def _touching(content: list[int], first: int, second: int) -> bool:
+    """Whether two lines, by position in ``content``, have no blank line between them."""
+    return content[second] == content[first] + 1
+
+
+def _summary(
+    lines: tuple[Line, ...], ages: list[Age | None], indexes: list[int]
+) -> tuple[list[Line], Line | None]:
+    """The lines after an age (``indexes``, up to the next title) that are its summary:
+    the first paragraph (after a blank line or not), then each further paragraph that
+    reads as prose; not a stray age or what follows it (chrome). Also the first line of
+    other text ignored there, for a warning."""
+    summary: list[Line] = []
+    for count, index in enumerate(indexes):
+        line = lines[index]
+        if ages[index] is not None:
+            break  # a stray age: chrome, and whatever follows it
+        new_paragraph = count > 0 and index != indexes[count - 1] + 1
+        if new_paragraph and not looks_like_prose(line.text):
+            return summary, line
+        summary.append(line)
+    return summary, None
 
 
 def resolve_age(age: Age, captured: Captured, summary: str = "") -> Published:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from aggregator.dates import full_dates_in
+from aggregator.errors import SourceError
 from aggregator.model import Provenance, Published, SourceEntry
+from aggregator.text import MAX_TEXT, MAX_TITLE, NOT_XML, cap
 
 log = logging.getLogger("aggregator")
 
@@ -27,6 +29,16 @@ SNIFF_CHARS = 256 * 1024
 # Warnings one page logs (an item skipped, text ignored); the rest are counted in one more
 # line, so a large page of junk read with a forced kind does not print a line per line.
 MAX_WARNINGS = 20
+# Non-blank lines one page may hold. Each costs about 150 bytes (a Line and its text),
+# so 16 MB of one-letter lines would be 8 million of them and over a gigabyte; a saved
+# NATO page has a few hundred, the largest listing under the size cap about 300,000.
+MAX_LINES = 1_000_000
+
+# A run of text between line ends. Only "\r\n", "\r" and "\n" end a line, as an editor
+# counts lines: str.splitlines also splits at U+2028, U+2029, U+0085, form feed and other
+# separators, which cut a title in two and numbered lines differently from an editor;
+# within a line they are whitespace (normalise).
+_TEXT_RUN = re.compile(r"[^\r\n]+")
 
 
 def normalise(text: str) -> str:
@@ -34,9 +46,19 @@ def normalise(text: str) -> str:
 
     Any run of whitespace, no-break spaces included, becomes one space: ``str.split``
     splits on exactly what ``re``'s ``\\s`` matches, at a fifth of the cost of
-    ``re.sub(r"\\s+", " ", text)``.
+    ``re.sub(r"\\s+", " ", text)``. Characters XML cannot hold (an ESC in a title)
+    are dropped: kept, they made every RSS and Atom file of the run fail to render.
     """
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    # Whitespace controls (form feed, U+0085) are spaces by now; the rest go.
+    return " ".join(NOT_XML.sub("", text).split()) if NOT_XML.search(text) else text
+
+
+def _line_breaks(text: str, start: int, end: int) -> int:
+    """How many lines end in ``text[start:end]``: "\\r\\n", "\\r" or "\\n" each end one."""
+    return (
+        text.count("\n", start, end) + text.count("\r", start, end) - text.count("\r\n", start, end)
+    )
 
 
 def head(text: str) -> str:
@@ -45,14 +67,14 @@ def head(text: str) -> str:
         return text
     cut = text[:SNIFF_CHARS]
     # Drop the last, probably partial, line (unless it is the only one).
-    lines = cut.splitlines(keepends=True)
-    return "".join(lines[:-1]) if len(lines) > 1 else cut
+    end = max(cut.rfind("\n"), cut.rfind("\r"))
+    return cut[: end + 1] if end >= 0 else cut
 
 
 @dataclass(frozen=True, slots=True)
 class Line:
     number: int  # 1-based, as an editor shows it
-    text: str  # normalised; "" for a blank line
+    text: str  # normalised; "" for a blank line (one stands for a run of them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +93,36 @@ class Page:
     def from_text(
         cls, text: str, *, source: str, location: str, captured: Captured | None = None
     ) -> Page:
-        lines = tuple(
-            Line(number, normalise(raw)) for number, raw in enumerate(text.splitlines(), start=1)
-        )
-        return cls(source=source, location=location, lines=lines, captured=captured)
+        """The page's lines, numbered as an editor numbers them.
+
+        A run of blank lines is kept as one blank :class:`Line` (the layouts only ask
+        whether a blank separates two lines): a file of 16 MB of line ends once made a
+        Line per line, 1.6 GB. More than :data:`MAX_LINES` non-blank lines is an error.
+        """
+        lines: list[Line] = []
+        number, position, count = 1, 0, 0
+        for run in _TEXT_RUN.finditer(text):
+            breaks = _line_breaks(text, position, run.start())
+            if position == 0 and breaks:
+                _add_blank(lines, 1)  # the page opens with blank lines
+            elif breaks > 1:
+                _add_blank(lines, number + 1)  # one or more between this line and the last
+            number += breaks
+            position = run.end()
+            value = normalise(run.group())
+            if not value:
+                _add_blank(lines, number)
+                continue
+            count += 1
+            if count > MAX_LINES:
+                raise SourceError(
+                    source,
+                    f"{location}:{number}",
+                    f"saved page has more than {MAX_LINES:,} non-blank lines; save only the "
+                    "news listing part of the page, or split it into several sources",
+                )
+            lines.append(Line(number, value))
+        return cls(source=source, location=location, lines=tuple(lines), captured=captured)
 
     def reference_day(self) -> date | None:
         """The day that gives a year to dates printed without one: the capture day,
@@ -97,10 +145,13 @@ class Page:
         summary: str = "",
         author: str | None = None,
     ) -> SourceEntry:
+        if len(title) > MAX_TITLE or len(summary) > MAX_TEXT:
+            # As live feeds are capped: a page of one 16 MB line is not one 16 MB story.
+            self.warn(line, f"title over {MAX_TITLE:,} or summary over {MAX_TEXT:,} characters cut")
         return SourceEntry(
-            title=title,
+            title=cap(title, MAX_TITLE),
             published=published,
-            summary=summary,
+            summary=cap(summary, MAX_TEXT),
             provenance=Provenance(self.source, self.location, line.number),
             author=author,
         )
@@ -118,6 +169,12 @@ class Page:
             log.warning(
                 "%s: more than %d warnings; the rest are not shown", self.where(), number - 1
             )
+
+
+def _add_blank(lines: list[Line], number: int) -> None:
+    """A blank line at ``number``, unless the line before is blank already."""
+    if not lines or lines[-1].text:
+        lines.append(Line(number, ""))
 
 
 def blocks(lines: list[Line] | tuple[Line, ...]) -> Iterator[list[Line]]:
