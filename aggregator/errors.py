@@ -32,7 +32,11 @@ class SourceError(AggregatorError):
     """
 
     def __init__(self, source: str, location: str, message: str) -> None:
-        text = f"{source}: {message}" if source == location else f"{source} ({location}): {message}"
+        # A file read under its own name (aggregator parse) is named once: "page.txt:3".
+        if source == location or location.startswith(f"{source}:"):
+            text = f"{location}: {message}"
+        else:
+            text = f"{source} ({location}): {message}"
         super().__init__(text)
         self.source = source
         self.location = location

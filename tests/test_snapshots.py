@@ -237,7 +237,7 @@ def test_page_of_too_many_lines_is_refused_in_one_line(monkeypatch: pytest.Monke
     with pytest.raises(SourceError) as raised:
         aggregator.parse_source(text.encode(), url="lines.txt", kind="listing")
     message = str(raised.value)
-    assert message.startswith("lines.txt (lines.txt:1002): saved page has more than 1,000 ")
+    assert message.startswith("lines.txt:1002: saved page has more than 1,000 ")
     assert "split it into several sources" in message
     assert "\n" not in message
 

@@ -173,8 +173,10 @@ def test_a_damaged_store_is_one_line(tmp_path: Path) -> None:
     assert run(config).returncode == 0
     store = tmp_path / "state" / "aggregator.sqlite3"
     with store.open("r+b") as file:
-        file.seek(5 * 4096)
-        file.write(bytes(range(256)) * 160)  # ten pages of what no page holds
+        page = int.from_bytes(file.read(18)[16:18], "big")  # the header's page size
+        size = store.stat().st_size
+        file.seek(page)
+        file.write(bytes(range(256)) * ((size - page) // 256))  # every page past the first
     for args in (["run"], ["explain", "Ukraine"], ["sources", "list"]):
         result = subprocess.run(
             [*AGGREGATOR, "--config", str(config), *args],

@@ -73,7 +73,8 @@ def choose_layout(page: Page) -> Layout:
             page.source,
             page.location,
             f"text fits no known page layout (expected one of {expected}); "
-            "set kind in config.toml if it is one of these",
+            "if it is one of these, set kind for this source in config.toml "
+            "(aggregator parse: --kind)",
         )
     return known[best]
 
