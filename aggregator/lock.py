@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import AggregatorError, WriteError, os_advice
 
 if TYPE_CHECKING:
+    import psycopg
+
     from aggregator.config import StoreSettings
 
 
@@ -95,6 +97,37 @@ def write_lock(settings: StoreSettings) -> AbstractContextManager[None]:
     return exclusive(settings.lock_path, settings.lock_timeout)
 
 
+def _advisory_holder(db: psycopg.Connection[Any], key: int) -> str:
+    """Who holds the advisory lock ``key`` in this database, as PostgreSQL knows it: the
+    holder's name (an aggregator's says its command, process id and host:
+    :func:`aggregator.store.postgres.application_name`) and since when it has held it
+    (its last statement, the one that took the lock, ended then). Empty when unknown."""
+    import psycopg
+
+    try:
+        row = db.execute(
+            "SELECT a.application_name, a.pid, coalesce(a.state_change, a.backend_start), "
+            "coalesce(a.client_hostname, host(a.client_addr)) "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid = %s AND l.objid = %s "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "LIMIT 1",
+            (key >> 32, key & 0xFFFFFFFF),
+        ).fetchone()
+    except psycopg.Error:
+        return ""
+    if row is None:
+        return ""  # released meanwhile, or its session is not ours to see
+    name, pid, since, client = row
+    who = name or f"database process {pid}"
+    if client:
+        who += f", from {client}"
+    if since is not None:
+        who += f", since {since.astimezone(UTC).isoformat(timespec='seconds')}"
+    return f" ({who})"
+
+
 @contextmanager
 def advisory(url: str, wait: float) -> Iterator[None]:
     """Hold the store's write lock on PostgreSQL, waiting at most ``wait`` seconds.
@@ -117,8 +150,9 @@ def advisory(url: str, wait: float) -> Iterator[None]:
             db.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
         except psycopg.errors.LockNotAvailable:
             raise LockTimeout(
-                f"{redact(url)}: another aggregator run or server is writing and did not "
-                f"finish within {wait:g} s; nothing was done, try again later"
+                f"{redact(url)}: another aggregator run or server is writing"
+                f"{_advisory_holder(db, WRITE_LOCK)} and did not finish within {wait:g} s; "
+                "nothing was done, try again later"
             ) from None
         except psycopg.Error as error:
             raise WriteError(

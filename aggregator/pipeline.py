@@ -30,7 +30,7 @@ from aggregator.model import Entry, Published, SourceEntry
 from aggregator.output import Staged, Stager, remove_stale_temporaries
 from aggregator.site import outputs
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
-from aggregator.store.leases import claim_sources, release_sources
+from aggregator.store.leases import claim_sources, give_back, release_sources
 
 if TYPE_CHECKING:  # the renderers, the plan and the topics load when they are used
     from aggregator.render import FeedSpec
@@ -493,7 +493,6 @@ def refresh(
     *,
     lock_whole_run: bool = True,
     force: bool = False,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     render_in_workers: bool = False,
 ) -> RunResult:
     """Read ``sources`` (default: all), fold them into the store, rewrite the feeds.
@@ -504,7 +503,6 @@ def refresh(
     (PostgreSQL), where leases already give each source to one worker, so that a run
     reading its sources does not hold up other workers' publishing.
     ``force`` asks every live source, even one whose last answer is still fresh;
-    ``clock`` tells the time the sources are released at (on a shared store).
     ``render_in_workers``: a large publish is rendered in the sandbox's workers, if
     they were started (to parse), rather than in this process (aggregator.site.parts).
     """
@@ -528,24 +526,31 @@ def refresh(
         # Holding the write lock for the whole run, nothing changes the store while the
         # sources are read: what they give is folded in meanwhile (Folding).
         folding = Folding(config, store, now) if lock_whole_run else None
-        outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)
-        # The renderers (Jinja2 and the templates, about 0.1 s) load when the publish
-        # first renders: loaded ahead, in a thread while the sources were read, they held
-        # the interpreter's lock from the event loop (docs/benchmarks.md, issue 14, eighth
-        # pass). On a shared store, where the lock is taken for the publish alone, they
-        # load before it, so that other workers' publishes do not wait on them.
-        runner = sandbox if render_in_workers and sandbox.started else None
-        report_outcomes(outcomes)
-        if not lock_whole_run:
-            if any(outcome.entries for outcome in outcomes):
-                from aggregator.site import parts
+        try:
+            outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)
+            # The renderers (Jinja2 and the templates, about 0.1 s) load when the publish
+            # first renders: loaded ahead, in a thread while the sources were read, they
+            # held the interpreter's lock from the event loop (docs/benchmarks.md, issue
+            # 14, eighth pass). On a shared store, where the lock is taken for the publish
+            # alone, they load before it, so that other workers' publishes do not wait.
+            runner = sandbox if render_in_workers and sandbox.started else None
+            report_outcomes(outcomes)
+            if not lock_whole_run:
+                if any(outcome.entries for outcome in outcomes):
+                    from aggregator.site import parts
 
-                parts.prepare()
-            stack.enter_context(write_lock(config.store))
-        result = publish(config, store, states, outcomes, now, runner, folding)
-        # Due one interval after the reads, which came after ``now``: counted from now,
-        # another worker could read a source again sooner than one interval after.
-        release_sources(store, config, outcomes, max(now, clock()))
+                    parts.prepare()
+                stack.enter_context(write_lock(config.store))
+            result = publish(config, store, states, outcomes, now, runner, folding)
+        except BaseException:
+            # Nothing of this run was kept: on a shared store its sources go back at
+            # once, not when their leases end.
+            give_back(store, claimed, now)
+            raise
+        # Due one interval (less its slack: leases.next_due) after this run began, as
+        # cron runs begin: counted from when the reads ended, a cron run every interval
+        # found its sources not yet due, and read them every other time.
+        release_sources(store, config, outcomes, now)
         return result
 
 

@@ -254,7 +254,7 @@ class Scheduler:
             log.error("%s", problem)
         except Exception as problem:  # never let one job kill the scheduler
             error = f"unexpected {type(problem).__name__}: {problem}"
-            log.exception("%s: unexpected error", name)
+            log.error("%s: %s", name, error)  # one line: the log shows no tracebacks
         outcome = result.outcomes[0] if result and result.outcomes else None
         if outcome is not None and outcome.error is not None:
             error = str(outcome.error)

@@ -38,10 +38,12 @@ import errno
 import gzip
 import hashlib
 import json
+import logging
 import re
 import socket
 import sqlite3
 import stat
+import sys
 import threading
 import time
 import tomllib
@@ -64,7 +66,7 @@ from starlette.routing import Route
 
 from aggregator.config import Config, ServeSettings, StoreSettings
 from aggregator.connections import Limits, limited_protocol
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, StoreError
 from aggregator.localfile import NotAFile, read_regular
 from aggregator.model import Entry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
@@ -86,6 +88,7 @@ from aggregator.text import NOT_XML
 from aggregator.topics import entry_text, term_pattern
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
+log = logging.getLogger("aggregator")
 FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<ext>rss|atom|json)$")
 FILTERS = ("q", "exclude", "limit")
 MAX_FILTER_TEXT = 100  # characters in q or exclude
@@ -307,6 +310,22 @@ class _Pieces(Response):
             )
 
 
+def _unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the store cannot be reached (it could not be opened, or
+    the PostgreSQL server restarted or went away), not that a search went wrong."""
+    if isinstance(error, StoreError):
+        return True
+    psycopg = sys.modules.get("psycopg")  # loaded only when the store is PostgreSQL
+    return psycopg is not None and isinstance(
+        error, psycopg.OperationalError | psycopg.InterfaceError
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class Busy(Exception):
     """No room for one more search, or it ran out of its time budget."""
 
@@ -354,14 +373,14 @@ class Searches:
     def _call(self, work: Callable[[StoreType, float], T], deadline: float) -> T:
         if time.monotonic() >= deadline:
             raise Busy("the search waited too long for its turn")
-        store: StoreType | None = getattr(self._local, "store", None)
-        if store is None:
-            store = self._local.store = open_store(self.store)
-        if isinstance(store, Store):
-            # SQLite calls this every few thousand steps: past the deadline, the query
-            # stops with "interrupted".
-            store.db.set_progress_handler(lambda: time.monotonic() >= deadline, 10_000)
         try:
+            store: StoreType | None = getattr(self._local, "store", None)
+            if store is None:
+                store = self._local.store = open_store(self.store)
+            if isinstance(store, Store):
+                # SQLite calls this every few thousand steps: past the deadline, the query
+                # stops with "interrupted".
+                store.db.set_progress_handler(lambda: time.monotonic() >= deadline, 10_000)
             return work(store, deadline)
         except OutOfTime as error:
             raise Busy(str(error)) from error
@@ -369,6 +388,21 @@ class Searches:
             if time.monotonic() >= deadline:
                 raise Busy("the search took too long") from error
             raise
+        except Exception as error:
+            if not _unreachable(error):
+                raise
+            # A database that restarted or went away: this thread's connection is dead.
+            # The next search opens a new one, so the searches come back with the server.
+            self._forget_store()
+            log.warning("a search could not reach the store: %s", _first_line(error))
+            raise Busy("the store cannot be reached now") from error
+
+    def _forget_store(self) -> None:
+        store: StoreType | None = getattr(self._local, "store", None)
+        self._local.store = None
+        if store is not None:
+            with contextlib.suppress(Exception):  # it is gone already
+                store.close()
 
     def close(self) -> None:
         """Close every thread's store connection (each in its own thread), then the pool.
@@ -475,6 +509,19 @@ def _for_browser(request: Request) -> bool:
     return _weights(",".join(request.headers.getlist("accept"))).get("text/html", 0.0) > 0
 
 
+# What a feed reader asks for when it wants a feed (some also take text/html, lower).
+FEED_WANTS = ("application/rss+xml", "application/atom+xml", "application/xml", "text/xml")
+
+
+def _wants_feed_page(request: Request) -> bool:
+    """Whether a request for an RSS or Atom feed wants the page made of it: HTML
+    preferred to every feed type (a browser: ``text/html,…,application/xml;q=0.9``),
+    not merely accepted (SimplePie, in FreshRSS and WordPress: ``…, text/html;q=0.7``)."""
+    weights = _weights(",".join(request.headers.getlist("accept")))
+    html = weights.get("text/html", 0.0)
+    return html > 0 and all(html > weights.get(kind, 0.0) for kind in FEED_WANTS)
+
+
 def _busy(text: str) -> Response:
     return PlainTextResponse(
         f"busy: {text}; try again in {RETRY_AFTER} s\n",
@@ -539,7 +586,7 @@ def create_app(
                 return await archived_entry(request, name)
             return PlainTextResponse("not written yet; try again shortly\n", status_code=503)
         plain, gzipped, negotiated = cached.plain, cached.gzipped, kind in ("rss", "atom")
-        if negotiated and _for_browser(request):
+        if negotiated and _wants_feed_page(request):
             kind = "html"
             plain, gzipped = await run_in_threadpool(feed_pages.page, cached.plain)
         return respond(request, kind, plain, gzipped, cached.last_modified, negotiated=negotiated)
@@ -602,7 +649,7 @@ def create_app(
             made = _variants(render(spec, chosen, datetime(2000, 1, 1, tzinfo=UTC)))
             return feed_pages.page(made[0]) if browser else made
 
-        browser = kind != "json" and _for_browser(request)
+        browser = kind != "json" and _wants_feed_page(request)
         try:
             plain, gzipped = await pool.run(choose)
         except Busy as error:
@@ -697,8 +744,8 @@ def create_app(
             # Links relative to where the request was, as every page's are.
             up = "../" * (request.url.path.count("/") - 1)
             body = render_not_found(site, root=f"{up}feeds/", search=f"{up}search")
-            return Response(body, status_code=404, media_type=CONTENT_TYPES["html"])
-        return PlainTextResponse("not found\n", status_code=404)
+            return Response(body, 404, {"Vary": "Accept"}, CONTENT_TYPES["html"])
+        return PlainTextResponse("not found\n", status_code=404, headers={"Vary": "Accept"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return not_found_for(request)

@@ -46,13 +46,21 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert config.sources[0].name == "page.txt"
 
 
-def test_patterns_that_match_something_are_kept(tmp_path: Path) -> None:
-    text = MINIMAL.replace(
-        'terms = ["Ukraine"]',
-        'terms = ["Ukraine"]\npatterns = ["nuclear|deterrence", "\\\\bNATO\\\\b"]',
-    )
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "nuclear|deterrence",
+        r"\bNATO\b",
+        r"^\s*$",  # anchored: it matches empty text, not every story (an empty summary)
+        "^.{0,15}$",
+        "^[^a-z]*$",
+    ],
+)
+def test_patterns_that_do_not_match_every_story_are_kept(tmp_path: Path, pattern: str) -> None:
+    as_toml = pattern.replace("\\", "\\\\")  # a TOML basic string doubles backslashes
+    text = MINIMAL.replace('terms = ["Ukraine"]', f'terms = ["Ukraine"]\npatterns = ["{as_toml}"]')
     [topic] = load_config(write(tmp_path, text)).topics
-    assert topic.rules[0].patterns == ("nuclear|deterrence", r"\bNATO\b")
+    assert topic.rules[0].patterns == (pattern,)
 
 
 def test_file_urls_read_as_browsers_write_them(

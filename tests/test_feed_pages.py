@@ -12,6 +12,7 @@ from lxml import html as lxml_html
 
 from aggregator.render import render_atom, render_rss
 from aggregator.server import FeedPages, _variants
+from aggregator.site.pages import Site
 from tests.test_render_direct import random_feed
 
 XML_SPACE = re.compile(r"[ \t\r\n]+")  # what XPath's normalize-space collapses
@@ -38,3 +39,26 @@ def test_a_feed_page_shows_every_title_as_written(seed: int) -> None:
         assert shown == [spaced(entry.title) for entry in entries], render.__name__
         assert not tree.xpath("//script | //b | //p[@class='x']")  # text, never a tag
         assert pages.page(feed) is pages.page(feed)  # made once per version of a feed
+
+
+def test_a_story_page_puts_its_contents_headings_below_its_own() -> None:
+    """The page's h1 is the story's title and its sections are h2: the story's own
+    headings come two levels down; an attribute that reads like a tag stays as it is."""
+    import random
+    from dataclasses import replace
+
+    from aggregator.site.pages import render_entry
+    from tests.test_render_direct import random_entry
+
+    site = Site("NATO news", "d", "https://agg.example/feeds/")
+    content = (
+        '<h1>Inner</h1><p>x <img src="https://a.example/i.png" alt="<h1> &amp; <h2>"></p>'
+        "<h2>Sub</h2><h6>Deep</h6>"
+    )
+    entry = replace(random_entry(random.Random(1), 1), content_html=content)
+    page = lxml_html.fromstring(render_entry(site, entry, {}))
+    assert [h.tag for h in page.iter("h1", "h2", "h3", "h4", "h5", "h6")] == [
+        "h1", "h3", "h4", "h6", "h2",
+    ]  # fmt: skip
+    assert page.xpath("string(//h1)") == entry.title
+    assert page.xpath("//img/@alt") == ["<h1> & <h2>"]

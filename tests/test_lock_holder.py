@@ -1,7 +1,9 @@
-"""The write lock's message names who holds it: process id, command and since when."""
+"""The write lock's message names who holds it: process id, command and since when (the
+lock file beside an SQLite store, PostgreSQL's advisory lock)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.lock import LockTimeout, exclusive
+from aggregator.lock import LockTimeout, advisory, exclusive
+from tests.pgcluster import Cluster
 
 HOLD = """
 import sys, time
@@ -45,4 +48,44 @@ def test_a_lock_timeout_names_the_holder(tmp_path: Path) -> None:
     assert before <= datetime.fromisoformat(since) <= datetime.now(UTC)
     assert message.endswith("did not finish within 0.2 s; nothing was done, try again later")
     with exclusive(lock, wait=5):  # the holder is gone: the kernel released its lock
+        pass
+
+
+HOLD_ADVISORY = """
+import sys, time
+from aggregator.lock import advisory
+url = sys.argv[1]
+sys.argv = ["aggregator", "serve", "--port", "8123"]
+with advisory(url, 5):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_postgresql_lock_timeout_names_the_holder(postgres: Cluster) -> None:
+    """PostgreSQL knows who holds the advisory lock: the holder's connection is named
+    after its command, process id and host, and the lock was taken when its last
+    statement ended."""
+    url = postgres.new_database()
+    before = datetime.now(UTC).replace(microsecond=0)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_ADVISORY, url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(LockTimeout) as caught, advisory(url, wait=0.2):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    message = str(caught.value)
+    who = f"aggregator serve --port 8123 pid {holder.pid} on {socket.gethostname()}"
+    prefix = f"{url}: another aggregator run or server is writing ({who}, since "
+    assert message.startswith(prefix), message
+    since = message[len(prefix) :].split(")", 1)[0]
+    assert before <= datetime.fromisoformat(since) <= datetime.now(UTC)
+    assert message.endswith("did not finish within 0.2 s; nothing was done, try again later")
+    with advisory(url, wait=10):  # the holder is gone: PostgreSQL released its lock
         pass

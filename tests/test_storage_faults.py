@@ -166,6 +166,43 @@ def test_full_disk_under_the_store_is_one_line_and_loses_nothing(tmp_path: Path)
     assert (report / "store-before").read_text() == (report / "store-after").read_text()
 
 
+def test_full_disk_under_a_closed_store_says_so_when_opening(tmp_path: Path) -> None:
+    """A closed store on a full disk cannot be opened (WAL needs its -shm file), and
+    SQLite says only "disk I/O error": the line says the disk is full and what to do."""
+    disk, report = tmp_path / "disk", tmp_path / "report"
+    disk.mkdir()
+    report.mkdir()
+    write_project(disk, SEEDS[:1])
+    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    script = f"""
+        mkdir {tmp_path}/copy
+        cp -r {disk}/. {tmp_path}/copy
+        mount -t tmpfs -o size=4m tmpfs {disk}
+        cp -r {tmp_path}/copy/. {disk}
+        cd {disk}
+        {command} --config config.toml run
+        ls state > {report}/closed
+        sha256sum state/aggregator.sqlite3 > {report}/store-before
+        dd if=/dev/zero of=.filler bs=4k 2>/dev/null || true
+        rc=0; {command} --config config.toml run 2> {report}/run || rc=$?
+        echo $rc > {report}/run.rc
+        rc=0; {command} --config config.toml sources list 2> {report}/sources || rc=$?
+        echo $rc > {report}/sources.rc
+        rm .filler
+        sha256sum state/aggregator.sqlite3 > {report}/store-after
+    """
+    result = in_private_mounts(script)
+    assert result.returncode == 0, result.stderr
+    closed = (report / "closed").read_text().split()
+    assert closed == ["aggregator.sqlite3", "aggregator.sqlite3.lock"]  # no -wal, no -shm
+    for command in ("run", "sources"):
+        assert (report / f"{command}.rc").read_text().strip() == "4"
+        line = one_line((report / command).read_text())
+        assert str(disk / "state" / "aggregator.sqlite3") in line, line
+        assert "the disk is full; free some disk space" in line, line
+    assert (report / "store-before").read_text() == (report / "store-after").read_text()
+
+
 def test_a_damaged_store_is_one_line(tmp_path: Path) -> None:
     """Pages in the middle of the store overwritten (a disk fault, a bad copy): each
     command that meets them says which store is damaged and what to do, and exits 4."""

@@ -8,6 +8,7 @@ PostgreSQL's migration lock).
 from __future__ import annotations
 
 import contextlib
+import random
 import sqlite3
 import subprocess
 import sys
@@ -190,6 +191,23 @@ def test_find_by_id_title_or_words(store: StoreType) -> None:
     assert store.find("50%_") == []
 
 
+def long_title(seed: int) -> str:
+    """1,000 CJK characters (the title cap), 3,000 bytes of UTF-8, that do not compress."""
+    rnd = random.Random(seed)
+    return "".join(chr(rnd.randint(0x4E00, 0x9FFF)) for _ in range(1000))
+
+
+def test_a_title_long_in_bytes_is_stored_found_and_merged(store: StoreType) -> None:
+    """PostgreSQL's b-tree rows hold 2,704 bytes: such a title once failed every run."""
+    title = long_title(7)
+    add(store, [item(title, date(2024, 1, 1), "a"), item("Short one", date(2024, 1, 1))])
+    add(store, [item(title, date(2024, 1, 1), "b")], NOW + timedelta(hours=1))
+    [entry] = store.find(title)
+    assert entry.title == title
+    assert [p.source for p in entry.sources] == ["a", "b"]
+    assert store.counts()["all"] == 2
+
+
 def test_meta_and_fetch_state_are_replaced_not_added(store: StoreType) -> None:
     with store.transaction():
         store.set_meta("version", "1")
@@ -287,8 +305,10 @@ def _old_store(settings: StoreSettings, version: int) -> None:
     ]
     if settings.url:
         with psycopg.connect(settings.url, autocommit=True) as db, db.transaction():
-            for migration in MIGRATIONS[:version]:
-                migration(db.execute, POSTGRESQL)
+            for migration in MIGRATIONS[:version]:  # with psycopg's placeholders
+                migration(
+                    lambda sql, *params: db.execute(sql.replace("?", "%s"), *params), POSTGRESQL
+                )
             db.execute("CREATE TABLE schema_version (version INTEGER)")
             db.execute("INSERT INTO schema_version VALUES (%s)", (version,))
             for sql, params in rows if version else []:
@@ -427,6 +447,58 @@ def test_errors_name_the_url_without_its_password(postgres: Cluster) -> None:
     message = str(caught.value)
     assert message.startswith("postgresql://nobody@/missing_db")
     assert "s3cret" not in message and "\n" not in message
+
+
+def test_a_user_without_create_rights_is_told_which_to_get(postgres: Cluster) -> None:
+    """Since PostgreSQL 15 only the database's owner may create tables in schema
+    public: CREATE on the database is not what is missing, CREATE on the schema is."""
+    url = postgres.new_database()
+    database = url.split("?")[0].rsplit("/", 1)[1]
+    reader = f"reader_{database}"  # roles are the cluster's: one for this test only
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f"CREATE ROLE {reader} LOGIN")
+        db.execute(f'GRANT CREATE ON DATABASE "{database}" TO {reader}')  # not enough
+    as_reader = url.replace(f"{postgres.user}@", f"{reader}@")
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(as_reader)
+    message = str(caught.value)
+    assert message.startswith(f"{as_reader}: cannot create or upgrade the store's tables: ")
+    assert message.endswith(
+        f"; the user {reader} needs CREATE on schema public (GRANT CREATE ON SCHEMA public "
+        f"TO {reader}) or to own the database (nothing was changed)"
+    )
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f"GRANT CREATE ON SCHEMA public TO {reader}")  # what it said
+    with PostgresStore(as_reader) as store:
+        assert store.schema_version == len(MIGRATIONS)
+
+
+def test_title_lookups_use_the_title_index(postgres: Cluster) -> None:
+    """The hash index on title keys (schema 6) serves a run's candidates lookup
+    (``title_key IN (…)``) and find's ``title_key = ?``, on a store of thousands."""
+    url = postgres.new_database()
+    with PostgresStore(url) as store:
+        add(
+            store,
+            [item(f"Story {n}", date(2024, 1, 1) + timedelta(days=n % 300)) for n in range(3000)],
+        )
+        add(store, [item(long_title(n), date(2024, 2, 2)) for n in range(20)])
+        store.db.execute("ANALYZE entries")
+        keys = ["story 12", "story 2999", "nothing like it"]
+        plans = {
+            "in": store.db.execute(
+                "EXPLAIN SELECT id FROM entries WHERE title_key IN (%s, %s, %s)", keys
+            ).fetchall(),
+            "equal": store.db.execute(
+                "EXPLAIN SELECT id FROM entries WHERE title_key = %s", (keys[0],)
+            ).fetchall(),
+        }
+        for plan in plans.values():
+            text = "\n".join(row[0] for row in plan)
+            assert "entries_by_title" in text and "Seq Scan" not in text, text
+        assert [e.title for e in store.find("Story 12")] == ["Story 12"]
+        found = store.candidates(["story 12", "story 2999", "nothing like it"])
+        assert sorted(found) == ["story 12", "story 2999"]
 
 
 @pytest.mark.parametrize("days", [1, 365, 739_000, 740_000, 1_000_000])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -34,15 +33,17 @@ if TYPE_CHECKING:
 
 
 # Punctuation people type around a word or a phrase ("Ukraine?", "(NATO)", a quoted
-# phrase), not part of what they look for. Curly quotes are straight after fold().
-AROUND = "\"'«»()[]{}<>¿¡?!.,;:"
+# phrase), not part of what they look for. Curly quotes are straight after fold(). A
+# full stop only ends a term ("U.S." is "U.S"): ".NET" keeps its own.
+BEFORE = "\"'«»([{<¿¡"
+AFTER = "\"'«»)]}>?!.,;:"
 
 
 def typed_term(text: str) -> str:
-    """A word or phrase as typed, as it is looked for: composed (NFC, as news text is
-    written), quotes folded (:func:`~aggregator.text.fold`), without the punctuation
-    around it. "" when nothing is left."""
-    return fold(unicodedata.normalize("NFC", text)).strip().strip(AROUND).strip()
+    """A word or phrase as typed, as it is looked for: quotes folded
+    (:func:`~aggregator.text.fold`), without the punctuation around it. "" when
+    nothing is left."""
+    return fold(text).strip().lstrip(BEFORE).rstrip(AFTER).strip()
 
 
 class QueryError(ValueError):

@@ -45,6 +45,12 @@ def copy_store(source: StoreSettings, target: StoreSettings) -> dict[str, int]:
     if same:
         where = redact(target.url) if target.url else str(target.path)
         raise ConfigError(f"--to {where}", "is the store being copied; name another store")
+    if not source.url and not source.path.exists():
+        # Not opened (which would make an empty store there, and "copy" it), nor locked.
+        raise ConfigError(
+            "store copy",
+            f"no store at {source.path}; check [store] path (nothing was copied)",
+        )
     with write_lock(source), open_store(source) as origin, open_store(target) as copy:
         filled = {table: n for table in TABLES if (n := copy.rows(table))}
         if filled:

@@ -47,10 +47,19 @@ def claim_sources(
     return [s for s in sources if s.name in claimed]
 
 
+# A source is due again one interval after the run that read it began, less this much
+# of the interval (at most MAX_SLACK): a cron run every interval finds it due even when
+# its interpreter started a moment sooner than the last one's.
+SLACK = 0.1
+MAX_SLACK = timedelta(minutes=1)
+
+
 def next_due(config: Config, outcome: Outcome, now: datetime) -> datetime:
-    """When a source that was just read is due again: one interval on, or later if asked."""
+    """When a source that was just read is due again: one interval on (less the
+    slack), or later if asked."""
     minutes = outcome.source.interval_minutes or config.schedule.interval_minutes
-    due = now + timedelta(minutes=minutes)
+    interval = timedelta(minutes=minutes)
+    due = now + interval - min(interval * SLACK, MAX_SLACK)
     if outcome.not_before is not None and outcome.not_before > due:
         due = outcome.not_before
     return due
@@ -63,3 +72,15 @@ def release_sources(
     if store.shared:
         for outcome in outcomes:
             store.release(outcome.source.name, holder=worker(), due=next_due(config, outcome, now))
+
+
+def give_back(store: StoreType, sources: Sequence[SourceConfig], now: datetime) -> None:
+    """Release the claims of a run that failed before it finished: its sources are due
+    at once, for the next worker or run (their leases would otherwise hold them until
+    they end). Best effort: a store that cannot be written leaves them to the leases."""
+    if store.shared:
+        for source in sources:
+            try:
+                store.release(source.name, holder=worker(), due=now)
+            except Exception:  # the store itself failed: the lease ends in its time
+                return

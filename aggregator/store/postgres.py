@@ -15,7 +15,10 @@ latest committed state, as a read of the SQLite file does.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import socket
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,6 +26,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from aggregator.errors import StoreError, WriteError
 from aggregator.store.migrations import MIGRATIONS, POSTGRESQL, Dialect
@@ -59,14 +63,31 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def application_name() -> str:
+    """Who we are, for ``pg_stat_activity`` (where a waiter for the write lock reads who
+    holds it): the command (URLs without their passwords), process id and host, in the
+    63 ASCII bytes PostgreSQL keeps."""
+    tail = f" pid {os.getpid()} on {socket.gethostname()}"
+    words = ["aggregator", *(redact(a) if is_url(a) else a for a in sys.argv[1:])]
+    head = " ".join(words).encode("ascii", "replace").decode()
+    room = 63 - len(tail.encode("ascii", "replace"))
+    if len(head) > room:
+        head = head[: max(0, room - 3)] + "..."
+    return (head + tail).encode("ascii", "replace").decode()[:63]
+
+
 def connect(url: str, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
-    """An autocommit connection, or a one-line StoreError naming the URL."""
+    """An autocommit connection, or a one-line StoreError naming the URL.
+
+    It is named (``application_name``) by :func:`application_name` unless the URL or
+    ``PGAPPNAME`` names it already."""
     try:
+        named = conninfo_to_dict(url).get("application_name") or os.environ.get("PGAPPNAME")
         return psycopg.connect(
             url,
             autocommit=True,
             connect_timeout=max(1, round(timeout)),
-            application_name="aggregator",
+            application_name=str(named or application_name()),
         )
     except psycopg.Error as error:
         raise StoreError(
@@ -128,10 +149,19 @@ class PostgresStore(SQLStore):
                     MIGRATIONS[number](self._execute, POSTGRESQL)
                 self.db.execute("DELETE FROM schema_version")
                 self.db.execute("INSERT INTO schema_version VALUES (%s)", (len(MIGRATIONS),))
+        except psycopg.errors.InsufficientPrivilege as error:
+            # Tables go in schema public: since PostgreSQL 15 only its owner (the
+            # database's owner) may create there unless granted.
+            user = self.db.info.user
+            raise StoreError(
+                f"{self.where}: cannot create or upgrade the store's tables: {problem(error)}; "
+                f"the user {user} needs CREATE on schema public (GRANT CREATE ON SCHEMA "
+                f"public TO {user}) or to own the database (nothing was changed)"
+            ) from error
         except psycopg.Error as error:
             raise StoreError(
                 f"{self.where}: cannot create or upgrade the store's tables: {problem(error)}; "
-                "the user needs CREATE on the database (nothing was changed)"
+                "check the database and try again (nothing was changed)"
             ) from error
 
     def _read_version(self) -> int:
@@ -166,6 +196,19 @@ class PostgresStore(SQLStore):
     def release(self, source: str, *, holder: str, due: datetime) -> None:
         with self.transaction():
             self._release(source, holder=holder, due=due)
+
+    def dump(self, table: str, batch: int = 1000) -> Iterator[tuple[Any, ...]]:
+        """Every row of ``table``, ``batch`` rows at a time from a server-side cursor.
+
+        psycopg's ordinary cursor receives the whole result before the first row: a copy
+        of 18,000 entries held 480 MB. A named cursor lives in a transaction (a savepoint
+        of the caller's, if any), which ends when the rows do or the reader stops.
+        """
+        with self.db.transaction(), self.db.cursor(name=f"aggregator_dump_{table}") as cursor:
+            cursor.itersize = batch
+            cursor.execute(self._dump_query(table))
+            while rows := cursor.fetchmany(batch):
+                yield from (tuple(row) for row in rows)
 
     # -- the search index: a GIN index over each entry's words (migrations.v5) ---------------
 

@@ -579,10 +579,15 @@ class SQLStore:
 
     # -- copying ------------------------------------------------------------------------------
 
-    def dump(self, table: str) -> Iterator[tuple[Any, ...]]:
+    def _dump_query(self, table: str) -> str:
         order = ORDER[table].format(order=self.dialect.order_column)
-        cursor = self._execute(f"SELECT {TABLES[table]} FROM {table} ORDER BY {order}")
-        while rows := cursor.fetchmany(1000):
+        return f"SELECT {TABLES[table]} FROM {table} ORDER BY {order}"
+
+    def dump(self, table: str, batch: int = 1000) -> Iterator[tuple[Any, ...]]:
+        """Every row of ``table``, in a stable order, ``batch`` rows at a time (SQLite's
+        cursor steps through the file: nothing more is read ahead)."""
+        cursor = self._execute(self._dump_query(table))
+        while rows := cursor.fetchmany(batch):
             yield from (tuple(row) for row in rows)
 
     def rows(self, table: str) -> int:

@@ -10,6 +10,7 @@ The queries themselves are shared with PostgreSQL (:mod:`aggregator.store.sql`).
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ FEW = 1000  # below this many entries, sorting the index's list is quick enough
 # a tenth and leave a steady run as it was; 32 KB pages slowed a steady run
 # (docs/benchmarks.md, issue 14, tenth pass).
 PAGE_SIZE = 16384
+# Less free space than this where the store is, and an I/O error opening it is taken for
+# a full disk: a closed store's -shm file (32 KB) and a page or two of WAL did not fit.
+NEARLY_FULL = 1 << 20
 
 
 def _check_damage(error: sqlite3.DatabaseError, path: Path) -> None:
@@ -150,7 +154,8 @@ class Store(SQLStore):
             if hasattr(self, "db"):
                 self.db.close()
             if isinstance(error, sqlite3.Error):
-                raise StoreError(f"{path}: cannot open the store: {_advice(error)}") from error
+                advice = _open_advice(error, path)
+                raise StoreError(f"{path}: cannot open the store: {advice}") from error
             if isinstance(error, OSError):
                 raise StoreError(f"{path}: cannot open the store: {os_advice(error)}") from error
             raise
@@ -172,7 +177,8 @@ class Store(SQLStore):
                 store.db.close()
             if isinstance(error, StoreError):
                 raise
-            raise StoreError(f"{path}: cannot read the store: {_advice(error)}") from error
+            advice = _open_advice(error, path)
+            raise StoreError(f"{path}: cannot read the store: {advice}") from error
         return store
 
     @property
@@ -279,6 +285,26 @@ def _phrase(words: Sequence[str]) -> str:
     """Words as one FTS5 string: inside double quotes ``AND``, ``NEAR``, ``*``, ``-`` or
     ``:`` are text, and a double quote is doubled."""
     return '"' + " ".join(words).replace('"', '""') + '"'
+
+
+def _open_advice(error: sqlite3.Error, path: Path) -> str:
+    """:func:`_advice`, and on a "disk I/O error" whether the disk is full: opening a
+    closed store in WAL mode makes its -shm file, which a full disk refuses (SQLite says
+    no more than "disk I/O error")."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # an extended code's primary one
+    if code == sqlite3.SQLITE_IOERR and _nearly_full(path.parent):
+        return (
+            f"{error}: the disk is full; free some disk space and run again (nothing was changed)"
+        )
+    return _advice(error)
+
+
+def _nearly_full(directory: Path) -> bool:
+    """Whether the file system holding ``directory`` has less than NEARLY_FULL free."""
+    try:
+        return shutil.disk_usage(directory).free < NEARLY_FULL
+    except OSError:
+        return False
 
 
 def _advice(error: sqlite3.Error) -> str:
