@@ -503,3 +503,45 @@ def test_a_task_that_cannot_be_pickled_costs_no_worker() -> None:
         thread.join()
         assert answers == [5]
         assert box.call(_pid) == pid  # the same worker
+
+
+def test_a_worker_whose_run_was_killed_mid_parse_ends_quietly() -> None:
+    """Killed while a worker parses for it, the run leaves no traceback on its terminal
+    (under cron, in the mail): the worker finds the pipe closed and ends."""
+    import signal
+    import time
+
+    script = (
+        "import sys, threading\n"
+        "from aggregator.live.sandbox import Sandbox\n"
+        "items = ''.join(f'<item><title>Story {n}</title><description>'\n"
+        "    + 'word ' * 40 + f'</description><guid>g{n}</guid></item>' for n in range(30000))\n"
+        'data = (\'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>\'\n'
+        "    + items + '</channel></rss>').encode()\n"
+        "box = Sandbox(workers=1, timeout=60, fork_ahead=True)\n"
+        "box.warm()\n"
+        "threading.Thread(target=lambda: box.parse(data, url='https://e.org/a', name='a'),\n"
+        "    daemon=True).start()\n"
+        "print(box._all[0].process.pid, flush=True)\n"
+        "threading.Event().wait(60)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    worker = int(process.stdout.readline())
+    time.sleep(0.3)  # the document is sent and being parsed
+    assert running(worker)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and running(worker):
+        time.sleep(0.05)
+    assert not running(worker)
+    errors = process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+    assert errors == "", errors

@@ -108,15 +108,18 @@ def _serve(conn: Connection, memory: int, forked: bool = False, lazy: bool = Fal
     while True:
         try:
             kind, *task = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the run ended, or was killed: nothing to answer
             return
         loaded = loaded or _load_parsers(memory)
         if kind == "call":
             answer = _call(*task)
             try:
                 conn.send(answer)
+            except OSError:  # the run is gone (killed): no traceback on its terminal
+                return
             except Exception as error:  # pickled before anything is written
-                conn.send(("error", f"its result could not be sent back: {error}"))
+                if not _send(conn, ("error", f"its result could not be sent back: {error}")):
+                    return
             continue
         data, url, name, content_type, max_entries, known = task
         from aggregator.live.document import pack
@@ -145,7 +148,18 @@ def _serve(conn: Connection, memory: int, forked: bool = False, lazy: bool = Fal
             reply = ("error", f"parsing needed more than {memory >> 20} MB; document refused")
         except Exception as error:
             reply = ("error", f"parser failed: {type(error).__name__}: {error}")
+        if not _send(conn, reply):
+            return
+
+
+def _send(conn: Connection, reply: tuple[str, Any]) -> bool:
+    """Send ``reply``; False when the run is gone (it was killed: the pipe is closed),
+    so that the worker ends quietly instead of printing a traceback where cron mails it."""
+    try:
         conn.send(reply)
+    except OSError:
+        return False
+    return True
 
 
 def _load_parsers(memory: int) -> bool:

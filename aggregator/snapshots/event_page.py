@@ -61,14 +61,19 @@ class EventPageLayout:
 
         Whether a line reads as prose does not tell a headline from a teaser: a headline
         may end in a quoted sentence ('Stoltenberg: “Allies will support Ukraine.”').
-        Where it stands does: under a headline, after a teaser closed by "[…]".
+        Where it stands does: under a headline, after a teaser closed by "[…]". Under a
+        headline, a line that reads as no teaser at all (neither prose nor cut off) is
+        the next headline: the one above it has no teaser.
         """
         pairs: list[tuple[Line, list[Line]]] = []
-        for line in page.content():
+        lines = list(page.content())
+        for number, line in enumerate(lines):
             if END.match(line.text):
                 break  # the page's footer follows
             teaser = pairs[-1][1] if pairs else None
-            if teaser is not None and not teaser:
+            following = lines[number + 1].text if number + 1 < len(lines) else None
+            last = following is None or END.match(following) is not None  # a page cut short
+            if teaser is not None and not teaser and (last or _teaser_like(line.text)):
                 teaser.append(line)  # the line right under a headline: its teaser
             elif teaser and not CUT_MARK.search(teaser[-1].text) and looks_like_prose(line.text):
                 teaser.append(line)  # a teaser that runs over two paragraphs
@@ -88,6 +93,20 @@ class EventPageLayout:
             return page.reference_day()
         own = (first_date_in(" ".join(line.text for line in teaser)) for _, teaser in pairs)
         return max((day for day in own if day is not None), default=None)
+
+
+# A sentence's end: a headline has none ("Environment, climate change and security"), a
+# teaser has, however short ("NATO condemns the attack.").
+_SENTENCE_END = re.compile(r"[.!?…][\"”’»)]*\s*$")
+
+
+def _teaser_like(text: str) -> bool:
+    """Whether a line under a headline can be its teaser: prose, cut off, or a sentence."""
+    return (
+        looks_like_prose(text)
+        or CUT_MARK.search(text) is not None
+        or _SENTENCE_END.search(text) is not None
+    )
 
 
 EVENT_PAGE = EventPageLayout()
