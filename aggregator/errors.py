@@ -84,3 +84,29 @@ def os_advice(error: OSError) -> str:
     if advice is not None:
         return advice
     return f"{error.strerror or error}; check the path and its permissions"
+
+
+def redact(url: str) -> str:
+    """The URL without its password (in its user part or a ``password`` parameter), for
+    messages, logs and whatever other users can read."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = parts.query
+    if "password" in query:
+        pairs = [(k, v) for k, v in parse_qsl(query) if k != "password"]
+        query = urlencode(pairs, safe="/:")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def command_line() -> str:
+    """This process's command as typed, its URLs without their passwords (the lock file
+    and PostgreSQL's activity list show it to other users)."""
+    import sys
+
+    words = [redact(word) if "://" in word else word for word in sys.argv[1:]]
+    return " ".join(["aggregator", *words])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aggregator.errors import AggregatorError, WriteError, os_advice
+from aggregator.errors import AggregatorError, WriteError, command_line, os_advice
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,7 +49,7 @@ def _holder(fd: int) -> str:
 def _me() -> bytes:
     """What a holder writes in the lock file: pid, since when, which command."""
     since = datetime.now(UTC).isoformat(timespec="seconds")
-    command = " ".join(["aggregator", *sys.argv[1:]])[:400]
+    command = command_line()[:400]
     return f"{os.getpid()}\n{since}\n{command}\n".encode()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aggregator import lock
 from aggregator.lock import LockTimeout, advisory, exclusive
 from tests.pgcluster import Cluster
 
@@ -89,3 +90,16 @@ def test_a_postgresql_lock_timeout_names_the_holder(postgres: Cluster) -> None:
     assert message.endswith("did not finish within 0.2 s; nothing was done, try again later")
     with advisory(url, wait=10):  # the holder is gone: PostgreSQL released its lock
         pass
+
+
+def test_the_lock_file_shows_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone who can read the store's folder reads the lock file: a store URL typed on
+    the command line is written there without its password."""
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["aggregator", "store", "copy", "--to", "postgresql://agg:s3cret@db.example/news"],
+    )
+    written = lock._me().decode()
+    assert "s3cret" not in written
+    assert "aggregator store copy --to postgresql://agg@db.example/news" in written

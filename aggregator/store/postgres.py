@@ -18,37 +18,22 @@ import functools
 import os
 import re
 import socket
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from aggregator.errors import StoreError, WriteError
+from aggregator.errors import StoreError, WriteError, command_line
+from aggregator.errors import redact as redact  # where it was, for the callers here
 from aggregator.store.migrations import MIGRATIONS, POSTGRESQL, Dialect
 from aggregator.store.sql import SQLStore, utc_text
 
 # pg_advisory_lock keys (any 64-bit numbers, the same in every instance).
 MIGRATION_LOCK = 0x616767_0001  # "agg" 1: migrating the schema
 WRITE_LOCK = 0x616767_0002  # "agg" 2: one writer of the store and the feeds at a time
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = parts.query
-    if "password" in query:
-        pairs = [(k, v) for k, v in parse_qsl(query) if k != "password"]
-        query = urlencode(pairs, safe="/:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def problem(error: psycopg.Error) -> str:
@@ -68,8 +53,7 @@ def application_name() -> str:
     holds it): the command (URLs without their passwords), process id and host, in the
     63 ASCII bytes PostgreSQL keeps."""
     tail = f" pid {os.getpid()} on {socket.gethostname()}"
-    words = ["aggregator", *(redact(a) if is_url(a) else a for a in sys.argv[1:])]
-    head = " ".join(words).encode("ascii", "replace").decode()
+    head = command_line().encode("ascii", "replace").decode()
     room = 63 - len(tail.encode("ascii", "replace"))
     if len(head) > room:
         head = head[: max(0, room - 3)] + "..."
