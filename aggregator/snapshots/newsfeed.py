@@ -87,18 +87,24 @@ class NewsfeedLayout:
         content = [i for i, line in enumerate(lines) if line.text]
         pairs: list[tuple[int, int]] = []  # (title, age) as positions in content
         previous_age: int | None = None  # position in content
+        # A page saved without blank lines cannot tell a summary from a headline that
+        # ends a sentence by the blank line above it: there, no line is taken as prose.
+        spaced = any(not _touching(content, p, p + 1) for p in range(len(content) - 1))
         for position, index in enumerate(content):
             if ages[index] is None:
                 continue
             titled = position > 0 and ages[content[position - 1]] is None
-            if titled and not _stray(lines, content, previous_age, position):
+            if titled and not _stray(lines, content, previous_age, position, spaced=spaced):
                 pairs.append((position - 1, position))
             previous_age = position
         items = []
         for number, (title, age) in enumerate(pairs):
             # The summary runs to the next title, or the next age (a stray one: chrome).
-            end = pairs[number + 1][0] if number + 1 < len(pairs) else len(content)
-            summary, ignored = _summary(lines, ages, content[age + 1 : end])
+            # The last item's ends with its first paragraph: what follows it on the page
+            # is the page's own text (a footer, a notice), which no next title bounds.
+            last = number + 1 == len(pairs)
+            end = len(content) if last else pairs[number + 1][0]
+            summary, ignored = _summary(lines, ages, content[age + 1 : end], more=not last)
             age_value = ages[content[age]]
             assert age_value is not None
             items.append(_Item(lines[content[title]], age_value, summary, ignored))
@@ -160,7 +166,9 @@ def _no_capture_time(items: list[_Item]) -> str:
     )
 
 
-def _stray(lines: tuple[Line, ...], content: list[int], previous: int | None, age: int) -> bool:
+def _stray(
+    lines: tuple[Line, ...], content: list[int], previous: int | None, age: int, *, spaced: bool
+) -> bool:
     """Whether the line above the age at ``age`` (positions in ``content``) is the summary
     of the item before, not a title: the age is page chrome ("1 hour 8 minutes ago" under
     the last summary).
@@ -177,7 +185,9 @@ def _stray(lines: tuple[Line, ...], content: list[int], previous: int | None, ag
         return False  # a blank line between the previous age's text and this line
     if above == previous + 1 and _touching(content, previous, above):
         return True
-    return _touching(content, above, age) and looks_like_prose(lines[content[above]].text)
+    return (
+        spaced and _touching(content, above, age) and looks_like_prose(lines[content[above]].text)
+    )
 
 
 def _touching(content: list[int], first: int, second: int) -> bool:
@@ -186,19 +196,19 @@ def _touching(content: list[int], first: int, second: int) -> bool:
 
 
 def _summary(
-    lines: tuple[Line, ...], ages: list[Age | None], indexes: list[int]
+    lines: tuple[Line, ...], ages: list[Age | None], indexes: list[int], *, more: bool = True
 ) -> tuple[list[Line], Line | None]:
     """The lines after an age (``indexes``, up to the next title) that are its summary:
-    the first paragraph (after a blank line or not), then each further paragraph that
-    reads as prose; not a stray age or what follows it (chrome). Also the first line of
-    other text ignored there, for a warning."""
+    the first paragraph (after a blank line or not), then, with ``more``, each further
+    paragraph that reads as prose; not a stray age or what follows it (chrome). Also the
+    first line of other text ignored there, for a warning."""
     summary: list[Line] = []
     for count, index in enumerate(indexes):
         line = lines[index]
         if ages[index] is not None:
             break  # a stray age: chrome, and whatever follows it
         new_paragraph = count > 0 and index != indexes[count - 1] + 1
-        if new_paragraph and not looks_like_prose(line.text):
+        if new_paragraph and not (more and looks_like_prose(line.text)):
             return summary, line
         summary.append(line)
     return summary, None
