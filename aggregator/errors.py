@@ -86,21 +86,29 @@ def os_advice(error: OSError) -> str:
     return f"{error.strerror or error}; check the path and its permissions"
 
 
-def redact(url: str) -> str:
-    """The URL without its password (in its user part or a ``password`` parameter), for
-    messages, logs and whatever other users can read."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+# Query parameters of a PostgreSQL URL that hold a secret.
+_SECRET_PARAMETERS = ("password", "sslpassword")
 
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = parts.query
-    if "password" in query:
-        pairs = [(k, v) for k, v in parse_qsl(query) if k != "password"]
-        query = urlencode(pairs, safe="/:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+def redact(url: str) -> str:
+    """The URL without its password (in its user part, or a ``password`` or
+    ``sslpassword`` parameter), for messages, logs and whatever other users can read.
+
+    The user part ends at the last "@" (as libpq reads it), so a password holding "#",
+    "?" or "/" is removed whole, not taken for where the host begins."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    userinfo, at, after = rest.rpartition("@")
+    if at:
+        rest = f"{userinfo.split(':', 1)[0]}@{after}"
+    head, question, query = rest.partition("?")
+    if question and any(name in query for name in _SECRET_PARAMETERS):
+        from urllib.parse import parse_qsl, urlencode
+
+        pairs = [(k, v) for k, v in parse_qsl(query) if k not in _SECRET_PARAMETERS]
+        rest = f"{head}?{urlencode(pairs, safe='/:')}" if pairs else head
+    return f"{scheme}{separator}{rest}"
 
 
 def command_line() -> str:
@@ -108,5 +116,15 @@ def command_line() -> str:
     and PostgreSQL's activity list show it to other users)."""
     import sys
 
-    words = [redact(word) if "://" in word else word for word in sys.argv[1:]]
-    return " ".join(["aggregator", *words])
+    return " ".join(["aggregator", *map(_shown, sys.argv[1:])])
+
+
+def _shown(word: str) -> str:
+    """A command-line word as others may read it: a URL, or an ``--option=URL``, without
+    its password."""
+    if "://" not in word:
+        return word
+    if word.startswith("-") and "=" in word:
+        option, _, value = word.partition("=")
+        return f"{option}={redact(value)}"
+    return redact(word)

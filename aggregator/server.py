@@ -330,6 +330,15 @@ class Busy(Exception):
     """No room for one more search, or it ran out of its time budget."""
 
 
+class _Unreachable(Busy):
+    """The store could not be reached (``fresh``: on a connection opened for this
+    search, rather than one kept from an earlier one)."""
+
+    def __init__(self, text: str, *, fresh: bool) -> None:
+        super().__init__(text)
+        self.fresh = fresh
+
+
 class Searches:
     """Where searches run: a bounded pool of threads, never the event loop.
 
@@ -374,7 +383,18 @@ class Searches:
         if time.monotonic() >= deadline:
             raise Busy("the search waited too long for its turn")
         try:
-            store: StoreType | None = getattr(self._local, "store", None)
+            return self._work(work, deadline)
+        except _Unreachable as error:
+            if error.fresh or time.monotonic() >= deadline:
+                raise
+            # A connection kept from an earlier search, ended by a database that
+            # restarted: this search is tried once more, on a new one.
+            return self._work(work, deadline)
+
+    def _work(self, work: Callable[[StoreType, float], T], deadline: float) -> T:
+        store: StoreType | None = getattr(self._local, "store", None)
+        fresh = store is None
+        try:
             if store is None:
                 store = self._local.store = open_store(self.store)
             if isinstance(store, Store):
@@ -391,11 +411,10 @@ class Searches:
         except Exception as error:
             if not _unreachable(error):
                 raise
-            # A database that restarted or went away: this thread's connection is dead.
-            # The next search opens a new one, so the searches come back with the server.
-            self._forget_store()
-            log.warning("a search could not reach the store: %s", _first_line(error))
-            raise Busy("the store cannot be reached now") from error
+            self._forget_store()  # dead: the next search opens a new connection
+            if fresh:
+                log.warning("a search could not reach the store: %s", _first_line(error))
+            raise _Unreachable("the store cannot be reached now", fresh=fresh) from error
 
     def _forget_store(self) -> None:
         store: StoreType | None = getattr(self._local, "store", None)
@@ -510,7 +529,10 @@ def _for_browser(request: Request) -> bool:
 
 
 # What a feed reader asks for when it wants a feed (some also take text/html, lower).
-FEED_WANTS = ("application/rss+xml", "application/atom+xml", "application/xml", "text/xml")
+FEED_WANTS = (
+    *("application/rss+xml", "application/atom+xml", "application/rdf+xml"),
+    *("application/feed+json", "application/xml", "text/xml"),
+)
 
 
 def _wants_feed_page(request: Request) -> bool:

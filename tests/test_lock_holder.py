@@ -103,3 +103,15 @@ def test_the_lock_file_shows_no_password(monkeypatch: pytest.MonkeyPatch) -> Non
     written = lock._me().decode()
     assert "s3cret" not in written
     assert "aggregator store copy --to postgresql://agg@db.example/news" in written
+    for typed, shown in [
+        ("--to=postgresql://agg:s3cret@db/n", "--to=postgresql://agg@db/n"),
+        ("postgresql://agg:s3#c?r/et@db/n", "postgresql://agg@db/n"),
+        (
+            "postgresql://agg@db/n?password=s3cret&sslmode=require",
+            "postgresql://agg@db/n?sslmode=require",
+        ),
+        ("postgresql://agg@/n?host=/run/pg&sslpassword=s3cret", "postgresql://agg@/n?host=/run/pg"),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["aggregator", "store", "copy", typed])
+        written = lock._me().decode()
+        assert "s3" not in written and f"aggregator store copy {shown}\n" in written, written

@@ -371,6 +371,8 @@ def test_a_feed_reader_that_also_takes_html_gets_the_feed(serving: Serving) -> N
         assert feedparser.parse(read.content).entries
         both = serving.get(f"/feeds/all.{extension}", Accept="text/html, application/xml")
         assert both.headers["content-type"].startswith(f"application/{extension}+xml")
+        rdf = serving.get(f"/feeds/all.{extension}", Accept="application/rdf+xml, text/html;q=0.9")
+        assert rdf.headers["content-type"].startswith(f"application/{extension}+xml")
     filtered = serving.get("/feeds/all.rss?q=Moldova", Accept=simplepie)
     assert filtered.headers["content-type"].startswith("application/rss+xml")
 
@@ -563,8 +565,7 @@ def test_searches_come_back_when_postgresql_drops_their_connections(
     project: Path, postgres: Cluster
 ) -> None:
     """A PostgreSQL restart ends every connection the server holds: a search that meets
-    a dead one is a 503 (and one line in the log), and the next ones are answered on a
-    new connection, never a 500 with a traceback."""
+    a dead one is tried again on a new connection, never a 500 with a traceback."""
     url = postgres.new_database()
     config = project / "config.toml"
     text = config.read_text(encoding="utf-8")
@@ -587,8 +588,7 @@ def test_searches_come_back_when_postgresql_drops_their_connections(
         for _ in range(6):
             for path in ("/search?q=moldova", "/feeds/all.rss?q=moldova"):
                 answers.append(server.get(path).status_code)
-        assert set(answers) <= {200, 503}, answers
-        assert answers[-2:] == [200, 200], answers
+        assert set(answers) == {200}, answers
     finally:
         assert server.stop() == 0
     log = (project / "serve.log").read_text(encoding="utf-8")

@@ -100,13 +100,17 @@ class EventPageLayout:
 _SENTENCE_END = re.compile(r"[.!?…][\"”’»)]*\s*$")
 
 
+# A quotation headlined ('Stoltenberg: “Russia must stop this war.”', '“…”, says …'):
+# it ends a sentence, and is still a headline.
+_QUOTED = re.compile(r"^[“\"]|:\s*[“\"]")
+
+
 def _teaser_like(text: str) -> bool:
-    """Whether a line under a headline can be its teaser: prose, cut off, or a sentence."""
-    return (
-        looks_like_prose(text)
-        or CUT_MARK.search(text) is not None
-        or _SENTENCE_END.search(text) is not None
-    )
+    """Whether a line under a headline can be its teaser: prose, cut off, or a sentence
+    that is not a headlined quotation."""
+    if looks_like_prose(text) or CUT_MARK.search(text) is not None:
+        return True
+    return _SENTENCE_END.search(text) is not None and _QUOTED.search(text) is None
 
 
 EVENT_PAGE = EventPageLayout()

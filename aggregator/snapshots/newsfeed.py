@@ -90,11 +90,17 @@ class NewsfeedLayout:
         # A page saved without blank lines cannot tell a summary from a headline that
         # ends a sentence by the blank line above it: there, no line is taken as prose.
         spaced = any(not _touching(content, p, p + 1) for p in range(len(content) - 1))
+        aged = [position for position, index in enumerate(content) if ages[index] is not None]
+        final = aged[-1] if aged else None
         for position, index in enumerate(content):
             if ages[index] is None:
                 continue
             titled = position > 0 and ages[content[position - 1]] is None
-            if titled and not _stray(lines, content, previous_age, position, spaced=spaced):
+            # Read as prose, the line above an age is the last summary only under the
+            # page's last age (chrome such as "1 hour 8 minutes ago" closes the list);
+            # above any other, it is a headline that ends a sentence.
+            by_prose = spaced and position == final
+            if titled and not _stray(lines, content, previous_age, position, by_prose=by_prose):
                 pairs.append((position - 1, position))
             previous_age = position
         items = []
@@ -167,7 +173,7 @@ def _no_capture_time(items: list[_Item]) -> str:
 
 
 def _stray(
-    lines: tuple[Line, ...], content: list[int], previous: int | None, age: int, *, spaced: bool
+    lines: tuple[Line, ...], content: list[int], previous: int | None, age: int, *, by_prose: bool
 ) -> bool:
     """Whether the line above the age at ``age`` (positions in ``content``) is the summary
     of the item before, not a title: the age is page chrome ("1 hour 8 minutes ago" under
@@ -186,7 +192,7 @@ def _stray(
     if above == previous + 1 and _touching(content, previous, above):
         return True
     return (
-        spaced and _touching(content, above, age) and looks_like_prose(lines[content[above]].text)
+        by_prose and _touching(content, above, age) and looks_like_prose(lines[content[above]].text)
     )
 
 
