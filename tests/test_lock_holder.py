@@ -3,9 +3,11 @@ lock file beside an SQLite store, PostgreSQL's advisory lock)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,24 @@ import pytest
 from aggregator import lock
 from aggregator.lock import LockTimeout, advisory, exclusive
 from tests.pgcluster import Cluster
+
+
+@contextlib.contextmanager
+def held_by(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A process running ``script`` (which prints "held" once it holds the lock), killed
+    when the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+
 
 HOLD = """
 import sys, time
@@ -28,20 +48,12 @@ with exclusive(Path(sys.argv[1]), 0):
 def test_a_lock_timeout_names_the_holder(tmp_path: Path) -> None:
     lock = tmp_path / "store.sqlite3.lock"
     before = datetime.now(UTC).replace(microsecond=0)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(lock), "serve", "--port", "8123"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(LockTimeout) as caught, exclusive(lock, wait=0.2):
-            pass
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
-        if holder.stdout is not None:
-            holder.stdout.close()
+    with (
+        held_by(HOLD, str(lock), "serve", "--port", "8123") as holder,
+        pytest.raises(LockTimeout) as caught,
+        exclusive(lock, wait=0.2),
+    ):
+        pass
     message = str(caught.value)
     prefix = f"{lock}: another aggregator run or server is writing (process {holder.pid}, "
     assert message.startswith(prefix + f"aggregator {lock} serve --port 8123, since ")
@@ -69,18 +81,12 @@ def test_a_postgresql_lock_timeout_names_the_holder(postgres: Cluster) -> None:
     statement ended."""
     url = postgres.new_database()
     before = datetime.now(UTC).replace(microsecond=0)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_ADVISORY, url], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(LockTimeout) as caught, advisory(url, wait=0.2):
-            pass
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
-        if holder.stdout is not None:
-            holder.stdout.close()
+    with (
+        held_by(HOLD_ADVISORY, url) as holder,
+        pytest.raises(LockTimeout) as caught,
+        advisory(url, wait=0.2),
+    ):
+        pass
     message = str(caught.value)
     who = f"aggregator serve --port 8123 pid {holder.pid} on {socket.gethostname()}"
     prefix = f"{url}: another aggregator run or server is writing ({who}, since "

@@ -66,6 +66,18 @@ def in_private_mounts(script: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def on_a_small_disk(tmp_path: Path, disk: Path) -> str:
+    """The start of a script for :func:`in_private_mounts`: ``disk``'s files moved onto a
+    4 MB file system mounted at ``disk``, and the shell there."""
+    return f"""
+        mkdir {tmp_path}/copy
+        cp -r {disk}/. {tmp_path}/copy
+        mount -t tmpfs -o size=4m tmpfs {disk}
+        cp -r {tmp_path}/copy/. {disk}
+        cd {disk}
+    """
+
+
 def digests(directory: Path) -> dict[str, str]:
     return {
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -144,12 +156,9 @@ def test_full_disk_under_the_store_is_one_line_and_loses_nothing(tmp_path: Path)
     write_project(disk, SEEDS[:2])
     write_project(disk, SEEDS, name="more.toml")
     command = " ".join(shlex.quote(part) for part in AGGREGATOR)
-    script = f"""
-        mkdir {tmp_path}/copy
-        cp -r {disk}/. {tmp_path}/copy
-        mount -t tmpfs -o size=4m tmpfs {disk}
-        cp -r {tmp_path}/copy/. {disk}
-        cd {disk}
+    script = (
+        on_a_small_disk(tmp_path, disk)
+        + f"""
         {command} --config config.toml run
         sha256sum state/aggregator.sqlite3 > {report}/store-before
         dd if=/dev/zero of=.filler bs=4k 2>/dev/null || true
@@ -158,6 +167,7 @@ def test_full_disk_under_the_store_is_one_line_and_loses_nothing(tmp_path: Path)
         rm .filler
         sha256sum state/aggregator.sqlite3 > {report}/store-after
     """
+    )
     result = in_private_mounts(script)
     assert result.returncode == 0, result.stderr
     assert (report / "rc").read_text().strip() == "4"
@@ -174,12 +184,9 @@ def test_full_disk_under_a_closed_store_says_so_when_opening(tmp_path: Path) -> 
     report.mkdir()
     write_project(disk, SEEDS[:1])
     command = " ".join(shlex.quote(part) for part in AGGREGATOR)
-    script = f"""
-        mkdir {tmp_path}/copy
-        cp -r {disk}/. {tmp_path}/copy
-        mount -t tmpfs -o size=4m tmpfs {disk}
-        cp -r {tmp_path}/copy/. {disk}
-        cd {disk}
+    script = (
+        on_a_small_disk(tmp_path, disk)
+        + f"""
         {command} --config config.toml run
         ls state > {report}/closed
         sha256sum state/aggregator.sqlite3 > {report}/store-before
@@ -191,6 +198,7 @@ def test_full_disk_under_a_closed_store_says_so_when_opening(tmp_path: Path) -> 
         rm .filler
         sha256sum state/aggregator.sqlite3 > {report}/store-after
     """
+    )
     result = in_private_mounts(script)
     assert result.returncode == 0, result.stderr
     closed = (report / "closed").read_text().split()
