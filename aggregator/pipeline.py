@@ -526,6 +526,7 @@ def refresh(
         # Holding the write lock for the whole run, nothing changes the store while the
         # sources are read: what they give is folded in meanwhile (Folding).
         folding = Folding(config, store, now) if lock_whole_run else None
+        outcomes: list[Outcome] = []
         try:
             outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)
             # The renderers (Jinja2 and the templates, about 0.1 s) load when the publish
@@ -545,7 +546,7 @@ def refresh(
         except BaseException:
             # Nothing of this run was kept: on a shared store its sources go back at
             # once, not when their leases end.
-            give_back(store, claimed, now)
+            give_back(store, claimed, now, outcomes)
             raise
         # Due one interval (less its slack: leases.next_due) after this run began, as
         # cron runs begin: counted from when the reads ended, a cron run every interval

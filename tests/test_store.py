@@ -513,3 +513,22 @@ def test_retention_of_any_allowed_length(days: int) -> None:
             assert cutoff == now - timedelta(days=days)
         else:
             assert cutoff is None
+
+
+def test_a_failed_run_gives_its_claims_back_keeping_a_servers_wait(
+    tmp_path: Path, postgres: Cluster
+) -> None:
+    """A run that failed gives back what it claimed, due at once, except a source whose
+    server asked us to wait (Retry-After, max-age): due when it said."""
+    from aggregator.config import SourceConfig
+    from aggregator.ingest import Outcome
+    from aggregator.store.leases import give_back, worker
+
+    settings = StoreSettings(path=tmp_path / "s.sqlite3", url=postgres.new_database())
+    waiting, plain = (SourceConfig(name=n, key=f"sources[{i}]") for i, n in enumerate("ab"))
+    asked = NOW + timedelta(hours=2)
+    with open_store(settings) as store:
+        assert store.claim(["a", "b"], holder=worker(), now=NOW, lease_seconds=600) == ["a", "b"]
+        give_back(store, [waiting, plain], NOW, [Outcome(waiting, (), not_before=asked)])
+        assert (store.due("a"), store.due("b")) == (asked, NOW)
+        assert store.claim(["a", "b"], holder="other", now=NOW, lease_seconds=600) == ["b"]

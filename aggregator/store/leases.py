@@ -74,13 +74,21 @@ def release_sources(
             store.release(outcome.source.name, holder=worker(), due=next_due(config, outcome, now))
 
 
-def give_back(store: StoreType, sources: Sequence[SourceConfig], now: datetime) -> None:
+def give_back(
+    store: StoreType,
+    sources: Sequence[SourceConfig],
+    now: datetime,
+    outcomes: Sequence[Outcome] = (),
+) -> None:
     """Release the claims of a run that failed before it finished: its sources are due
     at once, for the next worker or run (their leases would otherwise hold them until
-    they end). Best effort: a store that cannot be written leaves them to the leases."""
+    they end), or when a server that answered asked us to wait (``outcomes``' Retry-After
+    or max-age). Best effort: a store that cannot be written leaves them to the leases."""
     if store.shared:
+        waits = {o.source.name: o.not_before for o in outcomes if o.not_before is not None}
         for source in sources:
+            due = max(now, waits.get(source.name, now))
             try:
-                store.release(source.name, holder=worker(), due=now)
+                store.release(source.name, holder=worker(), due=due)
             except Exception:  # the store itself failed: the lease ends in its time
                 return
