@@ -177,8 +177,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         log.error("%s: no store yet; run 'aggregator run' first", config.store.path)
         return EXIT_SOURCES_FAILED
     topics = topics_from_config(config)
+    limit = config.feeds.max_entries
     with open_store(config.store) as store:
         found = store.find(args.entry)
+        # Which stories each topic's feeds show: its newest max_entries.
+        shown = {t.slug: {e.id for e in store.newest(limit, t.slug)} for t in topics}
     if not found:
         log.error("no entry with the id or a title like %r", args.entry)
         return EXIT_SOURCES_FAILED
@@ -191,6 +194,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
             verdict = topic.judge_entry(entry)
             mark = "yes" if verdict.matched else "no "
             print(f"  {mark} {verdict}")
+            if verdict.matched and entry.id not in shown[topic.slug]:
+                print(
+                    f"      (older than the topic's newest {limit} stories: not in "
+                    f"feeds/{topic.slug}.*, which show only those; [feeds] max_entries)"
+                )
         print()
     return EXIT_OK
 

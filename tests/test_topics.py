@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import feedparser
 import pytest
 
 from aggregator.config import RuleConfig, TopicConfig, load_config
@@ -189,3 +190,29 @@ def test_explain_names_the_source_hint_or_the_rule_behind_every_verdict(
         "yes deterrence: matched by term 'patrols' in title: 'patrols' (topics[2])"
         in capsys.readouterr().out
     )
+
+
+def test_explain_says_when_a_story_in_a_topic_is_past_its_feeds(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A story the topic takes, older than the topic's newest max_entries, is in none of
+    its feeds: explain says so, instead of a bare "yes"."""
+    from aggregator.cli import main
+
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("max_entries = 100", "max_entries = 2"), encoding="utf-8")
+    assert main(["--config", str(config), "run"]) == 0
+    ukraine = feedparser.parse((project / "feeds" / "ukraine.rss").read_bytes())
+    shown = {entry.title for entry in ukraine.entries}
+    capsys.readouterr()
+    assert main(["--config", str(config), "explain", "Ukraine"]) == 0
+    out = capsys.readouterr().out
+    stories = out.strip().split("\n\n")
+    past = [s for s in stories if "older than the topic's newest 2 stories" in s]
+    assert past  # the shipped seeds have more than two Ukraine stories
+    for story in stories:
+        title = story.splitlines()[0]
+        in_ukraine = "\n  yes ukraine:" in story
+        note = "not in feeds/ukraine.*" in story
+        assert note == (in_ukraine and title not in shown), story
