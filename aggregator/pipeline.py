@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import SourceError
+from aggregator.errors import SourceError, os_advice
 from aggregator.ingest import Ingest, Outcome
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
@@ -370,11 +370,13 @@ def publish(
     # sees (is_current) and catches up.
     rendered: Rendered | None = None
     staged: Staged | None = None
+    shown_before: set[str] = set()
     try:
         with store.transaction():
             report, _ = apply(config, store, states, outcomes, now, folded)
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
+                shown_before = installed_slugs(config, store)
                 # Each file is staged as it is rendered; its fsync runs while the next
                 # ones are rendered (output.Stager).
                 with Stager(directory) as stager:
@@ -410,6 +412,7 @@ def publish(
         unchanged = [*staged.unchanged, *kept]
         with store.transaction():
             store.set_meta(rendered_key(config, store), token)
+        _remove_dropped_topics(directory, shown_before - set(rendered.manifest.feeds))
     if store.shared:
         stamp_files(store, [*written, *unchanged])
     log.info(
@@ -458,6 +461,44 @@ def is_current(config: Config, store: StoreType, wanted: str) -> bool:
         and token.rsplit(" ", 1)[0] == wanted
         and all((directory / name).exists() for name in expected_files(config))
     )
+
+
+def installed_slugs(config: Config, store: StoreType) -> set[str]:
+    """The feeds (slugs) of the files installed last, whatever the settings were then:
+    empty when that is not known for sure (the files and the store disagree)."""
+    text = store.meta(manifest_key(config, store))
+    if not text:
+        return set()
+    token, _, body = text.partition("\n")
+    if installed_token(config, store) != token:
+        return set()
+    from aggregator.site.plan import Manifest
+
+    manifest = Manifest.loads(body)
+    return set() if manifest is None else set(manifest.feeds)
+
+
+def _remove_dropped_topics(directory: Path, slugs: set[str]) -> None:
+    """Remove the feeds and page of topics no longer in the config: left, a web server
+    would serve them to their subscribers for ever, frozen."""
+    for slug in sorted(slugs):
+        removed = []
+        for name in (*outputs.feed_files(slug), outputs.topic_page(slug)):
+            try:
+                (directory / name).unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:  # the run itself is done: said, not raised
+                log.warning("%s: cannot remove: %s", directory / name, os_advice(error))
+                continue
+            removed.append(name)
+        if removed:
+            log.warning(
+                "topic %r is no longer in the config: removed %s (its subscribers now get "
+                "404; keep the topic to keep its feeds)",
+                slug,
+                ", ".join(removed),
+            )
 
 
 def recorded_manifest(config: Config, store: StoreType) -> Manifest | None:

@@ -216,3 +216,30 @@ def test_explain_says_when_a_story_in_a_topic_is_past_its_feeds(
         in_ukraine = "\n  yes ukraine:" in story
         note = "not in feeds/ukraine.*" in story
         assert note == (in_ukraine and title not in shown), story
+
+
+def test_a_topic_taken_out_of_the_config_takes_its_feeds_with_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left on disk, a removed topic's feeds would be served frozen to its subscribers
+    by any web server: the run removes them, and says so."""
+    from aggregator.cli import main
+
+    config = project / "config.toml"
+    shipped = config.read_text(encoding="utf-8")
+    config.write_text(
+        shipped + '\n[[topics]]\nslug = "moldova"\ntitle = "Moldova"\nterms = ["Moldova"]\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "run"]) == 0
+    feeds = project / "feeds"
+    files = ["moldova.rss", "moldova.atom", "moldova.json", "moldova.html"]
+    assert all((feeds / name).exists() for name in files)
+    kept = {p.name: p.read_bytes() for p in feeds.glob("ukraine.*")}
+    config.write_text(shipped, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["--config", str(config), "run"]) == 0
+    assert not any((feeds / name).exists() for name in files)
+    assert {p.name: p.read_bytes() for p in feeds.glob("ukraine.*")} == kept
+    assert "warning: topic 'moldova' is no longer in the config: removed" in capsys.readouterr().err
+    assert main(["--config", str(config), "run"]) == 0  # nothing more to remove, no error
