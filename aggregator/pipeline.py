@@ -463,19 +463,33 @@ def is_current(config: Config, store: StoreType, wanted: str) -> bool:
     )
 
 
-def installed_slugs(config: Config, store: StoreType) -> set[str]:
-    """The feeds (slugs) of the files installed last, whatever the settings were then:
-    empty when that is not known for sure (the files and the store disagree)."""
+def installed_manifest(config: Config, store: StoreType) -> Manifest | None:
+    """The manifest of the files installed last, whatever the settings were then: None
+    when that is not known for sure (the files and the store disagree)."""
     text = store.meta(manifest_key(config, store))
     if not text:
-        return set()
+        return None
     token, _, body = text.partition("\n")
     if installed_token(config, store) != token:
-        return set()
+        return None
     from aggregator.site.plan import Manifest
 
-    manifest = Manifest.loads(body)
+    return Manifest.loads(body)
+
+
+def installed_slugs(config: Config, store: StoreType) -> set[str]:
+    """The feeds (slugs) of the files installed last (empty when not known)."""
+    manifest = installed_manifest(config, store)
     return set() if manifest is None else set(manifest.feeds)
+
+
+def installed_pages(config: Config, store: StoreType) -> frozenset[str] | None:
+    """The story pages the last install wrote (names under the feeds directory): those
+    of the stories its feeds show. None when not known."""
+    manifest = installed_manifest(config, store)
+    if manifest is None:
+        return None
+    return frozenset(map(outputs.entry_file, manifest.entries))
 
 
 def _remove_dropped_topics(directory: Path, slugs: set[str]) -> None:
@@ -506,18 +520,9 @@ def recorded_manifest(config: Config, store: StoreType) -> Manifest | None:
     manifest recorded with them, if they were installed (the rendered key names its
     version), with these settings, and every file it names is there. Else None (a
     first run, new settings, a crash before the install, files removed): render all."""
-    text = store.meta(manifest_key(config, store))
-    if not text:
-        return None
-    token, _, body = text.partition("\n")
-    if installed_token(config, store) != token:
-        return None
-    if token.split(" ")[0] != render_fingerprint(config):
-        return None
-    from aggregator.site.plan import Manifest
-
-    manifest = Manifest.loads(body)
-    if manifest is None:
+    manifest = installed_manifest(config, store)
+    token = installed_token(config, store)  # not None when there is a manifest
+    if manifest is None or token is None or token.split(" ")[0] != render_fingerprint(config):
         return None
     directory = config.feeds.directory
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]

@@ -231,6 +231,56 @@ class Files:
         return cached
 
 
+class WrittenPages:
+    """The story pages the last install wrote (pipeline.installed_pages), read from the
+    store again when the install's token file changes. A page on disk that is not one
+    of them (its story left every feed since) may show what is no longer so (its
+    topics, an older template): it is made from the store instead."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._stamp: tuple[int, int] | None = None
+        self._names: frozenset[str] | None = None
+        self._checked = -RECHECK
+        self._lock = threading.Lock()
+
+    def recent(self) -> tuple[bool, frozenset[str] | None]:
+        """(True, the names) when looked at less than :data:`RECHECK` ago (no system
+        call: what the event loop may do); (False, None) otherwise."""
+        with self._lock:
+            if time.monotonic() - self._checked < RECHECK:
+                return True, self._names
+        return False, None
+
+    def get(self) -> frozenset[str] | None:
+        """The names (None when not known: every page on disk is then served); off the
+        event loop (a stat, and a store read when an install happened)."""
+        try:
+            info = (self.config.feeds.directory / outputs.TOKEN).stat()
+        except OSError:
+            return None
+        stamp = (info.st_mtime_ns, info.st_size)
+        with self._lock:
+            if stamp == self._stamp:
+                self._checked = time.monotonic()
+                return self._names
+        from aggregator.pipeline import installed_pages
+        from aggregator.store import open_store_to_read
+
+        try:
+            store = open_store_to_read(self.config.store)
+            if store is None:
+                return None
+            with store:
+                names = installed_pages(self.config, store)
+        except Exception as error:  # the store is away: the pages on disk meanwhile
+            log.warning("cannot read which story pages are current: %s", _first_line(error))
+            return None
+        with self._lock:
+            self._stamp, self._names, self._checked = stamp, names, time.monotonic()
+        return names
+
+
 class FeedPages:
     """RSS and Atom feeds as the page ``feed.xsl`` makes of them, for browsers.
 
@@ -565,6 +615,7 @@ def create_app(
     slugs = {"all": None, **{t.slug: t for t in config.topics}}
     site = site_from_config(config)
     feed_pages = FeedPages()
+    written_pages = WrittenPages(config)
     # What a story's page links to (each topic's page); not the feeds' entries.
     topic_feeds = {feed.slug: feed for feed in feeds(site, [s for s, _ in feed_specs(config)], {})}
     entry_ids = f"tag:{config.feeds.id_authority}:entry:"  # + the page's name (render.entry_page)
@@ -602,6 +653,12 @@ def create_app(
             return not_found_for(request)
         if request.query_params:
             return PlainTextResponse(f"{name} takes no parameters\n", status_code=400)
+        if outputs.ENTRY_PAGE.match(name):
+            known, current = written_pages.recent()
+            if not known:
+                current = await run_in_threadpool(written_pages.get)
+            if current is not None and name not in current:
+                return await archived_entry(request, name)
         cached = files.recent(name) or await run_in_threadpool(files.get, name)
         if cached is None:
             if outputs.ENTRY_PAGE.match(name):
