@@ -257,7 +257,9 @@ class WrittenPages:
         event loop (a stat, and a store read when an install happened)."""
         try:
             info = (self.config.feeds.directory / outputs.TOKEN).stat()
-        except OSError:
+        except OSError:  # nothing installed yet: every page on disk, for now
+            with self._lock:
+                self._names, self._checked = None, time.monotonic()
             return None
         stamp = (info.st_mtime_ns, info.st_size)
         with self._lock:
@@ -267,17 +269,20 @@ class WrittenPages:
         from aggregator.pipeline import installed_pages
         from aggregator.store import open_store_to_read
 
+        names: frozenset[str] | None = None
         try:
             store = open_store_to_read(self.config.store)
-            if store is None:
-                return None
-            with store:
-                names = installed_pages(self.config, store)
+            if store is not None:
+                with store:
+                    names = installed_pages(self.config, store)
         except Exception as error:  # the store is away: the pages on disk meanwhile
             log.warning("cannot read which story pages are current: %s", _first_line(error))
-            return None
+            names = None
         with self._lock:
-            self._stamp, self._names, self._checked = stamp, names, time.monotonic()
+            # Not known (the store is a moment behind the files it installs): asked
+            # again after RECHECK, not kept for this install.
+            self._stamp = stamp if names is not None else None
+            self._names, self._checked = names, time.monotonic()
         return names
 
 
