@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from aggregator.store.leases import claim_sources, give_back, release_sources
 
 if TYPE_CHECKING:  # the renderers, the plan and the topics load when they are used
     from aggregator.render import FeedSpec
-    from aggregator.site.parts import Runner
+    from aggregator.site.parts import Inputs, Runner
     from aggregator.site.plan import Manifest
     from aggregator.topics import Topic
 
@@ -157,11 +158,40 @@ def render_files(
     inputs = parts.Inputs(
         site_from_config(config), tuple(spec for spec, _ in specs), latest, fallback, todo
     )
-    for name, data in parts.render(inputs, runner):
+    rendered = parts.render(inputs, runner)
+    if previous is None:  # everything again (new settings, templates): these pages too
+        rendered = itertools.chain(_pages_no_feed_shows(config, store, inputs, manifest), rendered)
+    for name, data in rendered:
         files[name] = data
         if emit is not None:
             emit(name, data)
     return Rendered(files, manifest, tuple(names))
+
+
+def _pages_no_feed_shows(
+    config: Config, store: StoreType, inputs: Inputs, shown: Manifest
+) -> Iterator[tuple[str, bytes]]:
+    """The story pages on disk whose stories no feed shows now (they left every feed's
+    newest ``max_entries``), rendered again from the store: a web server serves them
+    still (old items in readers link to them), and with new topics or templates they
+    would say what is no longer so."""
+    try:
+        on_disk = sorted(
+            f"entries/{p.name}" for p in (config.feeds.directory / "entries").iterdir()
+        )
+    except OSError:  # no pages yet
+        return
+    current = {outputs.entry_file(entry_id) for entry_id in shown.entries}
+    from aggregator.site.pages import feeds, render_entry
+
+    topics = {feed.slug: feed for feed in feeds(inputs.site, inputs.specs, {})}
+    ids = f"tag:{config.feeds.id_authority}:entry:"  # + a page's name (render.entry_page)
+    for name in on_disk:
+        if name in current or not outputs.ENTRY_PAGE.match(name):
+            continue
+        entry = store.entry(ids + name.removeprefix("entries/").removesuffix(".html"))
+        if entry is not None:  # (a story retention forgot keeps its last page)
+            yield name, render_entry(inputs.site, entry, topics)
 
 
 def build_files(config: Config, store: StoreType) -> dict[str, bytes]:

@@ -243,3 +243,35 @@ def test_a_topic_taken_out_of_the_config_takes_its_feeds_with_it(
     assert {p.name: p.read_bytes() for p in feeds.glob("ukraine.*")} == kept
     assert "warning: topic 'moldova' is no longer in the config: removed" in capsys.readouterr().err
     assert main(["--config", str(config), "run"]) == 0  # nothing more to remove, no error
+
+
+def test_pages_of_stories_past_every_feed_follow_a_topic_change(project: Path) -> None:
+    """A web server still serves the page of a story that left every feed (old items in
+    readers link to it): when the topics change, the run renders it again, so it does
+    not name topics the story is no longer (or not yet) in."""
+    from lxml import html as lxml_html
+
+    from aggregator.cli import main
+
+    config = project / "config.toml"
+    assert main(["--config", str(config), "run"]) == 0
+    pages = {p.name: p.read_bytes() for p in (project / "feeds" / "entries").iterdir()}
+    text = config.read_text(encoding="utf-8")
+    assert text.count('terms = [\n    "EU",\n') == 1  # the EU cooperation topic's
+    changed = text.replace("max_entries = 100", "max_entries = 2").replace(
+        'terms = [\n    "EU",\n', 'terms = [\n    "COP27",\n    "EU",\n'
+    )
+    config.write_text(changed, encoding="utf-8")
+    assert main(["--config", str(config), "run"]) == 0
+    feeds = set()
+    for slug in ("all", "ukraine", "deterrence", "eu-cooperation"):
+        feed = feedparser.parse((project / "feeds" / f"{slug}.rss").read_bytes())
+        feeds |= {entry.title for entry in feed.entries}
+    cop27 = []
+    for name in pages:
+        page = lxml_html.fromstring((project / "feeds" / "entries" / name).read_bytes())
+        title = page.xpath("string(//h1)")
+        if "COP27" in page.text_content():
+            cop27.append((title, page.xpath("//ul[@class='topics']/li/a/text()")))
+    assert cop27 and all(title not in feeds for title, _ in cop27)  # past every feed
+    assert all("EU cooperation" in topics for _, topics in cop27), cop27
