@@ -71,7 +71,7 @@ from aggregator.localfile import NotAFile, read_regular
 from aggregator.model import Entry
 from aggregator.render import FeedSpec, render_atom, render_json, render_rss
 from aggregator.schedule import SourceHealth
-from aggregator.site import outputs, site_from_config, static_file
+from aggregator.site import outputs, site_from_config
 from aggregator.site.pages import feeds, render_entry, render_not_found, render_search
 from aggregator.site.search import (
     MAX_QUERY,
@@ -287,33 +287,13 @@ class WrittenPages:
 
 
 class FeedPages:
-    """RSS and Atom feeds as the page ``feed.xsl`` makes of them, for browsers.
-
-    Made with lxml's XSLT from the stylesheet shipped with the package (nothing it
-    reads or writes outside the feed is allowed), once per version of a feed, and
+    """RSS and Atom feeds as the page ``feed.xsl`` makes of them, for browsers
+    (:func:`aggregator.site.feedpage.feed_page`), made once per version of a feed and
     kept for the :data:`FEED_PAGES_KEPT` versions last asked for."""
 
     def __init__(self) -> None:
-        self._threads = threading.local()  # an XSLT object per thread
         self._made: dict[str, tuple[Variant, Variant]] = {}  # the feed's ETag → page
         self._lock = threading.Lock()
-
-    def _transform(self) -> Any:
-        transform = getattr(self._threads, "transform", None)
-        if transform is None:
-            from lxml import etree
-
-            stylesheet = etree.XML(static_file(outputs.FEED_XSLT))
-            denied = etree.XSLTAccessControl(  # type: ignore[call-arg]  # (stubs lack them)
-                read_file=False,
-                write_file=False,
-                create_dir=False,
-                read_network=False,
-                write_network=False,
-            )
-            transform = etree.XSLT(stylesheet, access_control=denied)
-            self._threads.transform = transform
-        return transform
 
     def page(self, feed: Variant) -> tuple[Variant, Variant]:
         """The page of ``feed`` (the plain bytes of one of our feeds), and its gzip."""
@@ -321,11 +301,9 @@ class FeedPages:
             made = self._made.get(feed.etag)
         if made is not None:
             return made
-        from lxml import etree
+        from aggregator.site.feedpage import feed_page
 
-        parser = etree.XMLParser(resolve_entities=False, no_network=True)
-        page = self._transform()(etree.fromstring(feed.body, parser))
-        made = _variants(bytes(page))
+        made = _variants(feed_page(feed.body))
         with self._lock:
             if len(self._made) >= FEED_PAGES_KEPT:
                 self._made.clear()
