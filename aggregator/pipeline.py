@@ -406,14 +406,15 @@ def publish(
             report, _ = apply(config, store, states, outcomes, now, folded)
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
-                shown_before = installed_slugs(config, store)
+                installed = installed_manifest(config, store)  # read once, used twice
+                shown_before = set() if installed is None else set(installed.feeds)
                 # Each file is staged as it is rendered; its fsync runs while the next
                 # ones are rendered (output.Stager).
                 with Stager(directory) as stager:
                     rendered = render_files(
                         config,
                         store,
-                        recorded_manifest(config, store),
+                        _trusted(config, store, installed),
                         emit=stager.add,
                         runner=runner,
                     )
@@ -507,12 +508,6 @@ def installed_manifest(config: Config, store: StoreType) -> Manifest | None:
     return Manifest.loads(body)
 
 
-def installed_slugs(config: Config, store: StoreType) -> set[str]:
-    """The feeds (slugs) of the files installed last (empty when not known)."""
-    manifest = installed_manifest(config, store)
-    return set() if manifest is None else set(manifest.feeds)
-
-
 def installed_pages(config: Config, store: StoreType) -> frozenset[str] | None:
     """The story pages the last install wrote (names under the feeds directory): those
     of the stories its feeds show. None when not known."""
@@ -550,7 +545,11 @@ def recorded_manifest(config: Config, store: StoreType) -> Manifest | None:
     manifest recorded with them, if they were installed (the rendered key names its
     version), with these settings, and every file it names is there. Else None (a
     first run, new settings, a crash before the install, files removed): render all."""
-    manifest = installed_manifest(config, store)
+    return _trusted(config, store, installed_manifest(config, store))
+
+
+def _trusted(config: Config, store: StoreType, manifest: Manifest | None) -> Manifest | None:
+    """``manifest`` (the installed one) when :func:`recorded_manifest` may trust it."""
     token = installed_token(config, store)  # not None when there is a manifest
     if manifest is None or token is None or token.split(" ")[0] != render_fingerprint(config):
         return None
