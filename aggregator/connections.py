@@ -21,8 +21,13 @@ facing the open internet needs (the limits are ``[serve]`` settings):
   connection is closed once those waiting are answered (a pipelining client asks for
   the others again, on a new connection, as HTTP/1.1 lets it);
 * a send timeout: answers the client does not read hold their bytes in the server.
-  When what waits to be sent has not shrunk for ``send_timeout`` seconds, the
-  connection is dropped (aborted: closing would wait for the client to read it);
+  When the client has taken nothing more of them for ``send_timeout`` seconds while
+  some still wait, the connection is dropped (aborted: closing would wait for the
+  client to read it). Taken means acknowledged by the client's side of the
+  connection (Linux's ``TCP_INFO``): the kernel's own send buffer, up to megabytes,
+  drains as the client reads without what waits in the server shrinking, so a slow
+  but steady download would otherwise look stalled. Where the kernel does not say,
+  what waits in the server must shrink or drain instead;
 * no request body is wanted (every route is GET or HEAD): a request that announces one
   is answered, and the connection then closed, so a client cannot hold it open by
   dripping a body byte by byte.
@@ -33,6 +38,8 @@ Each refusal is written and the connection closed; nothing reaches the applicati
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +63,29 @@ class Limits:
     max_connections: int = 1000
     send_timeout: float = 30.0
     max_pipelined: int = 32
+
+
+# struct tcp_info (linux/tcp.h): eight one-byte fields, twenty-four 32-bit ones, then
+# the 64-bit pacing_rate and max_pacing_rate, then bytes_acked (Linux 4.1 and later).
+_TCP_INFO_SIZE = 256
+_BYTES_ACKED_AT = 8 + 24 * 4 + 2 * 8
+
+
+def acknowledged(transport: asyncio.BaseTransport) -> int | None:
+    """How many bytes of this connection the client has acknowledged, or ``None``
+    where the kernel does not say (not Linux, not TCP)."""
+    sock = transport.get_extra_info("socket")
+    option = getattr(socket, "TCP_INFO", None)
+    if sock is None or option is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_SIZE)
+    except OSError:
+        return None
+    if not isinstance(info, bytes) or len(info) < _BYTES_ACKED_AT + 8:
+        return None
+    acked: int = struct.unpack_from("=Q", info, _BYTES_ACKED_AT)[0]
+    return acked
 
 
 class _Refused(Exception):
@@ -94,6 +124,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._send_timer: asyncio.TimerHandle | None = None
         self._unsent = 0  # bytes waiting to be sent when the send timer was armed
         self._drained = False  # what waited fell below the low-water mark since then
+        self._acked: int | None = None  # bytes the client had acknowledged then
         self._answering: RequestResponseCycle | None = None  # the request being answered
 
     # The connection
@@ -285,18 +316,27 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def _watch_sending(self) -> None:
         """While answers wait to be sent, check every ``send_timeout`` seconds that the
-        client reads them: if what waits has neither shrunk nor drained meanwhile (an
-        answer goes out in pieces, refilling the buffer as it drains), drop the
-        connection."""
+        client takes them: if it has acknowledged nothing more meanwhile, drop the
+        connection. Where the kernel does not count what the client acknowledged, what
+        waits must have shrunk or drained (an answer goes out in pieces, refilling the
+        buffer as it drains)."""
         if self._send_timer is None and self.transport.get_write_buffer_size():
             self._unsent = self.transport.get_write_buffer_size()
             self._drained = False
+            self._acked = acknowledged(self.transport)
             self._send_timer = self.loop.call_later(self.limits.send_timeout, self._check_sending)
 
     def _check_sending(self) -> None:
         self._send_timer = None
         unsent = self.transport.get_write_buffer_size()
-        if unsent and unsent >= self._unsent and not self._drained:
-            self._drop()
+        if not unsent:
+            return  # re-armed when an answer waits again
+        acked = acknowledged(self.transport)
+        if acked is not None and self._acked is not None:
+            taking = acked > self._acked
         else:
+            taking = unsent < self._unsent or self._drained
+        if taking:
             self._watch_sending()
+        else:
+            self._drop()

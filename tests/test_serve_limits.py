@@ -22,6 +22,7 @@ import feedparser
 import httpx
 import pytest
 
+from aggregator.connections import acknowledged
 from aggregator.model import Provenance, Published, SourceEntry
 from aggregator.store import Store
 from tests.conftest import make_project
@@ -438,3 +439,37 @@ def test_sigterm_with_queued_sources_exits_within_the_grace_period(
         wait_for(lambda: all(s["last_run"] for s in server.health()["sources"]), HANG_GUARD * 3)
     finally:
         assert server.stop() == 0
+
+
+def test_what_the_client_acknowledged_is_counted_by_the_kernel() -> None:
+    """The send timeout's measure of progress: bytes the client's side took, as Linux's
+    TCP_INFO counts them; nothing where the kernel does not say (a Unix socket)."""
+
+    async def exchange() -> tuple[int | None, int | None]:
+        counted: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+        async def answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"x" * 100_000)
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the client has read it all meanwhile
+            counted.set_result(acknowledged(writer.transport))
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.sockets[0].getsockname()[1]
+            )
+            await reader.readexactly(100_000)
+            over_tcp = await asyncio.wait_for(counted, HANG_GUARD)
+            writer.close()
+        left, right = socket.socketpair()
+        with left, right:
+            _, unix_writer = await asyncio.open_connection(sock=left)
+            over_unix = acknowledged(unix_writer.transport)
+            unix_writer.close()
+        return over_tcp, over_unix
+
+    over_tcp, over_unix = asyncio.run(exchange())
+    assert over_tcp == 100_000
+    assert over_unix is None
