@@ -249,3 +249,25 @@ def test_no_usable_cache_directory_is_no_error(
     blocker.write_text("not a directory")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert _bytecode_cache() is None
+
+
+def test_the_renderers_fingerprint_follows_the_installed_templates_and_static_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept files are trusted only if rendered by the same code: editing a template or
+    the stylesheet where the package is installed changes the fingerprint."""
+    import shutil
+
+    import aggregator.site as site
+
+    package = tmp_path / "aggregator"
+    shutil.copytree(Path(site.__file__).parent.parent, package)
+    monkeypatch.setattr(site, "HERE", package / "site")
+    before = site.renderer_fingerprint.__wrapped__()
+    assert before == site.renderer_fingerprint()  # the copy is the code running
+    (package / "site" / "templates" / "entry.html").write_text("edited", encoding="utf-8")
+    edited = site.renderer_fingerprint.__wrapped__()
+    assert edited != before
+    (package / "site" / "static" / "style.css").write_bytes(b"body {}")
+    assert site.renderer_fingerprint.__wrapped__() not in (before, edited)
+    assert static_file("style.css") == b"body {}"
