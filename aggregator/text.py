@@ -9,6 +9,38 @@ import unicodedata
 # surrogates, U+FFFE and U+FFFF; C1 controls are allowed but never meant in news text.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
+# C1 controls in news text are Windows-1252 bytes read as Latin-1 (a document labelled
+# ISO-8859-1 holding curly quotes, as most such documents do) or character references
+# such as "&#146;" read by an XML parser: read as browsers read both (the WHATWG
+# Encoding standard takes the label "iso-8859-1" as windows-1252; HTML maps those
+# references so), not dropped. The five bytes windows-1252 leaves undefined map to
+# nothing.
+_C1 = re.compile("[\x80-\x9f]")
+_WINDOWS_1252 = {
+    code: bytes([code]).decode("cp1252", errors="ignore") or None for code in range(0x80, 0xA0)
+}
+
+
+def windows_1252_controls(text: str) -> str:
+    """``text`` with each C1 control read as the Windows-1252 character of its byte."""
+    return text.translate(_WINDOWS_1252) if _C1.search(text) else text
+
+
+# Whitespace that only lays text out (line breaks and indentation from a feed's markup
+# or wrapping): a run of it is one space. The spaces a writer chose are kept as they are
+# written: no-break, narrow no-break and figure spaces ("10\u00a0km", French "Pourquoi\u00a0?"),
+# thin and other typographic spaces, the ideographic space.
+_CHOSEN_SPACE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_LAYOUT_SPACE = re.compile("[ \t\n\r\f\v\x1c-\x1f\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: each run of layout whitespace one space, none at the ends."""
+    if text.isascii() or not _CHOSEN_SPACE.search(text):
+        return " ".join(text.split())  # str.split's whitespace is layout whitespace here
+    return _LAYOUT_SPACE.sub(" ", text).strip()
+
+
 # A tag of the sanitiser's own output (aggregator.live.clean). It writes every "<" of
 # text as "&lt;", every attribute value in double quotes with '"' as "&quot;", and no
 # comments (they are stripped): so every "<" opens a tag, which ends at the first ">"

@@ -26,7 +26,15 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from aggregator.live.nesting import flatten
-from aggregator.text import MAX_TEXT, MAX_TITLE, NOT_XML, SANITISED_TAG, cap
+from aggregator.text import (
+    MAX_TEXT,
+    MAX_TITLE,
+    NOT_XML,
+    SANITISED_TAG,
+    cap,
+    one_line,
+    windows_1252_controls,
+)
 from aggregator.uri import STRAY_PERCENT, as_uri
 
 # Caps, in characters, per field (MAX_TITLE and MAX_TEXT: aggregator.text). Longer input
@@ -44,7 +52,7 @@ _ASCII_NOT_XML = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b
 
 TAGS = frozenset(
     {
-        "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl",
+        "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
         "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
         "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "s", "small", "span", "strong",
         "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
@@ -62,15 +70,32 @@ ATTRIBUTES = {
 }
 # Elements removed together with what they hold.
 DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "template"})
+# Elements that end a line or a block where they are: in a story's text each is a space,
+# so that "<p>Summit ends</p><p>Pear growers…" does not read "Summit endsPear growers".
+# (All of them are in TAGS, so the text read from the sanitised HTML breaks where the
+# text of the raw fragment does.)
+BREAKS = frozenset(
+    {
+        "blockquote", "br", "caption", "dd", "div", "dl", "dt", "figcaption", "figure", "h1",
+        "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol", "p", "pre", "table", "tbody", "td",
+        "tfoot", "th", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+# A start or end tag of one of BREAKS, as the sanitiser writes it (lower case, attribute
+# values in double quotes: see aggregator.text.SANITISED_TAG).
+_BREAK_NAMES = "|".join(sorted(BREAKS, key=len, reverse=True))
+_BREAK_TAG = re.compile(rf'</?(?:{_BREAK_NAMES})(?=[\s/>])[^>"]*+(?:"[^"]*+"[^>"]*+)*+>')
 
 
 def strip_invalid(text: str) -> str:
-    """``text`` without control characters and code points XML cannot hold."""
+    """``text`` without control characters and code points XML cannot hold; C1 controls
+    are read as Windows-1252 first (aggregator.text.windows_1252_controls), as
+    feedparser reads them, so that both parsers give the same text."""
     if text.isascii():  # the usual case: bytes.translate is several times quicker than re
         raw = text.encode("ascii")
         kept = raw.translate(None, _ASCII_NOT_XML)
         return text if len(kept) == len(raw) else kept.decode("ascii")
-    return NOT_XML.sub("", text)
+    return NOT_XML.sub("", windows_1252_controls(text))
 
 
 # URLs that urljoin and urlsplit would hand back unchanged, so that the usual ones skip
@@ -144,6 +169,7 @@ def safe_url(
 
 # nh3's arguments, built once (nh3 copies them; nothing changes them).
 _TAGS = set(TAGS)
+_BREAKS = set(BREAKS)
 _DROP = set(DROP_WITH_CONTENT)
 _ATTRIBUTES = {tag: set(names) for tag, names in ATTRIBUTES.items()}
 _URL_SCHEMES = set(URL_SCHEMES)
@@ -215,22 +241,31 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     cleaned, whole = _sanitized(fragment, base)
     if not whole:  # cut: its text is no longer all of the fragment's
         return cleaned, html_to_text(fragment)
-    text = html.unescape(SANITISED_TAG.sub("", cleaned))
-    return cleaned, " ".join(strip_invalid(text).split())
+    text = html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", cleaned)))
+    return cleaned, one_line(strip_invalid(text))
 
 
 def _bounded(fragment: str) -> str:
-    """At most MAX_HTML characters of ``fragment``, nested at most nesting.MAX_DEPTH deep."""
-    return flatten(strip_invalid(fragment[:MAX_HTML]))
+    """At most MAX_HTML characters of ``fragment``, nested at most nesting.MAX_DEPTH deep
+    (a tag the cut leaves open is left out: its start would be read as text)."""
+    cut = fragment[:MAX_HTML]
+    if len(fragment) > MAX_HTML and cut.rfind("<") > cut.rfind(">"):
+        cut = cut[: cut.rfind("<")]
+    return flatten(strip_invalid(cut))
 
 
 def html_to_text(fragment: str) -> str:
-    """The text of an HTML fragment, whitespace collapsed."""
+    """The text of an HTML fragment on one line: a space where a line or block ends
+    (BREAKS), layout whitespace collapsed (aggregator.text.one_line)."""
     text = nh3.clean(
-        _bounded(fragment), tags=set(), clean_content_tags=_DROP, attributes={}, strip_comments=True
+        _bounded(fragment),
+        tags=_BREAKS,
+        clean_content_tags=_DROP,
+        attributes={},
+        strip_comments=True,
     )
-    # str.split() splits at what re's \s matches (str.isspace): "\s+" collapsed, stripped.
-    return " ".join(strip_invalid(html.unescape(text)).split())
+    # Only the BREAKS are left, bare: each is a space.
+    return one_line(strip_invalid(html.unescape(SANITISED_TAG.sub(" ", text))))
 
 
 def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:
@@ -238,8 +273,15 @@ def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) ->
     if not text:
         return ""
     text = text[:MAX_HTML]
-    value = html_to_text(text) if is_html else " ".join(strip_invalid(text).split())
+    value = html_to_text(text) if is_html else one_line(strip_invalid(text))
     return cap(strip_invalid(value), limit)
+
+
+def text_as_html(text: str) -> str:
+    """Plain text as HTML that shows the same lines: each line break a ``<br>`` (so a
+    blank line between paragraphs is two)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return html.escape(lines).replace("\n", "<br>")
 
 
 def text_summary(text: str) -> str:

@@ -23,7 +23,6 @@ feed's (1.1, "authors"). 1.1 says an ``id`` given as a number is read as text.
 from __future__ import annotations
 
 import heapq
-import html
 import json
 import re
 from typing import Any
@@ -154,7 +153,7 @@ def _item(
     if content_html is not None:
         body = clean.sanitize_html(content_html, base)
     elif content_text is not None:
-        body = clean.sanitize_html(html.escape(content_text).replace("\n\n", "<br><br>"), base)
+        body = clean.sanitize_html(clean.text_as_html(content_text), base)
     else:
         body = ""
     summary_raw = _string(item, "summary")  # plain text, by the spec
@@ -164,7 +163,7 @@ def _item(
         summary = clean.text_summary(clean.plain(content_text, MAX_TEXT))
     else:
         summary = clean.text_summary(clean.html_to_text(body))
-    title = clean.title(_string(item, "title"))
+    title = clean.plain(_string(item, "title"))  # plain text, by the spec
     if not title:  # microblog items have none: the start of the text stands in
         title = clean.plain(summary, 120)
     if not title:
