@@ -167,10 +167,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from aggregator.config import load_config
     from aggregator.store import open_store
+    from aggregator.text import MAX_TITLE
     from aggregator.topics import topics_from_config
 
     if not args.entry.strip():  # words of nothing are in every entry
         log.error("explain: give an entry id, a title, or words of one")
+        return EXIT_USAGE
+    if len(args.entry) > MAX_TITLE:  # no title is longer (and a LIKE of 50,000 fails)
+        log.error(
+            "explain: give at most %d characters: an entry id, a title or words of one", MAX_TITLE
+        )
         return EXIT_USAGE
     config = load_config(Path(args.config or DEFAULT_CONFIG))
     if not config.store.url and not config.store.path.exists():
@@ -291,6 +297,9 @@ SERVE_EXAMPLE = """\
 Each source is read on its own schedule ([schedule] in the config); the feeds are
 rewritten when something changed. SIGTERM or Ctrl-C stops it cleanly.
 
+exit codes: 0 stopped by SIGTERM or Ctrl-C; 2 bad configuration or usage; 4 the feeds
+or the store could not be written; 5 the port is in use (or the host is no name)
+
 examples:
   aggregator serve
   aggregator serve --port 8081
@@ -306,7 +315,8 @@ LABELS is JSON Lines, one story a line:
   {"title": "…", "summary": "…", "labels": {"ukraine": "about", "deterrence": "no"}}
 with a label per topic: about (a main subject), mentions (in passing), no.
 Optional "sources" (configured source names, whose topics hints apply) and
-"categories". Exit codes: 0 all topics at or above the thresholds; 1 below them.
+"categories". Exit codes: 0 all topics at or above the thresholds; 1 below them;
+2 a labels file that cannot be read (named, with its line).
 
 examples:
   aggregator topics evaluate tests/data/topics/labels.jsonl
@@ -601,7 +611,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: the store's transaction rolled back and staged files were removed on
         # the way out; a run stopped after its commit leaves the feeds for the next run.
-        log.error("interrupted; the next run completes what this one had not")
+        if args.handler is cmd_run:
+            log.error("interrupted; the next run completes what this one had not")
+        else:
+            log.error("interrupted")
         return EXIT_INTERRUPTED
     finally:
         if stdout is not None:
@@ -671,7 +684,12 @@ def entry() -> None:
     import atexit
     import threading
 
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before the command began (while it was loading)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("error: interrupted\n")
+        os._exit(EXIT_INTERRUPTED)
     if threading.active_count() > 1:
         sys.exit(code)
     atexit._run_exitfuncs()

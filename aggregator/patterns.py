@@ -10,6 +10,7 @@ Its ``\\w`` and ``\\b`` are ASCII-only; ``\\pL`` matches any letter.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 MAX_PATTERN_LENGTH = 1000  # characters; longer is a mistake, not a topic
@@ -22,6 +23,8 @@ class Match(Protocol):
 
 class Pattern(Protocol):
     def search(self, text: str) -> Match | None: ...
+
+    def finditer(self, text: str) -> Iterator[Match]: ...
 
 
 def compile_pattern(pattern: str) -> Pattern:

@@ -119,6 +119,10 @@ def bind(host: str, port: int) -> socket.socket:
         )[0]
     except socket.gaierror as error:
         raise PortInUse(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    except UnicodeError as error:  # "bad..host", a label over 63 characters: no name at all
+        raise PortInUse(
+            f"cannot listen on {host}:{port}: {host!r} is not a host name or address"
+        ) from error
     listener = socket.socket(family, kind, proto)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -375,6 +375,11 @@ def case_footprint(ctx: Context) -> list[Figure]:
     """Resident memory of ``aggregator serve`` idle (a store of 10,000 and of 1,000,000
     stories: it must not grow with the archive), and of a day of serve's jobs polling
     the 200 feeds (simulated clock, every read one job)."""
+    try:
+        import psutil  # noqa: F401  (the probes read serve's memory with it)
+    except ImportError:
+        reason = "skipped: psutil is not installed (pip install -e '.[bench]')"
+        return [Figure("footprint", reason, "", [0.0])]
     figures = []
     data = ctx.work / "footprint" / "feeds"
     write_feeds(data, 200, 50)

@@ -118,6 +118,12 @@ def test_captured_as_toml_date(tmp_path: Path) -> None:
             id="naive capture time",
         ),
         pytest.param(
+            ('path = "page.txt"', 'url = "http://[::1/feed"'),
+            "sources[1].url",
+            "'http://[::1/feed' is not a URL (Invalid IPv6 URL)",
+            id="a URL Python cannot split (found by review)",
+        ),
+        pytest.param(
             ('path = "page.txt"', 'path = "page.txt"\ncaptured = 0001-01-01'),
             "sources[1].captured",
             "0001-01-01 is before any web page was saved",
@@ -164,6 +170,12 @@ def test_captured_as_toml_date(tmp_path: Path) -> None:
             "topics[1].patterns[1]",
             "matches empty text, so it would match every story",
             id="pattern with an empty alternative",
+        ),
+        pytest.param(
+            ('terms = ["Ukraine"]', 'terms = ["Ukraine"]\npatterns = ["Allies|"]'),
+            "topics[1].patterns[1]",
+            "matches empty text, so it would match every story",
+            id="empty alternative after a word of the ordinary text (found by review)",
         ),
         pytest.param(
             ('terms = ["Ukraine"]', 'terms = ["Ukraine"]\nexclude_patterns = ["(video)?"]'),

@@ -164,3 +164,7 @@ def test_explain(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", config, "explain", "  "]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "give an entry id, a title, or words of one" in captured.err
+    # Longer than any title: one line, not a database error (found by review).
+    assert main(["--config", config, "explain", "Ukraine " * 7000]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "give at most 1000 characters" in captured.err

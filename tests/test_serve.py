@@ -543,6 +543,23 @@ def test_a_busy_port_is_its_own_exit_code(project: Path) -> None:
     assert not (project / "feeds").exists()  # nothing was done
 
 
+@pytest.mark.parametrize("host", ["bad..host", "x" * 64 + ".example"])
+def test_a_host_that_is_no_name_is_one_line(project: Path, host: str) -> None:
+    """An empty label or one over 63 characters: one line, not the IDNA codec's
+    traceback (found by review)."""
+    done = subprocess.run(
+        [*AGGREGATOR, "--config", str(project / "config.toml"), "serve", "--host", host],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 5
+    assert done.stderr == (
+        f"error: cannot listen on {host}:8080: {host!r} is not a host name or address\n"
+    )
+    assert not (project / "feeds").exists()  # nothing was done
+
+
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [

@@ -471,6 +471,11 @@ def test_pasted_addresses_are_taken_as_meant(
             f"error: {target}: no such file, and no web address without its scheme; if it is a "
             f"web address, give it as https://{target} (or http://{target})"
         )
+    # An address Python cannot split: one line, not a traceback (found by review).
+    assert add(shipped, "http://[::1/feed") == 2
+    assert one_line(capsys.readouterr().err) == (
+        "error: http://[::1/feed: is not a web address (Invalid IPv6 URL); check it and try again"
+    )
     assert shipped.read_bytes() == before
 
 

@@ -74,7 +74,13 @@ def pasted(target: str) -> str:
 
 
 def _is_url(target: str) -> bool:
-    return urlsplit(target).scheme.lower() in ("http", "https")
+    """Whether ``target`` is an http(s) URL; TargetError for one Python cannot split
+    ("http://[::1/feed": an IPv6 host not closed)."""
+    try:
+        return urlsplit(target).scheme.lower() in ("http", "https")
+    except ValueError as error:
+        advice = f"is not a web address ({error}); check it and try again"
+        raise TargetError(target, advice) from error
 
 
 # What a file given alone ("page.txt", no folder) is named: a file, never a host.
