@@ -133,6 +133,23 @@ class Scheduler:
     def _jitter(self) -> timedelta:
         return timedelta(seconds=self.rng.uniform(0, self.config.schedule.jitter_seconds))
 
+    def record(self, result: RunResult, now: datetime) -> None:
+        """What a run made before the scheduler started (``serve``'s first read of every
+        source) on the board, as a job's own read is: ``/healthz`` shows its failures."""
+        for outcome in result.outcomes:
+            name = outcome.source.name
+            health = self.board.sources.get(name)
+            if health is None:
+                continue
+            failed = outcome.error is not None
+            self.board.update(
+                name,
+                last_run=now,
+                last_success=health.last_success if failed else now,
+                last_error=str(outcome.error) if failed else None,
+                failures=health.failures + 1 if failed else 0,
+            )
+
     def start(self, *, first_in: timedelta | None = None) -> None:
         """Start every source's job: each after its interval (or ``first_in``), jittered."""
         now = self.clock()

@@ -59,14 +59,15 @@ class Serving:
         return self.process.wait(timeout=30)
 
 
-def start(project: Path, extra: str = "") -> Serving:
+def start(project: Path, extra: str = "", interval: float = 0.02) -> Serving:
     config = project / "config.toml"
     text = config.read_text(encoding="utf-8")
     text = text.replace("[fetch]\n", "[fetch]\nread_timeout = 2\n", 1).replace(
         "deadline = 30", "deadline = 3"
     )
     schedule = (
-        "[schedule]\ninterval_minutes = 0.02\njitter_seconds = 0\nmax_backoff_minutes = 0.2\n"
+        f"[schedule]\ninterval_minutes = {interval}\njitter_seconds = 0\n"
+        f"max_backoff_minutes = {max(interval, 0.2)}\n"
     )
     config.write_text(schedule + extra + "\n" + text, encoding="utf-8")
     port = free_port()
@@ -455,6 +456,26 @@ def test_healthz(serving: Serving) -> None:
     assert "NATO news feed" in names and len(names) == 6
     for source in health["sources"]:
         assert {"last_success", "last_error", "next_run", "entries"} <= set(source)
+
+
+def test_healthz_shows_the_first_read_before_any_scheduled_one(project: Path) -> None:
+    """serve reads every source before serving an empty store: /healthz says how that
+    went at once, not null until each source's first scheduled read (found by review)."""
+    text = (project / "config.toml").read_text(encoding="utf-8")
+    (project / "config.toml").write_text(
+        text.replace("/feeds/rss20.xml", "/feeds/missing.xml"), encoding="utf-8"
+    )
+    server = start(project, interval=60)  # no scheduled read during the test
+    try:
+        health = server.health()
+        failed = server.source("NATO news feed")
+        assert failed["last_run"] is not None and failed["last_success"] is None
+        assert "404" in failed["last_error"] and failed["failures_in_a_row"] == 1
+        others = [s for s in health["sources"] if s["name"] != "NATO news feed"]
+        assert others and all(s["last_run"] and s["last_error"] is None for s in others)
+        assert health["status"] == "degraded"
+    finally:
+        assert server.stop() == 0
 
 
 def test_scheduler_picks_up_a_changed_source(project: Path, feedserver: Server) -> None:
