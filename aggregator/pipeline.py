@@ -407,7 +407,11 @@ def publish(
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
                 installed = installed_manifest(config, store)  # read once, used twice
-                shown_before = set() if installed is None else set(installed.feeds)
+                # The feeds whose files may be on disk: those the last install showed,
+                # and those of a run that ended before it removed the dropped ones.
+                shown_before = _feeds_on_disk(config, store)
+                if installed is not None:
+                    shown_before |= set(installed.feeds)
                 # Each file is staged as it is rendered; its fsync runs while the next
                 # ones are rendered (output.Stager).
                 with Stager(directory) as stager:
@@ -429,6 +433,10 @@ def publish(
                 # What the files will show once installed; trusted only when the rendered
                 # key (set after the install) and the directory's token name it.
                 store.set_meta(manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}")
+                # Until the dropped ones are removed (after the install), their files may
+                # still be there: kept in the record, so that a crash before that leaves
+                # the next run to remove them.
+                _record_feeds_on_disk(config, store, shown_before | set(rendered.manifest.feeds))
     except BaseException:
         # The store kept nothing of this run (rolled back): neither do the files.
         if staged is not None:
@@ -444,6 +452,9 @@ def publish(
         with store.transaction():
             store.set_meta(rendered_key(config, store), token)
         _remove_dropped_topics(directory, shown_before - set(rendered.manifest.feeds))
+        if shown_before - set(rendered.manifest.feeds):
+            with store.transaction():
+                _record_feeds_on_disk(config, store, set(rendered.manifest.feeds))
     if store.shared:
         stamp_files(store, [*written, *unchanged])
     log.info(
@@ -515,6 +526,21 @@ def installed_pages(config: Config, store: StoreType) -> frozenset[str] | None:
     if manifest is None:
         return None
     return frozenset(map(outputs.entry_file, manifest.entries))
+
+
+def _feeds_key(config: Config, store: StoreType) -> str:
+    """The meta key of the feeds whose files may be in this instance's directory."""
+    return "feeds on disk" + rendered_key(config, store).removeprefix("rendered")
+
+
+def _feeds_on_disk(config: Config, store: StoreType) -> set[str]:
+    """The slugs of the feeds whose files may be in the directory (see publish)."""
+    text = store.meta(_feeds_key(config, store))
+    return set(text.split()) if text else set()
+
+
+def _record_feeds_on_disk(config: Config, store: StoreType, slugs: set[str]) -> None:
+    store.set_meta(_feeds_key(config, store), " ".join(sorted(slugs)))
 
 
 def _remove_dropped_topics(directory: Path, slugs: set[str]) -> None:
