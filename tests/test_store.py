@@ -342,9 +342,12 @@ def test_an_older_store_is_upgraded_and_keeps_its_entries(
 # -- SQLite only ----------------------------------------------------------------------------
 
 
-def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+def test_sqlite_runs_in_wal_mode_and_a_commit_is_synced_before_it_returns(tmp_path: Path) -> None:
+    """FULL (2): the write-ahead log is synced at each commit, so the store is on disk
+    before a run renames its files into place."""
     with Store(tmp_path / "s.sqlite3") as store:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
 def test_a_new_file_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:

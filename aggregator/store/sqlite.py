@@ -147,7 +147,10 @@ class Store(SQLStore):
             self.db = _connect(path, timeout=timeout)
             self.db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before the file has any
             self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
+            # FULL: a commit is on disk when it returns, before the run renames its files
+            # into place (NORMAL in WAL mode may lose the last commit to a power cut, and
+            # the feeds would then show what the store no longer holds).
+            self.db.execute("PRAGMA synchronous = FULL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except BaseException as error:
