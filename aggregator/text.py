@@ -31,14 +31,21 @@ def windows_1252_controls(text: str) -> str:
 # written: no-break, narrow no-break and figure spaces ("10\u00a0km", French "Pourquoi\u00a0?"),
 # thin and other typographic spaces, the ideographic space.
 _CHOSEN_SPACE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-_LAYOUT_SPACE = re.compile("[ \t\n\r\f\v\x1c-\x1f\x85\u2028\u2029]+")
+_LAYOUT_SPACE = re.compile("[ \t\n\r\f\v\x1c-\x1f\x85\u2028\u2029]")
+_WHITESPACE = re.compile(r"\s+")  # re's \s: what str.isspace takes, layout or chosen
 
 
 def one_line(text: str) -> str:
-    """``text`` on one line: each run of layout whitespace one space, none at the ends."""
+    """``text`` on one line: each run of whitespace that holds layout whitespace is one
+    space (``<p>&nbsp;</p>`` between paragraphs too), a run of chosen spaces alone is
+    kept, and none is left at the ends."""
     if text.isascii() or not _CHOSEN_SPACE.search(text):
         return " ".join(text.split())  # str.split's whitespace is layout whitespace here
-    return _LAYOUT_SPACE.sub(" ", text).strip()
+    return _WHITESPACE.sub(_one_space, text).strip()
+
+
+def _one_space(run: re.Match[str]) -> str:
+    return " " if _LAYOUT_SPACE.search(run.group()) else run.group()
 
 
 # A tag of the sanitiser's own output (aggregator.live.clean). It writes every "<" of
@@ -71,7 +78,10 @@ ANNOUNCER = re.compile(
 
 
 def fold(text: str) -> str:
-    """Curly and straight quotes, and dashes, in one form."""
+    """Curly and straight quotes, dashes, and spaces (no-break and the other spaces a
+    writer may choose: see :func:`one_line`) each in one form: topics and search see
+    "Secretary\\u00a0General" as "Secretary General" (RE2's ``\\s`` and a pattern's space
+    are ASCII only)."""
     # Every character folded is outside ASCII, and most text is ASCII: a test of a few
     # characters, not str.translate's dictionary lookup per character (3 µs a summary).
     if text.isascii():
@@ -79,6 +89,8 @@ def fold(text: str) -> str:
     for curly, straight in _FOLDS:
         if curly in text:
             text = text.replace(curly, straight)
+    if _CHOSEN_SPACE.search(text):
+        text = _CHOSEN_SPACE.sub(" ", text)
     return text
 
 

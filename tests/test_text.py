@@ -11,7 +11,11 @@ import pytest
 from aggregator.text import fold, title_key
 
 # The rule as first written: one translation table, NFKC before it.
-_TABLE = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+# ... and the spaces a writer may choose (no-break, typographic, ideographic).
+_SPACES = "\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
+_TABLE = str.maketrans(
+    {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", **dict.fromkeys(_SPACES, " ")}
+)
 _ANNOUNCER = re.compile(
     r"^(?:Video|Videos|Photo|Photos|Photo gallery|Gallery|Podcast|Audio|Live|Interview|"
     r"Infographic|Speech|Opinion)\s*[:–—-]\s+",

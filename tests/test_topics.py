@@ -38,6 +38,20 @@ def topic(
         pytest.param({"terms": ("air defence",)}, "more air\u00a0 defence", "", True, id="spaces"),
         pytest.param({"patterns": (r"\bKyiv\b",)}, "", "visited Kyiv today", True, id="pattern"),
         pytest.param(
+            {"patterns": ("secretary general", r"nato\s+air")},
+            "Secretary\u00a0General visits",
+            "",
+            True,
+            id="a pattern's space is a no-break space too (found by review)",
+        ),
+        pytest.param(
+            {"patterns": (r"nato\s+air",)},
+            "",
+            "NATO\u202fair defence",
+            True,
+            id="RE2's \\s is any space a writer chose",
+        ),
+        pytest.param(
             {"terms": ("Ukraine",), "exclude": ("football",)},
             "Ukraine football match",
             "",
