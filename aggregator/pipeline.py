@@ -451,10 +451,11 @@ def publish(
         unchanged = [*staged.unchanged, *kept]
         with store.transaction():
             store.set_meta(rendered_key(config, store), token)
-        _remove_dropped_topics(directory, shown_before - set(rendered.manifest.feeds))
-        if shown_before - set(rendered.manifest.feeds):
+        dropped = shown_before - set(rendered.manifest.feeds)
+        if dropped:
+            left = _remove_dropped_topics(directory, dropped)  # kept: tried again next time
             with store.transaction():
-                _record_feeds_on_disk(config, store, set(rendered.manifest.feeds))
+                _record_feeds_on_disk(config, store, set(rendered.manifest.feeds) | left)
     if store.shared:
         stamp_files(store, [*written, *unchanged])
     log.info(
@@ -543,9 +544,11 @@ def _record_feeds_on_disk(config: Config, store: StoreType, slugs: set[str]) -> 
     store.set_meta(_feeds_key(config, store), " ".join(sorted(slugs)))
 
 
-def _remove_dropped_topics(directory: Path, slugs: set[str]) -> None:
+def _remove_dropped_topics(directory: Path, slugs: set[str]) -> set[str]:
     """Remove the feeds and page of topics no longer in the config: left, a web server
-    would serve them to their subscribers for ever, frozen."""
+    would serve them to their subscribers for ever, frozen. Returns the slugs of those
+    with a file that could not be removed (said in a warning)."""
+    left = set()
     for slug in sorted(slugs):
         removed = []
         for name in (*outputs.feed_files(slug), outputs.topic_page(slug)):
@@ -555,6 +558,7 @@ def _remove_dropped_topics(directory: Path, slugs: set[str]) -> None:
                 continue
             except OSError as error:  # the run itself is done: said, not raised
                 log.warning("%s: cannot remove: %s", directory / name, os_advice(error))
+                left.add(slug)
                 continue
             removed.append(name)
         if removed:
@@ -564,6 +568,7 @@ def _remove_dropped_topics(directory: Path, slugs: set[str]) -> None:
                 slug,
                 ", ".join(removed),
             )
+    return left
 
 
 def recorded_manifest(config: Config, store: StoreType) -> Manifest | None:

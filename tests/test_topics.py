@@ -296,6 +296,41 @@ def test_a_topic_dropped_after_a_run_stopped_before_its_install_still_goes(
     assert "no longer in the config" not in capsys.readouterr().err
 
 
+def test_a_dropped_topic_file_that_could_not_be_removed_is_tried_again(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of a dropped topic that could not be removed (said in a warning) stays in
+    the record: the next run that renders removes it (found by review)."""
+    from aggregator.cli import main
+
+    config = project / "config.toml"
+    shipped = config.read_text(encoding="utf-8")
+    moldova = '\n[[topics]]\nslug = "moldova"\ntitle = "Moldova"\nterms = ["Moldova"]\n'
+    config.write_text(shipped + moldova, encoding="utf-8")
+    assert main(["--config", str(config), "run"]) == 0
+    stuck = project / "feeds" / "moldova.rss"
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path == stuck:
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    config.write_text(shipped, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["--config", str(config), "run"]) == 0
+    assert stuck.exists() and "moldova.rss: cannot remove" in capsys.readouterr().err
+    monkeypatch.undo()
+    other = moldova.replace("moldova", "chisinau").replace("Moldova", "Chisinau")
+    config.write_text(shipped + other, encoding="utf-8")  # a change: the next run renders
+    assert main(["--config", str(config), "run"]) == 0
+    assert not stuck.exists()
+    assert "topic 'moldova' is no longer in the config: removed moldova.rss" in (
+        capsys.readouterr().err
+    )
+
+
 def test_pages_of_stories_past_every_feed_follow_a_topic_change(project: Path) -> None:
     """A web server still serves the page of a story that left every feed (old items in
     readers link to it): when the topics change, the run renders it again, so it does
