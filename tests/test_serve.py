@@ -550,35 +550,34 @@ def test_a_busy_port_is_its_own_exit_code(project: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [*AGGREGATOR, "--config", str(project / "config.toml"), "serve", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 5
-    assert done.stderr == (
+        stderr = refused_to_listen(project, "--port", str(port))
+    assert stderr == (
         f"error: port {port} on 127.0.0.1 is already in use; stop what listens there "
         "or pass --port\n"
     )
-    assert not (project / "feeds").exists()  # nothing was done
 
 
 @pytest.mark.parametrize("host", ["bad..host", "x" * 64 + ".example"])
 def test_a_host_that_is_no_name_is_one_line(project: Path, host: str) -> None:
     """An empty label or one over 63 characters: one line, not the IDNA codec's
     traceback (found by review)."""
+    assert refused_to_listen(project, "--host", host) == (
+        f"error: cannot listen on {host}:8080: {host!r} is not a host name or address\n"
+    )
+
+
+def refused_to_listen(project: Path, *options: str) -> str:
+    """What ``serve`` with these options said when it could not listen (exit 5), having
+    done nothing."""
     done = subprocess.run(
-        [*AGGREGATOR, "--config", str(project / "config.toml"), "serve", "--host", host],
+        [*AGGREGATOR, "--config", str(project / "config.toml"), "serve", *options],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 5
-    assert done.stderr == (
-        f"error: cannot listen on {host}:8080: {host!r} is not a host name or address\n"
-    )
     assert not (project / "feeds").exists()  # nothing was done
+    return done.stderr
 
 
 @pytest.mark.parametrize(
