@@ -21,6 +21,15 @@ _WINDOWS_1252 = {
 }
 
 
+def composed(text: str) -> str:
+    """``text`` in Unicode's composed form (NFC), as the web's character model asks of
+    content: "é" written as "e" and a combining accent is stored as "é", so that a
+    search typed either way finds it (the index's words are cut from the stored text)."""
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
+    return unicodedata.normalize("NFC", text)
+
+
 def windows_1252_controls(text: str) -> str:
     """``text`` with each C1 control read as the Windows-1252 character of its byte."""
     return text.translate(_WINDOWS_1252) if _C1.search(text) else text

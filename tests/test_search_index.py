@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -300,3 +301,25 @@ def test_the_index_finds_what_the_scan_found_in_generated_stories(
     monkeypatch.setattr(sqlite_store, "FEW", few)  # SQLite reads common words' newest entries
     add(store, generated(300, seed=15))
     compare(store, TRICKY + [f"{a} {b}" for a, b in pairwise(PIECES)])
+
+
+def test_a_word_is_found_however_its_accents_were_written(store: StoreType) -> None:
+    """A feed that writes "é" as "e" and a combining accent (NFD, as some Mac and
+    Vietnamese tools do) is stored composed (NFC), and a search typed either way finds
+    it, through the index and the scan alike."""
+    from aggregator.source import parse_source
+
+    decomposed = unicodedata.normalize("NFD", "Café talks in Hà Nội")
+    document = (
+        '<rss version="2.0"><channel><title>t</title><link>https://example.org/</link>'
+        f"<item><title>{decomposed}</title><link>https://example.org/1</link>"
+        "<pubDate>Mon, 02 Dec 2024 10:00:00 GMT</pubDate>"
+        f"<description>{decomposed}</description></item></channel></rss>"
+    ).encode()
+    (parsed,) = parse_source(document, url="https://feeds.example/nfd.xml", kind="feed")
+    assert parsed.title == parsed.summary == "Café talks in Hà Nội"  # composed
+    add(store, [parsed])
+    for typed in ("café", unicodedata.normalize("NFD", "café"), "NỘI", "Nội"):
+        query = Query.parse(typed)
+        found = search(candidates(store, query.terms), query, EVERYTHING)
+        assert titles(found) == ["Café talks in Hà Nội"], ascii(typed)

@@ -32,6 +32,7 @@ from aggregator.text import (
     NOT_XML,
     SANITISED_TAG,
     cap,
+    composed,
     one_line,
     windows_1252_controls,
 )
@@ -88,14 +89,15 @@ _BREAK_TAG = re.compile(rf'</?(?:{_BREAK_NAMES})(?=[\s/>])[^>"]*+(?:"[^"]*+"[^>"
 
 
 def strip_invalid(text: str) -> str:
-    """``text`` without control characters and code points XML cannot hold; C1 controls
-    are read as Windows-1252 first (aggregator.text.windows_1252_controls), as
-    feedparser reads them, so that both parsers give the same text."""
+    """``text`` without control characters and code points XML cannot hold, composed
+    (aggregator.text.composed); C1 controls are read as Windows-1252 first
+    (aggregator.text.windows_1252_controls), as feedparser reads them, so that both
+    parsers give the same text."""
     if text.isascii():  # the usual case: bytes.translate is several times quicker than re
         raw = text.encode("ascii")
         kept = raw.translate(None, _ASCII_NOT_XML)
         return text if len(kept) == len(raw) else kept.decode("ascii")
-    return NOT_XML.sub("", windows_1252_controls(text))
+    return composed(NOT_XML.sub("", windows_1252_controls(text)))
 
 
 # URLs that urljoin and urlsplit would hand back unchanged, so that the usual ones skip

@@ -43,7 +43,8 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # no summary takes its summary from the content's text, not from its markup; an Atom
 # title of type text keeps what reads as markup; links are URIs (clean.as_uri). 5: a
 # space where a block ends in a text, C1 controls read as Windows-1252, chosen spaces
-# kept, single line breaks in plain text kept, JSON Feed titles plain text.
+# kept, single line breaks in plain text kept, JSON Feed titles plain text, text
+# composed (NFC).
 DIGEST_VERSION = "5"
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.model import Entry
 from aggregator.store.words import term_words
-from aggregator.text import fold
+from aggregator.text import composed, fold
 from aggregator.topics import term_pattern
 
 MAX_QUERY = 100  # characters
@@ -40,10 +40,10 @@ AFTER = "\"'«»)]}>?!.,;:"
 
 
 def typed_term(text: str) -> str:
-    """A word or phrase as typed, as it is looked for: quotes folded
-    (:func:`~aggregator.text.fold`), without the punctuation around it. "" when
-    nothing is left."""
-    return fold(text).strip().lstrip(BEFORE).rstrip(AFTER).strip()
+    """A word or phrase as typed, as it is looked for: composed (NFC, as stories are
+    stored), quotes folded (:func:`~aggregator.text.fold`), without the punctuation
+    around it. "" when nothing is left."""
+    return fold(composed(text)).strip().lstrip(BEFORE).rstrip(AFTER).strip()
 
 
 class QueryError(ValueError):

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from aggregator.dates import full_dates_in
 from aggregator.errors import SourceError
 from aggregator.model import Provenance, Published, SourceEntry
-from aggregator.text import MAX_TEXT, MAX_TITLE, NOT_XML, cap
+from aggregator.text import MAX_TEXT, MAX_TITLE, NOT_XML, cap, composed
 
 log = logging.getLogger("aggregator")
 
@@ -49,7 +49,7 @@ def normalise(text: str) -> str:
     ``re.sub(r"\\s+", " ", text)``. Characters XML cannot hold (an ESC in a title)
     are dropped: kept, they made every RSS and Atom file of the run fail to render.
     """
-    text = " ".join(text.split())
+    text = composed(" ".join(text.split()))  # "e" and an accent stored as "é" (NFC)
     # Whitespace controls (form feed, U+0085) are spaces by now; the rest go.
     return " ".join(NOT_XML.sub("", text).split()) if NOT_XML.search(text) else text
 
