@@ -89,15 +89,14 @@ _BREAK_TAG = re.compile(rf'</?(?:{_BREAK_NAMES})(?=[\s/>])[^>"]*+(?:"[^"]*+"[^>"
 
 
 def strip_invalid(text: str) -> str:
-    """``text`` without control characters and code points XML cannot hold, composed
-    (aggregator.text.composed); C1 controls are read as Windows-1252 first
-    (aggregator.text.windows_1252_controls), as feedparser reads them, so that both
-    parsers give the same text."""
+    """``text`` without control characters and code points XML cannot hold; C1 controls
+    are read as Windows-1252 first (aggregator.text.windows_1252_controls), as
+    feedparser reads them, so that both parsers give the same text."""
     if text.isascii():  # the usual case: bytes.translate is several times quicker than re
         raw = text.encode("ascii")
         kept = raw.translate(None, _ASCII_NOT_XML)
         return text if len(kept) == len(raw) else kept.decode("ascii")
-    return composed(NOT_XML.sub("", windows_1252_controls(text)))
+    return NOT_XML.sub("", windows_1252_controls(text))
 
 
 # URLs that urljoin and urlsplit would hand back unchanged, so that the usual ones skip
@@ -244,7 +243,7 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     if not whole:  # cut: its text is no longer all of the fragment's
         return cleaned, html_to_text(fragment)
     text = html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", cleaned)))
-    return cleaned, one_line(strip_invalid(text))
+    return cleaned, _text(strip_invalid(text))
 
 
 def _bounded(fragment: str) -> str:
@@ -267,7 +266,7 @@ def html_to_text(fragment: str) -> str:
         strip_comments=True,
     )
     # Only the BREAKS are left, bare: each is a space.
-    return one_line(strip_invalid(html.unescape(SANITISED_TAG.sub(" ", text))))
+    return _text(strip_invalid(html.unescape(SANITISED_TAG.sub(" ", text))))
 
 
 def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:
@@ -275,8 +274,14 @@ def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) ->
     if not text:
         return ""
     text = text[:MAX_HTML]
-    value = html_to_text(text) if is_html else one_line(strip_invalid(text))
+    value = html_to_text(text) if is_html else _text(strip_invalid(text))
     return cap(strip_invalid(value), limit)
+
+
+def _text(text: str) -> str:
+    """Plain text as stored: on one line, composed (NFC: aggregator.text.composed). HTML
+    and URLs are left as written: a link must keep its bytes."""
+    return composed(one_line(text))
 
 
 def text_as_html(text: str) -> str:
