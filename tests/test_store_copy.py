@@ -73,7 +73,7 @@ def test_a_copy_into_a_store_that_is_not_empty_is_refused(
     assert error.count("\n") == 1
 
 
-@pytest.mark.parametrize("to", ["mysql://x/y", "sqlite://x.db", "same"])
+@pytest.mark.parametrize("to", ["mysql://x/y", "sqlite://x.db", "same", "", "."])
 def test_a_copy_to_what_is_no_store_is_a_usage_error(
     filled: Config,
     to: str,
@@ -89,7 +89,7 @@ def test_a_copy_to_what_is_no_store_is_a_usage_error(
     capsys.readouterr()
     assert main(["--config", str(filled.path), "store", "copy", "--to", target]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and f"--to {target}" in error, error
+    assert error.count("\n") == 1 and f"--to {target}".strip() in error, error
     assert list(elsewhere.iterdir()) == []
 
 

@@ -24,6 +24,12 @@ from aggregator.store.sql import TABLES
 
 def target_settings(source: StoreSettings, to: str) -> StoreSettings:
     """Settings for the store ``to`` names: a postgresql:// URL, or an SQLite file path."""
+    if not to.strip():
+        raise ConfigError(
+            "--to", "is empty; give a postgresql:// URL or the path of an SQLite file"
+        )
+    if Path(to).is_dir():
+        raise ConfigError(f"--to {to}", "is a folder; give the path of an SQLite file in it")
     if is_url(to):
         return replace(source, url=to)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", to):
