@@ -621,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: the store's transaction rolled back and staged files were removed on
         # the way out; a run stopped after its commit leaves the feeds for the next run.
-        if args.handler is cmd_run:
+        if args.handler in (cmd_run, cmd_serve):  # (serve reads every source first)
             log.error("interrupted; the next run completes what this one had not")
         else:
             log.error("interrupted")

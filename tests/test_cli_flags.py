@@ -83,6 +83,31 @@ def test_a_port_out_of_range_is_a_usage_error(
     assert "is not a port (0 to 65535)" in capsys.readouterr().err
 
 
+def test_ctrl_c_while_a_source_is_being_added_says_only_that(
+    project: Path, feedserver: Server
+) -> None:
+    """A command that writes nothing until it ends (sources add waits for the address
+    to answer) says it was interrupted, not that a next run completes it; the config
+    is as it was."""
+    config = project / "config.toml"
+    before = config.read_bytes()
+    command = ["--config", str(config), "sources", "add", f"{feedserver.base}/stall"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", *command],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while feedserver.hits("/stall") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    assert [line for line in stderr.splitlines() if line.strip()] == ["error: interrupted"]
+    assert config.read_bytes() == before
+
+
 def test_ctrl_c_during_a_run_is_one_line_and_stores_nothing(
     project: Path, feedserver: Server
 ) -> None:
