@@ -444,6 +444,13 @@ def publish(
         raise
     if staged is None or rendered is None:
         written, unchanged = [], [directory / name for name in expected_files(config)]
+        # Nothing rendered: a dropped topic's files that a run stopped before removing
+        # (killed after its install was recorded), or could not remove, go now.
+        configured = {"all", *(topic.slug for topic in config.topics)}
+        if stale := _feeds_on_disk(config, store) - configured:
+            left = _remove_dropped_topics(directory, stale)
+            with store.transaction():
+                _record_feeds_on_disk(config, store, (_feeds_on_disk(config, store) - stale) | left)
     else:
         written = [path for path in staged.install() if path.name != TOKEN]
         # The files not rendered are as they were, like those rendered to the same bytes.

@@ -331,6 +331,38 @@ def test_a_dropped_topic_file_that_could_not_be_removed_is_tried_again(
     )
 
 
+def test_a_topic_dropped_by_a_run_stopped_before_removing_it_goes_in_the_next_run(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after its install was recorded, before the dropped topic's files were
+    removed: the next run, with nothing to render, removes them (found by review)."""
+    from aggregator import pipeline
+    from aggregator.cli import main
+
+    config = project / "config.toml"
+    shipped = config.read_text(encoding="utf-8")
+    moldova = '\n[[topics]]\nslug = "moldova"\ntitle = "Moldova"\nterms = ["Moldova"]\n'
+    config.write_text(shipped + moldova, encoding="utf-8")
+    assert main(["--config", str(config), "run"]) == 0
+    files = [project / "feeds" / f"moldova.{kind}" for kind in ("rss", "atom", "json", "html")]
+
+    def killed(directory: Path, slugs: set[str]) -> set[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_remove_dropped_topics", killed)
+    config.write_text(shipped, encoding="utf-8")
+    assert main(["--config", str(config), "run"]) == 130
+    assert all(path.exists() for path in files)
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["--config", str(config), "run"]) == 0
+    err = capsys.readouterr().err
+    assert not any(path.exists() for path in files)
+    assert "topic 'moldova' is no longer in the config: removed" in err
+    assert main(["--config", str(config), "run"]) == 0
+    assert "no longer in the config" not in capsys.readouterr().err
+
+
 def test_pages_of_stories_past_every_feed_follow_a_topic_change(project: Path) -> None:
     """A web server still serves the page of a story that left every feed (old items in
     readers link to it): when the topics change, the run renders it again, so it does
