@@ -778,10 +778,18 @@ def create_app(
     def healthz(request: Request) -> Response:
         counts: Mapping[str, int] = {}
         by_source: Mapping[str, int] = {}
+        unreachable: str | None = None
         if config.store.url or config.store.path.exists():
-            with open_store(config.store) as store:
-                counts = store.counts()
-                by_source = store.counts_by_source()
+            try:
+                with open_store(config.store) as store:
+                    counts = store.counts()
+                    by_source = store.counts_by_source()
+            except Exception as error:
+                if not _unreachable(error):
+                    raise
+                # The feeds are still served; this says what is wrong, in one line.
+                unreachable = _first_line(error)
+                log.error("healthz: the store cannot be reached: %s", unreachable)
         sources = []
         for item in health():
             sources.append(
@@ -797,9 +805,12 @@ def create_app(
                 }
             )
         status = "ok" if all(s["last_error"] is None for s in sources) else "degraded"
-        body = {"status": status, "entries": counts, "sources": sources}
+        body: dict[str, object] = {"status": status, "entries": counts, "sources": sources}
+        if unreachable is not None:
+            body = {**body, "status": "unavailable", "store": unreachable, "entries": None}
         return Response(
             json.dumps(body, indent=2) + "\n",
+            status_code=200 if unreachable is None else 503,
             media_type="application/json",
             headers={"Cache-Control": "no-store"},
         )

@@ -639,3 +639,40 @@ def test_searches_come_back_when_postgresql_drops_their_connections(
         assert server.stop() == 0
     log = (project / "serve.log").read_text(encoding="utf-8")
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_healthz_says_when_postgresql_cannot_be_reached(project: Path, postgres: Cluster) -> None:
+    """The database refusing connections: /healthz answers 503 with a JSON body naming
+    the trouble in one line (not a 500 with a traceback in the log), the feeds are still
+    served, and it is "ok" again once the database is back (found by review)."""
+    url = postgres.new_database()
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('path = "state/aggregator.sqlite3"', f'url = "{url}"'), encoding="utf-8"
+    )
+    server = start(project, interval=60)
+    database = url.split("@/", 1)[1].split("?")[0]
+    try:
+        assert server.get("/healthz").status_code == 200
+        with psycopg.connect(postgres.url(), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+        answer = server.get("/healthz")
+        assert answer.status_code == 503
+        body = answer.json()
+        assert body["status"] == "unavailable" and body["entries"] is None
+        assert body["store"] and "\n" not in body["store"]
+        assert server.get("/feeds/all.rss").status_code == 200
+        with psycopg.connect(postgres.url(), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        assert server.get("/healthz").status_code == 200
+    finally:
+        assert server.stop() == 0
+    log = (project / "serve.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log, log[-3000:]
+    assert "healthz: the store cannot be reached" in log
