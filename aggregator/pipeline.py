@@ -625,7 +625,9 @@ def refresh(
             stack.enter_context(write_lock(config.store))
         store = stack.enter_context(open_store(config.store))
         # On a shared store, only the sources no other worker is reading (leases).
-        claimed = claim_sources(store, config, config.sources if sources is None else sources, now)
+        claimed = claim_sources(
+            store, config, config.sources if sources is None else sources, now, force=force
+        )
         states = FetchStates(store)
         ingest = Ingest(
             config,

@@ -283,9 +283,9 @@ def small_shared_config(directory: Path, server: Server, url: str, minutes: floa
     return config
 
 
-def aggregator_run(config: Path) -> subprocess.CompletedProcess[str]:
+def aggregator_run(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+        [sys.executable, "-m", "aggregator", "--config", str(config), "run", *options],
         capture_output=True,
         text=True,
         timeout=120,
@@ -324,4 +324,19 @@ def test_a_cron_run_every_interval_finds_its_sources_due(
     assert reads(feeds) == 3
     time.sleep(max(0.0, started + 6.0 - time.monotonic()))  # cron: one interval on
     assert aggregator_run(config).returncode == 0
+    assert reads(feeds) == 6
+
+
+def test_run_force_reads_every_source_even_before_it_is_due(
+    tmp_path: Path, postgres: Cluster, feeds: Server
+) -> None:
+    """On a shared store a source is claimed only when due; --force asks every source
+    now, as the README says, due or not (found by review: it asked none)."""
+    config = small_shared_config(tmp_path, feeds, postgres.new_database(), 60)
+    assert aggregator_run(config).returncode == 0
+    assert reads(feeds) == 3
+    assert aggregator_run(config).returncode == 0  # none due for an hour
+    assert reads(feeds) == 3
+    forced = aggregator_run(config, "--force")
+    assert forced.returncode == 0, forced.stderr
     assert reads(feeds) == 6

@@ -4,7 +4,8 @@ With PostgreSQL, every ``serve`` instance and cron ``run`` shares the sources. B
 reading a source a worker claims it (:meth:`StoreType.claim`): only a source that is
 due and that no live lease holds can be claimed, and ``SELECT … FOR UPDATE SKIP LOCKED``
 gives it to one worker only. After the run the worker releases it with the time it is
-next due (its interval, or later when the source asked with Retry-After or max-age).
+next due (its interval, or later when the source asked with Retry-After or max-age);
+``run --force`` claims a source due or not, but never one a live lease holds.
 A worker that dies keeps its claims until the lease ends (``[store] lease_seconds``);
 then the next worker whose schedule comes round reads them. On SQLite (one machine)
 nothing is claimed: the scheduler alone decides.
@@ -13,6 +14,7 @@ nothing is claimed: the scheduler alone decides.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -20,6 +22,8 @@ from datetime import datetime, timedelta
 from aggregator.config import Config, SourceConfig
 from aggregator.ingest import Outcome
 from aggregator.store.protocol import StoreType
+
+log = logging.getLogger("aggregator")
 
 
 # This process, as other workers see it in source_leases.holder.
@@ -32,9 +36,15 @@ def worker() -> str:
 
 
 def claim_sources(
-    store: StoreType, config: Config, sources: Sequence[SourceConfig], now: datetime
+    store: StoreType,
+    config: Config,
+    sources: Sequence[SourceConfig],
+    now: datetime,
+    *,
+    force: bool = False,
 ) -> list[SourceConfig]:
-    """The sources this worker may read now (all of them on a store of its own)."""
+    """The sources this worker may read now (all of them on a store of its own);
+    ``force``: due or not, but never one another worker is reading (said in a line)."""
     if not store.shared:
         return list(sources)
     names = store.claim(
@@ -42,8 +52,16 @@ def claim_sources(
         holder=worker(),
         now=now,
         lease_seconds=config.store.lease_seconds,
+        due_or_not=force,
     )
     claimed = set(names)
+    if force and len(claimed) < len(sources):
+        others = [s.name for s in sources if s.name not in claimed]
+        log.warning(
+            "%d sources are being read by another worker now, and are left to it: %s",
+            len(others),
+            ", ".join(others),
+        )
     return [s for s in sources if s.name in claimed]
 
 

@@ -165,15 +165,15 @@ class PostgresStore(SQLStore):
     def schema_version(self) -> int:
         return self._read_version()
 
-    def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
+    def _claim_rows(self, sources: Sequence[str], now: datetime, due_or_not: bool) -> list[str]:
         # Rows another worker is claiming right now are skipped, not waited for: it
         # will hold them (SKIP LOCKED), and each source goes to one worker only.
         stamp = utc_text(now)
         rows = self.db.execute(
             "SELECT source FROM source_leases WHERE source = ANY(%s) "
-            "AND due <= %s AND (until IS NULL OR until <= %s) "
+            "AND (due <= %s OR %s) AND (until IS NULL OR until <= %s) "
             "ORDER BY source FOR UPDATE SKIP LOCKED",
-            (list(sources), stamp, stamp),
+            (list(sources), stamp, due_or_not, stamp),
         )
         return [str(row[0]) for row in rows]
 

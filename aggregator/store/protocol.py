@@ -100,10 +100,17 @@ class StoreType(Protocol):
     def counts(self) -> dict[str, int]: ...
 
     def claim(
-        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
+        self,
+        sources: Sequence[str],
+        *,
+        holder: str,
+        now: datetime,
+        lease_seconds: float,
+        due_or_not: bool = False,
     ) -> list[str]:
-        """Of ``sources``, those due and not held by a live lease, now held by ``holder``
-        until ``now + lease_seconds`` (in their given order). Commits at once."""
+        """Of ``sources``, those due (any, with ``due_or_not``) and not held by a live
+        lease, now held by ``holder`` until ``now + lease_seconds`` (in their given
+        order). Commits at once."""
 
     def release(self, source: str, *, holder: str, due: datetime) -> None:
         """``holder`` is done with ``source``; nobody fetches it again before ``due``."""

@@ -535,27 +535,42 @@ class SQLStore:
         """All or nothing (each backend's own)."""
         raise NotImplementedError
 
-    def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
-        """The sources that may be claimed (inside a transaction; PostgreSQL locks them)."""
+    def _claim_rows(self, sources: Sequence[str], now: datetime, due_or_not: bool) -> list[str]:
+        """The sources that may be claimed: not held by a live lease, and due unless
+        ``due_or_not`` (inside a transaction; PostgreSQL locks them)."""
         raise NotImplementedError
 
     def claim(
-        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
+        self,
+        sources: Sequence[str],
+        *,
+        holder: str,
+        now: datetime,
+        lease_seconds: float,
+        due_or_not: bool = False,
     ) -> list[str]:
-        """Lease whichever of ``sources`` are due and free, in one transaction (each
-        backend's _claim_rows picks them its own way)."""
+        """Lease whichever of ``sources`` are due (any, ``due_or_not``) and free, in one
+        transaction (each backend's _claim_rows picks them its own way)."""
         with self.transaction():
-            return self._claim(sources, holder=holder, now=now, lease_seconds=lease_seconds)
+            return self._claim(
+                sources, holder=holder, now=now, lease_seconds=lease_seconds, due_or_not=due_or_not
+            )
 
     def _claim(
-        self, sources: Sequence[str], *, holder: str, now: datetime, lease_seconds: float
+        self,
+        sources: Sequence[str],
+        *,
+        holder: str,
+        now: datetime,
+        lease_seconds: float,
+        due_or_not: bool = False,
     ) -> list[str]:
         """Claim inside the caller's transaction (see :meth:`StoreType.claim`)."""
         self._executemany(
             "INSERT INTO source_leases (source, due) VALUES (?, ?) ON CONFLICT (source) DO NOTHING",
             [(s, utc_text(now)) for s in sources],
         )
-        free = set(self._claim_rows(sources, now))
+        free = set(self._claim_rows(sources, now, due_or_not))
         claimed = [s for s in sources if s in free]
         until = utc_text(now + timedelta(seconds=lease_seconds))
         self._executemany(

@@ -239,7 +239,7 @@ class Store(SQLStore):
     def schema_version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
-    def _claim_rows(self, sources: Sequence[str], now: datetime) -> list[str]:
+    def _claim_rows(self, sources: Sequence[str], now: datetime, due_or_not: bool) -> list[str]:
         # BEGIN IMMEDIATE already keeps every other writer out.
         stamp = utc_text(now)
         return [
@@ -248,8 +248,8 @@ class Store(SQLStore):
             for row in self.db.execute(
                 f"SELECT source FROM source_leases WHERE source IN "
                 f"({','.join('?' * len(sources[chunk : chunk + 500]))}) "
-                "AND due <= ? AND (until IS NULL OR until <= ?)",
-                (*sources[chunk : chunk + 500], stamp, stamp),
+                "AND (due <= ? OR ?) AND (until IS NULL OR until <= ?)",
+                (*sources[chunk : chunk + 500], stamp, due_or_not, stamp),
             ).fetchall()
         ]
 
