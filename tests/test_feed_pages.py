@@ -53,12 +53,14 @@ def test_a_story_page_puts_its_contents_headings_below_its_own() -> None:
     site = Site("NATO news", "d", "https://agg.example/feeds/")
     content = (
         '<h1>Inner</h1><p>x <img src="https://a.example/i.png" alt="<h1> &amp; <h2>"></p>'
-        "<h2>Sub</h2><h6>Deep</h6>"
+        '<h2>Sub</h2><h6>Deep</h6><h2 dir="rtl" lang="ar">عنوان</h2>'
     )
     entry = replace(random_entry(random.Random(1), 1), content_html=content)
     page = lxml_html.fromstring(render_entry(site, entry, {}))
     assert [h.tag for h in page.iter("h1", "h2", "h3", "h4", "h5", "h6")] == [
-        "h1", "h3", "h4", "h6", "h2",
+        "h1", "h3", "h4", "h6", "h4", "h2",
     ]  # fmt: skip
+    # A heading's direction and language go down with it (found by review).
+    assert [(h.get("dir"), h.text) for h in page.iter("h4")][1] == ("rtl", "عنوان")
     assert page.xpath("string(//h1)") == entry.title
     assert page.xpath("//img/@alt") == ["<h1> & <h2>"]

@@ -209,15 +209,16 @@ def render_topic(site: Site, feed: Feed) -> bytes:
     return _render("topic.html", site=site, feed=feed, root="")
 
 
-# A heading's tag as the sanitiser writes it (headings keep no attribute).
-_HEADING = re.compile(r"<(/?)h([1-6])>")
+# A heading's start or end tag as the sanitiser writes it: its attributes (dir, lang)
+# follow the name after a space.
+_HEADING = re.compile(r"<(/?)h([1-6])((?:\s[^>]*)?)>", re.DOTALL)
 
 
 def _lowered(tag: re.Match[str]) -> str:
     heading = _HEADING.fullmatch(tag[0])
     if heading is None:
         return tag[0]
-    return f"<{heading[1]}h{min(int(heading[2]) + 2, 6)}>"
+    return f"<{heading[1]}h{min(int(heading[2]) + 2, 6)}{heading[3]}>"
 
 
 def _below_the_page(html: str) -> str:
