@@ -57,11 +57,7 @@ def claim_sources(
     claimed = set(names)
     if force and len(claimed) < len(sources):
         others = [s.name for s in sources if s.name not in claimed]
-        log.warning(
-            "%d sources are being read by another worker now, and are left to it: %s",
-            len(others),
-            ", ".join(others),
-        )
+        log.warning("left to the worker reading them now: %s", ", ".join(others))
     return [s for s in sources if s.name in claimed]
 
 
