@@ -91,9 +91,18 @@ def test_ctrl_c_while_a_source_is_being_added_says_only_that(
     is as it was."""
     config = project / "config.toml"
     before = config.read_bytes()
-    command = ["--config", str(config), "sources", "add", f"{feedserver.base}/stall"]
+    lines = interrupted_while_stalled(
+        feedserver, "--config", str(config), "sources", "add", f"{feedserver.base}/stall"
+    )
+    assert lines == ["error: interrupted"]
+    assert config.read_bytes() == before
+
+
+def interrupted_while_stalled(feedserver: Server, *arguments: str) -> list[str]:
+    """What ``aggregator ARGUMENTS`` said on stderr (its non-blank lines) when Ctrl-C
+    came while it waited for the feed server's /stall, after checking it exited 130."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", *command],
+        [sys.executable, "-m", "aggregator", *arguments],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -104,8 +113,7 @@ def test_ctrl_c_while_a_source_is_being_added_says_only_that(
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=30)
     assert child.returncode == 130, stderr
-    assert [line for line in stderr.splitlines() if line.strip()] == ["error: interrupted"]
-    assert config.read_bytes() == before
+    return [line for line in stderr.splitlines() if line.strip()]
 
 
 def test_ctrl_c_during_a_run_is_one_line_and_stores_nothing(
@@ -119,20 +127,8 @@ def test_ctrl_c_during_a_run_is_one_line_and_stores_nothing(
         text + f'\n[[sources]]\nname = "stalls"\nurl = "{feedserver.base}/stall"\n',
         encoding="utf-8",
     )
-    child = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while feedserver.hits("/stall") == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    child.send_signal(signal.SIGINT)
-    _, stderr = child.communicate(timeout=30)
-    assert child.returncode == 130, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines == ["error: interrupted; the next run completes what this one had not"], stderr
+    lines = interrupted_while_stalled(feedserver, "--config", str(config), "run")
+    assert lines == ["error: interrupted; the next run completes what this one had not"]
     store = project / "state" / "aggregator.sqlite3"
     if store.exists():
         with sqlite3.connect(store) as db:

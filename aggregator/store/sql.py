@@ -552,32 +552,19 @@ class SQLStore:
         """Lease whichever of ``sources`` are due (any, ``due_or_not``) and free, in one
         transaction (each backend's _claim_rows picks them its own way)."""
         with self.transaction():
-            return self._claim(
-                sources, holder=holder, now=now, lease_seconds=lease_seconds, due_or_not=due_or_not
+            self._executemany(
+                "INSERT INTO source_leases (source, due) VALUES (?, ?) "
+                "ON CONFLICT (source) DO NOTHING",
+                [(s, utc_text(now)) for s in sources],
             )
-
-    def _claim(
-        self,
-        sources: Sequence[str],
-        *,
-        holder: str,
-        now: datetime,
-        lease_seconds: float,
-        due_or_not: bool = False,
-    ) -> list[str]:
-        """Claim inside the caller's transaction (see :meth:`StoreType.claim`)."""
-        self._executemany(
-            "INSERT INTO source_leases (source, due) VALUES (?, ?) ON CONFLICT (source) DO NOTHING",
-            [(s, utc_text(now)) for s in sources],
-        )
-        free = set(self._claim_rows(sources, now, due_or_not))
-        claimed = [s for s in sources if s in free]
-        until = utc_text(now + timedelta(seconds=lease_seconds))
-        self._executemany(
-            "UPDATE source_leases SET holder = ?, until = ? WHERE source = ?",
-            [(holder, until, s) for s in claimed],
-        )
-        return claimed
+            free = set(self._claim_rows(sources, now, due_or_not))
+            claimed = [s for s in sources if s in free]
+            until = utc_text(now + timedelta(seconds=lease_seconds))
+            self._executemany(
+                "UPDATE source_leases SET holder = ?, until = ? WHERE source = ?",
+                [(holder, until, s) for s in claimed],
+            )
+            return claimed
 
     def _release(self, source: str, *, holder: str, due: datetime) -> None:
         # Only the holder's own lease: one that expired and was claimed by another
