@@ -238,13 +238,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from starlette.applications import Starlette
 
     from aggregator.config import load_config
-    from aggregator.pipeline import (
-        RunResult,
-        is_current,
-        make_sandbox,
-        refresh,
-        rendered_version,
-    )
+    from aggregator.pipeline import is_current, make_sandbox, refresh, rendered_version
     from aggregator.schedule import Scheduler
     from aggregator.server import PortInUse, bind, create_app, listening_config, serve
     from aggregator.store import open_store
@@ -264,14 +258,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             empty = store.counts()["all"] == 0
             # Files from another address (serve --port) or version are redone first.
             current = is_current(config, store, rendered_version(config, store))
-        first: RunResult | None = None
+        scheduler = Scheduler(config, sandbox)
         if empty or not current:
             log.info("first run: reading every source before serving")
             started = datetime.now(UTC)
-            first = refresh(config, sandbox, started)
-        scheduler = Scheduler(config, sandbox)
-        if first is not None:
-            scheduler.record(first, started)
+            scheduler.record(refresh(config, sandbox, started), started)
         finished = True
 
         @asynccontextmanager

@@ -348,9 +348,13 @@ def render_fingerprint(config: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def feed_slugs(config: Config) -> list[str]:
+    """The slugs of feed_specs, without building the specs (nor importing the renderers)."""
+    return ["all", *(topic.slug for topic in config.topics)]
+
+
 def expected_files(config: Config) -> list[str]:
-    # The slugs of feed_specs, without building the specs (nor importing the renderers).
-    return outputs.fixed_files(["all", *(topic.slug for topic in config.topics)])
+    return outputs.fixed_files(feed_slugs(config))
 
 
 def make_sandbox(config: Config, *, fork_ahead: bool = False) -> Sandbox:
@@ -446,11 +450,11 @@ def publish(
         written, unchanged = [], [directory / name for name in expected_files(config)]
         # Nothing rendered: a dropped topic's files that a run stopped before removing
         # (killed after its install was recorded), or could not remove, go now.
-        configured = {"all", *(topic.slug for topic in config.topics)}
-        if stale := _feeds_on_disk(config, store) - configured:
+        on_disk = _feeds_on_disk(config, store)
+        if stale := on_disk - set(feed_slugs(config)):
             left = _remove_dropped_topics(directory, stale)
             with store.transaction():
-                _record_feeds_on_disk(config, store, (_feeds_on_disk(config, store) - stale) | left)
+                _record_feeds_on_disk(config, store, (on_disk - stale) | left)
     else:
         written = [path for path in staged.install() if path.name != TOKEN]
         # The files not rendered are as they were, like those rendered to the same bytes.
