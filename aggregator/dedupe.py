@@ -15,11 +15,15 @@ Policy. Two items are the same story when
 A false merge (two stories shown as one) is worse than a missed one (one story
 shown twice), so nothing looser is matched: no fuzzy titles, no wider windows.
 
+* An item whose title matches no story is still the story its source told
+  before under the same item id (RSS guid, Atom id), when the dates match as
+  above: a corrected headline (aggregator.store.plan), which the story then takes.
+
 Merging keeps the richest fields: the longest summary and HTML content, a link
 when any source has one, the most precise date, every category, every enclosure
-(one per URL, those of the first source first), and every source. The title
-and the id stay those the story was first seen with, so a feed reader never
-sees the entry change identity.
+(one per URL, those of the first source first), and every source. The id stays
+the one the story was first seen with, so a feed reader never sees the entry
+change identity; so does the title, unless its source corrects it.
 """
 
 from __future__ import annotations
@@ -127,6 +131,25 @@ def merge_into(entry: Entry, item: SourceEntry, now: datetime) -> Entry:
         categories=tuple(dict.fromkeys(entry.categories + item.categories)),
         content_html=max(entry.content_html or "", item.content_html or "", key=len) or None,
         enclosures=_enclosures(entry.enclosures, item.enclosures),
+    )
+
+
+def retitled(entry: Entry, title: str) -> Entry:
+    """``entry`` under a corrected ``title`` (its id stays)."""
+    return Entry(
+        id=entry.id,
+        title=title,
+        published=entry.published,
+        summary=entry.summary,
+        sources=entry.sources,
+        first_seen=entry.first_seen,
+        last_seen=entry.last_seen,
+        link=entry.link,
+        author=entry.author,
+        topics=entry.topics,
+        categories=entry.categories,
+        content_html=entry.content_html,
+        enclosures=entry.enclosures,
     )
 
 

@@ -221,12 +221,19 @@ class Folding:
     def add(self, outcome: Outcome) -> None:
         if not outcome.entries:
             return
+        from aggregator.store.plan import told_by
         from aggregator.text import title_key
 
         items = [plausible(item, self.now) for item in outcome.entries]
         keys = [title_key(item.title) for item in items]
         unseen = self.planner.unseen(keys)
-        made = self.planner.add(items, self.store.candidates(unseen) if unseen else {}, keys)
+        untold = self.planner.untold(told_by(items))
+        made = self.planner.add(
+            items,
+            self.store.candidates(unseen) if unseen else {},
+            keys,
+            self.store.told(untold) if untold else {},
+        )
         self.items += len(items)
         topics = self._topics
         if topics is None:

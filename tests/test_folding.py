@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
@@ -68,24 +69,33 @@ def files(config: Config) -> dict[str, bytes]:
 
 
 def random_runs(seed: int) -> list[list[SourceEntry]]:
-    """Runs that tell stories again, from other sources, on nearby days, changed."""
+    """Runs that tell stories again, from other sources, on nearby days, changed, and
+    with headlines corrected under the same item id."""
     rng = random.Random(seed)
     titles = [f"{w} {n}" for n in range(12) for w in ("Ukraine talks", "Gas prices", "Fair")]
     runs = []
     for _ in range(5):
         run = []
         for _ in range(rng.randrange(1, 40)):
-            title = rng.choice(titles[: rng.randrange(3, len(titles))])
+            number = rng.randrange(rng.randrange(3, len(titles)))
+            title = titles[number]
             summary = rng.choice(["", "a longer summary about gas", "Ukraine: the summary"])
-            run.append(
-                item(
-                    rng.choice(("alpha", "beta", "gamma")),
-                    title,
-                    rng.randrange(0, 6),
-                    summary,
-                    line=rng.choice([None, None, rng.randrange(1, 9)]),
-                )
+            source = rng.choice(("alpha", "beta", "gamma"))
+            told = item(
+                source,
+                title,
+                rng.randrange(0, 6),
+                summary,
+                line=rng.choice([None, None, rng.randrange(1, 9)]),
             )
+            if rng.random() < 0.6:  # an item id, and now and then a corrected headline
+                corrected = rng.random() < 0.3
+                told = replace(
+                    told,
+                    guid=f"{source}-{number % 9}",
+                    title=f"{title} (corrected)" if corrected else title,
+                )
+            run.append(told)
         runs.append(run)
     return runs
 
@@ -121,8 +131,11 @@ def test_planning_in_batches_is_planning_at_once() -> None:
     zone = make_config_zone()
     rng = random.Random(5)
     items = [
-        item(rng.choice(("alpha", "beta")), f"Story {rng.randrange(15)}", rng.randrange(4))
-        for _ in range(120)
+        replace(
+            item(source, f"Story {rng.randrange(15)}{rng.choice(['', ' corrected'])}", day),
+            guid=rng.choice([None, f"{source}-{rng.randrange(6)}"]),
+        )
+        for source, day in ((rng.choice(("alpha", "beta")), rng.randrange(4)) for _ in range(120))
     ]
     whole = plan_merge(items, {}, authority="example.org", zone=zone, now=NOW)
     planner = Planner(authority="example.org", zone=zone, now=NOW)

@@ -208,6 +208,65 @@ def test_a_title_long_in_bytes_is_stored_found_and_merged(store: StoreType) -> N
     assert store.counts()["all"] == 2
 
 
+def told(title: str, day: date, guid: str, source: str = "a") -> SourceEntry:
+    """An item its source gave an id (an RSS guid, an Atom id)."""
+    return replace(item(title, day, source), guid=guid)
+
+
+def test_a_corrected_headline_is_the_story_it_corrects(store: StoreType) -> None:
+    add(store, [told("Allies meet in Brussles", date(2024, 9, 12), "nato-1")])
+    [before] = store.newest(10)
+    later = NOW + timedelta(hours=1)
+    add(store, [told("Allies meet in Brussels", date(2024, 9, 12), "nato-1")], later)
+    [after] = store.newest(10)
+    assert (after.id, after.title) == (before.id, "Allies meet in Brussels")
+    assert [e.id for e in store.find("Allies meet in Brussels")] == [before.id]
+    assert store.find("Brussles") == []
+    # Another source telling the corrected headline joins the story by its title.
+    add(store, [told("Allies meet in Brussels", date(2024, 9, 12), "b-7", "b")], later)
+    [joined] = store.newest(10)
+    assert joined.id == before.id and [p.source for p in joined.sources] == ["a", "b"]
+
+
+def test_a_corrected_headline_told_by_another_source_already_joins_that_story(
+    store: StoreType,
+) -> None:
+    add(
+        store,
+        [
+            told("Allies meet in Brussles", date(2024, 9, 12), "nato-1"),
+            told("Allies meet in Brussels", date(2024, 9, 12), "b-7", "b"),
+        ],
+    )
+    add(store, [told("Allies meet in Brussels", date(2024, 9, 12), "nato-1")])
+    stories = {e.title: [p.source for p in e.sources] for e in store.newest(10)}
+    assert stories == {"Allies meet in Brussles": ["a"], "Allies meet in Brussels": ["b", "a"]}
+
+
+def test_an_item_id_says_nothing_on_another_day_or_of_several_stories(store: StoreType) -> None:
+    add(store, [told("Story one", date(2024, 9, 1), "g1")])
+    add(store, [told("Story two", date(2024, 9, 20), "g1")])  # the id used again, weeks on
+    assert sorted(e.title for e in store.newest(10)) == ["Story one", "Story two"]
+    # g1 now names two stories: a third title under it is a story of its own.
+    add(store, [told("Story three", date(2024, 9, 20), "g1")])
+    assert len(store.newest(10)) == 3
+    # Two titles under one id in one run: the first is matched, the second is its own.
+    add(
+        store,
+        [
+            told("Story four", date(2024, 9, 2), "g2"),
+            told("Story five", date(2024, 9, 2), "g2"),
+        ],
+    )
+    add(store, [told("Story six", date(2024, 9, 2), "g2")])
+    # Another source's ids are its own.
+    add(store, [told("Story seven", date(2024, 9, 3), "g3", "b")])
+    add(store, [told("Story eight", date(2024, 9, 3), "g3", "c")])
+    assert sorted(e.title for e in store.newest(20)) == [
+        f"Story {n}" for n in ("eight", "five", "four", "one", "seven", "six", "three", "two")
+    ]
+
+
 def test_meta_and_fetch_state_are_replaced_not_added(store: StoreType) -> None:
     with store.transaction():
         store.set_meta("version", "1")

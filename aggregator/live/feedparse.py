@@ -44,8 +44,9 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # title of type text keeps what reads as markup; links are URIs (clean.as_uri). 5: a
 # space where a block ends in a text, C1 controls read as Windows-1252, chosen spaces
 # kept, single line breaks in plain text kept, JSON Feed titles plain text, text
-# composed (NFC).
-DIGEST_VERSION = "5"
+# composed (NFC). 6: each item read once more, for its sighting to keep the item's id
+# (store migration 7: a corrected headline is the story it corrects).
+DIGEST_VERSION = "6"
 
 
 def item_digest(item: Any, salt: str) -> str:

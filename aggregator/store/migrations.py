@@ -198,6 +198,15 @@ def v6_title_keys_of_any_length(run: Execute, d: Dialect) -> None:
         run("CREATE INDEX entries_by_title ON entries USING hash (title_key)")
 
 
+def v7_item_ids(run: Execute, d: Dialect) -> None:
+    """Each sighting keeps the id its source gave the item (RSS guid, Atom id, JSON Feed
+    id), so that an item whose headline was corrected is known as the story its source
+    told before (aggregator.store.plan). Sightings stored before have none: the next
+    read of each item gives it (the fast path's digests changed with this version)."""
+    run(f"ALTER TABLE sightings ADD COLUMN item_id {d.text}")
+    run("CREATE INDEX sightings_by_item ON sightings (source, item_id)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     v1_entries_sightings_topics,
     v2_topics_by_entry,
@@ -205,6 +214,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v4_source_leases,
     v5_search_index,
     v6_title_keys_of_any_length,
+    v7_item_ids,
 )
 
 

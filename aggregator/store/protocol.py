@@ -60,6 +60,10 @@ class StoreType(Protocol):
         """The stored stories of these title keys, by key (for a Planner)."""
         ...
 
+    def told(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
+        """The stored story each (source, item id) was sighted with (for a Planner)."""
+        ...
+
     def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
         """Write a plan made against the store as it is (inside :meth:`transaction`);
         returns what :meth:`add` returns."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 
 from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
 from aggregator.store.migrations import Dialect
-from aggregator.store.plan import IngestReport, MergePlan, plan_merge, sort_key
+from aggregator.store.plan import IngestReport, MergePlan, plan_merge, sort_key, told_by
 from aggregator.store.words import entry_words, is_one_word, term_words
 from aggregator.text import title_key
 
@@ -123,7 +123,7 @@ def _row(
 # Tables a copy moves, parents first, each with its columns (dump and load use them).
 TABLES: dict[str, str] = {
     "entries": ROW_COLUMNS,
-    "sightings": "entry_id, source, location, line, page_url, first_seen, last_seen",
+    "sightings": "entry_id, source, location, line, page_url, first_seen, last_seen, item_id",
     "entry_topics": "topic, entry_id, sort_key",
     "fetch_state": "source_key, data",
     "meta": "key, value",
@@ -253,13 +253,43 @@ class SQLStore:
         """
         keys = [title_key(item.title) for item in items]  # once each: plan and rows use them
         stored = self._candidates(set(keys))
-        plan = plan_merge(items, stored, authority=authority, zone=zone, now=now, keys=keys)
+        told = self.told(told_by(items))
+        plan = plan_merge(
+            items, stored, authority=authority, zone=zone, now=now, keys=keys, told=told
+        )
         return self.write_plan(plan, now)
 
     def candidates(self, keys: Iterable[str]) -> dict[str, list[Entry]]:
         """The stored stories of these title keys, by key (without their sources): what
         a :class:`~aggregator.store.plan.Planner` folds items into."""
         return self._candidates(keys)
+
+    def told(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
+        """The stored story each (source, item id) was sighted with, by pair (without
+        its sources): where a corrected headline belongs (aggregator.store.plan)."""
+        by_source: dict[str, list[str]] = {}
+        for source, item_id in sorted(pairs):
+            by_source.setdefault(source, []).append(item_id)
+        stories: dict[tuple[str, str], dict[str, Sequence[Any]]] = {}
+        columns = ", ".join(f"e.{name.strip()}" for name in ENTRY_COLUMNS.split(","))
+        for source, item_ids in by_source.items():
+            for chunk in range(0, len(item_ids), CHUNK):
+                part = item_ids[chunk : chunk + CHUNK]
+                rows = self._execute(
+                    f"SELECT s.item_id, {columns} FROM sightings s "
+                    "JOIN entries e ON e.id = s.entry_id "
+                    f"WHERE s.source = ? AND s.item_id IN ({','.join('?' * len(part))}) "
+                    "ORDER BY e.id",
+                    [source, *part],
+                )
+                for row in rows:
+                    stories.setdefault((source, row[0]), {}).setdefault(row[1], row[1:])
+        # An item id the source gave several stories says nothing of any of them.
+        return {
+            pair: _entry(next(iter(found.values())), (), ())
+            for pair, found in stories.items()
+            if len(found) == 1
+        }
 
     def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
         """Write a merge plan made against this store as it is (call inside
@@ -284,7 +314,7 @@ class SQLStore:
         line of a saved page, another page URL): what their pages show, and the topics a
         source's hint gives them, change with that. Read before the plan is written."""
         seen = set(plan.seen)
-        told = [(entry_id, p) for entry_id, p in plan.sightings if entry_id in seen]
+        told = [(entry_id, p) for entry_id, p, _ in plan.sightings if entry_id in seen]
         if not told:
             return []
         ids = sorted({entry_id for entry_id, _ in told})
@@ -346,12 +376,13 @@ class SQLStore:
         )
         self._executemany(
             "INSERT INTO sightings (entry_id, source, location, line, page_url, first_seen, "
-            "last_seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id, source) DO UPDATE SET "
+            "last_seen, item_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (entry_id, source) DO UPDATE SET "
             "location = excluded.location, line = excluded.line, page_url = excluded.page_url, "
-            "last_seen = excluded.last_seen",
+            "last_seen = excluded.last_seen, item_id = excluded.item_id",
             [
-                (entry_id, p.source, p.location, p.line, p.page_url, stamp, stamp)
-                for entry_id, p in plan.sightings
+                (entry_id, p.source, p.location, p.line, p.page_url, stamp, stamp, item_id)
+                for entry_id, p, item_id in plan.sightings
             ],
         )
 

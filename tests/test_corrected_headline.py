@@ -1,0 +1,124 @@
+"""A source corrects a headline: readers see the story under its new title, once.
+
+The item keeps its id at the source (RSS guid, Atom id) and its date; its title no
+longer matches the stored story's. Before, the correction became a second story, and
+every feed showed both. ``aggregator run`` as a user runs it: real files, a real
+SQLite store, the feeds read back with feedparser and lxml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import feedparser
+from lxml import etree
+
+from aggregator.cli import main
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def item(title: str, guid: str = "nato-2024-0912-1", day: str = "Thu, 12 Sep 2024") -> str:
+    return (
+        f"<item><title>{title}</title><link>https://nato.example/news/1.html</link>"
+        f'<guid isPermaLink="false">{guid}</guid><pubDate>{day} 10:00:00 +0000</pubDate>'
+        "<description>Ministers met on Thursday.</description></item>"
+    )
+
+
+def write_feed(directory: Path, *items: str) -> None:
+    (directory / "news.xml").write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>NATO news</title>'
+        f"<link>https://nato.example/</link><description>d</description>{''.join(items)}"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+
+
+def project(tmp_path: Path, *items: str) -> Path:
+    write_feed(tmp_path, *items)
+    (tmp_path / "config.toml").write_text(
+        "\n".join(
+            [
+                "[feeds]",
+                'directory = "feeds"',
+                "[store]",
+                'path = "state/store.sqlite3"',
+                "[[sources]]",
+                'name = "NATO"',
+                'path = "news.xml"',
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+def run(directory: Path) -> None:
+    assert main(["-q", "--config", str(directory / "config.toml"), "run"]) == 0
+
+
+def atom_entries(directory: Path) -> list[tuple[str, str]]:
+    root = etree.parse(str(directory / "feeds" / "all.atom")).getroot()
+    return [
+        (entry.findtext(f"{ATOM}id") or "", entry.findtext(f"{ATOM}title") or "")
+        for entry in root.iter(f"{ATOM}entry")
+    ]
+
+
+def test_a_corrected_headline_replaces_the_old_one_under_the_same_id(tmp_path: Path) -> None:
+    directory = project(tmp_path, item("Allies meet in Brussles"))
+    run(directory)
+    [(story_id, title)] = atom_entries(directory)
+    assert title == "Allies meet in Brussles"
+
+    write_feed(directory, item("Allies meet in Brussels"))
+    run(directory)
+    assert atom_entries(directory) == [(story_id, "Allies meet in Brussels")]
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    assert [(e.id, e.title) for e in rss.entries] == [(story_id, "Allies meet in Brussels")]
+    # Its page says the new headline, and the old one is nowhere in what is published.
+    [page] = (directory / "feeds" / "entries").glob("*.html")
+    assert "Allies meet in Brussels" in page.read_text(encoding="utf-8")
+    for path in (directory / "feeds").rglob("*"):
+        if path.is_file():
+            assert b"Brussles" not in path.read_bytes(), path
+
+
+def test_an_id_the_feed_gives_two_headlines_keeps_both_stories(tmp_path: Path) -> None:
+    # A feed that gives every item the same id says nothing with it: nothing is merged
+    # by the id, now or in later runs.
+    directory = project(
+        tmp_path,
+        item("Allies meet in Brussels", guid="same"),
+        item("Exercise ends in Norway", guid="same"),
+    )
+    run(directory)
+    write_feed(
+        directory,
+        item("Allies meet in Brussels", guid="same"),
+        item("Exercise ends in Norway", guid="same"),
+        item("Summit dates announced", guid="same"),
+    )
+    run(directory)
+    assert sorted(title for _, title in atom_entries(directory)) == [
+        "Allies meet in Brussels",
+        "Exercise ends in Norway",
+        "Summit dates announced",
+    ]
+
+
+def test_an_id_used_again_on_another_day_is_another_story(tmp_path: Path) -> None:
+    directory = project(tmp_path, item("Allies meet in Brussels", day="Thu, 12 Sep 2024"))
+    run(directory)
+    write_feed(
+        directory,
+        item("Summit dates announced", day="Mon, 30 Sep 2024"),
+        item("Allies meet in Brussels", guid="older", day="Thu, 12 Sep 2024"),
+    )
+    run(directory)
+    assert sorted(title for _, title in atom_entries(directory)) == [
+        "Allies meet in Brussels",
+        "Summit dates announced",
+    ]
