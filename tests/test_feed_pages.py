@@ -32,10 +32,14 @@ def test_a_feed_page_shows_every_title_as_written(seed: int) -> None:
         tree = lxml_html.fromstring(page.body)
         assert tree.xpath("string(//h1)") == spaced(spec.title), render.__name__
         assert tree.xpath("string(//title)") == f"{spaced(spec.title)} (feed)"
+        # Each title takes the direction of its own text (a right-to-left headline put its
+        # question mark at the wrong end: found by review).
+        assert tree.xpath("//h1/@dir") == ["auto"]
         shown = []
         for story in tree.xpath("//ol[@class='stories']/li"):
-            link = story.find("a")
-            shown.append((link.text_content() if link is not None else story.text or "").strip(" "))
+            [headline] = story.xpath("*[@dir='auto']")
+            assert headline.tag in ("a", "span")
+            shown.append(headline.text_content().strip(" "))
         assert shown == [spaced(entry.title) for entry in entries], render.__name__
         assert not tree.xpath("//script | //b | //p[@class='x']")  # text, never a tag
         assert pages.page(feed) is pages.page(feed)  # made once per version of a feed

@@ -53,11 +53,12 @@ _ASCII_NOT_XML = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b
 
 TAGS = frozenset(
     {
-        "a", "abbr", "b", "bdi", "bdo", "blockquote", "br", "caption", "cite", "code", "dd", "del",
-        "div", "dl",
-        "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
-        "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "s", "small", "span", "strong",
-        "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
+        "a", "abbr", "address", "article", "aside", "b", "bdi", "bdo", "blockquote", "br",
+        "caption", "cite", "code", "dd", "del", "details", "div", "dl", "dt", "em",
+        "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+        "hgroup", "hr", "i", "img", "ins", "kbd", "li", "main", "nav", "ol", "p", "pre", "q",
+        "s", "section", "small", "span", "strong", "sub", "summary", "sup", "table", "tbody",
+        "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
     }
 )  # fmt: skip
 ATTRIBUTES = {
@@ -81,9 +82,10 @@ DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "
 # text of the raw fragment does.)
 BREAKS = frozenset(
     {
-        "blockquote", "br", "caption", "dd", "div", "dl", "dt", "figcaption", "figure", "h1",
-        "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol", "p", "pre", "table", "tbody", "td",
-        "tfoot", "th", "thead", "tr", "ul",
+        "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div",
+        "dl", "dt", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6",
+        "header", "hgroup", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary",
+        "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
     }
 )  # fmt: skip
 # A start or end tag of one of BREAKS, as the sanitiser writes it (lower case, attribute
@@ -299,17 +301,70 @@ def text_summary(text: str) -> str:
     return cap(text, MAX_TEXT)
 
 
-def title(text: str | None) -> str:
-    """A title as plain text. RSS titles are often escaped HTML and many readers
-    render them as HTML, so markup is removed (an Atom title declared text is read
-    with :func:`plain` instead: see feedparse)."""
-    # Without "<" or "&" there is no markup and no reference: the sanitiser would
-    # hand back the same text, so most titles skip it.
+def title(text: str | None, *, is_html: bool | None = None) -> str:
+    """A title as plain text: as HTML when its feed declares it so (an Atom title of type
+    html), as text when declared text; an RSS title says neither, and is read as HTML
+    only when it holds HTML (:func:`looks_like_html`): "C++ vector<int>" is text."""
     if not text:
         return ""
-    return plain(text, MAX_TITLE, is_html="<" in text or "&" in text)
+    if is_html is None:
+        return _guessed(text, MAX_TITLE)
+    return plain(text, MAX_TITLE, is_html=is_html)
 
 
-def name(text: str | None) -> str | None:
-    value = plain(text, MAX_NAME, is_html=True)
+def name(text: str | None, *, is_html: bool | None = None) -> str | None:
+    """An author's name as plain text (read as :func:`title` reads a title):
+    "Ann <ann@example.org>" keeps its address."""
+    if not text:
+        return None
+    value = _guessed(text, MAX_NAME) if is_html is None else plain(text, MAX_NAME, is_html=is_html)
     return value or None
+
+
+# The HTML standard's elements, and the old ones feeds still carry: text of no declared
+# type holds HTML only when every tag in it names one of these (see looks_like_html).
+HTML_ELEMENTS = frozenset(
+    {
+        "a", "abbr", "acronym", "address", "area", "article", "aside", "audio", "b", "base",
+        "basefont", "bdi", "bdo", "big", "blink", "blockquote", "body", "br", "button",
+        "canvas", "caption", "center", "cite", "code", "col", "colgroup", "data", "datalist",
+        "dd", "del", "details", "dfn", "dialog", "dir", "div", "dl", "dt", "em", "embed",
+        "fieldset", "figcaption", "figure", "font", "footer", "form", "frame", "frameset",
+        "h1", "h2", "h3", "h4", "h5", "h6", "head", "header", "hgroup", "hr", "html", "i",
+        "iframe", "img", "input", "ins", "kbd", "label", "legend", "li", "link", "main", "map",
+        "mark", "marquee", "math", "menu", "meta", "meter", "nav", "nobr", "noembed",
+        "noframes", "noscript", "object", "ol", "optgroup", "option", "output", "p", "param",
+        "picture", "plaintext", "pre", "progress", "q", "rp", "rt", "ruby", "s", "samp",
+        "script", "search", "section", "select", "slot", "small", "source", "span", "strike",
+        "strong", "style", "sub", "summary", "sup", "svg", "table", "tbody", "td", "template",
+        "textarea", "tfoot", "th", "thead", "time", "title", "tr", "track", "tt", "u", "ul",
+        "var", "video", "wbr", "xmp",
+    }
+)  # fmt: skip
+# Those written without an end tag.
+VOID_ELEMENTS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+     "wbr"}
+)  # fmt: skip
+_TAG_NAME = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
+
+
+def looks_like_html(text: str) -> bool:
+    """Whether text of no declared type (an RSS title, an author's name) holds HTML: tags,
+    each naming an HTML element, one of them an end tag or a void element such as
+    ``<br>`` (feedparser guesses much the same). "C++ vector<int>", "x<y and y>z",
+    "Ann <ann@example.org>" and "The <select> element" are text."""
+    if "<" not in text:
+        return False
+    found = _TAG_NAME.findall(text)
+    if not found or any(tag.lower() not in HTML_ELEMENTS for _, tag in found):
+        return False
+    return any(end or tag.lower() in VOID_ELEMENTS for end, tag in found)
+
+
+def _guessed(text: str, limit: int) -> str:
+    """Text of no declared type as plain text: HTML when it holds HTML; else its character
+    references decoded ("Fish &amp; Chips", as feeds write it), "<" left as it is."""
+    if looks_like_html(text):
+        return plain(text, limit, is_html=True)
+    return plain(html.unescape(text) if "&" in text else text, limit)

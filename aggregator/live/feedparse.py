@@ -29,7 +29,7 @@ from aggregator.live.document import FeedDocument as FeedDocument  # re-exported
 from aggregator.live.harden import defuse
 from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
-from aggregator.text import MAX_TEXT, MAX_TITLE
+from aggregator.text import MAX_TEXT
 
 log = logging.getLogger("aggregator")
 
@@ -45,8 +45,9 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # space where a block ends in a text, C1 controls read as Windows-1252, chosen spaces
 # kept, single line breaks in plain text kept, JSON Feed titles plain text, text
 # composed (NFC). 6: each item read once more, for its sighting to keep the item's id
-# (store migration 7: a corrected headline is the story it corrects).
-DIGEST_VERSION = "6"
+# (store migration 7: a corrected headline is the story it corrects). 7: an RSS title or
+# an author's name is HTML only when it holds HTML ("C++ vector<int>" is text).
+DIGEST_VERSION = "7"
 
 
 def item_digest(item: Any, salt: str) -> str:
@@ -130,10 +131,10 @@ def _entry(
 ) -> SourceEntry | None:
     """``atom``: the document is Atom, whose titles say their type (RSS titles do not)."""
     title_detail = item.get("title_detail")
-    if atom and title_detail is not None and title_detail.get("type") == "text/plain":
-        # Declared plain text (type="text", Atom's default): "<canvas>" is text.
-        title = clean.plain(item.get("title"), MAX_TITLE)
-    else:
+    if atom and title_detail is not None:
+        # Declared: plain text (type="text", Atom's default: "<canvas>" is text) or HTML.
+        title = clean.title(item.get("title"), is_html=_is_html(title_detail))
+    else:  # RSS: HTML only when it holds HTML (clean.looks_like_html)
         title = clean.title(item.get("title"))
     contents = [c for c in item.get("content", []) if c.get("value")]
     summary_detail = item.get("summary_detail")
@@ -186,7 +187,7 @@ def _entry(
         summary=summary,
         provenance=Provenance(name, location),
         link=link,
-        author=clean.name(item.get("author")),
+        author=clean.name(item.get("author"), is_html=False if atom else None),
         guid=guid,
         categories=categories,
         content_html=content_html or None,

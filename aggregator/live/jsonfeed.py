@@ -194,7 +194,8 @@ def _item(
         summary=summary,
         provenance=Provenance(name, location),
         link=link,
-        author=clean.name(", ".join(authors)) if authors else None,
+        # (Each name is plain text already: the list is capped, not read again.)
+        author=clean.name(", ".join(authors), is_html=False) if authors else None,
         guid=guid or None,
         categories=categories,
         content_html=body or None,

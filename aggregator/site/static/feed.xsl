@@ -45,11 +45,11 @@
     <xsl:param name="description"/>
     <xsl:param name="format"/>
     <xsl:param name="self"/>
-    <h1><xsl:call-template name="text">
+    <h1 dir="auto"><xsl:call-template name="text">
       <xsl:with-param name="of" select="$title"/>
     </xsl:call-template></h1>
     <xsl:if test="normalize-space($description)">
-      <p class="lead"><xsl:call-template name="text">
+      <p class="lead" dir="auto"><xsl:call-template name="text">
         <xsl:with-param name="of" select="$description"/>
       </xsl:call-template></p>
     </xsl:if>
@@ -136,13 +136,13 @@
     <xsl:param name="href"/>
     <xsl:choose>
       <xsl:when test="string($href)">
-        <a href="{$href}"><xsl:call-template name="text">
+        <a href="{$href}" dir="auto"><xsl:call-template name="text">
           <xsl:with-param name="of" select="$title"/>
         </xsl:call-template></a>
       </xsl:when>
-      <xsl:otherwise><xsl:call-template name="text">
+      <xsl:otherwise><span dir="auto"><xsl:call-template name="text">
         <xsl:with-param name="of" select="$title"/>
-      </xsl:call-template></xsl:otherwise>
+      </xsl:call-template></span></xsl:otherwise>
     </xsl:choose>
     <xsl:text> </xsl:text>
   </xsl:template>
