@@ -18,6 +18,10 @@ shown twice), so nothing looser is matched: no fuzzy titles, no wider windows.
 * An item whose title matches no story is still the story its source told
   before under the same item id (RSS guid, Atom id), when the dates match as
   above: a corrected headline (aggregator.store.plan), which the story then takes.
+* Two items a source gives different item ids in one run are two stories,
+  whatever their titles and dates: the source tells them apart ("Press briefing"
+  at 08:00 and at 16:00). The second then gets an id of its own
+  (:func:`distinct_entry_id`).
 
 Merging keeps the richest fields: the longest summary and HTML content, a link
 when any source has one, the most precise date, every category, every enclosure
@@ -68,6 +72,13 @@ def key_entry_id(authority: str, key: str, day: date | None) -> str:
     return f"tag:{authority}:entry:{digest}"
 
 
+def distinct_entry_id(authority: str, key: str, day: date | None, source: str, item_id: str) -> str:
+    """The id of a story whose title and day are another story's, which its source told
+    apart from it by the item's own id: the source and that id make it another."""
+    text = f"{key}\n{day or 'undated'}\n{source}\n{item_id}"
+    return f"tag:{authority}:entry:{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
 def _more_precise(kept: Published | None, new: Published | None) -> Published | None:
     if kept is None or new is None:
         return kept or new
@@ -77,13 +88,26 @@ def _more_precise(kept: Published | None, new: Published | None) -> Published | 
 
 
 def new_entry(
-    item: SourceEntry, *, authority: str, zone: tzinfo, now: datetime, key: str | None = None
+    item: SourceEntry,
+    *,
+    authority: str,
+    zone: tzinfo,
+    now: datetime,
+    key: str | None = None,
+    distinct: bool = False,
 ) -> Entry:
-    """A story first told by ``item`` (``key``: its title's title_key, if already known)."""
+    """A story first told by ``item`` (``key``: its title's title_key, if already known;
+    ``distinct``: another story of the same title and day is there, which the item's
+    source told apart from this one by the item's id, see :func:`distinct_entry_id`)."""
     if key is None:
         key = title_key(item.title)
+    day = local_day(item.published, zone)
+    if distinct and item.guid:
+        story_id = distinct_entry_id(authority, key, day, item.source, item.guid)
+    else:
+        story_id = key_entry_id(authority, key, day)
     return Entry(
-        id=key_entry_id(authority, key, local_day(item.published, zone)),
+        id=story_id,
         title=item.title,
         published=item.published,
         summary=item.summary,

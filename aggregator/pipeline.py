@@ -228,12 +228,12 @@ class Folding:
         keys = [title_key(item.title) for item in items]
         unseen = self.planner.unseen(keys)
         untold = self.planner.untold(told_by(items))
-        made = self.planner.add(
-            items,
-            self.store.candidates(unseen) if unseen else {},
-            keys,
-            self.store.told(untold) if untold else {},
-        )
+        stored = self.store.candidates(unseen) if unseen else {}
+        told = self.store.told(untold) if untold else {}
+        loaded = [e.id for entries in stored.values() for e in entries]
+        loaded += [e.id for _, e in told.values()]
+        ids = self.store.item_ids(loaded) if loaded else {}
+        made = self.planner.add(items, stored, keys, told, ids)
         self.items += len(items)
         topics = self._topics
         if topics is None:

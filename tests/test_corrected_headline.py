@@ -122,3 +122,28 @@ def test_an_id_used_again_on_another_day_is_another_story(tmp_path: Path) -> Non
         "Allies meet in Brussels",
         "Summit dates announced",
     ]
+
+
+def test_two_items_of_one_title_and_day_listed_apart_are_two_stories(tmp_path: Path) -> None:
+    # Found by review: the afternoon briefing's link and text were folded into the
+    # morning's story, and its own link was published nowhere.
+    morning = (
+        "<item><title>Press briefing</title><link>https://nato.example/s01</link>"
+        '<guid isPermaLink="false">s01</guid><pubDate>Mon, 06 May 2024 08:00:00 +0000</pubDate>'
+        "<description>Morning briefing on the summit logistics.</description></item>"
+    )
+    afternoon = (
+        "<item><title>Press briefing</title><link>https://nato.example/s02</link>"
+        '<guid isPermaLink="false">s02</guid><pubDate>Mon, 06 May 2024 16:00:00 +0000</pubDate>'
+        "<description>The Secretary General announced the new plan.</description></item>"
+    )
+    directory = project(tmp_path, afternoon, morning)
+    run(directory)
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    shown = {(e.link, e.summary) for e in rss.entries}
+    assert shown == {
+        ("https://nato.example/s01", "Morning briefing on the summit logistics."),
+        ("https://nato.example/s02", "The Secretary General announced the new plan."),
+    }
+    assert len({e.id for e in rss.entries}) == 2
+    assert len(list((directory / "feeds" / "entries").glob("*.html"))) == 2

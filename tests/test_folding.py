@@ -92,7 +92,7 @@ def random_runs(seed: int) -> list[list[SourceEntry]]:
                 corrected = rng.random() < 0.3
                 told = replace(
                     told,
-                    guid=f"{source}-{number % 9}",
+                    guid=f"{source}-{number % 9}{rng.choice(['', 'b'])}",
                     title=f"{title} (corrected)" if corrected else title,
                 )
             run.append(told)

@@ -220,12 +220,20 @@ def test_a_corrected_headline_is_the_story_it_corrects(store: StoreType) -> None
     add(store, [told("Allies meet in Brussels", date(2024, 9, 12), "nato-1")], later)
     [after] = store.newest(10)
     assert (after.id, after.title) == (before.id, "Allies meet in Brussels")
+    # Found by its title as shown, and by its first one (which its id was made from).
     assert [e.id for e in store.find("Allies meet in Brussels")] == [before.id]
-    assert store.find("Brussles") == []
-    # Another source telling the corrected headline joins the story by its title.
-    add(store, [told("Allies meet in Brussels", date(2024, 9, 12), "b-7", "b")], later)
+    assert [e.id for e in store.find("Brussles")] == [before.id]
+    # Another source still showing the old headline tells the same story: it joins it,
+    # and the story keeps its corrected title (its title key stays the one its id was
+    # made from, so that no second story is made under that id).
+    add(store, [told("Allies meet in Brussles", date(2024, 9, 12), "b-7", "b")], later)
     [joined] = store.newest(10)
-    assert joined.id == before.id and [p.source for p in joined.sources] == ["a", "b"]
+    assert (joined.id, joined.title) == (before.id, "Allies meet in Brussels")
+    assert [p.source for p in joined.sources] == ["a", "b"]
+    # And the source correcting it once more, in a later run, is still the same story.
+    add(store, [told("Allies meet at NATO in Brussels", date(2024, 9, 12), "nato-1")], later)
+    [again] = store.newest(10)
+    assert (again.id, again.title) == (before.id, "Allies meet at NATO in Brussels")
 
 
 def test_a_corrected_headline_told_by_another_source_already_joins_that_story(
@@ -265,6 +273,31 @@ def test_an_item_id_says_nothing_on_another_day_or_of_several_stories(store: Sto
     assert sorted(e.title for e in store.newest(20)) == [
         f"Story {n}" for n in ("eight", "five", "four", "one", "seven", "six", "three", "two")
     ]
+
+
+def test_items_a_source_lists_apart_stay_apart_and_later_news_finds_its_own(
+    store: StoreType,
+) -> None:
+    morning = replace(told("Press briefing", date(2024, 5, 6), "s01"), summary="Morning.")
+    afternoon = replace(told("Press briefing", date(2024, 5, 6), "s02"), summary="Afternoon.")
+    add(store, [morning, afternoon])
+    stories = {e.summary: e.id for e in store.newest(10)}
+    assert set(stories) == {"Morning.", "Afternoon."} and len(set(stories.values())) == 2
+    # The afternoon's item, read again alone with more to say, goes to its own story.
+    later = replace(afternoon, summary="Afternoon: the plan announced.")
+    add(store, [later], NOW + timedelta(hours=1))
+    now_shown = {e.id: e.summary for e in store.newest(10)}
+    assert now_shown == {
+        stories["Morning."]: "Morning.",
+        stories["Afternoon."]: "Afternoon: the plan announced.",
+    }
+
+
+def test_an_item_given_a_new_id_in_a_later_run_is_still_its_story(store: StoreType) -> None:
+    # Some feeds give an item a new id on every fetch: a new id alone parts nothing.
+    add(store, [told("Press briefing", date(2024, 5, 6), "fetch-1")])
+    add(store, [told("Press briefing", date(2024, 5, 6), "fetch-2")], NOW + timedelta(hours=1))
+    assert len(store.newest(10)) == 1
 
 
 def test_meta_and_fetch_state_are_replaced_not_added(store: StoreType) -> None:

@@ -6,13 +6,19 @@ stored, and returns a :class:`MergePlan`: which entries to insert, which to rewr
 which were only seen again, and every sighting. A backend only writes the plan, so the
 merge policy cannot drift between SQLite and PostgreSQL. Pure: no I/O, ``now`` passed in.
 
-A source that corrects a headline keeps the item's own id (its RSS guid, Atom id or
-JSON Feed id): an item whose title matches no story, but whose source told a story of
-a matching date under the same item id, is that story under its new title
-(:func:`aggregator.dedupe.retitled`), not a second one. The title a story matches by
-comes first: a corrected headline that another source told already joins that story.
-An item id a source gives items of different titles in one run says nothing of them:
-the first is matched as above, the others are stories of their own titles.
+Items a source gives different ids (its RSS guids, Atom ids or JSON Feed ids) in one run
+are never one story, however alike their titles and dates ("Press briefing" at 08:00 and
+at 16:00, listed side by side); each sighting keeps its item's id, and of several
+stories an item could join, the one its source gave the item's id is chosen. (Across
+runs a new id alone does not part an item from a story: some feeds give an item a new
+id on every fetch.) A source that corrects a headline keeps the item's own id: an item
+whose title matches no story, but whose source told a story of a matching date under
+the same item id, is that story under its new title (:func:`aggregator.dedupe.retitled`),
+not a second one; the story keeps its title key, so that an item of the old title still
+finds it. The title a story matches by comes first: a corrected headline that another
+source told already joins that story. An item id a source gives items of different
+titles in one run says nothing of them: the first is matched as above, the others are
+stories of their own titles.
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ class MergePlan:
     seen: tuple[str, ...]  # ids of stored stories only seen again (last_seen moves)
     # (entry id, where it was read, the item's own id at its source: RSS guid, Atom id)
     sightings: tuple[tuple[str, Provenance, str | None], ...]
-    # The title key (aggregator.text.title_key) of each inserted entry's title, by id, so
-    # that the writer need not compute it again. (Not of a changed one: its stored title
-    # is rekeyed as it always was, should the key's rules have changed since.)
+    # The title key (aggregator.text.title_key) of each inserted and changed entry, by id:
+    # an inserted one's title's, so that the writer need not compute it again; a changed
+    # one's as stored, which a corrected headline does not change (see the module).
     title_keys: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -70,15 +76,16 @@ def plan_merge(
     zone: tzinfo,
     now: datetime,
     keys: Sequence[str] | None = None,
-    told: Mapping[Told, Entry] | None = None,
+    told: Mapping[Told, tuple[str, Entry]] | None = None,
+    ids: Mapping[str, Mapping[str, str]] | None = None,
 ) -> MergePlan:
     """Merge ``items`` into ``stored`` (stored entries by title key, without sources).
 
-    ``keys``: each item's title key, when the caller has them already; ``told``: the
-    stored stories each source told under the items' ids (see :meth:`Planner.add`).
+    ``keys``: each item's title key, when the caller has them already; ``told`` and
+    ``ids``: see :meth:`Planner.add`.
     """
     planner = Planner(authority=authority, zone=zone, now=now)
-    planner.add(items, stored, keys, told)
+    planner.add(items, stored, keys, told, ids)
     return planner.plan()
 
 
@@ -96,7 +103,8 @@ class Planner:
     into the stored stories, as the sources are read. Folding the batches in turn gives
     the plan of folding them all at once, as long as the store does not change between
     them (a run holding the write lock) and each batch comes with the stored stories of
-    the title keys this planner has not seen yet (:meth:`unseen`)."""
+    the title keys and item ids this planner has not seen yet (:meth:`unseen`,
+    :meth:`untold`)."""
 
     def __init__(self, *, authority: str, zone: tzinfo, now: datetime) -> None:
         self.authority = authority
@@ -108,13 +116,21 @@ class Planner:
         self._title_keys: dict[str, str] = {}
         self._seen: set[str] = set()
         self._sightings: list[tuple[str, Provenance, str | None]] = []
+        self._stories: dict[str, Entry] = {}  # every story folded or given, as it is now
+        # Each story's title key as stored (or as inserted): a story whose headline was
+        # corrected keeps the key its id was made from, so that an item of its old
+        # title still finds it, and its id is never made again for another story.
+        self._keys: dict[str, str] = {}
         # The story each (source, item id) told, by id: stored ones as the caller gave
         # them (None: none stored), this run's as they were folded.
         self._told: dict[Told, str | None] = {}
         # The title key each (source, item id) came with first in this run: one that
         # comes again with another title says nothing more (see the module).
         self._used: dict[Told, str] = {}
-        self._stories: dict[str, Entry] = {}  # every story folded or given, as it is now
+        # The item id each source gave each story (by story id, then source): in this
+        # run, and stored or in this run.
+        self._run_ids: dict[str, dict[str, str]] = {}
+        self._ids: dict[str, dict[str, str]] = {}
 
     def unseen(self, keys: Iterable[str]) -> set[str]:
         """The title keys among ``keys`` whose stored stories this planner has not had."""
@@ -130,107 +146,147 @@ class Planner:
         items: Sequence[SourceEntry],
         stored: Mapping[str, Sequence[Entry]],
         keys: Sequence[str] | None = None,
-        told: Mapping[Told, Entry] | None = None,
+        told: Mapping[Told, tuple[str, Entry]] | None = None,
+        ids: Mapping[str, Mapping[str, str]] | None = None,
     ) -> list[str]:
         """Fold ``items`` in; ``stored``: the stored stories of (at least) the unseen
         keys among theirs (a key it lacks has none); ``told``: the stored story each
-        (source, item id) pair of theirs that is :meth:`untold` was sighted with (a pair
-        it lacks has none). Returns the ids of the new stories these items made or
+        (source, item id) pair of theirs that is :meth:`untold` was sighted with, with its
+        stored title key (a pair it lacks has none); ``ids``: the item ids the sources
+        gave the stories in ``stored`` and ``told``, by story id then source (the
+        store's ``item_ids``). Returns the ids of the new stories these items made or
         changed (in :attr:`inserted`)."""
         if keys is None:
             keys = [title_key(item.title) for item in items]
         candidates_by_key = self._candidates
-        for key, entries in stored.items():
-            candidates_by_key.setdefault(key, list(entries))
         stories = self._stories
-        for new_pair in told_by(items):
-            if new_pair not in self._told:
-                story = told.get(new_pair) if told else None
-                self._told[new_pair] = None if story is None else story.id
-                if story is not None:
+        for key, entries in stored.items():
+            if key not in candidates_by_key:
+                # A story this run already changed (one whose headline it corrected,
+                # found by its item id) is as this run left it.
+                candidates_by_key[key] = [stories.get(e.id, e) for e in entries]
+                for entry in entries:
+                    self._keys.setdefault(entry.id, key)
+        for pair in told_by(items):
+            if pair not in self._told:
+                found_told = told.get(pair) if told else None
+                self._told[pair] = None if found_told is None else found_told[1].id
+                if found_told is not None:
+                    stored_key, story = found_told
+                    self._keys.setdefault(story.id, stored_key)
                     stories.setdefault(story.id, story)
+        for story_id, given in (ids or {}).items():
+            if story_id not in self._ids:  # (what this run gave it is newer)
+                self._ids[story_id] = dict(given)
         authority, zone, now = self.authority, self.zone, self.now
         inserted, changed = self.inserted, self._changed
         made: list[str] = []
         for item, key in zip(items, keys, strict=True):
             candidates = candidates_by_key.get(key)
-            pair = (item.provenance.source, item.guid) if item.guid else None
+            told_as = (item.provenance.source, item.guid) if item.guid else None
             # Only the first item of this run under an item id may correct a story's
             # headline; one that comes again with another title says nothing more.
-            retelling = pair if pair is not None and pair not in self._used else None
-            if pair is not None and self._used.setdefault(pair, key) != key:
-                self._told[pair] = None
+            retelling = told_as if told_as is not None and told_as not in self._used else None
+            if told_as is not None and self._used.setdefault(told_as, key) != key:
+                self._told[told_as] = None
             if candidates is None and (retelling is None or self._told.get(retelling) is None):
                 # The usual case in a large run: a title not seen before, of an item
                 # its source gave no story before.
                 entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
                 candidates_by_key[key] = [entry]
-                inserted[entry.id] = entry
-                stories[entry.id] = entry
+                inserted[entry.id] = stories[entry.id] = entry
                 made.append(entry.id)
-                self._title_keys[entry.id] = key
-                self._sightings.append((entry.id, item.provenance, item.guid))
-                if retelling is not None:
-                    self._told[retelling] = entry.id
+                self._title_keys[entry.id] = self._keys[entry.id] = key
+                self._sighted(entry.id, item, retelling)
                 continue
             if candidates is None:
                 candidates = candidates_by_key[key] = []
-            found = choose(candidates, item, zone)
+            found = self._choose(candidates, item)
             if found is None:
                 entry = new_entry(item, authority=authority, zone=zone, now=now, key=key)
-                # Same title and day already stored under this id: the same story.
+                # Same title and day already stored under this id: the same story,
+                # unless its source told the two apart (then the item's has its own id).
                 found = next((c for c in candidates if c.id == entry.id), None)
+                if found is not None and self._apart(found.id, item):
+                    entry = new_entry(
+                        item, authority=authority, zone=zone, now=now, key=key, distinct=True
+                    )
+                    # A story of that id is this item's, apart or not: an id is one story.
+                    found = next((c for c in candidates if c.id == entry.id), None)
             if found is None and retelling is not None:
-                retold = self._retell(retelling, item, key, candidates)
+                retold = self._retell(retelling, item)
                 if retold is not None:
                     if retold.id in inserted:
                         made.append(retold.id)
-                    self._sightings.append((retold.id, item.provenance, item.guid))
+                    self._sighted(retold.id, item, None)
                     continue
             if found is None:
-                inserted[entry.id] = entry
-                stories[entry.id] = entry
+                inserted[entry.id] = stories[entry.id] = entry
                 made.append(entry.id)
-                self._title_keys[entry.id] = key
+                self._title_keys[entry.id] = self._keys[entry.id] = key
                 candidates.append(entry)
             else:
                 entry = merge_into(found, item, now)
-                candidates[candidates.index(found)] = entry
-                stories[entry.id] = entry
+                candidates[candidates.index(found)] = stories[entry.id] = entry
                 if entry.id in inserted:
                     inserted[entry.id] = entry
                     made.append(entry.id)
                 elif _STORY(entry) != _STORY(found):
                     changed[entry.id] = entry
+                    self._title_keys[entry.id] = self._keys.get(entry.id, key)
                 else:
                     self._seen.add(entry.id)
-            self._sightings.append((entry.id, item.provenance, item.guid))
-            if retelling is not None:
-                self._told[retelling] = entry.id
+            self._sighted(entry.id, item, retelling)
         return made
 
-    def _retell(
-        self, pair: Told, item: SourceEntry, key: str, candidates: list[Entry]
-    ) -> Entry | None:
+    def _choose(self, candidates: Sequence[Entry], item: SourceEntry) -> Entry | None:
+        """The story ``item`` tells again among those of its title (dedupe.choose): not
+        one its source gave another item id in this run, and first the one it gave the
+        item's own id."""
+        fitting = [c for c in candidates if not self._apart(c.id, item)]
+        if item.guid:
+            source = item.provenance.source
+            same = [c for c in fitting if self._ids.get(c.id, {}).get(source) == item.guid]
+            found = choose(same, item, self.zone) if same else None
+            if found is not None:
+                return found
+        return choose(fitting, item, self.zone)
+
+    def _apart(self, story_id: str, item: SourceEntry) -> bool:
+        """Whether the item's source gave the story another item id in this run."""
+        if not item.guid:
+            return False
+        given = self._run_ids.get(story_id)
+        other = given.get(item.provenance.source) if given else None
+        return other is not None and other != item.guid
+
+    def _sighted(self, story_id: str, item: SourceEntry, retelling: Told | None) -> None:
+        """The item was read as the story: its sighting, and the item id it came with."""
+        self._sightings.append((story_id, item.provenance, item.guid))
+        if item.guid:
+            source = item.provenance.source
+            self._run_ids.setdefault(story_id, {})[source] = item.guid
+            self._ids.setdefault(story_id, {})[source] = item.guid
+        if retelling is not None:
+            self._told[retelling] = story_id
+
+    def _retell(self, pair: Told, item: SourceEntry) -> Entry | None:
         """The story the item's source told under the item's id, now under the item's
-        title (see the module), or None when there is none of a matching date."""
+        title (see the module), or None when there is none of a matching date. It keeps
+        its title key (see ``_keys``)."""
         story_id = self._told.get(pair)
         story = self._stories.get(story_id) if story_id is not None else None
         if story is None or not matches(story.published, item.published, self.zone):
             return None
         entry = retitled(merge_into(story, item, self.now), item.title)
-        old = title_key(story.title)
-        if old != key:  # it moves to its new title's candidates
-            previous = self._candidates.get(old)
-            if previous is not None:
-                previous[:] = [c for c in previous if c.id != story.id]
-            candidates.append(entry)
-        else:
-            candidates[:] = [entry if c.id == story.id else c for c in candidates]
+        key = self._keys[story.id]
+        listed = self._candidates.get(key)
+        if listed is not None:
+            listed[:] = [entry if c.id == story.id else c for c in listed]
         self._stories[entry.id] = entry
+        self._title_keys[entry.id] = key
         if entry.id in self.inserted:
             self.inserted[entry.id] = entry
-            self._title_keys[entry.id] = key
         elif _STORY(entry) != _STORY(story):
             self._changed[entry.id] = entry
         else:

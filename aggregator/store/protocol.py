@@ -60,8 +60,13 @@ class StoreType(Protocol):
         """The stored stories of these title keys, by key (for a Planner)."""
         ...
 
-    def told(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
-        """The stored story each (source, item id) was sighted with (for a Planner)."""
+    def told(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, Entry]]:
+        """The stored story each (source, item id) was sighted with, with its title key
+        (for a Planner)."""
+        ...
+
+    def item_ids(self, entry_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The item id each source gave each of these stories (for a Planner)."""
         ...
 
     def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:

@@ -254,8 +254,10 @@ class SQLStore:
         keys = [title_key(item.title) for item in items]  # once each: plan and rows use them
         stored = self._candidates(set(keys))
         told = self.told(told_by(items))
+        loaded = [e.id for entries in stored.values() for e in entries]
+        ids = self.item_ids([*loaded, *(e.id for _, e in told.values())])
         plan = plan_merge(
-            items, stored, authority=authority, zone=zone, now=now, keys=keys, told=told
+            items, stored, authority=authority, zone=zone, now=now, keys=keys, told=told, ids=ids
         )
         return self.write_plan(plan, now)
 
@@ -264,9 +266,10 @@ class SQLStore:
         a :class:`~aggregator.store.plan.Planner` folds items into."""
         return self._candidates(keys)
 
-    def told(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
-        """The stored story each (source, item id) was sighted with, by pair (without
-        its sources): where a corrected headline belongs (aggregator.store.plan)."""
+    def told(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, Entry]]:
+        """The stored story each (source, item id) was sighted with, by pair, with its
+        title key (the story without its sources): where a corrected headline belongs
+        (aggregator.store.plan)."""
         by_source: dict[str, list[str]] = {}
         for source, item_id in sorted(pairs):
             by_source.setdefault(source, []).append(item_id)
@@ -285,11 +288,27 @@ class SQLStore:
                 for row in rows:
                     stories.setdefault((source, row[0]), {}).setdefault(row[1], row[1:])
         # An item id the source gave several stories says nothing of any of them.
-        return {
-            pair: _entry(next(iter(found.values())), (), ())
-            for pair, found in stories.items()
-            if len(found) == 1
-        }
+        told: dict[tuple[str, str], tuple[str, Entry]] = {}
+        for pair, found in stories.items():
+            if len(found) == 1:
+                [row] = found.values()
+                told[pair] = (row[11], _entry(row, (), ()))
+        return told
+
+    def item_ids(self, entry_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The item id each source gave each of these stories (those it gave one), by
+        story id, then source (aggregator.store.plan)."""
+        found: dict[str, dict[str, str]] = {}
+        ids = sorted(set(entry_ids))
+        for chunk in range(0, len(ids), CHUNK):
+            part = ids[chunk : chunk + CHUNK]
+            for entry_id, source, item_id in self._execute(
+                "SELECT entry_id, source, item_id FROM sightings "
+                f"WHERE entry_id IN ({','.join('?' * len(part))}) AND item_id IS NOT NULL",
+                part,
+            ).fetchall():
+                found.setdefault(entry_id, {})[source] = item_id
+        return found
 
     def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
         """Write a merge plan made against this store as it is (call inside
@@ -360,7 +379,7 @@ class SQLStore:
                 f"INSERT INTO entries ({ROW_COLUMNS}) VALUES {','.join([one] * len(part))}",
                 [value for row in part for value in row],
             )
-        rows = [_row(e, None, now, stamp) for e in plan.changed]
+        rows = [_row(e, keys.get(e.id), now, stamp) for e in plan.changed]
         self._executemany(
             "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
             "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, words = ?, "
@@ -527,9 +546,11 @@ class SQLStore:
                 + title_key(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 + "%"
             )
+            # (Or the title as shown: a corrected headline keeps its first title's key.)
             rows = self._execute(
-                f"{select} WHERE title_key LIKE ? ESCAPE '\\' ORDER BY sort_key DESC, id LIMIT ?",
-                (pattern, limit),
+                f"{select} WHERE title_key LIKE ? ESCAPE '\\' OR title = ? "
+                "ORDER BY sort_key DESC, id LIMIT ?",
+                (pattern, text.strip(), limit),
             ).fetchall()
         return self._entries(rows)
 
