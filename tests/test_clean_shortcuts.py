@@ -200,6 +200,9 @@ FRAGMENTS = [
     "<div><span>" * 20 + "flattened" + "</span></div>" * 20,
     "word " * 300,
     "<p>Evergreen</p><![CDATA[<i>Ever</i>]]>green",
+    "<p>He <del>resigned</del> <ins>left</ins>: <q>no <q>comment</q></q> <img alt='🚀'>.</p>",
+    "a <s>b <del>c</del> d</s> e <del>unclosed <s>struck",
+    "<section>First</section><article>Second</article><details><summary>S</summary>D</details>",
     "x" * 199_990 + "<b>cut here</b>",
 ]
 
@@ -218,6 +221,9 @@ def test_text_of_random_markup_is_html_to_text() -> None:
     pieces += ["<script>", "</script>", "<style>", "</style>", "<!--", "-->", "&amp;", "&lt;"]
     pieces += ["&nbsp;", "&#x1;", "&", "<", ">", " ", "\n", "word", "“q”", "\x01", "<table>"]
     pieces += ["<td>", "<tr>", "</table>", "<pre>\n", "</pre>", "<div>", "</div>", "<img alt=x>"]
+    # What reads otherwise than as written: struck text, quotations, images' text.
+    pieces += ["<del>", "</del>", "<s>", "</s>", "<q>", "</q>", "<img alt='a > &quot;b'>"]
+    pieces += ["<section>", "</section>", "<img src='x.png'>", "<s title='>'>", "<ins>"]
     for _ in range(3000):
         fragment = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
         sanitised, text = sanitized_with_text(fragment, "https://e.org/")

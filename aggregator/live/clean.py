@@ -248,8 +248,7 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     cleaned, whole = _sanitized(fragment, base)
     if not whole:  # cut: its text is no longer all of the fragment's
         return cleaned, html_to_text(fragment)
-    text = html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", cleaned)))
-    return cleaned, _text(strip_invalid(text))
+    return cleaned, _text(strip_invalid(_readable(cleaned)))
 
 
 def _bounded(fragment: str) -> str:
@@ -262,17 +261,51 @@ def _bounded(fragment: str) -> str:
 
 
 def html_to_text(fragment: str) -> str:
-    """The text of an HTML fragment on one line: a space where a line or block ends
-    (BREAKS), layout whitespace collapsed (aggregator.text.one_line)."""
+    """The text of an HTML fragment on one line, as :func:`_readable` reads it: a space
+    where a line or block ends (BREAKS), layout whitespace collapsed
+    (aggregator.text.one_line)."""
     text = nh3.clean(
         _bounded(fragment),
-        tags=_BREAKS,
+        tags=_TEXT_TAGS,
         clean_content_tags=_DROP,
-        attributes={},
+        attributes=_TEXT_ATTRIBUTES,
         strip_comments=True,
     )
-    # Only the BREAKS are left, bare: each is a space.
-    return _text(strip_invalid(html.unescape(SANITISED_TAG.sub(" ", text))))
+    return _text(strip_invalid(_readable(text)))
+
+
+# What html_to_text keeps for _readable to read: the BREAKS, and the elements whose
+# text reads otherwise than as it is (struck text, quotations, images' alternatives).
+_TEXT_TAGS = _BREAKS | {"del", "s", "q", "img"}
+_TEXT_ATTRIBUTES = {"img": {"alt"}}
+# A <del> or <s> element (of the sanitiser's output: well formed, lower case, attribute
+# values in double quotes) holding no other one: struck text, removed with it.
+_STRUCK = re.compile(r"<(?:del|s)(?=[\s>])[^>]*+>(?:[^<]++|<(?!/?(?:del|s)[\s>]))*+</(?:del|s)>")
+_QUOTE_START = re.compile(r"<q(?=[\s>])[^>]*+>")
+_IMAGE = re.compile(r'<img(?=[\s/>])[^>"]*+(?:"[^"]*+"[^>"]*+)*+>')
+_ALT = re.compile(r'\salt="([^"]*+)"')
+
+
+def _readable(sanitised: str) -> str:
+    """The text a person reads in sanitised HTML: struck text (``<del>``, ``<s>``) left
+    out, a quotation (``<q>``) in quotation marks, an image by its alternative text (an
+    emoji a blog wrote as an image), a space where a line or block ends (BREAKS), other
+    tags removed, references decoded. (In a plain-text summary, "The minister
+    <del>resigned</del> <ins>was dismissed</ins>" read "resigned was dismissed".)"""
+    text = sanitised
+    if "<del" in text or "<s" in text:
+        while (left := _STRUCK.sub("", text)) != text:  # the innermost first
+            text = left
+    if "<q" in text:
+        text = _QUOTE_START.sub("\u201c", text).replace("</q>", "\u201d")
+    if "<img" in text:
+        text = _IMAGE.sub(_image_text, text)
+    return html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", text)))
+
+
+def _image_text(image: re.Match[str]) -> str:
+    alt = _ALT.search(image.group())
+    return alt.group(1) if alt else ""
 
 
 def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:

@@ -46,7 +46,9 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # kept, single line breaks in plain text kept, JSON Feed titles plain text, text
 # composed (NFC). 6: each item read once more, for its sighting to keep the item's id
 # (store migration 7: a corrected headline is the story it corrects). 7: an RSS title or
-# an author's name is HTML only when it holds HTML ("C++ vector<int>" is text).
+# an author's name is HTML only when it holds HTML ("C++ vector<int>" is text); HTML 5
+# blocks end a line in the text; struck text, quotations and images' alternatives are
+# read as a person reads them (clean._readable).
 DIGEST_VERSION = "7"
 
 
