@@ -74,6 +74,20 @@ def port_of(serving: Serving) -> int:
     return int(serving.base.rsplit(":", 1)[1])
 
 
+def closing_on_port(port: int) -> list[str]:
+    """The kernel's TCP sockets on local ``port`` that were closed and still hold
+    something to send (FIN-WAIT-1, CLOSING, LAST-ACK: /proc/net/tcp's states 04, 0B, 09)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), Path(table).open() as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, state = fields[1], fields[3]
+                if int(local.rsplit(":", 1)[1], 16) == port and state in ("04", "0B", "09"):
+                    found.append(line.strip())
+    return found
+
+
 def closed_within(connection: socket.socket, seconds: float) -> bytes:
     """Everything the server sent until it closed the connection (AssertionError if it
     did not close within ``seconds``)."""
@@ -141,6 +155,21 @@ def test_slowloris_is_closed_after_the_header_timeout(limited: Serving) -> None:
         with pytest.raises(OSError):  # a header line every 0.3 s, never the blank line
             while time.monotonic() - started < HANG_GUARD:
                 connection.sendall(b"X-Drip: 1\r\n")
+                time.sleep(0.3)
+        assert time.monotonic() - started < HANG_GUARD
+
+
+def test_blank_lines_after_a_request_do_not_hold_the_connection(limited: Serving) -> None:
+    # Found by review: "\r\n" every few seconds (under the keep-alive timeout) held a
+    # connection for ever, and a thousand of them turned every other client away.
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.settimeout(HANG_GUARD)
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        with pytest.raises(OSError):  # a blank line every 0.3 s, never a request
+            while time.monotonic() - started < HANG_GUARD:
+                connection.sendall(b"\r\n")
                 time.sleep(0.3)
         assert time.monotonic() - started < HANG_GUARD
 
@@ -246,6 +275,9 @@ def test_an_answer_never_read_is_dropped_after_the_send_timeout(limited: Serving
     big = 16 << 20  # far more than the kernel's buffers on both sides
     with feed_of(limited, big), asking_for_the_feed(limited, 4096) as connection:
         time.sleep(4)  # not read, for longer than send_timeout
+        # Reset, not closed: closed, the server's side stayed in the kernel with its
+        # send buffer for as long as this client's side answered (found by review).
+        assert not closing_on_port(port_of(limited))
         received = closed_within(connection, HANG_GUARD)
     assert len(received) < big, len(received)  # dropped, not sent to the end
 
