@@ -347,6 +347,51 @@ class _Pieces(Response):
             )
 
 
+# How long /healthz waits for the store before it answers 503: a load balancer's probe
+# gives up after a few seconds, and a store that takes longer is not healthy.
+HEALTH_TIMEOUT = 5.0
+
+
+class _StoreCheck:
+    """What /healthz asks the store (its counts), asked in a thread of its own, once at
+    a time: probes that come while a check is under way wait for that one. Run in the
+    server's shared threads, a store that hung (a PostgreSQL server stopped, its network
+    gone) held one of them per probe, for its whole connect timeout, and the feeds'
+    files, served from the same threads, waited behind them (found by review: 29 s for
+    a stylesheet). The thread is a daemon: a check still hanging never holds up the
+    server's exit."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.settings = settings
+        self._under_way: asyncio.Future[tuple[dict[str, int], dict[str, int]]] | None = None
+
+    async def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The store's counts, by topic and by source; TimeoutError after HEALTH_TIMEOUT
+        seconds (the check goes on, for the next probe to find)."""
+        if self._under_way is None or self._under_way.done():
+            self._under_way = self._start()
+        return await asyncio.wait_for(asyncio.shield(self._under_way), HEALTH_TIMEOUT)
+
+    def _start(self) -> asyncio.Future[tuple[dict[str, int], dict[str, int]]]:
+        import concurrent.futures
+
+        result: concurrent.futures.Future[tuple[dict[str, int], dict[str, int]]]
+        result = concurrent.futures.Future()
+
+        def check() -> None:
+            try:
+                with open_store(self.settings) as store:
+                    result.set_result((store.counts(), store.counts_by_source()))
+            except BaseException as error:
+                result.set_exception(error)
+
+        threading.Thread(target=check, name="aggregator-health", daemon=True).start()
+        under_way = asyncio.wrap_future(result)
+        # Retrieved even when every probe waiting for it gave up (no "never retrieved").
+        under_way.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return under_way
+
+
 def _unreachable(error: BaseException) -> bool:
     """Whether ``error`` says the store cannot be reached (it could not be opened, or
     the PostgreSQL server restarted or went away), not that a search went wrong."""
@@ -775,20 +820,23 @@ def create_app(
         body = render_search(site, text[:MAX_QUERY], results, limit=RESULTS, note=note)
         return Response(body, status_code=status, media_type=CONTENT_TYPES["html"], headers=headers)
 
-    def healthz(request: Request) -> Response:
+    checking = _StoreCheck(config.store)
+
+    async def healthz(request: Request) -> Response:
         counts: Mapping[str, int] = {}
         by_source: Mapping[str, int] = {}
         unreachable: str | None = None
         if config.store.url or config.store.path.exists():
             try:
-                with open_store(config.store) as store:
-                    counts = store.counts()
-                    by_source = store.counts_by_source()
+                counts, by_source = await checking.counts()
+            except TimeoutError:
+                unreachable = f"the store did not answer within {HEALTH_TIMEOUT:g} s"
             except Exception as error:
                 if not _unreachable(error):
                     raise
-                # The feeds are still served; this says what is wrong, in one line.
                 unreachable = _first_line(error)
+            if unreachable is not None:
+                # The feeds are still served; this says what is wrong, in one line.
                 log.error("healthz: the store cannot be reached: %s", unreachable)
         sources = []
         for item in health():

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -635,6 +636,47 @@ def test_searches_come_back_when_postgresql_drops_their_connections(
             for path in ("/search?q=moldova", "/feeds/all.rss?q=moldova"):
                 answers.append(server.get(path).status_code)
         assert set(answers) == {200}, answers
+    finally:
+        assert server.stop() == 0
+    log = (project / "serve.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_store_that_hangs_holds_up_neither_healthz_nor_the_files(
+    project: Path, postgres: Cluster
+) -> None:
+    """The PostgreSQL server stopped (not refusing: hanging): every /healthz probe
+    answers 503 within a few seconds, and the feeds' files are served meanwhile. Found
+    by review: each probe held a thread of the pool the files are served from for the
+    whole connect timeout, and a stylesheet took 29 s."""
+    url = postgres.new_database()
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('path = "state/aggregator.sqlite3"', f'url = "{url}"'), encoding="utf-8"
+    )
+    server = start(project, interval=60)
+    data = postgres.directory / "data" / "postmaster.pid"
+    postmaster = int(data.read_text(encoding="utf-8").split()[0])
+    try:
+        assert server.get("/healthz").status_code == 200
+        os.kill(postmaster, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(50) as probes:
+                asked = [
+                    probes.submit(httpx.get, server.base + "/healthz", timeout=30)
+                    for _ in range(50)
+                ]
+                time.sleep(0.5)  # the probes are waiting on the store
+                for name in ("style.css", "all.rss", "index.html"):
+                    answer = httpx.get(f"{server.base}/feeds/{name}", timeout=10)
+                    assert answer.status_code == 200, name
+                answers = [probe.result() for probe in asked]
+            assert {answer.status_code for answer in answers} == {503}
+            assert "did not answer within" in answers[0].json()["store"]
+        finally:
+            os.kill(postmaster, signal.SIGCONT)
+        wait_for(lambda: server.get("/healthz").status_code == 200, 30)
     finally:
         assert server.stop() == 0
     log = (project / "serve.log").read_text(encoding="utf-8")
