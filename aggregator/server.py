@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -89,7 +89,7 @@ from aggregator.topics import entry_text, term_pattern
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
 log = logging.getLogger("aggregator")
-FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<ext>rss|atom|json)$")
+FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<ext>rss|atom|json)\Z")
 FILTERS = ("q", "exclude", "limit")
 MAX_FILTER_TEXT = 100  # characters in q or exclude
 MAX_FILTER_TERMS = 5
@@ -194,6 +194,7 @@ class Files:
         self._cache: dict[str, Cached] = {}
         self._checked: dict[str, float] = {}  # name → when its stat was last compared
         self._lock = threading.Lock()
+        self._reading = _OneAtATime()
 
     def recent(self, name: str) -> Cached | None:
         """The file from memory, if its stat was compared less than :data:`RECHECK` ago
@@ -222,13 +223,20 @@ class Files:
         with self._lock:
             cached = self._cache.get(name)
         if cached is None or cached.stamp != stamp:
-            try:  # never through a link, even one put there since the stat
-                body = read_regular(path, MAX_SERVED, follow_link=False)
-            except (OSError, NotAFile):  # replaced or removed since the stat: not there now
-                return None
-            plain, gzipped = _variants(body)
-            modified = datetime.fromtimestamp(info.st_mtime // 1, UTC)
-            cached = Cached(plain, gzipped, modified, stamp)
+            # Requests for a file just rewritten wait for one reading of it rather than
+            # each reading, hashing and compressing it (found by review: a feed of 25 MB
+            # asked 60 times at once took gigabytes).
+            with self._reading.turn(name):
+                with self._lock:
+                    cached = self._cache.get(name)
+                if cached is None or cached.stamp != stamp:
+                    try:  # never through a link, even one put there since the stat
+                        body = read_regular(path, MAX_SERVED, follow_link=False)
+                    except (OSError, NotAFile):  # replaced or removed since the stat
+                        return None
+                    plain, gzipped = _variants(body)
+                    modified = datetime.fromtimestamp(info.st_mtime // 1, UTC)
+                    cached = Cached(plain, gzipped, modified, stamp)
         with self._lock:
             self._cache[name] = cached
             self._checked[name] = time.monotonic()
@@ -292,27 +300,64 @@ class WrittenPages:
 
 class FeedPages:
     """RSS and Atom feeds as the page ``feed.xsl`` makes of them, for browsers
-    (:func:`aggregator.site.feedpage.feed_page`), made once per version of a feed and
-    kept for the :data:`FEED_PAGES_KEPT` versions last asked for."""
+    (:func:`aggregator.site.feedpage.feed_page`), made once per version of a feed (by
+    one request while the others asking for it wait) and kept for the
+    :data:`FEED_PAGES_KEPT` versions last asked for."""
 
     def __init__(self) -> None:
         self._made: dict[str, tuple[Variant, Variant]] = {}  # the feed's ETag → page
         self._lock = threading.Lock()
+        self._making = _OneAtATime()
 
-    def page(self, feed: Variant) -> tuple[Variant, Variant]:
-        """The page of ``feed`` (the plain bytes of one of our feeds), and its gzip."""
+    def page(self, feed: Variant, *, keep: bool = True) -> tuple[Variant, Variant]:
+        """The page of ``feed`` (the plain bytes of one of our feeds), and its gzip.
+        ``keep=False``: a page made for one request (a feed filtered by a query), not
+        kept, so that cheap queries cannot push the feeds' own pages out."""
+        from aggregator.site.feedpage import feed_page
+
+        if not keep:
+            return _variants(feed_page(feed.body))
         with self._lock:
             made = self._made.get(feed.etag)
         if made is not None:
             return made
-        from aggregator.site.feedpage import feed_page
-
-        made = _variants(feed_page(feed.body))
-        with self._lock:
-            if len(self._made) >= FEED_PAGES_KEPT:
-                self._made.clear()
-            self._made[feed.etag] = made
+        with self._making.turn(feed.etag):
+            with self._lock:
+                made = self._made.get(feed.etag)
+            if made is None:
+                made = _variants(feed_page(feed.body))
+                with self._lock:
+                    if len(self._made) >= FEED_PAGES_KEPT:
+                        self._made.clear()
+                    self._made[feed.etag] = made
         return made
+
+
+class _OneAtATime:
+    """A lock per key: the work for a key done by one thread at a time (the others
+    wait, then find it done), the locks of keys no one waits for let go."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextlib.contextmanager
+    def turn(self, key: str) -> Iterator[None]:
+        with self._lock:
+            lock, waiting = self._held.get(key, (None, 0))
+            if lock is None:
+                lock = threading.Lock()
+            self._held[key] = (lock, waiting + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, waiting = self._held[key]
+                if waiting == 1:
+                    del self._held[key]
+                else:
+                    self._held[key] = (lock, waiting - 1)
 
 
 PIECE = 256 << 10  # bytes of a body handed to the connection at a time
@@ -601,7 +646,9 @@ def _not_modified(request: Request, variant: Variant, modified: datetime | None)
             when = parsedate_to_datetime(since)
         except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999999
             return False
-        return when.tzinfo is not None and modified <= when
+        if when.tzinfo is None:  # asctime's form, which says no zone: HTTP dates are GMT
+            when = when.replace(tzinfo=UTC)
+        return modified <= when
     return False
 
 
@@ -758,7 +805,7 @@ def create_app(
             # Rendered and compressed here too, not on the event loop, which meanwhile
             # answers every other request.
             made = _variants(render(spec, chosen, datetime(2000, 1, 1, tzinfo=UTC)))
-            return feed_pages.page(made[0]) if browser else made
+            return feed_pages.page(made[0], keep=False) if browser else made
 
         browser = kind != "json" and _wants_feed_page(request)
         try:

@@ -718,3 +718,50 @@ def test_healthz_says_when_postgresql_cannot_be_reached(project: Path, postgres:
     log = (project / "serve.log").read_text(encoding="utf-8")
     assert "Traceback" not in log, log[-3000:]
     assert "healthz: the store cannot be reached" in log
+
+
+def test_work_for_one_key_is_done_once_at_a_time_and_forgotten_after() -> None:
+    """A file just rewritten, or a feed's page, asked by many requests at once is read
+    or made by one of them while the others wait (found by review: a 25 MB feed asked
+    60 times at once took gigabytes, once per request)."""
+    import threading
+
+    from aggregator.server import _OneAtATime
+
+    turns = _OneAtATime()
+    inside: list[str] = []
+    most = {"a": 0, "b": 0}
+    lock = threading.Lock()
+
+    def work(key: str) -> None:
+        with turns.turn(key):
+            with lock:
+                inside.append(key)
+                most[key] = max(most[key], inside.count(key))
+            time.sleep(0.01)
+            with lock:
+                inside.remove(key)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in "ab" * 20]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == {"a": 1, "b": 1}
+    assert turns._held == {}  # no lock kept for a key nobody waits on
+
+
+def test_a_page_made_for_one_query_is_not_kept() -> None:
+    """A feed filtered by a query, shown to a browser, is made for that request alone:
+    cheap queries could otherwise push the feeds' own pages out (found by review)."""
+    from aggregator.server import FeedPages, _variants
+
+    feed = _variants(
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<link>https://x.example/</link><description>d</description></channel></rss>"
+    )[0]
+    pages = FeedPages()
+    assert pages.page(feed, keep=False)[0].body
+    assert pages._made == {}
+    kept = pages.page(feed)
+    assert pages.page(feed) is kept

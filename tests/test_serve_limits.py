@@ -315,6 +315,15 @@ def test_odd_conditional_headers(limited: Serving) -> None:
     etag = limited.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).headers["etag"]
     huge_year = {"If-Modified-Since": "Sun, 01 Jan 99999999999999 00:00:00 GMT"}
     assert limited.get("/feeds/all.rss", **huge_year).status_code == 200
+    # RFC 9110 §5.6.7: the obsolete forms too, asctime's (no zone: GMT) among them
+    # (found by review: it was ignored).
+    for later in ("Sunday, 01-Jan-40 00:00:00 GMT", "Sun Jan  1 00:00:00 2040"):
+        assert limited.get("/feeds/all.rss", **{"If-Modified-Since": later}).status_code == 304
+    for earlier in ("Sat Jan  1 00:00:00 2000",):
+        assert limited.get("/feeds/all.rss", **{"If-Modified-Since": earlier}).status_code == 200
+    # A name ending in a line feed is no feed's (a "$" matched before it: found by review).
+    assert limited.get("/feeds/all.rss%0A").status_code == 404
+    assert limited.get("/feeds/all.rss%0A?q=nato").status_code == 404
     # The same header twice is one list: the second line's tag matches.
     with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
         connection.sendall(

@@ -26,7 +26,7 @@ STATIC_FILES = (STYLESHEET, FEED_XSLT)
 TOKEN = ".rendered"
 
 # An entry page's name (render.entry_page): a hex digest under entries/.
-ENTRY_PAGE = re.compile(r"^entries/[0-9a-f]{1,64}\.html$")
+ENTRY_PAGE = re.compile(r"^entries/[0-9a-f]{1,64}\.html\Z")
 
 CONTENT_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
