@@ -65,7 +65,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from aggregator.config import Config, ServeSettings, StoreSettings
-from aggregator.connections import Limits, limited_protocol
+from aggregator.connections import Limits, QuietRefusals, limited_protocol
 from aggregator.errors import AggregatorError, StoreError
 from aggregator.localfile import NotAFile, read_regular
 from aggregator.model import Entry
@@ -991,4 +991,7 @@ def serve(
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         backlog=2048,
     )
+    quiet = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietRefusals) for f in quiet.filters):
+        quiet.addFilter(QuietRefusals())
     _Uvicorn(config, on_signal).run(sockets=[listener])

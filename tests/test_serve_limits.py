@@ -514,3 +514,37 @@ def test_what_the_client_acknowledged_is_counted_by_the_kernel() -> None:
     over_tcp, over_unix = asyncio.run(exchange())
     assert over_tcp == 100_000
     assert over_unix is None
+
+
+def test_an_http_1_1_request_without_a_host_is_400(limited: Serving) -> None:
+    # RFC 9112 §3.2 (found by review: it was answered 200). HTTP/1.0 needs none.
+    for request, status in (
+        (b"GET /feeds/all.rss HTTP/1.1\r\nConnection: close\r\n\r\n", b"400"),
+        (b"GET /feeds/all.rss HTTP/1.0\r\n\r\n", b"200"),
+    ):
+        with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+            connection.sendall(request)
+            answer = closed_within(connection, HANG_GUARD)
+        assert answer.split(b" ", 2)[1] == status, answer[:200]
+
+
+def test_refusals_are_logged_a_few_a_minute() -> None:
+    """A client sending what cannot be read wrote a warning per request, without end
+    (found by review); now ten a minute, and the next says how many were left out."""
+    import logging
+
+    from aggregator.connections import QuietRefusals
+
+    now = [0.0]
+    quiet = QuietRefusals(clock=lambda: now[0])
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.WARNING, "x", 1, message, (), None)
+
+    written = [quiet.filter(record(QuietRefusals.MESSAGE)) for _ in range(25)]
+    assert written == [True] * 10 + [False] * 15
+    assert quiet.filter(record("something else"))  # other lines pass
+    now[0] = 61.0
+    line = record(QuietRefusals.MESSAGE)
+    assert quiet.filter(line) and "15 more left out" in line.getMessage()
+    assert quiet.filter(record(QuietRefusals.MESSAGE))
