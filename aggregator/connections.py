@@ -126,6 +126,23 @@ class QuietRefusals(logging.Filter):
         return True
 
 
+class CutAtShutdown(logging.Filter):
+    """An answer still being sent when the server stops is cancelled at the end of the
+    grace period, and uvicorn logs that as "Exception in ASGI application" with a
+    traceback, one per connection (found by review). It is what stopping means: one
+    line each, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError):
+            record.msg = "an answer still being sent was cut off: the server stopped"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request we refuse."""
 

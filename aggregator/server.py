@@ -65,7 +65,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from aggregator.config import Config, ServeSettings, StoreSettings
-from aggregator.connections import Limits, QuietRefusals, limited_protocol
+from aggregator.connections import CutAtShutdown, Limits, QuietRefusals, limited_protocol
 from aggregator.errors import AggregatorError, StoreError
 from aggregator.localfile import NotAFile, read_regular
 from aggregator.model import Entry
@@ -994,4 +994,5 @@ def serve(
     quiet = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, QuietRefusals) for f in quiet.filters):
         quiet.addFilter(QuietRefusals())
+        quiet.addFilter(CutAtShutdown())
     _Uvicorn(config, on_signal).run(sockets=[listener])

@@ -548,3 +548,35 @@ def test_refusals_are_logged_a_few_a_minute() -> None:
     line = record(QuietRefusals.MESSAGE)
     assert quiet.filter(line) and "15 more left out" in line.getMessage()
     assert quiet.filter(record(QuietRefusals.MESSAGE))
+
+
+def test_sigterm_with_slow_downloads_under_way_logs_no_traceback(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """Clients still downloading when the server is stopped: their answers are cut at
+    the end of the grace period, quietly (found by review: a CancelledError traceback
+    in the log per connection)."""
+    project = make_project(tmp_path, feedserver)
+    server = start(project, "[serve]\nshutdown_grace = 1\n")
+    feed = project / "feeds" / "all.rss"
+    feed.write_bytes(feed.read_bytes() + b"<!--" + b"x" * (16 << 20) + b"-->")
+    time.sleep(1.5)  # RECHECK: the server serves the file as it is now
+    readers = [asking_for_the_feed(server, 4096) for _ in range(5)]
+    try:
+        for reader in readers:
+            assert reader.recv(4096).startswith(b"HTTP/1.1 200")
+        server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + HANG_GUARD
+        while server.process.poll() is None and time.monotonic() < deadline:
+            for reader in readers:  # slowly, but steadily: never dropped for not reading
+                with contextlib.suppress(OSError):
+                    reader.settimeout(0.05)
+                    reader.recv(1024)
+            time.sleep(0.05)
+        assert server.process.wait(timeout=HANG_GUARD) == 0
+    finally:
+        for reader in readers:
+            reader.close()
+    log = (project / "serve.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log, log[-3000:]
+    assert "cut off: the server stopped" in log, log[-3000:]
