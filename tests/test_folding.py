@@ -90,10 +90,14 @@ def random_runs(seed: int) -> list[list[SourceEntry]]:
             )
             if rng.random() < 0.6:  # an item id, and now and then a corrected headline
                 corrected = rng.random() < 0.3
+                guid = f"{source}-{number % 9}{rng.choice(['', 'b'])}"
                 told = replace(
                     told,
-                    guid=f"{source}-{number % 9}{rng.choice(['', 'b'])}",
+                    guid=guid,
                     title=f"{title} (corrected)" if corrected else title,
+                    # (A corrected headline keeps its page; an item of another number
+                    # under the same id has its own, now and then.)
+                    link=f"https://{source}.example.org/item/{guid}{rng.choice(['', '', 'x'])}",
                 )
             run.append(told)
         runs.append(run)

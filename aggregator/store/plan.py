@@ -12,8 +12,9 @@ at 16:00, listed side by side); each sighting keeps its item's id, and of severa
 stories an item could join, the one its source gave the item's id is chosen. (Across
 runs a new id alone does not part an item from a story: some feeds give an item a new
 id on every fetch.) A source that corrects a headline keeps the item's own id: an item
-whose title matches no story, but whose source told a story of a matching date under
-the same item id, is that story under its new title (:func:`aggregator.dedupe.retitled`),
+whose title matches no story, but whose source told a story of a matching date and the
+same link under the same item id, is that story under its new title
+(:func:`aggregator.dedupe.retitled`),
 not a second one; the story keeps its title key, so that an item of the old title still
 finds it. The title a story matches by comes first: a corrected headline that another
 source told already joins that story. An item id a source gives items of different
@@ -272,11 +273,23 @@ class Planner:
 
     def _retell(self, pair: Told, item: SourceEntry) -> Entry | None:
         """The story the item's source told under the item's id, now under the item's
-        title (see the module), or None when there is none of a matching date. It keeps
-        its title key (see ``_keys``)."""
+        title (see the module), or None when there is none of a matching date and link.
+        It keeps its title key (see ``_keys``).
+
+        The link must be the same: a feed that gives every item one id, or numbers its
+        items by their place, gives a new story the id an older one had (found by
+        review: the older story took the new one's title), and the older item, unchanged,
+        is not read again to show the id is given twice. A corrected headline keeps its
+        page."""
         story_id = self._told.get(pair)
         story = self._stories.get(story_id) if story_id is not None else None
-        if story is None or not matches(story.published, item.published, self.zone):
+        if (
+            story is None
+            or story.link is None
+            or story.link != item.link
+            or self._apart(story.id, item)
+            or not matches(story.published, item.published, self.zone)
+        ):
             return None
         entry = retitled(merge_into(story, item, self.now), item.title)
         key = self._keys[story.id]
