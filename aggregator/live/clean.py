@@ -56,7 +56,7 @@ TAGS = frozenset(
         "a", "abbr", "address", "article", "aside", "b", "bdi", "bdo", "blockquote", "br",
         "caption", "cite", "code", "dd", "del", "details", "div", "dl", "dt", "em",
         "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-        "hgroup", "hr", "i", "img", "ins", "kbd", "li", "main", "nav", "ol", "p", "pre", "q",
+        "hgroup", "hr", "i", "img", "ins", "kbd", "li", "nav", "ol", "p", "pre", "q",
         "s", "section", "small", "span", "strong", "sub", "summary", "sup", "table", "tbody",
         "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
     }
@@ -69,6 +69,7 @@ ATTRIBUTES = {
     "img": {"src", "alt", "title", "width", "height"},
     "abbr": {"title"},
     "blockquote": {"cite"},
+    "details": {"open"},  # shown open, as its source showed it
     "q": {"cite"},
     "time": {"datetime"},
     "td": {"colspan", "rowspan"},
@@ -84,7 +85,7 @@ BREAKS = frozenset(
     {
         "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div",
         "dl", "dt", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6",
-        "header", "hgroup", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary",
+        "header", "hgroup", "hr", "li", "nav", "ol", "p", "pre", "section", "summary",
         "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
     }
 )  # fmt: skip
@@ -379,25 +380,32 @@ VOID_ELEMENTS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
      "wbr"}
 )  # fmt: skip
-_TAG_NAME = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
+# A tag's start: "<name", "</name" (a prefixed "o:p" is Office's), or "<!" (a comment,
+# a CDATA section).
+_TAG_NAME = re.compile(r"<(?:(/?)([A-Za-z][A-Za-z0-9]*)(:[A-Za-z])?|!)")
 
 
 def looks_like_html(text: str) -> bool:
-    """Whether text of no declared type (an RSS title, an author's name) holds HTML: tags,
-    each naming an HTML element, one of them an end tag or a void element such as
-    ``<br>`` (feedparser guesses much the same). "C++ vector<int>", "x<y and y>z",
-    "Ann <ann@example.org>" and "The <select> element" are text."""
-    if "<" not in text:
-        return False
-    found = _TAG_NAME.findall(text)
-    if not found or any(tag.lower() not in HTML_ELEMENTS for _, tag in found):
-        return False
-    return any(end or tag.lower() in VOID_ELEMENTS for end, tag in found)
+    """Whether text of no declared type (an RSS title, an author's name) holds HTML: an
+    end tag or a void element (``<br>``, ``<img>``) of an HTML element, any tag of one
+    that opens the text ("<p>Unclosed"), Office's prefixed tags (``<o:p>``), a comment or
+    a CDATA section. Otherwise its "<" is text: "C++ vector<int>", "x<y and y>z",
+    "Ann <ann@example.org>", "The <select> element"."""
+    for found in _TAG_NAME.finditer(text):  # the first tag that says HTML ends the look
+        end, name, prefixed = found.groups()
+        if name is None or prefixed:
+            return True
+        name = name.lower()
+        if name in HTML_ELEMENTS and (end or name in VOID_ELEMENTS or found.start() == 0):
+            return True
+    return False
 
 
 def _guessed(text: str, limit: int) -> str:
     """Text of no declared type as plain text: HTML when it holds HTML; else its character
-    references decoded ("Fish &amp; Chips", as feeds write it), "<" left as it is."""
+    references decoded ("Fish &amp; Chips", as feeds write it), "<" left as it is. (Cut
+    to MAX_HTML first, as plain cuts it: a title of megabytes is no reason to hold them.)"""
+    text = text[:MAX_HTML]
     if looks_like_html(text):
         return plain(text, limit, is_html=True)
     return plain(html.unescape(text) if "&" in text else text, limit)
