@@ -143,6 +143,23 @@ class CutAtShutdown(logging.Filter):
         return True
 
 
+async def _no_host(scope: Any, receive: Any, send: Any) -> None:
+    """The answer to an HTTP/1.1 request that names no Host."""
+    body = b"an HTTP/1.1 request must name its Host\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request we refuse."""
 
@@ -221,8 +238,9 @@ class LimitedProtocol(HttpToolsProtocol):
             # without a new request, and uvicorn's keep-alive timer starts again on any
             # byte, so a client sending "\r\n" every few seconds held its connection for
             # ever (found by review). They are the next request's first bytes: its head
-            # must arrive within the header timeout.
-            self._start_header_timer()
+            # must arrive within the header timeout (or the keep-alive timeout, if longer:
+            # one stray blank line never shortens a kept connection's wait).
+            self._start_header_timer(max(self.limits.header_timeout, self.timeout_keep_alive))
         if not self._in_head or self._began:
             return
         # httptools buffers a header until its end, so an endless one is counted here,
@@ -281,9 +299,16 @@ class LimitedProtocol(HttpToolsProtocol):
         if self.parser.get_http_version() == "1.1" and not any(
             name == b"host" for name, _ in self.headers
         ):
-            self._refusal = (400, "an HTTP/1.1 request must name its Host\n")  # RFC 9112 §3.2
-            raise _Refused
-        super().on_headers_complete()
+            # RFC 9112 §3.2: a 400, answered in its turn (after the answers to requests
+            # pipelined before it, which a refusal at once would have cut off: found by
+            # review), by an application of its own for this request alone.
+            app, self.app = self.app, _no_host
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
         if self.cycle is not None and any(
             name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
             for name, value in self.headers
@@ -349,9 +374,10 @@ class LimitedProtocol(HttpToolsProtocol):
             self.transport.write(b"".join(head) + b"\r\n" + body)
             self.transport.close()
 
-    def _start_header_timer(self) -> None:
+    def _start_header_timer(self, seconds: float | None = None) -> None:
         self._stop_header_timer()
-        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout)
+        wait = self.limits.header_timeout if seconds is None else seconds
+        self._header_timer = self.loop.call_later(wait, self._header_timeout)
 
     def _stop_header_timer(self) -> None:
         if self._header_timer is not None:

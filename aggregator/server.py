@@ -406,15 +406,22 @@ class _StoreCheck:
     a stylesheet). The thread is a daemon: a check still hanging never holds up the
     server's exit."""
 
+    # A check under way for longer is left to itself, and the next probe starts another
+    # (a connection that hangs, half open, would otherwise hold every probe at 503 after
+    # the store came back: found by review).
+    STUCK = 30.0
+
     def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
         self._under_way: asyncio.Future[tuple[dict[str, int], dict[str, int]]] | None = None
+        self._since = 0.0
 
     async def counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """The store's counts, by topic and by source; TimeoutError after HEALTH_TIMEOUT
         seconds (the check goes on, for the next probe to find)."""
-        if self._under_way is None or self._under_way.done():
-            self._under_way = self._start()
+        now = time.monotonic()
+        if self._under_way is None or self._under_way.done() or now - self._since > self.STUCK:
+            self._under_way, self._since = self._start(), now
         return await asyncio.wait_for(asyncio.shield(self._under_way), HEALTH_TIMEOUT)
 
     def _start(self) -> asyncio.Future[tuple[dict[str, int], dict[str, int]]]:
