@@ -238,12 +238,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from starlette.applications import Starlette
 
     from aggregator.config import load_config
-    from aggregator.pipeline import is_current, make_sandbox, refresh, rendered_version
+    from aggregator.pipeline import (
+        check_setup,
+        is_current,
+        make_sandbox,
+        refresh,
+        rendered_version,
+    )
     from aggregator.schedule import Scheduler
     from aggregator.server import PortInUse, bind, create_app, listening_config, serve
     from aggregator.store import open_store
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
+    check_setup(config)
     host = args.host or config.serve.host
     port = config.serve.port if args.port is None else args.port
     try:

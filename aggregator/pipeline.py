@@ -718,8 +718,37 @@ def stamp_files(store: StoreType, paths: Sequence[Path]) -> None:
         os.utime(path, (when, when))
 
 
+def check_setup(config: Config) -> None:
+    """What ``run`` and ``serve`` refuse before they change anything, where going on would
+    lose what readers see (found by review):
+
+    * a config that names no source at all (an emptied config.toml): a run took every
+      topic's feeds and pages away, as topics dropped from the config;
+    * an SQLite store file that is empty while the feeds were made from a store: the run
+      made a new store, and the feeds lost every story no source still shows.
+    """
+    from aggregator.errors import ConfigError, StoreError
+
+    if not config.sources and not config.disabled_sources:
+        raise ConfigError(
+            str(config.path),
+            "names no source ([[sources]]); add one (aggregator sources add URL); "
+            "nothing was changed",
+        )
+    store = config.store.path
+    if config.store.url or not store.is_file() or store.stat().st_size:
+        return
+    if (config.feeds.directory / TOKEN).exists():
+        raise StoreError(
+            f"{store}: is empty, but the feeds in {config.feeds.directory} were made from a "
+            f"store: restore it from a backup, or remove it and {TOKEN} in the feeds "
+            "directory to start again from what the sources show now (nothing was changed)"
+        )
+
+
 def run(config: Config, now: datetime, *, force: bool = False) -> RunResult:
     """Regenerate every feed from every source: one cron run (``force``: ask every
     live source, however fresh its last answer)."""
+    check_setup(config)
     with make_sandbox(config, fork_ahead=True) as sandbox:
         return refresh(config, sandbox, now, force=force, render_in_workers=True)

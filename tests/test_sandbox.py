@@ -545,3 +545,41 @@ def test_a_worker_whose_run_was_killed_mid_parse_ends_quietly() -> None:
     process.stdout.close()
     process.stderr.close()
     assert errors == "", errors
+
+
+def test_ctrl_c_is_held_back_while_a_worker_is_forked() -> None:
+    """A KeyboardInterrupt inside the interpreter's fork hooks is swallowed and leaves a
+    module lock held: the run then hung for ever, holding its write lock (found by
+    review). While this process forks a worker, SIGINT is blocked, and taken after.
+    (In a new interpreter: a worker is forked only from a process of one thread.)"""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os, signal
+        from aggregator.live.sandbox import Sandbox
+        masks = []
+        fork = os.fork
+        def watched():
+            masks.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+            return fork()
+        os.fork = watched
+        with Sandbox(workers=1, timeout=20, fork_ahead=True) as box:
+            box.warm()
+            after = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            rss = open(os.environ["RSS"], "rb").read()
+            entries = len(box.parse(rss, url="https://feeds.example/ok", name="ok").entries)
+        print(masks, after, entries)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RSS": str(FEEDS / "rss20.xml")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[True]", "False", "3"], done.stdout

@@ -23,9 +23,11 @@ server that has already imported the parsers, so each costs a fork.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -55,6 +57,25 @@ def _forkable() -> bool:
     """Whether a worker may be forked from this process itself: only from its main
     thread while no other runs (a fork copies no other thread, nor any lock one holds)."""
     return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
+
+
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Ctrl-C held back while this process forks, and taken once the fork is done.
+
+    The interpreter's fork hooks take and give back module locks (logging's among them):
+    a KeyboardInterrupt raised inside one is swallowed, and leaves the lock held, so the
+    next thread to log or import hung for ever, with the run's write lock held (found
+    by review, in 2 to 3 of 100 Ctrl-Cs early in a run). The worker inherits the held
+    signal, which it ignores anyway (_serve)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # (signals are taken by the main thread only)
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _close_inherited(keep: int) -> None:
@@ -339,7 +360,8 @@ class Sandbox:
             if fork:
                 import multiprocessing
 
-                worker = _Worker(multiprocessing.get_context("fork"), self.memory, lazy)
+                with _no_interrupt():
+                    worker = _Worker(multiprocessing.get_context("fork"), self.memory, lazy)
             else:
                 worker = _Worker(self._forkserver(), self.memory)
         except BaseException:

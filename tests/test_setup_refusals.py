@@ -1,0 +1,62 @@
+"""What ``run`` refuses before changing anything, where going on would take from readers
+what they see (found by a review of crash safety and bad input): an emptied config, and
+an emptied store file beside feeds made from a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.cli import EXIT_STORAGE, EXIT_USAGE, main
+from tests.test_corrected_headline import item, project
+
+
+def published(directory: Path) -> dict[str, bytes]:
+    feeds = directory / "feeds"
+    return {
+        p.relative_to(feeds).as_posix(): p.read_bytes() for p in feeds.rglob("*") if p.is_file()
+    }
+
+
+def test_an_emptied_config_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = project(tmp_path, item("Allies meet in Brussels"))
+    config = str(directory / "config.toml")
+    assert main(["-q", "--config", config, "run"]) == 0
+    before = published(directory)
+    (directory / "config.toml").write_text("", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["-q", "--config", config, "run"]) == EXIT_USAGE
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "config.toml: names no source" in line and "nothing was changed" in line
+    assert published(directory) == before
+
+
+def test_an_emptied_store_beside_published_feeds_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = project(tmp_path, item("Allies meet in Brussels"))
+    config = str(directory / "config.toml")
+    assert main(["-q", "--config", config, "run"]) == 0
+    before = published(directory)
+    store = directory / "state" / "store.sqlite3"
+    for extra in store.parent.glob("store.sqlite3-*"):
+        extra.unlink()
+    store.write_bytes(b"")  # a copy cut short, a restore gone wrong
+    capsys.readouterr()
+    assert main(["-q", "--config", config, "run"]) == EXIT_STORAGE
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "is empty, but the feeds" in line and "nothing was changed" in line
+    assert published(directory) == before
+    assert store.stat().st_size == 0
+
+
+def test_an_empty_store_file_with_nothing_published_is_a_new_store(tmp_path: Path) -> None:
+    # (A first run stopped right after the file was made: there is nothing to lose.)
+    directory = project(tmp_path, item("Allies meet in Brussels"))
+    (directory / "state").mkdir()
+    (directory / "state" / "store.sqlite3").write_bytes(b"")
+    assert main(["-q", "--config", str(directory / "config.toml"), "run"]) == 0
+    assert "Allies meet in Brussels" in (directory / "feeds" / "all.rss").read_text("utf-8")
