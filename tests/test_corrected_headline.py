@@ -13,7 +13,7 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
-from aggregator.cli import main
+from tests.test_told_again import run
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -53,10 +53,6 @@ def project(tmp_path: Path, *items: str) -> Path:
         encoding="utf-8",
     )
     return tmp_path
-
-
-def run(directory: Path) -> None:
-    assert main(["-q", "--config", str(directory / "config.toml"), "run"]) == 0
 
 
 def atom_entries(directory: Path) -> list[tuple[str, str]]:

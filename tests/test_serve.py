@@ -642,6 +642,17 @@ def test_searches_come_back_when_postgresql_drops_their_connections(
     assert "Traceback" not in log, log[-3000:]
 
 
+def on_postgresql(project: Path, postgres: Cluster) -> str:
+    """The project's store moved to a new database of the test cluster (its URL)."""
+    url = postgres.new_database()
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('path = "state/aggregator.sqlite3"', f'url = "{url}"'), encoding="utf-8"
+    )
+    return url
+
+
 def test_a_store_that_hangs_holds_up_neither_healthz_nor_the_files(
     project: Path, postgres: Cluster
 ) -> None:
@@ -649,12 +660,7 @@ def test_a_store_that_hangs_holds_up_neither_healthz_nor_the_files(
     answers 503 within a few seconds, and the feeds' files are served meanwhile. Found
     by review: each probe held a thread of the pool the files are served from for the
     whole connect timeout, and a stylesheet took 29 s."""
-    url = postgres.new_database()
-    config = project / "config.toml"
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        text.replace('path = "state/aggregator.sqlite3"', f'url = "{url}"'), encoding="utf-8"
-    )
+    on_postgresql(project, postgres)
     server = start(project, interval=60)
     data = postgres.directory / "data" / "postmaster.pid"
     postmaster = int(data.read_text(encoding="utf-8").split()[0])
@@ -687,12 +693,7 @@ def test_healthz_says_when_postgresql_cannot_be_reached(project: Path, postgres:
     """The database refusing connections: /healthz answers 503 with a JSON body naming
     the trouble in one line (not a 500 with a traceback in the log), the feeds are still
     served, and it is "ok" again once the database is back (found by review)."""
-    url = postgres.new_database()
-    config = project / "config.toml"
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        text.replace('path = "state/aggregator.sqlite3"', f'url = "{url}"'), encoding="utf-8"
-    )
+    url = on_postgresql(project, postgres)
     server = start(project, interval=60)
     database = url.split("@/", 1)[1].split("?")[0]
     try:

@@ -19,13 +19,18 @@ def published(directory: Path) -> dict[str, bytes]:
     }
 
 
-def test_an_emptied_config_changes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def published_project(tmp_path: Path) -> tuple[Path, str, dict[str, bytes]]:
+    """A project that ran once: its folder, its config's path, the files it published."""
     directory = project(tmp_path, item("Allies meet in Brussels"))
     config = str(directory / "config.toml")
     assert main(["-q", "--config", config, "run"]) == 0
-    before = published(directory)
+    return directory, config, published(directory)
+
+
+def test_an_emptied_config_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, config, before = published_project(tmp_path)
     (directory / "config.toml").write_text("", encoding="utf-8")
     capsys.readouterr()
     assert main(["-q", "--config", config, "run"]) == EXIT_USAGE
@@ -37,10 +42,7 @@ def test_an_emptied_config_changes_nothing(
 def test_an_emptied_store_beside_published_feeds_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    directory = project(tmp_path, item("Allies meet in Brussels"))
-    config = str(directory / "config.toml")
-    assert main(["-q", "--config", config, "run"]) == 0
-    before = published(directory)
+    directory, config, before = published_project(tmp_path)
     store = directory / "state" / "store.sqlite3"
     for extra in store.parent.glob("store.sqlite3-*"):
         extra.unlink()
