@@ -118,8 +118,6 @@ def _serve(conn: Connection, memory: int, forked: bool = False, lazy: bool = Fal
     """A worker's loop: parse what arrives (or run a call, :meth:`Sandbox.call`), send
     back the document or the error. ``lazy``: the parsers are loaded, and the memory
     limit set, when the first task comes rather than at once."""
-    import signal
-
     # Ctrl-C in a terminal reaches the whole process group: the main process stops the
     # workers itself (close), so they neither stop halfway nor print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
