@@ -150,10 +150,12 @@ def _parse_files(args: argparse.Namespace, sandbox: Sandbox) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from aggregator.config import load_config
+    from aggregator.heap import batch
     from aggregator.pipeline import run
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
-    result = run(config, now=datetime.now(UTC), force=args.force)
+    with batch():
+        result = run(config, now=datetime.now(UTC), force=args.force)
     if result.failures:
         log.error(
             "%d of %d sources failed; the feeds were written from the others",

@@ -275,10 +275,12 @@ def apply(
         for batch in store.all_entries():
             store.set_topics(judge(batch, topics))
         store.set_meta("topics", fingerprint)
-    report, touched = IngestReport(), list[Entry]()
+    report, touched, new = IngestReport(), list[Entry](), set[str]()
     if folded is not None:
         if folded.items:
-            report, touched = store.write_plan(folded.planner.plan(), now)
+            plan = folded.planner.plan()
+            report, touched = store.write_plan(plan, now)
+            new = {entry.id for entry in plan.inserted}
     elif items:  # with nothing read, the merge machinery is not even imported
         report, touched = store.add(
             items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
@@ -292,7 +294,7 @@ def apply(
         from aggregator.topics import topics_from_config
 
         judged = folded.judged if folded is not None else None
-        store.set_topics(judge(touched, topics_from_config(config), judged))
+        store.set_topics(judge(touched, topics_from_config(config), judged), new=new)
     forgotten = 0
     cutoff = retention_cutoff(now, config.store.retention_days)
     if cutoff is not None and (forgotten := store.prune(cutoff)):

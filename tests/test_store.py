@@ -161,6 +161,23 @@ def test_topics_are_kept_per_entry_and_counted(store: StoreType) -> None:
     }
 
 
+def test_stories_new_in_a_transaction_are_labelled_without_replacing(store: StoreType) -> None:
+    # A run's new stories have no labels yet: set_topics(new=...) skips looking for them,
+    # and labels them all the same; a story not named new still has its labels replaced.
+    add(store, [item("Budget", date(2024, 1, 1))])
+    budget = store.newest(10)[0]
+    with store.transaction():
+        store.set_topics([replace(budget, topics=("money",))])
+    with store.transaction():
+        store.add([item("Kyiv visit", date(2024, 1, 2))], authority="x,2026", zone=ZONE, now=NOW)
+        kyiv = next(e for e in store.newest(10) if e.title == "Kyiv visit")
+        store.set_topics(
+            [replace(kyiv, topics=("ukraine",)), replace(budget, topics=("budget",))],
+            new={kyiv.id},
+        )
+    assert store.counts() == {"all": 2, "ukraine": 1, "budget": 1}
+
+
 def test_retention_forgets_what_no_source_showed_for_long(store: StoreType) -> None:
     add(store, [item("Old", date(2020, 1, 1))], NOW - timedelta(days=400))
     add(store, [item("Recent", date(2026, 1, 1))])

@@ -7,7 +7,7 @@ many workers); ``tests/test_store.py`` runs one contract suite against both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
@@ -76,7 +76,7 @@ class StoreType(Protocol):
 
     def touch_source(self, source: str, now: datetime) -> None: ...
 
-    def set_topics(self, entries: Iterable[Entry]) -> None: ...
+    def set_topics(self, entries: Iterable[Entry], *, new: Collection[str] = ()) -> None: ...
 
     def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]: ...
 

@@ -9,7 +9,7 @@ decided by :func:`aggregator.store.plan.plan_merge`; this module only writes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Self
@@ -415,9 +415,14 @@ class SQLStore:
             (stamp, source),
         )
 
-    def set_topics(self, entries: Iterable[Entry]) -> None:
+    def set_topics(self, entries: Iterable[Entry], *, new: Collection[str] = ()) -> None:
+        """Label ``entries`` with their topics, replacing what they had (``new``: ids of
+        stories written in this transaction, which have no labels to replace)."""
         entries = list(entries)
-        self._executemany("DELETE FROM entry_topics WHERE entry_id = ?", [(e.id,) for e in entries])
+        self._executemany(
+            "DELETE FROM entry_topics WHERE entry_id = ?",
+            [(e.id,) for e in entries if e.id not in new],
+        )
         self._executemany(
             "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
             [
