@@ -275,10 +275,14 @@ class _Again(Exception):
     never started, and is sent to another worker."""
 
 
-# Tasks a worker holds at once: the one it works on, and the next, sent while it works,
-# so that it starts that one as soon as it has answered, not after the round trip of an
-# answer through this process (with two workers, that round trip was what paced a run).
-DEPTH = 2
+# Tasks a worker holds at once: the one it works on, and the next ones, sent while it
+# works, so that it starts the next as soon as it has answered, not after the round trip
+# of an answer through this process (with two workers, that round trip was what paced a
+# run). Four, not two: this process folds a document's items between answers (0.5 to 8
+# ms), and a worker with only one task in hand then finished it and waited (half of a
+# cold run's reads); cold runs 5% quicker, steady ones 4.5% (eight pairs each), and six
+# were slower than four (docs/benchmarks.md, issue 14, thirteenth pass).
+DEPTH = 4
 
 
 class WorkerError(Exception):
