@@ -48,8 +48,33 @@ class Outcome:
     # The earliest time the source asked to be fetched again (Retry-After,
     # Cache-Control max-age, RSS <ttl>); None when it asked nothing.
     not_before: datetime | None = None
-    # Items the source showed as in its last read, and so not in ``entries``.
+    # Items the source showed as in its last read, and so not in ``entries``; the ids
+    # of those that have one (see listed_ids).
     unchanged: int = 0
+    listed: frozenset[str] = frozenset()
+
+
+def listed_ids(
+    state: SourceState, known: frozenset[str], document: FeedDocument
+) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    """The ids of the items ``document`` lists as they were in the source's last read
+    (skipped, so not read: their ids are the last read's, ``state.seen_ids``), and the
+    (digest, id) of every item of it that has an id, for the next read.
+
+    What they are for: an item of a stored story's title and day that comes with an id
+    of its own while the source still lists the story's item is another story
+    (aggregator.store.plan.Planner.listing)."""
+    before = dict(state.seen_ids) if known else {}
+    listed: set[str] = set()
+    pairs: list[tuple[str, str]] = []
+    for digest, item_id in zip(document.digests, document.item_ids, strict=False):
+        if item_id is None and digest in known:
+            item_id = before.get(digest)
+            if item_id is not None:
+                listed.add(item_id)
+        if item_id is not None:
+            pairs.append((digest, item_id))
+    return frozenset(listed), tuple(pairs)
 
 
 def read_file(
@@ -291,13 +316,16 @@ class Ingest:
             self.state.put(key, replace(state, fresh_until=max_age))
             return Outcome(source, (), note="not modified", not_modified=True, not_before=max_age)
         unchanged = 0
+        listed: frozenset[str] = frozenset()
         try:
             if source.kind in (None, "feed"):
-                document = await self._parse(fetched, source.name, self._known(state))
+                known = self._known(state)
+                document = await self._parse(fetched, source.name, known)
                 entries = list(document.entries)
                 ttl = document.ttl_minutes
                 unchanged = document.unchanged
-                state = replace(state, seen=document.digests, seen_at=self.now)
+                listed, seen_ids = listed_ids(state, known, document)
+                state = replace(state, seen=document.digests, seen_ids=seen_ids, seen_at=self.now)
             else:  # a saved-page layout served over HTTP
                 entries = await asyncio.to_thread(
                     parse_source, fetched.body, url=fetched.url, kind=source.kind, name=source.name
@@ -310,7 +338,9 @@ class Ingest:
         floors = [max_age, None if ttl is None else self.now + timedelta(minutes=ttl)]
         fresh_until = max((f for f in floors if f), default=None)
         self.state.put(key, replace(state, fresh_until=fresh_until))
-        return Outcome(source, tuple(entries), not_before=fresh_until, unchanged=unchanged)
+        return Outcome(
+            source, tuple(entries), not_before=fresh_until, unchanged=unchanged, listed=listed
+        )
 
     def _known(self, state: SourceState) -> frozenset[str]:
         """The digests of the items of the source's last read, when the store still

@@ -224,6 +224,8 @@ class Folding:
         from aggregator.store.plan import told_by
         from aggregator.text import title_key
 
+        if outcome.listed:
+            self.planner.listing(outcome.source.name, outcome.listed)
         items = [plausible(item, self.now) for item in outcome.entries]
         keys = [title_key(item.title) for item in items]
         unseen = self.planner.unseen(keys)
@@ -283,7 +285,11 @@ def apply(
             new = {entry.id for entry in plan.inserted}
     elif items:  # with nothing read, the merge machinery is not even imported
         report, touched = store.add(
-            items, authority=config.feeds.id_authority, zone=config.feeds.timezone, now=now
+            items,
+            authority=config.feeds.id_authority,
+            zone=config.feeds.timezone,
+            now=now,
+            listed={o.source.name: o.listed for o in outcomes if o.listed},
         )
     for outcome in outcomes:
         # What a source still shows (a 304, a fresh answer not asked again, items read

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import feedparser
+import pytest
 from lxml import etree
 
+from tests.feedserver import Server
 from tests.test_told_again import run
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -143,3 +145,104 @@ def test_two_items_of_one_title_and_day_listed_apart_are_two_stories(tmp_path: P
     }
     assert len({e.id for e in rss.entries}) == 2
     assert len(list((directory / "feeds" / "entries").glob("*.html"))) == 2
+
+
+# -- Read in a later run: the morning's item is skipped as unchanged ------------------------
+
+
+def briefing(guid: str, hour: str, text: str, *, atom: bool = False) -> str:
+    if atom:
+        return (
+            f"<entry><title>Press briefing</title><link href='https://nato.example/{guid}'/>"
+            f"<id>urn:nato:{guid}</id><updated>2024-05-06T{hour}:00:00Z</updated>"
+            f"<summary>{text}</summary></entry>"
+        )
+    return (
+        f"<item><title>Press briefing</title><link>https://nato.example/{guid}</link>"
+        f'<guid isPermaLink="false">{guid}</guid>'
+        f"<pubDate>Mon, 06 May 2024 {hour}:00:00 +0000</pubDate>"
+        f"<description>{text}</description></item>"
+    )
+
+
+def served(items: list[str], *, atom: bool = False) -> bytes:
+    if atom:
+        return (
+            "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>NATO</title>"
+            f"<id>urn:nato:feed</id><updated>2024-05-06T16:00:00Z</updated>{''.join(items)}</feed>"
+        ).encode()
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>NATO news</title>'
+        f"<link>https://nato.example/</link><description>d</description>{''.join(items)}"
+        "</channel></rss>"
+    ).encode()
+
+
+def live_project(tmp_path: Path, url: str) -> Path:
+    (tmp_path / "config.toml").write_text(
+        "\n".join(
+            [
+                "[feeds]",
+                'directory = "feeds"',
+                "[store]",
+                'path = "state/store.sqlite3"',
+                "[[sources]]",
+                'name = "NATO"',
+                f'url = "{url}"',
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize("atom", [False, True], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])
+def test_an_item_of_the_same_title_and_day_added_later_is_another_story(
+    tmp_path: Path, feedserver: Server, atom: bool
+) -> None:
+    # Found by review: the morning's item, read in the morning, is skipped as unchanged
+    # by the afternoon's run, which then saw the afternoon's item alone and folded it
+    # into the morning's story: its link and text were published nowhere.
+    morning = briefing("s01", "08", "Morning briefing on the summit logistics.", atom=atom)
+    afternoon = briefing("s02", "16", "The Secretary General announced the new plan.", atom=atom)
+    name = f"briefings-{atom}.xml"
+    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
+    try:
+        feedserver.overrides[name] = served([morning], atom=atom)
+        run(directory)
+        feedserver.overrides[name] = served([afternoon, morning], atom=atom)
+        run(directory)
+    finally:
+        del feedserver.overrides[name]
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    shown = {(e.link, e.summary) for e in rss.entries}
+    assert shown == {
+        ("https://nato.example/s01", "Morning briefing on the summit logistics."),
+        ("https://nato.example/s02", "The Secretary General announced the new plan."),
+    }
+    assert len({e.id for e in rss.entries}) == 2
+    assert len(list((directory / "feeds" / "entries").glob("*.html"))) == 2
+
+
+@pytest.mark.parametrize("atom", [False, True], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])
+def test_an_item_given_a_new_id_when_the_old_one_is_gone_is_the_same_story(
+    tmp_path: Path, feedserver: Server, atom: bool
+) -> None:
+    # Some feeds give an item a new id on every fetch: with the old id no longer listed,
+    # a new id alone parts nothing, and the story is told once.
+    name = f"renumbered-{atom}.xml"
+    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
+    try:
+        feedserver.overrides[name] = served(
+            [briefing("s01", "08", "Briefing.", atom=atom)], atom=atom
+        )
+        run(directory)
+        feedserver.overrides[name] = served(
+            [briefing("s77", "08", "Briefing.", atom=atom)], atom=atom
+        )
+        run(directory)
+    finally:
+        del feedserver.overrides[name]
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    assert [e.title for e in rss.entries] == ["Press briefing"]

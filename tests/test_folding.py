@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -32,19 +32,29 @@ TABLES = {
 }
 
 
-def outcomes_of(config: Config, items: Sequence[SourceEntry]) -> list[Outcome]:
+def outcomes_of(
+    config: Config, items: Sequence[SourceEntry], listed: Mapping[str, frozenset[str]]
+) -> list[Outcome]:
     by_source = {s.name: s for s in config.sources}
     return [
-        Outcome(by_source[name], tuple(i for i in items if i.source == name))
+        Outcome(
+            by_source[name],
+            tuple(i for i in items if i.source == name),
+            listed=listed.get(name, frozenset()),
+        )
         for name in ("alpha", "beta", "gamma")
-        if any(i.source == name for i in items)
+        if any(i.source == name for i in items) or name in listed
     ]
 
 
 def publish_run(
-    config: Config, items: Sequence[SourceEntry], folded: bool, now: datetime
+    config: Config,
+    items: Sequence[SourceEntry],
+    folded: bool,
+    now: datetime,
+    listed: Mapping[str, frozenset[str]] | None = None,
 ) -> RunResult:
-    outcomes = outcomes_of(config, items)
+    outcomes = outcomes_of(config, items, listed or {})
     with open_store(config.store) as store:
         folding = None
         if folded:
@@ -104,16 +114,34 @@ def random_runs(seed: int) -> list[list[SourceEntry]]:
     return runs
 
 
+def random_listed(seed: int, runs: int) -> list[dict[str, frozenset[str]]]:
+    """For each run, by source, ids of items it lists unchanged (not read again): some
+    of the ids random_runs gives, now and then."""
+    rng = random.Random(seed * 7919 + 1)
+    return [
+        {
+            source: frozenset(
+                f"{source}-{rng.randrange(9)}{rng.choice(['', 'b'])}"
+                for _ in range(rng.randrange(4))
+            )
+            for source in ("alpha", "beta", "gamma")
+            if rng.random() < 0.5
+        }
+        for _ in range(runs)
+    ]
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_folding_as_read_gives_the_store_of_folding_at_once(tmp_path: Path, seed: int) -> None:
     (tmp_path / "at-once").mkdir()
     (tmp_path / "as-read").mkdir()
     at_once = make_config(tmp_path / "at-once", max_entries=8)
     as_read = make_config(tmp_path / "as-read", max_entries=8)
-    for number, run in enumerate(random_runs(seed)):
+    runs = random_runs(seed)
+    for number, (run, listed) in enumerate(zip(runs, random_listed(seed, len(runs)), strict=True)):
         now = NOW + timedelta(hours=number)
-        one = publish_run(at_once, run, folded=False, now=now)
-        other = publish_run(as_read, run, folded=True, now=now)
+        one = publish_run(at_once, run, folded=False, now=now, listed=listed)
+        other = publish_run(as_read, run, folded=True, now=now, listed=listed)
         assert other.report == one.report, number
         assert dump(as_read) == dump(at_once), number
         assert files(as_read) == files(at_once), number

@@ -32,6 +32,9 @@ class FeedDocument:
     # skip the ones it already knows; and how many this read skipped (they are not in
     # entries). Not part of what the document says: equal documents may differ in them.
     digests: tuple[str, ...] = field(default=(), compare=False)
+    # The id of each digest's item, as read (None: skipped as known, or no id); with the
+    # last read's, what tells which ids the source still lists (ingest.listed_ids).
+    item_ids: tuple[str | None, ...] = field(default=(), compare=False)
     unchanged: int = field(default=0, compare=False)
 
 
@@ -77,13 +80,14 @@ def pack(document: FeedDocument) -> Packed:
         document.warnings,
         document.ttl_minutes,
         document.digests,
+        document.item_ids,
         document.unchanged,
     )
 
 
 def unpack(packed: Packed) -> FeedDocument:
     """The document :func:`pack` was given."""
-    title, rows, warnings, ttl_minutes, digests, unchanged = packed
+    title, rows, warnings, ttl_minutes, digests, item_ids, unchanged = packed
     provenances: dict[tuple[Any, ...], Provenance] = {}  # one object per place, shared
     entries = []
     for row in rows:
@@ -118,4 +122,4 @@ def unpack(packed: Packed) -> FeedDocument:
                 tuple(Enclosure(*enclosure) for enclosure in enclosures),
             )
         )
-    return FeedDocument(title, tuple(entries), warnings, ttl_minutes, digests, unchanged)
+    return FeedDocument(title, tuple(entries), warnings, ttl_minutes, digests, item_ids, unchanged)

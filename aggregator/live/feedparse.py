@@ -285,6 +285,7 @@ def parse_feed(
         warnings.append(f"feed is not well-formed ({_describe(problem)}); read what it holds")
     entries = []
     digests: list[str] = []
+    ids: list[str | None] = []  # each digest's item's id, when read (None when skipped)
     unchanged = 0
     base = parsed.feed.get("link") if not url.startswith(("http://", "https://")) else url
     # Atom 1.0 only: Atom 0.3's titles say mode="escaped", which feedparser reads as HTML.
@@ -296,6 +297,7 @@ def parse_feed(
         if digest in known or item is None:  # as last time: nothing to clean or store
             unchanged += 1
             digests.append(digest)
+            ids.append(None)
             continue
         try:
             entry = _entry(item, base=base or url, name=source, location=url, atom=atom)
@@ -307,6 +309,7 @@ def parse_feed(
             continue
         entries.append(entry)
         digests.append(digest)
+        ids.append(entry.guid)
     if problem is not None and not entries and not unchanged:
         raise SourceError(
             source, url, f"broken feed with no readable entries: {_describe(problem)}"
@@ -325,6 +328,7 @@ def parse_feed(
         warnings=tuple(warnings),
         ttl_minutes=_ttl(parsed.feed),
         digests=tuple(digests),
+        item_ids=tuple(ids),
         unchanged=unchanged,
     )
 

@@ -32,6 +32,9 @@ class SourceState:
     # The digests of the items of the last read of the feed, and when it was read: an
     # item read again unchanged is skipped (aggregator.live.feedparse.item_digest).
     seen: tuple[str, ...] = ()
+    # (digest, item id) of the items of the last read that had an id: what tells, when
+    # an item is skipped, which id the source still lists (ingest.listed_ids).
+    seen_ids: tuple[tuple[str, str], ...] = ()
     seen_at: datetime | None = None
     last_success: datetime | None = None
     last_error: str | None = None
@@ -49,7 +52,7 @@ class SourceState:
         return {
             name: value.isoformat() if isinstance(value, datetime) else value
             for name in self.__slots__
-            if (value := getattr(self, name)) is not None
+            if (value := getattr(self, name)) is not None and value != ()
         }
 
     @classmethod
@@ -66,6 +69,11 @@ class SourceState:
             fresh_until=when("fresh_until"),
             gone_since=when("gone_since"),
             seen=tuple(data.get("seen", ())),
+            seen_ids=tuple(
+                (pair[0], pair[1])
+                for pair in data.get("seen_ids", ())
+                if isinstance(pair, list) and len(pair) == 2 and all(type(p) is str for p in pair)
+            ),
             seen_at=when("seen_at"),
             last_success=when("last_success"),
             last_error=data.get("last_error"),

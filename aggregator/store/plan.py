@@ -11,7 +11,10 @@ are never one story, however alike their titles and dates ("Press briefing" at 0
 at 16:00, listed side by side); each sighting keeps its item's id, and of several
 stories an item could join, the one its source gave the item's id is chosen. (Across
 runs a new id alone does not part an item from a story: some feeds give an item a new
-id on every fetch.) A source that corrects a headline keeps the item's own id: an item
+id on every fetch.) But an item of a story's title and day that comes with another id
+while its source still lists the story's own item, unchanged (skipped, not read again:
+:meth:`Planner.listing`), is another story too: the afternoon's briefing first read in
+a later run than the morning's. A source that corrects a headline keeps the item's own id: an item
 whose title matches no story, but whose source told a story of a matching date and the
 same link under the same item id, is that story under its new title
 (:func:`aggregator.dedupe.retitled`),
@@ -79,13 +82,16 @@ def plan_merge(
     keys: Sequence[str] | None = None,
     told: Mapping[Told, tuple[str, Entry]] | None = None,
     ids: Mapping[str, Mapping[str, str]] | None = None,
+    listed: Mapping[str, Iterable[str]] | None = None,
 ) -> MergePlan:
     """Merge ``items`` into ``stored`` (stored entries by title key, without sources).
 
     ``keys``: each item's title key, when the caller has them already; ``told`` and
-    ``ids``: see :meth:`Planner.add`.
+    ``ids``: see :meth:`Planner.add`; ``listed``: by source, see :meth:`Planner.listing`.
     """
     planner = Planner(authority=authority, zone=zone, now=now)
+    for source, listed_ids in (listed or {}).items():
+        planner.listing(source, listed_ids)
     planner.add(items, stored, keys, told, ids)
     return planner.plan()
 
@@ -132,6 +138,16 @@ class Planner:
         # run, and stored or in this run.
         self._run_ids: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, str]] = {}
+        # By source, the ids of the items it lists unchanged since it was last read
+        # (skipped, not folded): see listing.
+        self._listed: dict[str, set[str]] = {}
+
+    def listing(self, source: str, ids: Iterable[str]) -> None:
+        """``source`` lists, in this run, the items of these ids as it did when last read
+        (they are not folded again). A stored story it gave one of them stays apart from
+        an item of its title and day that comes with another id: the source lists both.
+        Give them before that source's items."""
+        self._listed.setdefault(source, set()).update(ids)
 
     def unseen(self, keys: Iterable[str]) -> set[str]:
         """The title keys among ``keys`` whose stored stories this planner has not had."""
@@ -254,11 +270,17 @@ class Planner:
         return choose(fitting, item, self.zone)
 
     def _apart(self, story_id: str, item: SourceEntry) -> bool:
-        """Whether the item's source gave the story another item id in this run."""
+        """Whether the item's source gave the story another item id in this run: by an
+        item it read, or by one it lists unchanged (:meth:`listing`)."""
         if not item.guid:
             return False
+        source = item.provenance.source
         given = self._run_ids.get(story_id)
-        other = given.get(item.provenance.source) if given else None
+        other = given.get(source) if given else None
+        if other is None and source in self._listed:
+            stored = self._ids.get(story_id, {}).get(source)
+            if stored is not None and stored in self._listed[source]:
+                other = stored
         return other is not None and other != item.guid
 
     def _sighted(self, story_id: str, item: SourceEntry, retelling: Told | None) -> None:

@@ -7,7 +7,7 @@ many workers); ``tests/test_store.py`` runs one contract suite against both.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
@@ -51,10 +51,17 @@ class StoreType(Protocol):
     def set_fetch_state(self, key: str, data: dict[str, Any]) -> None: ...
 
     def add(
-        self, items: Sequence[SourceEntry], *, authority: str, zone: tzinfo, now: datetime
+        self,
+        items: Sequence[SourceEntry],
+        *,
+        authority: str,
+        zone: tzinfo,
+        now: datetime,
+        listed: Mapping[str, Iterable[str]] | None = None,
     ) -> tuple[IngestReport, list[Entry]]:
         """Merge items into the stored stories (inside :meth:`transaction`); returns
-        counts and the entries that are new or changed (their topics need judging)."""
+        counts and the entries that are new or changed (their topics need judging);
+        ``listed``: by source, ids of items it lists unchanged (plan.Planner.listing)."""
 
     def candidates(self, keys: Iterable[str]) -> dict[str, list[Entry]]:
         """The stored stories of these title keys, by key (for a Planner)."""

@@ -9,7 +9,7 @@ decided by :func:`aggregator.store.plan.plan_merge`; this module only writes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Self
@@ -243,9 +243,16 @@ class SQLStore:
         return found
 
     def add(
-        self, items: Sequence[SourceEntry], *, authority: str, zone: tzinfo, now: datetime
+        self,
+        items: Sequence[SourceEntry],
+        *,
+        authority: str,
+        zone: tzinfo,
+        now: datetime,
+        listed: Mapping[str, Iterable[str]] | None = None,
     ) -> tuple[IngestReport, list[Entry]]:
-        """Merge items into the stored stories (call inside ``transaction``).
+        """Merge items into the stored stories (call inside ``transaction``); ``listed``:
+        by source, the ids of items it lists unchanged (plan.Planner.listing).
 
         Works in bulk: one lookup per 500 titles, one statement per kind of write.
         Returns counts, and the entries that are new or whose text changed (their
@@ -257,7 +264,15 @@ class SQLStore:
         loaded = [e.id for entries in stored.values() for e in entries]
         ids = self.item_ids([*loaded, *(e.id for _, e in told.values())])
         plan = plan_merge(
-            items, stored, authority=authority, zone=zone, now=now, keys=keys, told=told, ids=ids
+            items,
+            stored,
+            authority=authority,
+            zone=zone,
+            now=now,
+            keys=keys,
+            told=told,
+            ids=ids,
+            listed=listed,
         )
         return self.write_plan(plan, now)
 
