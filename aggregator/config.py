@@ -645,17 +645,22 @@ def load_config(path: Path) -> Config:
     base = path.resolve().parent
     sources = tuple(_source(table, base) for table in root.tables("sources"))
     topics = tuple(_topic(table) for table in root.tables("topics"))
+    # A feed read by two sources would be read twice a run, and its answers' validators
+    # and item digests (kept by URL) would be each other's: one of them is a mistake.
     for items, attribute, what in (
         (sources, "name", "source name"),
+        (sources, "url", "source url"),
         (topics, "slug", "topic slug"),
     ):
         seen: dict[str, str] = {}
         for item in items:
             value = getattr(item, attribute)
+            if value is None:
+                continue
             if value in seen:
                 raise ConfigError(
                     f"{file}: {item.key}.{attribute}",
-                    f"{what} {value!r} is already used by {seen[value]}",
+                    f"{what} {value!r} is already used by {seen[value]}; keep one of them",
                 )
             seen[value] = item.key
     slugs = [topic.slug for topic in topics]

@@ -231,6 +231,19 @@ def test_duplicate_topic_slug(tmp_path: Path) -> None:
         load_config(write(tmp_path, text))
 
 
+def test_two_sources_of_one_url_are_refused(tmp_path: Path) -> None:
+    # Found by review: both were read every run, and the validators and item digests
+    # kept by URL were each other's (a 304 for one after the other's read).
+    feed = 'url = "https://nato.example/feed.xml"'
+    text = f'[[sources]]\nname = "a"\n{feed}\n[[sources]]\nname = "b"\n{feed}\n' + MINIMAL
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, text))
+    assert str(raised.value) == (
+        f"{tmp_path / 'config.toml'}: sources[2].url: source url "
+        "'https://nato.example/feed.xml' is already used by sources[1]; keep one of them"
+    )
+
+
 def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"not valid TOML: .*line 3"):
         load_config(write(tmp_path, "[feeds]\n\ntitle = \n"))
