@@ -133,3 +133,24 @@ def test_ctrl_c_during_a_run_is_one_line_and_stores_nothing(
     if store.exists():
         with sqlite3.connect(store) as db:
             assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line() -> None:
+    # Found by review: Ctrl-C in the command's first few dozen milliseconds printed
+    # Python's traceback of the import it stopped. The import is stopped here by the
+    # interrupt itself, raised where the signal would raise it.
+    script = (
+        "import builtins\n"
+        "import aggregator.__main__ as command\n"
+        "load = builtins.__import__\n"
+        "def stopped(name, *args, **kwargs):\n"
+        "    if name == 'aggregator.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return load(name, *args, **kwargs)\n"
+        "builtins.__import__ = stopped\n"
+        "command.run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (130, "error: interrupted\n", "")
