@@ -8,7 +8,8 @@ Exit codes (also in the README):
 * 3: another run (or the server) held the write lock too long; nothing was done;
 * 4: the feeds or the store could not be written, or the store is damaged;
 * 5: ``serve``: the port is already in use; nothing was done;
-* 130: interrupted (Ctrl-C).
+* 130: interrupted (Ctrl-C);
+* 143: ``run`` stopped by SIGTERM (as Ctrl-C stops it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias, cast
@@ -43,6 +44,7 @@ EXIT_BUSY = 3
 EXIT_STORAGE = 4  # the feeds or the store could not be written; nothing was replaced
 EXIT_PORT_IN_USE = 5  # serve: the address is taken; nothing was done
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15), as shells report it
 DEFAULT_CONFIG = "config.toml"
 
 log = logging.getLogger("aggregator")
@@ -154,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aggregator.pipeline import run
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
-    with batch():
+    with batch(), _terminated_as_interrupted():
         result = run(config, now=datetime.now(UTC), force=args.force)
     if result.failures:
         log.error(
@@ -341,7 +343,8 @@ examples:
 RUN_EXAMPLE = """\
 exit codes: 0 all good; 1 some sources failed (feeds written from the rest);
 2 bad configuration or usage; 3 another run held the lock too long;
-4 the feeds or the store could not be written
+4 the feeds or the store could not be written; 130 Ctrl-C, 143 SIGTERM: stopped,
+and the next run completes what this one had not
 
 examples:
   aggregator run
@@ -618,18 +621,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``aggregator parse … | head``): stop quietly.
         _silence_stdout()
         return EXIT_SOURCES_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
         # Ctrl-C: the store's transaction rolled back and staged files were removed on
         # the way out; a run stopped after its commit leaves the feeds for the next run.
+        what = "terminated" if isinstance(stopped, _Terminated) else "interrupted"
         if args.handler in (cmd_run, cmd_serve):  # (serve reads every source first)
-            log.error("interrupted; the next run completes what this one had not")
+            log.error("%s; the next run completes what this one had not", what)
         else:
-            log.error("interrupted")
-        return EXIT_INTERRUPTED
+            log.error("%s", what)
+        return EXIT_TERMINATED if isinstance(stopped, _Terminated) else EXIT_INTERRUPTED
     finally:
         if stdout is not None:
             sys.stdout = stdout
     return status
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (cron's ``timeout``, systemd stopping a unit), raised as Ctrl-C is: a run
+    stops the same way, its transaction rolled back and its staged files removed."""
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises :class:`_Terminated`."""
+    import signal
+
+    def stop(number: int, frame: object) -> None:
+        raise _Terminated
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 class _OutputFailed(Exception):

@@ -98,9 +98,12 @@ def test_ctrl_c_while_a_source_is_being_added_says_only_that(
     assert config.read_bytes() == before
 
 
-def interrupted_while_stalled(feedserver: Server, *arguments: str) -> list[str]:
+def interrupted_while_stalled(
+    feedserver: Server, *arguments: str, stop: signal.Signals = signal.SIGINT
+) -> list[str]:
     """What ``aggregator ARGUMENTS`` said on stderr (its non-blank lines) when Ctrl-C
-    came while it waited for the feed server's /stall, after checking it exited 130."""
+    (or ``stop``) came while it waited for the feed server's /stall, after checking it
+    exited 128 + the signal's number."""
     child = subprocess.Popen(
         [sys.executable, "-m", "aggregator", *arguments],
         stderr=subprocess.PIPE,
@@ -110,9 +113,9 @@ def interrupted_while_stalled(feedserver: Server, *arguments: str) -> list[str]:
     while feedserver.hits("/stall") == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(stop)
     _, stderr = child.communicate(timeout=30)
-    assert child.returncode == 130, stderr
+    assert child.returncode == 128 + stop, stderr
     return [line for line in stderr.splitlines() if line.strip()]
 
 
@@ -133,6 +136,26 @@ def test_ctrl_c_during_a_run_is_one_line_and_stores_nothing(
     if store.exists():
         with sqlite3.connect(store) as db:
             assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+
+
+def test_sigterm_during_a_run_stops_it_as_ctrl_c_does(project: Path, feedserver: Server) -> None:
+    # Found by review: SIGTERM (cron's timeout, systemd stopping the unit) killed the run
+    # where it stood, silently, its temporary files left for the next run to remove.
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text + f'\n[[sources]]\nname = "stalls"\nurl = "{feedserver.base}/stall"\n',
+        encoding="utf-8",
+    )
+    lines = interrupted_while_stalled(
+        feedserver, "--config", str(config), "run", stop=signal.SIGTERM
+    )
+    assert lines == ["error: terminated; the next run completes what this one had not"]
+    store = project / "state" / "aggregator.sqlite3"
+    if store.exists():
+        with sqlite3.connect(store) as db:
+            assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+    assert not [p for p in project.rglob("*.tmp")]
 
 
 def test_ctrl_c_while_the_command_loads_is_one_line() -> None:

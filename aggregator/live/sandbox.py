@@ -61,7 +61,8 @@ def _forkable() -> bool:
 
 @contextlib.contextmanager
 def _no_interrupt() -> Iterator[None]:
-    """Ctrl-C held back while this process forks, and taken once the fork is done.
+    """Ctrl-C (and SIGTERM, which a run takes as it takes Ctrl-C) held back while this
+    process forks, and taken once the fork is done.
 
     The interpreter's fork hooks take and give back module locks (logging's among them):
     a KeyboardInterrupt raised inside one is swallowed, and leaves the lock held, so the
@@ -71,7 +72,7 @@ def _no_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # (signals are taken by the main thread only)
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
@@ -121,6 +122,9 @@ def _serve(conn: Connection, memory: int, forked: bool = False, lazy: bool = Fal
     # Ctrl-C in a terminal reaches the whole process group: the main process stops the
     # workers itself (close), so they neither stop halfway nor print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Forked from a run, it has the run's own SIGTERM handler (aggregator.cli), which
+    # raises in the main thread: a worker is stopped by SIGTERM, and ends there.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if forked:  # from the run itself (Sandbox.warm): a copy of what it had
         _close_inherited(conn.fileno())
     loaded = False if lazy else _load_parsers(memory)
