@@ -56,25 +56,26 @@ class Outcome:
 
 def listed_ids(
     state: SourceState, known: frozenset[str], document: FeedDocument
-) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+) -> tuple[frozenset[str], tuple[str | None, ...]]:
     """The ids of the items ``document`` lists as they were in the source's last read
     (skipped, so not read: their ids are the last read's, ``state.seen_ids``), and the
-    (digest, id) of every item of it that has an id, for the next read.
+    id of each of its items in the order of its digests, for the next read.
 
     What they are for: an item of a stored story's title and day that comes with an id
     of its own while the source still lists the story's item is another story
-    (aggregator.store.plan.Planner.listing)."""
-    before = dict(state.seen_ids) if known else {}
+    (aggregator.store.plan.Planner.listing; the items read say so themselves)."""
+    before = dict(zip(state.seen, state.seen_ids, strict=True)) if known else {}
     listed: set[str] = set()
-    pairs: list[tuple[str, str]] = []
-    for digest, item_id in zip(document.digests, document.item_ids, strict=False):
+    ids: list[str | None] = []
+    if len(document.item_ids) != len(document.digests):
+        return frozenset(), ()
+    for digest, item_id in zip(document.digests, document.item_ids, strict=True):
         if item_id is None and digest in known:
             item_id = before.get(digest)
             if item_id is not None:
                 listed.add(item_id)
-        if item_id is not None:
-            pairs.append((digest, item_id))
-    return frozenset(listed), tuple(pairs)
+        ids.append(item_id)
+    return frozenset(listed), tuple(ids)
 
 
 def read_file(
@@ -346,6 +347,10 @@ class Ingest:
         """The digests of the items of the source's last read, when the store still
         holds what they became: not when retention forgot entries since that read."""
         if not state.seen or state.seen_at is None:
+            return frozenset()
+        if len(state.seen_ids) != len(state.seen):
+            # Digests without their items' ids (a state written by hand, or damaged):
+            # read every item again, for their ids (see listed_ids).
             return frozenset()
         if self._pruned is not None and state.seen_at <= self._pruned:
             return frozenset()

@@ -8,7 +8,11 @@ SQLite store, the feeds read back with feedparser and lxml.
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -223,6 +227,115 @@ def test_an_item_of_the_same_title_and_day_added_later_is_another_story(
     }
     assert len({e.id for e in rss.entries}) == 2
     assert len(list((directory / "feeds" / "entries").glob("*.html"))) == 2
+
+
+def links_shown(directory: Path) -> set[str]:
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    return {e.link for e in rss.entries}
+
+
+@pytest.mark.parametrize("atom", [False, True], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])
+def test_the_afternoon_item_listed_before_the_morning_one_read_again_is_another_story(
+    tmp_path: Path, feedserver: Server, atom: bool
+) -> None:
+    # Found by review: with the morning's item edited (so read again, not skipped), the
+    # afternoon's, listed first, joined the morning's story, and the morning's item then
+    # made a second story of its own.
+    name = f"edited-{atom}.xml"
+    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
+    try:
+        morning = briefing("s01", "08", "Morning.", atom=atom)
+        feedserver.overrides[name] = served([morning], atom=atom)
+        run(directory)
+        feedserver.overrides[name] = served(
+            [
+                briefing("s02", "16", "Afternoon.", atom=atom),
+                briefing("s01", "08", "Morning, edited.", atom=atom),
+            ],
+            atom=atom,
+        )
+        run(directory)
+    finally:
+        del feedserver.overrides[name]
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    assert {(e.link, e.summary) for e in rss.entries} == {
+        ("https://nato.example/s01", "Morning, edited."),
+        ("https://nato.example/s02", "Afternoon."),
+    }
+
+
+def test_the_afternoon_item_of_a_json_feed_is_another_story(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    # Found by review: a JSON Feed is read whole every time (no digests), and its
+    # afternoon item, listed first, joined the morning's story.
+    def item(guid: str, hour: str, text: str) -> dict[str, str]:
+        return {
+            "id": guid,
+            "title": "Press briefing",
+            "url": f"https://nato.example/{guid}",
+            "date_published": f"2024-05-06T{hour}:00:00Z",
+            "content_text": text,
+        }
+
+    def document(*items: dict[str, str]) -> bytes:
+        feed = {"version": "https://jsonfeed.org/version/1.1", "title": "NATO", "items": items}
+        return json.dumps(feed).encode()
+
+    name = "briefings.json"
+    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
+    try:
+        feedserver.overrides[name] = document(item("s01", "08", "Morning."))
+        run(directory)
+        feedserver.overrides[name] = document(
+            item("s02", "16", "Afternoon."), item("s01", "08", "Morning.")
+        )
+        run(directory)
+    finally:
+        del feedserver.overrides[name]
+    assert links_shown(directory) == {"https://nato.example/s01", "https://nato.example/s02"}
+
+
+def edit_fetch_states(directory: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    with sqlite3.connect(directory / "state" / "store.sqlite3") as db:
+        for key, data in db.execute("SELECT source_key, data FROM fetch_state").fetchall():
+            state = json.loads(data)
+            change(state)
+            db.execute(
+                "UPDATE fetch_state SET data = ? WHERE source_key = ?", (json.dumps(state), key)
+            )
+    db.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda state: state.pop("seen_ids"), id="ids missing"),
+        pytest.param(lambda state: state.update(seen_ids=None), id="ids null"),
+        pytest.param(lambda state: state.update(seen_ids=5), id="ids a number"),
+        pytest.param(lambda state: state.update(seen_ids=[]), id="ids too few"),
+        pytest.param(lambda state: state.update(seen=None), id="digests null"),
+        pytest.param(lambda state: state.update(seen={"a": 1}), id="digests an object"),
+    ],
+)
+def test_a_damaged_fetch_state_reads_the_items_again(
+    tmp_path: Path, feedserver: Server, damage: Callable[[dict[str, Any]], None]
+) -> None:
+    # Found by review: a null where the ids go stopped the whole run with a traceback;
+    # digests without their ids made the items skipped for good, ids unknown.
+    name = "damaged.xml"
+    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
+    try:
+        feedserver.overrides[name] = served([briefing("s01", "08", "Morning.")])
+        run(directory)
+        edit_fetch_states(directory, damage)
+        feedserver.overrides[name] = served(
+            [briefing("s02", "16", "Afternoon."), briefing("s01", "08", "Morning.")]
+        )
+        run(directory)
+    finally:
+        del feedserver.overrides[name]
+    assert links_shown(directory) == {"https://nato.example/s01", "https://nato.example/s02"}
 
 
 @pytest.mark.parametrize("atom", [False, True], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])

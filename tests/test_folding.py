@@ -147,6 +147,25 @@ def test_folding_as_read_gives_the_store_of_folding_at_once(tmp_path: Path, seed
         assert files(as_read) == files(at_once), number
 
 
+@pytest.mark.parametrize("folded", [True, False], ids=["folded as read", "folded at once"])
+@pytest.mark.parametrize("still_listed", [True, False])
+def test_an_item_listed_unchanged_keeps_its_story_apart_from_a_new_id(
+    tmp_path: Path, folded: bool, still_listed: bool
+) -> None:
+    # The morning's item (id m) is stored; a later run reads the afternoon's (id a), of
+    # the same title and day, and lists the morning's unchanged (skipped): two stories.
+    # Without the morning's item listed (a feed that gave it a new id), one story.
+    config = make_config(tmp_path, max_entries=8)
+    morning = replace(item("alpha", "Press briefing", 1, "morning"), guid="m")
+    afternoon = replace(item("alpha", "Press briefing", 1, "afternoon"), guid="a")
+    publish_run(config, [morning], folded=folded, now=NOW)
+    listed = {"alpha": frozenset({"m"})} if still_listed else {}
+    publish_run(config, [afternoon], folded=folded, now=NOW + timedelta(hours=8), listed=listed)
+    with sqlite3.connect(config.store.path) as db:
+        summaries = sorted(row[0] for row in db.execute("SELECT summary FROM entries"))
+    assert summaries == (["afternoon", "morning"] if still_listed else ["afternoon"])
+
+
 def test_a_story_told_by_two_sources_in_one_run_is_one_new_story(tmp_path: Path) -> None:
     config = make_config(tmp_path, max_entries=8)
     run = [

@@ -181,7 +181,7 @@ def test_a_broken_source_keeps_its_last_entries_and_spares_the_others(
 def test_a_slow_source_does_not_hold_up_the_others(
     tmp_path: Path, feedserver: Server, sandbox: Sandbox
 ) -> None:
-    urls = {f"slow {i}": f"{feedserver.base}/slow" for i in range(3)}
+    urls = {f"slow {i}": f"{feedserver.base}/slow/{i}" for i in range(3)}  # three feeds
     urls["fast"] = f"{feedserver.base}/feeds/rss20.xml"
     started = time.monotonic()
     outcomes = ingest(tmp_path, urls, sandbox)

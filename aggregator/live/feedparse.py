@@ -48,8 +48,9 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # (store migration 7: a corrected headline is the story it corrects). 7: an RSS title or
 # an author's name is HTML only when it holds HTML ("C++ vector<int>" is text); HTML 5
 # blocks end a line in the text; struck text, quotations and images' alternatives are
-# read as a person reads them (clean._readable).
-DIGEST_VERSION = "7"
+# read as a person reads them (clean._readable). 8: each item read once more, for the
+# fetch state to keep its id (ingest.listed_ids: an item skipped still lists its id).
+DIGEST_VERSION = "8"
 
 
 def item_digest(item: Any, salt: str) -> str:

@@ -32,9 +32,9 @@ class SourceState:
     # The digests of the items of the last read of the feed, and when it was read: an
     # item read again unchanged is skipped (aggregator.live.feedparse.item_digest).
     seen: tuple[str, ...] = ()
-    # (digest, item id) of the items of the last read that had an id: what tells, when
-    # an item is skipped, which id the source still lists (ingest.listed_ids).
-    seen_ids: tuple[tuple[str, str], ...] = ()
+    # The id of each of those items (None: it had none), in the same order: what tells,
+    # when an item is skipped, which id the source still lists (ingest.listed_ids).
+    seen_ids: tuple[str | None, ...] = ()
     seen_at: datetime | None = None
     last_success: datetime | None = None
     last_error: str | None = None
@@ -68,16 +68,22 @@ class SourceState:
             retry_not_before=when("retry_not_before"),
             fresh_until=when("fresh_until"),
             gone_since=when("gone_since"),
-            seen=tuple(data.get("seen", ())),
-            seen_ids=tuple(
-                (pair[0], pair[1])
-                for pair in data.get("seen_ids", ())
-                if isinstance(pair, list) and len(pair) == 2 and all(type(p) is str for p in pair)
-            ),
+            seen=_strings(data.get("seen")),
+            seen_ids=_strings(data.get("seen_ids"), none=True),
             seen_at=when("seen_at"),
             last_success=when("last_success"),
             last_error=data.get("last_error"),
         )
+
+
+def _strings(value: Any, *, none: bool = False) -> tuple[Any, ...]:
+    """A stored list of strings (and nulls, with ``none``) as a tuple; anything else (a
+    state written by hand, or damaged) as none at all: the items are then read again."""
+    if not isinstance(value, list):
+        return ()
+    if all(type(v) is str or (none and v is None) for v in value):
+        return tuple(value)
+    return ()
 
 
 class FetchStates:

@@ -10,19 +10,18 @@ Items a source gives different ids (its RSS guids, Atom ids or JSON Feed ids) in
 are never one story, however alike their titles and dates ("Press briefing" at 08:00 and
 at 16:00, listed side by side); each sighting keeps its item's id, and of several
 stories an item could join, the one its source gave the item's id is chosen. (Across
-runs a new id alone does not part an item from a story: some feeds give an item a new
-id on every fetch.) But an item of a story's title and day that comes with another id
-while its source still lists the story's own item, unchanged (skipped, not read again:
-:meth:`Planner.listing`), is another story too: the afternoon's briefing first read in
-a later run than the morning's. A source that corrects a headline keeps the item's own id: an item
-whose title matches no story, but whose source told a story of a matching date and the
-same link under the same item id, is that story under its new title
-(:func:`aggregator.dedupe.retitled`),
-not a second one; the story keeps its title key, so that an item of the old title still
-finds it. The title a story matches by comes first: a corrected headline that another
-source told already joins that story. An item id a source gives items of different
-titles in one run says nothing of them: the first is matched as above, the others are
-stories of their own titles.
+runs a new id alone does not part an item from a story: some feeds give an item a new id
+on every fetch.) But an item of a stored story's title and day that comes with another
+id while its source still lists the story's own item (read again, or skipped as
+unchanged: :meth:`Planner.listing`) is another story too: the afternoon's briefing first
+read in a later run than the morning's. A source that corrects a headline keeps the
+item's own id: an item whose title matches no story, but whose source told a story of a
+matching date and the same link under the same item id, is that story under its new
+title (:func:`aggregator.dedupe.retitled`), not a second one; the story keeps its title
+key, so that an item of the old title still finds it. The title a story matches by comes
+first: a corrected headline that another source told already joins that story. An item
+id a source gives items of different titles in one run says nothing of them: the first
+is matched as above, the others are stories of their own titles.
 """
 
 from __future__ import annotations
@@ -99,6 +98,9 @@ def plan_merge(
 # A source's name and the id it gave an item (SourceEntry.guid).
 Told = tuple[str, str]
 
+# What Planner.listing records of an item listed unchanged, in place of a title key.
+_UNCHANGED = "\0unchanged"
+
 
 def told_by(items: Iterable[SourceEntry]) -> set[Told]:
     """The (source, item id) pairs of ``items`` that have an id."""
@@ -138,16 +140,21 @@ class Planner:
         # run, and stored or in this run.
         self._run_ids: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, str]] = {}
-        # By source, the ids of the items it lists unchanged since it was last read
-        # (skipped, not folded): see listing.
-        self._listed: dict[str, set[str]] = {}
+        # By source, the ids of the items it lists in this run: those of the items it
+        # lists unchanged since it was last read (skipped, not folded: see listing), and
+        # those of the items folded, with their title keys (None: an id given to items
+        # of different titles, which says nothing).
+        self._listed: dict[str, dict[str, str | None]] = {}
 
     def listing(self, source: str, ids: Iterable[str]) -> None:
         """``source`` lists, in this run, the items of these ids as it did when last read
-        (they are not folded again). A stored story it gave one of them stays apart from
-        an item of its title and day that comes with another id: the source lists both.
-        Give them before that source's items."""
-        self._listed.setdefault(source, set()).update(ids)
+        (they are not folded again). A stored story it gave one of them (or one of the
+        items it is folding in this run) stays apart from an item of its title and day
+        that comes with another id: the source lists both. Give them before that
+        source's items."""
+        listing = self._listed.setdefault(source, {})
+        for item_id in ids:
+            listing[item_id] = _UNCHANGED
 
     def unseen(self, keys: Iterable[str]) -> set[str]:
         """The title keys among ``keys`` whose stored stories this planner has not had."""
@@ -175,6 +182,14 @@ class Planner:
         changed (in :attr:`inserted`)."""
         if keys is None:
             keys = [title_key(item.title) for item in items]
+        # What each source lists in this run: these items too, whatever their order
+        # (the afternoon's item, listed first, is not the morning's story, listed after),
+        # each id with its item's title key (several: None, it says nothing).
+        for item, key in zip(items, keys, strict=True):
+            if item.guid:
+                listing = self._listed.setdefault(item.provenance.source, {})
+                if listing.setdefault(item.guid, key) != key:
+                    listing[item.guid] = None
         candidates_by_key = self._candidates
         stories = self._stories
         for key, entries in stored.items():
@@ -277,9 +292,15 @@ class Planner:
         source = item.provenance.source
         given = self._run_ids.get(story_id)
         other = given.get(source) if given else None
-        if other is None and source in self._listed:
+        listing = self._listed.get(source) if other is None else None
+        if listing:
+            # The source still lists the item it gave the story: unchanged since it was
+            # last read (then it is the item the story was sighted with), or read again
+            # under the story's title (an id given now to an item of another title, as
+            # a feed that numbers its items by place does, is not the story's).
             stored = self._ids.get(story_id, {}).get(source)
-            if stored is not None and stored in self._listed[source]:
+            key = listing.get(stored) if stored is not None else None
+            if key is _UNCHANGED or (key is not None and key == self._keys.get(story_id)):
                 other = stored
         return other is not None and other != item.guid
 
