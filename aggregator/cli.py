@@ -119,6 +119,16 @@ def _parse_files(args: argparse.Namespace, sandbox: Sandbox) -> int:
     found: list[SourceEntry] = []
     limit = FetchSettings().max_decoded_mb << 20
     for path in args.paths:
+        if path.lower().startswith(("http://", "https://", "feed://", "feeds://")):
+            # A path would mangle it ("http:/host/…: no such file"): say what parse is for.
+            log.error(
+                "%s: parse reads saved files; to follow a feed at an address, "
+                "run 'aggregator sources add %s'",
+                path,
+                path,
+            )
+            status = EXIT_SOURCES_FAILED
+            continue
         source = configured.get(Path(path).resolve())
         try:
             data = read_local(
@@ -159,11 +169,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     with batch(), _terminated_as_interrupted():
         result = run(config, now=datetime.now(UTC), force=args.force)
     if result.failures:
-        log.error(
-            "%d of %d sources failed; the feeds were written from the others",
-            len(result.failures),
-            len(config.sources),
-        )
+        failed, every = len(result.failures), len(config.sources)
+        if failed < every:
+            log.error(
+                "%d of %d sources failed; the feeds were written from the others", failed, every
+            )
+        else:
+            log.error(
+                "%s failed; the feeds still show what the store held",
+                "the source" if every == 1 else f"all {every} sources",
+            )
         return EXIT_SOURCES_FAILED
     return EXIT_OK
 

@@ -163,6 +163,28 @@ def test_run_with_a_broken_source_writes_the_others(
     assert len(read_feed(project / "feeds" / "all.rss").entries) == 48 + 3 - 2
 
 
+def test_a_run_whose_every_source_failed_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found by review: "1 of 1 sources failed; the feeds were written from the others".
+    config = tmp_path / "config.toml"
+    config.write_text('[[sources]]\nname = "gone"\npath = "missing.txt"\n', encoding="utf-8")
+    assert main(["--config", str(config), "run"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[1:] == ["error: the source failed; the feeds still show what the store held"]
+
+
+def test_parse_given_an_address_says_how_to_follow_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Found by review: "http://host/feed.xml (http:/host/feed.xml): no such file".
+    assert main(["parse", "https://nato.example/feed.xml"]) == 1
+    assert capsys.readouterr().err == (
+        "error: https://nato.example/feed.xml: parse reads saved files; to follow a feed at "
+        "an address, run 'aggregator sources add https://nato.example/feed.xml'\n"
+    )
+
+
 def test_a_missing_file_url_names_the_url_setting(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

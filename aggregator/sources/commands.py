@@ -52,7 +52,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     location = added.source.url or added.source.path
     holds = [] if added.title is None else [f"{added.title!r}"]
     if added.entries is not None:
-        holds.append(f"{added.entries} entries")
+        holds.append(_entries(added.entries))
     print(
         f"added {added.source.name!r} ({location}) as {added.key}: {added.what}"
         + (f", {', '.join(holds)}" if holds else "")
@@ -60,6 +60,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     if added.warning:
         log.warning("%s: %s", added.source.name, added.warning)
     return 0
+
+
+def _entries(count: int | None) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
 
 
 def _print_found(discovery: object, chosen: str | None) -> None:
@@ -74,7 +78,7 @@ def _print_found(discovery: object, chosen: str | None) -> None:
         mark = "*" if candidate.url == chosen else " "
         about = candidate.label or candidate.how
         if candidate.ok:
-            result = f"{candidate.title!r}, {candidate.entries} entries"
+            result = f"{candidate.title!r}, {_entries(candidate.entries)}"
         else:
             result = f"not usable: {candidate.error}"
         print(f" {mark}{number}. {candidate.url}  [{about}]  {result}")
@@ -87,7 +91,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
     removed = edit.remove(args.name)
     edit.save()
     where = removed.get("url") or removed.get("path")
-    print(f"removed {args.name!r} ({where}); {_what_stays(removed.get('topics'))}")
+    name = str(removed.get("name", args.name)).strip()  # as runs name it (spaces ignored)
+    print(f"removed {name!r} ({where}); {_what_stays(removed.get('topics'))}")
     return 0
 
 
@@ -176,7 +181,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{status.name}  ({status.kind}: {status.location}){state}")
         print(
             f"    last success {_when(status.last_success, 'never')}, next due "
-            f"{_when(status.next_due, '-')}; {status.entries} entries read, "
+            f"{_when(status.next_due, '-')}; {_entries(status.entries)} read, "
             f"{status.contributed} told by no other source"
         )
         if status.last_error:
