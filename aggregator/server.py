@@ -855,7 +855,9 @@ def create_app(
             query = Query.parse(text)
             text = query.text
         except QueryError as error:
+            # Not kept by caches: the limits it names are this server's settings.
             status, note, query = 400, str(error), None
+            headers = {"Cache-Control": "no-store"}
         if query is not None and query.patterns:
             chosen = query  # for the closure: mypy keeps the narrowing
 

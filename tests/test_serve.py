@@ -246,6 +246,24 @@ def test_search_answers_every_query_safely(
     text = " ".join(page.text_content().split())
     assert said is None or said in text
     assert page.xpath("//form/@action") == ["search"]
+    if status == 400:  # not kept by caches: the limits are this server's settings
+        assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("typed", "heading"),
+    [
+        ("moldova", "with “moldova”"),
+        ("%22moldova%22", 'with "moldova"'),
+        ("%E2%80%9Cmoldova%E2%80%9D", "with “moldova”"),
+        ("%22nothing+like+this%22", 'No story with "nothing like this"'),
+    ],
+)
+def test_a_search_in_quotes_is_shown_in_its_own(serving: Serving, typed: str, heading: str) -> None:
+    # Found by review: a search typed in quotes read as 1 story with “"Kyiv"”.
+    page = lxml_html.fromstring(serving.get(f"/search?q={typed}").content)
+    [shown] = page.xpath("//h2")
+    assert " ".join(shown.text_content().split()).endswith(heading)
 
 
 def test_conditional_requests_both_ways(serving: Serving) -> None:
