@@ -59,7 +59,7 @@ def test_a_story_page_puts_its_contents_headings_below_its_own() -> None:
         '<h1>Inner</h1><p>x <img src="https://a.example/i.png" alt="<h1> &amp; <h2>"></p>'
         '<h2>Sub</h2><h6>Deep</h6><h2 dir="rtl" lang="ar">عنوان</h2>'
     )
-    entry = replace(random_entry(random.Random(1), 1), content_html=content)
+    entry = replace(random_entry(random.Random(1), 1), content_html=content, enclosures=())
     page = lxml_html.fromstring(render_entry(site, entry, {}))
     assert [h.tag for h in page.iter("h1", "h2", "h3", "h4", "h5", "h6")] == [
         "h1", "h3", "h4", "h6", "h4", "h2",
@@ -68,3 +68,40 @@ def test_a_story_page_puts_its_contents_headings_below_its_own() -> None:
     assert [(h.get("dir"), h.text) for h in page.iter("h4")][1] == ("rtl", "عنوان")
     assert page.xpath("string(//h1)") == entry.title
     assert page.xpath("//img/@alt") == ["<h1> & <h2>"]
+
+
+def test_a_story_page_lists_its_media_as_the_source_gave_them() -> None:
+    # Found by review: a podcast episode's mp3 and mp4 were in all three feeds and on no
+    # page a browser opens. Thumbnails are previews, not the media: left out.
+    import random
+    from dataclasses import replace
+
+    from aggregator.model import Enclosure
+    from aggregator.site.pages import render_entry
+    from tests.test_render_direct import random_entry
+
+    site = Site("NATO news", "d", "https://agg.example/feeds/")
+    media = (
+        Enclosure("https://www.nato.int/media/press%20conference.mp3", "audio/mpeg", 12_345_678),
+        Enclosure("https://www.nato.int/media/clip.mp4", "video/mp4"),
+        Enclosure("https://www.nato.int/media/report.pdf", "application/pdf", 980),
+        Enclosure("https://www.nato.int/media/", None, 2_000_000_000),
+        Enclosure("https://www.nato.int/media/cover.jpg", "image/jpeg", thumbnail=True),
+    )
+    entry = replace(random_entry(random.Random(2), 2), enclosures=media)
+    page = lxml_html.fromstring(render_entry(site, entry, {}))
+    shown = [
+        (" ".join(item.text_content().split()), item.xpath("string(a/@href)"))
+        for item in page.xpath("//ul[@class='media']/li")
+    ]
+    assert shown == [
+        (
+            "press conference.mp3 (audio, MPEG, 12.3 MB)",
+            "https://www.nato.int/media/press%20conference.mp3",
+        ),
+        ("clip.mp4 (video, MP4)", "https://www.nato.int/media/clip.mp4"),
+        ("report.pdf (PDF, 980 bytes)", "https://www.nato.int/media/report.pdf"),
+        ("https://www.nato.int/media/ (2.0 GB)", "https://www.nato.int/media/"),
+    ]
+    bare = replace(entry, enclosures=media[-1:])
+    assert not lxml_html.fromstring(render_entry(site, bare, {})).xpath("//ul[@class='media']")

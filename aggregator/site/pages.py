@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-from aggregator.model import Entry, Provenance, Published
+from aggregator.model import Enclosure, Entry, Provenance, Published
 from aggregator.render import FeedSpec, entry_page
 from aggregator.site import outputs
 from aggregator.text import SANITISED_TAG
@@ -103,6 +104,45 @@ def source_link(provenance: Provenance) -> str | None:
     return _web(getattr(provenance, "page_url", None)) or _web(provenance.location)
 
 
+# What a media file is, by the first part of its MIME type, for people.
+_MEDIA_KINDS = {"audio": "audio", "video": "video", "image": "image", "text": "text"}
+
+
+def media_name(enclosure: Enclosure) -> str:
+    """A media file's name as people know it: the last part of its address, decoded
+    (``episode%2012.mp3`` is "episode 12.mp3"), or the address when it names no file."""
+    path = urlsplit(enclosure.url).path
+    name = unquote(path.rsplit("/", 1)[-1]) if path else ""
+    return name.strip() or enclosure.url
+
+
+def media_about(enclosure: Enclosure) -> str:
+    """What the source said of a media file: its kind, format and size ("audio, MPEG,
+    12.4 MB"), as far as it said; nothing is guessed."""
+    parts = []
+    if enclosure.type:
+        main, _, sub = enclosure.type.partition("/")
+        kind = _MEDIA_KINDS.get(main.lower())
+        if kind is not None:
+            parts.append(kind)
+        if sub:
+            parts.append(sub.split(";")[0].strip().removeprefix("x-").upper())
+        elif kind is None:
+            parts.append(enclosure.type)
+    if enclosure.length:
+        parts.append(_size(enclosure.length))
+    return ", ".join(parts)
+
+
+def _size(length: int) -> str:
+    if length < 1000:
+        return f"{length} bytes"
+    for unit, scale in (("KB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if length < scale * 1000 or unit == "GB":
+            return f"{length / scale:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
 def source_place(provenance: Provenance) -> str:
     """Where a saved page was read, for people: its file name and line ('' for a URL)."""
     if _web(provenance.location):
@@ -167,6 +207,8 @@ def environment() -> jinja2.Environment:
         paragraphs=paragraphs,
         source_link=source_link,
         source_place=source_place,
+        media_name=media_name,
+        media_about=media_about,
         stylesheet=outputs.STYLESHEET,
         index=outputs.INDEX,
         opml=outputs.OPML,
