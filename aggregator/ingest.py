@@ -51,31 +51,44 @@ class Outcome:
     # Items the source showed as in its last read, and so not in ``entries``; the ids
     # of those that have one (see listed_ids).
     unchanged: int = 0
-    listed: frozenset[str] = frozenset()
+    listed: Listed = ()
+
+
+# The ids of items a source lists unchanged, each with its item's title and link in
+# short (text.item_mark; None when not known).
+Listed = tuple[tuple[str, str | None], ...]
 
 
 def listed_ids(
     state: SourceState, known: frozenset[str], document: FeedDocument
-) -> tuple[frozenset[str], tuple[str | None, ...]]:
+) -> tuple[Listed, SourceState]:
     """The ids of the items ``document`` lists as they were in the source's last read
-    (skipped, so not read: their ids are the last read's, ``state.seen_ids``), and the
-    id of each of its items in the order of its digests, for the next read.
+    (skipped, so not read: their ids are the last read's, kept in ``state``), each with
+    its item's mark; and ``state`` with the ids and marks of this read's items, in the
+    order of their digests, for the next read.
 
     What they are for: an item of a stored story's title and day that comes with an id
     of its own while the source still lists the story's item is another story
-    (aggregator.store.plan.Planner.listing; the items read say so themselves)."""
-    before = dict(zip(state.seen, state.seen_ids, strict=True)) if known else {}
-    listed: set[str] = set()
+    (aggregator.store.plan.Planner.listing)."""
+    before: dict[str, tuple[str | None, str | None]] = {}
+    if known:
+        kept = zip(state.seen_ids, state.seen_marks, strict=True)
+        before = dict(zip(state.seen, kept, strict=True))
+    digests = document.digests
+    if not len(document.item_ids) == len(document.item_marks) == len(digests):
+        return (), replace(state, seen=(), seen_ids=(), seen_marks=())
+    listed: dict[str, str | None] = {}
     ids: list[str | None] = []
-    if len(document.item_ids) != len(document.digests):
-        return frozenset(), ()
-    for digest, item_id in zip(document.digests, document.item_ids, strict=True):
+    marks: list[str | None] = []
+    for digest, item_id, mark in zip(digests, document.item_ids, document.item_marks, strict=True):
         if item_id is None and digest in known:
-            item_id = before.get(digest)
+            item_id, mark = before.get(digest, (None, None))
             if item_id is not None:
-                listed.add(item_id)
+                listed[item_id] = mark
         ids.append(item_id)
-    return frozenset(listed), tuple(ids)
+        marks.append(mark)
+    read = replace(state, seen=digests, seen_ids=tuple(ids), seen_marks=tuple(marks))
+    return tuple(listed.items()), read
 
 
 def read_file(
@@ -317,7 +330,7 @@ class Ingest:
             self.state.put(key, replace(state, fresh_until=max_age))
             return Outcome(source, (), note="not modified", not_modified=True, not_before=max_age)
         unchanged = 0
-        listed: frozenset[str] = frozenset()
+        listed: Listed = ()
         try:
             if source.kind in (None, "feed"):
                 known = self._known(state)
@@ -325,8 +338,8 @@ class Ingest:
                 entries = list(document.entries)
                 ttl = document.ttl_minutes
                 unchanged = document.unchanged
-                listed, seen_ids = listed_ids(state, known, document)
-                state = replace(state, seen=document.digests, seen_ids=seen_ids, seen_at=self.now)
+                listed, state = listed_ids(state, known, document)
+                state = replace(state, seen_at=self.now)
             else:  # a saved-page layout served over HTTP
                 entries = await asyncio.to_thread(
                     parse_source, fetched.body, url=fetched.url, kind=source.kind, name=source.name
@@ -348,7 +361,7 @@ class Ingest:
         holds what they became: not when retention forgot entries since that read."""
         if not state.seen or state.seen_at is None:
             return frozenset()
-        if len(state.seen_ids) != len(state.seen):
+        if not len(state.seen_ids) == len(state.seen_marks) == len(state.seen):
             # Digests without their items' ids (a state written by hand, or damaged):
             # read every item again, for their ids (see listed_ids).
             return frozenset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -101,6 +102,14 @@ def fold(text: str) -> str:
     if _CHOSEN_SPACE.search(text):
         text = _CHOSEN_SPACE.sub(" ", text)
     return text
+
+
+def item_mark(key: str, link: str | None) -> str:
+    """A short fingerprint of an item's title key (:func:`title_key`) and link: what
+    the fetch state keeps of each item read, to tell, when the item is later skipped as
+    unchanged, whether it is the item a stored story was told with (a feed that numbers
+    its items by place gives their ids to other items: aggregator.store.plan)."""
+    return hashlib.blake2b(f"{key}\n{link or ''}".encode(), digest_size=6).hexdigest()
 
 
 def title_key(title: str) -> str:

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import Config
-from aggregator.ingest import Outcome
+from aggregator.ingest import Listed, Outcome
 from aggregator.live.state import FetchStates
 from aggregator.model import SourceEntry
 from aggregator.pipeline import Folding, RunResult, publish
 from aggregator.store import open_store
 from aggregator.store.plan import Planner, plan_merge
+from aggregator.text import item_mark, title_key
 from tests.test_incremental_render import START, item, make_config
 
 NOW = START + timedelta(days=60)
@@ -33,14 +34,14 @@ TABLES = {
 
 
 def outcomes_of(
-    config: Config, items: Sequence[SourceEntry], listed: Mapping[str, frozenset[str]]
+    config: Config, items: Sequence[SourceEntry], listed: Mapping[str, Listed]
 ) -> list[Outcome]:
     by_source = {s.name: s for s in config.sources}
     return [
         Outcome(
             by_source[name],
             tuple(i for i in items if i.source == name),
-            listed=listed.get(name, frozenset()),
+            listed=listed.get(name, ()),
         )
         for name in ("alpha", "beta", "gamma")
         if any(i.source == name for i in items) or name in listed
@@ -52,7 +53,7 @@ def publish_run(
     items: Sequence[SourceEntry],
     folded: bool,
     now: datetime,
-    listed: Mapping[str, frozenset[str]] | None = None,
+    listed: Mapping[str, Listed] | None = None,
 ) -> RunResult:
     outcomes = outcomes_of(config, items, listed or {})
     with open_store(config.store) as store:
@@ -114,21 +115,31 @@ def random_runs(seed: int) -> list[list[SourceEntry]]:
     return runs
 
 
-def random_listed(seed: int, runs: int) -> list[dict[str, frozenset[str]]]:
-    """For each run, by source, ids of items it lists unchanged (not read again): some
-    of the ids random_runs gives, now and then."""
+def random_listed(seed: int, runs: Sequence[Sequence[SourceEntry]]) -> list[dict[str, Listed]]:
+    """For each run, by source, ids of items it lists unchanged (not read again), each
+    with its item's mark: items of earlier runs of that source, now and then with a
+    mark of another title or link (an id a feed gave since to another item)."""
     rng = random.Random(seed * 7919 + 1)
-    return [
-        {
-            source: frozenset(
-                f"{source}-{rng.randrange(9)}{rng.choice(['', 'b'])}"
-                for _ in range(rng.randrange(4))
+    listed: list[dict[str, Listed]] = []
+    for number in range(len(runs)):
+        earlier = [i for run in runs[:number] for i in run if i.guid]
+        run_listed: dict[str, Listed] = {}
+        for source in ("alpha", "beta", "gamma"):
+            theirs = [i for i in earlier if i.source == source]
+            if not theirs or rng.random() < 0.3:
+                continue
+            chosen = rng.sample(theirs, min(len(theirs), rng.randrange(1, 5)))
+            run_listed[source] = tuple(
+                (
+                    i.guid or "",
+                    item_mark(title_key(i.title), i.link)
+                    if rng.random() < 0.8
+                    else rng.choice([None, "another"]),
+                )
+                for i in chosen
             )
-            for source in ("alpha", "beta", "gamma")
-            if rng.random() < 0.5
-        }
-        for _ in range(runs)
-    ]
+        listed.append(run_listed)
+    return listed
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -138,7 +149,7 @@ def test_folding_as_read_gives_the_store_of_folding_at_once(tmp_path: Path, seed
     at_once = make_config(tmp_path / "at-once", max_entries=8)
     as_read = make_config(tmp_path / "as-read", max_entries=8)
     runs = random_runs(seed)
-    for number, (run, listed) in enumerate(zip(runs, random_listed(seed, len(runs)), strict=True)):
+    for number, (run, listed) in enumerate(zip(runs, random_listed(seed, runs), strict=True)):
         now = NOW + timedelta(hours=number)
         one = publish_run(at_once, run, folded=False, now=now, listed=listed)
         other = publish_run(as_read, run, folded=True, now=now, listed=listed)
@@ -159,7 +170,8 @@ def test_an_item_listed_unchanged_keeps_its_story_apart_from_a_new_id(
     morning = replace(item("alpha", "Press briefing", 1, "morning"), guid="m")
     afternoon = replace(item("alpha", "Press briefing", 1, "afternoon"), guid="a")
     publish_run(config, [morning], folded=folded, now=NOW)
-    listed = {"alpha": frozenset({"m"})} if still_listed else {}
+    mark = item_mark(title_key(morning.title), morning.link)
+    listed: dict[str, Listed] = {"alpha": (("m", mark),)} if still_listed else {}
     publish_run(config, [afternoon], folded=folded, now=NOW + timedelta(hours=8), listed=listed)
     with sqlite3.connect(config.store.path) as db:
         summaries = sorted(row[0] for row in db.execute("SELECT summary FROM entries"))

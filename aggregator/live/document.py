@@ -35,6 +35,7 @@ class FeedDocument:
     # The id of each digest's item, as read (None: skipped as known, or no id); with the
     # last read's, what tells which ids the source still lists (ingest.listed_ids).
     item_ids: tuple[str | None, ...] = field(default=(), compare=False)
+    item_marks: tuple[str | None, ...] = field(default=(), compare=False)  # text.item_mark
     unchanged: int = field(default=0, compare=False)
 
 
@@ -81,13 +82,14 @@ def pack(document: FeedDocument) -> Packed:
         document.ttl_minutes,
         document.digests,
         document.item_ids,
+        document.item_marks,
         document.unchanged,
     )
 
 
 def unpack(packed: Packed) -> FeedDocument:
     """The document :func:`pack` was given."""
-    title, rows, warnings, ttl_minutes, digests, item_ids, unchanged = packed
+    title, rows, warnings, ttl_minutes, digests, item_ids, item_marks, unchanged = packed
     provenances: dict[tuple[Any, ...], Provenance] = {}  # one object per place, shared
     entries = []
     for row in rows:
@@ -122,4 +124,6 @@ def unpack(packed: Packed) -> FeedDocument:
                 tuple(Enclosure(*enclosure) for enclosure in enclosures),
             )
         )
-    return FeedDocument(title, tuple(entries), warnings, ttl_minutes, digests, item_ids, unchanged)
+    return FeedDocument(
+        title, tuple(entries), warnings, ttl_minutes, digests, item_ids, item_marks, unchanged
+    )

@@ -29,7 +29,7 @@ from aggregator.live.document import FeedDocument as FeedDocument  # re-exported
 from aggregator.live.harden import defuse
 from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
-from aggregator.text import MAX_TEXT
+from aggregator.text import MAX_TEXT, item_mark, title_key
 
 log = logging.getLogger("aggregator")
 
@@ -287,6 +287,7 @@ def parse_feed(
     entries = []
     digests: list[str] = []
     ids: list[str | None] = []  # each digest's item's id, when read (None when skipped)
+    marks: list[str | None] = []  # and its title and link, in short (text.item_mark)
     unchanged = 0
     base = parsed.feed.get("link") if not url.startswith(("http://", "https://")) else url
     # Atom 1.0 only: Atom 0.3's titles say mode="escaped", which feedparser reads as HTML.
@@ -299,6 +300,7 @@ def parse_feed(
             unchanged += 1
             digests.append(digest)
             ids.append(None)
+            marks.append(None)
             continue
         try:
             entry = _entry(item, base=base or url, name=source, location=url, atom=atom)
@@ -311,6 +313,7 @@ def parse_feed(
         entries.append(entry)
         digests.append(digest)
         ids.append(entry.guid)
+        marks.append(item_mark(title_key(entry.title), entry.link))
     if problem is not None and not entries and not unchanged:
         raise SourceError(
             source, url, f"broken feed with no readable entries: {_describe(problem)}"
@@ -330,6 +333,7 @@ def parse_feed(
         ttl_minutes=_ttl(parsed.feed),
         digests=tuple(digests),
         item_ids=tuple(ids),
+        item_marks=tuple(marks),
         unchanged=unchanged,
     )
 

@@ -35,6 +35,7 @@ class SourceState:
     # The id of each of those items (None: it had none), in the same order: what tells,
     # when an item is skipped, which id the source still lists (ingest.listed_ids).
     seen_ids: tuple[str | None, ...] = ()
+    seen_marks: tuple[str | None, ...] = ()  # and of its title and link (text.item_mark)
     seen_at: datetime | None = None
     last_success: datetime | None = None
     last_error: str | None = None
@@ -70,6 +71,7 @@ class SourceState:
             gone_since=when("gone_since"),
             seen=_strings(data.get("seen")),
             seen_ids=_strings(data.get("seen_ids"), none=True),
+            seen_marks=_strings(data.get("seen_marks"), none=True),
             seen_at=when("seen_at"),
             last_success=when("last_success"),
             last_error=data.get("last_error"),

@@ -33,7 +33,7 @@ from operator import attrgetter
 
 from aggregator.dedupe import choose, matches, merge_into, new_entry, retitled
 from aggregator.model import Entry, Provenance, Published, SourceEntry
-from aggregator.text import title_key
+from aggregator.text import item_mark, title_key
 
 # An entry's fields but when it was last seen and where: what a merge may change that
 # makes a stored story "changed" (rewritten, judged again) rather than only seen again.
@@ -81,7 +81,7 @@ def plan_merge(
     keys: Sequence[str] | None = None,
     told: Mapping[Told, tuple[str, Entry]] | None = None,
     ids: Mapping[str, Mapping[str, str]] | None = None,
-    listed: Mapping[str, Iterable[str]] | None = None,
+    listed: Mapping[str, Iterable[tuple[str, str | None]]] | None = None,
 ) -> MergePlan:
     """Merge ``items`` into ``stored`` (stored entries by title key, without sources).
 
@@ -97,9 +97,6 @@ def plan_merge(
 
 # A source's name and the id it gave an item (SourceEntry.guid).
 Told = tuple[str, str]
-
-# What Planner.listing records of an item listed unchanged, in place of a title key.
-_UNCHANGED = "\0unchanged"
 
 
 def told_by(items: Iterable[SourceEntry]) -> set[Told]:
@@ -140,21 +137,35 @@ class Planner:
         # run, and stored or in this run.
         self._run_ids: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, str]] = {}
-        # By source, the ids of the items it lists in this run: those of the items it
-        # lists unchanged since it was last read (skipped, not folded: see listing), and
-        # those of the items folded, with their title keys (None: an id given to items
-        # of different titles, which says nothing).
+        # By source, the ids of the items it lists unchanged since it was last read
+        # (skipped, not folded), each with its item's mark: see listing.
         self._listed: dict[str, dict[str, str | None]] = {}
+        # The stored story each item of a batch is before any of the batch is folded
+        # (by story id, then source: the item's id): see _reserve.
+        self._reserved: dict[str, dict[str, str]] = {}
 
-    def listing(self, source: str, ids: Iterable[str]) -> None:
+    def listing(self, source: str, ids: Iterable[tuple[str, str | None]]) -> None:
         """``source`` lists, in this run, the items of these ids as it did when last read
-        (they are not folded again). A stored story it gave one of them (or one of the
-        items it is folding in this run) stays apart from an item of its title and day
-        that comes with another id: the source lists both. Give them before that
-        source's items."""
-        listing = self._listed.setdefault(source, {})
-        for item_id in ids:
-            listing[item_id] = _UNCHANGED
+        (they are not folded again), each given with its mark (its title key and link in
+        short: aggregator.text.item_mark; None, not known). A stored story it told with
+        one of them, of that title and link, stays apart from an item of its title and
+        day that comes with another id: the source lists both. (An id of an item of
+        another title or link is not the story's: a feed that numbers its items by place
+        gave the story's id to another.) Give them before that source's items."""
+        self._listed.setdefault(source, {}).update(ids)
+
+    def _held(self, story_id: str, source: str) -> str | None:
+        """The id of the item ``source`` lists unchanged that is the story's own (the one
+        it told the story with, of its title and link), if there is one."""
+        listed = self._listed.get(source)
+        stored = self._ids.get(story_id, {}).get(source) if listed else None
+        if stored is None or listed is None or stored not in listed:
+            return None
+        story, key = self._stories.get(story_id), self._keys.get(story_id)
+        mark = listed[stored]
+        if story is None or key is None or mark is None or mark != item_mark(key, story.link):
+            return None
+        return stored
 
     def unseen(self, keys: Iterable[str]) -> set[str]:
         """The title keys among ``keys`` whose stored stories this planner has not had."""
@@ -182,21 +193,13 @@ class Planner:
         changed (in :attr:`inserted`)."""
         if keys is None:
             keys = [title_key(item.title) for item in items]
-        # What each source lists in this run: these items too, whatever their order
-        # (the afternoon's item, listed first, is not the morning's story, listed after),
-        # each id with its item's title key (several: None, it says nothing).
-        for item, key in zip(items, keys, strict=True):
-            if item.guid:
-                listing = self._listed.setdefault(item.provenance.source, {})
-                if listing.setdefault(item.guid, key) != key:
-                    listing[item.guid] = None
         candidates_by_key = self._candidates
         stories = self._stories
         for key, entries in stored.items():
             if key not in candidates_by_key:
                 # A story this run already changed (one whose headline it corrected,
                 # found by its item id) is as this run left it.
-                candidates_by_key[key] = [stories.get(e.id, e) for e in entries]
+                candidates_by_key[key] = [stories.setdefault(e.id, e) for e in entries]
                 for entry in entries:
                     self._keys.setdefault(entry.id, key)
         for pair in told_by(items):
@@ -210,6 +213,7 @@ class Planner:
         for story_id, given in (ids or {}).items():
             if story_id not in self._ids:  # (what this run gave it is newer)
                 self._ids[story_id] = dict(given)
+        self._reserve(items, keys)
         authority, zone, now = self.authority, self.zone, self.now
         inserted, changed = self.inserted, self._changed
         made: list[str] = []
@@ -271,6 +275,42 @@ class Planner:
             self._sighted(entry.id, item, retelling)
         return made
 
+    def _reserve(self, items: Sequence[SourceEntry], keys: Sequence[str]) -> None:
+        """Before any item of the batch is folded, the stored story each item with an id
+        is, when its source says so plainly: the story it told under the item's id,
+        with the item's link and a matching date (a feed that numbers its items by place
+        gives an old id to a new item, with its own link); else the one of its title
+        and day it told with the item's link, unless the item it told it with is listed
+        unchanged (a feed that gives an item a new id on every fetch). Then an item
+        listed first (the afternoon's briefing) does not take the story of one listed
+        after (the morning's), which is kept apart from it (see _apart)."""
+        stories, candidates_by_key, zone = self._stories, self._candidates, self.zone
+        for item, key in zip(items, keys, strict=True):
+            if not item.guid or item.link is None:
+                continue
+            source = item.provenance.source
+            own: str | None = None
+            told = self._told.get((source, item.guid))
+            story = stories.get(told) if told is not None else None
+            if (
+                story is not None
+                and story.link == item.link
+                and matches(story.published, item.published, zone)
+            ):
+                own = story.id
+            else:
+                for candidate in candidates_by_key.get(key) or ():
+                    if (
+                        source in self._ids.get(candidate.id, {})
+                        and self._held(candidate.id, source) is None  # else that item's
+                        and candidate.link == item.link
+                        and matches(candidate.published, item.published, zone)
+                    ):
+                        own = candidate.id
+                        break
+            if own is not None:
+                self._reserved.setdefault(own, {}).setdefault(source, item.guid)
+
     def _choose(self, candidates: Sequence[Entry], item: SourceEntry) -> Entry | None:
         """The story ``item`` tells again among those of its title (dedupe.choose): not
         one its source gave another item id in this run, and first the one it gave the
@@ -278,7 +318,12 @@ class Planner:
         fitting = [c for c in candidates if not self._apart(c.id, item)]
         if item.guid:
             source = item.provenance.source
-            same = [c for c in fitting if self._ids.get(c.id, {}).get(source) == item.guid]
+            same = [
+                c
+                for c in fitting
+                if self._reserved.get(c.id, {}).get(source) == item.guid
+                or self._ids.get(c.id, {}).get(source) == item.guid
+            ]
             found = choose(same, item, self.zone) if same else None
             if found is not None:
                 return found
@@ -286,22 +331,19 @@ class Planner:
 
     def _apart(self, story_id: str, item: SourceEntry) -> bool:
         """Whether the item's source gave the story another item id in this run: by an
-        item it read, or by one it lists unchanged (:meth:`listing`)."""
+        item it folded, by one that is the story before any is folded (_reserve), or by
+        one it lists unchanged (:meth:`listing`: the item the story was last sighted
+        with, so its id is the one the story was stored with)."""
         if not item.guid:
             return False
         source = item.provenance.source
         given = self._run_ids.get(story_id)
         other = given.get(source) if given else None
-        listing = self._listed.get(source) if other is None else None
-        if listing:
-            # The source still lists the item it gave the story: unchanged since it was
-            # last read (then it is the item the story was sighted with), or read again
-            # under the story's title (an id given now to an item of another title, as
-            # a feed that numbers its items by place does, is not the story's).
-            stored = self._ids.get(story_id, {}).get(source)
-            key = listing.get(stored) if stored is not None else None
-            if key is _UNCHANGED or (key is not None and key == self._keys.get(story_id)):
-                other = stored
+        if other is None:
+            reserved = self._reserved.get(story_id)
+            other = reserved.get(source) if reserved else None
+        if other is None:
+            other = self._held(story_id, source)
         return other is not None and other != item.guid
 
     def _sighted(self, story_id: str, item: SourceEntry, retelling: Told | None) -> None:

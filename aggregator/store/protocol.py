@@ -57,7 +57,7 @@ class StoreType(Protocol):
         authority: str,
         zone: tzinfo,
         now: datetime,
-        listed: Mapping[str, Iterable[str]] | None = None,
+        listed: Mapping[str, Iterable[tuple[str, str | None]]] | None = None,
     ) -> tuple[IngestReport, list[Entry]]:
         """Merge items into the stored stories (inside :meth:`transaction`); returns
         counts and the entries that are new or changed (their topics need judging);

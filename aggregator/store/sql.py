@@ -249,7 +249,7 @@ class SQLStore:
         authority: str,
         zone: tzinfo,
         now: datetime,
-        listed: Mapping[str, Iterable[str]] | None = None,
+        listed: Mapping[str, Iterable[tuple[str, str | None]]] | None = None,
     ) -> tuple[IngestReport, list[Entry]]:
         """Merge items into the stored stories (call inside ``transaction``); ``listed``:
         by source, the ids of items it lists unchanged (plan.Planner.listing).
