@@ -277,7 +277,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PortInUse as error:
         log.error("%s", error)
         return EXIT_PORT_IN_USE
+    configured = config.feeds.base_url
     config = listening_config(config, listener)
+    if config.feeds.base_url != configured:
+        # A cron `aggregator run` with this config links to the configured address.
+        log.warning(
+            "serving at %s, but runs with %s link to %s: set [serve] host and port to "
+            "where this server listens, or [feeds] base_url, so that they agree",
+            config.feeds.base_url,
+            config.path,
+            configured,
+        )
     host, port = listener.getsockname()[:2]
     with listener, make_sandbox(config) as sandbox:
         with open_store(config.store) as store:

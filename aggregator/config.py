@@ -269,7 +269,7 @@ def parse_captured(value: object) -> Captured:
     return value
 
 
-def _feeds(root: _Table, base: Path) -> FeedSettings:
+def _feeds(root: _Table, base: Path, serve: ServeSettings) -> FeedSettings:
     table = root.table("feeds")
     table.check_keys(
         (
@@ -291,7 +291,10 @@ def _feeds(root: _Table, base: Path) -> FeedSettings:
         raise table.fail(
             "timezone", f"unknown time zone {zone_name!r} (e.g. 'Europe/Brussels')"
         ) from error
-    base_url = table.string("base_url", "http://127.0.0.1:8080/feeds/")
+    # Unset, the feeds' own links name where `aggregator serve` listens with this config,
+    # so that cron runs and the server write the same links (found by review: a run
+    # wrote 8080's into the files a server on another port was serving).
+    base_url = table.string("base_url", _served_at(serve))
     site_url = table.string("site_url", "https://www.nato.int/")
     for name, url in (("base_url", base_url), ("site_url", site_url)):
         parts = _split(table, name, url)
@@ -351,6 +354,15 @@ def _schedule(root: _Table) -> ScheduleSettings:
         jitter_seconds=table.number("jitter_seconds", defaults.jitter_seconds, minimum=0),
         max_backoff_minutes=backoff,
     )
+
+
+def _served_at(serve: ServeSettings) -> str:
+    """The feeds' address under `aggregator serve` with these settings (a wildcard
+    address is reached on loopback; port 0, chosen when it starts, is unknown here)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(serve.host, serve.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{serve.port or 8080}/feeds/"
 
 
 def _serve(root: _Table) -> ServeSettings:
@@ -673,11 +685,11 @@ def load_config(path: Path) -> Config:
                 )
     return Config(
         path=path,
-        feeds=_feeds(root, base),
+        feeds=_feeds(root, base, serve := _serve(root)),
         store=_store(root, base),
         fetch=_fetch(root),
         schedule=_schedule(root),
-        serve=_serve(root),
+        serve=serve,
         sources=tuple(source for source in sources if source.enabled),
         topics=topics,
         disabled_sources=tuple(source for source in sources if not source.enabled),

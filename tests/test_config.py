@@ -231,6 +231,29 @@ def test_duplicate_topic_slug(tmp_path: Path) -> None:
         load_config(write(tmp_path, text))
 
 
+@pytest.mark.parametrize(
+    ("serve", "base_url"),
+    [
+        ("", "http://127.0.0.1:8080/feeds/"),
+        ("port = 9001", "http://127.0.0.1:9001/feeds/"),
+        ('host = "0.0.0.0"\nport = 9001', "http://127.0.0.1:9001/feeds/"),
+        ('host = "::"', "http://[::1]:8080/feeds/"),
+        ('host = "news.example.org"\nport = 80', "http://news.example.org:80/feeds/"),
+        ("port = 0", "http://127.0.0.1:8080/feeds/"),
+    ],
+)
+def test_the_feeds_address_is_where_serve_listens_unless_set(
+    tmp_path: Path, serve: str, base_url: str
+) -> None:
+    # A cron run and `aggregator serve` with one config write the same links.
+    config = load_config(write(tmp_path, f"[serve]\n{serve}\n" + MINIMAL))
+    assert config.feeds.base_url == base_url
+    chosen = f'[feeds]\nbase_url = "https://news.example.org/feeds"\n[serve]\n{serve}\n'
+    assert load_config(write(tmp_path, chosen + MINIMAL)).feeds.base_url == (
+        "https://news.example.org/feeds/"
+    )
+
+
 def test_two_sources_of_one_url_are_refused(tmp_path: Path) -> None:
     # Found by review: both were read every run, and the validators and item digests
     # kept by URL were each other's (a 304 for one after the other's read).

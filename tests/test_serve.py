@@ -250,6 +250,17 @@ def test_search_answers_every_query_safely(
         assert response.headers["cache-control"] == "no-store"
 
 
+def test_serve_on_another_port_than_the_configs_says_where_runs_link(serving: Serving) -> None:
+    # Found by review: after a cron run, the files served named port 8080 (the run's
+    # default), where nothing listened, until serve's next read rewrote them.
+    log = (serving.project / "serve.log").read_text(encoding="utf-8")
+    assert (
+        f"warning: serving at {serving.base}/feeds/, but runs with "
+        f"{serving.project / 'config.toml'} link to http://127.0.0.1:8080/feeds/: set [serve] "
+        "host and port to where this server listens, or [feeds] base_url, so that they agree"
+    ) in log.splitlines()
+
+
 @pytest.mark.parametrize(
     ("typed", "heading"),
     [
