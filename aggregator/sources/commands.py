@@ -190,6 +190,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 ADD_EXAMPLE = """\
+The next run reads the source; a running `aggregator serve`, once restarted.
+
 examples:
   aggregator sources add https://www.nato.int/
   aggregator sources add https://example.org/blog/ --pick 2 --name "Example blog"
