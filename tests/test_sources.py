@@ -105,8 +105,20 @@ def test_a_bom_and_crlf_line_endings_are_kept(shipped: Path) -> None:
         ),
         pytest.param(
             NewSource("NATO news feed", url="https://new.example/feed"),
-            "a source named 'NATO news feed' is already there (sources[1])",
+            "a source named 'NATO news feed' is already there (sources[1]); give this one "
+            "(https://new.example/feed) another with --name",
             id="same name",
+        ),
+        pytest.param(
+            # Found by review: the feed a page led to was there already, under the name
+            # the feed gives itself: "a source named … is already there" said nothing of
+            # which address was found. The address comes first.
+            NewSource(
+                "NATO news feed",
+                url="https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml",
+            ),
+            "sources[1] ('NATO news feed') already reads https://www.nato.int/",
+            id="same feed and name",
         ),
         pytest.param(
             NewSource("Again", path="seeds/../seeds/000_459788f2e8cd103b.txt"),

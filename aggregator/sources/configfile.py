@@ -154,18 +154,22 @@ class _Known:
             self.paths.setdefault((self.base / path).resolve(), (key, name, path))
 
     def duplicate_of(self, source: NewSource) -> str | None:
-        key = self.names.get(source.name.strip())
-        if key is not None:
-            return f"a source named {source.name.strip()!r} is already there ({key})"
+        # The same feed first: it says which address was found (a page's feed, say).
         found = None
         if source.url:
             found = self.urls.get(normalise_url(source.url))
         if found is None and source.path:
             found = self.paths.get((self.base / source.path).resolve())
-        if found is None:
-            return None
-        key, name, where = found
-        return f"{key} ({name!r}) already reads {where}"
+        if found is not None:
+            key, name, where = found
+            return f"{key} ({name!r}) already reads {where}"
+        named = self.names.get(source.name.strip())
+        if named is not None:
+            return (
+                f"a source named {source.name.strip()!r} is already there ({named}); "
+                f"give this one ({source.url or source.path}) another with --name"
+            )
+        return None
 
 
 @dataclass(frozen=True, slots=True)
