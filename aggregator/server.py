@@ -186,6 +186,19 @@ def _variants(body: bytes) -> tuple[Variant, Variant]:
     return Variant(body, f'"{digest}"'), Variant(gzip.compress(body, 6, mtime=0), f'"{digest}-gz"')
 
 
+# The index's search form, hidden in the files (a folder of files served as they are
+# has no /search): shown by the server that answers it.
+SEARCH_FORM = b'role="search" hidden data-served>'
+SHOWN_FORM = b'role="search">'
+
+
+def _as_served(name: str, body: bytes) -> bytes:
+    """A file as ``serve`` sends it: the index with its search form shown."""
+    if name == outputs.INDEX:
+        return body.replace(SEARCH_FORM, SHOWN_FORM, 1)
+    return body
+
+
 class Files:
     """The pipeline's output files, read into memory and re-read when they change."""
 
@@ -234,7 +247,7 @@ class Files:
                         body = read_regular(path, MAX_SERVED, follow_link=False)
                     except (OSError, NotAFile):  # replaced or removed since the stat
                         return None
-                    plain, gzipped = _variants(body)
+                    plain, gzipped = _variants(_as_served(name, body))
                     modified = datetime.fromtimestamp(info.st_mtime // 1, UTC)
                     cached = Cached(plain, gzipped, modified, stamp)
         with self._lock:

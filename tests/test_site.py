@@ -120,6 +120,16 @@ def test_the_index_prints_the_site_heading_once_and_links_every_headline() -> No
     alternates = tree.xpath('//link[@rel="alternate"]/@type')
     assert alternates.count("application/rss+xml") == 2
     assert tree.xpath("//form/@action") == ["../search"]
+    # Found by review: a folder of files served as they are has no /search: the form is
+    # hidden in the file, and `aggregator serve`, which answers it, shows it.
+    [form] = tree.xpath("//form")
+    assert "hidden" in form.attrib
+    from aggregator.server import _as_served
+
+    served = html.fromstring(_as_served("index.html", index))
+    assert served.xpath("//form/@action") == ["../search"]
+    [form] = served.xpath("//form")
+    assert "hidden" not in form.attrib
 
 
 def test_a_topic_page_lists_its_stories_newest_first_with_dates() -> None:
