@@ -450,3 +450,120 @@ def test_an_id_given_since_to_an_item_of_another_title_is_not_the_storys(
     back = told("2", "08", "Morning.", link="https://nato.example/m")
     shown = after_runs(tmp_path, feedserver, [morning], [weather], [weather, back])
     assert shown == {"https://nato.example/m", "https://nato.example/w"}
+
+
+def sources_runs(tmp_path: Path, feedserver: Server, *documents: dict[str, list[str]]) -> list[str]:
+    """The summaries all.rss shows after a run on each document in turn, each document
+    the items of each source (sources "A" and "B", each its own feed)."""
+    lines = ["[feeds]", 'directory = "feeds"', "[store]", 'path = "state/store.sqlite3"']
+    for name in ("A", "B"):
+        url = f"{feedserver.base}/feeds/{tmp_path.name}-{name}.xml"
+        lines += ["[[sources]]", f'name = "{name}"', f'url = "{url}"']
+    (tmp_path / "config.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        for document in documents:
+            for name in ("A", "B"):
+                feedserver.overrides[f"{tmp_path.name}-{name}.xml"] = served(document.get(name, []))
+            run(tmp_path)
+    finally:
+        for name in ("A", "B"):
+            feedserver.overrides.pop(f"{tmp_path.name}-{name}.xml", None)
+    rss = feedparser.parse((tmp_path / "feeds" / "all.rss").read_bytes())
+    return sorted(e.summary for e in rss.entries)
+
+
+# Found by a third review: what decided which item was which story was the story's link
+# and title, which another source, or a correction, had given it, not what the item's
+# own source told it with; and items without links were not paired at all.
+
+
+@pytest.mark.parametrize("afternoon_first", [True, False])
+def test_a_corrected_headline_listed_unchanged_beside_the_afternoon(
+    tmp_path: Path, feedserver: Server, afternoon_first: bool
+) -> None:
+    third = [AFTERNOON, CORRECTED] if afternoon_first else [CORRECTED, AFTERNOON]
+    shown = sources_runs(tmp_path, feedserver, {"A": [MORNING]}, {"A": [CORRECTED]}, {"A": third})
+    assert shown == ["Afternoon.", "Morning."]
+
+
+@pytest.mark.parametrize("edited", [False, True])
+@pytest.mark.parametrize("afternoon_first", [True, False])
+def test_a_story_two_sources_told_keeps_apart_the_afternoon_of_one(
+    tmp_path: Path, feedserver: Server, edited: bool, afternoon_first: bool
+) -> None:
+    theirs = told("a1", "08", "Morning.", link="https://other.example/m")
+    ours = told("b1", "08", "Morning, with more.", link="https://nato.example/m")
+    again = told("b1", "08", "Morning, edited.", link="https://nato.example/m") if edited else ours
+    afternoon = told("b2", "16", "Afternoon.", link="https://nato.example/a")
+    second = [afternoon, again] if afternoon_first else [again, afternoon]
+    shown = sources_runs(
+        tmp_path, feedserver, {"A": [theirs], "B": [ours]}, {"A": [theirs], "B": second}
+    )
+    assert len(shown) == 2 and "Afternoon." in shown
+
+
+def test_a_second_source_listing_the_afternoon_above_the_morning_another_told(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    theirs = told("a1", "08", "Morning.", link="https://other.example/m")
+    ours = told("b1", "08", "Morning.", link="https://nato.example/m")
+    afternoon = told("b2", "16", "Afternoon.", link="https://nato.example/a")
+    shown = sources_runs(
+        tmp_path, feedserver, {"A": [theirs]}, {"A": [theirs], "B": [afternoon, ours]}
+    )
+    assert shown == ["Afternoon.", "Morning."]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(None, None, id="no links"),
+        pytest.param("http://nato.example/m", "https://nato.example/m", id="link moved"),
+    ],
+)
+def test_an_edited_morning_below_the_afternoon_without_the_same_link(
+    tmp_path: Path, feedserver: Server, before: str | None, after: str | None
+) -> None:
+    def item(guid: str, hour: str, text: str, link: str | None) -> str:
+        dated = f"<pubDate>Mon, 06 May 2024 {hour}:00:00 +0000</pubDate>"
+        where = f"<link>{link}</link>" if link else ""
+        return (
+            f"<item><title>Press briefing</title>{where}"
+            f'<guid isPermaLink="false">{guid}</guid>{dated}'
+            f"<description>{text}</description></item>"
+        )
+
+    morning = item("s01", "08", "Morning.", before)
+    edited = item("s01", "08", "Morning, edited.", after)
+    afternoon = item("s02", "16", "Afternoon.", after and "https://nato.example/a")
+    shown = sources_runs(tmp_path, feedserver, {"A": [morning]}, {"A": [afternoon, edited]})
+    assert shown == ["Afternoon.", "Morning, edited."]
+
+
+@pytest.mark.parametrize("same_link", [False, True], ids=["own links", "one link for all"])
+def test_a_feed_renumbering_its_items_with_the_afternoon_on_top(
+    tmp_path: Path, feedserver: Server, same_link: bool
+) -> None:
+    # New ids on every fetch; the morning's item is the story of its very time.
+    home = "https://nato.example/"
+    first = told("x1", "08", "Morning.", link=home if same_link else home + "m")
+    again = told("x7", "08", "Morning.", link=home if same_link else home + "m")
+    afternoon = told("x8", "16", "Afternoon.", link=home if same_link else home + "a")
+    shown = sources_runs(tmp_path, feedserver, {"A": [first]}, {"A": [afternoon, again]})
+    assert shown == ["Afternoon.", "Morning."]
+
+
+def test_tuesdays_briefing_dated_by_day_is_not_mondays(tmp_path: Path, feedserver: Server) -> None:
+    def daily(guid: str, day: str, text: str) -> str:
+        return (
+            f"<item><title>Press briefing</title><link>https://nato.example/{guid}</link>"
+            f'<guid isPermaLink="false">{guid}</guid><pubDate>{day}</pubDate>'
+            f"<description>{text}</description></item>"
+        )
+
+    monday = daily("d1", "Mon, 06 May 2024", "Monday.")
+    tuesday = daily("d2", "Tue, 07 May 2024", "Tuesday.")
+    assert sources_runs(tmp_path, feedserver, {"A": [monday]}, {"A": [tuesday]}) == [
+        "Monday.",
+        "Tuesday.",
+    ]

@@ -16,7 +16,7 @@ import pytest
 from aggregator.config import Config
 from aggregator.ingest import Listed, Outcome
 from aggregator.live.state import FetchStates
-from aggregator.model import SourceEntry
+from aggregator.model import Published, SourceEntry
 from aggregator.pipeline import Folding, RunResult, publish
 from aggregator.store import open_store
 from aggregator.store.plan import Planner, plan_merge
@@ -156,6 +156,58 @@ def test_folding_as_read_gives_the_store_of_folding_at_once(tmp_path: Path, seed
         assert other.report == one.report, number
         assert dump(as_read) == dump(at_once), number
         assert files(as_read) == files(at_once), number
+
+
+def awkward_runs(seed: int) -> tuple[list[list[SourceEntry]], list[dict[str, Listed]]]:
+    """Runs of a few titles, the same ones every day, told by three sources whose feeds
+    are awkward: ids reused, links missing or the same for every item, dates of a day
+    only; and what each lists unchanged, with marks, now and then of another item."""
+    rng = random.Random(seed)
+    titles = ["Press briefing", "Weather", "Press briefing, corrected"]
+    runs: list[list[SourceEntry]] = []
+    for _ in range(5):
+        run = []
+        for _ in range(rng.randrange(1, 10)):
+            source = rng.choice(("alpha", "beta", "gamma"))
+            told = item(source, rng.choice(titles), rng.randrange(3), rng.choice(["", "x", "y z"]))
+            assert told.published is not None
+            if rng.random() < 0.5:  # a day only
+                told = replace(told, published=Published(told.published.day))
+            links = [None, "https://site.example/", f"https://site.example/{rng.randrange(3)}"]
+            guid = f"{source}-{rng.randrange(4)}" if rng.random() < 0.8 else None
+            run.append(replace(told, guid=guid, link=rng.choice(links)))
+        runs.append(run)
+    listed: list[dict[str, Listed]] = []
+    for number in range(len(runs)):
+        earlier = [i for run in runs[:number] for i in run if i.guid]
+        run_listed: dict[str, Listed] = {}
+        for source in ("alpha", "beta", "gamma"):
+            theirs = [i for i in earlier if i.source == source]
+            if theirs and rng.random() < 0.7:
+                chosen = rng.sample(theirs, min(len(theirs), rng.randrange(1, 4)))
+                run_listed[source] = tuple(
+                    (i.guid or "", item_mark(title_key(i.title), i.link)) for i in chosen
+                )
+        listed.append(run_listed)
+    return runs, listed
+
+
+@pytest.mark.parametrize("seed", range(60))  # 40: the fault found by review, again
+def test_awkward_feeds_folded_as_read_give_the_store_of_folding_at_once(
+    tmp_path: Path, seed: int
+) -> None:
+    # Found by review: which item was which story depended on folding one source at a
+    # time (aggregator run on SQLite) or all at once (serve, PostgreSQL).
+    (tmp_path / "at-once").mkdir()
+    (tmp_path / "as-read").mkdir()
+    at_once = make_config(tmp_path / "at-once", max_entries=8)
+    as_read = make_config(tmp_path / "as-read", max_entries=8)
+    runs, listed = awkward_runs(seed)
+    for number, (run, lists) in enumerate(zip(runs, listed, strict=True)):
+        now = NOW + timedelta(hours=number)
+        publish_run(at_once, run, folded=False, now=now, listed=lists)
+        publish_run(as_read, run, folded=True, now=now, listed=lists)
+        assert dump(as_read) == dump(at_once), number
 
 
 @pytest.mark.parametrize("folded", [True, False], ids=["folded as read", "folded at once"])

@@ -213,6 +213,16 @@ def v7_item_ids(run: Execute, d: Dialect) -> None:
         run("CREATE INDEX sightings_by_item ON sightings (source, item_id)")
 
 
+def v8_item_links(run: Execute, d: Dialect) -> None:
+    """Each sighting keeps the link its source gave the item and the item's mark (its
+    title key and link in short: aggregator.text.item_mark), for a later run to tell,
+    before folding a feed, which of its items is the story that source told, however
+    other sources told it (aggregator.store.plan.Planner._reserve). Sightings stored
+    before have none: the next read of each item gives them (digest version 8)."""
+    run(f"ALTER TABLE sightings ADD COLUMN item_link {d.text}")
+    run(f"ALTER TABLE sightings ADD COLUMN item_mark {d.text}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     v1_entries_sightings_topics,
     v2_topics_by_entry,
@@ -221,6 +231,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v5_search_index,
     v6_title_keys_of_any_length,
     v7_item_ids,
+    v8_item_links,
 )
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
 
-from aggregator.dedupe import choose, matches, merge_into, new_entry, retitled
+from aggregator.dedupe import choose, local_day, matches, merge_into, new_entry, retitled
 from aggregator.model import Entry, Provenance, Published, SourceEntry
 from aggregator.text import item_mark, title_key
 
@@ -54,8 +54,9 @@ class MergePlan:
     inserted: tuple[Entry, ...]  # new stories
     changed: tuple[Entry, ...]  # stored stories whose text, date or media changed
     seen: tuple[str, ...]  # ids of stored stories only seen again (last_seen moves)
-    # (entry id, where it was read, the item's own id at its source: RSS guid, Atom id)
-    sightings: tuple[tuple[str, Provenance, str | None], ...]
+    # (entry id, where it was read, the item's own id at its source: RSS guid, Atom id;
+    # and for an item with an id, its link and its mark: aggregator.text.item_mark)
+    sightings: tuple[Sighting, ...]
     # The title key (aggregator.text.title_key) of each inserted and changed entry, by id:
     # an inserted one's title's, so that the writer need not compute it again; a changed
     # one's as stored, which a corrected headline does not change (see the module).
@@ -80,7 +81,7 @@ def plan_merge(
     now: datetime,
     keys: Sequence[str] | None = None,
     told: Mapping[Told, tuple[str, Entry]] | None = None,
-    ids: Mapping[str, Mapping[str, str]] | None = None,
+    ids: Mapping[str, Mapping[str, ItemTold]] | None = None,
     listed: Mapping[str, Iterable[tuple[str, str | None]]] | None = None,
 ) -> MergePlan:
     """Merge ``items`` into ``stored`` (stored entries by title key, without sources).
@@ -97,6 +98,11 @@ def plan_merge(
 
 # A source's name and the id it gave an item (SourceEntry.guid).
 Told = tuple[str, str]
+# The item a source told a story with: its id, its link and its mark (text.item_mark).
+ItemTold = tuple[str, str | None, str | None]
+# A sighting: the story, where it was read, and the item's id, link and mark (the last
+# two only for an item with an id).
+Sighting = tuple[str, Provenance, str | None, str | None, str | None]
 
 
 def told_by(items: Iterable[SourceEntry]) -> set[Told]:
@@ -121,7 +127,7 @@ class Planner:
         self._changed: dict[str, Entry] = {}
         self._title_keys: dict[str, str] = {}
         self._seen: set[str] = set()
-        self._sightings: list[tuple[str, Provenance, str | None]] = []
+        self._sightings: list[Sighting] = []
         self._stories: dict[str, Entry] = {}  # every story folded or given, as it is now
         # Each story's title key as stored (or as inserted): a story whose headline was
         # corrected keeps the key its id was made from, so that an item of its old
@@ -143,6 +149,10 @@ class Planner:
         # The stored story each item of a batch is before any of the batch is folded
         # (by story id, then source: the item's id): see _reserve.
         self._reserved: dict[str, dict[str, str]] = {}
+        # The item each source told each stored story with, as stored (never what this
+        # run folds: batches folded in turn then see what folding at once sees).
+        self._stored_told: dict[str, dict[str, ItemTold]] = {}
+        self._stored: dict[str, Entry] = {}  # each stored story given, as stored
 
     def listing(self, source: str, ids: Iterable[tuple[str, str | None]]) -> None:
         """``source`` lists, in this run, the items of these ids as it did when last read
@@ -155,17 +165,16 @@ class Planner:
         self._listed.setdefault(source, {}).update(ids)
 
     def _held(self, story_id: str, source: str) -> str | None:
-        """The id of the item ``source`` lists unchanged that is the story's own (the one
-        it told the story with, of its title and link), if there is one."""
+        """The id of the item ``source`` lists unchanged that is the story's own: the
+        item it told the story with, of the same mark (title and link)."""
         listed = self._listed.get(source)
-        stored = self._ids.get(story_id, {}).get(source) if listed else None
-        if stored is None or listed is None or stored not in listed:
+        told = self._stored_told.get(story_id, {}).get(source) if listed else None
+        if told is None or listed is None:
             return None
-        story, key = self._stories.get(story_id), self._keys.get(story_id)
-        mark = listed[stored]
-        if story is None or key is None or mark is None or mark != item_mark(key, story.link):
+        item_id, _, mark = told
+        if mark is None or item_id not in listed or listed[item_id] != mark:
             return None
-        return stored
+        return item_id
 
     def unseen(self, keys: Iterable[str]) -> set[str]:
         """The title keys among ``keys`` whose stored stories this planner has not had."""
@@ -182,7 +191,7 @@ class Planner:
         stored: Mapping[str, Sequence[Entry]],
         keys: Sequence[str] | None = None,
         told: Mapping[Told, tuple[str, Entry]] | None = None,
-        ids: Mapping[str, Mapping[str, str]] | None = None,
+        ids: Mapping[str, Mapping[str, ItemTold]] | None = None,
     ) -> list[str]:
         """Fold ``items`` in; ``stored``: the stored stories of (at least) the unseen
         keys among theirs (a key it lacks has none); ``told``: the stored story each
@@ -202,6 +211,7 @@ class Planner:
                 candidates_by_key[key] = [stories.setdefault(e.id, e) for e in entries]
                 for entry in entries:
                     self._keys.setdefault(entry.id, key)
+                    self._stored.setdefault(entry.id, entry)
         for pair in told_by(items):
             if pair not in self._told:
                 found_told = told.get(pair) if told else None
@@ -210,9 +220,11 @@ class Planner:
                     stored_key, story = found_told
                     self._keys.setdefault(story.id, stored_key)
                     stories.setdefault(story.id, story)
+                    self._stored.setdefault(story.id, story)
         for story_id, given in (ids or {}).items():
             if story_id not in self._ids:  # (what this run gave it is newer)
-                self._ids[story_id] = dict(given)
+                self._ids[story_id] = {source: told[0] for source, told in given.items()}
+            self._stored_told.setdefault(story_id, dict(given))
         self._reserve(items, keys)
         authority, zone, now = self.authority, self.zone, self.now
         inserted, changed = self.inserted, self._changed
@@ -233,7 +245,7 @@ class Planner:
                 inserted[entry.id] = stories[entry.id] = entry
                 made.append(entry.id)
                 self._title_keys[entry.id] = self._keys[entry.id] = key
-                self._sighted(entry.id, item, retelling)
+                self._sighted(entry.id, item, retelling, key)
                 continue
             if candidates is None:
                 candidates = candidates_by_key[key] = []
@@ -254,7 +266,7 @@ class Planner:
                 if retold is not None:
                     if retold.id in inserted:
                         made.append(retold.id)
-                    self._sighted(retold.id, item, None)
+                    self._sighted(retold.id, item, None, key)
                     continue
             if found is None:
                 inserted[entry.id] = stories[entry.id] = entry
@@ -272,44 +284,134 @@ class Planner:
                     self._title_keys[entry.id] = self._keys.get(entry.id, key)
                 else:
                     self._seen.add(entry.id)
-            self._sighted(entry.id, item, retelling)
+            self._sighted(entry.id, item, retelling, key)
         return made
 
     def _reserve(self, items: Sequence[SourceEntry], keys: Sequence[str]) -> None:
         """Before any item of the batch is folded, the stored story each item with an id
-        is, when its source says so plainly: the story it told under the item's id,
-        with the item's link and a matching date (a feed that numbers its items by place
-        gives an old id to a new item, with its own link); else the one of its title
-        and day it told with the item's link, unless the item it told it with is listed
-        unchanged (a feed that gives an item a new id on every fetch). Then an item
-        listed first (the afternoon's briefing) does not take the story of one listed
-        after (the morning's), which is kept apart from it (see _apart)."""
-        stories, candidates_by_key, zone = self._stories, self._candidates, self.zone
-        for item, key in zip(items, keys, strict=True):
-            if not item.guid or item.link is None:
+        is, when its source says so plainly; by what that source told the story with
+        (not what other sources did, nor what this run changed):
+
+        - the story it told under the item's id, with the item's link and a matching
+          date (a feed that numbers its items by place gives an old id to a new item,
+          with its own link); or under the item's id, title and a matching date, when no
+          item of the batch has the link it told it with (a link moved to https);
+        - else the story of the item's title and day it told with the item's link (a
+          feed that gives an item a new id on every fetch), unless the item it told it
+          with is listed unchanged (_held); of several such items, the one of the
+          story's very time;
+        - else, of several items of one title the source lists, the one of the very time
+          of a stored story of that title and day (a feed listing the afternoon's
+          briefing above the morning's, a story another source told first).
+
+        Then an item listed first (the afternoon's briefing) does not take the story of
+        one listed after (the morning's), which is kept apart from it (see _apart)."""
+        zone, stored_told, reserved, stored = (
+            self.zone,
+            self._stored_told,
+            self._reserved,
+            self._stored,
+        )
+
+        def stored_of(key: str) -> list[Entry]:
+            """The stored stories of a title key, as stored (not as this run left them)."""
+            found = (stored.get(c.id) for c in self._candidates.get(key) or ())
+            return [story for story in found if story is not None]
+
+        batch_links = {(i.provenance.source, i.link) for i in items if i.link is not None}
+        claimed: set[int] = set()  # items (by place in the batch) given a story
+
+        def give(story_id: str, place: int) -> None:
+            item = items[place]
+            mine = reserved.setdefault(story_id, {})
+            if item.guid and item.provenance.source not in mine:
+                mine[item.provenance.source] = item.guid
+                claimed.add(place)
+
+        def taken(story_id: str, source: str) -> bool:
+            return source in reserved.get(story_id, {})
+
+        # By the item's own id, as its source told the story.
+        for place, (item, key) in enumerate(zip(items, keys, strict=True)):
+            if not item.guid:
                 continue
             source = item.provenance.source
-            own: str | None = None
-            told = self._told.get((source, item.guid))
-            story = stories.get(told) if told is not None else None
+            story_id = self._told.get((source, item.guid))
+            story = stored.get(story_id) if story_id is not None else None
+            told = stored_told.get(story_id, {}).get(source) if story_id is not None else None
             if (
                 story is not None
-                and story.link == item.link
+                and told is not None
+                and not taken(story.id, source)
                 and matches(story.published, item.published, zone)
+                and (
+                    told[1] == item.link
+                    or (
+                        self._keys.get(story.id) == key
+                        and (told[1] is None or (source, told[1]) not in batch_links)
+                    )
+                )
             ):
-                own = story.id
-            else:
-                for candidate in candidates_by_key.get(key) or ():
-                    if (
-                        source in self._ids.get(candidate.id, {})
-                        and self._held(candidate.id, source) is None  # else that item's
-                        and candidate.link == item.link
-                        and matches(candidate.published, item.published, zone)
-                    ):
-                        own = candidate.id
-                        break
-            if own is not None:
-                self._reserved.setdefault(own, {}).setdefault(source, item.guid)
+                give(story.id, place)
+        # By the link its source told the story with; then by the story's very time.
+        by_story: dict[tuple[str, str], list[int]] = {}  # (story, source): the items
+        by_key: dict[tuple[str, str], list[int]] = {}
+        for place, (item, key) in enumerate(zip(items, keys, strict=True)):
+            if not item.guid or place in claimed:
+                continue
+            source = item.provenance.source
+            by_key.setdefault((source, key), []).append(place)
+            if item.link is None:
+                continue
+            for candidate in stored_of(key):
+                told = stored_told.get(candidate.id, {}).get(source)
+                if (
+                    told is not None
+                    and told[1] == item.link
+                    and not taken(candidate.id, source)
+                    and self._held(candidate.id, source) is None  # else that item's
+                    and matches(candidate.published, item.published, zone)
+                ):
+                    by_story.setdefault((candidate.id, source), []).append(place)
+        for (story_id, _), places in by_story.items():
+            chosen = self._at_its_time(story_id, items, [p for p in places if p not in claimed])
+            if chosen is not None:
+                give(story_id, chosen)
+        for (source, key), places in by_key.items():
+            if len(places) < 2:
+                continue
+            for candidate in stored_of(key):
+                if taken(candidate.id, source) or self._held(candidate.id, source) is not None:
+                    continue
+                fitting = [
+                    p
+                    for p in places
+                    if p not in claimed and matches(candidate.published, items[p].published, zone)
+                ]
+                if len(fitting) > 1:
+                    chosen = self._at_its_time(candidate.id, items, fitting, alone=False)
+                    if chosen is not None:
+                        give(candidate.id, chosen)
+
+    def _at_its_time(
+        self,
+        story_id: str,
+        items: Sequence[SourceEntry],
+        places: list[int],
+        *,
+        alone: bool = True,
+    ) -> int | None:
+        """Of the items at ``places``, the one the story is: the only one (when
+        ``alone`` will do), else the only one of the story's very time (None: none
+        is, or several)."""
+        if alone and len(places) == 1:
+            return places[0]
+        story = self._stored.get(story_id)
+        when = story.published if story is not None else None
+        if when is None or when.instant is None:
+            return None
+        exact = [p for p in places if items[p].published == when]
+        return exact[0] if len(exact) == 1 else None
 
     def _choose(self, candidates: Sequence[Entry], item: SourceEntry) -> Entry | None:
         """The story ``item`` tells again among those of its title (dedupe.choose): not
@@ -344,11 +446,31 @@ class Planner:
             other = reserved.get(source) if reserved else None
         if other is None:
             other = self._held(story_id, source)
+        if other is None:
+            # Its source told the story with another item, of another link, on another
+            # day: Tuesday's "Press briefing" is not Monday's (dates of a day only are
+            # one story a day apart, for other sources' sake).
+            told = self._stored_told.get(story_id, {}).get(source)
+            story = self._stored.get(story_id)
+            if (
+                told is not None
+                and story is not None
+                and told[1] is not None
+                and item.link is not None
+                and told[1] != item.link
+                and local_day(story.published, self.zone) != local_day(item.published, self.zone)
+            ):
+                other = told[0]
         return other is not None and other != item.guid
 
-    def _sighted(self, story_id: str, item: SourceEntry, retelling: Told | None) -> None:
-        """The item was read as the story: its sighting, and the item id it came with."""
-        self._sightings.append((story_id, item.provenance, item.guid))
+    def _sighted(self, story_id: str, item: SourceEntry, retelling: Told | None, key: str) -> None:
+        """The item (of title key ``key``) was read as the story: its sighting, and the
+        item id it came with (with its link and mark)."""
+        if item.guid:
+            mark = item_mark(key, item.link)
+            self._sightings.append((story_id, item.provenance, item.guid, item.link, mark))
+        else:
+            self._sightings.append((story_id, item.provenance, None, None, None))
         if item.guid:
             source = item.provenance.source
             self._run_ids.setdefault(story_id, {})[source] = item.guid

@@ -72,8 +72,11 @@ class StoreType(Protocol):
         (for a Planner)."""
         ...
 
-    def item_ids(self, entry_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        """The item id each source gave each of these stories (for a Planner)."""
+    def item_ids(
+        self, entry_ids: Iterable[str]
+    ) -> dict[str, dict[str, tuple[str, str | None, str | None]]]:
+        """The item each source told each of these stories with: its id, link and mark
+        (for a Planner: aggregator.store.plan.ItemTold)."""
         ...
 
     def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:

@@ -16,7 +16,14 @@ from typing import Any, ClassVar, Self
 
 from aggregator.model import Enclosure, Entry, Provenance, Published, SourceEntry
 from aggregator.store.migrations import Dialect
-from aggregator.store.plan import IngestReport, MergePlan, plan_merge, sort_key, told_by
+from aggregator.store.plan import (
+    IngestReport,
+    ItemTold,
+    MergePlan,
+    plan_merge,
+    sort_key,
+    told_by,
+)
 from aggregator.store.words import entry_words, is_one_word, term_words
 from aggregator.text import title_key
 
@@ -123,7 +130,10 @@ def _row(
 # Tables a copy moves, parents first, each with its columns (dump and load use them).
 TABLES: dict[str, str] = {
     "entries": ROW_COLUMNS,
-    "sightings": "entry_id, source, location, line, page_url, first_seen, last_seen, item_id",
+    "sightings": (
+        "entry_id, source, location, line, page_url, first_seen, last_seen, item_id, "
+        "item_link, item_mark"
+    ),
     "entry_topics": "topic, entry_id, sort_key",
     "fetch_state": "source_key, data",
     "meta": "key, value",
@@ -310,19 +320,19 @@ class SQLStore:
                 told[pair] = (row[11], _entry(row, (), ()))
         return told
 
-    def item_ids(self, entry_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        """The item id each source gave each of these stories (those it gave one), by
-        story id, then source (aggregator.store.plan)."""
-        found: dict[str, dict[str, str]] = {}
+    def item_ids(self, entry_ids: Iterable[str]) -> dict[str, dict[str, ItemTold]]:
+        """The item each source told each of these stories with (those that had an id):
+        its id, link and mark, by story id, then source (aggregator.store.plan)."""
+        found: dict[str, dict[str, ItemTold]] = {}
         ids = sorted(set(entry_ids))
         for chunk in range(0, len(ids), CHUNK):
             part = ids[chunk : chunk + CHUNK]
-            for entry_id, source, item_id in self._execute(
-                "SELECT entry_id, source, item_id FROM sightings "
+            for entry_id, source, item_id, link, mark in self._execute(
+                "SELECT entry_id, source, item_id, item_link, item_mark FROM sightings "
                 f"WHERE entry_id IN ({','.join('?' * len(part))}) AND item_id IS NOT NULL",
                 part,
             ).fetchall():
-                found.setdefault(entry_id, {})[source] = item_id
+                found.setdefault(entry_id, {})[source] = (item_id, link, mark)
         return found
 
     def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
@@ -348,7 +358,7 @@ class SQLStore:
         line of a saved page, another page URL): what their pages show, and the topics a
         source's hint gives them, change with that. Read before the plan is written."""
         seen = set(plan.seen)
-        told = [(entry_id, p) for entry_id, p, _ in plan.sightings if entry_id in seen]
+        told = [(entry_id, p) for entry_id, p, *_ in plan.sightings if entry_id in seen]
         if not told:
             return []
         ids = sorted({entry_id for entry_id, _ in told})
@@ -410,13 +420,14 @@ class SQLStore:
         )
         self._executemany(
             "INSERT INTO sightings (entry_id, source, location, line, page_url, first_seen, "
-            "last_seen, item_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "last_seen, item_id, item_link, item_mark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (entry_id, source) DO UPDATE SET "
             "location = excluded.location, line = excluded.line, page_url = excluded.page_url, "
-            "last_seen = excluded.last_seen, item_id = excluded.item_id",
+            "last_seen = excluded.last_seen, item_id = excluded.item_id, "
+            "item_link = excluded.item_link, item_mark = excluded.item_mark",
             [
-                (entry_id, p.source, p.location, p.line, p.page_url, stamp, stamp, item_id)
-                for entry_id, p, item_id in plan.sightings
+                (entry_id, p.source, p.location, p.line, p.page_url, stamp, stamp, *told)
+                for entry_id, p, *told in plan.sightings
             ],
         )
 
