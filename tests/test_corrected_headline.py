@@ -567,3 +567,35 @@ def test_tuesdays_briefing_dated_by_day_is_not_mondays(tmp_path: Path, feedserve
         "Monday.",
         "Tuesday.",
     ]
+
+
+def test_a_headline_the_second_source_corrects_is_the_story_it_told(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    # Found by a fourth review: the correction was matched against the story's link,
+    # which the first source gave it, not the link its own source told it with.
+    def allies(guid: str, link: str, title: str = "Allies meet in Brussles") -> str:
+        return told(guid, "10", "Ministers met.", title=title, link=link)
+
+    theirs = allies("a1", "https://a.example/1")
+    ours = allies("b1", "https://b.example/1")
+    fixed = allies("b1", "https://b.example/1", title="Allies meet in Brussels")
+    sources_runs(tmp_path, feedserver, {"A": [theirs], "B": [ours]}, {"A": [theirs], "B": [fixed]})
+    rss = feedparser.parse((tmp_path / "feeds" / "all.rss").read_bytes())
+    assert [e.title for e in rss.entries] == ["Allies meet in Brussels"]
+
+
+def test_sightings_kept_before_links_were_still_tell_the_morning_listed_unchanged(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    # Found by a fourth review: a store upgraded to schema 8 has sightings without the
+    # item's link and mark; the morning's item, skipped as unchanged, was not known as
+    # the story's own, and the afternoon's was folded into it.
+    assert sources_runs(tmp_path, feedserver, {"A": [MORNING]}) == ["Morning."]
+    with sqlite3.connect(tmp_path / "state" / "store.sqlite3") as db:
+        db.execute("UPDATE sightings SET item_link = NULL, item_mark = NULL")
+    db.close()
+    assert sources_runs(tmp_path, feedserver, {"A": [AFTERNOON, MORNING]}) == [
+        "Afternoon.",
+        "Morning.",
+    ]

@@ -50,7 +50,8 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # blocks end a line in the text; struck text, quotations and images' alternatives are
 # read as a person reads them (clean._readable). 8: each item read once more, for the
 # fetch state to keep its id (ingest.listed_ids: an item skipped still lists its id).
-DIGEST_VERSION = "8"
+# 9: and for each sighting to keep the item's link and mark (store migration 8).
+DIGEST_VERSION = "9"
 
 
 def item_digest(item: Any, salt: str) -> str:

@@ -172,9 +172,21 @@ class Planner:
         if told is None or listed is None:
             return None
         item_id, _, mark = told
-        if mark is None or item_id not in listed or listed[item_id] != mark:
+        if mark is None:
+            # Told before the sightings kept marks (schema 8): as the story is stored.
+            story, key = self._stored.get(story_id), self._keys.get(story_id)
+            if story is None or key is None:
+                return None
+            mark = item_mark(key, story.link)
+        if item_id not in listed or listed[item_id] != mark:
             return None
         return item_id
+
+    def _told_link(self, story: Entry, source: str) -> str | None:
+        """The link ``source`` told the story with, as stored; else the story's own (a
+        story another source told first has that source's)."""
+        told = self._stored_told.get(story.id, {}).get(source)
+        return told[1] if told is not None and told[1] is not None else story.link
 
     def unseen(self, keys: Iterable[str]) -> set[str]:
         """The title keys among ``keys`` whose stored stories this planner has not had."""
@@ -492,8 +504,8 @@ class Planner:
         story = self._stories.get(story_id) if story_id is not None else None
         if (
             story is None
-            or story.link is None
-            or story.link != item.link
+            or self._told_link(story, pair[0]) is None
+            or self._told_link(story, pair[0]) != item.link
             or self._apart(story.id, item)
             or not matches(story.published, item.published, self.zone)
         ):
