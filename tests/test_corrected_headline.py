@@ -201,6 +201,19 @@ def live_project(tmp_path: Path, url: str) -> Path:
     return tmp_path
 
 
+def live_runs(tmp_path: Path, feedserver: Server, *documents: bytes) -> Path:
+    """The project after a run on each document in turn, served as its one feed."""
+    name = f"{tmp_path.name}.feed"
+    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
+    try:
+        for document in documents:
+            feedserver.overrides[name] = document
+            run(directory)
+    finally:
+        del feedserver.overrides[name]
+    return directory
+
+
 @pytest.mark.parametrize("atom", [False, True], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])
 def test_an_item_of_the_same_title_and_day_added_later_is_another_story(
     tmp_path: Path, feedserver: Server, atom: bool
@@ -210,15 +223,9 @@ def test_an_item_of_the_same_title_and_day_added_later_is_another_story(
     # into the morning's story: its link and text were published nowhere.
     morning = briefing("s01", "08", "Morning briefing on the summit logistics.", atom=atom)
     afternoon = briefing("s02", "16", "The Secretary General announced the new plan.", atom=atom)
-    name = f"briefings-{atom}.xml"
-    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
-    try:
-        feedserver.overrides[name] = served([morning], atom=atom)
-        run(directory)
-        feedserver.overrides[name] = served([afternoon, morning], atom=atom)
-        run(directory)
-    finally:
-        del feedserver.overrides[name]
+    directory = live_runs(
+        tmp_path, feedserver, served([morning], atom=atom), served([afternoon, morning], atom=atom)
+    )
     rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
     shown = {(e.link, e.summary) for e in rss.entries}
     assert shown == {
@@ -241,22 +248,12 @@ def test_the_afternoon_item_listed_before_the_morning_one_read_again_is_another_
     # Found by review: with the morning's item edited (so read again, not skipped), the
     # afternoon's, listed first, joined the morning's story, and the morning's item then
     # made a second story of its own.
-    name = f"edited-{atom}.xml"
-    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
-    try:
-        morning = briefing("s01", "08", "Morning.", atom=atom)
-        feedserver.overrides[name] = served([morning], atom=atom)
-        run(directory)
-        feedserver.overrides[name] = served(
-            [
-                briefing("s02", "16", "Afternoon.", atom=atom),
-                briefing("s01", "08", "Morning, edited.", atom=atom),
-            ],
-            atom=atom,
-        )
-        run(directory)
-    finally:
-        del feedserver.overrides[name]
+    morning = briefing("s01", "08", "Morning.", atom=atom)
+    afternoon = briefing("s02", "16", "Afternoon.", atom=atom)
+    edited = briefing("s01", "08", "Morning, edited.", atom=atom)
+    directory = live_runs(
+        tmp_path, feedserver, served([morning], atom=atom), served([afternoon, edited], atom=atom)
+    )
     rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
     assert {(e.link, e.summary) for e in rss.entries} == {
         ("https://nato.example/s01", "Morning, edited."),
@@ -282,17 +279,8 @@ def test_the_afternoon_item_of_a_json_feed_is_another_story(
         feed = {"version": "https://jsonfeed.org/version/1.1", "title": "NATO", "items": items}
         return json.dumps(feed).encode()
 
-    name = "briefings.json"
-    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
-    try:
-        feedserver.overrides[name] = document(item("s01", "08", "Morning."))
-        run(directory)
-        feedserver.overrides[name] = document(
-            item("s02", "16", "Afternoon."), item("s01", "08", "Morning.")
-        )
-        run(directory)
-    finally:
-        del feedserver.overrides[name]
+    morning, afternoon = item("s01", "08", "Morning."), item("s02", "16", "Afternoon.")
+    directory = live_runs(tmp_path, feedserver, document(morning), document(afternoon, morning))
     assert links_shown(directory) == {"https://nato.example/s01", "https://nato.example/s02"}
 
 
@@ -344,19 +332,9 @@ def test_an_item_given_a_new_id_when_the_old_one_is_gone_is_the_same_story(
 ) -> None:
     # Some feeds give an item a new id on every fetch: with the old id no longer listed,
     # a new id alone parts nothing, and the story is told once.
-    name = f"renumbered-{atom}.xml"
-    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
-    try:
-        feedserver.overrides[name] = served(
-            [briefing("s01", "08", "Briefing.", atom=atom)], atom=atom
-        )
-        run(directory)
-        feedserver.overrides[name] = served(
-            [briefing("s77", "08", "Briefing.", atom=atom)], atom=atom
-        )
-        run(directory)
-    finally:
-        del feedserver.overrides[name]
+    first = served([briefing("s01", "08", "Briefing.", atom=atom)], atom=atom)
+    renumbered = served([briefing("s77", "08", "Briefing.", atom=atom)], atom=atom)
+    directory = live_runs(tmp_path, feedserver, first, renumbered)
     rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
     assert [e.title for e in rss.entries] == ["Press briefing"]
 
@@ -375,15 +353,7 @@ def told(guid: str, hour: str, text: str, *, title: str = "Press briefing", link
 
 def after_runs(tmp_path: Path, feedserver: Server, *documents: list[str]) -> set[str]:
     """The links all.rss shows after a run on each document in turn."""
-    name = f"{tmp_path.name}.xml"
-    directory = live_project(tmp_path, f"{feedserver.base}/feeds/{name}")
-    try:
-        for items in documents:
-            feedserver.overrides[name] = served(items)
-            run(directory)
-    finally:
-        del feedserver.overrides[name]
-    return links_shown(directory)
+    return links_shown(live_runs(tmp_path, feedserver, *map(served, documents)))
 
 
 MORNING = told("s01", "08", "Morning.")

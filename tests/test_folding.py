@@ -177,19 +177,7 @@ def awkward_runs(seed: int) -> tuple[list[list[SourceEntry]], list[dict[str, Lis
             guid = f"{source}-{rng.randrange(4)}" if rng.random() < 0.8 else None
             run.append(replace(told, guid=guid, link=rng.choice(links)))
         runs.append(run)
-    listed: list[dict[str, Listed]] = []
-    for number in range(len(runs)):
-        earlier = [i for run in runs[:number] for i in run if i.guid]
-        run_listed: dict[str, Listed] = {}
-        for source in ("alpha", "beta", "gamma"):
-            theirs = [i for i in earlier if i.source == source]
-            if theirs and rng.random() < 0.7:
-                chosen = rng.sample(theirs, min(len(theirs), rng.randrange(1, 4)))
-                run_listed[source] = tuple(
-                    (i.guid or "", item_mark(title_key(i.title), i.link)) for i in chosen
-                )
-        listed.append(run_listed)
-    return runs, listed
+    return runs, random_listed(seed, runs)
 
 
 @pytest.mark.parametrize("seed", range(60))  # 40: the fault found by review, again
