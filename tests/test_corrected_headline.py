@@ -41,24 +41,18 @@ def write_feed(directory: Path, *items: str) -> None:
     )
 
 
+def configured(directory: Path, *sources: str) -> Path:
+    """``directory`` with a config.toml of these sources (each its TOML lines)."""
+    lines = ["[feeds]", 'directory = "feeds"', "[store]", 'path = "state/store.sqlite3"']
+    for source in sources:
+        lines += ["[[sources]]", source]
+    (directory / "config.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
 def project(tmp_path: Path, *items: str) -> Path:
     write_feed(tmp_path, *items)
-    (tmp_path / "config.toml").write_text(
-        "\n".join(
-            [
-                "[feeds]",
-                'directory = "feeds"',
-                "[store]",
-                'path = "state/store.sqlite3"',
-                "[[sources]]",
-                'name = "NATO"',
-                'path = "news.xml"',
-                "",
-            ]
-        ),
-        encoding="utf-8",
-    )
-    return tmp_path
+    return configured(tmp_path, 'name = "NATO"\npath = "news.xml"')
 
 
 def atom_entries(directory: Path) -> list[tuple[str, str]]:
@@ -183,22 +177,7 @@ def served(items: list[str], *, atom: bool = False) -> bytes:
 
 
 def live_project(tmp_path: Path, url: str) -> Path:
-    (tmp_path / "config.toml").write_text(
-        "\n".join(
-            [
-                "[feeds]",
-                'directory = "feeds"',
-                "[store]",
-                'path = "state/store.sqlite3"',
-                "[[sources]]",
-                'name = "NATO"',
-                f'url = "{url}"',
-                "",
-            ]
-        ),
-        encoding="utf-8",
-    )
-    return tmp_path
+    return configured(tmp_path, f'name = "NATO"\nurl = "{url}"')
 
 
 def live_runs(tmp_path: Path, feedserver: Server, *documents: bytes) -> Path:
@@ -425,11 +404,10 @@ def test_an_id_given_since_to_an_item_of_another_title_is_not_the_storys(
 def sources_runs(tmp_path: Path, feedserver: Server, *documents: dict[str, list[str]]) -> list[str]:
     """The summaries all.rss shows after a run on each document in turn, each document
     the items of each source (sources "A" and "B", each its own feed)."""
-    lines = ["[feeds]", 'directory = "feeds"', "[store]", 'path = "state/store.sqlite3"']
-    for name in ("A", "B"):
-        url = f"{feedserver.base}/feeds/{tmp_path.name}-{name}.xml"
-        lines += ["[[sources]]", f'name = "{name}"', f'url = "{url}"']
-    (tmp_path / "config.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    configured(
+        tmp_path,
+        *(f'name = "{n}"\nurl = "{feedserver.base}/feeds/{tmp_path.name}-{n}.xml"' for n in "AB"),
+    )
     try:
         for document in documents:
             for name in ("A", "B"):
