@@ -220,7 +220,7 @@ class Planner:
             if key not in candidates_by_key:
                 # A story this run already changed (one whose headline it corrected,
                 # found by its item id) is as this run left it.
-                candidates_by_key[key] = [stories.setdefault(e.id, e) for e in entries]
+                candidates_by_key[key] = [stories.get(e.id, e) for e in entries]
                 for entry in entries:
                     self._keys.setdefault(entry.id, key)
                     self._stored.setdefault(entry.id, entry)
