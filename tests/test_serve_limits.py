@@ -465,12 +465,17 @@ def test_sigterm_with_queued_sources_exits_within_the_grace_period(
     def slow_hits() -> int:
         return sum(feedserver.hits(f"/slow/{n}") for n in range(SLOW_SOURCES))
 
-    hits = slow_hits()
-    wait_for(lambda: slow_hits() >= hits + 8, HANG_GUARD)
-    started = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(timeout=HANG_GUARD) == 0
-    assert time.monotonic() - started < HANG_GUARD
+    try:  # (a server the test leaves running on a failure would outlive it)
+        hits = slow_hits()
+        wait_for(lambda: slow_hits() >= hits + 8, HANG_GUARD)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=HANG_GUARD) == 0
+        assert time.monotonic() - started < HANG_GUARD
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=30)
     assert slow_hits() < hits + SLOW_SOURCES  # the queued ones never ran
     log = (project / "serve.log").read_text()
     assert "Traceback" not in log
