@@ -36,6 +36,28 @@ def windows_1252_controls(text: str) -> str:
     return text.translate(_WINDOWS_1252) if _C1.search(text) else text
 
 
+# A character reference to a C1 control in a feed's XML ("&#133;", "&#x85;"): an XML
+# parser reads it as the control itself, which feedparser (and str.strip) takes for
+# whitespace at either end of a title or summary: "Read more&#133;" lost its ellipsis.
+_C1_REFERENCE = re.compile(rb"&#(?:0*(12[89]|1[3-5][0-9])|x0*([89][0-9A-Fa-f]));")
+
+
+def _reference_as_windows_1252(found: re.Match[bytes]) -> bytes:
+    code = int(found[1]) if found[1] else int(found[2], 16)
+    meant = _WINDOWS_1252[code]
+    return b"" if meant is None else b"&#%d;" % ord(meant)
+
+
+def windows_1252_references(data: bytes) -> bytes:
+    """An XML document (ASCII-compatible) with each character reference to a C1 control
+    written as a reference to the Windows-1252 character of its byte ("&#133;" as
+    "&#8230;", the ellipsis), as HTML reads such references; the five codes
+    Windows-1252 leaves undefined as nothing, as :func:`windows_1252_controls` has them."""
+    if b"&#" not in data:
+        return data
+    return _C1_REFERENCE.sub(_reference_as_windows_1252, data)
+
+
 # Whitespace that only lays text out (line breaks and indentation from a feed's markup
 # or wrapping): a run of it is one space. The spaces a writer chose are kept as they are
 # written: no-break, narrow no-break and figure spaces ("10\u00a0km", French "Pourquoi\u00a0?"),

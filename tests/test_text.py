@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from aggregator.text import fold, title_key
+from aggregator.text import fold, title_key, windows_1252_references
 
 # The rule as first written: one translation table, NFKC before it.
 # ... and the spaces a writer may choose (no-break, typographic, ideographic).
@@ -57,3 +57,20 @@ def test_title_key_on_random_mixtures() -> None:
         for title in (text, "Video: " + text, "photo —" + text):
             assert title_key(title) == reference_key(title), repr(title)
             assert fold(title) == title.translate(_TABLE), repr(title)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        (b"Read more&#133;", b"Read more&#8230;"),
+        (b"Read more&#x85;", b"Read more&#8230;"),
+        (b"&#0146;&#x092;&#x9c;", b"&#8217;&#8217;&#339;"),
+        (b"&#128;5 and &#159;", b"&#8364;5 and &#376;"),
+        (b"gone: &#129;&#x8d;&#143;&#144;&#x9D;.", b"gone: ."),
+        # Not C1 controls, or not references an XML parser reads: as they are.
+        (b"&#127;&#160;&#8230;&#1330;&#x9F0;&#x185;&#X85;&amp;#133;&#133", None),
+        (b"no references at all", None),
+    ],
+)
+def test_c1_references_read_as_windows_1252(written: bytes, read: bytes | None) -> None:
+    assert windows_1252_references(written) == (written if read is None else read)

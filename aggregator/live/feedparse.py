@@ -29,7 +29,7 @@ from aggregator.live.document import FeedDocument as FeedDocument  # re-exported
 from aggregator.live.harden import defuse
 from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
-from aggregator.text import MAX_TEXT, item_mark, title_key
+from aggregator.text import MAX_TEXT, item_mark, title_key, windows_1252_references
 
 log = logging.getLogger("aggregator")
 
@@ -51,7 +51,8 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # read as a person reads them (clean._readable). 8: each item read once more, for the
 # fetch state to keep its id (ingest.listed_ids: an item skipped still lists its id).
 # 9: and for each sighting to keep the item's link and mark (store migration 8).
-DIGEST_VERSION = "9"
+# 10: references to C1 controls read as Windows-1252 ("&#133;" ending a title).
+DIGEST_VERSION = "10"
 
 
 def item_digest(item: Any, salt: str) -> str:
@@ -233,7 +234,7 @@ def parse_feed(
     not returned: it is counted in ``unchanged``; every item's digest is returned.
     """
     source = name or url
-    defused = defuse(data)
+    defused = windows_1252_references(defuse(data))
     warnings = []
     reduced = keep_newest(defused, max_entries, encoding=_charset(content_type))
     if reduced is not None:
