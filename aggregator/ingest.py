@@ -52,11 +52,31 @@ class Outcome:
     # of those that have one (see listed_ids).
     unchanged: int = 0
     listed: Listed = ()
+    # The items the source lists and this run did not read (a 304, a fresh answer not
+    # asked again, items read unchanged), each as its id and mark, for retention to keep
+    # them current (and only them); None when not known (see kept_items).
+    kept: Kept | None = None
 
 
 # The ids of items a source lists unchanged, each with its item's title and link in
 # short (text.item_mark; None when not known).
 Listed = tuple[tuple[str, str | None], ...]
+# Items a source lists, each as its id (None: it has none) and mark.
+Kept = tuple[tuple[str | None, str | None], ...]
+
+
+def kept_items(state: SourceState, known: frozenset[str] | None = None) -> Kept | None:
+    """The id and mark of each item of the source's last read (``state``) whose digest is
+    in ``known``, or of every one (None: the document is the last read's, a 304); None
+    when they are not known: a state from before ids and marks were kept, a saved page's
+    (no digests), or an item known by neither."""
+    if state.seen_at is None or not len(state.seen) == len(state.seen_ids) == len(state.seen_marks):
+        return None
+    pairs = zip(state.seen, state.seen_ids, state.seen_marks, strict=True)
+    kept = tuple((i, m) for d, i, m in pairs if known is None or d in known)
+    if any(i is None and m is None for i, m in kept):
+        return None
+    return kept
 
 
 def listed_ids(
@@ -273,7 +293,14 @@ class Ingest:
         if self.skip_fresh and not self.force and fresh_until and self.now < fresh_until:
             # What ``serve``'s schedule honours as a floor, a cron run honours too.
             note = f"fresh until {fresh_until.isoformat()}; not asked"
-            return Outcome(source, (), note=note, not_modified=True, not_before=fresh_until)
+            return Outcome(
+                source,
+                (),
+                note=note,
+                not_modified=True,
+                not_before=fresh_until,
+                kept=kept_items(state),
+            )
         return None
 
     async def _live(self, source: SourceConfig, fetcher: Fetcher) -> Outcome:
@@ -328,9 +355,17 @@ class Ingest:
             # A 304 renews the freshness its headers give (RFC 9111 §4.3.4); the <ttl>
             # of the body we hold is not known here, so without headers: none.
             self.state.put(key, replace(state, fresh_until=max_age))
-            return Outcome(source, (), note="not modified", not_modified=True, not_before=max_age)
+            return Outcome(
+                source,
+                (),
+                note="not modified",
+                not_modified=True,
+                not_before=max_age,
+                kept=kept_items(state),
+            )
         unchanged = 0
         listed: Listed = ()
+        kept: Kept | None = None
         try:
             if source.kind in (None, "feed"):
                 known = self._known(state)
@@ -340,6 +375,7 @@ class Ingest:
                 unchanged = document.unchanged
                 listed, state = listed_ids(state, known, document)
                 state = replace(state, seen_at=self.now)
+                kept = kept_items(state, known)
             else:  # a saved-page layout served over HTTP
                 entries = await asyncio.to_thread(
                     parse_source, fetched.body, url=fetched.url, kind=source.kind, name=source.name
@@ -353,7 +389,12 @@ class Ingest:
         fresh_until = max((f for f in floors if f), default=None)
         self.state.put(key, replace(state, fresh_until=fresh_until))
         return Outcome(
-            source, tuple(entries), not_before=fresh_until, unchanged=unchanged, listed=listed
+            source,
+            tuple(entries),
+            not_before=fresh_until,
+            unchanged=unchanged,
+            listed=listed,
+            kept=kept,
         )
 
     def _known(self, state: SourceState) -> frozenset[str]:

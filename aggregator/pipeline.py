@@ -295,7 +295,7 @@ def apply(
         # What a source still shows (a 304, a fresh answer not asked again, items read
         # unchanged) stays current; last_seen only matters to retention, so only then.
         if (outcome.not_modified or outcome.unchanged) and config.store.retention_days > 0:
-            store.touch_source(outcome.source.name, now)
+            store.touch_source(outcome.source.name, now, outcome.kept)
     if touched:
         from aggregator.topics import topics_from_config
 

@@ -67,11 +67,15 @@ def ingest(
     *,
     force: bool = False,
     statements: list[str] | None = None,
+    retention_days: int = 0,
 ) -> dict[str, Outcome]:
     """One ingest pass and its apply; ``statements`` collects the SQL the store ran."""
     sources = "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n\n' for n, u in urls.items())
     config_path = tmp_path / "config.toml"
-    config_path.write_text(f"[fetch]\ndeadline = 2\nread_timeout = 1\n\n{sources}", "utf-8")
+    settings = (
+        f"[fetch]\ndeadline = 2\nread_timeout = 1\n\n[store]\nretention_days = {retention_days}\n\n"
+    )
+    config_path.write_text(settings + sources, "utf-8")
     config = load_config(config_path)
     with Store(config.store.path) as store:
         if statements is not None:
@@ -335,6 +339,33 @@ def test_items_read_unchanged_are_not_cleaned_merged_or_written(
     )
     assert len([s for s in writes if s.startswith("INSERT INTO sightings")]) == 2
     assert not [s for s in writes if "WHERE source =" in s]
+
+
+@pytest.mark.parametrize("build", [rss, atom], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])
+def test_retention_forgets_a_story_its_source_dropped_while_it_lists_others_unchanged(
+    tmp_path: Path, feedserver: Server, sandbox: Sandbox, build: Callable[..., bytes]
+) -> None:
+    """A story its source no longer lists is forgotten after ``retention_days``, though
+    the source goes on listing another unchanged (skipped as read before, then
+    answering 304): only the stories it lists stay current. (Found by review: every
+    story a source ever told was kept current whenever it listed anything unchanged.)"""
+    name = f"dropped-{build.__name__}.xml"
+    urls = {"desk": f"{feedserver.base}/feeds/{name}"}
+    feedserver.overrides[name] = build([("y", "kept"), ("x", "dropped")])
+    try:
+        ingest(tmp_path, urls, sandbox, NOW, retention_days=5)
+        # A day later the feed lists Y alone, unchanged: skipped, not read again.
+        feedserver.overrides[name] = build([("y", "kept")])
+        second = ingest(tmp_path, urls, sandbox, NOW + timedelta(days=1), retention_days=5)
+        assert second["desk"].unchanged == 1 and not second["desk"].entries
+        # Ten days after X was last listed, the same document: a 304.
+        third = ingest(tmp_path, urls, sandbox, NOW + timedelta(days=10), retention_days=5)
+        assert third["desk"].not_modified
+    finally:
+        del feedserver.overrides[name]
+    kept = stored(tmp_path)
+    assert set(kept) == {"Story y"}
+    assert kept["Story y"][2] == NOW + timedelta(days=10)
 
 
 def test_digests_are_void_after_retention_forgot_entries(

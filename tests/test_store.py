@@ -31,6 +31,7 @@ from aggregator.store import MIGRATIONS, Store, StoreError, StoreType, open_stor
 from aggregator.store.migrations import POSTGRESQL, SQLITE
 from aggregator.store.postgres import PostgresStore, redact
 from aggregator.store.sqlite import PAGE_SIZE
+from aggregator.text import item_mark, title_key
 from tests.pgcluster import Cluster
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -680,3 +681,20 @@ def test_a_failed_run_gives_its_claims_back_keeping_a_servers_wait(
         give_back(store, [waiting, plain], NOW, [Outcome(waiting, (), not_before=asked)])
         assert (store.due("a"), store.due("b")) == (asked, NOW)
         assert store.claim(["a", "b"], holder="other", now=NOW, lease_seconds=600) == ["b"]
+
+
+def test_only_the_items_a_source_still_lists_are_kept_current(store: StoreType) -> None:
+    """touch_source with the items a source lists unread (their ids and marks) keeps
+    their stories current, and not a story the source no longer lists."""
+    listed = replace(item("Listed", date(2024, 1, 1)), guid="g1", link="https://a.example/1")
+    dropped = replace(item("Dropped", date(2024, 1, 1)), guid="g2", link="https://a.example/2")
+    add(store, [listed, dropped, item("Elsewhere", date(2024, 1, 1), "b")])
+    later = NOW + timedelta(days=2)
+    with store.transaction():
+        store.touch_source("a", later, [("g1", item_mark(title_key("Listed"), listed.link))])
+    seen = {e.title: e.last_seen for e in store.newest(10)}
+    assert seen == {"Listed": later, "Dropped": NOW, "Elsewhere": NOW}
+    # Told by an id alone (a sighting written without a mark), or by nothing it has.
+    with store.transaction():
+        store.touch_source("a", later + timedelta(days=1), [("g9", "nomark")])
+    assert {e.title: e.last_seen for e in store.newest(10)} == seen

@@ -84,7 +84,12 @@ class StoreType(Protocol):
         returns what :meth:`add` returns."""
         ...
 
-    def touch_source(self, source: str, now: datetime) -> None: ...
+    def touch_source(
+        self,
+        source: str,
+        now: datetime,
+        items: Sequence[tuple[str | None, str | None]] | None = None,
+    ) -> None: ...
 
     def set_topics(self, entries: Iterable[Entry], *, new: Collection[str] = ()) -> None: ...
 

@@ -431,14 +431,45 @@ class SQLStore:
             ],
         )
 
-    def touch_source(self, source: str, now: datetime) -> None:
-        """A source answered "not modified": its entries are still current."""
+    def touch_source(
+        self,
+        source: str,
+        now: datetime,
+        items: Sequence[tuple[str | None, str | None]] | None = None,
+    ) -> None:
+        """The stories of ``items`` (each an item's id and mark: what ``source`` lists and
+        this run did not read) are still current; None: every story the source told.
+
+        A sighting is the item's when its mark is one of theirs (the mark is of the
+        item's title and link as the source last told them), or, written before marks
+        were kept, when its item id is one of theirs. A story the source no longer lists
+        is left to retention: touching all of them kept such stories for ever, as long
+        as the source listed anything unchanged (found by review)."""
         stamp = now.isoformat()
-        self._execute("UPDATE sightings SET last_seen = ? WHERE source = ?", (stamp, source))
+        if items is None:
+            self._execute("UPDATE sightings SET last_seen = ? WHERE source = ?", (stamp, source))
+        else:
+            marks = sorted({mark for _, mark in items if mark is not None})
+            ids = sorted({item for item, _ in items if item is not None})
+            step = 400  # bound parameters per statement, well under every backend's limit
+            for start in range(0, len(marks), step):
+                chunk = marks[start : start + step]
+                self._execute(
+                    "UPDATE sightings SET last_seen = ? WHERE source = ? AND item_mark IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    (stamp, source, *chunk),
+                )
+            for start in range(0, len(ids), step):
+                chunk = ids[start : start + step]
+                self._execute(
+                    "UPDATE sightings SET last_seen = ? WHERE source = ? AND item_mark IS NULL "
+                    f"AND item_id IN ({', '.join('?' * len(chunk))})",
+                    (stamp, source, *chunk),
+                )
         self._execute(
             "UPDATE entries SET last_seen = ? "
-            "WHERE id IN (SELECT entry_id FROM sightings WHERE source = ?)",
-            (stamp, source),
+            "WHERE id IN (SELECT entry_id FROM sightings WHERE source = ? AND last_seen = ?)",
+            (stamp, source, stamp),
         )
 
     def set_topics(self, entries: Iterable[Entry], *, new: Collection[str] = ()) -> None:
