@@ -20,6 +20,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import make_project
 from tests.feedserver import Server
@@ -137,6 +138,19 @@ def test_the_index(site: Serving, browser: webdriver.Chrome) -> None:
     assert_links_answer(site, links(browser))
 
 
+def test_the_written_index_shows_no_search_form(site: Serving, browser: webdriver.Chrome) -> None:
+    """The index as written (opened from disk, or from any plain web server) hides the
+    search form: only ``serve`` answers its /search (found by review: the stylesheet's
+    ``display`` for the form won over its ``hidden``, and a search was a 404)."""
+    browser.get((site.project / "feeds" / "index.html").as_uri())
+    assert "Subscribe: RSS · Atom · JSON" in seen(browser)
+    form = browser.find_element(By.CSS_SELECTOR, "form[role=search]")
+    assert not form.is_displayed()
+    assert "Search" not in seen(browser)
+    browser.get(site.base + "/feeds/")
+    assert browser.find_element(By.CSS_SELECTOR, "form[role=search]").is_displayed()
+
+
 def test_a_topic_page(site: Serving, browser: webdriver.Chrome) -> None:
     browser.get(site.base + "/feeds/")
     browser.find_element(By.LINK_TEXT, "Ukraine").click()
@@ -189,6 +203,8 @@ def test_a_search(site: Serving, browser: webdriver.Chrome) -> None:
     field = browser.find_element(By.NAME, "q")
     field.send_keys("Moldova")
     field.submit()
+    # (submit does not wait for the page it asks for)
+    WebDriverWait(browser, 10).until(lambda b: "/search" in b.current_url)
     assert browser.current_url == f"{site.base}/search?q=Moldova"
     text = seen(browser)
     found = browser.find_elements(By.CSS_SELECTOR, "ol.stories li a")
