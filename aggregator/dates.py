@@ -209,11 +209,14 @@ def parse_age(text: str) -> Age | None:
     return Age(least=total, slack=slack)
 
 
-# Time-zone names seen in feeds: RFC 822's, and the European ones NATO's region uses.
+# Time-zone names seen in feeds: RFC 822's, and the European ones NATO's region uses
+# (British, Central European in English and German, Eastern, Turkish, Moscow). Names
+# that mean several zones (IST, AST) are not guessed.
 ZONES: dict[str, int] = {
     "UT": 0, "UTC": 0, "GMT": 0, "Z": 0,
     "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
-    "WET": 0, "WEST": 1, "CET": 1, "CEST": 2, "EET": 2, "EEST": 3,
+    "WET": 0, "WEST": 1, "BST": 1, "CET": 1, "CEST": 2, "MET": 1, "MEST": 2, "MEZ": 1,
+    "MESZ": 2, "EET": 2, "EEST": 3, "TRT": 3, "MSK": 3,
 }  # fmt: skip
 _ZONE = r"(?P<zone>[A-Z]{1,4}|[+-]\d\d:?\d\d)"
 # "19 Sep. 2025 12:00:00 GMT", "Fri, 19 Sep. 2025 12:00 +0200", "19 September 2025"
@@ -242,6 +245,22 @@ def _instant(value: datetime) -> Published:
     return Published.at(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
 
 
+def _zoned(parsed: datetime, text: str) -> Published:
+    """What the email module read of an RFC 822 date (``text``), with the zone it does
+    not know: it knows only RFC 822's names and gives any other without a zone, which
+    read as UTC put "23:30:00 CEST" two hours late (found by review). A name of
+    :data:`ZONES` is its offset; another name (not a military letter, which RFC 5322
+    says to read as "-0000") leaves the day as written, without a time of day."""
+    if parsed.tzinfo is not None:
+        return Published.at(parsed)
+    name = text.rsplit(None, 1)[-1].upper()
+    if name.isalpha() and len(name) > 1:
+        if name in ZONES:
+            return Published.at(parsed.replace(tzinfo=timezone(timedelta(hours=ZONES[name]))))
+        return Published.on_day(parsed.date())
+    return _instant(parsed)
+
+
 def parse_timestamp(text: str) -> Published | None:
     """A feed's date, keeping the offset it was written with.
 
@@ -265,9 +284,11 @@ def parse_timestamp(text: str) -> Published | None:
     from email.utils import parsedate_to_datetime
 
     try:
-        return _instant(parsedate_to_datetime(text))
+        parsed = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         pass
+    else:
+        return _zoned(parsed, text)
     match = _lenient().match(text)
     if match is None:
         return None
@@ -278,7 +299,8 @@ def parse_timestamp(text: str) -> Published | None:
         return Published.on_day(day) if match["zone"] is None else None
     zone = _offset(match["zone"]) if match["zone"] else UTC
     if zone is None:
-        return None
+        # A zone name not known: the day as written, not a time guessed.
+        return Published.on_day(day) if match["zone"].isalpha() else None
     try:
         moment = datetime.combine(
             day, time(int(match["h"]), int(match["mi"]), int(match["s"] or 0)), tzinfo=zone

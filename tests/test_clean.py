@@ -133,7 +133,18 @@ def test_titles_are_plain_text() -> None:
         pytest.param("2024-02-16T17:00:00Z", "2024-02-16T17:00:00+00:00", id="zulu"),
         pytest.param("2024-02-14", "2024-02-14", id="day only"),
         pytest.param("19 Sep. 2025 12:00 CEST", "2025-09-19T12:00:00+02:00", id="named zone"),
-        pytest.param("19 Sep. 2025 12:00 XYZ", None, id="unknown zone"),
+        pytest.param("19 Sep. 2025 12:00 XYZ", "2025-09-19", id="unknown zone: the day"),
+        # RFC 822 dates with names the email module does not know (it gives them no
+        # zone, which read as UTC put them hours off: found by review).
+        pytest.param(
+            "Mon, 02 Jun 2025 23:30:00 CEST", "2025-06-02T23:30:00+02:00", id="rfc 822 CEST"
+        ),
+        pytest.param("Tue, 03 Dec 2024 09:00 CET", "2024-12-03T09:00:00+01:00", id="rfc 822 CET"),
+        pytest.param("Tue, 03 Jun 2025 09:00:00 BST", "2025-06-03T09:00:00+01:00", id="BST"),
+        pytest.param("Tue, 03 Jun 2025 23:30:00 XYZ", "2025-06-03", id="rfc 822 unknown: day"),
+        pytest.param("Tue, 03 Jun 2025 23:30:00 EDT", "2025-06-03T23:30:00-04:00", id="US zone"),
+        pytest.param("Tue, 03 Jun 2025 23:30:00 A", "2025-06-03T23:30:00+00:00", id="military"),
+        pytest.param("Tue, 03 Jun 2025 23:30:00", "2025-06-03T23:30:00+00:00", id="no zone"),
         pytest.param("soon", None, id="not a date"),
     ],
 )

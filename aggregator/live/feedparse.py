@@ -51,7 +51,8 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # read as a person reads them (clean._readable). 8: each item read once more, for the
 # fetch state to keep its id (ingest.listed_ids: an item skipped still lists its id).
 # 9: and for each sighting to keep the item's link and mark (store migration 8).
-# 10: references to C1 controls read as Windows-1252 ("&#133;" ending a title).
+# 10: references to C1 controls read as Windows-1252 ("&#133;" ending a title), and
+# RFC 822 dates in zones such as CEST read in them (not as UTC).
 DIGEST_VERSION = "10"
 
 
