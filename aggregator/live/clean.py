@@ -76,7 +76,9 @@ ATTRIBUTES = {
     "th": {"colspan", "rowspan", "scope"},
 }
 # Elements removed together with what they hold.
-DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "template"})
+DROP_WITH_CONTENT = frozenset(
+    {"script", "style", "iframe", "object", "embed", "template", "noscript"}
+)
 # Elements that end a line or a block where they are: in a story's text each is a space,
 # so that "<p>Summit ends</p><p>Pear growers…" does not read "Summit endsPear growers".
 # (All of them are in TAGS, so the text read from the sanitised HTML breaks where the

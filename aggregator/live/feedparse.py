@@ -52,7 +52,7 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # fetch state to keep its id (ingest.listed_ids: an item skipped still lists its id).
 # 9: and for each sighting to keep the item's link and mark (store migration 8).
 # 10: references to C1 controls read as Windows-1252 ("&#133;" ending a title), and
-# RFC 822 dates in zones such as CEST read in them (not as UTC).
+# RFC 822 dates in zones such as CEST read in them (not as UTC), <noscript> dropped.
 DIGEST_VERSION = "10"
 
 
