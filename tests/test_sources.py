@@ -63,6 +63,19 @@ def test_add_then_remove_gives_back_the_same_bytes(shipped: Path) -> None:
     assert shipped.read_bytes() == before
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can edit another user's file")
+def test_an_edit_as_root_keeps_the_owner_and_mode(shipped: Path) -> None:
+    """``sudo aggregator sources add`` on the config of the user the service runs as:
+    the file stays that user's, with its mode (found by review: it became root's, and
+    the next run as that user could not read it)."""
+    os.chown(shipped, 65534, 65534)
+    shipped.chmod(0o640)
+    assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
+    found = shipped.stat()
+    assert (found.st_uid, found.st_gid, found.st_mode & 0o7777) == (65534, 65534, 0o640)
+    assert "enabled = false" in shipped.read_text(encoding="utf-8")
+
+
 def test_disable_and_enable_keep_comments_and_skip_the_source(shipped: Path) -> None:
     before = shipped.read_bytes()
     assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
@@ -513,6 +526,33 @@ def test_a_json_feed_file_is_added_as_a_feed(
     assert add(shipped, str(feed)) == 0
     assert "feed file, 'Alliance notes (JSON Feed 1.0)', 2 entries" in capsys.readouterr().out
     assert sources(shipped)[-1]["path"] == "podcast.json"
+
+
+def test_a_file_url_is_read_as_the_config_reads_it(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file: URL's %-escapes are read (as ``url = "file:…"`` in the config is); an
+    address of another scheme is said to be one, in one line (found by review: both
+    were "no such file")."""
+    (shipped.parent / "my feeds").mkdir()
+    shutil.copy(FEEDS / "jsonfeed10.json", shipped.parent / "my feeds" / "notes.json")
+    url = (shipped.parent / "my feeds" / "notes.json").as_uri()
+    assert "%20" in url
+    assert add(shipped, url) == 0
+    assert sources(shipped)[-1]["path"] == "my feeds/notes.json"
+    capsys.readouterr()
+    before = shipped.read_bytes()
+    refusals = {
+        "ftp://files.example/feed.xml": "ftp: addresses cannot be read; give an http(s) "
+        "address or a file's path",
+        "javascript:alert(1)": "javascript: addresses cannot be read; give an http(s) "
+        "address or a file's path",
+        "file://elsewhere/feed.xml": "a file: URL names a file on this machine; give its path here",
+    }
+    for target, advice in refusals.items():
+        assert add(shipped, target) == 2
+        assert one_line(capsys.readouterr().err) == f"error: {target}: {advice}"
+    assert shipped.read_bytes() == before
 
 
 # -- OPML ---------------------------------------------------------------------------------

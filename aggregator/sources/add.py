@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError, CaptureTimeError, ConfigError, SourceError
@@ -71,6 +71,31 @@ def pasted(target: str) -> str:
         if rest.startswith("//"):
             return f"http:{rest}"
     return target
+
+
+# Addresses of other kinds than http(s) and file: ("ftp://…", "javascript:…"), told
+# from a file's path by their scheme (a path may hold a colon, not start with one).
+_OTHER_SCHEME = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|(?:javascript|data|mailto|about|tel):)")
+
+
+def _file_of(target: str) -> Path:
+    """The file a target that is not an http(s) URL names: a path, or a file: URL (its
+    %-escapes read, as ``url = "file:…"`` in the config is: "my%20feed.xml"). TargetError
+    for another machine's file: URL, or an address of another scheme."""
+    parts = urlsplit(target)
+    if parts.scheme.lower() == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise TargetError(
+                target, "a file: URL names a file on this machine; give its path here"
+            )
+        return Path(unquote(parts.path))
+    if _OTHER_SCHEME.match(target) and not Path(target).exists():
+        scheme = parts.scheme or target.split(":", 1)[0]
+        raise TargetError(
+            target,
+            f"{scheme}: addresses cannot be read; give an http(s) address or a file's path",
+        )
+    return Path(target)
 
 
 def _is_url(target: str) -> bool:
@@ -214,9 +239,12 @@ def add_source(
         url = as_uri(chosen.url, netloc) or chosen.url
         source = NewSource(name or default_name, url=url, topics=topics)
     else:
-        parts = urlsplit(target)
-        file = Path(parts.path if parts.scheme == "file" else target)
-        if parts.scheme != "file" and _looks_like_host(target) and not file.exists():
+        file = _file_of(target)
+        if (
+            not target.lower().startswith("file:")
+            and _looks_like_host(target)
+            and not file.exists()
+        ):
             raise TargetError(
                 target,
                 f"no such file, and no web address without its scheme; if it is a web "

@@ -20,6 +20,7 @@ meanwhile): the edit would undo theirs, so it is refused, to be run again.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import os
@@ -431,7 +432,15 @@ class SourcesFile:
                 raise ConfigError(
                     where, f"{error.message} (after the edit); nothing was changed"
                 ) from error
-            temporary.chmod(target.stat().st_mode & 0o7777)
+            found = target.stat()
+            temporary.chmod(found.st_mode & 0o7777)
+            if (found.st_uid, found.st_gid) != (os.geteuid(), os.getegid()):
+                # Edited as root (sudo) for the user the service runs as: the file stays
+                # that user's, or the next run as it could not read its own config (found
+                # by review). Anyone else cannot give a file away: it becomes theirs,
+                # with the same mode, as an editor's save would.
+                with contextlib.suppress(PermissionError):
+                    os.chown(temporary, found.st_uid, found.st_gid)
             if target.read_bytes() != self.read:
                 raise ConfigError(
                     str(self.path),
