@@ -623,6 +623,28 @@ def test_import_reads_categories_and_joins_a_feeds_folders(
     assert f"{where}:12: folder 'Unfiled' names no topic" in err
 
 
+def test_feeds_nested_in_a_feeds_outline_are_imported(
+    shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outlines inside a feed's own outline are read, in the feed's folders (found by
+    review: they were dropped without a word)."""
+    nested = tmp_path / "nested.opml"
+    nested.write_text(
+        '<opml version="2.0"><body><outline text="Ukraine">'
+        '<outline text="Kyiv desk" xmlUrl="https://desk.example/feed">'
+        '<outline text="Kyiv desk, comments" xmlUrl="https://desk.example/comments"/>'
+        "</outline></outline></body></opml>",
+        encoding="utf-8",
+    )
+    assert import_(shipped, "--folders-as-topics", str(nested)) == 0
+    assert sources(shipped)[6:] == [
+        {"name": "Kyiv desk", "url": "https://desk.example/feed", "topics": ["ukraine"]},
+        {"name": "Kyiv desk, comments", "url": "https://desk.example/comments",
+         "topics": ["ukraine"]},
+    ]  # fmt: skip
+    assert "skipped" not in capsys.readouterr().err
+
+
 def test_topics_survive_an_export_and_an_import(
     shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -137,7 +137,7 @@ def read_opml(data: bytes, file: str) -> OpmlList:
     seen: dict[str, int] = {}  # a feed's normalised URL → its place in feeds
     outlines = 0
 
-    def walk(element: Any, folders: tuple[str, ...]) -> None:
+    def walk(element: Any, folders: tuple[str, ...], depth: int = 0) -> None:
         nonlocal outlines
         for child in element:
             if not isinstance(child.tag, str) or child.tag.lower() != "outline":
@@ -147,50 +147,62 @@ def read_opml(data: bytes, file: str) -> OpmlList:
             attributes = _attributes(child)
             label = clean.plain(attributes.get("title") or attributes.get("text"), 200)
             raw_url = attributes.get("xmlurl", "").strip()
-            if not raw_url:
-                children = [c for c in child if isinstance(c.tag, str)]
-                if not children:
-                    what = f"outline {label!r}" if label else "an outline"
-                    warnings.append(f"{where}: {what} has no xmlUrl; skipped")
-                elif len(folders) >= MAX_DEPTH:
-                    warnings.append(f"{where}: folders nested over {MAX_DEPTH} deep; skipped")
-                else:
-                    walk(child, (*folders, label) if label else folders)
+            nested = any(isinstance(c.tag, str) for c in child)
+            if raw_url:
+                take(attributes, label, raw_url, where, child.sourceline, folders)
+            elif not nested:
+                what = f"outline {label!r}" if label else "an outline"
+                warnings.append(f"{where}: {what} has no xmlUrl; skipped")
+            if not nested:
                 continue
-            url = clean.safe_url(raw_url)
-            if url is None:
-                warnings.append(
-                    f"{where}: xmlUrl {clean.plain(raw_url, 100)!r} is not an http(s) URL; skipped"
-                )
-                continue
-            key = normalise_url(url)
-            categories = _categories(attributes.get("category"))
-            if key in seen:
-                first = feeds[seen[key]]
-                joined = replace(
-                    first,
-                    folders=_joined(first.folders, folders),
-                    categories=_joined(first.categories, categories),
-                )
-                more = (
-                    "" if joined == first else ", its folders and categories joined to the first's"
-                )
-                feeds[seen[key]] = joined
-                warnings.append(
-                    f"{where}: {url} is listed again (first at line {first.line}); skipped{more}"
-                )
-                continue
-            seen[key] = len(feeds)
-            if len(feeds) >= MAX_FEEDS:
-                raise OpmlError(
-                    file,
-                    f"more than {MAX_FEEDS:,} feeds; import at most {MAX_FEEDS:,} at a time "
-                    "(split the file by folder)",
-                )
-            html_url = clean.safe_url(attributes.get("htmlurl"))
-            feeds.append(
-                OpmlFeed(url, label or url, child.sourceline, html_url, folders, categories)
+            if depth >= MAX_DEPTH:
+                warnings.append(f"{where}: folders nested over {MAX_DEPTH} deep; skipped")
+            elif raw_url:
+                # Outlines inside a feed's own (some readers nest related feeds so): in
+                # the feed's folders, not in a folder named after it (found by review:
+                # they were dropped without a word).
+                walk(child, folders, depth + 1)
+            else:
+                walk(child, (*folders, label) if label else folders, depth + 1)
+
+    def take(
+        attributes: dict[str, str],
+        label: str,
+        raw_url: str,
+        where: str,
+        line: int,
+        folders: tuple[str, ...],
+    ) -> None:
+        url = clean.safe_url(raw_url)
+        if url is None:
+            warnings.append(
+                f"{where}: xmlUrl {clean.plain(raw_url, 100)!r} is not an http(s) URL; skipped"
             )
+            return
+        key = normalise_url(url)
+        categories = _categories(attributes.get("category"))
+        if key in seen:
+            first = feeds[seen[key]]
+            joined = replace(
+                first,
+                folders=_joined(first.folders, folders),
+                categories=_joined(first.categories, categories),
+            )
+            more = "" if joined == first else ", its folders and categories joined to the first's"
+            feeds[seen[key]] = joined
+            warnings.append(
+                f"{where}: {url} is listed again (first at line {first.line}); skipped{more}"
+            )
+            return
+        seen[key] = len(feeds)
+        if len(feeds) >= MAX_FEEDS:
+            raise OpmlError(
+                file,
+                f"more than {MAX_FEEDS:,} feeds; import at most {MAX_FEEDS:,} at a time "
+                "(split the file by folder)",
+            )
+        html_url = clean.safe_url(attributes.get("htmlurl"))
+        feeds.append(OpmlFeed(url, label or url, line, html_url, folders, categories))
 
     walk(body, ())
     if outlines == 0:
