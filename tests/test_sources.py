@@ -394,6 +394,24 @@ def test_a_page_without_links_gets_the_usual_places_tried(
     assert sources(shipped)[-1] == {"name": "Site", "url": f"{feedserver.base}/feed"}
 
 
+@pytest.mark.parametrize("body", [b"", b"\x00\x9c\x01binary"], ids=["empty", "binary"])
+def test_a_broken_feed_is_its_own_error_not_another_feed(
+    shipped: Path, body: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A feed's address that answers broken (sent as a feed) is refused with its own
+    error; the site's other feeds are not tried instead (found by review: /feed was
+    added in its place without a word)."""
+    before = shipped.read_bytes()
+    with serving() as server:
+        server.overrides["broken.xml"] = body
+        assert add(shipped, f"{server.base}/feeds/broken.xml") == 1
+        tried = [path for _, path, _ in server.log]
+    assert tried == ["/feeds/broken.xml"]
+    err = one_line(capsys.readouterr().err)
+    assert err.startswith(f"error: {server.base}/feeds/broken.xml: ") and "not a feed" in err
+    assert shipped.read_bytes() == before
+
+
 def test_no_feed_anywhere_is_an_error_and_nothing_changes(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
