@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 from aggregator.model import Enclosure, Entry, Precision, Published, SourceEntry
 from aggregator.text import title_key
@@ -178,16 +178,22 @@ def retitled(entry: Entry, title: str) -> Entry:
 
 
 def choose(candidates: Sequence[Entry], item: SourceEntry, zone: tzinfo) -> Entry | None:
-    """The stored entry (same title key) that ``item`` tells again, if any: the closest day."""
+    """The stored entry (same title key) that ``item`` tells again, if any: the closest
+    day, then, when both have a time of day, the closest time (a third source's 16:00
+    "Press briefing" is the afternoon's, not whichever was seen first: found by review),
+    then the first seen."""
     fitting = [c for c in candidates if matches(c.published, item.published, zone)]
     if not fitting:
         return None
     day = local_day(item.published, zone)
+    when = item.published.instant if item.published is not None else None
 
-    def distance(entry: Entry) -> tuple[int, datetime]:
+    def distance(entry: Entry) -> tuple[int, timedelta, datetime]:
         other = local_day(entry.published, zone)
         apart = abs((other - day).days) if other is not None and day is not None else 0
-        return apart, entry.first_seen
+        instant = entry.published.instant if entry.published is not None else None
+        gap = abs(instant - when) if instant is not None and when is not None else timedelta(0)
+        return apart, gap, entry.first_seen
 
     return min(fitting, key=distance)
 

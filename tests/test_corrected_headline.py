@@ -462,6 +462,20 @@ def test_a_second_source_listing_the_afternoon_above_the_morning_another_told(
     assert shown == ["Afternoon.", "Morning."]
 
 
+@pytest.mark.parametrize("same_run", [False, True])
+@pytest.mark.parametrize("afternoon_first", [True, False])
+def test_another_sources_afternoon_briefing_joins_the_afternoons(
+    tmp_path: Path, feedserver: Server, same_run: bool, afternoon_first: bool
+) -> None:
+    """A second source's 16:00 "Press briefing" is the afternoon's story, not whichever
+    of the day's two was seen first (found by review: it took the morning's)."""
+    listed = [AFTERNOON, MORNING] if afternoon_first else [MORNING, AFTERNOON]
+    theirs = told("b7", "16", "Afternoon, told at length.", link="https://other.example/pb")
+    first = {"A": [MORNING] if same_run else listed}
+    shown = sources_runs(tmp_path, feedserver, first, {"A": listed, "B": [theirs]})
+    assert shown == ["Afternoon, told at length.", "Morning."]
+
+
 @pytest.mark.parametrize(
     ("before", "after"),
     [
