@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -341,7 +342,16 @@ def test_items_read_unchanged_are_not_cleaned_merged_or_written(
     assert not [s for s in writes if "WHERE source =" in s]
 
 
-@pytest.mark.parametrize("build", [rss, atom], ids=["RSS 2.0 (fast path)", "Atom (feedparser)"])
+def rss_without_ids(items: list[tuple[str, str]]) -> bytes:
+    """:func:`rss` with no guids: items known by their title and link alone."""
+    return re.sub(rb"<guid[^>]*>[^<]*</guid>", b"", rss(items))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [rss, rss_without_ids, atom],
+    ids=["RSS 2.0 (fast path)", "RSS 2.0 without guids", "Atom (feedparser)"],
+)
 def test_retention_forgets_a_story_its_source_dropped_while_it_lists_others_unchanged(
     tmp_path: Path, feedserver: Server, sandbox: Sandbox, build: Callable[..., bytes]
 ) -> None:

@@ -54,8 +54,8 @@ class MergePlan:
     inserted: tuple[Entry, ...]  # new stories
     changed: tuple[Entry, ...]  # stored stories whose text, date or media changed
     seen: tuple[str, ...]  # ids of stored stories only seen again (last_seen moves)
-    # (entry id, where it was read, the item's own id at its source: RSS guid, Atom id;
-    # and for an item with an id, its link and its mark: aggregator.text.item_mark)
+    # (entry id, where it was read, the item's own id at its source: RSS guid, Atom id,
+    # or None; its link and its mark: aggregator.text.item_mark)
     sightings: tuple[Sighting, ...]
     # The title key (aggregator.text.title_key) of each inserted and changed entry, by id:
     # an inserted one's title's, so that the writer need not compute it again; a changed
@@ -100,8 +100,8 @@ def plan_merge(
 Told = tuple[str, str]
 # The item a source told a story with: its id, its link and its mark (text.item_mark).
 ItemTold = tuple[str, str | None, str | None]
-# A sighting: the story, where it was read, and the item's id, link and mark (the last
-# two only for an item with an id).
+# A sighting: the story, where it was read, and the item's id (None: it has none),
+# link and mark.
 Sighting = tuple[str, Provenance, str | None, str | None, str | None]
 
 
@@ -476,13 +476,11 @@ class Planner:
         return other is not None and other != item.guid
 
     def _sighted(self, story_id: str, item: SourceEntry, retelling: Told | None, key: str) -> None:
-        """The item (of title key ``key``) was read as the story: its sighting, and the
-        item id it came with (with its link and mark)."""
-        if item.guid:
-            mark = item_mark(key, item.link)
-            self._sightings.append((story_id, item.provenance, item.guid, item.link, mark))
-        else:
-            self._sightings.append((story_id, item.provenance, None, None, None))
+        """The item (of title key ``key``) was read as the story: its sighting, with the
+        item's id, link and mark (an item without an id too: retention keeps its story
+        current by its mark while its source lists it unchanged, see touch_source)."""
+        mark = item_mark(key, item.link)
+        self._sightings.append((story_id, item.provenance, item.guid, item.link, mark))
         if item.guid:
             source = item.provenance.source
             self._run_ids.setdefault(story_id, {})[source] = item.guid
