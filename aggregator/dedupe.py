@@ -21,7 +21,8 @@ shown twice), so nothing looser is matched: no fuzzy titles, no wider windows.
 * Two items a source gives different item ids in one run are two stories,
   whatever their titles and dates: the source tells them apart ("Press briefing"
   at 08:00 and at 16:00). The second then gets an id of its own
-  (:func:`distinct_entry_id`).
+  (:func:`distinct_entry_id`). Items without ids are told apart the same way by
+  their links (or places in a saved page), when their days differ.
 
 Merging keeps the richest fields: the longest summary and HTML content, a link
 when any source has one, the most precise date, every category, every enclosure

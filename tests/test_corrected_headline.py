@@ -531,6 +531,57 @@ def test_tuesdays_briefing_dated_by_day_is_not_mondays(tmp_path: Path, feedserve
     ]
 
 
+def doorstep(link: str, day: str, text: str) -> str:
+    """An item without an id, dated by day: known by its link alone."""
+    return (
+        "<item><title>Doorstep statement by the Secretary General</title>"
+        f"<link>https://nato.example/{link}</link><pubDate>{day}</pubDate>"
+        f"<description>{text}</description></item>"
+    )
+
+
+MONDAY = doorstep("doorstep-11", "2023-10-11", "About Ukraine.")
+TUESDAY = doorstep("doorstep-12", "2023-10-12", "About the Middle East.")
+
+
+@pytest.mark.parametrize(
+    "documents",
+    [
+        pytest.param([[TUESDAY, MONDAY]], id="both in one read"),
+        pytest.param([[MONDAY], [TUESDAY]], id="tuesday replacing monday"),
+        pytest.param([[MONDAY], [TUESDAY, MONDAY]], id="tuesday above monday"),
+    ],
+)
+def test_two_days_statements_without_ids_are_two_stories(
+    tmp_path: Path, feedserver: Server, documents: list[list[str]]
+) -> None:
+    """A source's items of one title on two days, known by their links alone, are two
+    stories: dates of a day only match a day apart, for other sources' sake, not for one
+    source telling two days apart (found by review: one story, with the other day's
+    text)."""
+    shown = sources_runs(tmp_path, feedserver, *({"A": document} for document in documents))
+    assert shown == ["About Ukraine.", "About the Middle East."]
+
+
+def test_a_saved_page_listing_two_days_statements_gives_two_stories(tmp_path: Path) -> None:
+    """The same, on a saved listing page, whose items have neither ids nor links: told
+    apart by their places in the page."""
+    (tmp_path / "listing.txt").write_text(
+        "2 Entries\n\n"
+        "12 Oct. 2023 231012-doorstep.jpg - Doorstep, 50.00KB\n\n"
+        "Doorstep statement by the Secretary General\n\n"
+        "About the Middle East.\n\n"
+        "11 Oct. 2023 231011-doorstep.jpg - Doorstep, 50.00KB\n\n"
+        "Doorstep statement by the Secretary General\n\n"
+        "About Ukraine.\n",
+        encoding="utf-8",
+    )
+    configured(tmp_path, 'name = "Listing"\npath = "listing.txt"')
+    run(tmp_path)
+    rss = feedparser.parse((tmp_path / "feeds" / "all.rss").read_bytes())
+    assert sorted(e.summary for e in rss.entries) == ["About Ukraine.", "About the Middle East."]
+
+
 def test_a_headline_the_second_source_corrects_is_the_story_it_told(
     tmp_path: Path, feedserver: Server
 ) -> None:

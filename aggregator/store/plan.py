@@ -99,7 +99,7 @@ def plan_merge(
 # A source's name and the id it gave an item (SourceEntry.guid).
 Told = tuple[str, str]
 # The item a source told a story with: its id, its link and its mark (text.item_mark).
-ItemTold = tuple[str, str | None, str | None]
+ItemTold = tuple[str | None, str | None, str | None]
 # A sighting: the story, where it was read, and the item's id (None: it has none),
 # link and mark.
 Sighting = tuple[str, Provenance, str | None, str | None, str | None]
@@ -143,6 +143,9 @@ class Planner:
         # run, and stored or in this run.
         self._run_ids: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, str]] = {}
+        # What each source told each story with in this run by an item without an id (the
+        # first such item's link, or place in a saved page): see _apart_by_link.
+        self._run_links: dict[str, dict[str, str]] = {}
         # By source, the ids of the items it lists unchanged since it was last read
         # (skipped, not folded), each with its item's mark: see listing.
         self._listed: dict[str, dict[str, str | None]] = {}
@@ -235,7 +238,7 @@ class Planner:
                     self._stored.setdefault(story.id, story)
         for story_id, given in (ids or {}).items():
             if story_id not in self._ids:  # (what this run gave it is newer)
-                self._ids[story_id] = {source: told[0] for source, told in given.items()}
+                self._ids[story_id] = {s: t[0] for s, t in given.items() if t[0] is not None}
             self._stored_told.setdefault(story_id, dict(given))
         self._reserve(items, keys)
         authority, zone, now = self.authority, self.zone, self.now
@@ -449,7 +452,7 @@ class Planner:
         one it lists unchanged (:meth:`listing`: the item the story was last sighted
         with, so its id is the one the story was stored with)."""
         if not item.guid:
-            return False
+            return self._apart_by_link(story_id, item)
         source = item.provenance.source
         given = self._run_ids.get(story_id)
         other = given.get(source) if given else None
@@ -475,12 +478,36 @@ class Planner:
                 other = told[0]
         return other is not None and other != item.guid
 
+    def _apart_by_link(self, story_id: str, item: SourceEntry) -> bool:
+        """For an item without an id: whether its source told the story with another item
+        (in this run: another link, or another place in a saved page; as stored: another
+        link), and the story is of another day. A source's "Doorstep statement" of
+        Tuesday, dated by day, is not Monday's, which dates of a day only would match
+        (found by review: one story, with the other day's text)."""
+        mine = _identity(item)
+        if mine is None:
+            return False
+        source = item.provenance.source
+        other = self._run_links.get(story_id, {}).get(source)
+        if other is None and item.link is not None:
+            told = self._stored_told.get(story_id, {}).get(source)
+            other = told[1] if told is not None else None
+        story = self._stories.get(story_id) or self._stored.get(story_id)
+        return (
+            other is not None
+            and other != mine
+            and story is not None
+            and local_day(story.published, self.zone) != local_day(item.published, self.zone)
+        )
+
     def _sighted(self, story_id: str, item: SourceEntry, retelling: Told | None, key: str) -> None:
         """The item (of title key ``key``) was read as the story: its sighting, with the
         item's id, link and mark (an item without an id too: retention keeps its story
         current by its mark while its source lists it unchanged, see touch_source)."""
         mark = item_mark(key, item.link)
         self._sightings.append((story_id, item.provenance, item.guid, item.link, mark))
+        if not item.guid and (mine := _identity(item)) is not None:
+            self._run_links.setdefault(story_id, {}).setdefault(item.provenance.source, mine)
         if item.guid:
             source = item.provenance.source
             self._run_ids.setdefault(story_id, {})[source] = item.guid
@@ -532,6 +559,15 @@ class Planner:
             tuple(self._sightings),
             dict(self._title_keys),
         )
+
+
+def _identity(item: SourceEntry) -> str | None:
+    """What tells an item without an id from its source's other items in one read: its
+    link, else its place in a saved page (None: nothing does)."""
+    if item.link is not None:
+        return item.link
+    where = item.provenance
+    return None if where.line is None else f"\0{where.location}:{where.line}"
 
 
 def sort_key(published: Published | None, first_seen: datetime) -> str:

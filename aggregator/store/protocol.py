@@ -74,7 +74,7 @@ class StoreType(Protocol):
 
     def item_ids(
         self, entry_ids: Iterable[str]
-    ) -> dict[str, dict[str, tuple[str, str | None, str | None]]]:
+    ) -> dict[str, dict[str, tuple[str | None, str | None, str | None]]]:
         """The item each source told each of these stories with: its id, link and mark
         (for a Planner: aggregator.store.plan.ItemTold)."""
         ...
