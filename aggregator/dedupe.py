@@ -28,7 +28,9 @@ Merging keeps the richest fields: the longest summary and HTML content, a link
 when any source has one, the most precise date, every category, every enclosure
 (one per URL, those of the first source first), and every source. The id stays
 the one the story was first seen with, so a feed reader never sees the entry
-change identity; so does the title, unless its source corrects it.
+change identity; so does the title, unless its source corrects it. A story only
+one source told is as that source last told it: its edit of the item (a mended
+link, a corrected time or summary) is the story's (:func:`retold`).
 """
 
 from __future__ import annotations
@@ -156,6 +158,29 @@ def merge_into(entry: Entry, item: SourceEntry, now: datetime) -> Entry:
         categories=tuple(dict.fromkeys(entry.categories + item.categories)),
         content_html=max(entry.content_html or "", item.content_html or "", key=len) or None,
         enclosures=_enclosures(entry.enclosures, item.enclosures),
+    )
+
+
+def retold(entry: Entry, item: SourceEntry, now: datetime) -> Entry:
+    """``entry``, which only ``item``'s source told, as that source now tells it: its
+    edit of the item (a link mended, a time or a summary corrected) is the story's, not
+    merged with what it wrote before (a shorter, corrected summary lost to the longer
+    wrong one). The id, the first sighting and the topics stay; a link is never lost."""
+    return Entry(
+        id=entry.id,
+        title=item.title,
+        published=item.published,
+        summary=item.summary,
+        sources=tuple(item.provenance if p.source == item.source else p for p in entry.sources)
+        or (item.provenance,),
+        first_seen=entry.first_seen,
+        last_seen=max(entry.last_seen, now),
+        link=item.link or entry.link,
+        author=item.author,
+        topics=entry.topics,
+        categories=item.categories,
+        content_html=item.content_html,
+        enclosures=_enclosures((), item.enclosures) if item.enclosures else (),
     )
 
 

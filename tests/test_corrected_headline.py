@@ -582,6 +582,39 @@ def test_a_saved_page_listing_two_days_statements_gives_two_stories(tmp_path: Pa
     assert sorted(e.summary for e in rss.entries) == ["About Ukraine.", "About the Middle East."]
 
 
+def test_a_sources_own_edit_of_its_item_is_shown(tmp_path: Path, feedserver: Server) -> None:
+    """A story only one source told is as that source last told it: its link mended, its
+    time and its summary corrected (a shorter summary too), its headline's case (found
+    by review: the broken link, the old time and the longer, wrong summary stayed)."""
+    wrong = "Ministers from 31 Allies and Sweden meet; Finland absent."
+    broken = "http://nato.example/newz/m-broken"
+    first = told("m1", "10", wrong, title="Ministers meet in brussels", link=broken)
+    right, mended = "Ministers from all 31 Allies meet.", "https://nato.example/news/m"
+    edited = told("m1", "11", right, title="Ministers meet in Brussels", link=mended)
+    directory = live_runs(tmp_path, feedserver, served([first]), served([edited]))
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    [entry] = rss.entries
+    assert entry.title == "Ministers meet in Brussels"
+    assert entry.link == "https://nato.example/news/m"
+    assert entry.summary == "Ministers from all 31 Allies meet."
+    assert entry.published == "Mon, 06 May 2024 11:00:00 +0000"
+
+
+def test_another_sources_telling_is_not_replaced_by_one_sources_edit(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """A story two sources told keeps the richest of both: one source's shorter edit
+    does not replace the other's longer summary."""
+    longer = "Ministers from all 31 Allies meet, with Sweden invited."
+    theirs = told("a1", "10", longer, link="https://other.example/m")
+    ours = told("b1", "10", "Ministers meet.", link="https://nato.example/m")
+    ours_edited = told("b1", "10", "Ministers met.", link="https://nato.example/m")
+    shown = sources_runs(
+        tmp_path, feedserver, {"A": [theirs], "B": [ours]}, {"A": [theirs], "B": [ours_edited]}
+    )
+    assert shown == ["Ministers from all 31 Allies meet, with Sweden invited."]
+
+
 def test_a_headline_the_second_source_corrects_is_the_story_it_told(
     tmp_path: Path, feedserver: Server
 ) -> None:

@@ -31,7 +31,15 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
 
-from aggregator.dedupe import choose, local_day, matches, merge_into, new_entry, retitled
+from aggregator.dedupe import (
+    choose,
+    local_day,
+    matches,
+    merge_into,
+    new_entry,
+    retitled,
+    retold,
+)
 from aggregator.model import Entry, Provenance, Published, SourceEntry
 from aggregator.text import item_mark, title_key
 
@@ -277,11 +285,11 @@ class Planner:
                     # A story of that id is this item's, apart or not: an id is one story.
                     found = next((c for c in candidates if c.id == entry.id), None)
             if found is None and retelling is not None:
-                retold = self._retell(retelling, item)
-                if retold is not None:
-                    if retold.id in inserted:
-                        made.append(retold.id)
-                    self._sighted(retold.id, item, None, key)
+                corrected = self._retell(retelling, item)
+                if corrected is not None:
+                    if corrected.id in inserted:
+                        made.append(corrected.id)
+                    self._sighted(corrected.id, item, None, key)
                     continue
             if found is None:
                 inserted[entry.id] = stories[entry.id] = entry
@@ -289,7 +297,10 @@ class Planner:
                 self._title_keys[entry.id] = self._keys[entry.id] = key
                 candidates.append(entry)
             else:
-                entry = merge_into(found, item, now)
+                if self._own(found, item):
+                    entry = retold(found, item, now)
+                else:
+                    entry = merge_into(found, item, now)
                 candidates[candidates.index(found)] = stories[entry.id] = entry
                 if entry.id in inserted:
                     inserted[entry.id] = entry
@@ -478,6 +489,20 @@ class Planner:
                 other = told[0]
         return other is not None and other != item.guid
 
+    def _own(self, story: Entry, item: SourceEntry) -> bool:
+        """Whether ``item`` is an edit of the one item a stored story was told with: the
+        story's every source (as stored, and in this run) is the item's, which told it
+        with the item's id (or, without one, its link). Then the story is as the item
+        tells it (dedupe.retold)."""
+        source = item.provenance.source
+        if story.id in self.inserted or story.id not in self._stored:
+            return False
+        told = self._stored_told.get(story.id, {})
+        if set(told) != {source} or any(p.source != source for p in story.sources):
+            return False
+        item_id, link, _ = told[source]
+        return item_id == item.guid if item.guid else link is not None and link == item.link
+
     def _apart_by_link(self, story_id: str, item: SourceEntry) -> bool:
         """For an item without an id: whether its source told the story with another item
         (in this run: another link, or another place in a saved page; as stored: another
@@ -535,7 +560,10 @@ class Planner:
             or not matches(story.published, item.published, self.zone)
         ):
             return None
-        entry = retitled(merge_into(story, item, self.now), item.title)
+        if self._own(story, item):
+            entry = retold(story, item, self.now)
+        else:
+            entry = retitled(merge_into(story, item, self.now), item.title)
         key = self._keys[story.id]
         listed = self._candidates.get(key)
         if listed is not None:

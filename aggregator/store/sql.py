@@ -321,17 +321,15 @@ class SQLStore:
         return told
 
     def item_ids(self, entry_ids: Iterable[str]) -> dict[str, dict[str, ItemTold]]:
-        """The item each source told each of these stories with (those that had an id or a
-        link): its id (None: it had none), link and mark, by story id, then source
-        (aggregator.store.plan)."""
+        """The item each source told each of these stories with: its id, link and mark
+        (each None when not known), by story id, then source (aggregator.store.plan)."""
         found: dict[str, dict[str, ItemTold]] = {}
         ids = sorted(set(entry_ids))
         for chunk in range(0, len(ids), CHUNK):
             part = ids[chunk : chunk + CHUNK]
             for entry_id, source, item_id, link, mark in self._execute(
                 "SELECT entry_id, source, item_id, item_link, item_mark FROM sightings "
-                f"WHERE entry_id IN ({','.join('?' * len(part))}) "
-                "AND (item_id IS NOT NULL OR item_link IS NOT NULL)",
+                f"WHERE entry_id IN ({','.join('?' * len(part))})",
                 part,
             ).fetchall():
                 found.setdefault(entry_id, {})[source] = (item_id, link, mark)
