@@ -165,21 +165,22 @@ def retold(entry: Entry, item: SourceEntry, now: datetime) -> Entry:
     """``entry``, which only ``item``'s source told, as that source now tells it: its
     edit of the item (a link mended, a time or a summary corrected) is the story's, not
     merged with what it wrote before (a shorter, corrected summary lost to the longer
-    wrong one). The id, the first sighting and the topics stay; a link is never lost."""
+    wrong one). The id, the first sighting and the topics stay; a link, a date, a
+    summary or an author the edit leaves out is kept, not lost."""
     return Entry(
         id=entry.id,
         title=item.title,
-        published=item.published,
-        summary=item.summary,
+        published=item.published or entry.published,
+        summary=item.summary or entry.summary,
         sources=tuple(item.provenance if p.source == item.source else p for p in entry.sources)
         or (item.provenance,),
         first_seen=entry.first_seen,
         last_seen=max(entry.last_seen, now),
         link=item.link or entry.link,
-        author=item.author,
+        author=item.author or entry.author,
         topics=entry.topics,
         categories=item.categories,
-        content_html=item.content_html,
+        content_html=item.content_html or entry.content_html,
         enclosures=_enclosures((), item.enclosures) if item.enclosures else (),
     )
 
