@@ -257,7 +257,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from starlette.applications import Starlette
 
     from aggregator.config import load_config
+    from aggregator.live.state import FetchStates
     from aggregator.pipeline import (
+        catch_up,
         check_setup,
         is_current,
         make_sandbox,
@@ -295,10 +297,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Files from another address (serve --port) or version are redone first.
             current = is_current(config, store, rendered_version(config, store))
         scheduler = Scheduler(config, sandbox)
-        if empty or not current:
+        with open_store(config.store) as store:
+            scheduler.remember(FetchStates(store))
+        if empty:
             log.info("first run: reading every source before serving")
             started = datetime.now(UTC)
-            scheduler.record(refresh(config, sandbox, started), started)
+            try:
+                with _terminated_as_interrupted():
+                    scheduler.record(refresh(config, sandbox, started), started)
+            except KeyboardInterrupt:  # stopped before serving: as a stop while serving
+                log.warning("stopped during the first read; the next start reads again")
+                return EXIT_OK
+        elif not current:
+            # Files written for another address (serve --port) or by another version:
+            # written again from the store, before the first answer; the sources are
+            # read by their jobs, as the server runs (found by review: every source was
+            # read first, and a hanging one held the first answer for its deadline).
+            log.info("writing the files again for this address or version")
+            catch_up(config, datetime.now(UTC))
         finished = True
 
         @asynccontextmanager

@@ -56,6 +56,9 @@ class Outcome:
     # asked again, items read unchanged), each as its id and mark, for retention to keep
     # them current (and only them); None when not known (see kept_items).
     kept: Kept | None = None
+    # False for a source not asked at all (its last answer still fresh, or its server's
+    # Retry-After not yet over): what is known of it is what its last read said.
+    asked: bool = True
 
 
 # The ids of items a source lists unchanged, each with its item's title and link in
@@ -288,7 +291,7 @@ class Ingest:
             until = state.retry_not_before.isoformat()
             note = f"not fetched: the server asked us to wait until {until}"
             log.info("%s: %s", source.name, note)
-            return Outcome(source, (), note=note, not_before=state.retry_not_before)
+            return Outcome(source, (), note=note, not_before=state.retry_not_before, asked=False)
         fresh_until = state.fresh_until
         if self.skip_fresh and not self.force and fresh_until and self.now < fresh_until:
             # What ``serve``'s schedule honours as a floor, a cron run honours too.
@@ -300,6 +303,7 @@ class Ingest:
                 not_modified=True,
                 not_before=fresh_until,
                 kept=kept_items(state),
+                asked=False,
             )
         return None
 

@@ -37,7 +37,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, SourceError
 from aggregator.ingest import Ingest
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
@@ -139,7 +139,7 @@ class Scheduler:
         for outcome in result.outcomes:
             name = outcome.source.name
             health = self.board.sources.get(name)
-            if health is None:
+            if health is None or not outcome.asked:
                 continue
             failed = outcome.error is not None
             self.board.update(
@@ -148,6 +148,29 @@ class Scheduler:
                 last_success=health.last_success if failed else now,
                 last_error=str(outcome.error) if failed else None,
                 failures=health.failures + 1 if failed else 0,
+            )
+
+    def remember(self, states: FetchStates) -> None:
+        """What the last reads said of each live source (its last success and error, kept
+        in the store's fetch state), on the board before any job runs: a source not
+        asked when the server starts (still fresh, or rate-limited) shows that, not an
+        unknown health (found by review: a rate-limited source showed as healthy)."""
+        live = [s for s in self.config.sources if s.url is not None]
+        states.load([s.url for s in live if s.url is not None])
+        for source in live:
+            assert source.url is not None
+            state = states.get(source.url)
+            if state.last_success is None and state.last_error is None:
+                continue
+            error = None
+            if state.last_error is not None:  # as a job's failure says it
+                error = str(SourceError(source.name, state.url or source.url, state.last_error))
+            self.board.update(
+                source.name,
+                last_run=state.last_success,  # (when a failure was is not kept)
+                last_success=state.last_success,
+                last_error=error,
+                failures=0 if error is None else 1,
             )
 
     def start(self, *, first_in: timedelta | None = None) -> None:
@@ -223,7 +246,9 @@ class Scheduler:
             states = FetchStates(store)
             if not claim_sources(store, config, [source], now):
                 return RunResult((), IngestReport(), (), ())  # another worker has it
-            outcomes = Ingest(config, states, self.sandbox, now).run([source])
+            # A source whose last answer is still fresh is not asked (a restart reads
+            # every source at once: found by review, each was asked again however fresh).
+            outcomes = Ingest(config, states, self.sandbox, now, skip_fresh=True).run([source])
             report_outcomes(outcomes)
             with write_lock(config.store):
                 with self._jobs:
@@ -276,7 +301,11 @@ class Scheduler:
         if outcome is not None and outcome.error is not None:
             error = str(outcome.error)
         health = self.board.sources[name]
-        failures = health.failures + 1 if error else 0
+        # Not asked (still fresh, or its server asked us to wait): its health is what its
+        # last read said (found by review: a source rate-limited before a restart showed
+        # as healthy after it); only when it is asked next changes.
+        asked = outcome is None or outcome.asked or error is not None
+        failures = (health.failures + 1 if error else 0) if asked else health.failures
         if result is not None and result.written:
             self.changed.set()
         when = next_run(
@@ -287,12 +316,13 @@ class Scheduler:
             jitter=self._jitter(),
             not_before=outcome.not_before if outcome is not None else None,
         )
-        self.board.update(
-            name,
-            last_run=now,
-            last_success=health.last_success if error else now,
-            last_error=error,
-            failures=failures,
-        )
+        if asked:
+            self.board.update(
+                name,
+                last_run=now,
+                last_success=health.last_success if error else now,
+                last_error=error,
+                failures=failures,
+            )
         if self._scheduler.running and not self._stopping.is_set():
             self._plan(name, when)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -511,7 +512,10 @@ def test_healthz_shows_the_first_read_before_any_scheduled_one(project: Path) ->
 
 
 def test_scheduler_picks_up_a_changed_source(project: Path, feedserver: Server) -> None:
-    feedserver.overrides["live.xml"] = RSS20
+    # (Without rss20.xml's <ttl> of an hour: the schedule would not ask it before then.)
+    live = RSS20.replace(b"<ttl>60</ttl>", b"")
+    assert live != RSS20
+    feedserver.overrides["live.xml"] = live
     text = (project / "config.toml").read_text(encoding="utf-8")
     (project / "config.toml").write_text(
         text.replace("/feeds/rss20.xml", "/feeds/live.xml"), encoding="utf-8"
@@ -523,7 +527,7 @@ def test_scheduler_picks_up_a_changed_source(project: Path, feedserver: Server) 
             f"<item><title>{title}</title><link>https://www.nato.int/n/1</link>"
             "<pubDate>Mon, 23 Nov 2026 09:00:00 +0100</pubDate></item>"
         )
-        feedserver.overrides["live.xml"] = RSS20.replace(b"<item>", item.encode() + b"<item>", 1)
+        feedserver.overrides["live.xml"] = live.replace(b"<item>", item.encode() + b"<item>", 1)
 
         def fresh() -> bool:
             entries = feedparser.parse(server.get("/feeds/ukraine.rss").content).entries
@@ -535,6 +539,61 @@ def test_scheduler_picks_up_a_changed_source(project: Path, feedserver: Server) 
     finally:
         del feedserver.overrides["live.xml"]
         assert server.stop() == 0
+
+
+def test_a_restart_reads_nothing_before_answering_and_asks_no_fresh_source(
+    project: Path, feedserver: Server
+) -> None:
+    """Restarted on another port (every file is then written again, for that address),
+    serve answers from the store, reading no source first (found by review: it read
+    every one, and a hanging one held the first answer for its deadline); and its jobs
+    do not ask a source whose last answer is still fresh (rss20.xml's <ttl> of an hour:
+    each start asked it again)."""
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    before = feedserver.hits("/feeds/rss20.xml")
+    server = start(project)
+    assert server.stop() == 0
+    assert feedserver.hits("/feeds/rss20.xml") == before + 1
+    config.write_text(text, encoding="utf-8")  # (start adds its settings again)
+    server = start(project)  # on another free port
+    try:
+        feed = feedparser.parse(server.get("/feeds/ukraine.atom").content)
+        assert [link.href for link in feed.feed.links if link.rel == "self"] == [
+            f"{server.base}/feeds/ukraine.atom"
+        ]
+        later = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+        # Its job has run: it planned the next for when the answer is no longer fresh.
+        wait_for(lambda: (server.source("NATO news feed")["next_run"] or "") > later)
+        assert feedserver.hits("/feeds/rss20.xml") == before + 1
+        assert server.source("NATO news feed")["last_error"] is None
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_rate_limited_source_shows_its_error_after_a_restart(
+    project: Path, feedserver: Server
+) -> None:
+    """A source whose server asked us to wait (429, Retry-After) is not asked when serve
+    starts again; /healthz still says why (found by review: it showed as healthy)."""
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8").replace("/feeds/rss20.xml", "/status/429")
+    config.write_text(text, encoding="utf-8")
+    server = start(project)
+    try:
+        assert "429" in str(server.source("NATO news feed")["last_error"])
+    finally:
+        assert server.stop() == 0
+    hits = feedserver.hits("/status/429")
+    config.write_text(text, encoding="utf-8")
+    server = start(project)
+    try:
+        health = server.health()
+        assert health["status"] == "degraded"
+        assert "429" in str(server.source("NATO news feed")["last_error"])
+    finally:
+        assert server.stop() == 0
+    assert feedserver.hits("/status/429") == hits
 
 
 def test_failing_source_backs_off(project: Path, feedserver: Server) -> None:
@@ -575,6 +634,39 @@ def test_shutdown_in_the_middle_of_an_ingest(project: Path, feedserver: Server) 
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 48
     assert len(feedparser.parse((project / "feeds" / "all.rss").read_bytes()).entries) == 48
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_during_the_first_read_exits_0(
+    project: Path, feedserver: Server, stop: signal.Signals
+) -> None:
+    """Stopped while it reads every source of an empty store, before it serves: exit 0
+    with one line, as a stop while it serves (found by review: 143, or 130 and "error"),
+    and nothing written."""
+    text = (project / "config.toml").read_text(encoding="utf-8")
+    (project / "config.toml").write_text(
+        text.replace("/feeds/rss20.xml", "/slow"), encoding="utf-8"
+    )
+    hits = feedserver.hits("/slow")
+    port = str(free_port())
+    process = subprocess.Popen(
+        [*AGGREGATOR, "--config", str(project / "config.toml"), "serve", "--port", port],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: feedserver.hits("/slow") > hits, 30)  # the first read is under way
+        process.send_signal(stop)
+        _, said = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == 0
+    # (After the warning that runs link elsewhere: serve listens on another port.)
+    assert said.endswith("\nwarning: stopped during the first read; the next start reads again\n")
+    assert "Traceback" not in said and "error" not in said
+    assert not (project / "feeds" / "all.rss").exists()
 
 
 def test_a_busy_port_is_its_own_exit_code(project: Path) -> None:
