@@ -95,34 +95,47 @@ def acknowledged(transport: asyncio.BaseTransport) -> int | None:
 
 class QuietRefusals(logging.Filter):
     """uvicorn logs "Invalid HTTP request received." for each request it cannot read,
-    and for each one refused here: a client could write the log without end (found by
-    review: 3,236 lines in one session). At most :attr:`PER_MINUTE` such lines a minute;
-    the others are counted, and the next line written says how many were left out."""
+    and for each one refused here, and "Unsupported upgrade request." for each request
+    asking to switch protocols (``Upgrade: h2c``, which ``curl --http2`` sends with every
+    request; websocket): a client could write the log without end (found by review:
+    3,236 lines in one session; then 2,002 lines for 2,000 upgrade requests). At most
+    :attr:`PER_MINUTE` lines of each a minute; the others are counted, and the next line
+    written says how many were left out. The advice that follows an upgrade request
+    (install a WebSocket library) is not for this server, which has no WebSockets: it
+    is left out."""
 
     MESSAGE = "Invalid HTTP request received."
+    UPGRADE = "Unsupported upgrade request."
+    ADVICE = "No supported WebSocket library detected."
     PER_MINUTE = 10
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self._clock = clock
         self._started = clock()
-        self._written = 0
-        self._left_out = 0
+        self._written = {self.MESSAGE: 0, self.UPGRADE: 0}
+        self._left_out = {self.MESSAGE: 0, self.UPGRADE: 0}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != self.MESSAGE:
+        message = record.msg
+        if not isinstance(message, str):
+            return True
+        if message.startswith(self.ADVICE):
+            return False
+        if message not in self._written:
             return True
         now = self._clock()
         if now - self._started >= 60:
-            self._started, self._written = now, 0
-        if self._written >= self.PER_MINUTE:
-            self._left_out += 1
+            self._started = now
+            self._written = dict.fromkeys(self._written, 0)
+        if self._written[message] >= self.PER_MINUTE:
+            self._left_out[message] += 1
             return False
-        self._written += 1
-        if self._left_out:
-            record.msg = f"{self.MESSAGE} ({self._left_out} more left out of the log before it)"
+        self._written[message] += 1
+        if left_out := self._left_out[message]:
+            record.msg = f"{message} ({left_out} more left out of the log before it)"
             record.args = ()
-            self._left_out = 0
+            self._left_out[message] = 0
         return True
 
 

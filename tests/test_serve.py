@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +282,8 @@ def test_a_search_in_quotes_is_shown_in_its_own(serving: Serving, typed: str, he
 
 
 def test_conditional_requests_both_ways(serving: Serving) -> None:
+    # (Last-Modified is sent once the second it names is two seconds over.)
+    wait_for(lambda: "last-modified" in serving.get("/feeds/deterrence.rss").headers, 10)
     first = serving.get("/feeds/deterrence.rss")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
     again = serving.get("/feeds/deterrence.rss", **{"If-None-Match": etag})
@@ -538,6 +541,32 @@ def test_scheduler_picks_up_a_changed_source(project: Path, feedserver: Server) 
         assert titles.count(title) == 1
     finally:
         del feedserver.overrides["live.xml"]
+        assert server.stop() == 0
+
+
+def test_a_file_written_twice_in_one_second_is_never_answered_304_by_date(
+    project: Path,
+) -> None:
+    """A file rewritten within the second its Last-Modified names: a client asking
+    If-Modified-Since with that date must not get a 304 for the newer bytes (found by
+    review). Last-Modified is sent only once that second (and the one a cached file may
+    go unchecked) is over; until then the ETag tells the versions apart."""
+    server = start(project)
+    try:
+        css = project / "feeds" / "style.css"
+        wait_for(lambda: "last-modified" in server.get("/feeds/style.css").headers, 10)
+        settled = server.get("/feeds/style.css")
+        css.write_bytes(css.read_bytes() + b"/* v2 */\n")
+        wait_for(lambda: server.get("/feeds/style.css").content.endswith(b"/* v2 */\n"), 5)
+        fresh = server.get("/feeds/style.css")
+        assert "last-modified" not in fresh.headers  # written within the last two seconds
+        asked = {"If-Modified-Since": format_datetime(datetime.now(UTC), usegmt=True)}
+        assert server.get("/feeds/style.css", **asked).status_code == 200
+        assert fresh.headers["etag"] != settled.headers["etag"]
+        wait_for(lambda: "last-modified" in server.get("/feeds/style.css").headers, 10)
+        modified = server.get("/feeds/style.css").headers["last-modified"]
+        assert server.get("/feeds/style.css", **{"If-Modified-Since": modified}).status_code == 304
+    finally:
         assert server.stop() == 0
 
 

@@ -23,7 +23,7 @@ import feedparser
 import httpx
 import pytest
 
-from aggregator.connections import acknowledged
+from aggregator.connections import QuietRefusals, acknowledged
 from aggregator.model import Provenance, Published, SourceEntry
 from aggregator.store import Store
 from tests.conftest import make_project
@@ -69,6 +69,9 @@ def limited(tmp_path_factory: pytest.TempPathFactory, feedserver: Server) -> Ite
     add_stories(server.project / "state" / "aggregator.sqlite3", 5000)
     yield server
     assert server.stop() == 0
+
+
+QUIET_PER_MINUTE = QuietRefusals.PER_MINUTE
 
 
 def port_of(serving: Serving) -> int:
@@ -313,6 +316,9 @@ def test_a_request_with_a_body_is_answered_and_the_connection_closed(limited: Se
 
 
 def test_odd_conditional_headers(limited: Serving) -> None:
+    # (Last-Modified is sent, and If-Modified-Since honoured, two seconds after the second
+    # it names: see test_a_file_written_twice_in_one_second_is_never_answered_304_by_date.)
+    wait_for(lambda: "last-modified" in limited.get("/feeds/all.rss").headers, 10)
     etag = limited.get("/feeds/all.rss", **{"Accept-Encoding": "identity"}).headers["etag"]
     huge_year = {"If-Modified-Since": "Sun, 01 Jan 99999999999999 00:00:00 GMT"}
     assert limited.get("/feeds/all.rss", **huge_year).status_code == 200
@@ -565,6 +571,34 @@ def test_refusals_are_logged_a_few_a_minute() -> None:
     line = record(QuietRefusals.MESSAGE)
     assert quiet.filter(line) and "15 more left out" in line.getMessage()
     assert quiet.filter(record(QuietRefusals.MESSAGE))
+    # Requests to switch protocols (curl --http2 sends one with every request): the same,
+    # counted apart; uvicorn's advice to install a WebSocket library, never.
+    upgrades = [quiet.filter(record("Unsupported upgrade request.")) for _ in range(12)]
+    assert upgrades == [True] * 10 + [False] * 2
+    assert not quiet.filter(record("No supported WebSocket library detected. Please use …"))
+
+
+def test_requests_to_switch_protocols_are_answered_and_logged_a_few_a_minute(
+    limited: Serving,
+) -> None:
+    """``curl --http2`` asks to switch to HTTP/2 (``Upgrade: h2c``) with every request:
+    answered in HTTP/1.1, and logged ten times a minute at most, without the advice to
+    install a WebSocket library (found by review: two lines per request, without end)."""
+    log = limited.project / "serve.log"
+    before = log.read_text().count("Unsupported upgrade request.")
+    for _ in range(30):
+        with socket.create_connection(("127.0.0.1", port_of(limited)), timeout=10) as client:
+            client.sendall(
+                b"GET /feeds/style.css HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n"
+                b"Connection: close, Upgrade\r\n\r\n"
+            )
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:60]
+    written = log.read_text()
+    assert written.count("Unsupported upgrade request.") - before <= QUIET_PER_MINUTE
+    assert "WebSocket library" not in written
 
 
 def test_sigterm_with_slow_downloads_under_way_logs_no_traceback(
