@@ -732,8 +732,10 @@ def check_setup(config: Config) -> None:
 
     * a config that names no source at all (an emptied config.toml): a run took every
       topic's feeds and pages away, as topics dropped from the config;
-    * an SQLite store file that is empty while the feeds were made from a store: the run
-      made a new store, and the feeds lost every story no source still shows.
+    * an SQLite store file that is empty, or missing, while the feeds were made from a
+      store (a copy cut short; a store deleted, moved aside, or on a volume not mounted;
+      a mistyped ``[store] path``): the run made a new store, and the feeds lost every
+      story no source still shows.
     """
     from aggregator.errors import ConfigError, StoreError
 
@@ -744,9 +746,21 @@ def check_setup(config: Config) -> None:
             "nothing was changed",
         )
     store = config.store.path
-    if config.store.url or not store.is_file() or store.stat().st_size:
+    if config.store.url:
         return
-    if (config.feeds.directory / TOKEN).exists():
+    made_from_a_store = (config.feeds.directory / TOKEN).exists()
+    if not store.exists() and not store.is_symlink():
+        if made_from_a_store:
+            raise StoreError(
+                f"{store}: no such store, but the feeds in {config.feeds.directory} were "
+                f"made from one: restore it from a backup, or set [store] path to where it "
+                f"is; to start again from what the sources show now, remove {TOKEN} in "
+                "the feeds directory (nothing was changed)"
+            )
+        return
+    if not store.is_file() or store.stat().st_size:
+        return
+    if made_from_a_store:
         raise StoreError(
             f"{store}: is empty, but the feeds in {config.feeds.directory} were made from a "
             f"store: restore it from a backup, or remove it and {TOKEN} in the feeds "

@@ -55,6 +55,26 @@ def test_an_emptied_store_beside_published_feeds_is_refused(
     assert store.stat().st_size == 0
 
 
+def test_a_missing_store_beside_published_feeds_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store moved aside, deleted, or on a volume not mounted: a new, empty one took
+    its place, and the feeds lost every story no source still shows (found by review)."""
+    directory, config, before = published_project(tmp_path)
+    aside = tmp_path / "aside"
+    (directory / "state").rename(aside)
+    capsys.readouterr()
+    assert main(["-q", "--config", config, "run"]) == EXIT_STORAGE
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "store.sqlite3: no such store, but the feeds" in line
+    assert "nothing was changed" in line
+    assert published(directory) == before
+    assert not (directory / "state").exists()  # not even made
+    # Put back, the run goes on from it.
+    aside.rename(directory / "state")
+    assert main(["-q", "--config", config, "run"]) == 0
+
+
 def test_an_empty_store_file_with_nothing_published_is_a_new_store(tmp_path: Path) -> None:
     # (A first run stopped right after the file was made: there is nothing to lose.)
     directory = project(tmp_path, item("Allies meet in Brussels"))
