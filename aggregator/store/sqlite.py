@@ -50,8 +50,8 @@ def _check_damage(error: sqlite3.DatabaseError, path: Path) -> None:
     ):
         raise StoreError(
             f"{path}: the store is damaged ({error}); restore it from a backup, or move it "
-            "aside with its -wal and -shm files and run again to start a new one (every "
-            "source is then read again)"
+            "aside with its -wal and -shm files, and .rendered in the feeds directory, and "
+            "run again to start a new one (every source is then read again)"
         ) from error
 
 
