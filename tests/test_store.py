@@ -698,3 +698,21 @@ def test_only_the_items_a_source_still_lists_are_kept_current(store: StoreType) 
     with store.transaction():
         store.touch_source("a", later + timedelta(days=1), [("g9", "nomark")])
     assert {e.title: e.last_seen for e in store.newest(10)} == seen
+
+
+def test_postgresql_connections_say_how_to_find_a_server_gone(postgres: Cluster) -> None:
+    """Every connection asks for TCP keepalives and a limit on data left unacknowledged,
+    so that a run whose server went away mid-query (the network cut) fails in about a
+    minute, not never (found by review: it waited for good, holding its leases and the
+    write lock); settings the URL gives win. (The test cluster listens on a Unix socket,
+    where TCP settings do nothing: what is checked is what each connection asks for.)"""
+    from aggregator.store.postgres import PostgresStore
+
+    with PostgresStore(postgres.new_database()) as store:
+        asked = store.db.info.get_parameters()
+    assert {name: asked.get(name) for name in ("keepalives_idle", "tcp_user_timeout")} == {
+        "keepalives_idle": "30",
+        "tcp_user_timeout": "60000",
+    }
+    with PostgresStore(postgres.new_database() + "&keepalives_idle=5") as store:
+        assert store.db.info.get_parameters()["keepalives_idle"] == "5"
