@@ -14,7 +14,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -130,6 +130,7 @@ def render_files(
     previous: Manifest | None = None,
     emit: Callable[[str, bytes], None] | None = None,
     runner: Runner | None = None,
+    also: Collection[str] = (),
 ) -> Rendered:
     """Render what changed since the files ``previous`` describes (None: every file).
 
@@ -139,7 +140,9 @@ def render_files(
     ``emit`` is given each file as soon as it is rendered (publish stages it then).
     With a ``runner`` (a run's parser workers) and a large publish, the files are
     rendered there, in parts side by side (aggregator.site.parts), and come back in the
-    same order and bytes.
+    same order and bytes. ``also``: ids of stories changed since (a run's), whose pages
+    are rendered again if they are on disk though no feed shows them (a feed's own are
+    rendered when their digests differ).
     """
     from aggregator.render import entry_time
 
@@ -161,11 +164,30 @@ def render_files(
     rendered = parts.render(inputs, runner)
     if previous is None:  # everything again (new settings, templates): these pages too
         rendered = itertools.chain(_pages_no_feed_shows(config, store, inputs, manifest), rendered)
+    elif changed := sorted(set(also) - manifest.entries.keys()):
+        rendered = itertools.chain(_pages_of(config, store, inputs, changed), rendered)
     for name, data in rendered:
         files[name] = data
         if emit is not None:
             emit(name, data)
     return Rendered(files, manifest, tuple(names))
+
+
+def _pages_of(
+    config: Config, store: StoreType, inputs: Inputs, ids: Sequence[str]
+) -> Iterator[tuple[str, bytes]]:
+    """The pages of these stories that are on disk (no feed shows them), rendered again
+    from the store; a story no longer stored keeps its last page."""
+    from aggregator.site.pages import feeds, render_entry
+
+    topics = {feed.slug: feed for feed in feeds(inputs.site, inputs.specs, {})}
+    for entry_id in ids:
+        name = outputs.entry_file(entry_id)
+        if not (config.feeds.directory / name).is_file():
+            continue
+        entry = store.entry(entry_id)
+        if entry is not None:
+            yield name, render_entry(inputs.site, entry, topics)
 
 
 def _pages_no_feed_shows(
@@ -254,11 +276,12 @@ def apply(
     outcomes: Sequence[Outcome],
     now: datetime,
     folded: Folding | None = None,
-) -> tuple[IngestReport, bool]:
+) -> tuple[IngestReport, bool, set[str]]:
     """Fold one run's outcomes into the store (call inside its transaction); or, with
     ``folded``, write what was folded from them as they were read.
 
-    Also says whether anything the feeds show may have changed.
+    Also says whether anything the feeds show may have changed, and which stories this
+    run added or changed (their pages are due, in a feed or not).
     """
     items = (
         []
@@ -312,7 +335,7 @@ def apply(
         # they show, so a crash between this commit and the last rename is caught up.
         store.set_meta("version", str(store_version(store) + 1))
         store.set_meta("changed", now.isoformat())  # the files' Last-Modified, when shared
-    return report, changed
+    return report, changed, {entry.id for entry in touched}
 
 
 # How far ahead of the run a date may be and still be believed: a day, for a date
@@ -422,7 +445,7 @@ def publish(
     shown_before: set[str] = set()
     try:
         with store.transaction():
-            report, _ = apply(config, store, states, outcomes, now, folded)
+            report, _, touched = apply(config, store, states, outcomes, now, folded)
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
                 installed = installed_manifest(config, store)  # read once, used twice
@@ -434,12 +457,17 @@ def publish(
                 # Each file is staged as it is rendered; its fsync runs while the next
                 # ones are rendered (output.Stager).
                 with Stager(directory) as stager:
+                    # With the pages of stories this run changed that no feed shows (a
+                    # new source, or its own edit, for an old story). (A run stopped
+                    # before its install leaves its manifest untrusted: the next renders
+                    # every file, these pages too.)
                     rendered = render_files(
                         config,
                         store,
                         _trusted(config, store, installed),
                         emit=stager.add,
                         runner=runner,
+                        also=touched,
                     )
                     # This install's token, written into the directory with the files and
                     # into the store after them: the store and the files each know the other

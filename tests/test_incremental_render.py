@@ -356,3 +356,43 @@ def test_a_store_or_feeds_restored_from_a_backup_get_every_file_again(tmp_path: 
     result = run(config, [item("gamma", "Gas prices fall", 4, "gas")], now + timedelta(hours=3))
     assert everything <= set(result.rendered)
     assert_as_full_render(config, tmp_path / "feeds-restored")
+
+
+class _Stopped(Exception):
+    """A run stopped between its store's commit and its files' install."""
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["installed", "stopped before install"])
+def test_the_page_of_a_story_no_feed_shows_is_redone_when_the_story_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped: bool
+) -> None:
+    """A story that left every feed's window keeps its page; told since by another
+    source, its page says so: rendered again by the run that changed the story or,
+    stopped before its install, by the next run (found when a source's own edit of an
+    old story came to be shown: the page kept the old text)."""
+    from aggregator.output import Staged
+
+    config = make_config(tmp_path, max_entries=2)
+    now = START + timedelta(days=10)
+    run(config, [item("alpha", f"Gas storage {n}", n) for n in range(2)], now)
+    run(config, [item("alpha", f"Gas storage {n}", n) for n in range(2, 4)], now)
+    with open_store(config.store) as store:
+        [old] = [e for e in store.newest(10) if e.title == "Gas storage 0"]
+    page = config.feeds.directory / outputs.entry_file(old.id)
+    assert "beta.example.org" not in page.read_text("utf-8")
+    told = [item("beta", "Gas storage 0", 0, "Gas storage told again, at more length")]
+    if stopped:
+
+        def stop(self: Staged) -> list[Path]:
+            raise _Stopped
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Staged, "install", stop)
+            with pytest.raises(_Stopped):
+                run(config, told, now + timedelta(hours=1))
+        assert "beta.example.org" not in page.read_text("utf-8")
+        run(config, [], now + timedelta(hours=2))
+    else:
+        run(config, told, now + timedelta(hours=1))
+    assert "beta.example.org" in page.read_text("utf-8")
+    assert_as_full_render(config, tmp_path / "full")
