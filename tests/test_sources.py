@@ -251,7 +251,47 @@ def test_remove_names_the_sources_when_the_name_is_unknown(
 ) -> None:
     assert main(["--config", str(shipped), "sources", "remove", "Nope"]) == 2
     err = capsys.readouterr().err
-    assert "no source named 'Nope' (the sources are: 'NATO news feed'," in err
+    assert "no source named 'Nope', nor of that key, URL or file (the sources are: " in err
+    assert "'NATO news feed'," in err
+
+
+def test_a_source_is_named_as_sources_list_shows_it(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By its key, its URL (as a duplicate is found: any case of host, a trailing slash)
+    or its file, not only its name (found by review: each was "no source named")."""
+    names = [str(s["name"]) for s in sources(shipped)]
+    url = str(next(s["url"] for s in sources(shipped) if "url" in s))
+    path = str(next(s["path"] for s in sources(shipped) if "path" in s))
+    for given, index in (
+        ("sources[2]", 1),
+        (
+            url.replace("https://www.nato.int", "HTTPS://WWW.NATO.INT"),
+            names.index("NATO news feed"),
+        ),
+        (path, [s.get("path") for s in sources(shipped)].index(path)),
+        (str(shipped.parent / path), [s.get("path") for s in sources(shipped)].index(path)),
+    ):
+        assert main(["--config", str(shipped), "sources", "disable", given]) == 0, given
+        disabled = [s["name"] for s in sources(shipped) if s.get("enabled") is False]
+        assert disabled == [names[index]], given
+        assert main(["--config", str(shipped), "sources", "enable", given]) == 0, given
+    capsys.readouterr()
+
+
+def test_an_unknown_source_among_many_names_ten_of_them(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = shipped.read_text(encoding="utf-8")
+    more = "".join(
+        f'\n[[sources]]\nname = "Blog {n}"\nurl = "https://blog{n}.example/feed"\n'
+        for n in range(40)
+    )
+    shipped.write_text(text + more, encoding="utf-8")
+    assert main(["--config", str(shipped), "sources", "remove", "Nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("'") == 2 * 11  # the name asked for, and ten of the sources'
+    assert err.rstrip().endswith("and 36 more: aggregator sources list)")
 
 
 def test_remove_says_which_stories_leave_a_topic(

@@ -212,13 +212,20 @@ examples:
   aggregator sources list --json
 """
 REMOVE_EXAMPLE = """\
+A source is named by its name, or as `sources list` shows it: its key (sources[3]),
+its URL or its file.
+
 examples:
   aggregator sources remove "NATO news feed"
+  aggregator sources remove https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml
 """
 DISABLE_EXAMPLE = """\
+A source is named by its name, or as `sources list` shows it: its key (sources[3]),
+its URL or its file.
+
 examples:
   aggregator sources disable "NATO news feed"
-  aggregator sources enable "NATO news feed"
+  aggregator sources enable "sources[1]"
 """
 
 
@@ -308,7 +315,7 @@ def add_parser(commands: argparse._SubParsersAction[P], summary: str) -> list[P]
         epilog=REMOVE_EXAMPLE,
         formatter_class=raw,
     )
-    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("name", metavar="SOURCE", help="its name, key, URL or file")
     remove.set_defaults(handler=cmd_remove)
     made += [add, imports, export, listing, remove]
 
@@ -323,7 +330,7 @@ def add_parser(commands: argparse._SubParsersAction[P], summary: str) -> list[P]
             epilog=DISABLE_EXAMPLE,
             formatter_class=raw,
         )
-        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("name", metavar="SOURCE", help="its name, key, URL or file")
         parser.set_defaults(handler=handler)
         made.append(parser)
     return made

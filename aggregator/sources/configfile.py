@@ -130,6 +130,10 @@ def _name(table: Mapping[str, Any]) -> str:
     return str(table.get("name") or table.get("url") or table.get("path")).strip()
 
 
+# How many sources' names an error naming the choices lists.
+NAMED = 10
+
+
 class _Known:
     """The sources' names, normalised URLs and resolved files, each with the source's
     key and name: a duplicate is found by a look-up, not a pass over every table."""
@@ -219,12 +223,29 @@ class SourcesFile:
 
     def index_of(self, name: str) -> int:
         """The position of the source called ``name`` (surrounding spaces, in the file or
-        in ``name``, ignored, as runs ignore them); ConfigError naming the choices."""
+        in ``name``, ignored, as runs ignore them), or given as ``sources list`` shows it:
+        by its key (``sources[3]``), its URL or its file; ConfigError naming the choices
+        (the first :data:`NAMED` of them)."""
         names = self.names()
-        if name.strip() in names:
-            return names.index(name.strip())
-        choices = ", ".join(repr(n) for n in names) or "none"
-        raise ConfigError(str(self.path), f"no source named {name!r} (the sources are: {choices})")
+        wanted = name.strip()
+        if wanted in names:
+            return names.index(wanted)
+        keys = self.keys()
+        if wanted in keys:
+            return keys.index(wanted)
+        known = self._index()
+        found = known.paths.get((known.base / wanted).resolve()) if wanted else None
+        if found is None and ("://" in wanted or wanted.lower().startswith("feed:")):
+            found = known.urls.get(normalise_url(wanted))
+        if found is not None:
+            return keys.index(found[0])
+        choices = ", ".join(repr(n) for n in names[:NAMED]) or "none"
+        if len(names) > NAMED:
+            choices += f", and {len(names) - NAMED} more: aggregator sources list"
+        raise ConfigError(
+            str(self.path),
+            f"no source named {name!r}, nor of that key, URL or file (the sources are: {choices})",
+        )
 
     def _index(self) -> _Known:
         """The names, URLs and files of the sources, made once for every question."""
