@@ -869,7 +869,8 @@ def create_app(
 
     async def search(request: Request) -> Response:
         unknown = sorted(set(request.query_params) - {"q"})
-        text = request.query_params.get("q", "")
+        # "q" given twice: every word of both, as the filtered feeds join them.
+        text = " ".join(request.query_params.getlist("q"))
         status, note, headers = 200, "", {"Cache-Control": cache_control}
         results: list[Entry] = []  # none on the pages that say why there are none
         try:

@@ -228,6 +228,14 @@ def test_a_search_reads_words_as_typed(serving: Serving) -> None:
         assert found(typed) == plain, typed
     assert found("moldova.") == plain
     assert found(".moldova") == []
+    # Found by review: a wildcard, a hashtag, an ellipsis or a dash typed after a word
+    # found nothing.
+    for typed in ("moldova*", "%23moldova", "*moldova", "moldova%E2%80%A6", "moldova%E2%80%94"):
+        assert found(typed) == plain, typed
+    # "q" given twice: both words (the second alone was looked for).
+    both = found("moldova+nato")
+    assert both and found("moldova&q=nato") == both
+    assert found("moldova&q=zanzibarnever") == []
 
 
 @pytest.mark.parametrize(

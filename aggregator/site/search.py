@@ -33,10 +33,12 @@ if TYPE_CHECKING:
 
 
 # Punctuation people type around a word or a phrase ("Ukraine?", "(NATO)", a quoted
-# phrase), not part of what they look for. Curly quotes are straight after fold(). A
-# full stop only ends a term ("U.S." is "U.S"): ".NET" keeps its own.
-BEFORE = "\"'«»([{<¿¡"
-AFTER = "\"'«»)]}>?!.,;:"
+# phrase, "#Kyiv", a wildcard "Kyiv*" the search has no need of, "Kyiv…", "Kyiv—"), not
+# part of what they look for. Curly quotes are straight after fold(), dashes "-". A
+# full stop only ends a term ("U.S." is "U.S"): ".NET" keeps its own; a hyphen too
+# (a leading one is no exclusion here).
+BEFORE = "\"'«»([{<¿¡#*"
+AFTER = "\"'«»)]}>?!.,;:*…-"
 
 
 def typed_term(text: str) -> str:
