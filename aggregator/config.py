@@ -444,6 +444,11 @@ def _fetch(root: _Table) -> FetchSettings:
 SOURCE_KINDS = (*LAYOUT_NAMES, "feed")
 
 
+# C0 and C1 controls and DEL: a line feed breaks a log line in two, an escape sequence
+# rewrites the terminal that shows it.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _source(table: _Table, base: Path) -> SourceConfig:
     table.check_keys(
         (
@@ -501,8 +506,16 @@ def _source(table: _Table, base: Path) -> SourceConfig:
             raise table.fail(
                 "page_url", "is for a saved file (path); a live feed's items carry their own links"
             )
+    name = table.string("name", table.string("url" if "url" in table.data else "path"))
+    if control := _CONTROL.search(name):
+        # Every line a run or `sources list` says of the source starts with its name.
+        raise table.fail(
+            "name" if "name" in table.data else ("url" if "url" in table.data else "path"),
+            f"holds a control character ({control[0]!r}); a source's name is one line of "
+            "text (it starts every line said of the source)",
+        )
     return SourceConfig(
-        name=table.string("name", table.string("url" if "url" in table.data else "path")),
+        name=name,
         key=table.key,
         path=path,
         url=url,

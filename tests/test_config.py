@@ -346,3 +346,15 @@ def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, 
         path, what = tmp_path, "a directory"
     with pytest.raises(ConfigError, match=f"is {re.escape(what)}, not a file; pass --config PATH"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "name", ["two\\nlines", "bell\\u0007", "escape \\u001b[31mred", "n\\u0085el"]
+)
+def test_a_source_name_with_a_control_character_is_refused(tmp_path: Path, name: str) -> None:
+    """A name starts every line said of its source: a line feed broke those lines in
+    two, an escape sequence rewrote the terminal (found by review)."""
+    text = f'[[sources]]\nname = "{name}"\nurl = "https://example.org/feed.xml"\n'
+    with pytest.raises(ConfigError, match="holds a control character") as raised:
+        load_config(write(tmp_path, text))
+    assert raised.value.where.endswith("sources[1].name")

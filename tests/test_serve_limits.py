@@ -537,6 +537,9 @@ def test_an_http_1_1_request_without_a_host_is_400(limited: Serving) -> None:
     for request, status in (
         (b"GET /feeds/all.rss HTTP/1.1\r\nConnection: close\r\n\r\n", b"400"),
         (b"GET /feeds/all.rss HTTP/1.0\r\n\r\n", b"200"),
+        # Two Hosts: a 400 too, whatever the version (found by a later review).
+        (b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", b"400"),
+        (b"GET /feeds/all.rss HTTP/1.0\r\nHost: x\r\nHost: x\r\n\r\n", b"400"),
     ):
         with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
             connection.sendall(request)

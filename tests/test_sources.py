@@ -76,6 +76,20 @@ def test_an_edit_as_root_keeps_the_owner_and_mode(shipped: Path) -> None:
     assert "enabled = false" in shipped.read_text(encoding="utf-8")
 
 
+def test_remove_takes_the_comment_right_above_the_source(shipped: Path) -> None:
+    """A comment right above a source's header is the source's: it goes with it (found
+    by review: it stayed, heading the next source); one a blank line sets apart stays."""
+    before = shipped.read_text(encoding="utf-8")
+    assert "# A live feed: fetched over HTTP" in before
+    assert main(["--config", str(shipped), "sources", "remove", "NATO news feed"]) == 0
+    assert main(["--config", str(shipped), "sources", "remove", "sources[1]"]) == 0
+    after = shipped.read_text(encoding="utf-8")
+    assert "# A live feed: fetched over HTTP" not in after
+    assert '# topics = ["…"] is a source hint' in after  # set apart by a blank line
+    assert after.startswith("# aggregator configuration.")
+    assert "\n\n\n" not in after
+
+
 def test_disable_and_enable_keep_comments_and_skip_the_source(shipped: Path) -> None:
     before = shipped.read_bytes()
     assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
@@ -398,7 +412,10 @@ def test_pick_chooses_another_feed_and_topics_are_written(
     shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
     page = f"{feedserver.base}/discover/several.html"
-    assert add(shipped, page, "--pick", "4", "--topics", "ukraine", "--name", "Podcast") == 0
+    # (A slug given twice is written once.)
+    assert (
+        add(shipped, page, "--pick", "4", "--topics", "ukraine,ukraine", "--name", "Podcast") == 0
+    )
     assert sources(shipped)[-1] == {
         "name": "Podcast",
         "url": f"{feedserver.base}/feeds/jsonfeed11.json",

@@ -26,7 +26,8 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _topics(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
+    """``--topics a,b``: each slug once ("ukraine,ukraine" is one)."""
+    return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
 
 
 def cmd_add(args: argparse.Namespace) -> int:

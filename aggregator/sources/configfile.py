@@ -369,10 +369,18 @@ class SourcesFile:
             self._edit(lines, {}, "remove a source")
         span = spans[index]
         start = span.start
+        # Its own comment, right above its header (no blank line between), goes with it
+        # (found by review: it stayed, heading the next source); not the file's opening
+        # comment.
+        while start > 0 and lines[start - 1].lstrip().startswith("#"):
+            start -= 1
+        if start == 0:
+            start = span.start
+        header = start
         while start > 0 and not lines[start - 1].strip():
             start -= 1  # the blank lines that separated it from what was before
         if start == 0:
-            start = span.start
+            start = header
         del lines[start : span.end]
         self._edit(lines, expected, "remove a source")
         return removed
