@@ -767,6 +767,12 @@ def entry() -> None:
         os._exit(EXIT_INTERRUPTED)
     if threading.active_count() > 1:
         sys.exit(code)
+    # The command is done, its work committed: a Ctrl-C or SIGTERM now would only
+    # interrupt the exit handlers, with a traceback of them (found by review, once in 22
+    # Ctrl-Cs aimed at a run's end). Held until the process ends, a moment later.
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     atexit._run_exitfuncs()
     try:
         if sys.stdout is not None:  # None: started with its descriptor closed
