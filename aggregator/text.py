@@ -48,14 +48,38 @@ def _reference_as_windows_1252(found: re.Match[bytes]) -> bytes:
     return b"" if meant is None else b"&#%d;" % ord(meant)
 
 
-def windows_1252_references(data: bytes) -> bytes:
-    """An XML document (ASCII-compatible) with each character reference to a C1 control
-    written as a reference to the Windows-1252 character of its byte ("&#133;" as
-    "&#8230;", the ellipsis), as HTML reads such references; the five codes
-    Windows-1252 leaves undefined as nothing, as :func:`windows_1252_controls` has them."""
-    if b"&#" not in data:
+# What is no markup, where "&#133;" is text: CDATA sections, comments, processing
+# instructions (each to its end, or to the document's end when unclosed).
+_LITERAL = re.compile(rb"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)", re.DOTALL)
+# Encodings in which the bytes "&#133;" need not be those characters (ISO-2022's
+# escapes, UTF-7, EBCDIC): a document declared in one is left as it is.
+_NOT_ASCII = re.compile(
+    rb"^(?:iso-?2022|csiso2022|utf-?7|hz|cp0?37|cp500|cp1140|ibm0?37|ebcdic)", re.I
+)
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
+
+
+def windows_1252_references(data: bytes, charset: str | None = None) -> bytes:
+    """An XML document with each character reference to a C1 control written as a
+    reference to the Windows-1252 character of its byte ("&#133;" as "&#8230;", the
+    ellipsis), as HTML reads such references; the five codes Windows-1252 leaves
+    undefined as nothing, as :func:`windows_1252_controls` has them. Only in markup:
+    in a CDATA section the same bytes are text ("how to type &#133;"; HTML inside one
+    is read as HTML, which maps them itself). A document in an encoding that is not
+    ASCII-compatible (declared, or ``charset`` from HTTP) is left as it is."""
+    if b"&#" not in data or _C1_REFERENCE.search(data) is None:
         return data
-    return _C1_REFERENCE.sub(_reference_as_windows_1252, data)
+    declared = _DECLARED.match(data[:200])
+    for name in (charset.encode("ascii", "replace") if charset else b"", declared and declared[1]):
+        if name and _NOT_ASCII.match(name.strip()):
+            return data
+    parts, at = [], 0
+    for literal in _LITERAL.finditer(data):
+        parts.append(_C1_REFERENCE.sub(_reference_as_windows_1252, data[at : literal.start()]))
+        parts.append(literal[0])
+        at = literal.end()
+    parts.append(_C1_REFERENCE.sub(_reference_as_windows_1252, data[at:]))
+    return b"".join(parts)
 
 
 # Whitespace that only lays text out (line breaks and indentation from a feed's markup

@@ -74,3 +74,20 @@ def test_title_key_on_random_mixtures() -> None:
 )
 def test_c1_references_read_as_windows_1252(written: bytes, read: bytes | None) -> None:
     assert windows_1252_references(written) == (written if read is None else read)
+
+
+def test_c1_references_in_text_that_is_no_markup_are_left_as_written() -> None:
+    """In a CDATA section, a comment or a processing instruction "&#133;" is text ("how
+    to type &#133;"), and in a document not in an ASCII-compatible encoding the bytes
+    need not be those characters at all (ISO-2022-JP: found by review)."""
+    literal = b"<t><![CDATA[type &#133;]]><!-- &#133; --><?pi &#133;?>&#133;</t>"
+    assert windows_1252_references(literal) == (
+        b"<t><![CDATA[type &#133;]]><!-- &#133; --><?pi &#133;?>&#8230;</t>"
+    )
+    unclosed = b"<t>&#150;<![CDATA[&#150;"
+    assert windows_1252_references(unclosed) == b"<t>&#8211;<![CDATA[&#150;"
+    jis = '<?xml version="1.0" encoding="ISO-2022-JP"?><t>Γ嘘鎧</t>'.encode("iso-2022-jp")
+    assert b"&#133;" in jis and windows_1252_references(jis) == jis
+    plain = b"<t>&#133;</t>"
+    assert windows_1252_references(plain, "iso-2022-jp") == plain
+    assert windows_1252_references(plain, "windows-1252") == b"<t>&#8230;</t>"

@@ -235,7 +235,7 @@ def parse_feed(
     not returned: it is counted in ``unchanged``; every item's digest is returned.
     """
     source = name or url
-    defused = windows_1252_references(defuse(data))
+    defused = windows_1252_references(defuse(data), _charset(content_type))
     warnings = []
     reduced = keep_newest(defused, max_entries, encoding=_charset(content_type))
     if reduced is not None:
