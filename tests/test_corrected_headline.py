@@ -563,6 +563,43 @@ def test_two_days_statements_without_ids_are_two_stories(
     assert shown == ["About Ukraine.", "About the Middle East."]
 
 
+def test_a_link_whose_tracking_query_changes_is_the_same_story(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """An item without an id whose link's query changes on every fetch ("?sid=…"), dated
+    by day, then by its time (the next day in Brussels): one story (found by review:
+    the other link and the other day made it two)."""
+
+    def told(query: str, when: str) -> str:
+        return (
+            "<item><title>Doorstep statement</title>"
+            f"<link>https://nato.example/ds?sid={query}</link><pubDate>{when}</pubDate>"
+            "<description>About Ukraine.</description></item>"
+        )
+
+    first = told("aaa", "2026-11-10")
+    then = told("bbb", "Tue, 10 Nov 2026 23:30:00 +0000")
+    assert sources_runs(tmp_path, feedserver, {"A": [first]}, {"A": [then]}) == ["About Ukraine."]
+
+
+def test_a_daily_item_under_one_link_is_no_edit_of_yesterdays(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """A daily report always under the same link, dated by day: each day's is not taken
+    for an edit of the day before's (found by review: the story moved a day each run,
+    one story for ever, showing the last day's text only)."""
+
+    def report(day: int) -> str:
+        return (
+            "<item><title>Daily situation report</title><link>https://sitrep.example/daily"
+            f"</link><pubDate>2026-11-{day}</pubDate><description>Day {day}.</description></item>"
+        )
+
+    shown = sources_runs(tmp_path, feedserver, *({"A": [report(day)]} for day in range(10, 15)))
+    # (Dates of a day only match a day apart: the 11th joins the 10th, and so on.)
+    assert len(shown) >= 3 and "Day 14." in shown and "Day 10." in shown
+
+
 def test_a_saved_page_listing_two_days_statements_gives_two_stories(tmp_path: Path) -> None:
     """The same, on a saved listing page, whose items have neither ids nor links: told
     apart by their places in the page."""

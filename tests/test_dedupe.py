@@ -167,3 +167,50 @@ def test_merge_keeps_every_distinct_enclosure_first_source_first() -> None:
         Enclosure("https://example.org/a.mp3", "audio/ogg"),
         thumbnail,
     )
+
+
+def test_an_item_of_a_known_time_joins_the_story_of_the_closest_known_time() -> None:
+    """Of the day's stories of its title, an item of a known time joins the one of the
+    closest time; a story dated by day alone comes after those of a known time (found by
+    review: an 08:05 item took a day-only story over the one of 08:00)."""
+    from dataclasses import replace
+
+    from aggregator.dedupe import choose, new_entry
+
+    def story(published: Published, source: str) -> Entry:
+        told = replace(item("Press briefing", None, source=source), published=published)
+        return new_entry(told, authority="x,2026", zone=BRUSSELS, now=NOW, distinct=False)
+
+    morning = story(at("2026-11-10T08:00:00+01:00"), "hq")
+    afternoon = story(at("2026-11-10T16:00:00+01:00"), "hq")
+    some_time = story(day(2026, 11, 10), "daily")
+    for when, expected in (
+        ("2026-11-10T08:05:00+01:00", morning),
+        ("2026-11-10T15:00:00+01:00", afternoon),
+    ):
+        told = replace(item("Press briefing", None, source="wire"), published=at(when))
+        assert choose([some_time, afternoon, morning], told, BRUSSELS) is expected, when
+    # An item of the day alone: no story is closer; the first seen.
+    by_day = replace(item("Press briefing", None, source="wire"), published=day(2026, 11, 10))
+    assert choose([some_time, afternoon, morning], by_day, BRUSSELS) is some_time
+
+
+def test_an_edit_keeps_what_it_leaves_out() -> None:
+    """dedupe.retold: a source's edit of the one item a story was told with replaces its
+    telling, but what the edit leaves out (media, categories, a date, a summary) stays."""
+    from dataclasses import replace
+
+    from aggregator.dedupe import new_entry, retold
+
+    audio = Enclosure("https://e.org/ep1.mp3", "audio/mpeg", 1000)
+    first = replace(
+        item("Episode 1", date(2026, 11, 10), "First words."),
+        categories=("podcast",),
+        enclosures=(audio,),
+    )
+    story = new_entry(first, authority="x,2026", zone=BRUSSELS, now=NOW)
+    edit = replace(item("Episode 1", None, "Better words."))
+    after = retold(story, edit, NOW)
+    assert after.summary == "Better words."
+    assert after.enclosures == (audio,) and after.categories == ("podcast",)
+    assert after.published == story.published and after.id == story.id
