@@ -72,8 +72,12 @@ def kept_items(state: SourceState, known: frozenset[str] | None = None) -> Kept 
     """The id and mark of each item of the source's last read (``state``) whose digest is
     in ``known``, or of every one (None: the document is the last read's, a 304); None
     when they are not known: a state from before ids and marks were kept, a saved page's
-    (no digests), or an item known by neither."""
-    if state.seen_at is None or not len(state.seen) == len(state.seen_ids) == len(state.seen_marks):
+    or a JSON Feed's (no digests), or an item known by neither."""
+    if (
+        state.seen_at is None
+        or not state.seen  # (a JSON Feed's read keeps no digests: found by review)
+        or not len(state.seen) == len(state.seen_ids) == len(state.seen_marks)
+    ):
         return None
     pairs = zip(state.seen, state.seen_ids, state.seen_marks, strict=True)
     kept = tuple((i, m) for d, i, m in pairs if known is None or d in known)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -347,10 +348,30 @@ def rss_without_ids(items: list[tuple[str, str]]) -> bytes:
     return re.sub(rb"<guid[^>]*>[^<]*</guid>", b"", rss(items))
 
 
+def json_feed(items: list[tuple[str, str]]) -> bytes:
+    """The same as a JSON Feed 1.1, read whole every time (it keeps no digests)."""
+    return json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "T",
+            "items": [
+                {
+                    "id": f"urn:x:{guid}",
+                    "url": f"https://example.org/{guid}",
+                    "title": f"Story {guid}",
+                    "content_text": text,
+                    "date_published": f"2026-11-{index + 1:02d}T09:00:00Z",
+                }
+                for index, (guid, text) in enumerate(items)
+            ],
+        }
+    ).encode()
+
+
 @pytest.mark.parametrize(
     "build",
-    [rss, rss_without_ids, atom],
-    ids=["RSS 2.0 (fast path)", "RSS 2.0 without guids", "Atom (feedparser)"],
+    [rss, rss_without_ids, atom, json_feed],
+    ids=["RSS 2.0 (fast path)", "RSS 2.0 without guids", "Atom (feedparser)", "JSON Feed"],
 )
 def test_retention_forgets_a_story_its_source_dropped_while_it_lists_others_unchanged(
     tmp_path: Path, feedserver: Server, sandbox: Sandbox, build: Callable[..., bytes]
@@ -359,23 +380,29 @@ def test_retention_forgets_a_story_its_source_dropped_while_it_lists_others_unch
     the source goes on listing another unchanged (skipped as read before, then
     answering 304): only the stories it lists stay current. (Found by review: every
     story a source ever told was kept current whenever it listed anything unchanged.)"""
-    name = f"dropped-{build.__name__}.xml"
+    name = f"dropped-{build.__name__}.{'json' if build is json_feed else 'xml'}"
     urls = {"desk": f"{feedserver.base}/feeds/{name}"}
     feedserver.overrides[name] = build([("y", "kept"), ("x", "dropped")])
     try:
         ingest(tmp_path, urls, sandbox, NOW, retention_days=5)
-        # A day later the feed lists Y alone, unchanged: skipped, not read again.
+        # A day later the feed lists Y alone, unchanged: skipped, not read again (a JSON
+        # Feed is read whole: found by review, its 304s then kept nothing current).
         feedserver.overrides[name] = build([("y", "kept")])
         second = ingest(tmp_path, urls, sandbox, NOW + timedelta(days=1), retention_days=5)
-        assert second["desk"].unchanged == 1 and not second["desk"].entries
+        if build is json_feed:
+            assert [e.title for e in second["desk"].entries] == ["Story y"]
+        else:
+            assert second["desk"].unchanged == 1 and not second["desk"].entries
         # Ten days after X was last listed, the same document: a 304.
         third = ingest(tmp_path, urls, sandbox, NOW + timedelta(days=10), retention_days=5)
         assert third["desk"].not_modified
     finally:
         del feedserver.overrides[name]
     kept = stored(tmp_path)
-    assert set(kept) == {"Story y"}
     assert kept["Story y"][2] == NOW + timedelta(days=10)
+    # A JSON Feed's 304 keeps every story of its source current, as before: which items
+    # it lists is not kept (it is read whole); the others, only the stories listed.
+    assert set(kept) == ({"Story y", "Story x"} if build is json_feed else {"Story y"})
 
 
 def test_digests_are_void_after_retention_forgot_entries(

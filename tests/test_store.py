@@ -716,3 +716,18 @@ def test_postgresql_connections_say_how_to_find_a_server_gone(postgres: Cluster)
     }
     with PostgresStore(postgres.new_database() + "&keepalives_idle=5") as store:
         assert store.db.info.get_parameters()["keepalives_idle"] == "5"
+
+
+def test_a_sighting_from_before_marks_of_an_item_without_an_id_is_kept_current(
+    store: StoreType,
+) -> None:
+    """Written by a version that kept no marks, for an item without an id: which item
+    it was is not known, so it stays current while its source lists anything unchanged
+    (found by review: such stories were forgotten while still listed)."""
+    add(store, [item("Old telling", date(2024, 1, 1))])
+    with store.transaction():
+        store.db.execute("UPDATE sightings SET item_mark = NULL, item_id = NULL")
+    later = NOW + timedelta(days=2)
+    with store.transaction():
+        store.touch_source("a", later, [(None, "someothermark")])
+    assert [e.last_seen for e in store.newest(10)] == [later]

@@ -442,7 +442,9 @@ class SQLStore:
 
         A sighting is the item's when its mark is one of theirs (the mark is of the
         item's title and link as the source last told them), or, written before marks
-        were kept, when its item id is one of theirs. A story the source no longer lists
+        were kept, when its item id is one of theirs; one written before marks, of an
+        item without an id, is kept current (which item it was is not known). A story
+        the source no longer lists
         is left to retention: touching all of them kept such stories for ever, as long
         as the source listed anything unchanged (found by review)."""
         stamp = now.isoformat()
@@ -466,6 +468,14 @@ class SQLStore:
                     f"AND item_id IN ({', '.join('?' * len(chunk))})",
                     (stamp, source, *chunk),
                 )
+            # Written before items kept marks, and of an item without an id: not known
+            # which item it was, so kept current as before, until the item is read again
+            # (found by review: such stories were forgotten while still listed).
+            self._execute(
+                "UPDATE sightings SET last_seen = ? WHERE source = ? AND item_mark IS NULL "
+                "AND item_id IS NULL",
+                (stamp, source),
+            )
         self._execute(
             "UPDATE entries SET last_seen = ? "
             "WHERE id IN (SELECT entry_id FROM sightings WHERE source = ? AND last_seen = ?)",
