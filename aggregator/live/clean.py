@@ -76,9 +76,12 @@ ATTRIBUTES = {
     "th": {"colspan", "rowspan", "scope"},
 }
 # Elements removed together with what they hold.
-DROP_WITH_CONTENT = frozenset(
-    {"script", "style", "iframe", "object", "embed", "template", "noscript"}
-)
+DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "template"})
+# <noscript> tags, taken out before sanitising: what they hold is then read as HTML, as
+# a reader without scripts shows it (WordPress's lazy-loaded images keep the real <img>
+# there, the one outside has only a placeholder). Kept, the sanitiser read it as text,
+# and the markup showed as words; dropped with it, the image was lost (found by review).
+_NOSCRIPT_TAG = re.compile(r"</?noscript(?=[\s/>])[^>]*+>", re.IGNORECASE)
 # Elements that end a line or a block where they are: in a story's text each is a space,
 # so that "<p>Summit ends</p><p>Pear growers…" does not read "Summit endsPear growers".
 # (All of them are in TAGS, so the text read from the sanitised HTML breaks where the
@@ -220,6 +223,8 @@ def _clean(html: str, base: str | None) -> str:
         cleaned = resolving.clean(html)
     else:
         cleaned = denying.clean(html)
+    if "<img>" in cleaned:  # an image left with no source (a placeholder's): nothing
+        cleaned = cleaned.replace("<img>", "")
     # Character references decode to control characters too ("&#x1;"): strip them.
     return strip_invalid(cleaned)
 
@@ -260,6 +265,8 @@ def _bounded(fragment: str) -> str:
     cut = fragment[:MAX_HTML]
     if len(fragment) > MAX_HTML and cut.rfind("<") > cut.rfind(">"):
         cut = cut[: cut.rfind("<")]
+    if _NOSCRIPT_TAG.search(cut):
+        cut = _NOSCRIPT_TAG.sub("", cut)
     return flatten(strip_invalid(cut))
 
 
