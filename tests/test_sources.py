@@ -285,10 +285,14 @@ def test_a_source_is_named_as_sources_list_shows_it(
         ),
         (path, [s.get("path") for s in sources(shipped)].index(path)),
         (str(shipped.parent / path), [s.get("path") for s in sources(shipped)].index(path)),
+        ((shipped.parent / path).as_uri(), [s.get("path") for s in sources(shipped)].index(path)),
+        (url.replace("https://", "feed://"), names.index("NATO news feed")),
     ):
+        capsys.readouterr()
         assert main(["--config", str(shipped), "sources", "disable", given]) == 0, given
         disabled = [s["name"] for s in sources(shipped) if s.get("enabled") is False]
         assert disabled == [names[index]], given
+        assert capsys.readouterr().out == f"{names[index]!r} is now disabled\n"  # its name
         assert main(["--config", str(shipped), "sources", "enable", given]) == 0, given
     capsys.readouterr()
 
@@ -467,6 +471,22 @@ def test_a_broken_feed_is_its_own_error_not_another_feed(
     err = one_line(capsys.readouterr().err)
     assert err.startswith(f"error: {server.base}/feeds/broken.xml: ") and "not a feed" in err
     assert shipped.read_bytes() == before
+
+
+def test_an_xhtml_page_sent_as_xml_is_searched_for_its_feeds(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A page is a page whatever type it is sent as (XHTML as XML): its feed links are
+    followed (found by review: refused as "not a feed: HTML page")."""
+    page = (
+        b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>Site'
+        b'</title><link rel="alternate" type="application/rss+xml" href="/feeds/rss20.xml"/>'
+        b"</head><body><p>News</p></body></html>"
+    )
+    with serving() as server:
+        server.overrides["site.xhtml"] = page
+        assert add(shipped, f"{server.base}/feeds/site.xhtml", "--name", "Site") == 0
+    assert sources(shipped)[-1] == {"name": "Site", "url": f"{server.base}/feeds/rss20.xml"}
 
 
 def test_no_feed_anywhere_is_an_error_and_nothing_changes(

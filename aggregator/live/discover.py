@@ -129,12 +129,14 @@ def _looks_like_feed(fetched: Fetched) -> bool:
     kind = (fetched.content_type or "").split(";")[0].strip().lower()
     if kind in HTML_TYPES:
         return False
+    head = fetched.body[:2048].lower()
+    if b"<html" in head:  # a page, whatever it was sent as (XHTML as application/xml)
+        return False
     if kind in FEED_TYPES or kind in ("application/xml", "text/xml"):
         # Sent as a feed, broken (empty, binary, cut short): its own error, not another
         # feed of the site tried instead without a word (found by review).
         return True
-    head = fetched.body[:2048].lower()
-    if looks_like_xml(fetched.body) and b"<html" not in head:
+    if looks_like_xml(fetched.body):
         return True
     return is_json_feed(fetched.body, fetched.content_type)
 

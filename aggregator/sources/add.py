@@ -21,7 +21,7 @@ from aggregator.live.discover import Candidate, Discovery, discover
 from aggregator.live.fetch import Limits
 from aggregator.live.sandbox import Sandbox
 from aggregator.localfile import read_local
-from aggregator.sources.configfile import NewSource, SourcesFile
+from aggregator.sources.configfile import NewSource, SourcesFile, pasted
 from aggregator.uri import as_uri
 
 
@@ -57,20 +57,6 @@ class TargetError(ConfigError):
 
 # "host.example/…", "host:8080/…", "[::1]:8080": the start of an address, not of a path.
 _HOST = re.compile(r"^(?:[^/\\:\s]*\.[^/\\:\s]*|[^/\\:\s]+:\d+|\[[0-9A-Fa-f:.]+\](?::\d+)?)(?:/|$)")
-
-
-def pasted(target: str) -> str:
-    """``target`` as meant when pasted: without surrounding white space, and ``feed:``
-    URLs (``feed://host/path``, ``feed:https://host/path``) as the http(s) URLs they
-    stand for."""
-    target = target.strip()
-    scheme, colon, rest = target.partition(":")
-    if colon and scheme.lower() == "feed":
-        if rest.lower().startswith(("http://", "https://")):
-            return rest
-        if rest.startswith("//"):
-            return f"http:{rest}"
-    return target
 
 
 # Addresses of other kinds than http(s) and file: ("ftp://…", "javascript:…"), told

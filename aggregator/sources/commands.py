@@ -116,10 +116,11 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     from aggregator.sources.configfile import SourcesFile
 
     edit = SourcesFile(_config_path(args), f"sources {'enable' if enabled else 'disable'}")
+    name = edit.names()[edit.index_of(args.name)]  # (given by key, URL or file too)
     changed = edit.set_enabled(args.name, enabled)
     edit.save()
     state = "enabled" if enabled else "disabled"
-    print(f"{args.name!r} {'is now' if changed else 'was already'} {state}")
+    print(f"{name!r} {'is now' if changed else 'was already'} {state}")
     return 0
 
 
@@ -213,16 +214,16 @@ examples:
   aggregator sources list --json
 """
 REMOVE_EXAMPLE = """\
-A source is named by its name, or as `sources list` shows it: its key (sources[3]),
-its URL or its file.
+A source is named by its name, or by its key (sources[3], as `sources list --json`
+gives it), its URL or its file.
 
 examples:
   aggregator sources remove "NATO news feed"
   aggregator sources remove https://www.nato.int/cps/rss/en/natohq/rssFeed.xsl/rssFeed.xml
 """
 DISABLE_EXAMPLE = """\
-A source is named by its name, or as `sources list` shows it: its key (sources[3]),
-its URL or its file.
+A source is named by its name, or by its key (sources[3], as `sources list --json`
+gives it), its URL or its file.
 
 examples:
   aggregator sources disable "NATO news feed"

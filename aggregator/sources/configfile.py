@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -130,6 +130,20 @@ def _name(table: Mapping[str, Any]) -> str:
     return str(table.get("name") or table.get("url") or table.get("path")).strip()
 
 
+def pasted(target: str) -> str:
+    """``target`` as meant when pasted: without surrounding white space, and ``feed:``
+    URLs (``feed://host/path``, ``feed:https://host/path``) as the http(s) URLs they
+    stand for."""
+    target = target.strip()
+    scheme, colon, rest = target.partition(":")
+    if colon and scheme.lower() == "feed":
+        if rest.lower().startswith(("http://", "https://")):
+            return rest
+        if rest.startswith("//"):
+            return f"http:{rest}"
+    return target
+
+
 # How many sources' names an error naming the choices lists.
 NAMED = 10
 
@@ -223,9 +237,9 @@ class SourcesFile:
 
     def index_of(self, name: str) -> int:
         """The position of the source called ``name`` (surrounding spaces, in the file or
-        in ``name``, ignored, as runs ignore them), or given as ``sources list`` shows it:
-        by its key (``sources[3]``), its URL or its file; ConfigError naming the choices
-        (the first :data:`NAMED` of them)."""
+        in ``name``, ignored, as runs ignore them), or given by its key (``sources[3]``,
+        as ``sources list --json`` gives it), its URL (a ``feed:`` one too) or its file
+        (a ``file:`` URL too); ConfigError naming the choices (the first :data:`NAMED`)."""
         names = self.names()
         wanted = name.strip()
         if wanted in names:
@@ -234,9 +248,12 @@ class SourcesFile:
         if wanted in keys:
             return keys.index(wanted)
         known = self._index()
-        found = known.paths.get((known.base / wanted).resolve()) if wanted else None
-        if found is None and ("://" in wanted or wanted.lower().startswith("feed:")):
-            found = known.urls.get(normalise_url(wanted))
+        address = pasted(wanted)
+        if address.lower().startswith("file:"):  # as `sources add` takes one
+            address = unquote(urlsplit(address).path)
+        found = known.paths.get((known.base / address).resolve()) if address else None
+        if found is None and "://" in address:
+            found = known.urls.get(normalise_url(address))
         if found is not None:
             return keys.index(found[0])
         choices = ", ".join(repr(n) for n in names[:NAMED]) or "none"
