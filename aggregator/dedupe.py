@@ -101,12 +101,14 @@ def new_entry(
 ) -> Entry:
     """A story first told by ``item`` (``key``: its title's title_key, if already known;
     ``distinct``: another story of the same title and day is there, which the item's
-    source told apart from this one by the item's id, see :func:`distinct_entry_id`)."""
+    source told apart from this one by the item's id (or link), see
+    :func:`distinct_entry_id`)."""
     if key is None:
         key = title_key(item.title)
     day = local_day(item.published, zone)
-    if distinct and item.guid:
-        story_id = distinct_entry_id(authority, key, day, item.source, item.guid)
+    told_as = item.guid or item.link  # what the source tells the item apart by
+    if distinct and told_as:
+        story_id = distinct_entry_id(authority, key, day, item.source, told_as)
     else:
         story_id = key_entry_id(authority, key, day)
     return Entry(

@@ -600,6 +600,36 @@ def test_a_daily_item_under_one_link_is_no_edit_of_yesterdays(
     assert len(shown) >= 3 and "Day 14." in shown and "Day 10." in shown
 
 
+@pytest.mark.parametrize("guid", [True, False], ids=["with its id", "without an id"])
+def test_an_item_whose_time_moves_across_midnight_is_the_same_story(
+    tmp_path: Path, feedserver: Server, guid: bool
+) -> None:
+    """A source's item whose time moves by an hour onto another day in Brussels (the
+    source corrects it; or "23:30 CET", read as UTC before, read in its zone at last):
+    the same story, at its new time (found by review: the upgrade made it two). A daily
+    item at the same time, a day apart, is another."""
+
+    def note(when: str, text: str = "Evening note.") -> str:
+        ids = '<guid isPermaLink="false">n1</guid>' if guid else ""
+        return (
+            f"<item><title>Evening note</title><link>https://nato.example/n</link>{ids}"
+            f"<pubDate>{when}</pubDate><description>{text}</description></item>"
+        )
+
+    directory = live_runs(
+        tmp_path,
+        feedserver,
+        served([note("Mon, 02 Dec 2024 23:30:00 +0000")]),
+        served([note("Mon, 02 Dec 2024 23:30:00 +0100")]),
+    )
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    assert [e.published for e in rss.entries] == ["Mon, 02 Dec 2024 23:30:00 +0100"]
+    again = served([note("Tue, 03 Dec 2024 22:30:00 +0000", "The next evening.")])
+    directory = live_runs(tmp_path, feedserver, again)
+    rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
+    assert sorted(e.summary for e in rss.entries) == ["Evening note.", "The next evening."]
+
+
 def test_a_saved_page_listing_two_days_statements_gives_two_stories(tmp_path: Path) -> None:
     """The same, on a saved listing page, whose items have neither ids nor links: told
     apart by their places in the page."""

@@ -278,7 +278,12 @@ class Planner:
                 # Same title and day already stored under this id: the same story,
                 # unless its source told the two apart (then the item's has its own id).
                 found = next((c for c in candidates if c.id == entry.id), None)
-                if found is not None and self._apart(found.id, item):
+                # (A story keeps the id of its first day: one whose time its source moved
+                # across midnight (_redated) has another day's id, and is not this one.)
+                if found is not None and (
+                    self._apart(found.id, item)
+                    or not matches(found.published, item.published, zone)
+                ):
                     entry = new_entry(
                         item, authority=authority, zone=zone, now=now, key=key, distinct=True
                     )
@@ -455,7 +460,7 @@ class Planner:
             found = choose(same, item, self.zone) if same else None
             if found is not None:
                 return found
-        return choose(fitting, item, self.zone)
+        return choose(fitting, item, self.zone) or self._redated(fitting, item)
 
     def _apart(self, story_id: str, item: SourceEntry) -> bool:
         """Whether the item's source gave the story another item id in this run: by an
@@ -502,12 +507,35 @@ class Planner:
             return False
         item_id, link, _ = told[source]
         same = item_id == item.guid if item.guid else link is not None and link == item.link
-        # Of the story's own day: an item a day later that the tolerance for dates of a
-        # day only lets match is no edit (found by review: a daily item under one link,
-        # taken for an edit, moved the story a day each run, one story for ever).
-        return same and local_day(story.published, self.zone) == local_day(
-            item.published, self.zone
+        # Of the story's own day, or its time moved by a few hours (see _redated): an item
+        # a day later that the tolerance for dates of a day only lets match is no edit
+        # (found by review: a daily item under one link, taken for an edit, moved the
+        # story a day each run, one story for ever).
+        return same and (
+            local_day(story.published, self.zone) == local_day(item.published, self.zone)
+            or _hours_apart(story.published, item.published)
         )
+
+    def _redated(self, candidates: Sequence[Entry], item: SourceEntry) -> Entry | None:
+        """The stored story the item's source told with this very item (its id and link,
+        or without an id its link), whose time the item now gives a few hours apart,
+        on another day: a source's correction of its time, or a time read at last in
+        the zone it names (found by review: an upgrade read "23:30 CET" rightly, and
+        the story told at 23:30 UTC became two). None when not exactly one."""
+        if item.link is None:
+            return None
+        source = item.provenance.source
+        found = []
+        for story in candidates:
+            told = self._stored_told.get(story.id, {}).get(source)
+            if told is None or not _hours_apart(story.published, item.published):
+                continue
+            item_id, link, _ = told
+            link = link or story.link  # (a sighting from before links were kept)
+            same_id = item_id == item.guid or not item.guid
+            if same_id and link and _identity_of_link(link) == _identity_of_link(item.link):
+                found.append(story)
+        return found[0] if len(found) == 1 else None
 
     def _apart_by_link(self, story_id: str, item: SourceEntry) -> bool:
         """For an item without an id: whether its source told the story with another item
@@ -593,6 +621,18 @@ class Planner:
             tuple(self._sightings),
             dict(self._title_keys),
         )
+
+
+# How far a source may move its item's time and still tell the same item (see
+# Planner._redated): zones are at most 14 hours from UTC, a daily item is 24 apart.
+REDATED = timedelta(hours=12)
+
+
+def _hours_apart(a: Published | None, b: Published | None) -> bool:
+    """Both of a known time, less than :data:`REDATED` apart."""
+    if a is None or b is None or a.instant is None or b.instant is None:
+        return False
+    return abs(a.instant - b.instant) < REDATED
 
 
 def _identity(item: SourceEntry) -> str | None:
