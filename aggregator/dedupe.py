@@ -106,8 +106,8 @@ def new_entry(
     if key is None:
         key = title_key(item.title)
     day = local_day(item.published, zone)
-    told_as = item.guid or item.link  # what the source tells the item apart by
-    if distinct and told_as:
+    if distinct:  # by what the source tells the item apart by, if anything
+        told_as = item.guid or item.link or ""
         story_id = distinct_entry_id(authority, key, day, item.source, told_as)
     else:
         story_id = key_entry_id(authority, key, day)

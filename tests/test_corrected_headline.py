@@ -600,17 +600,17 @@ def test_a_daily_item_under_one_link_is_no_edit_of_yesterdays(
     assert len(shown) >= 3 and "Day 14." in shown and "Day 10." in shown
 
 
-@pytest.mark.parametrize("guid", [True, False], ids=["with its id", "without an id"])
 def test_an_item_whose_time_moves_across_midnight_is_the_same_story(
-    tmp_path: Path, feedserver: Server, guid: bool
+    tmp_path: Path, feedserver: Server
 ) -> None:
-    """A source's item whose time moves by an hour onto another day in Brussels (the
-    source corrects it; or "23:30 CET", read as UTC before, read in its zone at last):
-    the same story, at its new time (found by review: the upgrade made it two). A daily
-    item at the same time, a day apart, is another."""
+    """A source's item (its id and link) whose time moves by an hour onto another day in
+    Brussels (the source corrects it; or "23:30 CET", read as UTC before, read in its
+    zone at last): the same story, at its new time (found by review: the upgrade made it
+    two). A daily item at the same time, a day apart, is another. (An item without an
+    id is not taken for a correction: see the test after.)"""
 
     def note(when: str, text: str = "Evening note.") -> str:
-        ids = '<guid isPermaLink="false">n1</guid>' if guid else ""
+        ids = '<guid isPermaLink="false">n1</guid>'
         return (
             f"<item><title>Evening note</title><link>https://nato.example/n</link>{ids}"
             f"<pubDate>{when}</pubDate><description>{text}</description></item>"
@@ -628,6 +628,64 @@ def test_an_item_whose_time_moves_across_midnight_is_the_same_story(
     directory = live_runs(tmp_path, feedserver, again)
     rss = feedparser.parse((directory / "feeds" / "all.rss").read_bytes())
     assert sorted(e.summary for e in rss.entries) == ["Evening note.", "The next evening."]
+
+
+def briefing_at(when: str, text: str, link: str | None, guid: str | None = None) -> str:
+    """A "Press briefing" item of ``when`` (RFC 822), with a link and an id or not."""
+    return (
+        "<item><title>Press briefing</title>"
+        + (f"<link>{link}</link>" if link else "")
+        + (f'<guid isPermaLink="false">{guid}</guid>' if guid else "")
+        + f"<pubDate>{when}</pubDate><description>{text}</description></item>"
+    )
+
+
+MONDAY_EVENING = "Mon, 06 May 2024 20:00:00 +0000"
+TUESDAY_MORNING = "Tue, 07 May 2024 07:00:00 +0000"
+
+
+@pytest.mark.parametrize(
+    ("monday_link", "tuesday_link", "guid"),
+    [
+        pytest.param("https://site.example/?p=101", "https://site.example/?p=102", None, id="?p="),
+        pytest.param("https://site.example/live", "https://site.example/live", None, id="one link"),
+        pytest.param(
+            "https://site.example/b?date=2024-05-06",
+            "https://site.example/b?date=2024-05-07",
+            "top",
+            id="an id reused, ?date=",
+        ),
+    ],
+)
+def test_the_next_mornings_item_is_no_correction_of_the_evenings(
+    tmp_path: Path,
+    feedserver: Server,
+    monday_link: str,
+    tuesday_link: str,
+    guid: str | None,
+) -> None:
+    """Items 11 hours apart across midnight are two stories unless the source tells them
+    the same item by its id and link: a query naming the item counts, an item without an
+    id is not taken for a correction (found by a later review: each was one story)."""
+    evening = briefing_at(MONDAY_EVENING, "Monday evening.", monday_link, guid)
+    morning = briefing_at(TUESDAY_MORNING, "Tuesday morning.", tuesday_link, guid)
+    shown = sources_runs(tmp_path, feedserver, {"A": [evening]}, {"A": [morning, evening]})
+    assert shown == ["Monday evening.", "Tuesday morning."]
+
+
+def test_an_item_without_id_or_link_is_not_a_story_its_id_day_left(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """A story re-dated across midnight keeps its first day's id; another source's item
+    of that day without an id or a link is its own story (found by a later review: the
+    id made it the re-dated story's)."""
+    late = briefing_at("Mon, 06 May 2024 23:30:00 +0000", "Late.", "https://a.example/1", "g1")
+    fixed = briefing_at("Mon, 06 May 2024 23:30:00 +0200", "Late.", "https://a.example/1", "g1")
+    tuesday = briefing_at("Tue, 07 May 2024 10:00:00 +0000", "Tuesday, from B.", None)
+    shown = sources_runs(
+        tmp_path, feedserver, {"A": [late]}, {"A": [fixed]}, {"A": [fixed], "B": [tuesday]}
+    )
+    assert shown == ["Late.", "Tuesday, from B."]
 
 
 def test_a_saved_page_listing_two_days_statements_gives_two_stories(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ is matched as above, the others are stories of their own titles.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -517,12 +518,14 @@ class Planner:
         )
 
     def _redated(self, candidates: Sequence[Entry], item: SourceEntry) -> Entry | None:
-        """The stored story the item's source told with this very item (its id and link,
-        or without an id its link), whose time the item now gives a few hours apart,
+        """The stored story the item's source told with this very item (its id and link),
+        whose time the item now gives a few hours apart,
         on another day: a source's correction of its time, or a time read at last in
         the zone it names (found by review: an upgrade read "23:30 CET" rightly, and
         the story told at 23:30 UTC became two). None when not exactly one."""
-        if item.link is None:
+        if item.link is None or not item.guid:
+            # (Without an id, a link alone does not tell a correction from the next item
+            # of a feed that links every item to one page: a later review.)
             return None
         source = item.provenance.source
         found = []
@@ -532,8 +535,8 @@ class Planner:
                 continue
             item_id, link, _ = told
             link = link or story.link  # (a sighting from before links were kept)
-            same_id = item_id == item.guid or not item.guid
-            if same_id and link and _identity_of_link(link) == _identity_of_link(item.link):
+            same = link and _identity_of_link(link) == _identity_of_link(item.link)
+            if item_id == item.guid and same:
                 found.append(story)
         return found[0] if len(found) == 1 else None
 
@@ -645,11 +648,24 @@ def _identity(item: SourceEntry) -> str | None:
     return None if where.line is None else f"\0{where.location}:{where.line}"
 
 
+# Query parameters that track or hold a session, not name an item: feeds fill them anew
+# on every fetch (found by review: "?sid=aaa" then "?sid=bbb" made a story twice). Any
+# other is the item's own ("index.php?p=101", "briefing?date=…": a later review).
+_TRACKING = re.compile(
+    r"(?i)^(?:utm_\w*|sid|session(?:id)?|phpsessid|jsessionid|fbclid|gclid|dclid|msclkid|"
+    r"mc_cid|mc_eid|_ga|yclid|ref|referrer|src)$"
+)
+
+
 def _identity_of_link(link: str) -> str:
-    """A link as it tells items apart: without its query and fragment, which feeds fill
-    with tracking and session parameters that change on every fetch (found by review:
-    "?sid=aaa" then "?sid=bbb" made a story twice)."""
-    return link.split("#", 1)[0].split("?", 1)[0]
+    """A link as it tells items apart: without its fragment, and without the query
+    parameters that only track (:data:`_TRACKING`)."""
+    link = link.split("#", 1)[0]
+    base, mark, query = link.partition("?")
+    if not mark:
+        return link
+    kept = [p for p in query.split("&") if p and not _TRACKING.match(p.split("=", 1)[0])]
+    return f"{base}?{'&'.join(kept)}" if kept else base
 
 
 def sort_key(published: Published | None, first_seen: datetime) -> str:
