@@ -280,8 +280,8 @@ def apply(
     """Fold one run's outcomes into the store (call inside its transaction); or, with
     ``folded``, write what was folded from them as they were read.
 
-    Also says whether anything the feeds show may have changed, and which stories this
-    run added or changed (their pages are due, in a feed or not).
+    Also says whether anything the feeds show may have changed, and which stored stories
+    this run changed (their pages are due, in a feed or not).
     """
     items = (
         []
@@ -335,7 +335,8 @@ def apply(
         # they show, so a crash between this commit and the last rename is caught up.
         store.set_meta("version", str(store_version(store) + 1))
         store.set_meta("changed", now.isoformat())  # the files' Last-Modified, when shared
-    return report, changed, {entry.id for entry in touched}
+    # (A new story has no page yet: only a stored one's may be on disk, out of the feeds.)
+    return report, changed, {entry.id for entry in touched} - new
 
 
 # How far ahead of the run a date may be and still be believed: a day, for a date
