@@ -245,6 +245,9 @@ def _instant(value: datetime) -> Published:
     return Published.at(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
 
 
+_AFTER_TIME = re.compile(r"\d:\d\d(?::\d\d)?\s*([A-Za-z]+)\b")
+
+
 def _zoned(parsed: datetime, text: str) -> Published:
     """What the email module read of an RFC 822 date (``text``), with the zone it does
     not know: it knows only RFC 822's names and gives any other without a zone, which
@@ -253,7 +256,10 @@ def _zoned(parsed: datetime, text: str) -> Published:
     says to read as "-0000") leaves the day as written, without a time of day."""
     if parsed.tzinfo is not None:
         return Published.at(parsed)
-    name = text.rsplit(None, 1)[-1].upper()
+    # The word after the time of day ("23:30:00 CEST (Central European Summer Time)",
+    # "23:30 CEST.": found by review, read as UTC when only the last word was looked at).
+    after = _AFTER_TIME.search(text)
+    name = after[1].upper() if after else ""
     if name.isalpha() and len(name) > 1:
         if name in ZONES:
             return Published.at(parsed.replace(tzinfo=timezone(timedelta(hours=ZONES[name]))))

@@ -154,6 +154,13 @@ def test_titles_are_plain_text() -> None:
         pytest.param("Tue, 03 Jun 2025 23:30:00 EDT", "2025-06-03T23:30:00-04:00", id="US zone"),
         pytest.param("Tue, 03 Jun 2025 23:30:00 A", "2025-06-03T23:30:00+00:00", id="military"),
         pytest.param("Tue, 03 Jun 2025 23:30:00", "2025-06-03T23:30:00+00:00", id="no zone"),
+        pytest.param(
+            "Tue, 03 Jun 2025 23:30:00 CEST (Central European Summer Time)",
+            "2025-06-03T23:30:00+02:00",
+            id="zone, then words",
+        ),
+        pytest.param("Tue, 03 Jun 2025 23:30 CEST.", "2025-06-03T23:30:00+02:00", id="zone."),
+        pytest.param("Tue, 03 Jun 2025 23:30:00 +0200", "2025-06-03T23:30:00+02:00", id="+0200"),
         pytest.param("soon", None, id="not a date"),
     ],
 )
