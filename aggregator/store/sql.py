@@ -453,21 +453,17 @@ class SQLStore:
         else:
             marks = sorted({mark for _, mark in items if mark is not None})
             ids = sorted({item for item, _ in items if item is not None})
-            step = 400  # bound parameters per statement, well under every backend's limit
-            for start in range(0, len(marks), step):
-                chunk = marks[start : start + step]
-                self._execute(
-                    "UPDATE sightings SET last_seen = ? WHERE source = ? AND item_mark IN "
-                    f"({', '.join('?' * len(chunk))})",
-                    (stamp, source, *chunk),
-                )
-            for start in range(0, len(ids), step):
-                chunk = ids[start : start + step]
-                self._execute(
-                    "UPDATE sightings SET last_seen = ? WHERE source = ? AND item_mark IS NULL "
-                    f"AND item_id IN ({', '.join('?' * len(chunk))})",
-                    (stamp, source, *chunk),
-                )
+            for condition, values in (
+                ("item_mark IN", marks),
+                ("item_mark IS NULL AND item_id IN", ids),
+            ):
+                for start in range(0, len(values), CHUNK):
+                    chunk = values[start : start + CHUNK]
+                    self._execute(
+                        f"UPDATE sightings SET last_seen = ? WHERE source = ? AND {condition} "
+                        f"({', '.join('?' * len(chunk))})",
+                        (stamp, source, *chunk),
+                    )
             # Written before items kept marks, and of an item without an id: not known
             # which item it was, so kept current as before, until the item is read again
             # (found by review: such stories were forgotten while still listed).
