@@ -267,6 +267,11 @@ class Folding:
         stories = [self.planner.inserted[entry_id] for entry_id in dict.fromkeys(made)]
         for entry, labelled in zip(stories, judge(stories, topics), strict=True):
             self.judged[entry.id] = (entry, labelled)
+        # Their rows too (a story another source folds into later is made again then).
+        title_key_of = self.planner.title_key_of
+        self.store.prepare(
+            [(e, key) for e in stories if (key := title_key_of(e.id)) is not None], self.now
+        )
 
 
 def apply(

@@ -615,6 +615,10 @@ class Planner:
             self._seen.add(entry.id)
         return entry
 
+    def title_key_of(self, entry_id: str) -> str | None:
+        """The title key the plan will give this inserted or changed story."""
+        return self._title_keys.get(entry_id)
+
     def plan(self) -> MergePlan:
         """What the items folded so far change in the store."""
         return MergePlan(

@@ -79,6 +79,11 @@ class StoreType(Protocol):
         (for a Planner: aggregator.store.plan.ItemTold)."""
         ...
 
+    def prepare(self, entries: Iterable[tuple[Entry, str]], now: datetime) -> None:
+        """Make ahead what :meth:`write_plan` would write for these new entries (each
+        with its title key) at ``now``; used only if they are still the plan's."""
+        ...
+
     def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
         """Write a plan made against the store as it is (inside :meth:`transaction`);
         returns what :meth:`add` returns."""

@@ -388,6 +388,34 @@ class SQLStore:
 
         return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # 999 before SQLite 3.32
 
+    def prepare(self, entries: Iterable[tuple[Entry, str]], now: datetime) -> None:
+        """Make ahead the rows these new entries (each with its title key) are written as,
+        should :meth:`write_plan` write them at ``now``: what a run does while it waits
+        for its parser workers rather than after (pipeline.Folding). A row is used only
+        for the very entry it was made from (the same object: entries are immutable) and
+        title key; a story folded again since is made anew. (``now`` only spares making
+        the text of a first or last seen that is ``now`` itself again: see :func:`_row`.)"""
+        prepared = self.__dict__.setdefault("_prepared", {})
+        stamp = now.isoformat()
+        for entry, key in entries:
+            prepared[entry.id] = (entry, key, _row(entry, key, now, stamp))
+
+    def _rows_of(
+        self, entries: Sequence[Entry], keys: Mapping[str, str], now: datetime, stamp: str
+    ) -> list[tuple[Any, ...]]:
+        """The rows of new ``entries``: those :meth:`prepare` made for them, the others
+        made now."""
+        prepared: dict[str, Any] = self.__dict__.pop("_prepared", {})
+        rows = []
+        for entry in entries:
+            key = keys.get(entry.id)
+            made = prepared.get(entry.id)
+            if made is not None and made[0] is entry and made[1] == key:
+                rows.append(made[2])
+            else:
+                rows.append(_row(entry, key, now, stamp))
+        return rows
+
     def apply_plan(self, plan: MergePlan, now: datetime) -> None:
         stamp = now.isoformat()
         # New entries go in many rows per INSERT, not one statement per row: on SQLite
@@ -395,7 +423,7 @@ class SQLStore:
         # trigger) makes FTS5 flush its pending terms to a new segment, and merge them:
         # 150 µs an entry one at a time, 50 µs at 500 a statement.
         keys = plan.title_keys
-        rows = [_row(e, keys.get(e.id), now, stamp) for e in plan.inserted]
+        rows = self._rows_of(plan.inserted, keys, now, stamp)
         per = max(1, min(INSERT_ROWS, self._max_parameters() // 14))
         one = f"({','.join('?' * 14)})"
         for start in range(0, len(rows), per):
