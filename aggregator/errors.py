@@ -111,6 +111,36 @@ def redact(url: str) -> str:
     return f"{scheme}{separator}{rest}"
 
 
+def conceal(text: str, url: str) -> str:
+    """``text``, a library's message about ``url``, without the URL's password: the URL
+    as :func:`redact` shows it, and the password, as written or decoded, wherever the
+    message quotes it (libpq quotes the part of a URL it cannot read, as in ``invalid
+    percent-encoded token: "s3cr%zzet"``), as ``***``."""
+    text = text.replace(url, redact(url))
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _secrets(url: str) -> set[str]:
+    """The passwords a URL holds (in its user part, or a password parameter), as written
+    and percent-decoded; read the way :func:`redact` reads the URL."""
+    from urllib.parse import unquote
+
+    _, separator, rest = url.partition("://")
+    if not separator:
+        return set()
+    found: set[str] = set()
+    userinfo, at, _ = rest.rpartition("@")
+    if at and ":" in userinfo:
+        found.add(userinfo.split(":", 1)[1])
+    for pair in rest.partition("?")[2].split("&"):
+        name, _, value = pair.partition("=")
+        if unquote(name) in _SECRET_PARAMETERS:
+            found.add(value)
+    return {form for secret in found for form in (secret, unquote(secret)) if form}
+
+
 def command_line() -> str:
     """This process's command as typed, its URLs without their passwords (the lock file
     and PostgreSQL's activity list show it to other users)."""

@@ -139,6 +139,7 @@ def advisory(url: str, wait: float) -> Iterator[None]:
     """
     import psycopg
 
+    from aggregator.errors import conceal
     from aggregator.store.postgres import WRITE_LOCK, connect, problem, redact
 
     db = connect(url, min(wait, 30.0) or 1.0)
@@ -155,7 +156,7 @@ def advisory(url: str, wait: float) -> Iterator[None]:
             ) from None
         except psycopg.Error as error:
             raise WriteError(
-                f"{redact(url)}: cannot take the write lock: {problem(error)}; "
+                f"{redact(url)}: cannot take the write lock: {conceal(problem(error), url)}; "
                 "check the database and run again"
             ) from error
         try:

@@ -598,6 +598,24 @@ def test_errors_name_the_url_without_its_password(postgres: Cluster) -> None:
     assert "s3cret" not in message and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bob:s3cr%zzet@localhost/news",  # libpq quotes the token it cannot read
+        "postgresql://bob@localhost/news?password=s3c%ret",
+        "postgresql://bob:s3cret@[::1/news",  # ...or the whole URL
+        "postgresql://bob:s3%63ret@[::1/news",
+    ],
+)
+def test_a_malformed_url_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(url, timeout=1)
+    message = str(caught.value)
+    assert message.startswith("postgresql://bob@")
+    assert "cannot connect to the store: " in message
+    assert "s3" not in message and "\n" not in message  # as written, or decoded
+
+
 def test_a_user_without_create_rights_is_told_which_to_get(postgres: Cluster) -> None:
     """Since PostgreSQL 15 only the database's owner may create tables in schema
     public: CREATE on the database is not what is missing, CREATE on the schema is."""

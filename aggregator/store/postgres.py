@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from aggregator.errors import StoreError, WriteError, command_line
+from aggregator.errors import StoreError, WriteError, command_line, conceal
 from aggregator.errors import redact as redact  # where it was, for the callers here
 from aggregator.store.migrations import MIGRATIONS, POSTGRESQL, Dialect
 from aggregator.store.sql import SQLStore, utc_text
@@ -94,8 +94,9 @@ def connect(url: str, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
         )
     except psycopg.Error as error:
         raise StoreError(
-            f"{redact(url)}: cannot connect to the store: {problem(error)}; check that "
-            "PostgreSQL is running and the URL's host, port, database, user and password"
+            f"{redact(url)}: cannot connect to the store: {conceal(problem(error), url)}; "
+            "check that PostgreSQL is running and the URL's host, port, database, user and "
+            "password"
         ) from error
 
 
