@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import SourceError, os_advice
+from aggregator.errors import AggregatorError, SourceError, WriteError, os_advice
 from aggregator.ingest import Ingest, Outcome
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
@@ -442,13 +442,14 @@ def publish(
     directory = config.feeds.directory
     remove_stale_temporaries(directory)
     # The files are rendered and written to temporary files inside the store's
-    # transaction: if they cannot be written (disk full, permissions) the transaction
-    # rolls back, leaving store and feeds as they were. Renames follow the commit;
-    # a crash between the two leaves the files a version behind, which the next run
-    # sees (is_current) and catches up.
+    # transaction: if they cannot be written (disk full, permissions) they are removed
+    # and the feeds stay as they were, while the store keeps what was read (see below).
+    # Renames follow the commit; a crash between the two leaves the files a version
+    # behind, which the next run sees (is_current) and catches up.
     rendered: Rendered | None = None
     staged: Staged | None = None
     shown_before: set[str] = set()
+    unwritten: WriteError | None = None
     try:
         with store.transaction():
             report, _, touched = apply(config, store, states, outcomes, now, folded)
@@ -460,41 +461,64 @@ def publish(
                 shown_before = _feeds_on_disk(config, store)
                 if installed is not None:
                     shown_before |= set(installed.feeds)
-                # Each file is staged as it is rendered; its fsync runs while the next
-                # ones are rendered (output.Stager).
-                with Stager(directory) as stager:
-                    # With the pages of stories this run changed that no feed shows (a
-                    # new source, or its own edit, for an old story). (A run stopped
-                    # before its install leaves its manifest untrusted: the next renders
-                    # every file, these pages too.)
-                    rendered = render_files(
-                        config,
-                        store,
-                        _trusted(config, store, installed),
-                        emit=stager.add,
-                        runner=runner,
-                        also=touched,
+                try:
+                    # Each file is staged as it is rendered; its fsync runs while the
+                    # next ones are rendered (output.Stager).
+                    with Stager(directory) as stager:
+                        # With the pages of stories this run changed that no feed shows
+                        # (a new source, or its own edit, for an old story). (A run
+                        # stopped before its install leaves its manifest untrusted: the
+                        # next renders every file, these pages too.)
+                        rendered = render_files(
+                            config,
+                            store,
+                            _trusted(config, store, installed),
+                            emit=stager.add,
+                            runner=runner,
+                            also=touched,
+                        )
+                        # This install's token, written into the directory with the files
+                        # and into the store after them: the store and the files each
+                        # know the other is the one they were written with (a store or a
+                        # directory restored from a backup, or written by another setup,
+                        # is then rendered again in full).
+                        token = f"{wanted} {os.urandom(8).hex()}"
+                        stager.add(TOKEN, token.encode())
+                        staged = stager.finish()
+                except WriteError as error:
+                    # The feeds' disk is full or refuses (the Stager removed what it
+                    # made): what the sources gave is kept all the same (found by
+                    # review: rolled back, the stories a feed listed only meanwhile were
+                    # lost for good). The store is then ahead of the files, which still
+                    # show the last install, as after a crash before the renames: the
+                    # next run renders them again (its version is not the one installed).
+                    unwritten, rendered, staged = error, None, None
+                else:
+                    # What the files will show once installed; trusted only when the
+                    # rendered key (set after the install) and the directory's token
+                    # name it.
+                    store.set_meta(
+                        manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}"
                     )
-                    # This install's token, written into the directory with the files and
-                    # into the store after them: the store and the files each know the other
-                    # is the one they were written with (a store or a directory restored
-                    # from a backup, or written by another setup, is then rendered again in
-                    # full).
-                    token = f"{wanted} {os.urandom(8).hex()}"
-                    stager.add(TOKEN, token.encode())
-                    staged = stager.finish()
-                # What the files will show once installed; trusted only when the rendered
-                # key (set after the install) and the directory's token name it.
-                store.set_meta(manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}")
-                # Until the dropped ones are removed (after the install), their files may
-                # still be there: kept in the record, so that a crash before that leaves
-                # the next run to remove them.
-                _record_feeds_on_disk(config, store, shown_before | set(rendered.manifest.feeds))
+                    # Until the dropped ones are removed (after the install), their files
+                    # may still be there: kept in the record, so that a crash before that
+                    # leaves the next run to remove them.
+                    _record_feeds_on_disk(
+                        config, store, shown_before | set(rendered.manifest.feeds)
+                    )
     except BaseException:
         # The store kept nothing of this run (rolled back): neither do the files.
         if staged is not None:
             staged.discard()
         raise
+    if unwritten is not None:
+        stored = (
+            f"what the sources gave is kept in the store ({report.new} new and "
+            f"{report.updated} updated entries) and "
+            if report.new or report.updated
+            else ""
+        )
+        raise WriteError(f"{unwritten}; {stored}the next run writes the feeds") from unwritten
     if staged is None or rendered is None:
         written, unchanged = [], [directory / name for name in expected_files(config)]
         # Nothing rendered: a dropped topic's files that a run stopped before removing
@@ -509,13 +533,16 @@ def publish(
         # The files not rendered are as they were, like those rendered to the same bytes.
         kept = (directory / name for name in rendered.names if name not in rendered.files)
         unchanged = [*staged.unchanged, *kept]
-        with store.transaction():
-            store.set_meta(rendered_key(config, store), token)
-        dropped = shown_before - set(rendered.manifest.feeds)
-        if dropped:
-            left = _remove_dropped_topics(directory, dropped)  # kept: tried again next time
-            with store.transaction():
-                _record_feeds_on_disk(config, store, set(rendered.manifest.feeds) | left)
+        if _noted(store, lambda: store.set_meta(rendered_key(config, store), token)):
+            dropped = shown_before - set(rendered.manifest.feeds)
+            if dropped:
+                left = _remove_dropped_topics(directory, dropped)  # kept: tried next time
+                _noted(
+                    store,
+                    lambda: _record_feeds_on_disk(
+                        config, store, set(rendered.manifest.feeds) | left
+                    ),
+                )
     if store.shared:
         stamp_files(store, [*written, *unchanged])
     log.info(
@@ -533,6 +560,27 @@ def publish(
         tuple(unchanged),
         tuple(rendered.files) if rendered is not None else (),
     )
+
+
+def _noted(store: StoreType, note: Callable[[], None]) -> bool:
+    """Note in the store, in a transaction of its own, what a publish did once its store
+    was committed and its files installed; a note the store refuses (a disk full by
+    now) is a warning, not the run's failure: the feeds and the store agree, and the next
+    run, not finding the note, writes the files again (found by review: such a run said
+    "nothing was changed" and exited 4 with its stories stored and its feeds in place)."""
+    try:
+        with store.transaction():
+            note()
+    except AggregatorError as error:
+        reason = error.__cause__ if error.__cause__ is not None else error
+        log.warning(
+            "%s: the feeds and the store were written, but the store could not note it "
+            "(%s); the next run writes the feeds again",
+            store.where,
+            str(reason).strip().splitlines()[0] if str(reason).strip() else reason,
+        )
+        return False
+    return True
 
 
 def rendered_version(config: Config, store: StoreType) -> str:

@@ -14,7 +14,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,15 +108,25 @@ def test_feeds_path_taken_by_a_file(tmp_path: Path) -> None:
     line = one_line(result.stderr)
     assert str(tmp_path / "feeds") in line
     assert "a file is in the way" in line
-    # The store was not changed either: the run's transaction rolled back.
-    assert stored_count(tmp_path) == 0
+    # What was read is kept (the next run may not find it at its source any more), and
+    # the line says so; the feeds are written once the way is clear, nothing new read.
+    stored = stored_count(tmp_path)
+    assert stored > 0
+    assert line.endswith(
+        f"what the sources gave is kept in the store ({stored} new and 0 updated entries) "
+        "and the next run writes the feeds"
+    ), line
     (tmp_path / "feeds").unlink()
-    assert run(config).returncode == 0
-    assert stored_count(tmp_path) > 0
-    assert (tmp_path / "feeds" / "all.rss").exists()
+    again = run(config)
+    assert again.returncode == 0, again.stderr
+    assert stored_count(tmp_path) == stored
+    assert (tmp_path / "feeds" / "all.rss").read_text("utf-8").count("<item>") == stored
 
 
-def test_full_disk_keeps_the_previous_feeds_and_store(tmp_path: Path) -> None:
+def test_a_full_feeds_disk_keeps_the_previous_feeds_and_what_was_read(tmp_path: Path) -> None:
+    """The feeds' disk full: the files are as the last run left them, no temporary file
+    is left, and what the sources gave is kept in the store (a live feed may list a
+    story only until the disk has room again); the next run writes the feeds."""
     first = write_project(tmp_path, SEEDS[:2])
     second = write_project(tmp_path, SEEDS, name="more.toml")
     feeds, report = tmp_path / "feeds", tmp_path / "report"
@@ -132,6 +144,8 @@ def test_full_disk_keeps_the_previous_feeds_and_store(tmp_path: Path) -> None:
         rm .filler
         find . -type f | sort | xargs sha256sum > {report}/after
         find . -name '*.tmp' > {report}/temporaries
+        {command} --config {second} run 2> {report}/again
+        cp all.rss {report}/all.rss
     """
     result = in_private_mounts(script)
     assert result.returncode == 0, result.stderr
@@ -139,12 +153,17 @@ def test_full_disk_keeps_the_previous_feeds_and_store(tmp_path: Path) -> None:
     line = one_line((report / "stderr").read_text())
     assert str(feeds) in line
     assert "the disk is full" in line
+    assert "is kept in the store" in line and "the next run writes the feeds" in line
     assert (report / "before").read_text() == (report / "after").read_text()
     assert (report / "temporaries").read_text() == ""
-    # The store kept only what the first run stored: the second run rolled back.
+    # The store kept what the second run read, every source's.
     with sqlite3.connect(tmp_path / "state" / "aggregator.sqlite3") as db:
         sources = {row[0] for row in db.execute("SELECT DISTINCT source FROM sightings")}
-    assert sources == {f"seeds/{seed.name}" for seed in SEEDS[:2]}
+    assert sources == {f"seeds/{seed.name}" for seed in SEEDS}
+    # With room again, the next run (nothing new to read) writes every stored story.
+    assert (report / "again").read_text() == ""
+    items = (report / "all.rss").read_text("utf-8").count("<item>")
+    assert items == min(stored_count(tmp_path), 50), items
 
 
 def test_full_disk_under_the_store_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
@@ -257,7 +276,14 @@ def test_read_only_directory_is_one_line_and_loses_nothing(tmp_path: Path, targe
     assert str(directory) in line
     assert "read-only" in line
     assert digests(tmp_path / "feeds") == before
-    assert stored_count(tmp_path) == count
+    if target == "state":  # nothing could be kept
+        assert stored_count(tmp_path) == count
+        return
+    # The feeds' directory refused: what was read is kept, the feeds follow next run.
+    assert stored_count(tmp_path) > count
+    again = run(first)
+    assert again.returncode == 0, again.stderr
+    assert digests(tmp_path / "feeds") != before
 
 
 def test_sources_that_are_not_regular_files(tmp_path: Path) -> None:
@@ -298,3 +324,58 @@ def test_a_source_file_over_the_size_cap(tmp_path: Path) -> None:
         f"error: huge.txt ({tmp_path / 'huge.txt'}): larger than 1 MB; raise [fetch] "
         "max_decoded_mb if it really is one page or feed" in result.stderr.splitlines()
     )
+
+
+def test_a_store_that_cannot_note_the_install_warns_and_the_next_run_writes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store refuses the note that the files were installed (its disk full by then,
+    found by review): the stories are stored and the feeds in place, so the run says so
+    in a warning rather than failing with "nothing was changed"; the next run, not
+    finding the note, writes the feeds again."""
+    from contextlib import contextmanager
+
+    from aggregator.config import load_config
+    from aggregator.errors import WriteError
+    from aggregator.output import Staged
+    from aggregator.pipeline import run as run_once
+    from aggregator.store.sqlite import Store
+
+    config = load_config(write_project(tmp_path, SEEDS[:1]))
+    installed: list[bool] = []
+    install, transaction = Staged.install, Store.transaction
+
+    def install_and_note(self: Staged) -> list[Path]:
+        paths = install(self)
+        installed.append(True)
+        return paths
+
+    @contextmanager
+    def refusing(self: Store) -> Any:
+        if installed:  # the disk filled up right after the install
+            try:
+                raise sqlite3.OperationalError("database or disk is full")
+            except sqlite3.OperationalError as error:
+                raise WriteError(f"{self.path}: cannot write the store: {error}") from error
+        with transaction(self) as db:
+            yield db
+
+    monkeypatch.setattr(Staged, "install", install_and_note)
+    monkeypatch.setattr(Store, "transaction", refusing)
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    result = run_once(config, now)  # no error: the run's work is done
+    assert installed and result.report.new == stored_count(tmp_path) > 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{tmp_path / 'state' / 'aggregator.sqlite3'}: the feeds and the store were written, "
+        "but the store could not note it (database or disk is full); the next run writes "
+        "the feeds again"
+    ]
+    shown = (tmp_path / "feeds" / "all.rss").read_bytes()
+    assert shown.count(b"<item>") == result.report.new
+    monkeypatch.undo()
+    again = run_once(config, now + timedelta(minutes=5))
+    # Rendered again (the note was missing), to the very bytes the files hold.
+    assert again.report.new == 0 and "all.rss" in again.rendered
+    assert (tmp_path / "feeds" / "all.rss").read_bytes() == shown
+    assert run_once(config, now + timedelta(minutes=10)).rendered == ()  # noted this time
