@@ -7,6 +7,7 @@ A command-line user sees ``str(error)``: one line saying which source, where
 from __future__ import annotations
 
 import errno
+import os
 
 
 class AggregatorError(Exception):
@@ -78,12 +79,36 @@ _ADVICE = {
 }
 
 
-def os_advice(error: OSError) -> str:
-    """What went wrong and what to do, in words, for a failed file system call."""
+def os_advice(error: OSError, path: str | os.PathLike[str] | None = None) -> str:
+    """What went wrong and what to do, in words, for a failed file system call (on
+    ``path``, or the error's own file name)."""
+    if error.errno == errno.ENOSPC and _out_of_inodes(path or error.filename):
+        return (
+            "no room for another file: the file system has no inodes left, though it has "
+            "space (df -i shows them); delete files there, or give the files a file system "
+            "with more"
+        )
     advice = _ADVICE.get(error.errno or 0)
     if advice is not None:
         return advice
     return f"{error.strerror or error}; check the path and its permissions"
+
+
+def _out_of_inodes(path: object) -> bool:
+    """Whether the file system holding ``path`` (or its nearest existing folder) has
+    blocks free but no inodes: a full disk that ``df -h`` does not show."""
+    if not isinstance(path, str | os.PathLike):
+        return False
+    from pathlib import Path
+
+    place = Path(path)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        found = os.statvfs(place)
+    except OSError:
+        return False
+    return found.f_files > 0 and found.f_favail == 0 and found.f_bavail > 0
 
 
 # Query parameters of a PostgreSQL URL that hold a secret.

@@ -105,7 +105,19 @@ def _unchanged(path: Path, data: bytes) -> bool:
 
 
 def _fault(path: Path, error: OSError) -> WriteError:
-    return WriteError(f"{path}: cannot write: {os_advice(error)}")
+    """The path at fault: the folder, when it is the folder that refuses a new file
+    (found by review: a read-only feeds folder was told as its file, writable itself)."""
+    if error.errno in (errno.EACCES, errno.EPERM) and not _writable_folder(path.parent):
+        path = path.parent
+    return WriteError(f"{path}: cannot write: {os_advice(error, path)}")
+
+
+def _writable_folder(folder: Path) -> bool:
+    """Whether this user may make files in ``folder`` (True when it cannot be told)."""
+    try:
+        return not folder.is_dir() or os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        return True
 
 
 @dataclass

@@ -379,3 +379,70 @@ def test_a_store_that_cannot_note_the_install_warns_and_the_next_run_writes_agai
     assert again.report.new == 0 and "all.rss" in again.rendered
     assert (tmp_path / "feeds" / "all.rss").read_bytes() == shown
     assert run_once(config, now + timedelta(minutes=10)).rendered == ()  # noted this time
+
+
+def test_a_store_companion_left_read_only_is_named(tmp_path: Path) -> None:
+    """A run while the store's file was read-only leaves its -shm file so (SQLite makes
+    it with the store's permissions); once the store is writable again, every run still
+    failed, saying to make the store writable (found by review): the line names the file
+    that refuses. (The file is made immutable, which refuses even root.)"""
+    config = write_project(tmp_path, SEEDS[:1])
+    store = tmp_path / "state" / "aggregator.sqlite3"
+    assert run(config).returncode == 0
+    shm = Path(f"{store}-shm")
+    shm.touch()  # as a run leaves it
+    subprocess.run(["chattr", "+i", str(shm)], check=True)
+    try:
+        write_project(tmp_path, SEEDS[:2])  # something new to write
+        result = run(config)
+    finally:
+        subprocess.run(["chattr", "-i", str(shm)], check=True)
+    assert result.returncode == 4
+    line = one_line(result.stderr)
+    assert line.startswith(f"error: {store}: "), line
+    assert line.endswith(
+        f"{shm} is not writable by this user (left so by a run while the store was "
+        "read-only); make it writable, or remove it while no run or server uses the store"
+    ), line
+    assert run(config).returncode == 0  # done as it said
+
+
+def test_a_disk_out_of_inodes_says_so(tmp_path: Path) -> None:
+    """A file system with space but no inodes left refuses a new file with "No space
+    left on device", where ``df -h`` shows room: the line says what is short."""
+    first = write_project(tmp_path, SEEDS[:1])
+    second = write_project(tmp_path, SEEDS, name="more.toml")
+    feeds, report = tmp_path / "feeds", tmp_path / "report"
+    feeds.mkdir()
+    report.mkdir()
+    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    script = f"""
+        mount -t tmpfs -o size=20m,nr_inodes=40 tmpfs {feeds}
+        {command} --config {first} run
+        rc=0; {command} --config {second} run 2> {report}/stderr || rc=$?
+        echo $rc > {report}/rc
+    """
+    result = in_private_mounts(script)
+    assert result.returncode == 0, result.stderr
+    assert (report / "rc").read_text().strip() == "4"
+    line = one_line((report / "stderr").read_text())
+    assert str(feeds) in line
+    assert "no room for another file: the file system has no inodes left" in line, line
+    assert "df -i" in line
+
+
+def test_a_folder_that_refuses_new_files_is_named(tmp_path: Path) -> None:
+    """The feeds' folder refuses new files (read-only to this user; here immutable,
+    which refuses even root): the line names the folder, not a file in it."""
+    config = write_project(tmp_path, SEEDS[:1])
+    assert run(config).returncode == 0
+    feeds = tmp_path / "feeds"
+    write_project(tmp_path, SEEDS[:2])  # something new to write
+    subprocess.run(["chattr", "+i", str(feeds)], check=True)
+    try:
+        result = run(config)
+    finally:
+        subprocess.run(["chattr", "-i", str(feeds)], check=True)
+    assert result.returncode == 4
+    line = one_line(result.stderr)
+    assert line.startswith(f"error: {feeds}: cannot write: not permitted; "), line

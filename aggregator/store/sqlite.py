@@ -10,6 +10,7 @@ The queries themselves are shared with PostgreSQL (:mod:`aggregator.store.sql`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -213,7 +214,8 @@ class Store(SQLStore):
         except sqlite3.OperationalError as error:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
-            raise WriteError(f"{self.path}: cannot write the store: {_advice(error)}") from error
+            advice = _advice(error, self.path)
+            raise WriteError(f"{self.path}: cannot write the store: {advice}") from error
 
     def _migrate(self) -> None:
         if self._check_version() == len(MIGRATIONS):
@@ -299,7 +301,16 @@ def _open_advice(error: sqlite3.Error, path: Path) -> str:
         return (
             f"{error}: the disk is full; free some disk space and run again (nothing was changed)"
         )
-    return _advice(error)
+    return _advice(error, path)
+
+
+def _unwritable_companions(path: Path) -> list[Path]:
+    """The store's write-ahead log and shared-memory files that exist but that this user
+    may not write, when the store's own file is writable."""
+    if not os.access(path, os.W_OK):
+        return []
+    found = (Path(f"{path}{suffix}") for suffix in ("-wal", "-shm"))
+    return [p for p in found if p.exists() and not os.access(p, os.W_OK)]
 
 
 def _nearly_full(directory: Path) -> bool:
@@ -310,12 +321,25 @@ def _nearly_full(directory: Path) -> bool:
         return False
 
 
-def _advice(error: sqlite3.Error) -> str:
-    """SQLite's words for a refused write, and what to do about it."""
+def _advice(error: sqlite3.Error, path: Path | None = None) -> str:
+    """SQLite's words for a refused write, and what to do about it (``path``: the store's
+    file, whose companions a read-only store may name)."""
     text = str(error)
     if "full" in text:
         return f"{text}; free some disk space and run again (nothing was changed)"
     if "readonly" in text or "read-only" in text or "unable to open" in text:
+        stuck = _unwritable_companions(path) if path is not None else []
+        if stuck:
+            # SQLite makes them with the store's own permissions: a run while the store
+            # was read-only leaves them so, and they keep refusing once it is not (found
+            # by review: "make the store writable" was done, and every run failed still).
+            names = " and ".join(str(p) for p in stuck)
+            return (
+                f"{text}: {names} {'is' if len(stuck) == 1 else 'are'} not writable by this "
+                "user (left so by a run while the store was read-only); make "
+                f"{'it' if len(stuck) == 1 else 'them'} writable, or remove "
+                f"{'it' if len(stuck) == 1 else 'them'} while no run or server uses the store"
+            )
         return f"{text}; make the store and its directory writable by this user"
     if "locked" in text or "busy" in text:
         return f"{text}; another process held the store too long, try again"
