@@ -219,7 +219,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
             verdict = topic.judge_entry(entry)
             mark = "yes" if verdict.matched else "no "
             print(f"  {mark} {verdict}")
-            if verdict.matched and entry.id not in shown[topic.slug]:
+            # As the last run labelled it (the rules or hints may have changed since:
+            # found by review, a story the new rules take was said to be too old).
+            labelled = topic.slug in entry.topics
+            if verdict.matched and not labelled:
+                print(
+                    "      (not so when the last run judged it, with the rules or hints "
+                    "as they were: the next 'aggregator run' adds it to "
+                    f"feeds/{topic.slug}.*)"
+                )
+            elif labelled and not verdict.matched:
+                print(
+                    "      (so when the last run judged it, with the rules or hints as "
+                    "they were: the next 'aggregator run' takes it out of "
+                    f"feeds/{topic.slug}.*)"
+                )
+            elif verdict.matched and entry.id not in shown[topic.slug]:
                 print(
                     f"      (older than the topic's newest {limit} stories: not in "
                     f"feeds/{topic.slug}.*, which show only those; [feeds] max_entries)"
