@@ -32,6 +32,7 @@ from aggregator.output import Staged, Stager, remove_stale_temporaries
 from aggregator.site import outputs
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, give_back, release_sources
+from aggregator.store.renames import follow_renames, names_changed
 
 if TYPE_CHECKING:  # the renderers, the plan and the topics load when they are used
     from aggregator.render import FeedSpec
@@ -452,6 +453,7 @@ def publish(
     unwritten: WriteError | None = None
     try:
         with store.transaction():
+            _follow_renames(config, store)
             report, _, touched = apply(config, store, states, outcomes, now, folded)
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
@@ -560,6 +562,13 @@ def publish(
         tuple(unchanged),
         tuple(rendered.files) if rendered is not None else (),
     )
+
+
+def _follow_renames(config: Config, store: StoreType) -> None:
+    """Sources renamed in the config keep their stories (aggregator.store.renames);
+    their pages, which name them, are due (call inside a transaction)."""
+    if names_changed(store, config.sources) and follow_renames(store, config.sources):
+        store.set_meta("version", str(store_version(store) + 1))
 
 
 def _noted(store: StoreType, note: Callable[[], None]) -> bool:
@@ -725,6 +734,10 @@ def refresh(
         if lock_whole_run:
             stack.enter_context(write_lock(config.store))
         store = stack.enter_context(open_store(config.store))
+        if lock_whole_run and names_changed(store, config.sources):
+            # Before its items are folded: those of a renamed source are its stories'.
+            with store.transaction():
+                _follow_renames(config, store)
         # On a shared store, only the sources no other worker is reading (leases).
         claimed = claim_sources(
             store, config, config.sources if sources is None else sources, now, force=force

@@ -89,6 +89,10 @@ class StoreType(Protocol):
         returns what :meth:`add` returns."""
         ...
 
+    def rename_source(self, old: str, new: str) -> None:
+        """What the source ``old`` told is told by ``new`` (renamed in the config)."""
+        ...
+
     def touch_source(
         self,
         source: str,

@@ -459,6 +459,16 @@ class SQLStore:
             ],
         )
 
+    def rename_source(self, old: str, new: str) -> None:
+        """What ``old`` told is told by ``new`` (a source renamed in the config). A story
+        both told keeps the sighting under the new name."""
+        self._execute(
+            "DELETE FROM sightings WHERE source = ? AND entry_id IN "
+            "(SELECT entry_id FROM sightings WHERE source = ?)",
+            (old, new),
+        )
+        self._execute("UPDATE sightings SET source = ? WHERE source = ?", (new, old))
+
     def touch_source(
         self,
         source: str,
