@@ -281,16 +281,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         refresh,
         rendered_version,
     )
+    from aggregator.reload import WATCH, Reload, inherited_listener, signature
     from aggregator.schedule import Scheduler
     from aggregator.server import PortInUse, bind, create_app, listening_config, serve
     from aggregator.store import open_store
 
-    config = load_config(Path(args.config or DEFAULT_CONFIG))
+    path = Path(args.config or DEFAULT_CONFIG)
+    read = signature(path)  # taken first: an edit made while it loads is seen as one
+    config = load_config(path)
+    reload = Reload(
+        path,
+        config,
+        read,
+        lambda given: (
+            args.host or given.serve.host,
+            given.serve.port if args.port is None else args.port,
+        ),
+    )
     check_setup(config)
     host = args.host or config.serve.host
     port = config.serve.port if args.port is None else args.port
     try:
-        listener = bind(host, port)  # before any work: a busy port is said at once
+        # Before any work: a busy port is said at once. (Restarted to apply an edited
+        # config, the server listens on the socket it had, if it is still the one.)
+        listener = inherited_listener(host, port) or bind(host, port)
     except PortInUse as error:
         log.error("%s", error)
         return EXIT_PORT_IN_USE
@@ -332,13 +346,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
             catch_up(config, datetime.now(UTC))
         finished = True
 
+        async def watch_config() -> None:
+            """Restart to apply an edited config (aggregator.reload)."""
+            import asyncio
+
+            while not reload.requested.is_set():
+                await asyncio.sleep(WATCH)
+                try:
+                    due = await asyncio.to_thread(reload.due)
+                except Exception as error:  # never let looking stop the server
+                    log.error("%s: cannot look for changes: %s", path, error)
+                    continue
+                if due:
+                    reload.request(listener)
+                    scheduler.stop()  # no job starts; uvicorn stops (serve's ``until``)
+
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             nonlocal finished
+            import asyncio
+
             scheduler.start(first_in=None if empty else timedelta(0))
+            watching = asyncio.create_task(watch_config())
             try:
                 yield
             finally:
+                watching.cancel()
                 # A running read has [serve] shutdown_grace seconds from the signal.
                 finished = scheduler.shutdown()
 
@@ -352,7 +385,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # parser workers) and exit 0 after a clean stop.
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda *_: None)
-        serve(app, listener, config.serve, on_signal=scheduler.stop)
+        signal.signal(signal.SIGHUP, lambda *_: reload.asked.set())  # look at the config now
+        serve(app, listener, config.serve, on_signal=scheduler.stop, until=reload.requested)
+    if reload.requested.is_set():
+        reload.restart()  # (abandoned reads, if any, end with this process image)
     if not finished:
         # Reads past the grace period were abandoned and will never write; their
         # threads would hold the interpreter's exit until their fetch deadline.
@@ -363,7 +399,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 SERVE_EXAMPLE = """\
 Each source is read on its own schedule ([schedule] in the config); the feeds are
-rewritten when something changed. SIGTERM or Ctrl-C stops it cleanly.
+rewritten when something changed. An edited config (aggregator sources add, say) is
+applied within seconds, by a restart in place that refuses no connection; SIGHUP looks
+at the config at once. SIGTERM or Ctrl-C stops it cleanly.
 
 exit codes: 0 stopped by SIGTERM or Ctrl-C; 2 bad configuration or usage; 4 the feeds
 or the store could not be written; 5 the port is in use (or the host is no name)

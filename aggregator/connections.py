@@ -183,6 +183,11 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request we refuse."""
 
 
+# Seconds a server that stops waits for the request of a connection that has sent nothing
+# yet (see LimitedProtocol.shutdown).
+DRAIN = 1.0
+
+
 def limited_protocol(limits: Limits) -> type[asyncio.Protocol]:
     """The protocol class to give ``uvicorn.Config(http=...)``, holding these limits."""
 
@@ -217,6 +222,8 @@ class LimitedProtocol(HttpToolsProtocol):
         self._drained = False  # what waited fell below the low-water mark since then
         self._acked: int | None = None  # bytes the client had acknowledged then
         self._answering: RequestResponseCycle | None = None  # the request being answered
+        self._heard = False  # the client sent something on this connection
+        self._stopping = False  # the server stops: answer what comes, then close
 
     # The connection
 
@@ -246,6 +253,7 @@ class LimitedProtocol(HttpToolsProtocol):
         super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
+        self._heard = True
         if self._refusal is not None or self._unread:
             return
         self._began = False
@@ -329,6 +337,8 @@ class LimitedProtocol(HttpToolsProtocol):
                 self.app = app
         else:
             super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # come as the server stops: answered, then closed
         if self.cycle is not None and any(
             name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
             for name, value in self.headers
@@ -366,6 +376,24 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def timeout_keep_alive_handler(self) -> None:
         self._close()
+
+    def shutdown(self) -> None:
+        """The server stops (SIGTERM, or a restart to apply an edited config: see
+        aggregator.reload). A connection that has sent nothing yet was most likely made
+        for a request on its way: it is answered if it comes within :data:`DRAIN`
+        seconds, and the connection closed after it. (Closed at once, as uvicorn does,
+        the request's bytes arrived to a closed socket, and the client got a reset:
+        found by a test of restarts.) Other connections are as uvicorn leaves them: a
+        request being answered is answered, an idle kept one is closed."""
+        self._stopping = True
+        if self.cycle is None and not self._heard and not self.pipeline:
+            self.loop.call_later(DRAIN, self._close_if_silent)
+            return
+        super().shutdown()
+
+    def _close_if_silent(self) -> None:
+        if not self._heard:
+            self._close()
 
     # Helpers
 

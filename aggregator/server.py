@@ -986,21 +986,38 @@ def create_app(
 
 
 class _Uvicorn(uvicorn.Server):
-    """uvicorn's server, telling us the moment SIGTERM or Ctrl-C arrives."""
+    """uvicorn's server, telling us the moment SIGTERM or Ctrl-C arrives, and stopping
+    as they stop it once ``until`` is set."""
 
-    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_signal: Callable[[], None],
+        until: threading.Event | None = None,
+    ) -> None:
         super().__init__(config)
         self.on_signal = on_signal
+        self.until = until
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.on_signal()  # first: no new job starts while connections drain
         super().handle_exit(sig, frame)
 
+    async def on_tick(self, counter: int) -> bool:
+        if self.until is not None and self.until.is_set():
+            self.should_exit = True
+        return await super().on_tick(counter)
+
 
 def serve(
-    app: Starlette, listener: socket.socket, settings: ServeSettings, on_signal: Callable[[], None]
+    app: Starlette,
+    listener: socket.socket,
+    settings: ServeSettings,
+    on_signal: Callable[[], None],
+    until: threading.Event | None = None,
 ) -> None:
-    """Run ``app`` on ``listener`` with the connection limits of ``[serve]`` until a signal.
+    """Run ``app`` on ``listener`` with the connection limits of ``[serve]`` until a signal
+    (or ``until`` is set: a restart, see aggregator.reload).
 
     On SIGTERM or Ctrl-C: ``on_signal`` is called, the listener closes, requests in
     flight get up to ``shutdown_grace`` seconds, then the app's lifespan ends.
@@ -1028,4 +1045,4 @@ def serve(
     if not any(isinstance(f, QuietRefusals) for f in quiet.filters):
         quiet.addFilter(QuietRefusals())
         quiet.addFilter(CutAtShutdown())
-    _Uvicorn(config, on_signal).run(sockets=[listener])
+    _Uvicorn(config, on_signal, until).run(sockets=[listener])

@@ -192,7 +192,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 ADD_EXAMPLE = """\
-The next run reads the source; a running `aggregator serve`, once restarted.
+The next run reads the source; a running `aggregator serve` applies the change by itself.
 
 examples:
   aggregator sources add https://www.nato.int/
