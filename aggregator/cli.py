@@ -184,8 +184,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from aggregator.config import load_config
     from aggregator.store import open_store
+    from aggregator.store.renames import current_names
     from aggregator.text import MAX_TITLE
     from aggregator.topics import topics_from_config
 
@@ -207,10 +210,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
         found = store.find(args.entry)
         # Which stories each topic's feeds show: its newest max_entries.
         shown = {t.slug: {e.id for e in store.newest(limit, t.slug)} for t in topics}
+        # Sources renamed since the last run: told by their new names, as that run will.
+        renamed = current_names(store, (*config.sources, *config.disabled_sources))
     if not found:
         log.error("no entry with the id or a title like %r", args.entry)
         return EXIT_SOURCES_FAILED
     for entry in found:
+        if renamed:
+            told = tuple(
+                dataclasses.replace(p, source=renamed.get(p.source, p.source))
+                for p in entry.sources
+            )
+            entry = dataclasses.replace(entry, sources=told)
         when = "undated" if entry.published is None else entry.published.isoformat()
         print(f"{entry.title}\n  id: {entry.id}\n  published: {when}")
         for provenance in entry.sources:

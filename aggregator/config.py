@@ -688,6 +688,20 @@ def load_config(path: Path) -> Config:
                     f"{what} {value!r} is already used by {seen[value]}; keep one of them",
                 )
             seen[value] = item.key
+    # So is a file read by two sources, however its path is spelled ("a.xml", "./a.xml",
+    # "sub/../a.xml"): each would take the other's stories (found by review).
+    files: dict[Path, str] = {}
+    for source in sources:
+        if source.path is None:
+            continue
+        same = source.path.resolve()
+        if same in files:
+            raise ConfigError(
+                f"{file}: {source.key}.{source.path_setting}",
+                f"source file {str(source.path)!r} is already read by {files[same]}; keep one "
+                "of them",
+            )
+        files[same] = source.key
     slugs = [topic.slug for topic in topics]
     for source in sources:
         for index, slug in enumerate(source.topics, start=1):

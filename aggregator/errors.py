@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 
 class AggregatorError(Exception):
@@ -82,19 +83,21 @@ _ADVICE = {
 def os_advice(error: OSError, path: str | os.PathLike[str] | None = None) -> str:
     """What went wrong and what to do, in words, for a failed file system call (on
     ``path``, or the error's own file name)."""
-    if error.errno == errno.ENOSPC and _out_of_inodes(path or error.filename):
-        return (
-            "no room for another file: the file system has no inodes left, though it has "
-            "space (df -i shows them); delete files there, or give the files a file system "
-            "with more"
-        )
+    if error.errno == errno.ENOSPC and out_of_inodes(path or error.filename):
+        return NO_INODES
     advice = _ADVICE.get(error.errno or 0)
     if advice is not None:
         return advice
     return f"{error.strerror or error}; check the path and its permissions"
 
 
-def _out_of_inodes(path: object) -> bool:
+NO_INODES = (
+    "no room for another file: the file system has no inodes left, though it has space "
+    "(df -i shows them); delete files there, or give the files a file system with more"
+)
+
+
+def out_of_inodes(path: object) -> bool:
     """Whether the file system holding ``path`` (or its nearest existing folder) has
     blocks free but no inodes: a full disk that ``df -h`` does not show."""
     if not isinstance(path, str | os.PathLike):
@@ -142,9 +145,26 @@ def conceal(text: str, url: str) -> str:
     message quotes it (libpq quotes the part of a URL it cannot read, as in ``invalid
     percent-encoded token: "s3cr%zzet"``), as ``***``."""
     text = text.replace(url, redact(url))
-    for secret in sorted(_secrets(url), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    secrets = _secrets(url)
+    if not secrets:
+        return text
+
+    def hidden(quoted: re.Match[str]) -> str:
+        # What libpq quotes is the part of the URL it cannot read: the password, or a
+        # part holding it, is hidden whole. (Only there: a password of a letter or two
+        # replaced wherever it occurs garbled the line, and told the password by what
+        # it took out: found by review.)
+        inside = quoted.group(2)
+        if any(s == inside or (len(s) >= MIN_HIDDEN and s in inside) for s in secrets):
+            return f"{quoted.group(1)}***{quoted.group(1)}"
+        return quoted.group(0)
+
+    return re.sub(r"([\"'])(.*?)\1", hidden, text)
+
+
+# A password this long is hidden in any quoted part that holds it; a shorter one only
+# where it is the whole of one (it would be found in words that merely hold its letters).
+MIN_HIDDEN = 4
 
 
 def _secrets(url: str) -> set[str]:

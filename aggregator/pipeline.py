@@ -454,7 +454,7 @@ def publish(
     try:
         with store.transaction():
             _follow_renames(config, store)
-            report, _, touched = apply(config, store, states, outcomes, now, folded)
+            report, changed, touched = apply(config, store, states, outcomes, now, folded)
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
                 installed = installed_manifest(config, store)  # read once, used twice
@@ -493,8 +493,11 @@ def publish(
                     # review: rolled back, the stories a feed listed only meanwhile were
                     # lost for good). The store is then ahead of the files, which still
                     # show the last install, as after a crash before the renames: the
-                    # next run renders them again (its version is not the one installed).
+                    # next run renders them again (its version is not the one installed),
+                    # every one of them: what this run changed is in no manifest (the
+                    # page of a story no feed shows, found by review).
                     unwritten, rendered, staged = error, None, None
+                    _distrust_manifest(config, store)
                 else:
                     # What the files will show once installed; trusted only when the
                     # rendered key (set after the install) and the directory's token
@@ -517,7 +520,7 @@ def publish(
         stored = (
             f"what the sources gave is kept in the store ({report.new} new and "
             f"{report.updated} updated entries) and "
-            if report.new or report.updated
+            if changed
             else ""
         )
         raise WriteError(f"{unwritten}; {stored}the next run writes the feeds") from unwritten
@@ -566,9 +569,19 @@ def publish(
 
 def _follow_renames(config: Config, store: StoreType) -> None:
     """Sources renamed in the config keep their stories (aggregator.store.renames);
-    their pages, which name them, are due (call inside a transaction)."""
-    if names_changed(store, config.sources) and follow_renames(store, config.sources):
+    every page that names them is due: the next publish renders every file, as after
+    a crash (call inside a transaction)."""
+    every = (*config.sources, *config.disabled_sources)
+    if names_changed(store, every) and follow_renames(store, every):
         store.set_meta("version", str(store_version(store) + 1))
+        _distrust_manifest(config, store)
+
+
+def _distrust_manifest(config: Config, store: StoreType) -> None:
+    """The next publish renders every file (the pages no feed shows too), not only those
+    whose inputs the last install's manifest says changed: what changed is not all in
+    the manifest (a source renamed; a publish whose files could not be written)."""
+    store.set_meta(manifest_key(config, store), "")
 
 
 def _noted(store: StoreType, note: Callable[[], None]) -> bool:
@@ -734,7 +747,7 @@ def refresh(
         if lock_whole_run:
             stack.enter_context(write_lock(config.store))
         store = stack.enter_context(open_store(config.store))
-        if lock_whole_run and names_changed(store, config.sources):
+        if lock_whole_run and names_changed(store, (*config.sources, *config.disabled_sources)):
             # Before its items are folded: those of a renamed source are its stories'.
             with store.transaction():
                 _follow_renames(config, store)

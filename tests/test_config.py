@@ -267,6 +267,19 @@ def test_two_sources_of_one_url_are_refused(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("spelled", ["./a.xml", "sub/../a.xml"])
+def test_two_sources_of_one_file_are_refused_however_spelled(tmp_path: Path, spelled: str) -> None:
+    # Found by review: each took the other's stories when their order changed.
+    (tmp_path / "sub").mkdir()
+    text = f'[[sources]]\nname = "a"\npath = "a.xml"\n[[sources]]\nname = "b"\npath = "{spelled}"\n'
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, text + MINIMAL))
+    assert str(raised.value) == (
+        f"{tmp_path / 'config.toml'}: sources[2].path: source file "
+        f"'{tmp_path / spelled}' is already read by sources[1]; keep one of them"
+    )
+
+
 def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"not valid TOML: .*line 3"):
         load_config(write(tmp_path, "[feeds]\n\ntitle = \n"))

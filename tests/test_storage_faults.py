@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.feedserver import Server
+
 ROOT = Path(__file__).resolve().parent.parent
 AGGREGATOR = [sys.executable, "-m", "aggregator"]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
@@ -446,3 +448,71 @@ def test_a_folder_that_refuses_new_files_is_named(tmp_path: Path) -> None:
     assert result.returncode == 4
     line = one_line(result.stderr)
     assert line.startswith(f"error: {feeds}: cannot write: not permitted; "), line
+
+
+def test_pages_a_failed_publish_changed_are_written_by_the_next_run(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """A publish whose files could not be written keeps what it read; the next run
+    writes every file it changed, the page of a story no feed shows too (found by
+    review: that page never named the source that told the story again)."""
+    from tests.test_source_renames import feed, small_project
+
+    feedserver.overrides["x.xml"] = feed("alpha", range(1, 4))
+    # Story 1 told again by another source: the same title and day, its own id and link.
+    feedserver.overrides["y.xml"] = feed("alpha", range(1, 2)).replace(b"<guid>", b"<guid>b-")
+    feedserver.overrides["y.xml"] = feedserver.overrides["y.xml"].replace(
+        b"example.org/alpha/1", b"example.org/beta/1"
+    )
+    try:
+        config = small_project(tmp_path, feedserver, [("Alpha", "x.xml", True)])
+        assert run(config).returncode == 0
+        feedserver.overrides["x.xml"] = feed("alpha", range(1, 7))  # stories 1-3 leave
+        assert run(config).returncode == 0
+        page = next(
+            p
+            for p in (tmp_path / "feeds" / "entries").glob("*.html")
+            if "alpha story 1<" in p.read_text("utf-8")
+        )
+        small_project(tmp_path, feedserver, [("Alpha", "x.xml", True), ("Beta", "y.xml", True)])
+        feeds = tmp_path / "feeds"
+        subprocess.run(["chattr", "+i", str(feeds / "entries")], check=True)
+        try:
+            failed = run(config)
+        finally:
+            subprocess.run(["chattr", "-i", str(feeds / "entries")], check=True)
+        assert failed.returncode == 4
+        assert "is kept in the store" in one_line(failed.stderr)
+        assert "Beta" not in page.read_text("utf-8")
+        again = run(config)
+        assert again.returncode == 0, again.stderr
+        assert "Beta" in page.read_text("utf-8")
+    finally:
+        for name in ("x.xml", "y.xml"):
+            feedserver.overrides.pop(name, None)
+
+
+def test_a_store_on_a_disk_out_of_inodes_says_so(tmp_path: Path) -> None:
+    """The store cannot make its -wal and -shm files (no inodes left): said as that,
+    not as a matter of permissions (found by review)."""
+    disk, report = tmp_path / "disk", tmp_path / "report"
+    disk.mkdir()
+    report.mkdir()
+    write_project(disk, SEEDS[:1])
+    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    script = f"""
+        cd {disk}
+        {command} --config config.toml run
+        mkdir {tmp_path}/held && cp -a state/. {tmp_path}/held
+        mount -t tmpfs -o size=20m,nr_inodes=12 tmpfs state
+        cp -a {tmp_path}/held/. state
+        n=0; while touch state/.filler$n 2>/dev/null; do n=$((n+1)); done
+        rc=0; {command} --config config.toml run 2> {report}/stderr || rc=$?
+        echo $rc > {report}/rc
+    """
+    result = in_private_mounts(script)
+    assert result.returncode == 0, result.stderr
+    assert (report / "rc").read_text().strip() == "4"
+    line = one_line((report / "stderr").read_text())
+    assert str(disk / "state" / "aggregator.sqlite3") in line, line
+    assert "no inodes left" in line and "writable" not in line, line

@@ -616,6 +616,24 @@ def test_a_malformed_url_is_named_without_its_password(url: str) -> None:
     assert "s3" not in message and "\n" not in message  # as written, or decoded
 
 
+def test_a_short_password_leaves_the_error_as_libpq_wrote_it() -> None:
+    """Found by review: a password of one letter was replaced wherever it occurred,
+    garbling the line ("c***nnecti***n") and telling the password by what was taken."""
+    with pytest.raises(StoreError) as caught:
+        PostgresStore("postgresql://bob:o@127.0.0.1:1/news", timeout=1)
+    message = str(caught.value)
+    assert message.startswith("postgresql://bob@127.0.0.1:1/news: cannot connect to the store: ")
+    assert "connection" in message and "***" not in message, message
+
+
+def test_an_at_sign_in_a_password_is_refused_before_libpq_shows_part_of_it() -> None:
+    with pytest.raises(StoreError) as caught:
+        PostgresStore("postgresql://bob:hun@ter2@127.0.0.1:1/news", timeout=1)
+    message = str(caught.value)
+    assert "ter2" not in message and "hun" not in message
+    assert message.endswith("write an '@' in the user name or password as %40"), message
+
+
 def test_a_user_without_create_rights_is_told_which_to_get(postgres: Cluster) -> None:
     """Since PostgreSQL 15 only the database's owner may create tables in schema
     public: CREATE on the database is not what is missing, CREATE on the schema is."""

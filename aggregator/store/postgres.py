@@ -76,6 +76,13 @@ def connect(url: str, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
 
     It is named (``application_name``) by :func:`application_name` unless the URL or
     ``PGAPPNAME`` names it already."""
+    if url.partition("?")[0].count("@") > 1:
+        # libpq ends the user part at its first "@", the rest of a password holding one
+        # then taken for the host, and shown in its error (found by review).
+        raise StoreError(
+            f"{redact(url)}: cannot connect to the store: the URL's user part holds more "
+            "than one '@'; write an '@' in the user name or password as %40"
+        )
     try:
         given = conninfo_to_dict(url)
         named = given.get("application_name") or os.environ.get("PGAPPNAME")

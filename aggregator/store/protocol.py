@@ -89,8 +89,9 @@ class StoreType(Protocol):
         returns what :meth:`add` returns."""
         ...
 
-    def rename_source(self, old: str, new: str) -> None:
-        """What the source ``old`` told is told by ``new`` (renamed in the config)."""
+    def rename_source(self, old: str, new: str, location: str | None = None) -> None:
+        """What the source ``old`` told (read at ``location``, or anywhere) is told by
+        ``new`` (renamed in the config)."""
         ...
 
     def touch_source(

@@ -4,16 +4,20 @@ The store knows a source by its name: each sighting of a story names the source 
 told it, and a source's topic hints name it too. A source given a new name (a nicer one
 than its feed's title, say) would otherwise tell nothing it told before: its stories
 leave its hinted topics, its counts start again at nothing, and a story it tells again
-lists it twice, under both names (found by review). So the store keeps the name each
-source location (its URL, or its saved page's path) had when last run; a source whose
-location had another name was renamed, and its sightings take the new name (two
-sources that swapped names each keep their own).
+lists it twice, under both names (found by review). So the store notes the name each
+source location (its URL, or its saved page's path) had, enabled or not, and keeps the
+note of a source taken out of the config; a location that had another name was
+renamed, and its sightings take the new name. Two sources that swapped names each keep
+their own; a source taken out and put back under another name gets its own back, even
+when another source has taken its old name meanwhile (then its sightings are told apart
+by where they were read).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,37 +27,63 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aggregator")
 
-# The store's meta key: each source location's name, as of the last run (JSON).
+# The store's meta key: the name each source location had when last run (JSON).
 NAMES = "source_names"
 
-
-def follow_renames(store: StoreType, sources: Sequence[SourceConfig]) -> list[tuple[str, str]]:
-    """Give the sightings of each renamed source (see the module) its new name, and note
-    the names as they are now; returns the (old, new) names. Call inside a transaction,
-    holding the write lock, before the sources' items are folded."""
-    known = _names(store.meta(NAMES))
-    names = {source.location: source.name for source in sources}
-    renamed = [
-        (old, new)
-        for location, new in names.items()
-        if (old := known.get(location)) is not None and old != new
-    ]
-    # By way of names no source has, so that two sources that swapped names, or one
-    # given the name another had, each keep their own.
-    for number, (old, _) in enumerate(renamed):
-        store.rename_source(old, f"\x00renaming {number}")
-    for number, (old, new) in enumerate(renamed):
-        store.rename_source(f"\x00renaming {number}", new)
-        log.info("source %r is now %r: the stories it told keep it, by its new name", old, new)
-    if names != known:
-        store.set_meta(NAMES, json.dumps(names, ensure_ascii=False, sort_keys=True))
-    return renamed
+# (location, old name, new name)
+Renamed = tuple[str, str, str]
 
 
 def names_changed(store: StoreType, sources: Sequence[SourceConfig]) -> bool:
-    """Whether the sources' names differ from those noted (:func:`follow_renames` has
-    something to do): a read, no transaction."""
-    return _names(store.meta(NAMES)) != {source.location: source.name for source in sources}
+    """Whether a source's name, or a source, is not as noted (:func:`follow_renames` has
+    something to do): a read, no transaction. ``sources``: every source in the config,
+    enabled or not."""
+    known = _names(store.meta(NAMES))
+    return any(known.get(source.location) != source.name for source in sources)
+
+
+def follow_renames(store: StoreType, sources: Sequence[SourceConfig]) -> list[Renamed]:
+    """Give the sightings of each renamed source (see the module) its new name, and note
+    the names as they are now; returns what was renamed. Call inside a transaction,
+    holding the write lock, before the sources' items are folded. ``sources``: every
+    source in the config, enabled or not."""
+    known = _names(store.meta(NAMES))
+    names = {source.location: source.name for source in sources}
+    renamed = [
+        (location, old, new)
+        for location, new in names.items()
+        if (old := known.get(location)) is not None and old != new
+    ]
+    # A name noted for one location only is that source's, wherever its sightings were
+    # read (a feed that moved gives its new address); one noted for several (a source
+    # taken out, and its name given to another since) is told apart by location.
+    noted: dict[str, int] = {}
+    for name in known.values():
+        noted[name] = noted.get(name, 0) + 1
+    # By way of names no source has, so that names swapped, or given from one source to
+    # another, end where they belong.
+    token = os.urandom(6).hex()
+    for number, (location, old, _) in enumerate(renamed):
+        where = location if noted[old] > 1 else None
+        store.rename_source(old, f"renaming {token} {number}", where)
+    for number, (_, old, new) in enumerate(renamed):
+        store.rename_source(f"renaming {token} {number}", new)
+        log.info("source %r is now %r: the stories it told keep it, by its new name", old, new)
+    now = {**known, **names}  # a source taken out is still noted: it may come back
+    if now != known:
+        store.set_meta(NAMES, json.dumps(now, ensure_ascii=False, sort_keys=True))
+    return renamed
+
+
+def current_names(store: StoreType, sources: Sequence[SourceConfig]) -> dict[str, str]:
+    """The name each name stored in sightings will have once the next run follows the
+    renames (for ``explain`` before that run): old name → new name."""
+    known = _names(store.meta(NAMES))
+    return {
+        old: source.name
+        for source in sources
+        if (old := known.get(source.location)) is not None and old != source.name
+    }
 
 
 def _names(text: str | None) -> dict[str, str]:

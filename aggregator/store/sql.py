@@ -459,15 +459,19 @@ class SQLStore:
             ],
         )
 
-    def rename_source(self, old: str, new: str) -> None:
-        """What ``old`` told is told by ``new`` (a source renamed in the config). A story
-        both told keeps the sighting under the new name."""
+    def rename_source(self, old: str, new: str, location: str | None = None) -> None:
+        """What ``old`` told (read at ``location``, or anywhere) is told by ``new`` (a
+        source renamed in the config). A story both told keeps the sighting under the
+        new name."""
+        where, values = ("", ()) if location is None else (" AND location = ?", (location,))
         self._execute(
-            "DELETE FROM sightings WHERE source = ? AND entry_id IN "
+            f"DELETE FROM sightings WHERE source = ?{where} AND entry_id IN "
             "(SELECT entry_id FROM sightings WHERE source = ?)",
-            (old, new),
+            (old, *values, new),
         )
-        self._execute("UPDATE sightings SET source = ? WHERE source = ?", (new, old))
+        self._execute(
+            f"UPDATE sightings SET source = ? WHERE source = ?{where}", (new, old, *values)
+        )
 
     def touch_source(
         self,

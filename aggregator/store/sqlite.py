@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aggregator.errors import StoreError, WriteError, os_advice
+from aggregator.errors import NO_INODES, StoreError, WriteError, os_advice, out_of_inodes
 from aggregator.store.migrations import MIGRATIONS, SQLITE, Dialect
 from aggregator.store.plan import IngestReport, retention_cutoff, sort_key
 from aggregator.store.sql import SQLStore, utc_text
@@ -325,6 +325,14 @@ def _advice(error: sqlite3.Error, path: Path | None = None) -> str:
     """SQLite's words for a refused write, and what to do about it (``path``: the store's
     file, whose companions a read-only store may name)."""
     text = str(error)
+    if (
+        path is not None
+        and out_of_inodes(path)
+        and ("full" in text or "unable to open" in text or "disk I/O" in text)
+    ):
+        # (SQLite cannot make its -wal or -shm file: found by review, said to be a
+        # matter of permissions.)
+        return f"{text}: {NO_INODES} (nothing was changed)"
     if "full" in text:
         return f"{text}; free some disk space and run again (nothing was changed)"
     if "readonly" in text or "read-only" in text or "unable to open" in text:
