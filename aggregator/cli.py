@@ -482,6 +482,9 @@ def _run_description() -> str:
     )
 
 
+CONFIG_HELP = f"configuration file (default: {DEFAULT_CONFIG} in the current directory)"
+
+
 def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The command line's parser.
 
@@ -500,11 +503,7 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help=f"configuration file (default: {DEFAULT_CONFIG} in the current directory)",
-    )
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     _verbosity_flags(parser)
     parser.set_defaults(verbosity=0)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -513,9 +512,13 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
             commands.add_parser(name, help=summary, add_help=False)
             continue
         for command in add(commands, summary):
-            # After the command too (`aggregator run -v`); unset there, the value from
-            # before the command stands.
+            # After the command too (`aggregator run -v`, `aggregator run --config
+            # x.toml`, as people type them); unset there, the value from before the
+            # command stands.
             _verbosity_flags(command, default=argparse.SUPPRESS)
+            command.add_argument(
+                "--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP
+            )
     return parser
 
 

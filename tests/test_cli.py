@@ -411,3 +411,16 @@ def test_a_stop_once_the_command_is_done_is_no_traceback() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "NATO news feed" in done.stdout
+
+
+def test_config_is_taken_after_the_command_too(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`aggregator run --config x.toml`, as people type it (found by review: argparse's
+    bare "unrecognized arguments"); given both before and after, the one after wins."""
+    config = str(project / "config.toml")
+    assert main(["run", "--config", config, "-q"]) == 0
+    assert (project / "feeds" / "all.rss").exists()
+    capsys.readouterr()
+    assert main(["--config", "nowhere.toml", "sources", "list", "--config", config]) == 0
+    assert "NATO news feed" in capsys.readouterr().out

@@ -613,6 +613,22 @@ def test_a_saved_page_has_its_layout_recognised(
     assert add(shipped, str(page), "--name", "Copy 2") == 2  # the same file again
 
 
+def test_a_page_that_dates_by_age_is_added_with_one_line_on_its_capture_time(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = shipped.parent / "ages.txt"
+    shutil.copy(Path(__file__).parent / "data" / "snapshots" / "newsfeed_no_capture.txt", page)
+    assert add(shipped, str(page)) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    # (Found by review: a stray "; add captured" ended it.)
+    assert err[0].startswith("warning: ages: the page dates items by age")
+    assert err[0].endswith(
+        "set captured = YYYY-MM-DD for this source in config.toml (aggregator parse: "
+        "--captured YYYY-MM-DD)"
+    ), err
+
+
 def test_a_json_feed_file_is_added_as_a_feed(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -182,7 +182,7 @@ def _local(
     try:
         entries = parse_source(data, url=name, kind=layout, name=name)
     except CaptureTimeError as error:
-        return f"saved page ({layout} layout)", None, None, f"{error.message}; add captured"
+        return f"saved page ({layout} layout)", None, None, error.message
     return f"saved page ({layout} layout)", None, len(entries), None
 
 
