@@ -272,7 +272,16 @@ def cmd_topics_evaluate(args: argparse.Namespace) -> int:
             args.min_recall,
             args.min_precision,
         )
-    return EXIT_SOURCES_FAILED if low else EXIT_OK
+    # A threshold asked of a topic no labelled story is about is not met by default.
+    unmeasured = [s for s in scores if not s.about and args.min_recall > 0]
+    for score in unmeasured:
+        log.error(
+            "%s: no story in %s is labelled about it, so its recall cannot be measured; "
+            "label some, or leave --min-recall out",
+            score.topic,
+            args.labels,
+        )
+    return EXIT_SOURCES_FAILED if low or unmeasured else EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -225,9 +225,13 @@ def report(scores: Sequence[Score]) -> str:
     """The figures per topic, then each miss and wrong inclusion with its verdict."""
     lines = []
     for score in scores:
+        # Of no story about it (or none taken), the share is no figure (found by review:
+        # "recall 1.000 (0/0 about)" passed --min-recall with nothing to show for it).
+        recall = f"{score.recall:.3f}" if score.about else "n/a"
+        precision = f"{score.precision:.3f}" if score.taken else "n/a"
         lines.append(
-            f"{score.topic}: recall {score.recall:.3f} ({score.found}/{score.about} about), "
-            f"precision {score.precision:.3f} ({score.fitting}/{score.taken} taken)"
+            f"{score.topic}: recall {recall} ({score.found}/{score.about} about), "
+            f"precision {precision} ({score.fitting}/{score.taken} taken)"
         )
         lines += [f"  missed {decision}" for decision in score.misses]
         lines += [f"  wrongly took {decision}" for decision in score.wrong]

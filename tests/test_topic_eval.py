@@ -131,6 +131,22 @@ def test_topics_evaluate_prints_figures_and_fails_under_thresholds(
     assert "none: cannot read" in capsys.readouterr().err
 
 
+def test_a_topic_no_labelled_story_is_about_has_no_recall_to_pass_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: "recall 1.000 (0/0 about)" passed --min-recall 0.95."""
+    config = kyiv_config(tmp_path)
+    path = labels(tmp_path, '{"title": "Budget talks", "labels": {"t": "no"}}')
+    command = ["--config", str(config), "topics", "evaluate", str(path)]
+    assert main(command) == 0  # no threshold asked
+    assert capsys.readouterr().out.startswith("t: recall n/a (0/0 about), precision n/a (0/0")
+    assert main([*command, "--min-recall", "0.95"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: t: no story in {path} is labelled about it, so its recall cannot be "
+        "measured; label some, or leave --min-recall out\n"
+    )
+
+
 def test_a_bad_labels_file_is_a_usage_error_not_a_low_score(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
