@@ -67,7 +67,7 @@ def test_a_copy_into_a_store_that_is_not_empty_is_refused(
     url = postgres.new_database()
     assert main(["--config", config, "store", "copy", "--to", url]) == 0
     capsys.readouterr()
-    assert main(["--config", config, "store", "copy", "--to", url]) == 4
+    assert main(["--config", config, "store", "copy", "--to", url]) == 2  # the wrong target
     error = capsys.readouterr().err
     assert f"{url}: is not empty" in error and "nothing was copied" in error
     assert error.count("\n") == 1

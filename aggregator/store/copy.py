@@ -61,9 +61,12 @@ def copy_store(source: StoreSettings, target: StoreSettings) -> dict[str, int]:
         filled = {table: n for table in TABLES if (n := copy.rows(table))}
         if filled:
             table, count = next(iter(filled.items()))
-            raise StoreError(
-                f"{copy.where}: is not empty ({count} rows in {table}); copy into a new "
-                "database or file (nothing was copied)"
+            # The target given is the wrong one: a usage error, as a target that is no
+            # store is (found by review: exit 4, "could not be written").
+            raise ConfigError(
+                copy.where,
+                f"is not empty ({count} rows in {table}); copy into a new database or file "
+                "(nothing was copied)",
             )
         copied: dict[str, int] = {}
         with copy.transaction():
