@@ -799,6 +799,7 @@ def test_dry_run_changes_nothing(shipped: Path, capsys: pytest.CaptureFixture[st
         ("no_outlines.opml", "no <outline> elements"),
         ("no_urls.opml", "none of its 3 outlines is a feed"),
         ("entities.opml", "declares a document type or entities"),
+        ("web_page.opml", "not OPML: a web page (HTML); export the subscriptions from the"),
     ],
 )
 def test_bad_opml_is_one_line_and_leaves_the_config_alone(

@@ -40,6 +40,8 @@ MAX_BYTES = 5 << 20
 MAX_FEEDS = 1000
 MAX_DEPTH = 16
 _DOCTYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+# A web page given for an OPML file: its document type, or its root element, near its start.
+_HTML = re.compile(rb"<!DOCTYPE\s+html|<html[\s>]", re.IGNORECASE)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -103,6 +105,13 @@ def read_opml(data: bytes, file: str) -> OpmlList:
     if len(data) > MAX_BYTES:
         raise OpmlError(
             file, f"{len(data):,} bytes, over the {MAX_BYTES >> 20} MB limit for an OPML file"
+        )
+    if _HTML.search(data[:4096]):
+        # (Found by review: said to declare a document type, which an HTML page does.)
+        raise OpmlError(
+            file,
+            "not OPML: a web page (HTML); export the subscriptions from the feed reader as "
+            "OPML (an .opml file), or add the site itself with 'aggregator sources add'",
         )
     if _DOCTYPE.search(data[:4096]) or _DOCTYPE.search(data):
         raise OpmlError(
