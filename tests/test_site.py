@@ -151,6 +151,7 @@ def test_an_entry_page_shows_text_as_text_and_html_as_html() -> None:
         sources=(
             Provenance("Saved page", "/srv/aggregator/seeds/000.txt", 12),
             Provenance("NATO news feed", "https://www.nato.int/rss.xml"),
+            Provenance("Saved feed", "/srv/aggregator/saved feed.xml"),
         ),
     )
     rich = make_entry(2, content_html="<p>Rich <strong>text</strong></p>", topics=())
@@ -166,6 +167,8 @@ def test_an_entry_page_shows_text_as_text_and_html_as_html() -> None:
     text = text_of(page)
     assert "1 October 2023" in text
     assert "Saved page: saved page 000.txt, line 12" in text
+    # A feed file is no saved page (found by review: "saved page saved feed.xml").
+    assert "Saved feed: feed file saved feed.xml" in text
     assert "/srv/" not in page.decode()
     links = links_of(page)
     assert "https://www.nato.int/story-1" in links

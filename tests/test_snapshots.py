@@ -172,6 +172,15 @@ def test_random_text_fits_no_layout() -> None:
         aggregator.parse_source(text.encode(), url="random.txt")
 
 
+@pytest.mark.parametrize("text", [b"", b"\n\n   \n\t\n"])
+def test_an_empty_file_is_said_to_be_empty(text: bytes) -> None:
+    with pytest.raises(UnknownLayoutError) as raised:
+        aggregator.parse_source(text, url="empty.txt")
+    assert str(raised.value) == (
+        "empty.txt: the file is empty (or only blank lines); save the news page's text into it"
+    )
+
+
 def test_layout_is_recognised_from_the_head_of_the_page() -> None:
     # Sniffing reads SNIFF_CHARS; a page that shows nothing of its layout before is unknown,
     # however many items follow, rather than scanned whole by every layout.

@@ -144,13 +144,14 @@ def _size(length: int) -> str:
 
 
 def source_place(provenance: Provenance) -> str:
-    """Where a saved page was read, for people: its file name and line ('' for a URL)."""
+    """Where a local file was read, for people: a saved page's file name and line, a
+    feed file's name ('' for a URL)."""
     if _web(provenance.location):
         return ""
     # Only the file's name: where the aggregator keeps its files is nobody's business.
     name = PurePath(provenance.location).name
-    if provenance.line is None:
-        return f"saved page {name}"
+    if provenance.line is None:  # (a saved page's every story has its line)
+        return f"feed file {name}"
     return f"saved page {name}, line {provenance.line}"
 
 

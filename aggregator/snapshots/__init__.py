@@ -64,6 +64,13 @@ else:
 
 def choose_layout(page: Page) -> Layout:
     """The layout that fits the page best, or an error saying what was expected."""
+    if not any(line.text.strip() for line in page.lines):
+        # (Found by review: told as a page of no known layout.)
+        raise UnknownLayoutError(
+            page.source,
+            page.location,
+            "the file is empty (or only blank lines); save the news page's text into it",
+        )
     known = layouts()
     scores = sorted(((layout.sniff(page), name) for name, layout in known.items()), reverse=True)
     best_score, best = scores[0]
