@@ -301,14 +301,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         refresh,
         rendered_version,
     )
-    from aggregator.reload import WATCH, Reload, inherited_listener, signature
+    from aggregator.reload import WATCH, Reload, handed_config, inherited_listener, signature
     from aggregator.schedule import Scheduler
     from aggregator.server import PortInUse, bind, create_app, listening_config, serve
     from aggregator.store import open_store
 
     path = Path(args.config or DEFAULT_CONFIG)
-    read = signature(path)  # taken first: an edit made while it loads is seen as one
-    config = load_config(path)
+    # Restarted to apply an edited config: the config that restart approved, whatever
+    # the file holds by now (aggregator.reload).
+    handed = handed_config()
+    if handed is None:
+        read = signature(path)  # taken first: an edit made while it loads is seen as one
+        config = load_config(path)
+    else:
+        config, read = load_config(path, handed[0]), handed[1]
     reload = Reload(
         path,
         config,
@@ -318,6 +324,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             given.serve.port if args.port is None else args.port,
         ),
     )
+    signal.signal(signal.SIGHUP, lambda *_: reload.asked.set())  # look at the config now
     check_setup(config)
     host = args.host or config.serve.host
     port = config.serve.port if args.port is None else args.port
@@ -386,7 +393,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             nonlocal finished
             import asyncio
 
-            scheduler.start(first_in=None if empty else timedelta(0))
+            # (Restarted to apply an edited config, each source keeps its schedule.)
+            scheduler.start(first_in=None if empty else timedelta(0), resume=handed is not None)
             watching = asyncio.create_task(watch_config())
             try:
                 yield
@@ -403,11 +411,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again
         # for whatever handler was there before; a no-op one lets us clean up (the
         # parser workers) and exit 0 after a clean stop.
+        # A stop outside uvicorn's handlers (after it has stopped, before a restart)
+        # cancels the restart.
         for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, lambda *_: None)
-        signal.signal(signal.SIGHUP, lambda *_: reload.asked.set())  # look at the config now
-        serve(app, listener, config.serve, on_signal=scheduler.stop, until=reload.requested)
-    if reload.requested.is_set():
+            signal.signal(number, lambda *_: reload.cancel())
+
+        def stopping() -> None:
+            reload.cancel()  # a stop while stopping for a restart is a stop (review)
+            scheduler.stop()
+
+        reload.listening = (str(host), int(port))
+        serve(app, listener, config.serve, on_signal=stopping, until=reload.requested)
+    if reload.restarting:
         reload.restart()  # (abandoned reads, if any, end with this process image)
     if not finished:
         # Reads past the grace period were abandoned and will never write; their

@@ -638,31 +638,40 @@ def _topic(table: _Table) -> TopicConfig:
 MAX_CONFIG_BYTES = 16 << 20  # far beyond any config, even of thousands of sources
 
 
-def load_config(path: Path) -> Config:
-    """Read and check ``path``; raises ConfigError naming the key at fault."""
+def read_config(path: Path) -> bytes:
+    """The bytes of the config file at ``path``; raises ConfigError as load_config does."""
     from aggregator.localfile import NotAFile, read_regular
 
     file = str(path)
     try:
         # A regular file only: a FIFO would be waited on for ever, /dev/zero never end.
-        raw = read_regular(path, MAX_CONFIG_BYTES)
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(file, f"over {MAX_CONFIG_BYTES >> 20} MB: not a config file")
-        # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte-order mark.
-        data = tomllib.loads(raw.decode("utf-8-sig"))
+        return read_regular(path, MAX_CONFIG_BYTES)
     except FileNotFoundError as error:
         raise ConfigError(
             file, "no such file; pass --config PATH or run where config.toml is"
         ) from error
     except NotAFile as error:
         raise ConfigError(file, f"is {error.what}, not a file; pass --config PATH") from error
+    except OSError as error:
+        raise ConfigError(file, f"cannot read: {error}") from error
+
+
+def load_config(path: Path, raw: bytes | None = None) -> Config:
+    """Read and check ``path`` (``raw``: its bytes, read before); raises ConfigError
+    naming the key at fault."""
+    file = str(path)
+    if raw is None:
+        raw = read_config(path)
+    try:
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(file, f"over {MAX_CONFIG_BYTES >> 20} MB: not a config file")
+        # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte-order mark.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         raise ConfigError(
             f"{file}:{line}", "not UTF-8 text (TOML files are); save it as UTF-8"
         ) from error
-    except OSError as error:
-        raise ConfigError(file, f"cannot read: {error}") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(file, f"not valid TOML: {error}") from error
     root = _Table(file, "", data)

@@ -222,7 +222,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._drained = False  # what waited fell below the low-water mark since then
         self._acked: int | None = None  # bytes the client had acknowledged then
         self._answering: RequestResponseCycle | None = None  # the request being answered
-        self._heard = False  # the client sent something on this connection
+        self._heard = False  # the client sent something since the last answer
         self._stopping = False  # the server stops: answer what comes, then close
 
     # The connection
@@ -354,6 +354,7 @@ class LimitedProtocol(HttpToolsProtocol):
             super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self._heard = bool(self.pipeline)  # (a request waiting was heard already)
         super().on_response_complete()
         if self._unread:
             self.flow.pause_reading()  # uvicorn resumes reading after every answer
@@ -379,16 +380,20 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """The server stops (SIGTERM, or a restart to apply an edited config: see
-        aggregator.reload). A connection that has sent nothing yet was most likely made
-        for a request on its way: it is answered if it comes within :data:`DRAIN`
-        seconds, and the connection closed after it. (Closed at once, as uvicorn does,
-        the request's bytes arrived to a closed socket, and the client got a reset:
-        found by a test of restarts.) Other connections are as uvicorn leaves them: a
-        request being answered is answered, an idle kept one is closed."""
+        aggregator.reload). A connection that has sent nothing since it was made, or
+        since its last answer, may have a request on its way: it is answered if it
+        comes within :data:`DRAIN` seconds, and the connection closed after it; else
+        the connection is closed then. (Closed at once, as uvicorn does, the request's
+        bytes met a closed socket, and the client a reset or an empty answer: found by
+        a test of restarts, and by review for kept connections.) A request being read
+        or answered is answered, and its connection closed after it."""
         self._stopping = True
-        if self.cycle is None and not self._heard and not self.pipeline:
+        idle = (self.cycle is None or self.cycle.response_complete) and not self.pipeline
+        if idle and not self._heard:
             self.loop.call_later(DRAIN, self._close_if_silent)
             return
+        if idle:
+            return  # a request's head is coming: answered, then closed (or timed out)
         super().shutdown()
 
     def _close_if_silent(self) -> None:

@@ -173,12 +173,20 @@ class Scheduler:
                 failures=0 if error is None else 1,
             )
 
-    def start(self, *, first_in: timedelta | None = None) -> None:
-        """Start every source's job: each after its interval (or ``first_in``), jittered."""
+    def start(self, *, first_in: timedelta | None = None, resume: bool = False) -> None:
+        """Start every source's job: each after its interval (or ``first_in``), jittered.
+        ``resume``: a source read before (its last success on the board, see
+        :meth:`remember`) is due an interval after it, not sooner than ``first_in``
+        (a restart to apply an edited config, found by review: each restart asked every
+        source again)."""
         now = self.clock()
         for source in self.config.sources:
             delay = self.interval(source) if first_in is None else first_in
-            self._plan(source.name, now + delay + self._jitter())
+            when = now + delay
+            last = self.board.sources[source.name].last_success if resume else None
+            if last is not None:
+                when = max(when, last + self.interval(source))
+            self._plan(source.name, when + self._jitter())
         if self.config.store.url:  # shared: serve what the other instances wrote too
             self._scheduler.add_job(self._catch_up, "interval", seconds=WATCH_SECONDS)
         self._scheduler.start()

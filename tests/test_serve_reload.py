@@ -3,6 +3,7 @@ restart in place, in the same process, on the same socket, refusing no connectio
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import threading
@@ -141,3 +142,117 @@ def test_a_config_serve_could_not_start_with_is_said_and_serve_goes_on(project: 
         assert server.get("/feeds/all.rss").status_code == 200
     finally:
         assert server.stop() == 0
+
+
+def log_of(project: Path) -> str:
+    return (project / "serve.log").read_text()
+
+
+def with_slow_source(project: Path, feedserver: Server) -> None:
+    """A source whose read lasts (its body comes a byte every 0.2 s): a restart's stop
+    waits for it, up to [serve] shutdown_grace."""
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f'\n[[sources]]\nname = "Slow"\nurl = "{feedserver.base}/slow"\n',
+        encoding="utf-8",
+    )
+
+
+def test_a_stop_while_a_restart_stops_the_server_is_a_stop(
+    project: Path, feedserver: Server
+) -> None:
+    """Found by review: SIGTERM then was taken for the restart's own stop, and the
+    server went on serving."""
+    with_slow_source(project, feedserver)
+    server = start(project, extra="[serve]\nshutdown_grace = 10\n", interval=0.02)
+    config = project / "config.toml"
+    try:
+        wait_for(lambda: feedserver.hits("/slow") > 0, 30)  # a read that lasts is under way
+        config.write_text(
+            config.read_text(encoding="utf-8").replace('name = "Slow"', 'name = "Slow too"'),
+            encoding="utf-8",
+        )
+        wait_for(lambda: "restarting to apply it" in log_of(project), 15)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        assert log_of(project).count("serving http://") == 1
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=30)
+
+
+def test_a_broken_save_during_a_restart_is_said_and_the_approved_config_is_served(
+    project: Path, feedserver: Server
+) -> None:
+    """Found by review: the new server read the file again, found it broken, and ended;
+    it starts with the config the restart approved, and says the broken one once."""
+    with_slow_source(project, feedserver)
+    server = start(project, extra="[serve]\nshutdown_grace = 3\n", interval=0.02)
+    config = project / "config.toml"
+    try:
+        wait_for(lambda: feedserver.hits("/slow") > 0, 30)
+        good = config.read_text(encoding="utf-8").replace('name = "Slow"', 'name = "Renamed"')
+        config.write_text(good, encoding="utf-8")
+        wait_for(lambda: "restarting to apply it" in log_of(project), 15)
+        config.write_text(good + "\nbroken = = \n", encoding="utf-8")
+        for _ in range(20):  # SIGHUPs meanwhile (a reload asked twice): never the end
+            server.process.send_signal(signal.SIGHUP)
+            time.sleep(0.05)
+        wait_for(lambda: "Renamed" in names(server), 30)
+        wait_for(lambda: "serve goes on" in log_of(project), 15)
+        assert server.process.poll() is None
+        said = [line for line in log_of(project).splitlines() if "serve goes on" in line]
+        assert len(said) == 1 and "not valid TOML" in said[0], said
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_restart_keeps_the_schedule_reaps_what_it_leaves_and_may_change_the_host(
+    project: Path, feedserver: Server
+) -> None:
+    """A source read a moment ago is not asked again at the restart (found by review:
+    every restart asked every source); the stopped server's children are reaped, not
+    left as zombies; a host on the same port is no "port in use"."""
+    server = start(project, interval=60)
+    config = project / "config.toml"
+    try:
+        asked = feedserver.hits("/feeds/rss20.xml")
+        for name in ("NATO live", "NATO live again"):
+            text = config.read_text(encoding="utf-8")
+            config.write_text(
+                re.sub(r'name = "NATO [^"]*"', f'name = "{name}"', text, count=1), "utf-8"
+            )
+            wait_for(lambda name=name: name in names(server), 30)
+        config.write_text(
+            config.read_text(encoding="utf-8").replace(
+                "[schedule]", '[serve]\nhost = "localhost"\n[schedule]', 1
+            ),
+            encoding="utf-8",
+        )
+        wait_for(lambda: log_of(project).count("restarting to apply it") == 3, 30)
+        wait_for(lambda: server.get("/healthz").status_code == 200, 30)
+        assert "already in use" not in log_of(project)
+        time.sleep(2)
+        assert feedserver.hits("/feeds/rss20.xml") == asked
+        zombies = [
+            entry.name
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit()
+            and (stat := _stat(entry)) is not None
+            and stat[1] == str(server.process.pid)
+            and stat[0] == "Z"
+        ]
+        assert zombies == []
+    finally:
+        assert server.stop() == 0
+
+
+def _stat(entry: Path) -> tuple[str, str] | None:
+    """A process's state and parent's id, from /proc."""
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], fields[1]

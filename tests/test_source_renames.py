@@ -210,3 +210,16 @@ def test_pages_no_feed_shows_name_the_new_name_and_explain_uses_it_before_the_ru
     out = capsys.readouterr().out
     assert "source: New [" in out and "matched by the source hint of 'New'" in out, out
     assert "takes it out" not in out
+
+
+def test_a_source_that_moved_and_is_then_renamed_keeps_all_it_told(
+    tmp_path: Path, feeds: Server
+) -> None:
+    """Found by review: the stories read at its old address stayed under its old name."""
+    config = small_project(tmp_path, feeds, [("Feed", "x.xml", True)])
+    assert main(["--config", str(config), "run"]) == 0
+    small_project(tmp_path, feeds, [("Feed", "y.xml", True)])  # moved
+    assert main(["--config", str(config), "run"]) == 0
+    small_project(tmp_path, feeds, [("Nice", "y.xml", True)])  # renamed
+    assert main(["--config", str(config), "run"]) == 0
+    assert stored(config) == {"Nice": 5}

@@ -605,6 +605,7 @@ def test_errors_name_the_url_without_its_password(postgres: Cluster) -> None:
         "postgresql://bob@localhost/news?password=s3c%ret",
         "postgresql://bob:s3cret@[::1/news",  # ...or the whole URL
         "postgresql://bob:s3%63ret@[::1/news",
+        'postgresql://bob:s3c"ret%zz@localhost/news',  # a quote in it ends libpq's quoting
     ],
 )
 def test_a_malformed_url_is_named_without_its_password(url: str) -> None:

@@ -7,9 +7,10 @@ leave its hinted topics, its counts start again at nothing, and a story it tells
 lists it twice, under both names (found by review). So the store notes the name each
 source location (its URL, or its saved page's path) had, enabled or not, and keeps the
 note of a source taken out of the config; a location that had another name was
-renamed, and its sightings take the new name. Two sources that swapped names each keep
+renamed, and its sightings take the new name (wherever they were read: a source whose
+file or feed moved keeps what it told before). Two sources that swapped names each keep
 their own; a source taken out and put back under another name gets its own back, even
-when another source has taken its old name meanwhile (then its sightings are told apart
+when another source has had its old name meanwhile (then its sightings are told apart
 by where they were read).
 """
 
@@ -54,18 +55,21 @@ def follow_renames(store: StoreType, sources: Sequence[SourceConfig]) -> list[Re
         for location, new in names.items()
         if (old := known.get(location)) is not None and old != new
     ]
-    # A name noted for one location only is that source's, wherever its sightings were
-    # read (a feed that moved gives its new address); one noted for several (a source
-    # taken out, and its name given to another since) is told apart by location.
-    noted: dict[str, int] = {}
-    for name in known.values():
-        noted[name] = noted.get(name, 0) + 1
     # By way of names no source has, so that names swapped, or given from one source to
     # another, end where they belong.
     token = os.urandom(6).hex()
     for number, (location, old, _) in enumerate(renamed):
-        where = location if noted[old] > 1 else None
-        store.rename_source(old, f"renaming {token} {number}", where)
+        # The old name's sightings are all this source's (wherever they were read: a
+        # source whose file or feed moved, a feed that redirects, found by review), but
+        # when another source in the config has had that name all along (this one was
+        # taken out, and its name given to another, before it came back): then only
+        # those read where this one reads (or its feed moved to) are its own.
+        shared = any(
+            other != location and name == old and names.get(other) == old
+            for other, name in known.items()
+        )
+        for where in _places(store, location) if shared else [None]:
+            store.rename_source(old, f"renaming {token} {number}", where)
     for number, (_, old, new) in enumerate(renamed):
         store.rename_source(f"renaming {token} {number}", new)
         log.info("source %r is now %r: the stories it told keep it, by its new name", old, new)
@@ -73,6 +77,14 @@ def follow_renames(store: StoreType, sources: Sequence[SourceConfig]) -> list[Re
     if now != known:
         store.set_meta(NAMES, json.dumps(now, ensure_ascii=False, sort_keys=True))
     return renamed
+
+
+def _places(store: StoreType, location: str) -> list[str]:
+    """Where a source's items were read: its location, and the address its feed moved
+    to (a permanent redirect, kept in its fetch state)."""
+    state = store.fetch_state(location) if "://" in location else None
+    moved = state.get("url") if state else None
+    return [location, moved] if isinstance(moved, str) and moved != location else [location]
 
 
 def current_names(store: StoreType, sources: Sequence[SourceConfig]) -> dict[str, str]:
