@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -263,3 +264,50 @@ def _stat(entry: Path) -> tuple[str, str] | None:
     except OSError:
         return None
     return fields[0], fields[1]
+
+
+def test_a_kept_connection_has_its_next_request_answered_as_the_server_stops(
+    project: Path,
+) -> None:
+    """Between two requests on a kept connection the server begins to stop (a restart,
+    or SIGTERM): the next request, sent a moment later, is answered and the connection
+    then closed (found by review: closed at once, the request met a closed socket)."""
+    import socket as sockets
+
+    server = start(project, interval=60)
+    host, port = server.base.removeprefix("http://").split(":")
+    request = f"GET /feeds/all.rss HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    try:
+        with sockets.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(request)
+            first = read_answer(connection)
+            assert first.startswith(b"HTTP/1.1 200") and b"connection: close" not in first
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.4)  # the server has begun to stop
+            connection.sendall(request)
+            second = read_answer(connection)
+            assert second.startswith(b"HTTP/1.1 200"), second[:200]
+            assert b"connection: close" in second.lower()
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=30)
+
+
+def read_answer(connection: Any) -> bytes:
+    """One HTTP answer with a Content-Length body, read whole (b"" if the server closed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
