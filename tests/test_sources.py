@@ -1006,3 +1006,21 @@ def test_list_reads_a_postgresql_store(
     assert found["NATO news feed"]["last_success"] is not None
     assert found["NATO: deterrence and defence"]["entries"] > 0
     assert not (project / "state" / "aggregator.sqlite3").exists()
+
+
+def test_a_killed_edit_s_temporary_file_is_swept_by_the_next_edit(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: a `sources import` killed mid-write left `.config.toml.*.tmp`
+    for good. The next edit removes one older than an hour; a recent one, which may be
+    another command's edit under way, stays."""
+    import os
+
+    stale = shipped.parent / f".{shipped.name}.killed.tmp"
+    recent = shipped.parent / f".{shipped.name}.running.tmp"
+    for left in (stale, recent):
+        left.write_text("half a config", encoding="utf-8")
+    old = stale.stat().st_mtime - 2 * 3600
+    os.utime(stale, (old, old))
+    assert main(["--config", str(shipped), "sources", "disable", "NATO news feed"]) == 0
+    assert not stale.exists() and recent.exists()

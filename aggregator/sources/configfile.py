@@ -28,6 +28,7 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -501,6 +502,7 @@ class SourcesFile:
         self.original = self.text
         self.read = data
         self.config = config
+        _sweep_stale(target)
         return config
 
 
@@ -517,3 +519,21 @@ def _cannot_write(error: OSError, directory: Path) -> str:
         "writable by this user (the edit is written beside the file, then renamed over "
         "it), or edit the file by hand; nothing was changed"
     )
+
+
+# Older than this, a temporary file of an edit is one that was killed before it could
+# remove it (another command's edit takes seconds).
+STALE_SECONDS = 3600
+
+
+def _sweep_stale(target: Path) -> None:
+    """Remove the temporary files of edits of ``target`` that were killed (found by
+    review: one was left beside config.toml for good), never one being written now."""
+    import time
+
+    cutoff = time.time() - STALE_SECONDS
+    with contextlib.suppress(OSError):
+        for found in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if found.is_file() and found.stat().st_mtime < cutoff:
+                    found.unlink()
