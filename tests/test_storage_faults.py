@@ -82,6 +82,27 @@ def on_a_small_disk(tmp_path: Path, disk: Path) -> str:
     """
 
 
+def two_configs(tmp_path: Path, seeds: list[Path]) -> tuple[Path, Path, Path, Path, str]:
+    """A config of ``seeds`` and one of every seed (its next run has more to write), the
+    feeds' and a report's folders, and the command line to run them with."""
+    first = write_project(tmp_path, seeds)
+    second = write_project(tmp_path, SEEDS, name="more.toml")
+    feeds, report = tmp_path / "feeds", tmp_path / "report"
+    feeds.mkdir()
+    report.mkdir()
+    return first, second, feeds, report, " ".join(shlex.quote(part) for part in AGGREGATOR)
+
+
+def refused_in_private_mounts(script: str, report: Path) -> str:
+    """The one line a run said as it exited 4, in ``script`` run in private mounts (the
+    script writes the run's exit code to ``report``/rc and its stderr to
+    ``report``/stderr)."""
+    result = in_private_mounts(script)
+    assert result.returncode == 0, result.stderr
+    assert (report / "rc").read_text().strip() == "4"
+    return one_line((report / "stderr").read_text())
+
+
 def digests(directory: Path) -> dict[str, str]:
     return {
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -129,12 +150,7 @@ def test_a_full_feeds_disk_keeps_the_previous_feeds_and_what_was_read(tmp_path: 
     """The feeds' disk full: the files are as the last run left them, no temporary file
     is left, and what the sources gave is kept in the store (a live feed may list a
     story only until the disk has room again); the next run writes the feeds."""
-    first = write_project(tmp_path, SEEDS[:2])
-    second = write_project(tmp_path, SEEDS, name="more.toml")
-    feeds, report = tmp_path / "feeds", tmp_path / "report"
-    feeds.mkdir()
-    report.mkdir()
-    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    first, second, feeds, report, command = two_configs(tmp_path, SEEDS[:2])
     script = f"""
         mount -t tmpfs -o size=2m tmpfs {feeds}
         {command} --config {first} run
@@ -149,10 +165,7 @@ def test_a_full_feeds_disk_keeps_the_previous_feeds_and_what_was_read(tmp_path: 
         {command} --config {second} run 2> {report}/again
         cp all.rss {report}/all.rss
     """
-    result = in_private_mounts(script)
-    assert result.returncode == 0, result.stderr
-    assert (report / "rc").read_text().strip() == "4"
-    line = one_line((report / "stderr").read_text())
+    line = refused_in_private_mounts(script, report)
     assert str(feeds) in line
     assert "the disk is full" in line
     assert "is kept in the store" in line and "the next run writes the feeds" in line
@@ -189,10 +202,7 @@ def test_full_disk_under_the_store_is_one_line_and_loses_nothing(tmp_path: Path)
         sha256sum state/aggregator.sqlite3 > {report}/store-after
     """
     )
-    result = in_private_mounts(script)
-    assert result.returncode == 0, result.stderr
-    assert (report / "rc").read_text().strip() == "4"
-    line = one_line((report / "stderr").read_text())
+    line = refused_in_private_mounts(script, report)
     assert "full" in line, line
     assert (report / "store-before").read_text() == (report / "store-after").read_text()
 
@@ -412,22 +422,14 @@ def test_a_store_companion_left_read_only_is_named(tmp_path: Path) -> None:
 def test_a_disk_out_of_inodes_says_so(tmp_path: Path) -> None:
     """A file system with space but no inodes left refuses a new file with "No space
     left on device", where ``df -h`` shows room: the line says what is short."""
-    first = write_project(tmp_path, SEEDS[:1])
-    second = write_project(tmp_path, SEEDS, name="more.toml")
-    feeds, report = tmp_path / "feeds", tmp_path / "report"
-    feeds.mkdir()
-    report.mkdir()
-    command = " ".join(shlex.quote(part) for part in AGGREGATOR)
+    first, second, feeds, report, command = two_configs(tmp_path, SEEDS[:1])
     script = f"""
         mount -t tmpfs -o size=20m,nr_inodes=40 tmpfs {feeds}
         {command} --config {first} run
         rc=0; {command} --config {second} run 2> {report}/stderr || rc=$?
         echo $rc > {report}/rc
     """
-    result = in_private_mounts(script)
-    assert result.returncode == 0, result.stderr
-    assert (report / "rc").read_text().strip() == "4"
-    line = one_line((report / "stderr").read_text())
+    line = refused_in_private_mounts(script, report)
     assert str(feeds) in line
     assert "no room for another file: the file system has no inodes left" in line, line
     assert "df -i" in line
@@ -510,9 +512,6 @@ def test_a_store_on_a_disk_out_of_inodes_says_so(tmp_path: Path) -> None:
         rc=0; {command} --config config.toml run 2> {report}/stderr || rc=$?
         echo $rc > {report}/rc
     """
-    result = in_private_mounts(script)
-    assert result.returncode == 0, result.stderr
-    assert (report / "rc").read_text().strip() == "4"
-    line = one_line((report / "stderr").read_text())
+    line = refused_in_private_mounts(script, report)
     assert str(disk / "state" / "aggregator.sqlite3") in line, line
     assert "no inodes left" in line and "writable" not in line, line
