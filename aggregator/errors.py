@@ -148,19 +148,18 @@ def conceal(text: str, url: str) -> str:
     secrets = _secrets(url)
     if not secrets:
         return text
-    # One long enough to be no word of libpq's is hidden wherever it is (a quote in it
-    # would end the quoted part it is in: found by review).
+    # What libpq quotes is the part of the URL it cannot read: the password, quoted as
+    # it is (a quote in it ends no quoting here: found by review), or a part holding it,
+    # hidden whole. Only there: a password replaced wherever it occurs garbled the line,
+    # and told the password by the words it took out ("c***nnecti***n", "***ed": found
+    # by review).
     for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= MIN_HIDDEN:
-            text = text.replace(secret, "***")
+        for quote in "\"'":
+            text = text.replace(f"{quote}{secret}{quote}", f"{quote}***{quote}")
 
     def hidden(quoted: re.Match[str]) -> str:
-        # What libpq quotes is the part of the URL it cannot read: the password, or a
-        # part holding it, is hidden whole. (Only there: a password of a letter or two
-        # replaced wherever it occurs garbled the line, and told the password by what
-        # it took out: found by review.)
         inside = quoted.group(2)
-        if any(s == inside or (len(s) >= MIN_HIDDEN and s in inside) for s in secrets):
+        if any(len(s) >= MIN_HIDDEN and s in inside for s in secrets):
             return f"{quoted.group(1)}***{quoted.group(1)}"
         return quoted.group(0)
 

@@ -223,3 +223,15 @@ def test_a_source_that_moved_and_is_then_renamed_keeps_all_it_told(
     small_project(tmp_path, feeds, [("Nice", "y.xml", True)])  # renamed
     assert main(["--config", str(config), "run"]) == 0
     assert stored(config) == {"Nice": 5}
+
+
+def test_a_moved_source_split_in_two_gives_each_its_own(tmp_path: Path, feeds: Server) -> None:
+    """Found by review: X at x.xml, then X moved to y.xml; then Z at x.xml and W at
+    y.xml: each is the source of what was read where it reads."""
+    config = small_project(tmp_path, feeds, [("X", "x.xml", True)])
+    assert main(["--config", str(config), "run"]) == 0
+    small_project(tmp_path, feeds, [("X", "y.xml", True)])
+    assert main(["--config", str(config), "run"]) == 0
+    small_project(tmp_path, feeds, [("Z", "x.xml", True), ("W", "y.xml", True)])
+    assert main(["--config", str(config), "run"]) == 0
+    assert stored(config) == {"Z": 3, "W": 2}

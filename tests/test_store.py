@@ -627,6 +627,16 @@ def test_a_short_password_leaves_the_error_as_libpq_wrote_it() -> None:
     assert "connection" in message and "***" not in message, message
 
 
+@pytest.mark.parametrize("password", ["password", "fail", "o"])
+def test_a_password_that_is_a_word_of_the_error_leaves_the_words_alone(password: str) -> None:
+    """Found by review: a password replaced wherever it occurred garbled the line and
+    told what it was ("*** authentication failed")."""
+    from aggregator.errors import conceal
+
+    said = 'connection failed: FATAL:  password authentication failed for user "alice"'
+    assert conceal(said, f"postgresql://alice:{password}@db.example/news") == said
+
+
 def test_an_at_sign_in_a_password_is_refused_before_libpq_shows_part_of_it() -> None:
     with pytest.raises(StoreError) as caught:
         PostgresStore("postgresql://bob:hun@ter2@127.0.0.1:1/news", timeout=1)

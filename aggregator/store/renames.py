@@ -61,12 +61,12 @@ def follow_renames(store: StoreType, sources: Sequence[SourceConfig]) -> list[Re
     for number, (location, old, _) in enumerate(renamed):
         # The old name's sightings are all this source's (wherever they were read: a
         # source whose file or feed moved, a feed that redirects, found by review), but
-        # when another source in the config has had that name all along (this one was
-        # taken out, and its name given to another, before it came back): then only
-        # those read where this one reads (or its feed moved to) are its own.
+        # when another source in the config had that name too (this one was taken out,
+        # and its name given to another, before it came back; or one source's name is
+        # now two sources'): then only those read where this one reads (or its feed
+        # moved to) are its own.
         shared = any(
-            other != location and name == old and names.get(other) == old
-            for other, name in known.items()
+            other != location and name == old and other in names for other, name in known.items()
         )
         for where in _places(store, location) if shared else [None]:
             store.rename_source(old, f"renaming {token} {number}", where)
