@@ -222,7 +222,6 @@ class LimitedProtocol(HttpToolsProtocol):
         self._drained = False  # what waited fell below the low-water mark since then
         self._acked: int | None = None  # bytes the client had acknowledged then
         self._answering: RequestResponseCycle | None = None  # the request being answered
-        self._heard = False  # the client sent something since the last answer
         self._stopping = False  # the server stops: answer what comes, then close
 
     # The connection
@@ -253,7 +252,6 @@ class LimitedProtocol(HttpToolsProtocol):
         super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
-        self._heard = True
         if self._refusal is not None or self._unread:
             return
         self._began = False
@@ -354,7 +352,6 @@ class LimitedProtocol(HttpToolsProtocol):
             super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        self._heard = bool(self.pipeline)  # (a request waiting was heard already)
         super().on_response_complete()
         if self._unread:
             self.flow.pause_reading()  # uvicorn resumes reading after every answer
@@ -385,19 +382,23 @@ class LimitedProtocol(HttpToolsProtocol):
         comes within :data:`DRAIN` seconds, and the connection closed after it; else
         the connection is closed then. (Closed at once, as uvicorn does, the request's
         bytes met a closed socket, and the client a reset or an empty answer: found by
-        a test of restarts, and by review for kept connections.) A request being read
-        or answered is answered, and its connection closed after it."""
+        a test of restarts, and by review for kept connections.) One whose request's
+        head is still coming has the same second for the rest of it. A request being
+        answered is answered, and its connection closed after it."""
         self._stopping = True
-        idle = (self.cycle is None or self.cycle.response_complete) and not self.pipeline
-        if idle and not self._heard:
-            self.loop.call_later(DRAIN, self._close_if_silent)
+        if self._between_requests():
+            # (One whose head is still coming gets the same second, not its header
+            # timeout: found by review, a half-sent request held every restart.)
+            self.loop.call_later(DRAIN, self._close_if_unanswered)
             return
-        if idle:
-            return  # a request's head is coming: answered, then closed (or timed out)
         super().shutdown()
 
-    def _close_if_silent(self) -> None:
-        if not self._heard:
+    def _between_requests(self) -> bool:
+        return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
+
+    def _close_if_unanswered(self) -> None:
+        """No request came whole (its head read) within the drain: closed."""
+        if self._between_requests():
             self._close()
 
     # Helpers

@@ -311,3 +311,24 @@ def read_answer(connection: Any) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+def test_a_half_sent_request_holds_a_stop_no_longer_than_the_drain(project: Path) -> None:
+    """Found by review: a client that had sent half a request head held the stop (and
+    every restart, and the connections waiting meanwhile) for its header timeout."""
+    import socket as sockets
+
+    server = start(project, interval=60)
+    host, port = server.base.removeprefix("http://").split(":")
+    try:
+        with sockets.create_connection((host, int(port)), timeout=30) as connection:
+            connection.sendall(b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\n")  # no end
+            time.sleep(0.2)
+            began = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(timeout=30) == 0
+            assert time.monotonic() - began < 4  # the header timeout is 10 s
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=30)
