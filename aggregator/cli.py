@@ -301,20 +301,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         refresh,
         rendered_version,
     )
-    from aggregator.reload import WATCH, Reload, handed_config, inherited_listener, signature
+    from aggregator.reload import (
+        WATCH,
+        Reload,
+        handed_over,
+        hold_stops_as_restarted,
+        listen,
+        signature,
+    )
     from aggregator.schedule import Scheduler
-    from aggregator.server import PortInUse, bind, create_app, listening_config, serve
+    from aggregator.server import PortInUse, create_app, listening_config, serve
     from aggregator.store import open_store
 
     path = Path(args.config or DEFAULT_CONFIG)
     # Restarted to apply an edited config: the config that restart approved, whatever
-    # the file holds by now (aggregator.reload).
-    handed = handed_config()
+    # the file holds by now, and its sources' health (aggregator.reload).
+    handed = handed_over()
     if handed is None:
         read = signature(path)  # taken first: an edit made while it loads is seen as one
         config = load_config(path)
     else:
-        config, read = load_config(path, handed[0]), handed[1]
+        hold_stops_as_restarted()
+        config, read = load_config(path, handed.config), handed.read
     reload = Reload(
         path,
         config,
@@ -331,7 +339,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # Before any work: a busy port is said at once. (Restarted to apply an edited
         # config, the server listens on the socket it had, if it is still the one.)
-        listener = inherited_listener(host, port) or bind(host, port)
+        listener = listen(host, port)
     except PortInUse as error:
         log.error("%s", error)
         return EXIT_PORT_IN_USE
@@ -355,6 +363,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         scheduler = Scheduler(config, sandbox)
         with open_store(config.store) as store:
             scheduler.remember(FetchStates(store))
+        if handed is not None:
+            scheduler.adopt(handed.health)
+        reload.health = scheduler.handed
         if empty:
             log.info("first run: reading every source before serving")
             started = datetime.now(UTC)
@@ -370,7 +381,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # read by their jobs, as the server runs (found by review: every source was
             # read first, and a hanging one held the first answer for its deadline).
             log.info("writing the files again for this address or version")
-            catch_up(config, datetime.now(UTC))
+            try:
+                catch_up(config, datetime.now(UTC))
+            except AggregatorError as error:
+                # (Another process holding the store's lock too long, a full disk: a
+                # server goes on, and its next read writes them; found by review, a
+                # restart for a new feeds folder ended the server.)
+                log.error("%s; serving the files as they are until the next read", error)
         finished = True
 
         async def watch_config() -> None:

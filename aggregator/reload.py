@@ -30,6 +30,7 @@ fresh start with it does, which is what every other part is built and tested for
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -37,8 +38,9 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import AggregatorError
 
@@ -89,6 +91,8 @@ class Reload:
         self.cancelled = threading.Event()  # a stop came: no restart
         self.asked = threading.Event()  # SIGHUP: look now, without waiting for the file
         self.listen_fd: int | None = None  # the listener, kept open for the new server
+        # Each source's health and next read, for the new server (set by serve).
+        self.health: Callable[[], list[dict[str, Any]]] = list
         self._approved: bytes | None = None  # the config the restart applies
         self._applied = read  # the version of the file the running config was read from
         self._pending: Signature = read
@@ -175,15 +179,29 @@ class Reload:
     def restarting(self) -> bool:
         return self.requested.is_set() and not self.cancelled.is_set()
 
-    def restart(self) -> NoReturn:
-        """This process, started again with its own command line and the approved config
-        (call once the server and its workers have stopped). If the system refuses, one
-        line says so and the process ends: the socket closes with it."""
+    def restart(self) -> None:
+        """This process, started again with its own command line, the approved config and
+        its sources' health (call once the server and its workers have stopped); returns
+        only when a stop came meanwhile. If the system refuses, one line says so and the
+        process ends: the socket closes with it."""
         assert self.listen_fd is not None and self._approved is not None
+        # A stop from here on is held (the mask and what is pending outlive the exec)
+        # and is the new server's first act (found by review: one came between the last
+        # look and the exec, and was lost).
+        stops = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        if self.cancelled.is_set():
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+            return
         # Ignored until the new server looks for it: a SIGHUP meanwhile would end it.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        payload = {
+            "signature": None if self._applied is None else list(self._applied),
+            "config": self._approved.decode("utf-8"),  # (load_config decoded it)
+            "health": self.health(),
+        }
         handed = os.memfd_create("aggregator-config", 0)
-        os.write(handed, _versioned(self._applied) + b"\n" + self._approved)
+        os.write(handed, json.dumps(payload).encode())
         os.lseek(handed, 0, os.SEEK_SET)
         os.set_inheritable(handed, True)
         environment = {
@@ -210,32 +228,48 @@ class Reload:
             os._exit(1)
 
 
-def _versioned(found: Signature) -> bytes:
-    return b"" if found is None else ",".join(map(str, found)).encode()
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """What a restart hands the new server (see the module)."""
+
+    config: bytes  # the approved config file's bytes
+    read: Signature  # the version of the file they are
+    health: list[dict[str, Any]]  # each source's health and next read (Scheduler.adopt)
 
 
-def handed_config() -> tuple[bytes, Signature] | None:
-    """The config a restart approved (its bytes, and the version of the file they are),
-    for the new server; None when this server was not started by a restart. Also starts
-    reaping the children the stopped server left."""
+def handed_over() -> Handed | None:
+    """What a restart handed this server; None when it was not started by a restart.
+    Also starts reaping the children the stopped server left. (Call first.)"""
     _reap_left()
     given = os.environ.pop(CONFIG_FD, None)
     if given is None:
         return None
     try:
         with os.fdopen(int(given), "rb") as handed:
-            data = handed.read()
-    except (ValueError, OSError):
-        return None
-    version, _, raw = data.partition(b"\n")
-    try:
-        numbers = tuple(int(n) for n in version.split(b","))
-    except ValueError:
-        return raw, None
-    found: Signature = (
-        (numbers[0], numbers[1], numbers[2], numbers[3]) if len(numbers) == 4 else None
-    )
-    return raw, found
+            data = json.loads(handed.read())
+        read = data["signature"]
+        return Handed(
+            data["config"].encode("utf-8"),
+            None if read is None else (int(read[0]), int(read[1]), int(read[2]), int(read[3])),
+            list(data["health"]),
+        )
+    except (ValueError, OSError, KeyError, TypeError, IndexError, AttributeError):
+        return None  # not ours (a stray setting): started as ever
+
+
+def hold_stops_as_restarted() -> None:
+    """In a server a restart started: a stop held across the exec (see
+    :meth:`Reload.restart`), or one that comes before the server's own handlers, ends it
+    with one line and exit 0, as a stop does."""
+
+    def stopped(*_: object) -> None:
+        log.warning("stopped while restarting to apply %s", "the edited config")
+        raise SystemExit(0)
+
+    stops = {signal.SIGTERM, signal.SIGINT}
+    for number in stops:
+        signal.signal(number, stopped)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
 
 def _children() -> list[int]:
@@ -272,10 +306,38 @@ def _wait_for(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def inherited_listener(host: str, port: int) -> socket.socket | None:
-    """The listening socket a restart handed over (see the module), when it listens
-    where this server is to listen (``port`` 0: anywhere on ``host``); else None, and a
-    socket handed over is closed (the config moved the server)."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket for a server to listen on ``host``:``port``: the one a restart
+    handed over (see the module) when it listens there (``port`` 0: anywhere on
+    ``host``), else a new one (aggregator.server.bind: PortInUse if it cannot). A new
+    address that cannot be listened on, after a restart, is said in one line and the
+    server goes on where it listened (found by review: it ended)."""
+    from aggregator.server import PortInUse, bind
+
+    handed = _handed_listener()
+    if handed is not None and _listens_at(handed, host, port):
+        return handed
+    try:
+        listener = bind(host, port)
+    except PortInUse as error:
+        if handed is None:
+            raise
+        where = handed.getsockname()[:2]
+        log.error(
+            "%s; serve goes on at %s:%s, where it listened (set [serve] host and port to "
+            "where it can listen)",
+            error,
+            where[0],
+            where[1],
+        )
+        return handed
+    if handed is not None:
+        handed.close()
+    return listener
+
+
+def _handed_listener() -> socket.socket | None:
+    """The listening TCP socket a restart handed over, if any."""
     given = os.environ.pop(LISTEN_FD, None)
     if given is None:
         return None
@@ -285,6 +347,17 @@ def inherited_listener(host: str, port: int) -> socket.socket | None:
         return None  # not a socket of ours (a stray setting): bind as ever
     try:
         listening = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    if listener.type != socket.SOCK_STREAM or not listening:
+        listener.close()
+        return None
+    listener.set_inheritable(True)
+    return listener
+
+
+def _listens_at(listener: socket.socket, host: str, port: int) -> bool:
+    try:
         where = listener.getsockname()[:2]
         wanted = {
             info[4][:2]
@@ -293,11 +366,5 @@ def inherited_listener(host: str, port: int) -> socket.socket | None:
             )
         }
     except (OSError, UnicodeError):
-        listener.close()
-        return None
-    fits = any(address == where[0] and number in (where[1], 0) for address, number in wanted)
-    if listener.type != socket.SOCK_STREAM or not listening or not fits:
-        listener.close()
-        return None
-    listener.set_inheritable(True)
-    return listener
+        return False
+    return any(address == where[0] and number in (where[1], 0) for address, number in wanted)

@@ -173,19 +173,69 @@ class Scheduler:
                 failures=0 if error is None else 1,
             )
 
+    def handed(self) -> list[dict[str, object]]:
+        """Each source's health and next read, as JSON, for the server a restart starts
+        (aggregator.reload; :meth:`adopt` takes it)."""
+
+        def text(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.isoformat()
+
+        return [
+            {
+                "name": h.name,
+                "location": h.location,
+                "last_run": text(h.last_run),
+                "last_success": text(h.last_success),
+                "last_error": h.last_error,
+                "failures": h.failures,
+                "next_run": text(h.next_run),
+            }
+            for h in self.board.snapshot()
+        ]
+
+    def adopt(self, handed: list[dict[str, object]]) -> None:
+        """What the server before a restart knew of each source still configured (the
+        same name and location): its health, its failures (the backoff) and when it is
+        next due (see :meth:`start`); found by review, a restart forgot a failing
+        source's backoff and asked it again at once."""
+
+        def moment(value: object) -> datetime | None:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+        for old in handed:
+            name = old.get("name")
+            health = self.board.sources.get(name) if isinstance(name, str) else None
+            if health is None or health.location != old.get("location"):
+                continue
+            failures = old.get("failures")
+            self.board.update(
+                health.name,
+                last_run=moment(old.get("last_run")),
+                last_success=moment(old.get("last_success")),
+                last_error=old.get("last_error")
+                if isinstance(old.get("last_error"), str)
+                else None,
+                failures=failures if isinstance(failures, int) else 0,
+                next_run=moment(old.get("next_run")),
+            )
+
     def start(self, *, first_in: timedelta | None = None, resume: bool = False) -> None:
         """Start every source's job: each after its interval (or ``first_in``), jittered.
-        ``resume``: a source read before (its last success on the board, see
-        :meth:`remember`) is due an interval after it, not sooner than ``first_in``
-        (a restart to apply an edited config, found by review: each restart asked every
-        source again)."""
+        ``resume``: a source is due when the server before a restart had it due
+        (:meth:`adopt`), or one read before (its last success on the board, see
+        :meth:`remember`) an interval after it; not sooner than ``first_in`` (a restart
+        to apply an edited config, found by review: each restart asked every source
+        again)."""
         now = self.clock()
         for source in self.config.sources:
             delay = self.interval(source) if first_in is None else first_in
             when = now + delay
-            last = self.board.sources[source.name].last_success if resume else None
-            if last is not None:
-                when = max(when, last + self.interval(source))
+            health = self.board.sources[source.name]
+            if resume and health.next_run is not None:  # (adopted: as it was planned)
+                self._plan(source.name, max(when, health.next_run))
+                continue
+            if resume and health.last_success is not None:
+                when = max(when, health.last_success + self.interval(source))
             self._plan(source.name, when + self._jitter())
         if self.config.store.url:  # shared: serve what the other instances wrote too
             self._scheduler.add_job(self._catch_up, "interval", seconds=WATCH_SECONDS)

@@ -332,3 +332,73 @@ def test_a_half_sent_request_holds_a_stop_no_longer_than_the_drain(project: Path
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait(timeout=30)
+
+
+def test_a_new_address_it_cannot_listen_on_is_said_and_it_goes_on_where_it_was(
+    project: Path,
+) -> None:
+    """Found by review: a host on the same port that cannot be listened on ended the
+    server after its restart (exit 5)."""
+    server = start(project, interval=60)
+    config = project / "config.toml"
+    try:
+        config.write_text(
+            '[serve]\nhost = "192.0.2.1"\n' + config.read_text(encoding="utf-8"),
+            encoding="utf-8",
+        )
+        wait_for(lambda: "serve goes on at 127.0.0.1:" in log_of(project), 30)
+        wait_for(lambda: server.get("/healthz").status_code == 200, 30)
+        assert server.process.poll() is None
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_restart_whose_files_cannot_be_written_goes_on_serving(project: Path) -> None:
+    """Found by review: a restart for a new feeds folder that could not be written (a
+    store locked too long, a file in the way) ended the server (exit 4)."""
+    server = start(project, interval=60)
+    config = project / "config.toml"
+    try:
+        (project / "in the way").write_text("a file, not a folder", encoding="utf-8")
+        text = config.read_text(encoding="utf-8")
+        assert 'directory = "feeds"' in text
+        config.write_text(
+            text.replace('directory = "feeds"', 'directory = "in the way"', 1), "utf-8"
+        )
+        wait_for(lambda: "serving the files as they are until the next read" in log_of(project), 30)
+        wait_for(lambda: server.get("/healthz").status_code == 200, 30)
+        assert server.process.poll() is None
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_failing_source_keeps_its_backoff_across_a_restart(
+    project: Path, feedserver: Server
+) -> None:
+    """Found by review: a restart forgot a failing source's failures and asked it again
+    at once (and a saved page's health)."""
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f'\n[[sources]]\nname = "Failing"\nurl = "{feedserver.base}/status/500"\n',
+        encoding="utf-8",
+    )
+    server = start(project, interval=60)
+    try:
+        wait_for(lambda: server.source("Failing")["failures_in_a_row"] >= 1, 30)
+        before = server.source("Failing")
+        saved = next(s for s in server.health()["sources"] if s["name"].startswith("NATO:"))
+        asked = feedserver.hits("/status/500")
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace('name = "Failing"', 'name = "Failing"\n# edited'), "utf-8")
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace('name = "NATO news feed"', 'name = "NATO"'), "utf-8")
+        wait_for(lambda: "NATO" in names(server), 30)
+        time.sleep(1.5)
+        after = server.source("Failing")
+        for key in ("failures_in_a_row", "last_error", "next_run", "last_run"):
+            assert after[key] == before[key], key
+        assert server.source(saved["name"])["last_success"] == saved["last_success"]
+        assert feedserver.hits("/status/500") == asked
+    finally:
+        assert server.stop() == 0
