@@ -189,9 +189,14 @@ class Scheduler:
                 "last_error": h.last_error,
                 "failures": h.failures,
                 "next_run": text(h.next_run),
+                "interval": self._interval_seconds(h.name),
             }
             for h in self.board.snapshot()
         ]
+
+    def _interval_seconds(self, name: str) -> float | None:
+        source = self._sources.get(name)
+        return None if source is None else self.interval(source).total_seconds()
 
     def adopt(self, handed: list[dict[str, object]]) -> None:
         """What the server before a restart knew of each source still configured (the
@@ -207,16 +212,17 @@ class Scheduler:
             health = self.board.sources.get(name) if isinstance(name, str) else None
             if health is None or health.location != old.get("location"):
                 continue
-            failures = old.get("failures")
+            failures, error = old.get("failures"), old.get("last_error")
+            # A source whose interval the edit changed is due an interval after its last
+            # success, the new one (see start), not when the old one had it.
+            same = old.get("interval") == self._interval_seconds(health.name)
             self.board.update(
                 health.name,
                 last_run=moment(old.get("last_run")),
                 last_success=moment(old.get("last_success")),
-                last_error=old.get("last_error")
-                if isinstance(old.get("last_error"), str)
-                else None,
+                last_error=error if isinstance(error, str) else None,
                 failures=failures if isinstance(failures, int) else 0,
-                next_run=moment(old.get("next_run")),
+                next_run=moment(old.get("next_run")) if same else None,
             )
 
     def start(self, *, first_in: timedelta | None = None, resume: bool = False) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.feedserver import Server
-from tests.test_serve import AGGREGATOR, Serving, start, wait_for
+from tests.test_serve import AGGREGATOR, RSS20, Serving, start, wait_for
 
 
 def names(server: Serving) -> list[str]:
@@ -401,4 +401,30 @@ def test_a_failing_source_keeps_its_backoff_across_a_restart(
         assert server.source(saved["name"])["last_success"] == saved["last_success"]
         assert feedserver.hits("/status/500") == asked
     finally:
+        assert server.stop() == 0
+
+
+def test_a_source_whose_interval_the_edit_shortened_is_due_by_the_new_one(
+    project: Path, feedserver: Server
+) -> None:
+    """Kept across a restart, the schedule follows the edit: a source given a shorter
+    interval is read by it, not when the old interval had it due."""
+    feedserver.overrides["live.xml"] = RSS20.replace(b"<ttl>60</ttl>", b"")
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("/feeds/rss20.xml", "/feeds/live.xml"), encoding="utf-8")
+    server = start(project, interval=60)
+    try:
+        asked = feedserver.hits("/feeds/live.xml")
+        assert asked >= 1  # the first read
+        text = config.read_text(encoding="utf-8")
+        config.write_text(
+            text.replace(
+                'name = "NATO news feed"', 'name = "NATO news feed"\ninterval_minutes = 0.05'
+            ),
+            encoding="utf-8",
+        )
+        wait_for(lambda: feedserver.hits("/feeds/live.xml") > asked, 30)
+    finally:
+        del feedserver.overrides["live.xml"]
         assert server.stop() == 0
