@@ -385,9 +385,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 catch_up(config, datetime.now(UTC))
             except AggregatorError as error:
                 # (Another process holding the store's lock too long, a full disk: a
-                # server goes on, and its next read writes them; found by review, a
-                # restart for a new feeds folder ended the server.)
-                log.error("%s; serving the files as they are until the next read", error)
+                # server goes on, and tries again shortly; found by review, a restart for
+                # a new feeds folder ended the server.)
+                log.error("%s (serving the files as they are meanwhile)", error)
+                scheduler.catch_up_soon()
         finished = True
 
         async def watch_config() -> None:
@@ -401,8 +402,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 except Exception as error:  # never let looking stop the server
                     log.error("%s: cannot look for changes: %s", path, error)
                     continue
-                if due:
-                    reload.request(listener)
+                if due and reload.request(listener):
                     scheduler.stop()  # no job starts; uvicorn stops (serve's ``until``)
 
         @asynccontextmanager
@@ -438,7 +438,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             scheduler.stop()
 
         reload.listening = (str(host), int(port))
-        serve(app, listener, config.serve, on_signal=stopping, until=reload.requested)
+        serve(app, listener, config.serve, on_signal=stopping, until=reload.stopping)
     if reload.restarting:
         reload.restart()  # (abandoned reads, if any, end with this process image)
     if not finished:
@@ -455,8 +455,9 @@ rewritten when something changed. An edited config (aggregator sources add, say)
 applied within seconds, by a restart in place that refuses no connection; SIGHUP looks
 at the config at once. SIGTERM or Ctrl-C stops it cleanly.
 
-exit codes: 0 stopped by SIGTERM or Ctrl-C; 2 bad configuration or usage; 4 the feeds
-or the store could not be written; 5 the port is in use (or the host is no name)
+exit codes: 0 stopped by SIGTERM or Ctrl-C; 2 bad configuration or usage; 4 the store
+could not be opened or written at the start (feeds that cannot be written are said, and
+it goes on serving); 5 the port is in use (or the host is no name)
 
 examples:
   aggregator serve

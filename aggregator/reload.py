@@ -89,6 +89,7 @@ class Reload:
         self.listening: tuple[str, int] | None = None  # where this server listens
         self.requested = threading.Event()  # set once: the server is to restart
         self.cancelled = threading.Event()  # a stop came: no restart
+        self.stopping = threading.Event()  # either: the server is to stop (serve's until)
         self.asked = threading.Event()  # SIGHUP: look now, without waiting for the file
         self.listen_fd: int | None = None  # the listener, kept open for the new server
         # Each source's health and next read, for the new server (set by serve).
@@ -159,21 +160,26 @@ class Reload:
             return
         bind(host, port).close()  # PortInUse (an AggregatorError) if it is not free
 
-    def request(self, listener: socket.socket) -> None:
+    def request(self, listener: socket.socket) -> bool:
         """Restart once the server has stopped: the listener is kept open (a descriptor
-        of its own) for the new one."""
+        of its own) for the new one. False when a stop came first (no restart)."""
         if self.requested.is_set() or self.cancelled.is_set():
-            return
+            return self.requested.is_set() and not self.cancelled.is_set()
         kept = os.dup(listener.fileno())
         os.set_inheritable(kept, True)
         self.listen_fd = kept
         log.warning("%s changed: restarting to apply it (connections wait meanwhile)", self.path)
         self.requested.set()
+        self.stopping.set()
+        return True
 
     def cancel(self) -> None:
-        """A stop (SIGTERM, Ctrl-C) came: no restart, whatever was asked. (Only sets a
-        flag: a signal handler may call it.)"""
+        """A stop (SIGTERM, Ctrl-C) came: no restart, whatever was asked, and the server
+        stops (also one that has not begun serving yet: found by review, a stop between
+        the server's start and uvicorn's own handlers was lost). (Only sets flags: a
+        signal handler may call it.)"""
         self.cancelled.set()
+        self.stopping.set()
 
     @property
     def restarting(self) -> bool:
@@ -323,17 +329,31 @@ def listen(host: str, port: int) -> socket.socket:
         if handed is None:
             raise
         where = handed.getsockname()[:2]
-        log.error(
-            "%s; serve goes on at %s:%s, where it listened (set [serve] host and port to "
-            "where it can listen)",
-            error,
-            where[0],
-            where[1],
-        )
-        return handed
+        if port not in (0, where[1]):
+            _said_going_on(error, where)
+            return handed
+        # The same port on another host may be refused for the handed socket itself
+        # (found by review: 0.0.0.0 beside 127.0.0.1): let it go, and try again; if the
+        # new address still cannot be taken, the old one is taken again.
+        handed.close()
+        try:
+            return bind(host, port)
+        except PortInUse as again:
+            _said_going_on(again, where)
+            return bind(where[0], where[1])
     if handed is not None:
         handed.close()
     return listener
+
+
+def _said_going_on(error: Exception, where: tuple[str, int]) -> None:
+    log.error(
+        "%s; serve goes on at %s:%s, where it listened (set [serve] host and port to where "
+        "it can listen)",
+        error,
+        where[0],
+        where[1],
+    )
 
 
 def _handed_listener() -> socket.socket | None:

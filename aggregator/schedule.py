@@ -52,6 +52,10 @@ Clock = Callable[[], datetime]
 # Seconds between looks at a shared store's change counter (another instance's writes).
 WATCH_SECONDS = 2.0
 
+# Seconds between tries to write files a server could not write as it started (see
+# Scheduler.catch_up_soon).
+RETRY_SECONDS = 10.0
+
 
 def next_run(
     now: datetime,
@@ -246,6 +250,31 @@ class Scheduler:
         if self.config.store.url:  # shared: serve what the other instances wrote too
             self._scheduler.add_job(self._catch_up, "interval", seconds=WATCH_SECONDS)
         self._scheduler.start()
+
+    def catch_up_soon(self) -> None:
+        """The files could not be written as the server started (another process held
+        the store's lock, a disk full or refusing): tried again every
+        :data:`RETRY_SECONDS` until they are, not only at the next read (found by
+        review: a new feeds folder stayed empty for an interval)."""
+        self._scheduler.add_job(
+            self._catch_up_until_written,
+            "interval",
+            seconds=RETRY_SECONDS,
+            id="catch-up-retry",
+            replace_existing=True,
+        )
+
+    def _catch_up_until_written(self) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            result = catch_up(self.config, self.clock())
+        except AggregatorError:
+            return  # (said when the server started; tried again)
+        self._scheduler.remove_job("catch-up-retry")
+        log.warning("the files are written now")
+        if result is not None and result.written:
+            self.changed.set()
 
     def _catch_up(self) -> None:
         if self._stopping.is_set():

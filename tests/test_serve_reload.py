@@ -365,9 +365,13 @@ def test_a_restart_whose_files_cannot_be_written_goes_on_serving(project: Path) 
         config.write_text(
             text.replace('directory = "feeds"', 'directory = "in the way"', 1), "utf-8"
         )
-        wait_for(lambda: "serving the files as they are until the next read" in log_of(project), 30)
+        wait_for(lambda: "(serving the files as they are meanwhile)" in log_of(project), 30)
         wait_for(lambda: server.get("/healthz").status_code == 200, 30)
         assert server.process.poll() is None
+        # Out of the way: written within seconds, not at the next read (an hour away).
+        (project / "in the way").unlink()
+        wait_for(lambda: "the files are written now" in log_of(project), 30)
+        assert server.get("/feeds/all.rss").status_code == 200
     finally:
         assert server.stop() == 0
 
@@ -427,4 +431,22 @@ def test_a_source_whose_interval_the_edit_shortened_is_due_by_the_new_one(
         wait_for(lambda: feedserver.hits("/feeds/live.xml") > asked, 30)
     finally:
         del feedserver.overrides["live.xml"]
+        assert server.stop() == 0
+
+
+def test_a_host_on_the_same_port_is_taken_after_the_restart(project: Path) -> None:
+    """Found by review: 0.0.0.0 on the port the server listened on at 127.0.0.1 was
+    refused for the server's own socket, and never applied."""
+    server = start(project, interval=60)
+    config = project / "config.toml"
+    try:
+        config.write_text(
+            '[serve]\nhost = "0.0.0.0"\n' + config.read_text(encoding="utf-8"),
+            encoding="utf-8",
+        )
+        port = server.base.rsplit(":", 1)[1]
+        wait_for(lambda: f"serving http://0.0.0.0:{port}/" in log_of(project), 30)
+        assert "serve goes on" not in log_of(project)
+        assert server.get("/healthz").status_code == 200
+    finally:
         assert server.stop() == 0
