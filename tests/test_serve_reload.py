@@ -152,6 +152,13 @@ def test_a_config_serve_could_not_start_with_is_said_and_serve_goes_on(project: 
         assert server.stop() == 0
 
 
+def gone(server: Serving) -> None:
+    """The server ended, however the test ended (killed if it is still there)."""
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait(timeout=30)
+
+
 def log_of(project: Path) -> str:
     return (project / "serve.log").read_text()
 
@@ -186,9 +193,7 @@ def test_a_stop_while_a_restart_stops_the_server_is_a_stop(
         assert server.process.wait(timeout=30) == 0
         assert log_of(project).count("serving http://") == 1
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=30)
+        gone(server)
 
 
 def test_a_broken_save_during_a_restart_is_said_and_the_approved_config_is_served(
@@ -290,9 +295,7 @@ def test_a_kept_connection_has_its_next_request_answered_as_the_server_stops(
             assert b"connection: close" in second.lower()
         assert server.process.wait(timeout=30) == 0
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=30)
+        gone(server)
 
 
 def read_answer(connection: Any) -> bytes:
@@ -329,9 +332,7 @@ def test_a_half_sent_request_holds_a_stop_no_longer_than_the_drain(project: Path
             assert server.process.wait(timeout=30) == 0
             assert time.monotonic() - began < 4  # the header timeout is 10 s
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=30)
+        gone(server)
 
 
 def test_a_new_address_it_cannot_listen_on_is_said_and_it_goes_on_where_it_was(
