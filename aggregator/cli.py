@@ -32,7 +32,7 @@ from aggregator.snapshots import LAYOUT_NAMES
 # importing the commands: ``aggregator run`` with nothing to read imports little more
 # than the config and the store.
 if TYPE_CHECKING:
-    from aggregator.config import SourceConfig
+    from aggregator.config import Config, SourceConfig
     from aggregator.live.sandbox import Sandbox
     from aggregator.model import SourceEntry
     from aggregator.snapshots.page import Captured
@@ -323,19 +323,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         hold_stops_as_restarted()
         config, read = load_config(path, handed.config), handed.read
-    reload = Reload(
-        path,
-        config,
-        read,
-        lambda given: (
-            args.host or given.serve.host,
-            given.serve.port if args.port is None else args.port,
-        ),
-    )
+
+    def address(given: Config) -> tuple[str, int]:
+        """Where a server with ``given`` listens: --host and --port win."""
+        return args.host or given.serve.host, given.serve.port if args.port is None else args.port
+
+    reload = Reload(path, config, read, address)
     signal.signal(signal.SIGHUP, lambda *_: reload.asked.set())  # look at the config now
     check_setup(config)
-    host = args.host or config.serve.host
-    port = config.serve.port if args.port is None else args.port
+    host, port = address(config)
     try:
         # Before any work: a busy port is said at once. (Restarted to apply an edited
         # config, the server listens on the socket it had, if it is still the one.)
