@@ -269,7 +269,7 @@ def hold_stops_as_restarted() -> None:
     with one line and exit 0, as a stop does."""
 
     def stopped(*_: object) -> None:
-        log.warning("stopped while restarting to apply %s", "the edited config")
+        log.warning("stopped while restarting to apply the edited config")
         raise SystemExit(0)
 
     stops = {signal.SIGTERM, signal.SIGINT}

@@ -159,6 +159,12 @@ def gone(server: Serving) -> None:
         server.process.wait(timeout=30)
 
 
+def listen_on(config: Path, host: str) -> None:
+    """Edit the config to listen on ``host`` (the port stays the command line's)."""
+    text = config.read_text(encoding="utf-8")
+    config.write_text(f'[serve]\nhost = "{host}"\n' + text, encoding="utf-8")
+
+
 def log_of(project: Path) -> str:
     return (project / "serve.log").read_text()
 
@@ -343,10 +349,7 @@ def test_a_new_address_it_cannot_listen_on_is_said_and_it_goes_on_where_it_was(
     server = start(project, interval=60)
     config = project / "config.toml"
     try:
-        config.write_text(
-            '[serve]\nhost = "192.0.2.1"\n' + config.read_text(encoding="utf-8"),
-            encoding="utf-8",
-        )
+        listen_on(config, "192.0.2.1")
         wait_for(lambda: "serve goes on at 127.0.0.1:" in log_of(project), 30)
         wait_for(lambda: server.get("/healthz").status_code == 200, 30)
         assert server.process.poll() is None
@@ -441,10 +444,7 @@ def test_a_host_on_the_same_port_is_taken_after_the_restart(project: Path) -> No
     server = start(project, interval=60)
     config = project / "config.toml"
     try:
-        config.write_text(
-            '[serve]\nhost = "0.0.0.0"\n' + config.read_text(encoding="utf-8"),
-            encoding="utf-8",
-        )
+        listen_on(config, "0.0.0.0")
         port = server.base.rsplit(":", 1)[1]
         wait_for(lambda: f"serving http://0.0.0.0:{port}/" in log_of(project), 30)
         assert "serve goes on" not in log_of(project)
