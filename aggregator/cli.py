@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from aggregator.config import Config, SourceConfig
     from aggregator.live.sandbox import Sandbox
     from aggregator.model import SourceEntry
-    from aggregator.snapshots.page import Captured
 
 EXIT_OK = 0
 EXIT_SOURCES_FAILED = 1
@@ -61,15 +60,6 @@ def _setup_logging(verbosity: int) -> None:
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel({-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.INFO))
-
-
-def _captured(text: str) -> Captured:
-    from aggregator.config import parse_captured
-
-    try:
-        return parse_captured(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _entry_json(entry: SourceEntry) -> dict[str, object]:
@@ -564,6 +554,8 @@ Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 def _add_parse(commands: Commands, summary: str) -> list[_Parser]:
+    from aggregator.sources.commands import captured_argument
+
     parse = commands.add_parser(
         "parse",
         help=summary,
@@ -578,7 +570,7 @@ def _add_parse(commands: Commands, summary: str) -> list[_Parser]:
     parse.add_argument("--json", action="store_true", help="print a JSON array of entries")
     parse.add_argument(
         "--captured",
-        type=_captured,
+        type=captured_argument,
         metavar="WHEN",
         help="when the pages were saved (YYYY-MM-DD or an ISO time with offset), "
         "for pages that date items by age; inferred from the page when left out",

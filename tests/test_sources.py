@@ -3,12 +3,14 @@ discovery against the local HTTP test server, OPML import/export, and ``list``."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import shlex
 import shutil
 import subprocess
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -613,20 +615,94 @@ def test_a_saved_page_has_its_layout_recognised(
     assert add(shipped, str(page), "--name", "Copy 2") == 2  # the same file again
 
 
-def test_a_page_that_dates_by_age_is_added_with_one_line_on_its_capture_time(
-    shipped: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _ages_page(shipped: Path) -> Path:
+    """A saved page that dates its stories by age only ("2 weeks ago"), beside the config."""
     page = shipped.parent / "ages.txt"
     shutil.copy(Path(__file__).parent / "data" / "snapshots" / "newsfeed_no_capture.txt", page)
-    assert add(shipped, str(page)) == 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    # (Found by review: a stray "; add captured" ended it.)
-    assert err[0].startswith("warning: ages: the page dates items by age")
-    assert err[0].endswith(
-        "set captured = YYYY-MM-DD for this source in config.toml (aggregator parse: "
-        "--captured YYYY-MM-DD)"
-    ), err
+    return page
+
+
+def test_a_page_that_dates_by_age_is_refused_without_its_capture_time(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Added as it was (with a warning), every run then failed it until config.toml was
+    # edited by hand: now the command says which option to give.
+    page = _ages_page(shipped)
+    before = shipped.read_bytes()
+    assert add(shipped, str(page)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: {page}: the page dates its stories by age ('2 weeks ago') and when it was "
+        "saved cannot be told from it; add it again with --captured YYYY-MM-DD, the day it "
+        "was saved; nothing was changed\n"
+    )
+    assert shipped.read_bytes() == before
+
+
+def test_a_page_is_added_with_its_capture_time_and_read_as_saved_then(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = _ages_page(shipped)
+    assert add(shipped, str(page), "--captured", "2023-10-20") == 0
+    out = capsys.readouterr().out
+    assert out == "added 'ages' (ages.txt) as sources[7]: saved page (newsfeed layout), 2 entries\n"
+    assert "\ncaptured = 2023-10-20\n" in shipped.read_text(encoding="utf-8")
+    assert sources(shipped)[-1]["captured"] == date(2023, 10, 20)
+    # What runs then read: the ages counted back from that day (parse uses the config's).
+    assert main(["--config", str(shipped), "parse", "--json", str(page)]) == 0
+    read = json.loads(capsys.readouterr().out)
+    assert [(e["title"], e["published"]) for e in read] == [
+        ("NATO holds annual nuclear exercise", "2023-10-06"),
+        ("Partners meet at NATO Headquarters", "2023-09-28"),
+    ]
+
+
+def test_a_capture_time_with_its_offset_is_written_as_given(shipped: Path) -> None:
+    page = _ages_page(shipped)
+    assert add(shipped, str(page), "--captured", "2023-10-20T23:30:00+02:00") == 0
+    assert "\ncaptured = 2023-10-20T23:30:00+02:00\n" in shipped.read_text(encoding="utf-8")
+    assert load_config(shipped).sources[-1].captured == datetime(
+        2023, 10, 20, 23, 30, tzinfo=timezone(timedelta(hours=2))
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [
+        ("2099-01-01", "error: --captured: 2099-01-01 is after today; give the day it was saved"),
+        ("20.10.2023", "argument --captured: '20.10.2023' is not a date; expected YYYY-MM-DD"),
+        ("2023-10-20T09:30", "argument --captured: 2023-10-20T09:30:00 has no UTC offset"),
+    ],
+)
+def test_a_wrong_capture_time_is_refused_and_nothing_written(
+    shipped: Path, capsys: pytest.CaptureFixture[str], when: str, says: str
+) -> None:
+    page = _ages_page(shipped)
+    before = shipped.read_bytes()
+    with contextlib.suppress(SystemExit):  # argparse's usage errors exit
+        assert add(shipped, str(page), "--captured", when) == 2
+    err = capsys.readouterr().err
+    assert says in err, err
+    assert shipped.read_bytes() == before
+
+
+def test_a_capture_time_is_refused_for_a_feed(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = shipped.parent / "podcast.json"
+    shutil.copy(Path(__file__).parent / "data" / "feeds" / "jsonfeed10.json", feed)
+    before = shipped.read_bytes()
+    assert add(shipped, str(feed), "--captured", "2023-10-20") == 2
+    assert capsys.readouterr().err == (
+        f"error: {feed}: --captured is for saved pages (their stories' ages, such as "
+        "'3 weeks ago', count back from it); this is a feed file, which dates its own "
+        "items: leave --captured out\n"
+    )
+    # Said before anything is asked of the address (nothing listens on port 9).
+    assert add(shipped, "http://127.0.0.1:9/feed.xml", "--captured", "2023-10-20") == 2
+    assert "this is a web address, which dates its own items" in capsys.readouterr().err
+    assert shipped.read_bytes() == before
 
 
 def test_a_json_feed_file_is_added_as_a_feed(

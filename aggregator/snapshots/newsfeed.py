@@ -152,9 +152,9 @@ class NewsfeedLayout:
 def _no_capture_time(items: list[_Item]) -> str:
     """Why the capture time cannot be inferred, and what to do, for any command.
 
-    ``captured`` in config.toml serves ``run``, ``serve`` and ``sources add``;
-    ``--captured`` exists only on ``parse`` (the adapter cannot tell which command
-    reads the page, so the message names both, each with its command).
+    ``captured`` in config.toml serves ``run`` and ``serve``; ``--captured`` is an
+    option of ``parse`` (``sources add`` says so in its own words). The adapter cannot
+    tell which command reads the page, so the message names both.
     """
     prints_dates = any(
         first_date_in(" ".join(line.text for line in [item.title, *item.summary])) for item in items

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from aggregator.config import Config, load_config
@@ -23,6 +25,9 @@ from aggregator.live.sandbox import Sandbox
 from aggregator.localfile import read_local
 from aggregator.sources.configfile import NewSource, SourcesFile, pasted
 from aggregator.uri import as_uri
+
+if TYPE_CHECKING:
+    from aggregator.snapshots.page import Captured
 
 
 class DiscoveryError(AggregatorError):
@@ -47,7 +52,6 @@ class Added:
     title: str | None
     entries: int | None
     discovery: Discovery | None = None
-    warning: str | None = None
 
 
 class TargetError(ConfigError):
@@ -159,9 +163,11 @@ def _config_path(config_file: Path, file: Path) -> str:
 
 
 def _local(
-    config: Config, file: Path, sandbox: Sandbox
-) -> tuple[str, str | None, int | None, str | None]:
-    """(what it is, title, entries, warning) of a local file; SourceError when unreadable."""
+    config: Config, file: Path, sandbox: Sandbox, captured: Captured | None = None
+) -> tuple[str, str | None, int | None]:
+    """(what it is, title, entries) of a local file, a saved page read as
+    saved at ``captured`` when given; SourceError when unreadable, ConfigError for a
+    capture time given for a feed, or needed by a page and not given."""
     from aggregator.snapshots import choose_layout
     from aggregator.snapshots.page import Page, head
     from aggregator.source import decode, is_feed, parse_source, read_feed
@@ -175,15 +181,43 @@ def _local(
         limit_setting="[fetch] max_decoded_mb",
     )
     if is_feed(data, None):
+        if captured is not None:
+            raise _not_a_page(name, "a feed file")
         document = read_feed(data, url=name, name=name, sandbox=sandbox)
-        return "feed file", document.title or None, len(document.entries), None
+        return "feed file", document.title or None, len(document.entries)
     text = decode(data, name, name)
     layout = choose_layout(Page.from_text(head(text), source=name, location=name)).name
     try:
-        entries = parse_source(data, url=name, kind=layout, name=name)
-    except CaptureTimeError as error:
-        return f"saved page ({layout} layout)", None, None, error.message
-    return f"saved page ({layout} layout)", None, len(entries), None
+        entries = parse_source(data, url=name, kind=layout, name=name, captured=captured)
+    except CaptureTimeError:
+        # Added as it is, every run would fail it until the config says when it was
+        # saved: refused, with the option that says so.
+        raise ConfigError(
+            name,
+            "the page dates its stories by age ('2 weeks ago') and when it was saved "
+            "cannot be told from it; add it again with --captured YYYY-MM-DD, the day "
+            "it was saved; nothing was changed",
+        ) from None
+    return f"saved page ({layout} layout)", None, len(entries)
+
+
+def _not_a_page(target: str, what: str) -> ConfigError:
+    return ConfigError(
+        target,
+        f"--captured is for saved pages (their stories' ages, such as '3 weeks ago', count "
+        f"back from it); this is {what}, which dates its own items: leave --captured out",
+    )
+
+
+def _check_captured(captured: Captured, now: datetime) -> None:
+    """A capture time after today (a day's slack: the page's day may be ahead of UTC)
+    would date its stories in the future: a mistyped year, refused as such."""
+    day = captured if not isinstance(captured, datetime) else captured.date()
+    if day > (now + timedelta(days=1)).date():
+        raise ConfigError(
+            "--captured",
+            f"{captured.isoformat()} is after today; give the day it was saved",
+        )
 
 
 def add_source(
@@ -194,21 +228,27 @@ def add_source(
     name: str | None = None,
     topics: tuple[str, ...] = (),
     pick: str | None = None,
+    captured: Captured | None = None,
+    now: datetime | None = None,
 ) -> Added:
     """Find, check and add the source at ``target`` (a URL or a file) to the config.
 
     ``target`` may be pasted as it comes (:func:`pasted`): surrounding white space and
     ``feed:`` URLs are taken as meant. Raises DiscoveryError when no feed is found,
     SourceError when a file cannot be read, ConfigError for a duplicate or a bad topic,
-    or a missing file that looks like an address without its scheme (TargetError);
-    the config is then unchanged.
+    or a missing file that looks like an address without its scheme (TargetError),
+    or a capture time (``captured``: when a saved page was saved, written with it) given
+    for a feed or after ``now``; the config is then unchanged.
     """
     config = load_config(config_path)
     _check_topics(config, topics)
+    if captured is not None and now is not None:
+        _check_captured(captured, now)
     target = pasted(target)
     discovery: Discovery | None = None
-    warning: str | None = None
     if _is_url(target):
+        if captured is not None:
+            raise _not_a_page(target, "a web address")
         discovery = discover(
             target,
             sandbox,
@@ -236,16 +276,19 @@ def add_source(
                 f"no such file, and no web address without its scheme; if it is a web "
                 f"address, give it as https://{target} (or http://{target})",
             )
-        what, title, entries, warning = _local(config, file, sandbox)
+        what, title, entries = _local(config, file, sandbox, captured)
         default_name = title or file.stem
         source = NewSource(
-            name or default_name, path=_config_path(config_path, file), topics=topics
+            name or default_name,
+            path=_config_path(config_path, file),
+            topics=topics,
+            captured=captured,
         )
     edit = SourcesFile(config_path, "sources add")
     edit.add(source)
     edit.save()
     key = f"sources[{len(edit.tables())}]"
-    return Added(source, key, what, title, entries, discovery, warning)
+    return Added(source, key, what, title, entries, discovery)
 
 
 __all__ = [

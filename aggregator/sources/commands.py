@@ -13,7 +13,10 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from aggregator.snapshots.page import Captured
 
 log = logging.getLogger("aggregator")
 P = TypeVar("P", bound=argparse.ArgumentParser)  # the parser class of the command line
@@ -23,6 +26,17 @@ DEFAULT_CONFIG = "config.toml"
 
 def _config_path(args: argparse.Namespace) -> Path:
     return Path(args.config or DEFAULT_CONFIG)
+
+
+def captured_argument(text: str) -> Captured:
+    """``--captured``: a capture time (aggregator.config.parse_captured), or a usage error
+    saying what is wrong with it."""
+    from aggregator.config import parse_captured
+
+    try:
+        return parse_captured(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _topics(text: str) -> tuple[str, ...]:
@@ -43,6 +57,8 @@ def cmd_add(args: argparse.Namespace) -> int:
                 name=args.name,
                 topics=args.topics,
                 pick=args.pick,
+                captured=args.captured,
+                now=datetime.now(UTC),
             )
         except DiscoveryError as error:
             if error.discovery is not None:
@@ -58,8 +74,6 @@ def cmd_add(args: argparse.Namespace) -> int:
         f"added {added.source.name!r} ({location}) as {added.key}: {added.what}"
         + (f", {', '.join(holds)}" if holds else "")
     )
-    if added.warning:
-        log.warning("%s: %s", added.source.name, added.warning)
     return 0
 
 
@@ -198,6 +212,7 @@ examples:
   aggregator sources add https://www.nato.int/
   aggregator sources add https://example.org/blog/ --pick 2 --name "Example blog"
   aggregator sources add tests/data/feeds/jsonfeed10.json --topics deterrence
+  aggregator sources add tests/data/snapshots/newsfeed_no_capture.txt --captured 2023-10-20
 """
 IMPORT_EXAMPLE = """\
 examples:
@@ -268,6 +283,14 @@ def add_parser(commands: argparse._SubParsersAction[P], summary: str) -> list[P]
     )
     add.add_argument(
         "--pick", metavar="N-OR-URL", help="which of the feeds found to add (number or URL)"
+    )
+    add.add_argument(
+        "--captured",
+        type=captured_argument,
+        metavar="WHEN",
+        help="a saved page: when it was saved (YYYY-MM-DD, or an ISO time with its offset), "
+        "written to the config; needed by pages that date stories by age ('2 weeks ago') "
+        "and print no dates to tell it from",
     )
     add.set_defaults(handler=cmd_add)
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import tomlkit
@@ -39,6 +39,9 @@ from tomlkit.exceptions import TOMLKitError
 from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError, os_advice
 from aggregator.uri import as_uri
+
+if TYPE_CHECKING:
+    from aggregator.snapshots.page import Captured
 
 BOM = "\ufeff"
 # A table header on a line of its own: "[feeds]", "[[sources]]", "  [[topics.rules]]  # …".
@@ -112,6 +115,7 @@ class NewSource:
     path: str | None = None
     kind: str | None = None
     topics: tuple[str, ...] = ()
+    captured: Captured | None = None  # a saved page's capture time
 
     def table(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name}
@@ -123,6 +127,8 @@ class NewSource:
             data["kind"] = self.kind
         if self.topics:
             data["topics"] = list(self.topics)
+        if self.captured is not None:
+            data["captured"] = self.captured  # a TOML date, or a date-time with its offset
         return data
 
 
