@@ -374,7 +374,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 # server goes on, and tries again shortly; found by review, a restart for
                 # a new feeds folder ended the server.)
                 log.error("%s (serving the files as they are meanwhile)", error)
-                scheduler.catch_up_soon()
+                scheduler.catch_up_soon(str(error))
         finished = True
 
         async def watch_config() -> None:
@@ -406,7 +406,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 # A running read has [serve] shutdown_grace seconds from the signal.
                 finished = scheduler.shutdown()
 
-        app = create_app(config, scheduler.board.snapshot, lifespan)
+        app = create_app(
+            config, scheduler.board.snapshot, lifespan, files_problem=scheduler.board.files_problem
+        )
         print(
             f"aggregator: serving http://{host}:{port}/ (feeds under {config.feeds.base_url})",
             file=sys.stderr,

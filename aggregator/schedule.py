@@ -37,7 +37,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import AggregatorError, SourceError
+from aggregator.errors import AggregatorError, SourceError, WriteError
 from aggregator.ingest import Ingest
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
@@ -98,9 +98,23 @@ class _Board:
             self.sources[key] = health
             return health
 
+    # Why the files could not be written when last tried, until they are: /healthz says
+    # so (found by review: a server whose files could not be written said "ok").
+    files_error: str | None = None
+
     def snapshot(self) -> list[SourceHealth]:
         with self.lock:
             return list(self.sources.values())
+
+    def files_written(self, error: str | None) -> None:
+        """Whether the files could be written, when last tried: ``None`` when they were,
+        else why not."""
+        with self.lock:
+            self.files_error = error
+
+    def files_problem(self) -> str | None:
+        with self.lock:
+            return self.files_error
 
 
 class Scheduler:
@@ -251,11 +265,12 @@ class Scheduler:
             self._scheduler.add_job(self._catch_up, "interval", seconds=WATCH_SECONDS)
         self._scheduler.start()
 
-    def catch_up_soon(self) -> None:
+    def catch_up_soon(self, error: str) -> None:
         """The files could not be written as the server started (another process held
-        the store's lock, a disk full or refusing): tried again every
+        the store's lock, a disk full or refusing: ``error`` says): tried again every
         :data:`RETRY_SECONDS` until they are, not only at the next read (found by
         review: a new feeds folder stayed empty for an interval)."""
+        self.board.files_written(error)
         self._scheduler.add_job(
             self._catch_up_until_written,
             "interval",
@@ -269,8 +284,10 @@ class Scheduler:
             return
         try:
             result = catch_up(self.config, self.clock())
-        except AggregatorError:
-            return  # (said when the server started; tried again)
+        except AggregatorError as problem:
+            self.board.files_written(str(problem))  # (said when the server started)
+            return  # tried again
+        self.board.files_written(None)
         self._scheduler.remove_job("catch-up-retry")
         log.warning("the files are written now")
         if result is not None and result.written:
@@ -283,7 +300,10 @@ class Scheduler:
             result = catch_up(self.config, self.clock())
         except AggregatorError as problem:
             log.error("%s", problem)
+            if isinstance(problem, WriteError):
+                self.board.files_written(str(problem))
             return
+        self.board.files_written(None)
         if result is not None and result.written:
             self.changed.set()
 
@@ -384,9 +404,13 @@ class Scheduler:
             if not result.outcomes:  # claimed by another worker (a shared store)
                 self._plan_when_due(name)
                 return
+            # Published: the files are as the store is (whatever stopped them before).
+            self.board.files_written(None)
         except AggregatorError as problem:  # the lock, the store: this run's failure only
             error = str(problem)
             log.error("%s", problem)
+            if isinstance(problem, WriteError):
+                self.board.files_written(error)
         except Exception as problem:  # never let one job kill the scheduler
             error = f"unexpected {type(problem).__name__}: {problem}"
             log.error("%s: %s", name, error)  # one line: the log shows no tracebacks

@@ -710,6 +710,7 @@ def create_app(
     health: Callable[[], list[SourceHealth]] = list,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     searches: Searches | None = None,
+    files_problem: Callable[[], str | None] = lambda: None,
 ) -> Starlette:
     from aggregator.pipeline import feed_specs
 
@@ -932,8 +933,12 @@ def create_app(
                     "entries": by_source.get(item.name, 0),
                 }
             )
-        status = "ok" if all(s["last_error"] is None for s in sources) else "degraded"
-        body: dict[str, object] = {"status": status, "entries": counts, "sources": sources}
+        unwritten = files_problem()  # why the files served are not the store's latest
+        healthy = unwritten is None and all(s["last_error"] is None for s in sources)
+        body: dict[str, object] = {"status": "ok" if healthy else "degraded"}
+        if unwritten is not None:
+            body["files"] = unwritten
+        body |= {"entries": counts, "sources": sources}
         if unreachable is not None:
             body = {**body, "status": "unavailable", "store": unreachable, "entries": None}
         return Response(
