@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -244,3 +245,55 @@ def test_a_feed_url_shows_a_page(
     assert "mono" in color  # style.css applied to the feed's page too
     assert_fits_a_phone(browser)
     assert_links_answer(site, links(browser))
+
+
+def test_each_paragraph_of_a_story_reads_in_its_own_direction(
+    tmp_path: Path, browser: webdriver.Chrome
+) -> None:
+    """Found by review: a Hebrew story's text (its feed's HTML) was laid out from the
+    left, its full stop at the wrong end, though its title read from the right."""
+    import random
+    from dataclasses import replace
+
+    from aggregator.site import static_file
+    from aggregator.site.outputs import STYLESHEET, entry_file
+    from aggregator.site.pages import Site, render_entry
+    from tests.test_render_direct import random_entry
+
+    hebrew = 'המזכיר הכללי של נאט"ו נפגש היום עם שר ההגנה (NATO) בבריסל.'
+    content = (
+        f"<p>{hebrew}</p><p>The Secretary General met the Minister of Defence.</p>"
+        f'<p dir="ltr">{hebrew}</p><ul><li>{hebrew}</li></ul><div dir="rtl"><p>Said so.</p></div>'
+    )
+    entry = replace(random_entry(random.Random(3), 3), content_html=content, enclosures=())
+    site = Site("NATO news", "d", "https://agg.example/feeds/")
+    page = tmp_path / entry_file(entry.id)
+    page.parent.mkdir(parents=True)
+    page.write_bytes(render_entry(site, entry, {}))
+    (tmp_path / STYLESHEET).write_bytes(static_file(STYLESHEET))
+    browser.get(page.as_uri())
+    # Where each block's words sit in its box: the gap on their left and on their right.
+    gaps: list[list[Any]] = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.text p, .text li'), e => {"
+        " const r = document.createRange(); r.selectNodeContents(e);"
+        " const t = r.getBoundingClientRect(), b = e.getBoundingClientRect();"
+        " return [e.textContent.slice(0, 3), Math.round(t.left - b.left),"
+        "         Math.round(b.right - t.right)]; })"
+    )
+    sides = [(text, "right" if left > right else "left") for text, left, right in gaps]
+    assert (
+        sides
+        == [
+            (hebrew[:3], "right"),  # from the right, as it reads
+            ("The", "left"),
+            (hebrew[:3], "left"),  # the source said left to right: so it is
+            (hebrew[:3], "right"),
+            ("Sai", "right"),  # inside the source's right-to-left part
+        ]
+    ), gaps
+    assert (
+        browser.execute_script(
+            "return getComputedStyle(document.querySelector('.text p')).unicodeBidi"
+        )
+        == "plaintext"
+    )
