@@ -259,10 +259,22 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     return cleaned, _text(strip_invalid(_readable(cleaned)))
 
 
+# A CDATA section written into text that is then read as HTML (a feed that escapes what
+# it already wrapped: "&lt;![CDATA[Headline]]&gt;"): HTML takes it for a comment, and its
+# text was lost (found by review: the headline gone, the summary shown instead).
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|\Z)", re.DOTALL)
+
+
+def _unwrapped(text: str) -> str:
+    """``text`` with each CDATA section's marks taken away, its content left as it is."""
+    return _CDATA.sub(r"\1", text) if "<![CDATA[" in text else text
+
+
 def _bounded(fragment: str) -> str:
     """At most MAX_HTML characters of ``fragment``, nested at most nesting.MAX_DEPTH deep
-    (a tag the cut leaves open is left out: its start would be read as text)."""
-    cut = fragment[:MAX_HTML]
+    (a tag the cut leaves open is left out: its start would be read as text), without
+    CDATA marks (:func:`_unwrapped`)."""
+    cut = _unwrapped(fragment[:MAX_HTML])
     if len(fragment) > MAX_HTML and cut.rfind("<") > cut.rfind(">"):
         cut = cut[: cut.rfind("<")]
     if _NOSCRIPT_TAG.search(cut):
@@ -414,7 +426,7 @@ def _guessed(text: str, limit: int) -> str:
     """Text of no declared type as plain text: HTML when it holds HTML; else its character
     references decoded ("Fish &amp; Chips", as feeds write it), "<" left as it is. (Cut
     to MAX_HTML first, as plain cuts it: a title of megabytes is no reason to hold them.)"""
-    text = text[:MAX_HTML]
+    text = _unwrapped(text[:MAX_HTML])
     if looks_like_html(text):
         return plain(text, limit, is_html=True)
     return plain(html.unescape(text) if "&" in text else text, limit)
