@@ -226,6 +226,12 @@ _lenient = _compiled(
 )
 
 
+# A day written month first, as English-language feeds print it: "Oct 2, 2023".
+_month_first_day = _compiled(
+    rf"^(?:[A-Za-z]+\.?,?\s+)?(?P<m1>{_MONTH})\s+(?P<d1>{_DAY}),?\s+(?P<y1>{_YEAR})$"
+)
+
+
 def _offset(zone: str | None) -> timezone | None:
     if zone is None:
         return None
@@ -267,16 +273,61 @@ def _zoned(parsed: datetime, text: str) -> Published:
     return _instant(parsed)
 
 
+# An offset after the time of day in a looser form than RFC 822's "+0200": "+2:00",
+# "+02", "+2", "UTC+2", "GMT+0200" (as JavaScript's Date prints it). The email parser
+# took the first for no zone and "UTC+2" for UTC (both read as UTC), and "+02" for two
+# minutes (found by review: hours off, and nothing said).
+_LOOSE_OFFSET = re.compile(
+    r"(?<=\d:\d\d)(?P<s>:\d\d)?\s*(?:(?P<name>UTC|GMT|UT)\s*)?(?P<sign>[+-])(?P<h>\d\d?)"
+    r"(?:(?P<colon>:?)(?P<m>\d\d))?(?!\d)",
+    re.IGNORECASE,
+)
+# Hours of the day written as 24: the end of the day, the next one's first moment.
+_END_OF_DAY = re.compile(r"(?<![\d:])24:00(?::00)?(?![\d:])")
+# A time given as seconds since 1970 (9 or 10 digits: 1973 to 2286), or milliseconds (13).
+_EPOCH = re.compile(r"\d{9,10}|\d{13}")
+_EPOCH_RANGE = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+def _epoch(text: str) -> Published | None:
+    """A count of seconds (or milliseconds) since 1970, when it reads as a date since
+    1990 (feedparser read "1696240800" as a day in 1696)."""
+    count = int(text)
+    moment = datetime.fromtimestamp(count / 1000 if len(text) == 13 else count, UTC)
+    earliest, latest = _EPOCH_RANGE
+    return Published.at(moment) if earliest <= moment < latest else None
+
+
+def _offset_written_out(text: str) -> str | None:
+    """``text`` with a loose offset (:data:`_LOOSE_OFFSET`) written as RFC 822 writes
+    one ("+0200"); None when it is no offset a place has (as "+2400": no date)."""
+    found = _LOOSE_OFFSET.search(text)
+    if found is None or not (found["name"] or found["colon"] or found["m"] is None):
+        return text  # none, or RFC 822's own "+0200": read as it always was
+    hours, minutes = int(found["h"]), int(found["m"] or 0)
+    if hours > 14 or minutes >= 60:  # no zone is that far from UTC
+        return None
+    offset = f"{found['s'] or ''} {found['sign']}{hours:02d}{minutes:02d}"
+    return text[: found.start()] + offset + text[found.end() :]
+
+
 def parse_timestamp(text: str) -> Published | None:
     """A feed's date, keeping the offset it was written with.
 
     RFC 822 (RSS), RFC 3339 / ISO 8601 (Atom), and the looser forms official feeds
-    publish, such as ``19 Sep. 2025 12:00:00 GMT``. A date with no time of day is a
-    day; a time with no zone is UTC. None when the text is not a date.
+    publish, such as ``19 Sep. 2025 12:00:00 GMT``, ``Oct 2, 2023``, an offset written
+    ``+2:00`` or ``UTC+2``, a time of ``24:00`` (the next day's first moment), or seconds
+    since 1970. A date with no time of day is a day; a time with no zone is UTC. None
+    when the text is not a date.
     """
     text = " ".join(text.split())
     if not text:
         return None
+    if _END_OF_DAY.search(text):
+        start = parse_timestamp(_END_OF_DAY.sub("00:00:00", text, count=1))
+        if start is None or start.instant is None:
+            return start
+        return Published.at(start.instant + timedelta(days=1))
     try:
         return Published.on_day(date.fromisoformat(text))
     except ValueError:
@@ -285,6 +336,12 @@ def parse_timestamp(text: str) -> Published | None:
         return _instant(datetime.fromisoformat(text.replace("z", "Z")))
     except ValueError:
         pass
+    if _EPOCH.fullmatch(text):
+        return _epoch(text)
+    written = _offset_written_out(text)
+    if written is None:
+        return None
+    text = written
     # Loaded here: most dates are ISO 8601 or read by the feed parsers' own RFC 822
     # pattern, and email.utils (base64, charsets) is a tenth of a parser worker's start.
     from email.utils import parsedate_to_datetime
@@ -295,14 +352,15 @@ def parse_timestamp(text: str) -> Published | None:
         pass
     else:
         return _zoned(parsed, text)
-    match = _lenient().match(text)
+    match = _lenient().match(text) or _month_first_day().match(text)
     if match is None:
         return None
     day = _start_of(match, None)
     if day is None:
         return None
-    if match["h"] is None:
-        return Published.on_day(day) if match["zone"] is None else None
+    groups = match.groupdict()
+    if groups.get("h") is None:
+        return Published.on_day(day) if groups.get("zone") is None else None
     zone = _offset(match["zone"]) if match["zone"] else UTC
     if zone is None:
         # A zone name not known: the day as written, not a time guessed.

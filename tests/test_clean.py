@@ -161,6 +161,26 @@ def test_titles_are_plain_text() -> None:
         ),
         pytest.param("Tue, 03 Jun 2025 23:30 CEST.", "2025-06-03T23:30:00+02:00", id="zone."),
         pytest.param("Tue, 03 Jun 2025 23:30:00 +0200", "2025-06-03T23:30:00+02:00", id="+0200"),
+        # Offsets in looser forms: read as UTC (or "+02" as two minutes), hours off and
+        # nothing said (found by review).
+        pytest.param("Mon, 2 Oct 2023 10:00:00 +2:00", "2023-10-02T10:00:00+02:00", id="+2:00"),
+        pytest.param("Mon, 2 Oct 2023 10:00:00 +02", "2023-10-02T10:00:00+02:00", id="+02"),
+        pytest.param("Mon, 2 Oct 2023 10:00 -05:30", "2023-10-02T10:00:00-05:30", id="-05:30"),
+        pytest.param("Mon, 02 Oct 2023 10:00:00 UTC+2", "2023-10-02T10:00:00+02:00", id="UTC+2"),
+        pytest.param(
+            "Mon Oct 02 2023 10:00:00 GMT+0200 (Central European Summer Time)",
+            "2023-10-02T10:00:00+02:00",
+            id="JavaScript's Date",
+        ),
+        pytest.param("Mon, 02 Oct 2023 10:00:00 UTC+15", None, id="no such offset"),
+        # Forms read as no date, or a wrong one (found by review).
+        pytest.param("Oct 2, 2023", "2023-10-02", id="month first"),
+        pytest.param("Thursday, October 12, 2023", "2023-10-12", id="month first, weekday"),
+        pytest.param("Mon, 02 Oct 2023 24:00:00 GMT", "2023-10-03T00:00:00+00:00", id="24:00"),
+        pytest.param("Mon, 02 Oct 2023 15:24:00 GMT", "2023-10-02T15:24:00+00:00", id="not 24:00"),
+        pytest.param("1696240800", "2023-10-02T10:00:00+00:00", id="seconds since 1970"),
+        pytest.param("1696240800000", "2023-10-02T10:00:00+00:00", id="milliseconds"),
+        pytest.param("123456789", None, id="before 1990: a count, not a date"),
         pytest.param("soon", None, id="not a date"),
     ],
 )

@@ -96,9 +96,12 @@ def _midnight(day: str) -> float | None:
 
 @functools.lru_cache(maxsize=4096)
 def _clock(clock: str) -> int | None:
-    """ "09:00:00" or "09:00" as seconds into the day; None past 23:59:59."""
+    """ "09:00:00" or "09:00" as seconds into the day; "24:00" its end (the next day's
+    first moment, as aggregator.dates reads it); None past that."""
     hour, minute, second = (clock + ":00").split(":")[:3]
     seconds = int(hour) * 3600 + int(minute) * 60 + int(second)
+    if int(hour) == 24:
+        return seconds if seconds == 24 * 3600 else None
     return seconds if int(hour) < 24 and int(minute) < 60 and int(second) < 60 else None
 
 
