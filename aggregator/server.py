@@ -825,11 +825,15 @@ def create_app(
             chosen: list[Entry] = []
             within = None if slug == "all" else slug
             # The index hands over the entries that may match; the patterns decide.
-            for entry in candidates(store, wanted, unwanted, within, unindexed=SCAN_LIMIT):
+            # Either term, as a topic's terms (found by review: both were asked for).
+            found = candidates(store, wanted, unwanted, within, unindexed=SCAN_LIMIT, either=True)
+            for entry in found:
                 if time.monotonic() >= deadline:
                     raise Busy("the search took too long")
                 text = entry_text(entry)  # the text topics see, built in one place
-                if all(p.search(text) for p in want) and not any(p.search(text) for p in avoid):
+                if (not want or any(p.search(text) for p in want)) and not any(
+                    p.search(text) for p in avoid
+                ):
                     chosen.append(entry)
                     if len(chosen) == limit:
                         break

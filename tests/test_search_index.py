@@ -136,6 +136,17 @@ def test_search_finds_whole_words_newest_first(store: StoreType) -> None:
     assert titles(store.search(["YILDIZ"], limit=10)) == ["Europe day"]
     assert titles(store.search(["eu", "summit"], limit=10)) == ["EU summit"]
     assert titles(store.search(["eu"], limit=1)) == ["NATO-EU talks"]
+    # Either term (a filtered feed's q=a,b), a phrase of several words among them.
+    assert titles(store.search(["summit", "europe day"], limit=10, either=True)) == [
+        "EU summit",
+        "Europe day",
+    ]
+    assert titles(store.search(["yildiz", "nato.int"], limit=10, either=True)) == [
+        "NATO-EU talks",
+        "Europe day",
+    ]
+    # A term the index cannot look up: it cannot narrow either terms at all.
+    assert len(store.search(["summit", "-"], limit=10, either=True)) == 3
 
 
 @pytest.mark.parametrize("term", ['"', "*", "NEAR", "AND", "-", ":", "'", "\\", "%", "?", "a'b"])
@@ -236,12 +247,12 @@ def test_a_version_4_store_is_indexed_when_upgraded(store_settings: StoreSetting
 
 
 def chosen(entries: Iterable[Entry], want: list[str], avoid: list[str]) -> list[str]:
-    """A filtered feed's rule (aggregator.server): every q term, no exclude term."""
+    """A filtered feed's rule (aggregator.server): one q term at least, no exclude term."""
     wanted, unwanted = [term_pattern(t) for t in want], [term_pattern(t) for t in avoid]
     return [
         e.id
         for e in entries
-        if all(p.search(entry_text(e)) for p in wanted)
+        if (not wanted or any(p.search(entry_text(e)) for p in wanted))
         and not any(p.search(entry_text(e)) for p in unwanted)
     ]
 
@@ -250,7 +261,7 @@ def compare(store: StoreType, terms: Sequence[str]) -> None:
     """For each term: the search page, a feed's ``q=`` and its ``exclude=`` find what the
     scan of every entry, newest first, through the patterns found."""
     everything = store.newest(EVERYTHING)
-    for term in terms:
+    for term, other in zip(terms, [*terms[1:], terms[0]], strict=True):
         query = Query.parse(term)
         old = titles(search(everything, query, EVERYTHING))
         assert titles(search(candidates(store, query.terms), query, EVERYTHING)) == old, term
@@ -258,6 +269,12 @@ def compare(store: StoreType, terms: Sequence[str]) -> None:
         assert chosen(candidates(store, [term], unindexed=EVERYTHING), [term], []) == old, term
         old = chosen(everything, [], [term])
         assert chosen(candidates(store, [], [term], unindexed=EVERYTHING), [], [term]) == old, term
+        # q=term,other: stories with either (found by review: both were asked for).
+        both = [term, other]
+        old = chosen(everything, both, [])
+        assert set(old) == {*chosen(everything, [term], []), *chosen(everything, [other], [])}
+        found = candidates(store, both, unindexed=EVERYTHING, either=True)
+        assert chosen(found, both, []) == old, both
 
 
 def seed_items() -> list[SourceEntry]:

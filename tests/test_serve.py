@@ -394,6 +394,23 @@ def test_filtered_feed(serving: Serving) -> None:
     assert feed.feed.title == some.title
 
 
+def test_a_filtered_feed_of_several_terms_holds_stories_with_either(serving: Serving) -> None:
+    """As the README says, and as a topic's terms do (found by review: a story had to
+    hold every term, and a reader of ?q=A,B missed most of both)."""
+
+    def ids(query: str) -> set[str]:
+        return {
+            e.id for e in feedparser.parse(serving.get(f"/feeds/all.atom?{query}").content).entries
+        }
+
+    moldova, kyiv = ids("q=Moldova"), ids("q=Kyiv")
+    assert moldova - kyiv and kyiv - moldova  # each finds stories the other does not
+    assert ids("q=Moldova,Kyiv") == moldova | kyiv
+    assert ids("q=Moldova&q=Kyiv") == moldova | kyiv
+    assert ids("q=Moldova,zanzibarnever") == moldova
+    assert ids("q=Moldova,Kyiv&exclude=Moldova") == kyiv - moldova
+
+
 def test_filter_terms_are_read_as_typed(serving: Serving) -> None:
     """Quotes and brackets typed around a term are not part of it."""
     plain = feedparser.parse(serving.get("/feeds/all.rss?q=Moldova").content).entries

@@ -82,22 +82,27 @@ def candidates(
     topic: str | None = None,
     *,
     unindexed: int = SCAN,
+    either: bool = False,
 ) -> Iterator[Entry]:
-    """The entries that may match, newest first, read from the store's index a batch
-    at a time, for as long as the caller wants more. When no term can be looked up in
-    the index (:func:`~aggregator.store.words.term_words`), only the newest
-    ``unindexed`` entries: such a search stays as bounded as before the index."""
+    """The entries that may match every term (``either``: one of them at least), newest
+    first, read from the store's index a batch at a time, for as long as the caller
+    wants more. When the index cannot narrow them (no term can be looked up in it,
+    :func:`~aggregator.store.words.term_words`; of ``either`` terms, one cannot), only
+    the newest ``unindexed`` entries: such a search stays as bounded as before the index."""
 
     def batches() -> Iterator[Entry]:
         after: Entry | None = None
         while True:
-            batch = store.search(terms, exclude=exclude, topic=topic, limit=BATCH, after=after)
+            batch = store.search(
+                terms, exclude=exclude, topic=topic, limit=BATCH, after=after, either=either
+            )
             yield from batch
             if len(batch) < BATCH:
                 return
             after = batch[-1]
 
-    if any(term_words(term) is not None for term in terms):
+    looked_up = [term_words(term) is not None for term in terms]
+    if terms and (all(looked_up) if either else any(looked_up)):
         return batches()
     return islice(batches(), unindexed)
 

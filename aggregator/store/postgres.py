@@ -230,6 +230,10 @@ class PostgresStore(SQLStore):
         # Every word of every term (a phrase's words anywhere: the pattern checks them).
         return " & ".join(_lexeme(word) for words in terms for word in words)
 
+    def _either_query(self, terms: Sequence[Sequence[str]]) -> str:
+        # One term's words all (anywhere: the pattern checks them in a row), or another's.
+        return " | ".join("(" + " & ".join(map(_lexeme, words)) + ")" for words in terms)
+
     def _any_query(self, words: Sequence[str]) -> str:
         return " | ".join(_lexeme(word) for word in words)
 

@@ -115,11 +115,13 @@ class StoreType(Protocol):
         topic: str | None = None,
         limit: int,
         after: Entry | None = None,
+        either: bool = False,
     ) -> list[Entry]:
         """Candidates for a whole-word search, newest first, from the store's index: up
         to ``limit`` entries (after ``after``, to read on) among which are all those of
-        ``topic`` (or of all) holding every term and no excluded term. The caller's
-        exact patterns decide (:mod:`aggregator.store.words` says why nothing is missed)."""
+        ``topic`` (or of all) holding every term (``either``: one term at least) and no
+        excluded term. The caller's exact patterns decide (:mod:`aggregator.store.words`
+        says why nothing is missed)."""
 
     def entry(self, entry_id: str) -> Entry | None: ...
 

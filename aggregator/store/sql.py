@@ -576,20 +576,26 @@ class SQLStore:
         topic: str | None = None,
         limit: int,
         after: Entry | None = None,
+        either: bool = False,
     ) -> list[Entry]:
         """Up to ``limit`` entries, newest first (after ``after``, to read on), among
-        which are all those of ``topic`` (or of all) that hold every term and no
-        excluded term as whole words: the index narrows, the caller's exact patterns
-        (:func:`aggregator.topics.term_pattern`) decide. A term the index cannot help
-        with (:func:`~aggregator.store.words.term_words` is None) narrows nothing; an
-        excluded term leaves entries out only when it is one word
+        which are all those of ``topic`` (or of all) that hold every term (``either``:
+        one of them at least) and no excluded term as whole words: the index narrows,
+        the caller's exact patterns (:func:`aggregator.topics.term_pattern`) decide. A
+        term the index cannot help with (:func:`~aggregator.store.words.term_words` is
+        None) narrows nothing (of ``either`` terms, nothing at all: a story may hold
+        that one only); an excluded term leaves entries out only when it is one word
         (:func:`~aggregator.store.words.is_one_word`), where the index is exact.
         """
-        required = [w for w in map(term_words, terms) if w is not None]
+        looked_up = [term_words(term) for term in terms]
+        required = [w for w in looked_up if w is not None]
+        if either and None in looked_up:
+            required = []
         excluded = [w[0] for t in exclude if is_one_word(t) and (w := term_words(t))]
         where: list[str] = []
         params: list[Any] = []
-        if required and not self._common(query := self._all_query(required)):
+        query = self._either_query(required) if either else self._all_query(required)
+        if required and not self._common(query):
             where.append(self._holding())
             params.append(query)
         if excluded:
@@ -626,6 +632,10 @@ class SQLStore:
 
     def _all_query(self, terms: Sequence[Sequence[str]]) -> str:
         """The index query for entries holding every term (each a list of words)."""
+        raise NotImplementedError
+
+    def _either_query(self, terms: Sequence[Sequence[str]]) -> str:
+        """The index query for entries holding one term at least (each a list of words)."""
         raise NotImplementedError
 
     def _any_query(self, words: Sequence[str]) -> str:

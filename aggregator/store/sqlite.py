@@ -282,6 +282,9 @@ class Store(SQLStore):
         # FTS5's query language: each term a phrase (its words in a row), all of them.
         return " AND ".join(_phrase(words) for words in terms)
 
+    def _either_query(self, terms: Sequence[Sequence[str]]) -> str:
+        return " OR ".join(_phrase(words) for words in terms)
+
     def _any_query(self, words: Sequence[str]) -> str:
         return " OR ".join(_phrase([word]) for word in words)
 
