@@ -34,11 +34,20 @@ class SourceError(AggregatorError):
     """
 
     def __init__(self, source: str, location: str, message: str) -> None:
+        shown = location
+        if "@" in location:
+            # A feed's user name and password are nobody's business: not in what cron
+            # mails, nor in /healthz (found by review), nor in a library's message.
+            from aggregator.uri import without_credentials
+
+            shown = without_credentials(location)
+            if shown != location:
+                message = conceal(message, location).replace(redact(location), shown)
         # A file read under its own name (aggregator parse) is named once: "page.txt:3".
         if source == location or location.startswith(f"{source}:"):
-            text = f"{location}: {message}"
+            text = f"{shown}: {message}"
         else:
-            text = f"{source} ({location}): {message}"
+            text = f"{source} ({shown}): {message}"
         super().__init__(text)
         self.source = source
         self.location = location

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import SourceError
+from aggregator.uri import without_credentials
 
 # A run whose sources are all fresh asks nobody and reads nothing: the event loop, the
 # HTTP client, the parsers and the page layouts are imported when a source is read.
@@ -437,7 +438,7 @@ class Ingest:
         else:
             document = await self._driver.parse(fetched.body, **options)
         for warning in document.warnings:
-            log.warning("%s (%s): %s", name, fetched.url, warning)
+            log.warning("%s (%s): %s", name, without_credentials(fetched.url), warning)
         return document
 
     def _failed(self, state: SourceState, error: SourceError) -> SourceState:

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aggregator.model import Enclosure, Entry, Provenance, Published
+from aggregator.uri import without_credentials
 
 if TYPE_CHECKING:
     import mimetypes
@@ -316,7 +317,7 @@ def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> 
             sub(item, "pubDate").text = rfc822(rss_time(shown_time(entry.published)))
         via = _via(entry)
         if via is not None:
-            sub(item, "source", url=via.location).text = via.source
+            sub(item, "source", url=without_credentials(via.location)).text = via.source
         if entry.summary:
             sub(item, "description").text = text_as_html(entry.summary)
         if entry.content_html:
@@ -384,7 +385,9 @@ def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
             sub(element, "content", type="html").text = entry.content_html
         via = _via(entry)
         if via is not None:
-            sub(element, "link", rel="via", href=via.location, title=via.source)
+            sub(
+                element, "link", rel="via", href=without_credentials(via.location), title=via.source
+            )
         for enclosure in entry.enclosures:
             link = sub(element, "link", rel="enclosure", href=enclosure.url)
             if enclosure.type:

@@ -86,6 +86,7 @@ from aggregator.site.search import search as search_entries
 from aggregator.store import Store, StoreType, open_store
 from aggregator.text import NOT_XML
 from aggregator.topics import entry_text, term_pattern
+from aggregator.uri import without_credentials
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
 log = logging.getLogger("aggregator")
@@ -928,7 +929,7 @@ def create_app(
             sources.append(
                 {
                     "name": item.name,
-                    "location": item.location,
+                    "location": without_credentials(item.location),  # served to anyone
                     "last_run": item.last_run.isoformat() if item.last_run else None,
                     "last_success": item.last_success.isoformat() if item.last_success else None,
                     "last_error": item.last_error,

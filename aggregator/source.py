@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.errors import SourceError
 from aggregator.model import MAX_ENTRIES, SourceEntry
+from aggregator.uri import without_credentials
 
 # Every package imports this module (aggregator/__init__.py): what reads a feed or a
 # page is imported when one is read, so that a run with nothing to read never does.
@@ -99,7 +100,8 @@ def read_feed(
             data, url=url, name=name, content_type=content_type, max_entries=max_entries
         )
     for warning in document.warnings:
-        log.warning("%s: %s", name if name == url else f"{name} ({url})", warning)
+        shown = without_credentials(url)
+        log.warning("%s: %s", name if name == url else f"{name} ({shown})", warning)
     return document
 
 

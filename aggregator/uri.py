@@ -52,3 +52,14 @@ def _ascii_authority(netloc: str) -> str | None:
         except (idna.IDNAError, UnicodeError):
             return None
     return f"{user}{at}{host}{colon}{port}"
+
+
+# The user part of a web address: "user:password@" after the scheme, before the host.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", re.ASCII)
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without its user name and password (``https://user:pw@host/`` is
+    ``https://host/``): a source's address as a page, a feed or ``/healthz`` shows it
+    to anyone (found by review: a feed's password was on every story page it told)."""
+    return _USERINFO.sub(r"\1", url) if "@" in url else url

@@ -30,6 +30,7 @@ from aggregator.live.harden import defuse
 from aggregator.live.newest import MAX_ENTRIES, keep_newest, newest_entries
 from aggregator.model import Provenance, Published, SourceEntry
 from aggregator.text import MAX_TEXT, item_mark, title_key, windows_1252_references
+from aggregator.uri import without_credentials
 
 log = logging.getLogger("aggregator")
 
@@ -251,7 +252,7 @@ def parse_feed(
     if parsed is None:
         headers = {}
         if url.startswith(("http://", "https://")):
-            headers["content-location"] = url
+            headers["content-location"] = without_credentials(url)  # (see _channel)
         if content_type:
             headers["content-type"] = content_type
         # feedparser is imported when a document needs it: most do not (fast_rss), and a
@@ -292,10 +293,11 @@ def parse_feed(
     ids: list[str | None] = []  # each digest's item's id, when read (None when skipped)
     marks: list[str | None] = []  # and its title and link, in short (text.item_mark)
     unchanged = 0
-    base = parsed.feed.get("link") if not url.startswith(("http://", "https://")) else url
+    http = url.startswith(("http://", "https://"))
+    base = without_credentials(url) if http else parsed.feed.get("link")  # (see _channel)
     # Atom 1.0 only: Atom 0.3's titles say mode="escaped", which feedparser reads as HTML.
     atom = parsed.get("version") == "atom10"
-    salt = f"{DIGEST_VERSION}\0{source}\0{url}\0{base}"
+    salt = f"{DIGEST_VERSION}\0{source}\0{url}\0{url if http else base}"
     raw = getattr(parsed, "digests", None)  # the fast path's, from the items' bytes
     for index, item in enumerate(parsed.entries, start=1):
         digest = raw[index - 1] if raw is not None else item_digest(item, salt)
@@ -556,7 +558,9 @@ def _encoding(root: Any) -> str:
 def _channel(channel: Any, *, url: str, source: str | None) -> tuple[dict[str, Any], str]:
     """What the feed says of itself, and the salt of its items' digests."""
     http = url.startswith(("http://", "https://"))
-    base = url if http else ""
+    # Links are resolved against the feed's address without its user name and password:
+    # they are published (found by review: the password was in every story's link).
+    base = without_credentials(url) if http else ""
     feed: dict[str, Any] = {}
     for name in ("title", "link", "ttl"):
         element = channel.find(name)

@@ -34,6 +34,7 @@ from aggregator.live.document import FeedDocument
 from aggregator.live.newest import MAX_ENTRIES, when
 from aggregator.model import Enclosure, Provenance, Published, SourceEntry
 from aggregator.text import MAX_TEXT
+from aggregator.uri import without_credentials
 
 # "version" of JSON Feed 1 and 1.1: "https://jsonfeed.org/version/1" and ".../1.1".
 VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
@@ -270,7 +271,8 @@ def parse_json_feed(
     http = url.startswith(("http://", "https://"))
     # Relative URLs (the spec says they should not occur) resolve against where the
     # document came from; for a local file, against the site the feed names.
-    base = url if http else clean.safe_url(_string(document, "home_page_url"))
+    # (Without the address's user name and password: the links are published.)
+    base = without_credentials(url) if http else clean.safe_url(_string(document, "home_page_url"))
     feed_authors = _authors(document)
     warnings: list[str] = []
     entries: list[SourceEntry] = []

@@ -100,8 +100,12 @@ def _web(url: str | None) -> str | None:
 
 def source_link(provenance: Provenance) -> str | None:
     """A source's own address a browser can open: the feed's URL, or the web page a
-    saved page was saved from (``page_url``, where the config names it)."""
-    return _web(getattr(provenance, "page_url", None)) or _web(provenance.location)
+    saved page was saved from (``page_url``, where the config names it), without a user
+    name and password (found by review: a feed's password was on its stories' pages)."""
+    from aggregator.uri import without_credentials
+
+    link = _web(getattr(provenance, "page_url", None)) or _web(provenance.location)
+    return None if link is None else without_credentials(link)
 
 
 # What a media file is, by the first part of its MIME type, for people.

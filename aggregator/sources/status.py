@@ -21,6 +21,7 @@ from typing import Any
 
 from aggregator.config import Config, SourceConfig, StoreSettings
 from aggregator.live.state import SourceState
+from aggregator.uri import without_credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ def source_statuses(config: Config, now: datetime) -> list[SourceStatus]:
                 name=source.name,
                 key=source.key,
                 kind=_kind(source),
-                location=source.location,
+                location=without_credentials(source.location),  # shown to anyone
                 enabled=source.enabled,
                 last_success=last_success,
                 last_error=last_error,
