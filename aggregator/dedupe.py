@@ -9,7 +9,10 @@ Policy. Two items are the same story when
   Europe/Brussels). A day-precision date matches an exact instant on that day.
   When at least one side is day-precision, a one-day difference still matches:
   a page that prints only the day may have printed it in another time zone.
-  Two exact instants get no such tolerance: their days are known.
+  Two exact instants get no such tolerance: their days are known; and they must
+  be within :data:`SAME_STORY_WITHIN` of each other (a time a source wrote in the
+  wrong zone is an hour or two off; "Press briefing" at 08:00 and at 16:00 from two
+  sources are two briefings: found by review, merged into one).
 * An undated item matches only an undated entry of the same title.
 
 A false merge (two stories shown as one) is worse than a missed one (one story
@@ -52,6 +55,10 @@ def local_day(published: Published | None, zone: tzinfo) -> date | None:
     return published.instant.astimezone(zone).date()
 
 
+# How far apart two exact times of one story may be (see the module's policy).
+SAME_STORY_WITHIN = timedelta(hours=3)
+
+
 def matches(a: Published | None, b: Published | None, zone: tzinfo) -> bool:
     """Whether two dates allow two equal titles to be one story (see the module's policy)."""
     if a is None or b is None:
@@ -60,6 +67,8 @@ def matches(a: Published | None, b: Published | None, zone: tzinfo) -> bool:
     assert day_a is not None and day_b is not None
     apart = abs((day_a - day_b).days)
     if apart == 0:
+        if a.instant is not None and b.instant is not None:
+            return abs(a.instant - b.instant) <= SAME_STORY_WITHIN
         return True
     return apart == 1 and Precision.DAY in (a.precision, b.precision)
 

@@ -312,6 +312,35 @@ def test_items_a_source_lists_apart_stay_apart_and_later_news_finds_its_own(
     }
 
 
+def test_two_sources_items_of_one_title_and_day_hours_apart_are_two_stories(
+    store: StoreType,
+) -> None:
+    """Found by review: another source's afternoon "Press briefing" was merged into the
+    morning's, which took its summary; the afternoon's was gone from every feed."""
+
+    def briefing(when: str, source: str, summary: str) -> SourceEntry:
+        moment = datetime.fromisoformat(when)
+        return replace(
+            told("Press briefing", moment.date(), f"{source}-{moment:%H}", source),
+            published=Published.at(moment),
+            summary=summary,
+        )
+
+    add(store, [briefing("2023-07-12T08:00:00+02:00", "a", "Morning.")])
+    add(store, [briefing("2023-07-12T16:00:00+02:00", "b", "Afternoon.")])
+    shown = {e.summary: [p.source for p in e.sources] for e in store.newest(10)}
+    assert shown == {"Morning.": ["a"], "Afternoon.": ["b"]}
+    # A third source's, at a time of its own an hour off the afternoon's (a zone written
+    # wrong), is the afternoon's; one of the day alone, the first seen's.
+    add(store, [briefing("2023-07-12T15:00:00+02:00", "c", "Afternoon, in short.")])
+    add(store, [replace(item("Press briefing", date(2023, 7, 12), "d"), summary="The day's.")])
+    shown = {e.published.isoformat(): [p.source for p in e.sources] for e in store.newest(10)}
+    assert shown == {
+        "2023-07-12T08:00:00+02:00": ["a", "d"],
+        "2023-07-12T16:00:00+02:00": ["b", "c"],
+    }
+
+
 def test_an_id_given_to_a_new_item_does_not_rename_the_story_it_was_given_before(
     store: StoreType,
 ) -> None:
