@@ -92,6 +92,19 @@ CONTENT_TYPES = outputs.CONTENT_TYPES
 log = logging.getLogger("aggregator")
 FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<ext>rss|atom|json)\Z")
 FILTERS = ("q", "exclude", "limit")
+# What sites and mail add to a link when it is shared ("?utm_source=newsletter",
+# "?fbclid=…"): it asks for nothing, and is passed over (found by review: a shared
+# link to a page or a feed was a 400).
+_TRACKING = re.compile(
+    r"utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|igshid|yclid|_ga|_gl"
+)
+
+
+def _asked(request: Request) -> set[str]:
+    """The names of the request's query parameters that ask for something."""
+    return {name for name in request.query_params if not _TRACKING.fullmatch(name)}
+
+
 MAX_FILTER_TEXT = 100  # characters in q or exclude
 MAX_FILTER_TERMS = 5
 MAX_LIMIT_DIGITS = 6  # "limit" is ASCII digits, and never a 5,000-digit number
@@ -762,7 +775,10 @@ def create_app(
         kind = outputs.kind(name, slugs)
         if kind is None:
             return not_found_for(request)
-        if request.query_params:
+        if kind in ("rss", "atom", "json", "opml") and _asked(request):
+            # A feed's parameters filter it (see feed); a list of feeds cannot be
+            # filtered: said. A page or a stylesheet is the same whatever a link to it
+            # carries ("?v=2", a share's "?fbclid=…"): served as it is.
             return PlainTextResponse(f"{name} takes no parameters\n", status_code=400)
         if outputs.ENTRY_PAGE.match(name):
             known, current = written_pages.recent()
@@ -798,7 +814,7 @@ def create_app(
         return respond(request, "html", *made, None)
 
     async def filtered(request: Request, slug: str, kind: str) -> Response:
-        unknown = sorted(set(request.query_params) - set(FILTERS))
+        unknown = sorted(_asked(request) - set(FILTERS))
         if unknown:
             raise BadRequest(f"unknown parameter {unknown[0]!r} (expected: {', '.join(FILTERS)})")
         wanted, unwanted = _terms(request, "q"), _terms(request, "exclude")
@@ -861,7 +877,7 @@ def create_app(
     async def feed(request: Request) -> Response:
         name = request.path_params["name"]
         match = FEED_NAME.match(name)
-        if match is None or not request.query_params:
+        if match is None or not _asked(request):
             return await serve_file(request, name)
         if match["slug"] not in slugs:
             return not_found_for(request)
@@ -874,7 +890,7 @@ def create_app(
         return await serve_file(request, f"entries/{request.path_params['name']}")
 
     async def search(request: Request) -> Response:
-        unknown = sorted(set(request.query_params) - {"q"})
+        unknown = sorted(_asked(request) - {"q"})
         # "q" given twice: every word of both, as the filtered feeds join them.
         text = " ".join(request.query_params.getlist("q"))
         status, note, headers = 200, "", {"Cache-Control": cache_control}

@@ -411,6 +411,24 @@ def test_a_filtered_feed_of_several_terms_holds_stories_with_either(serving: Ser
     assert ids("q=Moldova,Kyiv&exclude=Moldova") == kyiv - moldova
 
 
+def test_a_shared_link_with_what_sites_add_to_it_opens(serving: Serving) -> None:
+    """Found by review: a page, a stylesheet or a feed linked with "?fbclid=…" or
+    "?utm_source=…" (as sites and newsletters share links) was a 400."""
+    for path in ("/feeds/index.html", "/feeds/ukraine.html", "/feeds/style.css"):
+        plain = serving.get(path)
+        for extra in ("fbclid=IwAR0abc", "utm_source=newsletter&utm_medium=email", "v=2"):
+            shared = serving.get(f"{path}?{extra}")
+            assert (shared.status_code, shared.content) == (200, plain.content), (path, extra)
+    whole = serving.get("/feeds/all.rss").content
+    assert serving.get("/feeds/all.rss?utm_source=newsletter").content == whole
+    # What a feed's parameters ask is still asked, and a wrong one still said.
+    some = feedparser.parse(serving.get("/feeds/all.rss?q=Moldova&utm_campaign=x").content)
+    assert some.entries and len(some.entries) < len(feedparser.parse(whole).entries)
+    assert serving.get("/feeds/all.rss?page=2").status_code == 400
+    assert serving.get("/feeds/topics.opml?q=x").status_code == 400
+    assert serving.get("/search?q=Moldova&fbclid=x").status_code == 200
+
+
 def test_filter_terms_are_read_as_typed(serving: Serving) -> None:
     """Quotes and brackets typed around a term are not part of it."""
     plain = feedparser.parse(serving.get("/feeds/all.rss?q=Moldova").content).entries
