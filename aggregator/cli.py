@@ -455,7 +455,8 @@ examples:
 EXPLAIN_EXAMPLE = """\
 examples:
   aggregator explain "Secretary General in Kyiv"
-  aggregator explain tag:aggregator.localhost,2026:entry:0123456789abcdef0123
+  aggregator explain tag:aggregator.localhost,2026:entry:7f0b1c9445f464d158b6
+(the second is the first's id: both work once a run has read the shipped seeds)
 """
 TOPICS_EVALUATE_EXAMPLE = """\
 LABELS is JSON Lines, one story a line:

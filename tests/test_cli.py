@@ -227,6 +227,27 @@ def test_console_script_help_has_examples() -> None:
         assert "aggregator " in done.stdout.split("example")[1]
 
 
+def test_the_explain_examples_work_on_the_shipped_config(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: the example id was a placeholder, and said "no entry"."""
+    import shlex
+
+    from aggregator.cli import EXPLAIN_EXAMPLE
+
+    config = str(project / "config.toml")
+    assert main(["--config", config, "run"]) == 0
+    examples = [line.split() for line in EXPLAIN_EXAMPLE.splitlines() if "aggregator " in line]
+    assert len(examples) == 2
+    shown = []
+    for line in EXPLAIN_EXAMPLE.splitlines():
+        if line.strip().startswith("aggregator "):
+            capsys.readouterr()
+            assert main(["--config", config, *shlex.split(line)[1:]]) == 0, line
+            shown.append(capsys.readouterr().out.splitlines()[:2])
+    assert shown[0] == shown[1]  # the same story, by its title and by its id
+
+
 # As cron runs a command: its output buffered (a pipe, no PYTHONUNBUFFERED).
 BUFFERED = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
 
