@@ -919,7 +919,10 @@ def create_app(
             except Busy:
                 status, note = 503, f"The server is busy; try again in {RETRY_AFTER} seconds."
                 headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
-        body = render_search(site, text[:MAX_QUERY], results, limit=RESULTS, note=note)
+        # What was typed is shown back, without what no page may hold (found by review:
+        # a NUL or an escape went into the page as it came).
+        shown = NOT_XML.sub("", text)[:MAX_QUERY]
+        body = render_search(site, shown, results, limit=RESULTS, note=note)
         return Response(body, status_code=status, media_type=CONTENT_TYPES["html"], headers=headers)
 
     checking = _StoreCheck(config.store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -246,6 +247,9 @@ def test_a_search_reads_words_as_typed(serving: Serving) -> None:
         ("q=a+b+c+d+e+f+g+h+i", 400, "The search has more than 8 words."),
         ("q=nato&page=2", 400, "Unknown parameter 'page'"),
         ("q=%3Cscript%3Ealert(1)%3C/script%3E", 200, "No story with “<script>alert(1)</script>”"),
+        # Found by review: a NUL or an escape went into the page as it came.
+        ("q=Kyiv%00", 400, "The search holds a control character, which no story can hold."),
+        ("q=%1b%5b31mKyiv", 400, "The search holds a control character"),
     ],
 )
 def test_search_answers_every_query_safely(
@@ -254,6 +258,7 @@ def test_search_answers_every_query_safely(
     response = serving.get(f"/search?{query}")
     assert response.status_code == status
     assert "<script>" not in response.text
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", response.text)
     page = lxml_html.fromstring(response.content)
     text = " ".join(page.text_content().split())
     assert said is None or said in text

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.model import Entry
 from aggregator.store.words import term_words
-from aggregator.text import composed, fold
+from aggregator.text import NOT_XML, composed, fold
 from aggregator.topics import term_pattern
 
 MAX_QUERY = 100  # characters
@@ -64,6 +64,8 @@ class Query:
         punctuation typed around a word is not part of it: :func:`typed_term`)."""
         if len(text) > MAX_QUERY:
             raise QueryError(f"The search is longer than {MAX_QUERY} characters.")
+        if NOT_XML.search(text):  # (as a filtered feed's q: found by review)
+            raise QueryError("The search holds a control character, which no story can hold.")
         words = list(dict.fromkeys(w for w in map(typed_term, text.split()) if w))
         if len(words) > MAX_WORDS:
             raise QueryError(f"The search has more than {MAX_WORDS} words.")
