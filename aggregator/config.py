@@ -446,7 +446,12 @@ SOURCE_KINDS = (*LAYOUT_NAMES, "feed")
 
 # C0 and C1 controls and DEL: a line feed breaks a log line in two, an escape sequence
 # rewrites the terminal that shows it.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# What a source's name may not hold: control characters, and the bidirectional
+# embeddings, overrides and isolates, which reorder the rest of a terminal's line
+# (found by review: "\u202e" in an imported feed's title turned every line said of it).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# A name that reads as a source's key ("sources[1]"): commands take either.
+_KEY_LIKE = re.compile(r"sources\[\d+\]", re.IGNORECASE)
 
 
 def _source(table: _Table, base: Path) -> SourceConfig:
@@ -513,6 +518,12 @@ def _source(table: _Table, base: Path) -> SourceConfig:
             "name" if "name" in table.data else ("url" if "url" in table.data else "path"),
             f"holds a control character ({control[0]!r}); a source's name is one line of "
             "text (it starts every line said of the source)",
+        )
+    if _KEY_LIKE.fullmatch(name.strip()):
+        raise table.fail(
+            "name",
+            f"{name.strip()!r} reads as a source's key (commands take a name or a key); "
+            "choose another name",
         )
     return SourceConfig(
         name=name,

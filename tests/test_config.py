@@ -361,8 +361,27 @@ def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, 
         load_config(path)
 
 
+@pytest.mark.parametrize("name", ["sources[1]", " SOURCES[12] "])
+def test_a_source_name_that_reads_as_a_key_is_refused(tmp_path: Path, name: str) -> None:
+    """Found by review: `sources disable "sources[1]"` disabled the source of that name,
+    not the first one, and said nothing."""
+    text = f'[[sources]]\nname = "{name}"\nurl = "https://example.org/feed.xml"\n'
+    with pytest.raises(ConfigError, match="reads as a source's key") as raised:
+        load_config(write(tmp_path, text))
+    assert raised.value.where.endswith("sources[1].name")
+
+
 @pytest.mark.parametrize(
-    "name", ["two\\nlines", "bell\\u0007", "escape \\u001b[31mred", "n\\u0085el"]
+    "name",
+    [
+        "two\\nlines",
+        "bell\\u0007",
+        "escape \\u001b[31mred",
+        "n\\u0085el",
+        # Found by review: an override turned the rest of every line said of the source.
+        "ctl\\u202erevo",
+        "isolated \\u2067text",
+    ],
 )
 def test_a_source_name_with_a_control_character_is_refused(tmp_path: Path, name: str) -> None:
     """A name starts every line said of its source: a line feed broke those lines in

@@ -785,6 +785,27 @@ def test_import_an_inoreader_export(shipped: Path, capsys: pytest.CaptureFixture
     assert "folder 'News' names no topic" in err
 
 
+def test_import_names_a_feed_by_what_a_name_may_hold(shipped: Path, tmp_path: Path) -> None:
+    """Found by review: a title holding a right-to-left override was kept (it turned
+    every line said of the source), and one reading "sources[1]" made the key ambiguous."""
+    opml = tmp_path / "odd.opml"
+    opml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head/><body>\n'
+        '<outline type="rss" text="ctl&#x202E;lortnoc" xmlUrl="https://a.example/feed"/>\n'
+        '<outline type="rss" text="sources[1]" xmlUrl="https://b.example/feed"/>\n'
+        '<outline type="rss" text="&#x2067;&#x2069;" xmlUrl="https://c.example/feed"/>\n'
+        "</body></opml>\n",
+        encoding="utf-8",
+    )
+    assert import_(shipped, str(opml)) == 0
+    assert [s["name"] for s in sources(shipped)[6:]] == [
+        "ctllortnoc",
+        "https://b.example/feed",
+        "https://c.example/feed",
+    ]
+    load_config(shipped)  # the config it wrote loads
+
+
 def test_import_reads_categories_and_joins_a_feeds_folders(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,7 @@ from aggregator.live.discover import Candidate, Discovery, discover
 from aggregator.live.fetch import Limits
 from aggregator.live.sandbox import Sandbox
 from aggregator.localfile import read_local
-from aggregator.sources.configfile import NewSource, SourcesFile, pasted
+from aggregator.sources.configfile import NewSource, SourcesFile, pasted, usable_name
 from aggregator.uri import as_uri
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ def add_source(
         what = "feed"
         title, entries = chosen.title, chosen.entries
         netloc = urlsplit(chosen.url).netloc
-        default_name = title or netloc
+        default_name = usable_name(title, netloc)
         # As a link is written (aggregator.uri), as import writes it: "my%20feed.xml".
         url = as_uri(chosen.url, netloc) or chosen.url
         source = NewSource(name or default_name, url=url, topics=topics)
@@ -277,7 +277,7 @@ def add_source(
                 f"address, give it as https://{target} (or http://{target})",
             )
         what, title, entries = _local(config, file, sandbox, captured)
-        default_name = title or file.stem
+        default_name = usable_name(title, file.stem)
         source = NewSource(
             name or default_name,
             path=_config_path(config_path, file),

@@ -132,6 +132,20 @@ class NewSource:
         return data
 
 
+# Bidirectional embeddings, overrides and isolates, and a name that reads as a key:
+# what aggregator.config refuses in a source's name (see _CONTROL and _KEY_LIKE there).
+_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_KEY_LIKE = re.compile(r"sources\[\d+\]", re.IGNORECASE)
+
+
+def usable_name(label: str | None, fallback: str) -> str:
+    """A source's name from what it calls itself (a feed's title, an outline's text),
+    without the bidirectional controls a config refuses in a name; ``fallback`` (its
+    address, its file) when nothing is left, or when it reads as a source's key."""
+    name = " ".join(_BIDI_CONTROL.sub("", label or "").split())
+    return fallback if not name or _KEY_LIKE.fullmatch(name) else name
+
+
 def _name(table: Mapping[str, Any]) -> str:
     """A table's name as :func:`~aggregator.config.load_config` reads it: trimmed."""
     return str(table.get("name") or table.get("url") or table.get("path")).strip()

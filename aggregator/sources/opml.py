@@ -33,7 +33,7 @@ from aggregator.config import Config
 from aggregator.errors import ConfigError
 from aggregator.live import clean
 from aggregator.localfile import read_named
-from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
+from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url, usable_name
 from aggregator.xmlescape import escape_text, quote_attribute
 
 MAX_BYTES = 5 << 20
@@ -211,7 +211,7 @@ def read_opml(data: bytes, file: str) -> OpmlList:
                 "(split the file by folder)",
             )
         html_url = clean.safe_url(attributes.get("htmlurl"))
-        feeds.append(OpmlFeed(url, label or url, line, html_url, folders, categories))
+        feeds.append(OpmlFeed(url, usable_name(label, url), line, html_url, folders, categories))
 
     walk(body, ())
     if outlines == 0:
