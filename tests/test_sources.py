@@ -787,21 +787,27 @@ def test_import_an_inoreader_export(shipped: Path, capsys: pytest.CaptureFixture
 
 def test_import_names_a_feed_by_what_a_name_may_hold(shipped: Path, tmp_path: Path) -> None:
     """Found by review: a title holding a right-to-left override was kept (it turned
-    every line said of the source), and one reading "sources[1]" made the key ambiguous."""
+    every line said of the source), one reading "sources[1]" made the key ambiguous, and
+    "feed://" addresses were skipped."""
     opml = tmp_path / "odd.opml"
     opml.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head/><body>\n'
         '<outline type="rss" text="ctl&#x202E;lortnoc" xmlUrl="https://a.example/feed"/>\n'
         '<outline type="rss" text="sources[1]" xmlUrl="https://b.example/feed"/>\n'
         '<outline type="rss" text="&#x2067;&#x2069;" xmlUrl="https://c.example/feed"/>\n'
+        # As `sources add` takes them (found by review: skipped as not http(s)).
+        '<outline type="rss" text="D" xmlUrl="feed://d.example/feed"/>\n'
+        '<outline type="rss" text="E" xmlUrl=" feed:https://e.example/feed "/>\n'
         "</body></opml>\n",
         encoding="utf-8",
     )
     assert import_(shipped, str(opml)) == 0
-    assert [s["name"] for s in sources(shipped)[6:]] == [
-        "ctllortnoc",
-        "https://b.example/feed",
-        "https://c.example/feed",
+    assert [(s["name"], s["url"]) for s in sources(shipped)[6:]] == [
+        ("ctllortnoc", "https://a.example/feed"),
+        ("https://b.example/feed", "https://b.example/feed"),
+        ("https://c.example/feed", "https://c.example/feed"),
+        ("D", "http://d.example/feed"),
+        ("E", "https://e.example/feed"),
     ]
     load_config(shipped)  # the config it wrote loads
 

@@ -33,7 +33,13 @@ from aggregator.config import Config
 from aggregator.errors import ConfigError
 from aggregator.live import clean
 from aggregator.localfile import read_named
-from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url, usable_name
+from aggregator.sources.configfile import (
+    NewSource,
+    SourcesFile,
+    normalise_url,
+    pasted,
+    usable_name,
+)
 from aggregator.xmlescape import escape_text, quote_attribute
 
 MAX_BYTES = 5 << 20
@@ -182,7 +188,7 @@ def read_opml(data: bytes, file: str) -> OpmlList:
         line: int,
         folders: tuple[str, ...],
     ) -> None:
-        url = clean.safe_url(raw_url)
+        url = clean.safe_url(pasted(raw_url))  # "feed://…", as `sources add` takes it
         if url is None:
             warnings.append(
                 f"{where}: xmlUrl {clean.plain(raw_url, 100)!r} is not an http(s) URL; skipped"
