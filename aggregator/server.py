@@ -671,23 +671,42 @@ def _terms(request: Request, name: str) -> list[str]:
 SETTLED = timedelta(seconds=2)
 
 
-def _not_modified(request: Request, variant: Variant, modified: datetime | None) -> bool:
-    """RFC 9110 §13.1: If-None-Match wins over If-Modified-Since."""
+def _http_date(text: str | None) -> datetime | None:
+    """An HTTP date (RFC 9110 §5.6.7), or None when it is none."""
+    if not text:
+        return None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999999
+        return None
+    if when.tzinfo is None:  # asctime's form, which says no zone: HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return when
+
+
+def _preconditions(request: Request, variant: Variant, modified: datetime | None) -> int | None:
+    """What the request's conditions answer, in RFC 9110 §13.2.2's order: 412 when
+    If-Match names no tag of this (strongly) or If-Unmodified-Since is before it (found
+    by review: both were ignored), 304 when If-None-Match names its tag or, without it,
+    If-Modified-Since is not before it; None to send it."""
     # Header lines given twice are one list (RFC 9110 §5.3).
+    wanted = ",".join(request.headers.getlist("if-match")) or None
+    if wanted is not None:
+        tags = {t.strip() for t in wanted.split(",")}
+        if "*" not in tags and variant.etag not in tags:  # a weak tag never matches here
+            return 412
+    elif modified is not None:
+        unmodified = _http_date(request.headers.get("if-unmodified-since"))
+        if unmodified is not None and modified > unmodified:
+            return 412
     match = ",".join(request.headers.getlist("if-none-match")) or None
     if match is not None:
         tags = {t.strip().removeprefix("W/") for t in match.split(",")}
-        return "*" in tags or variant.etag in tags
-    since = request.headers.get("if-modified-since")
-    if since and modified is not None:
-        try:
-            when = parsedate_to_datetime(since)
-        except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999999
-            return False
-        if when.tzinfo is None:  # asctime's form, which says no zone: HTTP dates are GMT
-            when = when.replace(tzinfo=UTC)
-        return modified <= when
-    return False
+        return 304 if "*" in tags or variant.etag in tags else None
+    since = _http_date(request.headers.get("if-modified-since"))
+    if since is not None and modified is not None and modified <= since:
+        return 304
+    return None
 
 
 def _for_browser(request: Request) -> bool:
@@ -765,8 +784,15 @@ def create_app(
             modified = None
         if modified is not None:
             headers["Last-Modified"] = format_datetime(modified, usegmt=True)
-        if _not_modified(request, variant, modified):
+        answer = _preconditions(request, variant, modified)
+        if answer == 304:
             return Response(status_code=304, headers=headers)
+        if answer == 412:
+            return PlainTextResponse(
+                "precondition failed: the file is not the version the request names\n",
+                status_code=412,
+                headers={"ETag": variant.etag, "Cache-Control": "no-store"},
+            )
         if wants_gzip:
             headers["Content-Encoding"] = "gzip"
         return _Pieces(variant.body, headers=headers, media_type=media_type)

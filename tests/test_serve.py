@@ -310,6 +310,34 @@ def test_conditional_requests_both_ways(serving: Serving) -> None:
     assert serving.get("/feeds/deterrence.rss", **{"If-Modified-Since": old}).status_code == 200
 
 
+def test_preconditions_that_fail_are_412(serving: Serving) -> None:
+    """RFC 9110 §13.2.2 (found by review: If-Match and If-Unmodified-Since were ignored)."""
+    path = "/feeds/deterrence.rss"
+    first = serving.get(path)
+    deadline = time.monotonic() + 10
+    while "last-modified" not in first.headers and time.monotonic() < deadline:
+        time.sleep(0.2)  # (a file written within the last two seconds is sent without it)
+        first = serving.get(path)
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+
+    def status(**headers: str) -> int:
+        return serving.get(path, **headers).status_code
+
+    assert status(**{"If-Match": etag}) == 200
+    assert status(**{"If-Match": f'"other", {etag}'}) == 200
+    assert status(**{"If-Match": "*"}) == 200
+    assert status(**{"If-Match": '"nope"'}) == 412
+    assert status(**{"If-Match": f"W/{etag}"}) == 412  # compared strongly
+    assert status(**{"If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"}) == 412
+    assert status(**{"If-Unmodified-Since": modified}) == 200
+    assert status(**{"If-Unmodified-Since": "not a date"}) == 200  # ignored
+    # If-Match first; a 412 before a 304.
+    assert status(**{"If-Match": '"nope"', "If-None-Match": etag}) == 412
+    assert status(**{"If-Match": etag, "If-None-Match": etag}) == 304
+    refused = serving.get(path, **{"If-Match": '"nope"'})
+    assert refused.headers["etag"] == etag and "precondition failed" in refused.text
+
+
 def test_head_and_gzip(serving: Serving) -> None:
     head = httpx.head(serving.base + "/feeds/all.atom", timeout=10)
     assert head.status_code == 200 and head.content == b""
