@@ -705,6 +705,45 @@ def test_a_capture_time_is_refused_for_a_feed(
     assert shipped.read_bytes() == before
 
 
+def test_a_web_page_saved_by_a_browser_is_refused_saying_what_to_give(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: "not a feed: HTML page", exit 1, and nothing to do."""
+    page = shipped.parent / "home.html"
+    page.write_text(
+        "<!-- saved from url=(0022)https://www.nato.int/ -->\n<!DOCTYPE html>\n<html><head>"
+        '<link rel="alternate" type="application/rss+xml" href="/feed.xml"></head>'
+        "<body><h1>News</h1></body></html>\n",
+        encoding="utf-8",
+    )
+    before = shipped.read_bytes()
+    assert add(shipped, str(page)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {page}: a web page (HTML), which is neither a feed nor")
+    assert "give its address (aggregator sources add https://…)" in err
+    assert "save the page as text (.txt)" in err
+    assert shipped.read_bytes() == before
+
+
+def test_an_opml_file_in_another_encoding_is_said_to_be_so(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: a Windows-1252 export was told to be exported as OPML."""
+    body = '<opml version="2.0"><head/><body><outline text="Caf\xe9" xmlUrl="https://a.x/f"/>'
+    plain = shipped.parent / "latin.opml"
+    plain.write_bytes(body.encode("cp1252") + b"</body></opml>\n")
+    assert import_(shipped, str(plain)) == 2
+    assert capsys.readouterr().err == (
+        f"error: {plain}: not UTF-8, and its first line names no other encoding (at line 1, "
+        'column 51); save it as UTF-8, or name its encoding in its first line (<?xml version="1.0" '
+        'encoding="windows-1252"?>); nothing was imported\n'
+    )
+    named = shipped.parent / "named.opml"
+    named.write_bytes(b'<?xml version="1.0" encoding="windows-1252"?>\n' + plain.read_bytes())
+    assert import_(shipped, str(named)) == 0
+    assert sources(shipped)[-1] == {"name": "Café", "url": "https://a.x/f"}
+
+
 def test_a_json_feed_file_is_added_as_a_feed(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -63,6 +63,12 @@ class TargetError(ConfigError):
 _HOST = re.compile(r"^(?:[^/\\:\s]*\.[^/\\:\s]*|[^/\\:\s]+:\d+|\[[0-9A-Fa-f:.]+\](?::\d+)?)(?:/|$)")
 
 
+# The start of a web page: what a browser saves, not a feed or a page saved as text.
+_HTML = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*(?:<!DOCTYPE\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
+)
+
+
 # Addresses of other kinds than http(s) and file: ("ftp://…", "javascript:…"), told
 # from a file's path by their scheme (a path may hold a colon, not start with one).
 _OTHER_SCHEME = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|(?:javascript|data|mailto|about|tel):)")
@@ -180,6 +186,15 @@ def _local(
         limit=config.fetch.max_decoded_mb << 20,
         limit_setting="[fetch] max_decoded_mb",
     )
+    if _HTML.search(data[:4096]):
+        # A page a browser saved (found by review: said "not a feed", and nothing to do).
+        raise ConfigError(
+            name,
+            "a web page (HTML), which is neither a feed nor a saved page (those are saved "
+            "as text); to follow the site, give its address (aggregator sources add "
+            "https://…), and its feeds are found; to read its news from a file, save the "
+            "page as text (.txt)",
+        )
     if is_feed(data, None):
         if captured is not None:
             raise _not_a_page(name, "a feed file")

@@ -129,6 +129,21 @@ def read_opml(data: bytes, file: str) -> OpmlList:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as error:
+        if "encoding" in str(error).lower():
+            # An OPML file all the same, saved in another encoding than it says (found by
+            # review: told to export the subscriptions as OPML, which it is).
+            where = f"line {error.lineno}, column {error.offset}" if error.lineno else "a byte"
+            declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([\w.:-]+)", data)
+            what = (
+                f"its bytes are not the {declared[1].decode()} its first line declares"
+                if declared
+                else "not UTF-8, and its first line names no other encoding"
+            )
+            raise OpmlError(
+                file,
+                f"{what} (at {where}); save it as UTF-8, or name its encoding in its first "
+                'line (<?xml version="1.0" encoding="windows-1252"?>)',
+            ) from error
         raise OpmlError(file, f"not XML ({error}); export the subscriptions as OPML") from error
     # The bytes above are searched as ASCII; in UTF-16 or UTF-32 a declaration is other
     # bytes, so the parsed document is asked too, whatever its encoding.
