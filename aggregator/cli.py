@@ -181,6 +181,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from aggregator.store.renames import current_names
     from aggregator.text import MAX_TITLE
     from aggregator.topics import topics_from_config
+    from aggregator.uri import without_credentials
 
     if not args.entry.strip():  # words of nothing are in every entry
         log.error("explain: give an entry id, a title, or words of one")
@@ -215,7 +216,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         when = "undated" if entry.published is None else entry.published.isoformat()
         print(f"{entry.title}\n  id: {entry.id}\n  published: {when}")
         for provenance in entry.sources:
-            print(f"  source: {provenance.source} [{provenance}]")
+            print(f"  source: {provenance.source} [{without_credentials(str(provenance))}]")
         for topic in topics:
             verdict = topic.judge_entry(entry)
             mark = "yes" if verdict.matched else "no "

@@ -340,8 +340,8 @@ class Ingest:
             log.warning(
                 "%s: %s moved permanently to %s; using the new URL (update %s.url in the config)",
                 source.name,
-                url,
-                fetched.moved_to,
+                without_credentials(url),
+                without_credentials(fetched.moved_to),
                 source.key,
             )
             state = replace(state, url=fetched.moved_to)

@@ -63,3 +63,14 @@ def without_credentials(url: str) -> str:
     ``https://host/``): a source's address as a page, a feed or ``/healthz`` shows it
     to anyone (found by review: a feed's password was on every story page it told)."""
     return _USERINFO.sub(r"\1", url) if "@" in url else url
+
+
+# A web address with a user part in an attribute of sanitised HTML (whose attribute
+# values are in double quotes).
+_USERINFO_IN_HTML = re.compile(r'(?<=")(https?://)[^/?#"\s]*@', re.IGNORECASE)
+
+
+def without_credentials_in(html: str) -> str:
+    """``html`` (sanitised) with every link's user name and password taken out, as
+    :func:`without_credentials` takes them out of one address."""
+    return _USERINFO_IN_HTML.sub(r"\1", html) if "@" in html else html

@@ -26,6 +26,7 @@ from aggregator.store.plan import (
 )
 from aggregator.store.words import entry_words, is_one_word, term_words
 from aggregator.text import title_key
+from aggregator.uri import without_credentials, without_credentials_in
 
 # Entry columns in the order _entry reads them.
 ENTRY_COLUMNS = (
@@ -63,12 +64,17 @@ def _enclosures_json(enclosures: Sequence[Enclosure]) -> str:
 
 def _enclosures(text: str) -> tuple[Enclosure, ...]:
     return tuple(
-        Enclosure(url, kind, size, thumbnail) for url, kind, size, thumbnail in json.loads(text)
+        Enclosure(without_credentials(url), kind, size, thumbnail)
+        for url, kind, size, thumbnail in json.loads(text)
     )
 
 
 def _entry(row: Sequence[Any], sources: Sequence[Provenance], topics: Sequence[str]) -> Entry:
-    """An entry from a row of :data:`ENTRY_COLUMNS`."""
+    """An entry from a row of :data:`ENTRY_COLUMNS`. Its links come without a user name
+    and password: links a feed gave relative to an address holding them were stored
+    with them before they were resolved without (found by review), and what the store
+    gives is published."""
+    link, content = row[6], row[9]
     return Entry(
         id=row[0],
         title=row[1],
@@ -77,11 +83,11 @@ def _entry(row: Sequence[Any], sources: Sequence[Provenance], topics: Sequence[s
         sources=tuple(sources),
         first_seen=datetime.fromisoformat(row[4]),
         last_seen=datetime.fromisoformat(row[5]),
-        link=row[6],
+        link=without_credentials(link) if link else link,
         author=row[7],
         topics=tuple(topics),
         categories=tuple(json.loads(row[8])),
-        content_html=row[9],
+        content_html=without_credentials_in(content) if content else content,
         enclosures=_enclosures(row[10]),
     )
 
