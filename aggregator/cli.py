@@ -100,10 +100,13 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def _parse_files(args: argparse.Namespace, sandbox: Sandbox) -> int:
     import json
 
-    from aggregator.config import FetchSettings
+    from aggregator.config import FetchSettings, captured_after
     from aggregator.localfile import read_local
     from aggregator.source import parse_source
 
+    if args.captured is not None and captured_after(args.captured, datetime.now(UTC)):
+        log.error("--captured: %s is after today; give the day it was saved", args.captured)
+        return EXIT_USAGE
     configured = _configured_sources(args)
     status = EXIT_OK
     found: list[SourceEntry] = []

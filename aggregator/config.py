@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -237,6 +237,19 @@ class _Table:
 
 # Before the web: no page was saved then (a mistyped year, not a capture).
 EARLIEST_CAPTURE = date(1990, 1, 1)
+# A capture time written out: a day, or a day and a time with its offset (or Z).
+_CAPTURE_TEXT = re.compile(
+    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?)?)?",
+    re.IGNORECASE,
+)
+
+
+def captured_after(captured: date, now: datetime) -> bool:
+    """Whether a capture time is after ``now`` (a day: after today, with a day's slack for
+    a page's day ahead of UTC's; a time: by more than an hour of clock skew): a typo."""
+    if isinstance(captured, datetime):
+        return captured > now + timedelta(hours=1)
+    return captured > (now + timedelta(days=1)).date()
 
 
 def parse_captured(value: object) -> Captured:
@@ -247,6 +260,11 @@ def parse_captured(value: object) -> Captured:
     """
     if isinstance(value, str):
         text = value.strip()
+        # Only these forms (Python reads "20231020" and "2023-W42-5" too: found by review).
+        if not _CAPTURE_TEXT.fullmatch(text):
+            raise ValueError(
+                f"{text!r} is not a date; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM+01:00"
+            )
         try:
             value = date.fromisoformat(text)
         except ValueError:
@@ -260,6 +278,10 @@ def parse_captured(value: object) -> Captured:
         raise ValueError(f"{value!r} is not a date or a date and time")
     if isinstance(value, datetime) and value.tzinfo is None:
         raise ValueError(f"{value.isoformat()} has no UTC offset; add one, such as +01:00")
+    offset = value.utcoffset() if isinstance(value, datetime) else None
+    if offset is not None and offset.total_seconds() % 60:
+        # (TOML has no such offset: config.toml could not hold it. Found by review.)
+        raise ValueError(f"{value.isoformat()} has an offset of seconds; give hours and minutes")
     day = value.date() if isinstance(value, datetime) else value
     if day < EARLIEST_CAPTURE:
         # Ages ("3 weeks ago") are counted back from it: a date before year 1 is no date.

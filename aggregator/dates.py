@@ -282,10 +282,12 @@ _LOOSE_OFFSET = re.compile(
     r"(?:(?P<colon>:?)(?P<m>\d\d))?(?!\d)",
     re.IGNORECASE,
 )
+# Longer than any date written out with a zone's name and a note in brackets.
+MAX_DATE_TEXT = 200
 # Hours of the day written as 24: the end of the day, the next one's first moment.
 _END_OF_DAY = re.compile(r"(?<![\d:])24:00(?::00)?(?![\d:])")
 # A time given as seconds since 1970 (9 or 10 digits: 1973 to 2286), or milliseconds (13).
-_EPOCH = re.compile(r"\d{9,10}|\d{13}")
+_EPOCH = re.compile(r"[1-9]\d{8,9}|[1-9]\d{12}")
 _EPOCH_RANGE = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
@@ -320,11 +322,13 @@ def parse_timestamp(text: str) -> Published | None:
     since 1970. A date with no time of day is a day; a time with no zone is UTC. None
     when the text is not a date.
     """
+    if len(text) > MAX_DATE_TEXT:  # no date is written so long (and none is read in it)
+        return None
     text = " ".join(text.split())
     if not text:
         return None
-    if _END_OF_DAY.search(text):
-        start = parse_timestamp(_END_OF_DAY.sub("00:00:00", text, count=1))
+    if len(_END_OF_DAY.findall(text)) == 1:  # (more than one: no date)
+        start = parse_timestamp(_END_OF_DAY.sub("00:00:00", text))
         if start is None or start.instant is None:
             return start
         return Published.at(start.instant + timedelta(days=1))

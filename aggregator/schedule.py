@@ -266,10 +266,10 @@ class Scheduler:
         self._scheduler.start()
 
     def catch_up_soon(self, error: str) -> None:
-        """The files could not be written as the server started (another process held
-        the store's lock, a disk full or refusing: ``error`` says): tried again every
-        :data:`RETRY_SECONDS` until they are, not only at the next read (found by
-        review: a new feeds folder stayed empty for an interval)."""
+        """The files could not be written (as the server started, or by a job: another
+        process held the store's lock, a disk full or refusing: ``error`` says): tried
+        again every :data:`RETRY_SECONDS` until they are, not only at the next read
+        (found by review: a new feeds folder stayed empty for an interval)."""
         self.board.files_written(error)
         self._scheduler.add_job(
             self._catch_up_until_written,
@@ -301,7 +301,7 @@ class Scheduler:
         except AggregatorError as problem:
             log.error("%s", problem)
             if isinstance(problem, WriteError):
-                self.board.files_written(str(problem))
+                self.catch_up_soon(str(problem))
             return
         self.board.files_written(None)
         if result is not None and result.written:
@@ -410,7 +410,9 @@ class Scheduler:
             error = str(problem)
             log.error("%s", problem)
             if isinstance(problem, WriteError):
-                self.board.files_written(error)
+                # Tried again shortly, not only at this source's next read (found by
+                # review: "degraded" for an interval after the disk was fixed).
+                self.catch_up_soon(error)
         except Exception as problem:  # never let one job kill the scheduler
             error = f"unexpected {type(problem).__name__}: {problem}"
             log.error("%s: %s", name, error)  # one line: the log shows no tracebacks

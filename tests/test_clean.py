@@ -181,6 +181,9 @@ def test_titles_are_plain_text() -> None:
         pytest.param("1696240800", "2023-10-02T10:00:00+00:00", id="seconds since 1970"),
         pytest.param("1696240800000", "2023-10-02T10:00:00+00:00", id="milliseconds"),
         pytest.param("123456789", None, id="before 1990: a count, not a date"),
+        pytest.param("0696240800", None, id="a count with a leading zero: no date"),
+        pytest.param(" ".join(["24:00"] * 1500), None, id="many 24:00s: no date, no recursion"),
+        pytest.param("Mon, 02 Oct 2023 10:00:00 GMT" + " " * 300, None, id="too long: no date"),
         pytest.param("soon", None, id="not a date"),
     ],
 )

@@ -259,15 +259,18 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     return cleaned, _text(strip_invalid(_readable(cleaned)))
 
 
-# A CDATA section written into text that is then read as HTML (a feed that escapes what
-# it already wrapped: "&lt;![CDATA[Headline]]&gt;"): HTML takes it for a comment, and its
-# text was lost (found by review: the headline gone, the summary shown instead).
-_CDATA = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|\Z)", re.DOTALL)
+# Text wholly wrapped in a CDATA section, then read as HTML (a feed that escapes what it
+# already wrapped: "&lt;![CDATA[Headline]]&gt;"): HTML takes the section for a comment,
+# and the text was lost (found by review: the headline gone, the summary shown instead).
+# Only the whole text: "How to use <![CDATA[ in XML" is about CDATA, and stays.
+_WRAPPED = re.compile(r"\s*<!\[CDATA\[((?:[^\]]|\](?!\]>))*)\]\]>\s*")
 
 
 def _unwrapped(text: str) -> str:
-    """``text`` with each CDATA section's marks taken away, its content left as it is."""
-    return _CDATA.sub(r"\1", text) if "<![CDATA[" in text else text
+    """``text`` without the CDATA marks that wrap all of it, its content as it is."""
+    if text.lstrip().startswith("<![CDATA[") and (whole := _WRAPPED.fullmatch(text)):
+        return whole[1]
+    return text
 
 
 def _bounded(fragment: str) -> str:
@@ -401,17 +404,18 @@ VOID_ELEMENTS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
      "wbr"}
 )  # fmt: skip
-# A tag's start: "<name", "</name" (a prefixed "o:p" is Office's), or "<!" (a comment,
-# a CDATA section).
-_TAG_NAME = re.compile(r"<(?:(/?)([A-Za-z][A-Za-z0-9]*)(:[A-Za-z])?|!)")
+# A tag's start: "<name", "</name" (a prefixed "o:p" is Office's), or "<!--" (a comment).
+# (Not "<![CDATA[": no HTML holds one, and "How to use <![CDATA[ in XML" is a title about
+# it: read as HTML, it lost its end. Text wholly wrapped in one is unwrapped before.)
+_TAG_NAME = re.compile(r"<(?:(/?)([A-Za-z][A-Za-z0-9]*)(:[A-Za-z])?|!--)")
 
 
 def looks_like_html(text: str) -> bool:
     """Whether text of no declared type (an RSS title, an author's name) holds HTML: an
     end tag or a void element (``<br>``, ``<img>``) of an HTML element, any tag of one
-    that opens the text ("<p>Unclosed"), Office's prefixed tags (``<o:p>``), a comment or
-    a CDATA section. Otherwise its "<" is text: "C++ vector<int>", "x<y and y>z",
-    "Ann <ann@example.org>", "The <select> element"."""
+    that opens the text ("<p>Unclosed"), Office's prefixed tags (``<o:p>``), or a
+    comment. Otherwise its "<" is text: "C++ vector<int>", "x<y and y>z",
+    "Ann <ann@example.org>", "The <select> element", "How to use <![CDATA[ in XML"."""
     for found in _TAG_NAME.finditer(text):  # the first tag that says HTML ends the look
         end, name, prefixed = found.groups()
         if name is None or prefixed:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from aggregator.config import Config, load_config
+from aggregator.config import Config, captured_after, load_config
 from aggregator.errors import AggregatorError, CaptureTimeError, ConfigError, SourceError
 from aggregator.live.discover import Candidate, Discovery, discover
 from aggregator.live.fetch import Limits
@@ -225,10 +225,9 @@ def _not_a_page(target: str, what: str) -> ConfigError:
 
 
 def _check_captured(captured: Captured, now: datetime) -> None:
-    """A capture time after today (a day's slack: the page's day may be ahead of UTC)
-    would date its stories in the future: a mistyped year, refused as such."""
-    day = captured if not isinstance(captured, datetime) else captured.date()
-    if day > (now + timedelta(days=1)).date():
+    """A capture time after ``now`` would date its stories in the future: a mistyped
+    year, refused as such (aggregator.config.captured_after)."""
+    if captured_after(captured, now):
         raise ConfigError(
             "--captured",
             f"{captured.isoformat()} is after today; give the day it was saved",
