@@ -830,6 +830,34 @@ def test_import_an_inoreader_export(shipped: Path, capsys: pytest.CaptureFixture
     assert "folder 'News' names no topic" in err
 
 
+def test_import_says_each_thing_once_in_the_files_order(
+    shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: a folder naming no topic was said at each of its feeds, and the
+    warnings came out of the file's order."""
+    opml = tmp_path / "folders.opml"
+    opml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head/><body>\n'
+        '<outline text="Actualités">\n'
+        '  <outline type="rss" text="A" xmlUrl="https://a.example/feed"/>\n'
+        '  <outline type="rss" text="B" xmlUrl="https://b.example/feed"/>\n'
+        '  <outline text="A note"/>\n'
+        '  <outline type="rss" text="C" xmlUrl="https://c.example/feed"/>\n'
+        "</outline>\n"
+        '<outline type="rss" text="A again" xmlUrl="https://a.example/feed"/>\n'
+        "</body></opml>\n",
+        encoding="utf-8",
+    )
+    assert import_(shipped, "--folders-as-topics", str(opml)) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: {opml}:4: folder 'Actualités' names no topic in the config; no topic hint "
+        "from it (its 3 feeds)",
+        f"warning: {opml}:6: outline 'A note' has no xmlUrl; skipped",
+        f"warning: {opml}:9: https://a.example/feed is listed again (first at line 4); skipped",
+    ]
+
+
 def test_import_names_a_feed_by_what_a_name_may_hold(shipped: Path, tmp_path: Path) -> None:
     """Found by review: a title holding a right-to-left override was kept (it turned
     every line said of the source), one reading "sources[1]" made the key ambiguous, and

@@ -278,29 +278,27 @@ def import_opml(
     listing = read_opml(_read(opml_path), file)
     edit = SourcesFile(config_path, "sources import")
     config = edit.config  # the config as the edit read it
-    warnings = list(listing.warnings)
+    warnings = [(_line_of(warning, file), warning) for warning in listing.warnings]
+    # A folder or category that names no topic, said once: at its first feed, with how
+    # many it holds (found by review: said again at every feed in it).
+    unnamed: dict[tuple[str, str], list[int]] = {}
     added: list[NewSource] = []
     names = set(edit.names())
     for feed in listing.feeds:
+        line = feed.line or 0  # (lxml knows every element's line)
         topics: list[str] = []
         if folders_as_topics:
             for folder in feed.folders:
                 slug = _topic_for(folder, config)
                 if slug is None:
-                    warnings.append(
-                        f"{file}:{feed.line}: folder {folder!r} names no topic in the config; "
-                        "no topic hint from it"
-                    )
+                    unnamed.setdefault(("folder", folder), []).append(line)
                 elif slug not in topics:
                     topics.append(slug)
             for category in feed.categories:
                 # A path is read as folders nested in each other: "/News/Ukraine".
                 slugs = [_topic_for(part, config) for part in category.split("/") if part]
                 if not any(slugs):
-                    warnings.append(
-                        f"{file}:{feed.line}: category {category!r} names no topic in the "
-                        "config; no topic hint from it"
-                    )
+                    unnamed.setdefault(("category", category), []).append(line)
                 topics += [slug for slug in dict.fromkeys(slugs) if slug and slug not in topics]
         name, number = feed.title, 2
         while name in names:
@@ -308,14 +306,31 @@ def import_opml(
         source = NewSource(name, url=feed.url, topics=tuple(topics))
         problem = edit.duplicate_of(source)  # of a source in the config
         if problem is not None:
-            warnings.append(f"{file}:{feed.line}: {problem}; skipped")
+            warnings.append((line, f"{file}:{feed.line}: {problem}; skipped"))
             continue
         names.add(name)
         added.append(source)
+    for (what, label), lines in unnamed.items():
+        feeds = f" (its {len(lines)} feeds)" if len(lines) > 1 else ""
+        warnings.append(
+            (
+                lines[0],
+                f"{file}:{lines[0]}: {what} {label!r} names no topic in the config; no topic "
+                f"hint from it{feeds}",
+            )
+        )
     edit.add_all(added)  # one edit, checked once, dry run or not
     if added and not dry_run:
         edit.save()
-    return Imported(tuple(added), tuple(warnings))
+    # In the file's order (found by review: a feed's own warnings came after the rest).
+    ordered = [text for _, text in sorted(warnings, key=lambda pair: pair[0])]
+    return Imported(tuple(added), tuple(ordered))
+
+
+def _line_of(warning: str, file: str) -> int:
+    """The line a warning of :func:`read_opml` names ("FILE:LINE: …"), else 0."""
+    found = re.match(r"(\d+):", warning.removeprefix(f"{file}:"))
+    return int(found[1]) if found else 0
 
 
 def export_opml(tables: Sequence[Mapping[str, Any]], title: str) -> str:
