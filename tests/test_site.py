@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import feedparser
 import jinja2
@@ -88,6 +89,36 @@ def test_dates_are_shown_with_the_precision_the_source_gave(
     published: Published, shown: str
 ) -> None:
     assert shown_date(published) == shown
+
+
+@pytest.mark.parametrize(
+    ("published", "shown"),
+    [
+        pytest.param(Published.on_day(date(2023, 10, 12)), "12 October 2023", id="a day"),
+        pytest.param(
+            Published.at(datetime(2023, 10, 4, 23, 30, tzinfo=UTC)),
+            "5 October 2023, 01:30 CEST",
+            id="the next day in Brussels",
+        ),
+        pytest.param(
+            Published.at(datetime(2023, 10, 5, 0, 30, tzinfo=timezone(timedelta(hours=2)))),
+            "5 October 2023, 00:30 CEST",
+            id="an offset that is Brussels's",
+        ),
+        pytest.param(
+            Published.at(datetime(2024, 1, 31, 9, 0, tzinfo=timezone(timedelta(hours=5.75)))),
+            "31 January 2024, 04:15 CET",
+            id="winter",
+        ),
+    ],
+)
+def test_times_are_shown_in_the_news_time_zone(published: Published, shown: str) -> None:
+    """Found by review: each time in its source's offset, a list newest first showed
+    "4 October, 23:30 UTC" above "5 October, 00:30 UTC+02:00" above "4 October"."""
+    assert shown_date(published, ZoneInfo("Europe/Brussels")) == shown
+    kathmandu = ZoneInfo("Asia/Kathmandu")  # a zone whose name is its offset
+    if published.instant is not None:
+        assert shown_date(published, kathmandu).endswith(" UTC+05:45")
 
 
 def test_every_output_file_is_written_and_nothing_else() -> None:

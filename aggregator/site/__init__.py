@@ -49,6 +49,7 @@ def site_from_config(config: Config) -> Site:
         description=settings.description,
         base_url=settings.base_url,
         topic_titles={topic.slug: topic.title for topic in config.topics},
+        zone=settings.timezone,
     )
 
 

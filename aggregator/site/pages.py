@@ -25,6 +25,8 @@ from aggregator.site import outputs
 from aggregator.text import SANITISED_TAG
 
 if TYPE_CHECKING:
+    from datetime import tzinfo
+
     import jinja2
 
 MONTHS = (
@@ -52,6 +54,9 @@ class Site:
     description: str
     base_url: str  # where the feeds directory is served, ending in "/"
     topic_titles: Mapping[str, str] | None = None  # slug → the topic's own title
+    # The news's time zone ([feeds] timezone), whose days the pages show times in: as
+    # dedupe counts days (None: each time in the offset its source wrote it with).
+    zone: tzinfo | None = None
 
     def heading(self, spec: FeedSpec) -> str:
         """A feed's heading on the pages: the topic's title, never the site's again."""
@@ -73,21 +78,29 @@ class Feed:
     entries: tuple[Entry, ...]
 
 
-def shown_date(published: Published) -> str:
-    """A date as precise as the source gave it: '12 October 2023', plus a time if given."""
-    day = published.day
-    text = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+def shown_date(published: Published, zone: tzinfo | None = None) -> str:
+    """A date as precise as the source gave it: '12 October 2023', plus a time if given,
+    in ``zone`` when given ('5 October 2023, 00:30 CEST'): the days of a list of stories
+    newest first then run in order (found by review: each in its source's offset, a
+    day went back and forth)."""
     instant = published.instant
+    if instant is not None and zone is not None:
+        instant = instant.astimezone(zone)
+    day = published.day if instant is None else instant.date()
+    text = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
     if instant is None:
         return text
+    name = instant.tzname() if zone is not None else None
+    if name and name.isalpha():  # "CEST", "UTC"; not "+0545", as some zones are named
+        return f"{text}, {instant:%H:%M} {name}"
     offset = instant.utcoffset()
-    zone = "UTC"
+    label = "UTC"
     if offset:
         minutes = int(offset.total_seconds()) // 60
         sign = "+" if minutes > 0 else "-"
         hours, rest = divmod(abs(minutes), 60)
-        zone = f"UTC{sign}{hours:02d}:{rest:02d}"
-    return f"{text}, {instant:%H:%M} {zone}"
+        label = f"UTC{sign}{hours:02d}:{rest:02d}"
+    return f"{text}, {instant:%H:%M} {label}"
 
 
 def paragraphs(text: str) -> list[str]:
