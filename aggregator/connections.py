@@ -42,11 +42,13 @@ import contextlib
 import logging
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
 from uvicorn._types import ASGI3Application
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -56,6 +58,7 @@ REASONS = {
     400: b"Bad Request",
     414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
     503: b"Service Unavailable",
 }
 
@@ -358,9 +361,13 @@ class LimitedProtocol(HttpToolsProtocol):
         self._watch_sending()
 
     def send_400_response(self, msg: str) -> None:
-        # A parser callback that raised _Refused arrives here as a parser error.
+        # A parser callback that raised _Refused arrives here as a parser error; so does a
+        # method the parser does not know ("FOO /"), which RFC 9110 §15.6.2 answers 501,
+        # not 400 (found by review). (Called from uvicorn's handler of the error.)
         if self._refusal is not None:
             self._write_refusal()
+        elif isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
+            self._refuse(501, "not a method this server knows; it answers GET and HEAD")
         else:
             super().send_400_response(msg)
 

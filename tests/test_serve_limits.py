@@ -204,6 +204,20 @@ def test_oversized_heads_are_refused(limited: Serving, request_head: bytes, stat
     assert answer.startswith(b"HTTP/1.1 " + status), answer[:100]
 
 
+@pytest.mark.parametrize("method", [b"FOO", b"BREW", b"get"])
+def test_a_method_no_server_knows_is_501(limited: Serving, method: bytes) -> None:
+    """RFC 9110 §15.6.2 (found by review: a 400, "Invalid HTTP request received")."""
+    with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+        connection.sendall(method + b" /feeds/all.rss HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = closed_within(connection, HANG_GUARD)
+    assert answer.startswith(b"HTTP/1.1 501 Not Implemented\r\n"), answer[:100]
+    assert answer.endswith(b"\r\n\r\nnot a method this server knows; it answers GET and HEAD\n")
+    # A method it knows and does not allow stays a 405 that says which it allows.
+    response = httpx.request("PUT", f"http://127.0.0.1:{port_of(limited)}/feeds/all.rss")
+    assert response.status_code == 405
+    assert sorted(response.headers["allow"].split(", ")) == ["GET", "HEAD"]
+
+
 def test_a_long_request_line_is_414(limited: Serving) -> None:
     response = limited.get("/feeds/all.rss?q=" + "x" * 9000)
     assert response.status_code == 414
