@@ -214,7 +214,9 @@ def test_an_undated_entry_says_so_and_invents_nothing() -> None:
     entry = make_entry(1, published=None)
     files = render([entry])
     text = text_of(files[entry_page(entry.id)])
-    assert "No date given by the source" in text
+    # (Nor said to be none given when the source's date was in the future, or not a
+    # date: found by review.)
+    assert "No date: the source gave none, or none that could be used" in text
     assert "2024" not in text  # first_seen is not a publication date
     assert "<time" not in files["all.html"].decode()
 
