@@ -711,6 +711,27 @@ def test_a_capture_time_is_refused_for_a_feed(
     assert shipped.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("",), "error: sources add: nothing to add; give a web address or a file"),
+        (("  ",), "error: sources add: nothing to add; give a web address or a file"),
+        (("--name", "", "seeds/x.txt"), "error: --name: is empty; give the source's name"),
+        (("--name", "  ", "seeds/x.txt"), "error: --name: is empty; give the source's name"),
+        (("http://127.0.0.1:99999/feed",), "error: http://127.0.0.1:99999/feed: its port is no"),
+    ],
+)
+def test_what_sources_add_cannot_take_is_said_before_anything_is_asked(
+    shipped: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], said: str
+) -> None:
+    """Found by review: "" read as ".", a directory; an empty --name passed over, a blank
+    one blamed on config.toml after the edit; a port out of range said by the library."""
+    before = shipped.read_bytes()
+    assert add(shipped, *args) == 2
+    assert capsys.readouterr().err.startswith(said)
+    assert shipped.read_bytes() == before
+
+
 def test_a_web_page_saved_by_a_browser_is_refused_saying_what_to_give(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -258,11 +258,20 @@ def add_source(
     _check_topics(config, topics)
     if captured is not None and now is not None:
         _check_captured(captured, now)
+    if name is not None and not name.strip():
+        # (Found by review: "" was passed over, and "  " blamed on the config after it.)
+        raise ConfigError("--name", "is empty; give the source's name, or leave it out")
     target = pasted(target)
+    if not target:
+        raise ConfigError("sources add", "nothing to add; give a web address or a file")
     discovery: Discovery | None = None
     if _is_url(target):
         if captured is not None:
             raise _not_a_page(target, "a web address")
+        try:
+            urlsplit(target).port  # noqa: B018 (read for the error it raises)
+        except ValueError:
+            raise ConfigError(target, "its port is no port (1 to 65535)") from None
         discovery = discover(
             target,
             sandbox,
