@@ -9,10 +9,12 @@ Policy. Two items are the same story when
   Europe/Brussels). A day-precision date matches an exact instant on that day.
   When at least one side is day-precision, a one-day difference still matches:
   a page that prints only the day may have printed it in another time zone.
-  Two exact instants get no such tolerance: their days are known; and they must
-  be within :data:`SAME_STORY_WITHIN` of each other (a time a source wrote in the
-  wrong zone is an hour or two off; "Press briefing" at 08:00 and at 16:00 from two
-  sources are two briefings: found by review, merged into one).
+  Two exact instants get no such tolerance: their days are known; and told by two
+  sources, they must be within :data:`SAME_STORY_WITHIN` of each other (a time a
+  source wrote in the wrong zone is an hour or two off; "Press briefing" at 08:00 and
+  at 16:00 from two sources are two briefings: found by review, merged into one). A
+  source that moves its own item's time within the day tells the same story
+  (:func:`close_enough`).
 * An undated item matches only an undated entry of the same title.
 
 A false merge (two stories shown as one) is worse than a missed one (one story
@@ -39,7 +41,7 @@ link, a corrected time or summary) is the story's (:func:`retold`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
 from aggregator.model import Enclosure, Entry, Precision, Published, SourceEntry
@@ -60,17 +62,31 @@ SAME_STORY_WITHIN = timedelta(hours=3)
 
 
 def matches(a: Published | None, b: Published | None, zone: tzinfo) -> bool:
-    """Whether two dates allow two equal titles to be one story (see the module's policy)."""
+    """Whether two dates allow two equal titles to be one story (see the module's policy;
+    of two sources, :func:`close_enough` too)."""
     if a is None or b is None:
         return a is None and b is None
     day_a, day_b = local_day(a, zone), local_day(b, zone)
     assert day_a is not None and day_b is not None
     apart = abs((day_a - day_b).days)
     if apart == 0:
-        if a.instant is not None and b.instant is not None:
-            return abs(a.instant - b.instant) <= SAME_STORY_WITHIN
         return True
     return apart == 1 and Precision.DAY in (a.precision, b.precision)
+
+
+def close_enough(story: Entry, item: SourceEntry, told_by: Collection[str] | None = None) -> bool:
+    """Whether ``item``'s time allows it to tell ``story`` (whose date :func:`matches`
+    its): told by another source, two exact times must be within
+    :data:`SAME_STORY_WITHIN`; the item's own source may have moved its time (found by
+    review: a guid-less item re-dated from 08:00 to 12:30 became a second story).
+    ``told_by``: the sources that told the story (default: its own ``sources``)."""
+    a, b = story.published, item.published
+    if a is None or b is None or a.instant is None or b.instant is None:
+        return True
+    sources = told_by if told_by is not None else {told.source for told in story.sources}
+    if item.provenance.source in sources:
+        return True
+    return abs(a.instant - b.instant) <= SAME_STORY_WITHIN
 
 
 def entry_id(authority: str, title: str, day: date | None) -> str:
@@ -220,12 +236,23 @@ def retitled(entry: Entry, title: str) -> Entry:
 UNKNOWN_GAP = timedelta(days=1)
 
 
-def choose(candidates: Sequence[Entry], item: SourceEntry, zone: tzinfo) -> Entry | None:
+def choose(
+    candidates: Sequence[Entry],
+    item: SourceEntry,
+    zone: tzinfo,
+    told_by: Callable[[Entry], Collection[str]] | None = None,
+) -> Entry | None:
     """The stored entry (same title key) that ``item`` tells again, if any: the closest
     day, then, when both have a time of day, the closest time (a third source's 16:00
     "Press briefing" is the afternoon's, not whichever was seen first: found by review),
-    then the first seen."""
-    fitting = [c for c in candidates if matches(c.published, item.published, zone)]
+    then the first seen. (``told_by``: the sources that told a story, when its
+    ``sources`` are not all of them: :func:`close_enough`.)"""
+    fitting = [
+        c
+        for c in candidates
+        if matches(c.published, item.published, zone)
+        and close_enough(c, item, None if told_by is None else told_by(c))
+    ]
     if not fitting:
         return None
     day = local_day(item.published, zone)

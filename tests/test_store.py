@@ -341,6 +341,33 @@ def test_two_sources_items_of_one_title_and_day_hours_apart_are_two_stories(
     }
 
 
+@pytest.mark.parametrize(("guid", "link"), [("", "https://a.x/b1"), ("item-1", ""), ("", "")])
+def test_a_source_that_moves_its_items_time_within_the_day_tells_one_story(
+    store: StoreType, guid: str, link: str
+) -> None:
+    """Found by review: an item without a guid (or without a link) re-dated from 08:00 to
+    12:30 by its own source became a second story beside the first."""
+    moment = datetime.fromisoformat("2023-07-12T08:00:00+02:00")
+    first = replace(
+        item("Press briefing", moment.date()),
+        published=Published.at(moment),
+        summary="Morning.",
+        guid=guid or None,
+        link=link or None,
+    )
+    add(store, [first])
+    later = replace(
+        first,
+        published=Published.at(moment + timedelta(hours=4, minutes=30)),
+        summary="Morning, corrected.",
+    )
+    add(store, [later], NOW + timedelta(hours=5))
+    [story] = store.newest(10)
+    assert story.summary == "Morning, corrected."
+    if guid or link:  # the source's own item, known by its id or link: its time too
+        assert story.published == later.published
+
+
 def test_an_id_given_to_a_new_item_does_not_rename_the_story_it_was_given_before(
     store: StoreType,
 ) -> None:

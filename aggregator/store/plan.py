@@ -34,6 +34,7 @@ from operator import attrgetter
 
 from aggregator.dedupe import (
     choose,
+    close_enough,
     local_day,
     matches,
     merge_into,
@@ -284,6 +285,7 @@ class Planner:
                 if found is not None and (
                     self._apart(found.id, item)
                     or not matches(found.published, item.published, zone)
+                    or not close_enough(found, item, self._told_by(found))
                 ):
                     entry = new_entry(
                         item, authority=authority, zone=zone, now=now, key=key, distinct=True
@@ -458,10 +460,14 @@ class Planner:
                 if self._reserved.get(c.id, {}).get(source) == item.guid
                 or self._ids.get(c.id, {}).get(source) == item.guid
             ]
-            found = choose(same, item, self.zone) if same else None
+            found = choose(same, item, self.zone, self._told_by) if same else None
             if found is not None:
                 return found
-        return choose(fitting, item, self.zone) or self._redated(fitting, item)
+        return choose(fitting, item, self.zone, self._told_by) or self._redated(fitting, item)
+
+    def _told_by(self, story: Entry) -> set[str]:
+        """The sources that told ``story``: this run's, and those the store knows."""
+        return {told.source for told in story.sources} | set(self._stored_told.get(story.id, ()))
 
     def _apart(self, story_id: str, item: SourceEntry) -> bool:
         """Whether the item's source gave the story another item id in this run: by an
