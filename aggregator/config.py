@@ -239,7 +239,7 @@ class _Table:
 EARLIEST_CAPTURE = date(1990, 1, 1)
 # A capture time written out: a day, or a day and a time with its offset (or Z).
 _CAPTURE_TEXT = re.compile(
-    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?)?)?",
+    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d(?::?\d\d)?)?)?",
     re.IGNORECASE,
 )
 
@@ -469,11 +469,12 @@ SOURCE_KINDS = (*LAYOUT_NAMES, "feed")
 # C0 and C1 controls and DEL: a line feed breaks a log line in two, an escape sequence
 # rewrites the terminal that shows it.
 # What a source's name may not hold: control characters, and the bidirectional
-# embeddings, overrides and isolates, which reorder the rest of a terminal's line
-# (found by review: "\u202e" in an imported feed's title turned every line said of it).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# overrides, which reorder the characters of the rest of a terminal's line (found by
+# review: "\u202e" in an imported feed's title turned every line said of it). (Not the
+# embeddings and isolates a right-to-left name may hold, which an earlier version wrote.)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202d\u202e]")
 # A name that reads as a source's key ("sources[1]"): commands take either.
-_KEY_LIKE = re.compile(r"sources\[\d+\]", re.IGNORECASE)
+_KEY_LIKE = re.compile(r"sources\[\d+\]")
 
 
 def _source(table: _Table, base: Path) -> SourceConfig:

@@ -56,6 +56,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import uvicorn
 from starlette.applications import Starlette
@@ -96,7 +97,8 @@ FILTERS = ("q", "exclude", "limit")
 # "?fbclid=…"): it asks for nothing, and is passed over (found by review: a shared
 # link to a page or a feed was a 400).
 _TRACKING = re.compile(
-    r"utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|igshid|yclid|_ga|_gl"
+    r"utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|igshid|yclid|_ga|_gl|ref",
+    re.IGNORECASE,
 )
 
 
@@ -860,7 +862,15 @@ def create_app(
             settings.site_url,
             settings.author,
             settings.id_authority,
-            query=str(request.query_params),
+            # What asks for something: a link shared with "&fbclid=…" is the same feed,
+            # for a reader that subscribes to it (found by review: another feed's id).
+            query=urlencode(
+                [
+                    (k, v)
+                    for k, v in request.query_params.multi_items()
+                    if not _TRACKING.fullmatch(k)
+                ]
+            ),
         )
         render = {"rss": render_rss, "atom": render_atom, "json": render_json}[kind]
 

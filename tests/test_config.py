@@ -361,7 +361,20 @@ def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, 
         load_config(path)
 
 
-@pytest.mark.parametrize("name", ["sources[1]", " SOURCES[12] "])
+def test_a_right_to_left_name_an_earlier_version_wrote_still_loads(tmp_path: Path) -> None:
+    """Found by review: embeddings and isolates (which right-to-left names hold, and
+    earlier versions of `sources import` wrote) were refused, and the config no longer
+    loaded; "Sources[2]" is no key (keys are lower case)."""
+    text = (
+        '[[sources]]\nname = "\\u202bחדשות\\u202c"\nurl = "https://example.org/a.xml"\n'
+        '[[sources]]\nname = "\\u2067news\\u2069"\nurl = "https://example.org/b.xml"\n'
+        '[[sources]]\nname = "Sources[2]"\nurl = "https://example.org/c.xml"\n'
+    )
+    names = [source.name for source in load_config(write(tmp_path, text)).sources]
+    assert names == ["\u202bחדשות\u202c", "\u2067news\u2069", "Sources[2]"]
+
+
+@pytest.mark.parametrize("name", ["sources[1]", " sources[12] "])
 def test_a_source_name_that_reads_as_a_key_is_refused(tmp_path: Path, name: str) -> None:
     """Found by review: `sources disable "sources[1]"` disabled the source of that name,
     not the first one, and said nothing."""
@@ -380,7 +393,7 @@ def test_a_source_name_that_reads_as_a_key_is_refused(tmp_path: Path, name: str)
         "n\\u0085el",
         # Found by review: an override turned the rest of every line said of the source.
         "ctl\\u202erevo",
-        "isolated \\u2067text",
+        "ltr \\u202doverride",
     ],
 )
 def test_a_source_name_with_a_control_character_is_refused(tmp_path: Path, name: str) -> None:

@@ -458,6 +458,16 @@ def test_a_shared_link_with_what_sites_add_to_it_opens(serving: Serving) -> None
     some = feedparser.parse(serving.get("/feeds/all.rss?q=Moldova&utm_campaign=x").content)
     assert some.entries and len(some.entries) < len(feedparser.parse(whole).entries)
     assert serving.get("/feeds/all.rss?page=2").status_code == 400
+    # The same feed, for a reader that subscribes to it (found by review: another id),
+    # whatever case the site wrote the parameter in.
+    shared = feedparser.parse(
+        serving.get("/feeds/all.atom?q=Moldova&fbclid=x&UTM_Source=y").content
+    )
+    plain = feedparser.parse(serving.get("/feeds/all.atom?q=Moldova").content)
+    assert (
+        shared.feed.id == plain.feed.id
+        and "fbclid" not in serving.get("/feeds/all.atom?q=Moldova&fbclid=x").text
+    )
     assert serving.get("/feeds/topics.opml?q=x").status_code == 400
     assert serving.get("/search?q=Moldova&fbclid=x").status_code == 200
 

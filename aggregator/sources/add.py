@@ -65,7 +65,9 @@ _HOST = re.compile(r"^(?:[^/\\:\s]*\.[^/\\:\s]*|[^/\\:\s]+:\d+|\[[0-9A-Fa-f:.]+\
 
 # The start of a web page: what a browser saves, not a feed or a page saved as text.
 _HTML = re.compile(
-    rb"^\s*(?:<!--.*?-->\s*)*(?:<!DOCTYPE\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+    rb"(?:<!DOCTYPE\s+html|<html[\s>])",
+    re.IGNORECASE | re.DOTALL,
 )
 
 

@@ -135,7 +135,7 @@ class NewSource:
 # Bidirectional embeddings, overrides and isolates, and a name that reads as a key:
 # what aggregator.config refuses in a source's name (see _CONTROL and _KEY_LIKE there).
 _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
-_KEY_LIKE = re.compile(r"sources\[\d+\]", re.IGNORECASE)
+_KEY_LIKE = re.compile(r"sources\[\d+\]")
 
 
 def usable_name(label: str | None, fallback: str) -> str:

@@ -133,7 +133,9 @@ def read_opml(data: bytes, file: str) -> OpmlList:
             # An OPML file all the same, saved in another encoding than it says (found by
             # review: told to export the subscriptions as OPML, which it is).
             where = f"line {error.lineno}, column {error.offset}" if error.lineno else "a byte"
-            declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([\w.:-]+)", data)
+            declared = re.match(
+                rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*encoding\s*=\s*[\"']([\w.:-]+)", data
+            )
             what = (
                 f"its bytes are not the {declared[1].decode()} its first line declares"
                 if declared
