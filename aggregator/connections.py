@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import struct
 import sys
@@ -53,6 +54,9 @@ from uvicorn._types import ASGI3Application
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+# A request line's start: a method's token (RFC 9110 §5.6.2), a space, a target.
+_METHOD_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP/")
 
 REASONS = {
     400: b"Bad Request",
@@ -226,6 +230,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._acked: int | None = None  # bytes the client had acknowledged then
         self._answering: RequestResponseCycle | None = None  # the request being answered
         self._stopping = False  # the server stops: answer what comes, then close
+        self._chunk = b""  # the bytes being parsed
 
     # The connection
 
@@ -257,6 +262,7 @@ class LimitedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self._unread:
             return
+        self._chunk = data
         self._began = False
         super().data_received(data)
         if self._refusal is not None or self._unread:
@@ -366,7 +372,11 @@ class LimitedProtocol(HttpToolsProtocol):
         # not 400 (found by review). (Called from uvicorn's handler of the error.)
         if self._refusal is not None:
             self._write_refusal()
-        elif isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
+        elif isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError) and (
+            _METHOD_TOKEN.match(self._chunk)
+        ):
+            # (A method's token, then its request: not bytes that start no request, a TLS
+            # hello or a leading space, which stay a 400: found by review.)
             self._refuse(501, "not a method this server knows; it answers GET and HEAD")
         else:
             super().send_400_response(msg)

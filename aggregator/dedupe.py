@@ -9,11 +9,11 @@ Policy. Two items are the same story when
   Europe/Brussels). A day-precision date matches an exact instant on that day.
   When at least one side is day-precision, a one-day difference still matches:
   a page that prints only the day may have printed it in another time zone.
-  Two exact instants get no such tolerance: their days are known; and told by two
-  sources, they must be within :data:`SAME_STORY_WITHIN` of each other (a time a
-  source wrote in the wrong zone is an hour or two off; "Press briefing" at 08:00 and
-  at 16:00 from two sources are two briefings: found by review, merged into one). A
-  source that moves its own item's time within the day tells the same story
+  Two exact instants get no such tolerance: their days are known; and they must be
+  within :data:`SAME_STORY_WITHIN` of each other (a time a source wrote in the wrong
+  zone is an hour or two off; "Press briefing" at 08:00 and at 16:00 are two
+  briefings: found by review, merged into one). A source that moves the time of the
+  very item it told a story with (the same item id, or link) tells the same story
   (:func:`close_enough`).
 * An undated item matches only an undated entry of the same title.
 
@@ -41,7 +41,7 @@ link, a corrected time or summary) is the story's (:func:`retold`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
 from aggregator.model import Enclosure, Entry, Precision, Published, SourceEntry
@@ -74,17 +74,15 @@ def matches(a: Published | None, b: Published | None, zone: tzinfo) -> bool:
     return apart == 1 and Precision.DAY in (a.precision, b.precision)
 
 
-def close_enough(story: Entry, item: SourceEntry, told_by: Collection[str] | None = None) -> bool:
+def close_enough(story: Entry, item: SourceEntry, own: bool = False) -> bool:
     """Whether ``item``'s time allows it to tell ``story`` (whose date :func:`matches`
-    its): told by another source, two exact times must be within
-    :data:`SAME_STORY_WITHIN`; the item's own source may have moved its time (found by
-    review: a guid-less item re-dated from 08:00 to 12:30 became a second story).
-    ``told_by``: the sources that told the story (default: its own ``sources``)."""
+    its): two exact times must be within :data:`SAME_STORY_WITHIN`, unless the item is
+    the very item the story was told with (``own``: its source's id or link for it),
+    whose time its source moved (found by review: re-dated from 08:00 to 12:30, it
+    became a second story; and any item of that source was too much: its morning and
+    afternoon briefings were merged)."""
     a, b = story.published, item.published
-    if a is None or b is None or a.instant is None or b.instant is None:
-        return True
-    sources = told_by if told_by is not None else {told.source for told in story.sources}
-    if item.provenance.source in sources:
+    if own or a is None or b is None or a.instant is None or b.instant is None:
         return True
     return abs(a.instant - b.instant) <= SAME_STORY_WITHIN
 
@@ -240,18 +238,18 @@ def choose(
     candidates: Sequence[Entry],
     item: SourceEntry,
     zone: tzinfo,
-    told_by: Callable[[Entry], Collection[str]] | None = None,
+    own: Callable[[Entry], bool] | None = None,
 ) -> Entry | None:
     """The stored entry (same title key) that ``item`` tells again, if any: the closest
     day, then, when both have a time of day, the closest time (a third source's 16:00
     "Press briefing" is the afternoon's, not whichever was seen first: found by review),
-    then the first seen. (``told_by``: the sources that told a story, when its
-    ``sources`` are not all of them: :func:`close_enough`.)"""
+    then the first seen. (``own``: whether a story is the one the item's source told
+    with this very item: :func:`close_enough`.)"""
     fitting = [
         c
         for c in candidates
         if matches(c.published, item.published, zone)
-        and close_enough(c, item, None if told_by is None else told_by(c))
+        and close_enough(c, item, own is not None and own(c))
     ]
     if not fitting:
         return None

@@ -213,6 +213,11 @@ def test_a_method_no_server_knows_is_501(limited: Serving, method: bytes) -> Non
     assert answer.startswith(b"HTTP/1.1 501 Not Implemented\r\n"), answer[:100]
     assert answer.endswith(b"\r\n\r\nnot a method this server knows; it answers GET and HEAD\n")
     # A method it knows and does not allow stays a 405 that says which it allows.
+    # Bytes that start no request are not an unknown method (found by review).
+    for junk in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b" GET / HTTP/1.1\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port_of(limited))) as connection:
+            connection.sendall(junk)
+            assert closed_within(connection, HANG_GUARD).startswith(b"HTTP/1.1 400 "), junk
     response = httpx.request("PUT", f"http://127.0.0.1:{port_of(limited)}/feeds/all.rss")
     assert response.status_code == 405
     assert sorted(response.headers["allow"].split(", ")) == ["GET", "HEAD"]

@@ -719,6 +719,7 @@ def test_a_capture_time_is_refused_for_a_feed(
         (("--name", "", "seeds/x.txt"), "error: --name: is empty; give the source's name"),
         (("--name", "  ", "seeds/x.txt"), "error: --name: is empty; give the source's name"),
         (("http://127.0.0.1:99999/feed",), "error: http://127.0.0.1:99999/feed: its port is no"),
+        (("http://u:s3cret@127.0.0.1:0/feed",), "error: http://127.0.0.1:0/feed: its port is no"),
     ],
 )
 def test_what_sources_add_cannot_take_is_said_before_anything_is_asked(

@@ -341,7 +341,7 @@ def test_two_sources_items_of_one_title_and_day_hours_apart_are_two_stories(
     }
 
 
-@pytest.mark.parametrize(("guid", "link"), [("", "https://a.x/b1"), ("item-1", ""), ("", "")])
+@pytest.mark.parametrize(("guid", "link"), [("", "https://a.x/b1"), ("item-1", "")])
 def test_a_source_that_moves_its_items_time_within_the_day_tells_one_story(
     store: StoreType, guid: str, link: str
 ) -> None:
@@ -363,9 +363,38 @@ def test_a_source_that_moves_its_items_time_within_the_day_tells_one_story(
     )
     add(store, [later], NOW + timedelta(hours=5))
     [story] = store.newest(10)
-    assert story.summary == "Morning, corrected."
-    if guid or link:  # the source's own item, known by its id or link: its time too
-        assert story.published == later.published
+    assert (story.summary, story.published) == ("Morning, corrected.", later.published)
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+@pytest.mark.parametrize(("guids", "links"), [(False, True), (True, False), (False, False)])
+def test_a_sources_two_items_of_one_title_hours_apart_are_two_stories(
+    store: StoreType, runs: int, guids: bool, links: bool
+) -> None:
+    """Found by review: let a source move its own item's time, any of its items was
+    taken for the first: its morning and afternoon briefings became one story."""
+
+    def briefing(hour: int, summary: str) -> SourceEntry:
+        moment = datetime(2023, 7, 12, hour, tzinfo=UTC)
+        return replace(
+            item("Press briefing", moment.date()),
+            published=Published.at(moment),
+            summary=summary,
+            guid=f"b{hour}" if guids else None,
+            link=f"https://a.x/b/{hour}" if links else None,
+            provenance=Provenance("a", "a.txt", hour),
+        )
+
+    morning, afternoon = briefing(6, "Morning."), briefing(14, "Afternoon.")
+    if runs == 1:
+        add(store, [afternoon, morning])
+    else:
+        add(store, [morning])
+        add(store, [afternoon], NOW + timedelta(hours=8))
+    assert sorted(e.summary for e in store.newest(10)) == ["Afternoon.", "Morning."]
+    # Another source's at 10:00, four hours from both: a third.
+    add(store, [replace(briefing(10, "Midday."), provenance=Provenance("b", "b.txt", 1))])
+    assert len(store.newest(10)) == 3
 
 
 def test_an_id_given_to_a_new_item_does_not_rename_the_story_it_was_given_before(

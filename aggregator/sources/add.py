@@ -24,7 +24,7 @@ from aggregator.live.fetch import Limits
 from aggregator.live.sandbox import Sandbox
 from aggregator.localfile import read_local
 from aggregator.sources.configfile import NewSource, SourcesFile, pasted, usable_name
-from aggregator.uri import as_uri
+from aggregator.uri import as_uri, without_credentials
 
 if TYPE_CHECKING:
     from aggregator.snapshots.page import Captured
@@ -271,9 +271,11 @@ def add_source(
         if captured is not None:
             raise _not_a_page(target, "a web address")
         try:
-            urlsplit(target).port  # noqa: B018 (read for the error it raises)
+            port = urlsplit(target).port
         except ValueError:
-            raise ConfigError(target, "its port is no port (1 to 65535)") from None
+            port = 0
+        if port == 0:  # (said without the address's password, as every error is)
+            raise ConfigError(without_credentials(target), "its port is no port (1 to 65535)")
         discovery = discover(
             target,
             sandbox,

@@ -285,7 +285,7 @@ class Planner:
                 if found is not None and (
                     self._apart(found.id, item)
                     or not matches(found.published, item.published, zone)
-                    or not close_enough(found, item, self._told_by(found))
+                    or not close_enough(found, item, self._own_item(found, item))
                 ):
                     entry = new_entry(
                         item, authority=authority, zone=zone, now=now, key=key, distinct=True
@@ -451,6 +451,10 @@ class Planner:
         """The story ``item`` tells again among those of its title (dedupe.choose): not
         one its source gave another item id in this run, and first the one it gave the
         item's own id."""
+
+        def own(story: Entry) -> bool:
+            return self._own_item(story, item)
+
         fitting = [c for c in candidates if not self._apart(c.id, item)]
         if item.guid:
             source = item.provenance.source
@@ -460,14 +464,21 @@ class Planner:
                 if self._reserved.get(c.id, {}).get(source) == item.guid
                 or self._ids.get(c.id, {}).get(source) == item.guid
             ]
-            found = choose(same, item, self.zone, self._told_by) if same else None
+            found = choose(same, item, self.zone, own) if same else None
             if found is not None:
                 return found
-        return choose(fitting, item, self.zone, self._told_by) or self._redated(fitting, item)
+        return choose(fitting, item, self.zone, own) or self._redated(fitting, item)
 
-    def _told_by(self, story: Entry) -> set[str]:
-        """The sources that told ``story``: this run's, and those the store knows."""
-        return {told.source for told in story.sources} | set(self._stored_told.get(story.id, ()))
+    def _own_item(self, story: Entry, item: SourceEntry) -> bool:
+        """Whether ``item`` is the very item its source told ``story`` with: the same
+        item id (this run's or the store's), or, without one, the same link."""
+        source = item.provenance.source
+        told = self._stored_told.get(story.id, {}).get(source)
+        if item.guid:
+            return self._ids.get(story.id, {}).get(source) == item.guid or (
+                told is not None and told[0] == item.guid
+            )
+        return item.link is not None and told is not None and told[1] == item.link
 
     def _apart(self, story_id: str, item: SourceEntry) -> bool:
         """Whether the item's source gave the story another item id in this run: by an
