@@ -104,13 +104,17 @@ def interrupted_while_stalled(
     """What ``aggregator ARGUMENTS`` said on stderr (its non-blank lines) when Ctrl-C
     (or ``stop``) came while it waited for the feed server's /stall, after checking it
     exited 128 + the signal's number."""
+    # (The feed server lives for the whole session: a test before this one may have
+    # asked /stall already. Waiting for a hit of this command's own, the signal no
+    # longer came while it was starting, before its handler: found failing under load.)
+    before = feedserver.hits("/stall")
     child = subprocess.Popen(
         [sys.executable, "-m", "aggregator", *arguments],
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + 30
-    while feedserver.hits("/stall") == 0 and time.monotonic() < deadline:
+    while feedserver.hits("/stall") == before and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     child.send_signal(stop)
