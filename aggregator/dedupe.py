@@ -13,8 +13,8 @@ Policy. Two items are the same story when
   within :data:`SAME_STORY_WITHIN` of each other (a time a source wrote in the wrong
   zone is an hour or two off; "Press briefing" at 08:00 and at 16:00 are two
   briefings: found by review, merged into one). A source that moves the time of the
-  very item it told a story with (the same item id, or link) tells the same story
-  (:func:`close_enough`).
+  very item it told a story with tells the same story (:func:`close_enough`; what
+  makes it the very item: aggregator.store.plan's ``_own_item``).
 * An undated item matches only an undated entry of the same title.
 
 A false merge (two stories shown as one) is worse than a missed one (one story
@@ -77,7 +77,7 @@ def matches(a: Published | None, b: Published | None, zone: tzinfo) -> bool:
 def close_enough(story: Entry, item: SourceEntry, own: bool = False) -> bool:
     """Whether ``item``'s time allows it to tell ``story`` (whose date :func:`matches`
     its): two exact times must be within :data:`SAME_STORY_WITHIN`, unless the item is
-    the very item the story was told with (``own``: its source's id or link for it),
+    the very item the story was told with (``own``: see aggregator.store.plan's ``_own_item``),
     whose time its source moved (found by review: re-dated from 08:00 to 12:30, it
     became a second story; and any item of that source was too much: its morning and
     afternoon briefings were merged)."""

@@ -397,6 +397,86 @@ def test_a_sources_two_items_of_one_title_hours_apart_are_two_stories(
     assert len(store.newest(10)) == 3
 
 
+def briefing_at(
+    hour: float, summary: str, source: str = "a", guid: str = "", link: str = "", line: int = 3
+) -> SourceEntry:
+    """A "Press briefing" item of 12 July 2023 at ``hour`` UTC."""
+    moment = datetime(2023, 7, 12, tzinfo=UTC) + timedelta(hours=hour)
+    return replace(
+        item("Press briefing", moment.date(), source),
+        published=Published.at(moment),
+        summary=summary,
+        guid=guid or None,
+        link=link or None,
+        provenance=Provenance(source, f"{source}.txt", line),
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "stories"),
+    [
+        # A feed giving every item one id: its morning and afternoon are two stories,
+        # read in one run or two (found by review: merged, the morning lost).
+        (
+            [briefing_at(6, "Morning.", guid="https://a.x/feed", link="https://a.x/b/6")],
+            [
+                briefing_at(14, "Afternoon.", guid="https://a.x/feed", link="https://a.x/b/14"),
+                briefing_at(6, "Morning.", guid="https://a.x/feed", link="https://a.x/b/6", line=4),
+            ],
+            2,
+        ),
+        # Numbered by place: "1" is the next item, of another link.
+        (
+            [briefing_at(6, "Morning.", guid="1", link="https://a.x/b/6")],
+            [briefing_at(14, "Afternoon.", guid="1", link="https://a.x/b/14")],
+            2,
+        ),
+        # Every item linked to one page, no ids, both listed: two.
+        (
+            [briefing_at(6, "Morning.", link="https://a.x/briefings")],
+            [
+                briefing_at(14, "Afternoon.", link="https://a.x/briefings", line=2),
+                briefing_at(6, "Morning.", link="https://a.x/briefings"),
+            ],
+            2,
+        ),
+        # A new id on every fetch, the same link, the time moved: one (found by review).
+        (
+            [briefing_at(6, "Morning.", guid="g1", link="https://a.x/b1")],
+            [briefing_at(10.5, "Morning, corrected.", guid="g2", link="https://a.x/b1")],
+            1,
+        ),
+        # No id, a session in the link: the same link, the time moved: one.
+        (
+            [briefing_at(6, "Morning.", link="https://a.x/b1?sid=aaa")],
+            [briefing_at(10.5, "Morning, corrected.", link="https://a.x/b1?sid=bbb")],
+            1,
+        ),
+    ],
+)
+def test_what_tells_a_sources_item_from_its_next(
+    store: StoreType, first: list[SourceEntry], then: list[SourceEntry], stories: int
+) -> None:
+    add(store, first)
+    add(store, then, NOW + timedelta(hours=8))
+    assert len(store.newest(10)) == stories, [(e.published, e.summary) for e in store.newest(10)]
+
+
+def test_an_item_moved_near_another_sources_story_stays_in_its_own(store: StoreType) -> None:
+    """Found by review: A's item (a link, no id) moved from 06:00 to 13:00 joined B's 14:00
+    story, A's own left at 06:00 as it was."""
+    add(
+        store,
+        [
+            briefing_at(6, "A morning.", "a", link="https://a.x/b1"),
+            briefing_at(14, "B afternoon.", "b", link="https://b.x/b1"),
+        ],
+    )
+    add(store, [briefing_at(13, "A moved.", "a", link="https://a.x/b1")], NOW + timedelta(hours=5))
+    shown = sorted((e.summary, tuple(p.source for p in e.sources)) for e in store.newest(10))
+    assert shown == [("A moved.", ("a",)), ("B afternoon.", ("b",))]
+
+
 def test_an_id_given_to_a_new_item_does_not_rename_the_story_it_was_given_before(
     store: StoreType,
 ) -> None:

@@ -27,6 +27,7 @@ is matched as above, the others are stories of their own titles.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -156,6 +157,9 @@ class Planner:
         # What each source told each story with in this run by an item without an id (the
         # first such item's link, or place in a saved page): see _apart_by_link.
         self._run_links: dict[str, dict[str, str]] = {}
+        # How many items of the batch being added each source gave each link (by its
+        # identity): a link two items share tells neither (see _own_item).
+        self._batch_links: Counter[tuple[str, str]] = Counter()
         # By source, the ids of the items it lists unchanged since it was last read
         # (skipped, not folded), each with its item's mark: see listing.
         self._listed: dict[str, dict[str, str | None]] = {}
@@ -250,6 +254,9 @@ class Planner:
             if story_id not in self._ids:  # (what this run gave it is newer)
                 self._ids[story_id] = {s: t[0] for s, t in given.items() if t[0] is not None}
             self._stored_told.setdefault(story_id, dict(given))
+        self._batch_links = Counter(
+            (item.provenance.source, _identity_of_link(item.link)) for item in items if item.link
+        )
         self._reserve(items, keys)
         authority, zone, now = self.authority, self.zone, self.now
         inserted, changed = self.inserted, self._changed
@@ -455,6 +462,14 @@ class Planner:
         def own(story: Entry) -> bool:
             return self._own_item(story, item)
 
+        # The story of the very item it tells, first: not another source's story of a
+        # closer time (found by review).
+        mine = [c for c in candidates if own(c) and not self._apart(c.id, item)]
+        if mine:
+            found = choose(mine, item, self.zone, own)
+            if found is not None:
+                return found
+
         fitting = [c for c in candidates if not self._apart(c.id, item)]
         if item.guid:
             source = item.provenance.source
@@ -470,15 +485,26 @@ class Planner:
         return choose(fitting, item, self.zone, own) or self._redated(fitting, item)
 
     def _own_item(self, story: Entry, item: SourceEntry) -> bool:
-        """Whether ``item`` is the very item its source told ``story`` with: the same
-        item id (this run's or the store's), or, without one, the same link."""
+        """Whether ``item`` is the very item its source told ``story`` with, as the store
+        knows that telling (whose time its source may then move by hours): the same link
+        (by its identity: tracking parameters aside), with the same item id or a new one
+        (a feed giving ids anew on every fetch), or with none then either. Not an id
+        alone (a feed giving every item one id, or numbering them by place), nor a link
+        alone when the source gave an id before, or when another item it gives now has
+        it too (found by review: the morning's and the afternoon's briefings merged,
+        the first lost). Items without links are told apart by their ids alone."""
         source = item.provenance.source
         told = self._stored_told.get(story.id, {}).get(source)
-        if item.guid:
-            return self._ids.get(story.id, {}).get(source) == item.guid or (
-                told is not None and told[0] == item.guid
-            )
-        return item.link is not None and told is not None and told[1] == item.link
+        if told is None:
+            return False
+        if told[1] is None and item.link is None:  # told apart by their ids alone
+            return item.guid is not None and told[0] == item.guid
+        if told[1] is None or item.link is None:
+            return False
+        link = _identity_of_link(item.link)
+        if _identity_of_link(told[1]) != link or self._batch_links[(source, link)] > 1:
+            return False
+        return item.guid is not None or told[0] is None
 
     def _apart(self, story_id: str, item: SourceEntry) -> bool:
         """Whether the item's source gave the story another item id in this run: by an
