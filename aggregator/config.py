@@ -474,7 +474,7 @@ SOURCE_KINDS = (*LAYOUT_NAMES, "feed")
 # embeddings and isolates a right-to-left name may hold, which an earlier version wrote.)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202d\u202e]")
 # A name that reads as a source's key ("sources[1]"): commands take either.
-_KEY_LIKE = re.compile(r"sources\[\d+\]")
+KEY_LIKE = re.compile(r"sources\[\d+\]")
 
 
 def _source(table: _Table, base: Path) -> SourceConfig:
@@ -542,7 +542,7 @@ def _source(table: _Table, base: Path) -> SourceConfig:
             f"holds a control character ({control[0]!r}); a source's name is one line of "
             "text (it starts every line said of the source)",
         )
-    if _KEY_LIKE.fullmatch(name.strip()):
+    if KEY_LIKE.fullmatch(name.strip()):
         raise table.fail(
             "name",
             f"{name.strip()!r} reads as a source's key (commands take a name or a key); "

@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from aggregator.config import Config, load_config
+from aggregator.config import KEY_LIKE, Config, load_config
 from aggregator.errors import ConfigError, os_advice
 from aggregator.uri import as_uri
 
@@ -132,10 +132,9 @@ class NewSource:
         return data
 
 
-# Bidirectional embeddings, overrides and isolates, and a name that reads as a key:
-# what aggregator.config refuses in a source's name (see _CONTROL and _KEY_LIKE there).
+# Bidirectional embeddings, overrides and isolates: none in the name a feed gives itself
+# when it is added (aggregator.config refuses the overrides in any name).
 _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
-_KEY_LIKE = re.compile(r"sources\[\d+\]")
 
 
 def usable_name(label: str | None, fallback: str) -> str:
@@ -143,7 +142,7 @@ def usable_name(label: str | None, fallback: str) -> str:
     without the bidirectional controls a config refuses in a name; ``fallback`` (its
     address, its file) when nothing is left, or when it reads as a source's key."""
     name = " ".join(_BIDI_CONTROL.sub("", label or "").split())
-    return fallback if not name or _KEY_LIKE.fullmatch(name) else name
+    return fallback if not name or KEY_LIKE.fullmatch(name) else name
 
 
 def _name(table: Mapping[str, Any]) -> str:
