@@ -37,7 +37,7 @@ from aggregator.store.renames import follow_renames, names_changed
 if TYPE_CHECKING:  # the renderers, the plan and the topics load when they are used
     from aggregator.render import FeedSpec
     from aggregator.site.parts import Inputs, Runner
-    from aggregator.site.plan import Manifest
+    from aggregator.site.plan import Changes, Manifest
     from aggregator.topics import Topic
 
 log = logging.getLogger("aggregator")
@@ -159,8 +159,14 @@ def render_files(
     todo = changes(previous, manifest)
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
     files: dict[str, bytes] = {}
+    before = _documents_before(config.feeds.directory, previous, todo)
     inputs = parts.Inputs(
-        site_from_config(config), tuple(spec for spec, _ in specs), latest, fallback, todo
+        site_from_config(config),
+        tuple(spec for spec, _ in specs),
+        latest,
+        fallback,
+        todo,
+        before=before,
     )
     rendered = parts.render(inputs, runner)
     if previous is None:  # everything again (new settings, templates): these pages too
@@ -171,7 +177,48 @@ def render_files(
         files[name] = data
         if emit is not None:
             emit(name, data)
-    return Rendered(files, manifest, tuple(names))
+    return Rendered(files, _with_documents(manifest, previous, files), tuple(names))
+
+
+def _documents_before(
+    directory: Path, previous: Manifest | None, todo: Changes
+) -> dict[str, bytes]:
+    """The documents of the feeds to render again as they are on disk, each only when
+    its bytes are those recorded when it was written (aggregator.splice)."""
+    from aggregator.site.plan import document_digest
+
+    if previous is None or todo.everything:
+        return {}
+    found = {}
+    for slug in todo.feeds:
+        for name in outputs.feed_files(slug):
+            recorded = previous.documents.get(name)
+            if recorded is None:
+                continue
+            try:
+                data = (directory / name).read_bytes()
+            except OSError:
+                continue  # rendered whole, as ever
+            if document_digest(data) == recorded:
+                found[name] = data
+    return found
+
+
+def _with_documents(
+    manifest: Manifest, previous: Manifest | None, files: Mapping[str, bytes]
+) -> Manifest:
+    """``manifest`` with the digest of every feed document as it is now on disk: those
+    rendered now, and those of the feeds not rendered again, as recorded before."""
+    from aggregator.site.plan import document_digest
+
+    documents = {}
+    for slug in manifest.feeds:
+        for name in outputs.feed_files(slug):
+            if name in files:
+                documents[name] = document_digest(files[name])
+            elif previous is not None and name in previous.documents:
+                documents[name] = previous.documents[name]
+    return dataclasses.replace(manifest, documents=documents)
 
 
 def _pages_of(

@@ -57,7 +57,7 @@ import functools
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING
@@ -284,7 +284,13 @@ def _serialise(root: etree._Element) -> bytes:
 # naive time, text XML cannot hold). tests/test_render_direct.py pins the bytes.
 
 
-def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+def render_rss(
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    fallback: datetime,
+    *,
+    only: Collection[str] | None = None,
+) -> bytes:
     from lxml import etree  # lazily: a run with nothing new renders nothing
 
     if not (spec.title and spec.site_url and spec.description):
@@ -302,6 +308,8 @@ def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> 
     sub(channel, "language").text = "en"
     sub(channel, "lastBuildDate").text = rfc822(updated)
     for entry in entries:
+        if only is not None and entry.id not in only:
+            continue  # its item is kept as it was (aggregator.splice)
         if not entry.title:
             raise ValueError(f"entry {entry.id!r} has no title")
         item = sub(channel, "item")
@@ -337,7 +345,13 @@ def render_rss(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> 
     return with_stylesheet(_serialise(root).replace(b"&lt;", b"&#x3C;"))
 
 
-def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+def render_atom(
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    fallback: datetime,
+    *,
+    only: Collection[str] | None = None,
+) -> bytes:
     from lxml import etree  # lazily: a run with nothing new renders nothing
 
     from aggregator import __version__
@@ -364,6 +378,8 @@ def render_atom(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
     if spec.description:
         sub(root, "subtitle").text = spec.description
     for entry in entries:
+        if only is not None and entry.id not in only:
+            continue  # its item is kept as it was (aggregator.splice)
         if not (entry.id and entry.title):
             raise ValueError(f"entry {entry.id!r} needs an id and a title")
         element = sub(root, "entry")
@@ -420,10 +436,18 @@ def _attachment(enclosure: Enclosure) -> dict[str, object]:
     return attachment
 
 
-def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) -> bytes:
+def render_json(
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    fallback: datetime,
+    *,
+    only: Collection[str] | None = None,
+) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1)."""
     items = []
     for entry in entries:
+        if only is not None and entry.id not in only:
+            continue  # its item is kept as it was (aggregator.splice)
         item: dict[str, object] = {"id": entry.id, "url": item_link(spec, entry)}
         item["title"] = entry.title
         if entry.content_html:
@@ -461,11 +485,30 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], fallback: datetime) ->
 
 
 def render_feed_files(
-    spec: FeedSpec, entries: Sequence[Entry], fallback: datetime
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    fallback: datetime,
+    before: Mapping[str, bytes] | None = None,
+    keep: Collection[str] = (),
 ) -> dict[str, bytes]:
-    """``<slug>.rss``, ``<slug>.atom`` and ``<slug>.json`` for one feed."""
-    return {
-        f"{spec.slug}.rss": render_rss(spec, entries, fallback),
-        f"{spec.slug}.atom": render_atom(spec, entries, fallback),
-        f"{spec.slug}.json": render_json(spec, entries, fallback),
-    }
+    """``<slug>.rss``, ``<slug>.atom`` and ``<slug>.json`` for one feed.
+
+    ``before``: the feed's documents as last written (file name → bytes, checked by
+    the caller: see :mod:`aggregator.splice`); the items of the entries in ``keep``
+    (those whose digests did not change since) are then taken from them as they are.
+    The bytes are the same either way."""
+    from aggregator import splice
+
+    files = {}
+    for extension, render, layout in (
+        ("rss", render_rss, splice.RSS),
+        ("atom", render_atom, splice.ATOM),
+        ("json", render_json, splice.JSON),
+    ):
+        name = f"{spec.slug}.{extension}"
+        old = before.get(name) if before else None
+        document = None
+        if old is not None and keep:
+            document = splice.remade(render, layout, spec, entries, fallback, old, keep)
+        files[name] = document if document is not None else render(spec, entries, fallback)
+    return files

@@ -396,3 +396,54 @@ def test_the_page_of_a_story_no_feed_shows_is_redone_when_the_story_changes(
         run(config, told, now + timedelta(hours=1))
     assert "beta.example.org" in page.read_text("utf-8")
     assert_as_full_render(config, tmp_path / "full")
+
+
+def _record_document(config: Config, name: str) -> None:
+    """Record ``name``'s bytes on disk as the ones its last publish wrote (as if it had
+    written them so)."""
+    from aggregator.site.plan import document_digest
+
+    with open_store(config.store) as store, store.transaction():
+        key = manifest_key(config, store)
+        token, _, body = (store.meta(key) or "").partition("\n")
+        manifest = Manifest.loads(body)
+        assert manifest is not None and name in manifest.documents
+        data = (config.feeds.directory / name).read_bytes()
+        documents = {**manifest.documents, name: document_digest(data)}
+        recorded = dataclasses.replace(manifest, documents=documents)
+        store.set_meta(key, f"{token}\n{recorded.dumps()}")
+
+
+def test_a_publish_takes_unchanged_items_from_the_documents_as_written(tmp_path: Path) -> None:
+    """A feed with a new story keeps the bytes of its other items as its documents
+    hold them (aggregator.splice): here, bytes changed on purpose, and recorded as
+    written, stay; the new story's item is rendered."""
+    config = make_config(tmp_path)
+    now = START + timedelta(days=30)
+    run(config, [item("alpha", "Ukraine talks open", 1), item("beta", "Gas prices fall", 2)], now)
+    feeds = config.feeds.directory
+    for name in ("all.rss", "all.atom", "all.json"):
+        data = (feeds / name).read_bytes()
+        assert data.count(b"Gas prices fall") >= 1
+        (feeds / name).write_bytes(data.replace(b"Gas prices fall", b"Gas prices FELL"))
+        _record_document(config, name)
+    run(config, [item("alpha", "Ukraine talks continue", 3)], now + timedelta(hours=1))
+    for name in ("all.rss", "all.atom", "all.json"):
+        data = (feeds / name).read_bytes()
+        assert b"Gas prices FELL" in data and b"Gas prices fall" not in data, name
+        assert b"Ukraine talks continue" in data and b"Ukraine talks open" in data, name
+
+
+def test_a_feed_document_changed_on_disk_is_rendered_whole(tmp_path: Path) -> None:
+    """Bytes on disk that are not the ones written (edited by hand, damaged) are never
+    taken from: the feed is rendered whole, as a full render gives it."""
+    config = make_config(tmp_path)
+    now = START + timedelta(days=30)
+    run(config, [item("alpha", "Ukraine talks open", 1), item("beta", "Gas prices fall", 2)], now)
+    feeds = config.feeds.directory
+    for name in ("all.rss", "all.atom", "all.json"):
+        data = (feeds / name).read_bytes()
+        (feeds / name).write_bytes(data.replace(b"Gas prices fall", b"Gas prices FELL"))
+    run(config, [item("alpha", "Ukraine talks continue", 3)], now + timedelta(hours=1))
+    assert_as_full_render(config, tmp_path / "full")
+    assert b"FELL" not in (feeds / "all.rss").read_bytes()

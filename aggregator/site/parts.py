@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -62,6 +62,10 @@ class Inputs:
     # The entries whose pages are rendered, when not all of ``latest`` is given: a part
     # sent elsewhere carries only the feeds its units show (see _for_part).
     pages: tuple[Entry, ...] = ()
+    # The changed feeds' documents as last written (file name → bytes, each checked
+    # against the digest recorded when it was written): the items of the stories that
+    # did not change are taken from them (aggregator.splice).
+    before: Mapping[str, bytes] = field(default_factory=dict)
 
 
 class Runner(Protocol):
@@ -130,7 +134,10 @@ class _Renderer:
             entries = self.inputs.latest.get(key, ())
             if self.inputs.fallback is None:
                 raise ValueError("a feed is rendered with the time it shows when empty")
-            yield from render_feed_files(spec, entries, self.inputs.fallback).items()
+            changes = self.inputs.changes
+            keep = {e.id for e in entries if not changes.entry(e.id)}
+            files = render_feed_files(spec, entries, self.inputs.fallback, self.inputs.before, keep)
+            yield from files.items()
         elif kind == "topic":
             from aggregator.site.pages import render_topic
 
@@ -198,7 +205,13 @@ def _for_part(inputs: Inputs, part: Sequence[Unit]) -> bytes:
                     found.setdefault(entry.id, entry)
         pages = tuple(found.values())
     latest = {slug: inputs.latest[slug] if slug in needed else () for slug in inputs.latest}
-    trimmed = replace(inputs, latest=latest, pages=pages)
+    feeds = {key for kind, key in part if kind == "feed"}
+    before = {
+        name: data
+        for name, data in inputs.before.items()
+        if any(name in outputs.feed_files(slug) for slug in feeds)
+    }
+    trimmed = replace(inputs, latest=latest, pages=pages, before=before)
     return pickle.dumps(trimmed, pickle.HIGHEST_PROTOCOL)
 
 

@@ -35,6 +35,11 @@ def entry_digest(entry: Entry) -> str:
     return hashlib.blake2b(repr(shown).encode(), digest_size=16).hexdigest()
 
 
+def document_digest(data: bytes) -> str:
+    """A digest of a file's bytes (a feed document as written)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def feed_digest(entry_digests: Sequence[str], fallback: datetime) -> str:
     """A digest of a feed's inputs: its entries in order (an empty feed shows the
     ``fallback`` date instead, the newest entry overall)."""
@@ -45,14 +50,22 @@ def feed_digest(entry_digests: Sequence[str], fallback: datetime) -> str:
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """What the files were rendered from: a digest per feed (by slug) and per entry
-    page (by entry id, for every entry shown in any feed), and of the rendering code."""
+    page (by entry id, for every entry shown in any feed), and of the rendering code;
+    and, once they are rendered, a digest of each feed document's bytes (by file name),
+    so that a later publish may take items from them (aggregator.splice)."""
 
     feeds: Mapping[str, str]
     entries: Mapping[str, str]
     code: str = ""
+    documents: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def dumps(self) -> str:
-        data = {"feeds": self.feeds, "entries": self.entries, "code": self.code}
+        data = {
+            "feeds": self.feeds,
+            "entries": self.entries,
+            "code": self.code,
+            "documents": self.documents,
+        }
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -67,10 +80,12 @@ class Manifest:
             return None
         if not isinstance(feeds, dict) or not isinstance(entries, dict):
             return None
+        documents = data.get("documents")  # (not in manifests written before they were)
         return cls(
             {str(k): str(v) for k, v in feeds.items()},
             {str(k): str(v) for k, v in entries.items()},
             str(code),
+            {str(k): str(v) for k, v in documents.items()} if isinstance(documents, dict) else {},
         )
 
 
