@@ -16,7 +16,8 @@ Routes (see ``Handler.do_GET``):
 * ``/discover/<file>``: a web page from tests/data/discover (``{{HOST}}`` in it becomes
   this server's host:port, for protocol-relative links); ``/moved-page`` a 301 to
   ``/discover/several.html``; ``/feed``: the feed file named by ``server.root_feed``
-  (``rss20.xml``; None: 404), where feed discovery looks when a page links none.
+  (``rss20.xml``; None: 404), where feed discovery looks when a page links none;
+* a path in ``server.silent``: no answer at all for 10 s.
 
 Every request is recorded in ``server.log`` (method, path, If-None-Match).
 """
@@ -56,6 +57,8 @@ class Server(ThreadingHTTPServer):
         self.bomb = b""
         self.overrides: dict[str, bytes] = {}  # path under /feeds/ → body, to change a feed
         self.root_feed: str | None = "rss20.xml"  # what /feed serves
+        # Paths that get no answer: the request is read, and nothing is sent for 10 s.
+        self.silent: set[str] = set()
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients that hang up early are part of the tests
@@ -204,6 +207,9 @@ class Handler(BaseHTTPRequestHandler):
             host, port = self.server.server_address[:2]
             body = page.read_bytes().replace(b"{{HOST}}", f"{host!s}:{port}".encode())
             self._send(200, body, {"Content-Type": "text/html; charset=utf-8"})
+        elif path in self.server.silent:
+            time.sleep(10)
+            self.close_connection = True
         elif head == "moved-page":
             self._send(301, headers={"Location": "/discover/several.html"})
         elif head == "feed" and len(parts) == 1:

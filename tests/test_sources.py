@@ -506,6 +506,55 @@ def test_no_feed_anywhere_is_an_error_and_nothing_changes(
     assert shipped.read_bytes() == before
 
 
+def test_an_address_a_source_reads_is_refused_wherever_it_now_leads(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The config reads an address that a permanent redirect now moves: adding that
+    address again is refused as it is given, before it is asked (found by review: its
+    new address was checked alone, and the feed was added a second time)."""
+    with serving() as server:
+        moved = f"{server.base}/redirect/1/atom10.xml"
+        with shipped.open("a", encoding="utf-8") as config:
+            config.write(f'\n[[sources]]\nname = "Mine"\nurl = "{moved}"\n')
+        before = shipped.read_bytes()
+        assert add(shipped, moved) == 2
+        assert add(shipped, moved.replace("http://", "HTTP://") + "#top") == 2
+        assert server.log == []
+        # Its new address is not known to be the same feed without asking the old one
+        # (a run then says that the old one moved, and to write the new one instead).
+        assert add(shipped, f"{server.base}/feeds/atom10.xml") == 0
+    err = capsys.readouterr().err
+    assert f"sources[7] ('Mine') already reads {moved}; nothing was changed" in err
+    assert shipped.read_bytes().startswith(before)
+
+
+def test_a_site_that_does_not_answer_is_not_asked_seven_times(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A page without feed links on a site whose other addresses never answer: the
+    usual places are tried until the first does not answer in time, not each in turn
+    (found by review: seven timeouts, 2 minutes 21 s without a word)."""
+    text = shipped.read_text(encoding="utf-8").replace("deadline = 30", "deadline = 1")
+    shipped.write_text(text, encoding="utf-8")
+    before = shipped.read_bytes()
+    with serving() as server:
+        server.silent = {
+            "/feed",
+            "/rss.xml",
+            "/atom.xml",
+            "/feed.json",
+            "/index.xml",
+            "/feed.xml",
+            "/rss",
+        }
+        assert add(shipped, f"{server.base}/discover/nofeed.html") == 1
+        tried = [path for _, path, _ in server.log]
+    assert tried == ["/discover/nofeed.html", "/feed"]
+    err = capsys.readouterr().err
+    assert f"{server.base}/feed: timeout after 1 s" in err and "no feed found" in err
+    assert shipped.read_bytes() == before
+
+
 def test_a_redirecting_page_resolves_links_against_where_it_led(
     shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:

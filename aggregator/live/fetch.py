@@ -99,11 +99,13 @@ class FetchError(SourceError):
         status: int | None = None,
         retry_after: datetime | None = None,
         gone: bool = False,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(source, url, message)
         self.status = status
         self.retry_after = retry_after
         self.gone = gone
+        self.timed_out = timed_out  # the server did not answer in time
 
 
 def retry_after(value: str | None, now: datetime) -> datetime | None:
@@ -262,9 +264,10 @@ class Fetcher:
             async with asyncio.timeout(self.limits.deadline):
                 return await self._follow(url, name=name, validators=validators, now=now)
         except TimeoutError as error:
-            raise FetchError(name, url, f"timeout after {self.limits.deadline:g} s") from error
+            message = f"timeout after {self.limits.deadline:g} s"
+            raise FetchError(name, url, message, timed_out=True) from error
         except Timeout as error:
-            raise FetchError(name, url, f"timeout: {_reason(error)}") from error
+            raise FetchError(name, url, f"timeout: {_reason(error)}", timed_out=True) from error
         except HTTPError as error:
             raise FetchError(name, url, f"cannot fetch: {_reason(error)}") from error
 

@@ -276,6 +276,11 @@ def add_source(
             port = 0
         if port == 0:  # (said without the address's password, as every error is)
             raise ConfigError(without_credentials(target), "its port is no port (1 to 65535)")
+        # The address as given, before it is asked: a source that reads it already is
+        # the same feed, wherever it now leads (found by review: a feed moved for good
+        # was added again under its new address).
+        if (reading := SourcesFile(config_path, "sources add").reading(target)) is not None:
+            raise ConfigError(str(config_path), f"{reading}; nothing was changed")
         discovery = discover(
             target,
             sandbox,

@@ -192,6 +192,14 @@ class _Known:
         if isinstance(path, str):
             self.paths.setdefault((self.base / path).resolve(), (key, name, path))
 
+    def reading(self, url: str) -> str | None:
+        """Which source reads ``url`` already (its key, name and address), or None."""
+        found = self.urls.get(normalise_url(url))
+        if found is None:
+            return None
+        key, name, where = found
+        return f"{key} ({name!r}) already reads {where}"
+
     def duplicate_of(self, source: NewSource) -> str | None:
         # The same feed first: it says which address was found (a page's feed, say).
         found = None
@@ -295,6 +303,10 @@ class SourcesFile:
     def duplicate_of(self, source: NewSource) -> str | None:
         """Why ``source`` may not be added (same name, or same URL or file), or None."""
         return self._index().duplicate_of(source)
+
+    def reading(self, url: str) -> str | None:
+        """Which source reads ``url`` already (said as a reason), or None."""
+        return self._index().reading(url)
 
     def keys(self) -> list[str]:
         return [f"sources[{i}]" for i in range(1, len(self.tables()) + 1)]
