@@ -432,6 +432,45 @@ def test_pick_chooses_another_feed_and_topics_are_written(
     assert add(shipped, f"{feedserver.base}/feeds/jsonfeed11.json", "--name", "Again") == 2
 
 
+def test_a_page_whose_best_feed_is_read_already_shows_its_others(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: the page's best feed already in the config was an error alone,
+    and its other feeds were never shown; and --pick took only the very URL listed."""
+    page = f"{feedserver.base}/discover/several.html"
+    assert add(shipped, f"{feedserver.base}/feeds/rss20.xml", "--name", "Mine") == 0
+    capsys.readouterr()
+    before = shipped.read_bytes()
+    assert add(shipped, page) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == f"{page}: 4 feeds to choose from:"
+    assert f"{feedserver.base}/feeds/jsonfeed11.json" in captured.out
+    assert one_line(captured.err) == (
+        f"error: {shipped}: sources[7] ('Mine') already reads {feedserver.base}/feeds/"
+        "rss20.xml; the page lists 4 feeds: add another with --pick N; nothing was changed"
+    )
+    assert shipped.read_bytes() == before
+    # A feed picked by its URL as a duplicate is told: with a trailing slash, or
+    # protocol-relative.
+    host = feedserver.base.removeprefix("http:")
+    assert add(shipped, page, "--pick", f"{host}/feeds/atom10.xml/", "--name", "Atom") == 0
+    assert sources(shipped)[-1] == {"name": "Atom", "url": f"{feedserver.base}/feeds/atom10.xml"}
+
+
+def test_a_name_of_nothing_visible_is_the_address(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A feed whose title is zero-width spaces alone is named by its address (found by
+    review: a source named '\u200b\u200b', which nobody could type to remove it)."""
+    with serving() as server:
+        body = (FEEDS / "rss20.xml").read_bytes()
+        start = body.index(b"<title>") + len(b"<title>")
+        end = body.index(b"</title>", start)
+        server.overrides["invisible.xml"] = body[:start] + "\u200b\u200b".encode() + body[end:]
+        assert add(shipped, f"{server.base}/feeds/invisible.xml") == 0
+    assert sources(shipped)[-1]["name"] == server.base.removeprefix("http://")
+
+
 @pytest.mark.parametrize("pick", ["²", "٣", "5", "0", "http://elsewhere.example/feed"])
 def test_a_pick_that_names_nothing_is_a_usage_error(
     shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str], pick: str
@@ -858,6 +897,32 @@ def test_a_file_url_is_read_as_the_config_reads_it(
     assert shipped.read_bytes() == before
 
 
+def test_a_file_added_from_elsewhere_is_named_by_the_same_path(
+    shipped: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --config naming a config in another folder, a file is added by its path
+    from here (written from the config's folder), and disabled, enabled and removed
+    by that same path (found by review: they read it from the config's folder)."""
+    (shipped.parent / "mine").mkdir()
+    shutil.copy(FEEDS / "jsonfeed10.json", shipped.parent / "mine" / "notes.json")
+    monkeypatch.chdir(shipped.parent.parent)
+    given = f"{shipped.parent.name}/mine/notes.json"
+    assert add(shipped, given) == 0
+    assert sources(shipped)[-1]["path"] == "mine/notes.json"
+    for command in ("disable", "enable", "remove"):
+        assert main(["--config", str(shipped), "sources", command, given]) == 0, command
+    assert all(source.get("path") != "mine/notes.json" for source in sources(shipped))
+    # A path that names one source from the config's folder and another from here.
+    (shipped.parent / "mine" / "mine").mkdir()
+    shutil.copy(FEEDS / "jsonfeed10.json", shipped.parent / "mine" / "mine" / "notes.json")
+    monkeypatch.chdir(shipped.parent / "mine")
+    assert add(shipped, "notes.json", "--name", "Inner") == 0
+    assert add(shipped, "mine/notes.json", "--name", "Innermost") == 0
+    capsys.readouterr()
+    assert main(["--config", str(shipped), "sources", "remove", "mine/notes.json"]) == 2
+    assert "names two sources" in capsys.readouterr().err
+
+
 # -- OPML ---------------------------------------------------------------------------------
 
 
@@ -878,7 +943,7 @@ def test_import_a_feedly_export_with_folders_as_topics(
          "topics": ["ukraine"]},
         {"name": "Ars & Bits", "url": "https://ars.example/feed/"},
     ]  # fmt: skip
-    assert f"{OPML / 'feedly.opml'}:13: folder 'Tech' names no topic" in captured.err
+    assert f"{OPML / 'feedly.opml'}:12: folder 'Tech' names no topic" in captured.err
     assert f"{OPML / 'feedly.opml'}:15: sources[1] ('NATO news feed') already reads" in captured.err
     assert "3 source(s) added" in captured.out
     load_config(shipped)
@@ -922,10 +987,43 @@ def test_import_says_each_thing_once_in_the_files_order(
     assert import_(shipped, "--folders-as-topics", str(opml)) == 0
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        f"warning: {opml}:4: folder 'Actualités' names no topic in the config; no topic hint "
+        f"warning: {opml}:3: folder 'Actualités' names no topic in the config; no topic hint "
         "from it (its 3 feeds)",
         f"warning: {opml}:6: outline 'A note' has no xmlUrl; skipped",
         f"warning: {opml}:9: https://a.example/feed is listed again (first at line 4); skipped",
+    ]
+
+
+def test_a_folder_is_said_at_its_own_line_and_a_site_without_feed_with_its_address(
+    shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: a folder naming no topic was said at the line of its first
+    feed, which, listed before in another folder, was that other folder's line; and an
+    outline with a site's address but no feed's said nothing of the site."""
+    opml = tmp_path / "folders.opml"
+    opml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head/><body>\n'
+        '<outline text="Ukraine">\n'
+        '  <outline type="rss" text="A" xmlUrl="https://a.example/feed"/>\n'
+        "</outline>\n"
+        '<outline text="News">\n'
+        '  <outline type="rss" text="A again" xmlUrl="https://a.example/feed"/>\n'
+        '  <outline type="rss" text="B" xmlUrl="https://b.example/feed"/>\n'
+        '  <outline text="Site" htmlUrl="https://site.example/"/>\n'
+        "</outline>\n"
+        "</body></opml>\n",
+        encoding="utf-8",
+    )
+    assert import_(shipped, "--folders-as-topics", str(opml)) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: {opml}:6: folder 'News' names no topic in the config; no topic hint "
+        "from it (its 2 feeds)",
+        f"warning: {opml}:7: https://a.example/feed is listed again (first at line 4); "
+        "skipped, its folders and categories joined to the first's",
+        f"warning: {opml}:9: outline 'Site' has no xmlUrl, only its site "
+        "(https://site.example/); skipped: aggregator sources add https://site.example/ "
+        "finds its feed",
     ]
 
 
@@ -978,7 +1076,7 @@ def test_import_reads_categories_and_joins_a_feeds_folders(
         "skipped, its folders and categories joined to the first's"
     ) in err
     assert f"{where}:18: category '/Boston/Weather' names no topic in the config" in err
-    assert f"{where}:12: folder 'Unfiled' names no topic" in err
+    assert f"{where}:14: folder 'Unfiled' names no topic" in err
 
 
 def test_feeds_nested_in_a_feeds_outline_are_imported(
@@ -1057,6 +1155,33 @@ def test_bad_opml_is_one_line_and_leaves_the_config_alone(
     err = capsys.readouterr().err
     assert words in err and "nothing was imported" in err and str(OPML / name) in err
     assert len(err.strip().splitlines()) == 1
+    assert shipped.read_bytes() == before
+
+
+def test_import_of_an_address_or_of_a_feed_says_what_to_do(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OPML file's web address, and a feed given for an OPML file: one line each,
+    saying what import reads and what to do instead (found by review: the address
+    lost a slash and was "no such file"; a feed was "not OPML" and nothing more)."""
+    before = shipped.read_bytes()
+    url = "https://user:secret@reader.example/export/subs.opml"
+    assert import_(shipped, url) == 2
+    err = one_line(capsys.readouterr().err)
+    shown = "https://reader.example/export/subs.opml"
+    assert err == (
+        f"error: {shown}: a web address; sources import reads an OPML file saved on this "
+        f"machine: save it first (curl -o subscriptions.opml '{shown}') and import that "
+        f"file; to add one feed by its address: aggregator sources add '{shown}'; nothing "
+        "was imported"
+    )
+    feed = str(FEEDS / "atom10.xml")
+    assert import_(shipped, feed) == 2
+    err = one_line(capsys.readouterr().err)
+    assert err.endswith(
+        "not OPML: the root element is <feed>, not <opml>; it "
+        f"is a feed itself: add it with aggregator sources add {feed}; nothing was imported"
+    )
     assert shipped.read_bytes() == before
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from aggregator.config import Config, captured_after, load_config
 from aggregator.errors import AggregatorError, CaptureTimeError, ConfigError, SourceError
@@ -23,7 +23,13 @@ from aggregator.live.discover import Candidate, Discovery, discover
 from aggregator.live.fetch import Limits
 from aggregator.live.sandbox import Sandbox
 from aggregator.localfile import read_local
-from aggregator.sources.configfile import NewSource, SourcesFile, pasted, usable_name
+from aggregator.sources.configfile import (
+    NewSource,
+    SourcesFile,
+    normalise_url,
+    pasted,
+    usable_name,
+)
 from aggregator.uri import as_uri, without_credentials
 
 if TYPE_CHECKING:
@@ -52,6 +58,15 @@ class Added:
     title: str | None
     entries: int | None
     discovery: Discovery | None = None
+
+
+class AlreadyRead(ConfigError):
+    """The feed chosen on a page is one the config reads already: a usage error (exit 2)
+    with the ``discovery``, so that the page's other feeds are shown."""
+
+    def __init__(self, where: str, message: str, discovery: Discovery) -> None:
+        super().__init__(where, message)
+        self.discovery = discovery
 
 
 class TargetError(ConfigError):
@@ -137,7 +152,10 @@ def _choose(discovery: Discovery, pick: str | None) -> Candidate:
         if 1 <= int(wanted) <= len(candidates):
             chosen = candidates[int(wanted) - 1]
     else:
-        chosen = next((c for c in candidates if c.url == wanted), None)
+        # As a duplicate is told: a trailing slash, the scheme's case, a protocol-
+        # relative address (found by review: only the very URL listed was taken).
+        key = normalise_url(urljoin(discovery.final_url, wanted))
+        chosen = next((c for c in candidates if normalise_url(c.url) == key), None)
     if chosen is None:
         listed = ", ".join(f"{number}. {c.url}" for number, c in enumerate(candidates, start=1))
         raise PickError(
@@ -317,6 +335,16 @@ def add_source(
             captured=captured,
         )
     edit = SourcesFile(config_path, "sources add")
+    others = [] if discovery is None else [c for c in discovery.candidates if c.ok]
+    if discovery is not None and len(others) > 1 and (problem := edit.duplicate_of(source)):
+        # The page's best feed is read already: its others are shown, and how to take
+        # one (found by review: the page's list was not shown at all).
+        raise AlreadyRead(
+            str(config_path),
+            f"{problem}; the page lists {len(others)} feeds: add another with --pick N; "
+            "nothing was changed",
+            discovery,
+        )
     edit.add(source)
     edit.save()
     key = f"sources[{len(edit.tables())}]"
@@ -325,6 +353,7 @@ def add_source(
 
 __all__ = [
     "Added",
+    "AlreadyRead",
     "DiscoveryError",
     "PickError",
     "SourceError",

@@ -46,7 +46,7 @@ def _topics(text: str) -> tuple[str, ...]:
 
 def cmd_add(args: argparse.Namespace) -> int:
     from aggregator.live.sandbox import Sandbox
-    from aggregator.sources.add import DiscoveryError, add_source
+    from aggregator.sources.add import AlreadyRead, DiscoveryError, add_source
 
     with Sandbox(workers=1) as sandbox:
         try:
@@ -60,7 +60,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                 captured=args.captured,
                 now=datetime.now(UTC),
             )
-        except DiscoveryError as error:
+        except (DiscoveryError, AlreadyRead) as error:
             if error.discovery is not None:
                 _print_found(error.discovery, None)
             raise
@@ -147,11 +147,11 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from aggregator.sources.opml import import_opml
+    from aggregator.sources.opml import import_opml, opml_file
 
     result = import_opml(
         _config_path(args),
-        Path(args.file),
+        opml_file(args.file),
         folders_as_topics=args.folders_as_topics,
         dry_run=args.dry_run,
     )

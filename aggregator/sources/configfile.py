@@ -26,6 +26,7 @@ import errno
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from glob import escape as glob_escape
@@ -140,9 +141,11 @@ _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 def usable_name(label: str | None, fallback: str) -> str:
     """A source's name from what it calls itself (a feed's title, an outline's text),
     without the bidirectional controls a config refuses in a name; ``fallback`` (its
-    address, its file) when nothing is left, or when it reads as a source's key."""
+    address, its file) when nothing visible is left, or when it reads as a source's key."""
     name = " ".join(_BIDI_CONTROL.sub("", label or "").split())
-    return fallback if not name or KEY_LIKE.fullmatch(name) else name
+    # Nothing to see (zero-width spaces alone, say: found by review): as good as none.
+    visible = any(not unicodedata.category(c).startswith(("C", "Z")) for c in name)
+    return fallback if not visible or KEY_LIKE.fullmatch(name) else name
 
 
 def _name(table: Mapping[str, Any]) -> str:
@@ -279,8 +282,22 @@ class SourcesFile:
         address = pasted(wanted)
         if address.lower().startswith("file:"):  # as `sources add` takes one
             address = unquote(urlsplit(address).path)
-        found = known.paths.get((known.base / address).resolve()) if address else None
-        if found is None and "://" in address:
+        found = None
+        if address and "://" not in address:
+            # A path as the config writes it (from the config's folder), or as the user
+            # gave it to `sources add` (from here): found by review, a source added
+            # with --config elsewhere could not be removed by the path it was added by.
+            written = known.paths.get((known.base / address).resolve())
+            given = known.paths.get(Path(address).resolve())
+            if written is not None and given is not None and written != given:
+                raise ConfigError(
+                    str(self.path),
+                    f"{name!r} names two sources: {written[0]} ({written[2]}) from the "
+                    f"config's folder, and {given[0]} ({given[2]}) from here; give the "
+                    "path as the config writes it, or an absolute one",
+                )
+            found = written or given
+        elif "://" in address:
             found = known.urls.get(normalise_url(address))
         if found is not None:
             return keys.index(found[0])

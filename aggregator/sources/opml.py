@@ -40,6 +40,7 @@ from aggregator.sources.configfile import (
     pasted,
     usable_name,
 )
+from aggregator.uri import without_credentials
 from aggregator.xmlescape import escape_text, quote_attribute
 
 MAX_BYTES = 5 << 20
@@ -78,6 +79,9 @@ class OpmlFeed:
 class OpmlList:
     feeds: tuple[OpmlFeed, ...]
     warnings: tuple[str, ...] = ()
+    # Each folder's first line (a folder's warning is said there, not at a feed in it
+    # that was listed first elsewhere).
+    folders: Mapping[str, int] = field(default_factory=dict)
 
 
 def _attributes(element: Any) -> dict[str, str]:
@@ -160,13 +164,21 @@ def read_opml(data: bytes, file: str) -> OpmlList:
             file, "declares a document type or entities (<!DOCTYPE>/<!ENTITY>), refused"
         )
     if not isinstance(root.tag, str) or root.tag.lower() != "opml":
-        raise OpmlError(file, f"not OPML: the root element is <{root.tag}>, not <opml>")
+        # Its name without its namespace: <feed> for Atom's {http://www.w3.org/2005/Atom}feed.
+        tag = root.tag.rpartition("}")[2] if isinstance(root.tag, str) else "?"
+        advice = (
+            f"; it is a feed itself: add it with aggregator sources add {file}"
+            if tag.lower() in ("rss", "feed", "rdf")
+            else ""
+        )
+        raise OpmlError(file, f"not OPML: the root element is <{tag}>, not <opml>{advice}")
     body = next((c for c in root if isinstance(c.tag, str) and c.tag.lower() == "body"), None)
     if body is None:
         raise OpmlError(file, "not OPML: no <body>")
     feeds: list[OpmlFeed] = []
     warnings: list[str] = []
     seen: dict[str, int] = {}  # a feed's normalised URL → its place in feeds
+    folder_lines: dict[str, int] = {}
     outlines = 0
 
     def walk(element: Any, folders: tuple[str, ...], depth: int = 0) -> None:
@@ -184,7 +196,16 @@ def read_opml(data: bytes, file: str) -> OpmlList:
                 take(attributes, label, raw_url, where, child.sourceline, folders)
             elif not nested:
                 what = f"outline {label!r}" if label else "an outline"
-                warnings.append(f"{where}: {what} has no xmlUrl; skipped")
+                page = clean.safe_url(attributes.get("htmlurl"))
+                if page is None:
+                    warnings.append(f"{where}: {what} has no xmlUrl; skipped")
+                else:
+                    # A site without its feed's address (found by review: said as
+                    # nothing but "no xmlUrl").
+                    warnings.append(
+                        f"{where}: {what} has no xmlUrl, only its site ({page}); skipped: "
+                        f"aggregator sources add {page} finds its feed"
+                    )
             if not nested:
                 continue
             if depth >= MAX_DEPTH:
@@ -195,6 +216,8 @@ def read_opml(data: bytes, file: str) -> OpmlList:
                 # they were dropped without a word).
                 walk(child, folders, depth + 1)
             else:
+                if label:
+                    folder_lines.setdefault(label, child.sourceline)
                 walk(child, (*folders, label) if label else folders, depth + 1)
 
     def take(
@@ -241,7 +264,7 @@ def read_opml(data: bytes, file: str) -> OpmlList:
         raise OpmlError(file, "no <outline> elements: no subscriptions to import")
     if not feeds:
         raise OpmlError(file, f"none of its {outlines} outlines is a feed with an http(s) xmlUrl")
-    return OpmlList(tuple(feeds), tuple(warnings))
+    return OpmlList(tuple(feeds), tuple(warnings), folder_lines)
 
 
 def _topic_for(folder: str, config: Config) -> str | None:
@@ -263,6 +286,23 @@ def _read(path: Path) -> bytes:
     """The bytes of an OPML file: a regular file only (a FIFO would block, a device such
     as /dev/zero never end), and no more than :data:`MAX_BYTES`."""
     return read_named(path, MAX_BYTES, what="an exported OPML file", fail=OpmlError)
+
+
+def opml_file(argument: str) -> Path:
+    """The OPML file named on the command line; OpmlError for a web address (an OPML
+    file is imported from this machine: found by review, an address was read as a
+    path, its "//" made "/", and said to be no such file)."""
+    address = argument.strip()
+    scheme = address.partition(":")[0].lower()
+    if "://" in address or scheme == "feed":
+        shown = without_credentials(address)
+        raise OpmlError(
+            shown,
+            "a web address; sources import reads an OPML file saved on this machine: save "
+            f"it first (curl -o subscriptions.opml '{shown}') and import that file; to add "
+            f"one feed by its address: aggregator sources add '{shown}'",
+        )
+    return Path(argument)
 
 
 def import_opml(
@@ -314,10 +354,11 @@ def import_opml(
         added.append(source)
     for (what, label), lines in unnamed.items():
         feeds = f" (its {len(lines)} feeds)" if len(lines) > 1 else ""
+        at = listing.folders.get(label, lines[0]) if what == "folder" else lines[0]
         warnings.append(
             (
-                lines[0],
-                f"{file}:{lines[0]}: {what} {label!r} names no topic in the config; no topic "
+                at,
+                f"{file}:{at}: {what} {label!r} names no topic in the config; no topic "
                 f"hint from it{feeds}",
             )
         )
