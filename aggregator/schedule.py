@@ -170,11 +170,18 @@ class Scheduler:
 
     def remember(self, states: FetchStates) -> None:
         """What the last reads said of each live source (its last success and error, kept
-        in the store's fetch state), on the board before any job runs: a source not
+        in the store's fetch state) and when each saved page last showed its stories, on
+        the board before any job runs: a source not
         asked when the server starts (still fresh, or rate-limited) shows that, not an
         unknown health (found by review: a rate-limited source showed as healthy)."""
         live = [s for s in self.config.sources if s.url is not None]
         states.load([s.url for s in live if s.url is not None])
+        # A saved page keeps no fetch state: when it last showed its stories, as
+        # `sources list` says (found by review: null until its first job).
+        pages = [s.name for s in self.config.sources if s.url is None]
+        if states.store is not None and pages:
+            for name, seen in states.store.last_seen_of(pages).items():
+                self.board.update(name, last_run=seen, last_success=seen, failures=0)
         for source in live:
             assert source.url is not None
             state = states.get(source.url)

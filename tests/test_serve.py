@@ -686,6 +686,30 @@ def test_a_restart_reads_nothing_before_answering_and_asks_no_fresh_source(
         assert server.stop() == 0
 
 
+def test_saved_pages_show_their_last_read_after_a_restart(project: Path) -> None:
+    """A saved page keeps no fetch state: after a restart, /healthz showed null for it
+    until its next scheduled read (found by review); it shows when its stories were
+    last seen, as `sources list` does, and it is not read again at once."""
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    server = start(project, interval=60)
+    try:
+        first = {s["name"]: s["last_success"] for s in server.health()["sources"]}
+    finally:
+        assert server.stop() == 0
+    config.write_text(text, encoding="utf-8")  # (start adds its settings again)
+    server = start(project, interval=60)
+    try:
+        pages = [s for s in server.health()["sources"] if s["name"] != "NATO news feed"]
+        assert pages
+        for page in pages:
+            assert page["last_run"] == page["last_success"] == first[page["name"]], page
+            assert page["last_error"] is None and page["failures_in_a_row"] == 0
+            assert page["next_run"] > page["last_success"]
+    finally:
+        assert server.stop() == 0
+
+
 def test_a_rate_limited_source_shows_its_error_after_a_restart(
     project: Path, feedserver: Server
 ) -> None:

@@ -700,6 +700,18 @@ class SQLStore:
         )
         return {str(r[0]): (int(r[1]), int(r[2] or 0), r[3]) for r in rows}
 
+    def last_seen_of(self, sources: Sequence[str]) -> dict[str, datetime]:
+        """When each of these sources last showed any story (its sightings' latest
+        ``last_seen``), for those that showed one. Reads only."""
+        found: dict[str, datetime] = {}
+        for name in sources:
+            row = self._execute(
+                "SELECT MAX(last_seen) FROM sightings WHERE source = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0]:
+                found[name] = datetime.fromisoformat(str(row[0]))
+        return found
+
     def counts(self) -> dict[str, int]:
         total = self._execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         by_topic = self._execute(
