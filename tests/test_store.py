@@ -199,6 +199,8 @@ def test_a_source_that_did_not_change_keeps_its_entries_current(store: StoreType
         "a": (1, 1, later.isoformat()),
         "b": (1, 1, NOW.isoformat()),
     }
+    # What serve's /healthz shows of a saved page after a restart (aggregator.schedule).
+    assert store.last_seen_of(["a", "b", "never"]) == {"a": later, "b": NOW}
 
 
 def test_find_by_id_title_or_words(store: StoreType) -> None:
