@@ -71,6 +71,11 @@ class WriteError(AggregatorError):
     way). Whatever was there before is left as it was."""
 
 
+class FilesNotWritten(WriteError):
+    """The feeds could not be written, while the store kept what the sources gave: the
+    sources were read well, the files are behind the store until written."""
+
+
 # What to do about the file system faults a user can meet, by errno.
 _ADVICE = {
     errno.ENOSPC: "the disk is full; free some space and run again",

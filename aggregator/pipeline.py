@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import AggregatorError, SourceError, WriteError, os_advice
+from aggregator.errors import (
+    AggregatorError,
+    FilesNotWritten,
+    SourceError,
+    WriteError,
+    os_advice,
+)
 from aggregator.ingest import Ingest, Outcome
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
@@ -570,7 +576,7 @@ def publish(
             if changed
             else ""
         )
-        raise WriteError(f"{unwritten}; {stored}the next run writes the feeds") from unwritten
+        raise FilesNotWritten(f"{unwritten}; {stored}the next run writes the feeds") from unwritten
     if staged is None or rendered is None:
         written, unchanged = [], [directory / name for name in expected_files(config)]
         # Nothing rendered: a dropped topic's files that a run stopped before removing

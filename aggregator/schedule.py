@@ -37,7 +37,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import AggregatorError, SourceError, WriteError
+from aggregator.errors import AggregatorError, FilesNotWritten, SourceError, WriteError
 from aggregator.ingest import Ingest
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
@@ -413,6 +413,12 @@ class Scheduler:
                 return
             # Published: the files are as the store is (whatever stopped them before).
             self.board.files_written(None)
+        except FilesNotWritten as problem:
+            # The source was read, and what it gave is in the store: its health is
+            # good; the files' trouble is the board's (found by review: the source took
+            # the error, and backed off, for a full disk).
+            log.error("%s", problem)
+            self.catch_up_soon(str(problem))
         except AggregatorError as problem:  # the lock, the store: this run's failure only
             error = str(problem)
             log.error("%s", problem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -28,7 +29,7 @@ from lxml import html as lxml_html
 from aggregator.config import load_config
 from aggregator.server import _as_served, bind, listening_config
 from tests.conftest import make_project
-from tests.feedserver import Server
+from tests.feedserver import FEEDS, Server
 from tests.pgcluster import Cluster
 
 AGGREGATOR = (sys.executable, "-m", "aggregator")
@@ -683,6 +684,40 @@ def test_a_restart_reads_nothing_before_answering_and_asks_no_fresh_source(
         assert feedserver.hits("/feeds/rss20.xml") == before + 1
         assert server.source("NATO news feed")["last_error"] is None
     finally:
+        assert server.stop() == 0
+
+
+def test_a_job_whose_files_cannot_be_written_leaves_its_source_healthy(
+    project: Path, feedserver: Server
+) -> None:
+    """A job reads a new story, and its files cannot be written (a file where the story
+    pages' folder should be): /healthz says so under "files", the source itself read
+    well (no error, no backoff), and once the way is clear the files are written within
+    seconds, not at the source's next read."""
+    body = (FEEDS / "rss20.xml").read_bytes().replace(b"<ttl>60</ttl>", b"")  # never fresh
+    feedserver.overrides["live.xml"] = body
+    config = project / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("/feeds/rss20.xml", "/feeds/live.xml"), encoding="utf-8")
+    server = start(project)  # each source read every 1.2 s
+    try:
+        pages = project / "feeds" / "entries"
+        shutil.rmtree(pages)
+        pages.write_text("a file in the way", encoding="utf-8")
+        news = b"<item><title>Allies meet in Vilnius</title><guid>vilnius</guid></item>"
+        feedserver.overrides["live.xml"] = body.replace(b"<item>", news + b"<item>", 1)
+        wait_for(lambda: "files" in server.health(), 30)
+        health = server.health()
+        assert health["status"] == "degraded"
+        assert str(pages) in health["files"] and "cannot write" in health["files"]
+        live = server.source("NATO news feed")
+        assert live["last_error"] is None and live["failures_in_a_row"] == 0, live
+        pages.unlink()
+        wait_for(lambda: "files" not in server.health(), 30)
+        assert server.health()["status"] == "ok"
+        assert "Allies meet in Vilnius" in (project / "feeds" / "all.rss").read_text("utf-8")
+    finally:
+        feedserver.overrides.pop("live.xml", None)
         assert server.stop() == 0
 
 
