@@ -51,7 +51,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from types import FrameType
@@ -333,7 +333,8 @@ class FeedPages:
     one request while the others asking for it wait) and kept for the
     :data:`FEED_PAGES_KEPT` versions last asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, zone: tzinfo = UTC) -> None:
+        self.zone = zone  # the news's time zone, whose days the pages show
         self._made: dict[str, tuple[Variant, Variant]] = {}  # the feed's ETag → page
         self._lock = threading.Lock()
         self._making = _OneAtATime()
@@ -345,7 +346,7 @@ class FeedPages:
         from aggregator.site.feedpage import feed_page
 
         if not keep:
-            return _variants(feed_page(feed.body))
+            return _variants(feed_page(feed.body, self.zone))
         with self._lock:
             made = self._made.get(feed.etag)
         if made is not None:
@@ -354,7 +355,7 @@ class FeedPages:
             with self._lock:
                 made = self._made.get(feed.etag)
             if made is None:
-                made = _variants(feed_page(feed.body))
+                made = _variants(feed_page(feed.body, self.zone))
                 with self._lock:
                     if len(self._made) >= FEED_PAGES_KEPT:
                         self._made.clear()
@@ -753,7 +754,7 @@ def create_app(
     pool = searches or Searches(config.store, config.serve)
     slugs = {"all": None, **{t.slug: t for t in config.topics}}
     site = site_from_config(config)
-    feed_pages = FeedPages()
+    feed_pages = FeedPages(config.feeds.timezone)
     written_pages = WrittenPages(config)
     # What a story's page links to (each topic's page); not the feeds' entries.
     topic_feeds = {feed.slug: feed for feed in feeds(site, [s for s, _ in feed_specs(config)], {})}

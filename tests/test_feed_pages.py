@@ -5,7 +5,9 @@ references, quotes, scripts, controls), in either format."""
 
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import replace
 
 import pytest
 from lxml import html as lxml_html
@@ -48,8 +50,6 @@ def test_a_feed_page_shows_every_title_as_written(seed: int) -> None:
 def test_a_story_page_puts_its_contents_headings_below_its_own() -> None:
     """The page's h1 is the story's title and its sections are h2: the story's own
     headings come two levels down; an attribute that reads like a tag stays as it is."""
-    import random
-    from dataclasses import replace
 
     from aggregator.site.pages import render_entry
     from tests.test_render_direct import random_entry
@@ -73,8 +73,6 @@ def test_a_story_page_puts_its_contents_headings_below_its_own() -> None:
 def test_a_story_page_lists_its_media_as_the_source_gave_them() -> None:
     # Found by review: a podcast episode's mp3 and mp4 were in all three feeds and on no
     # page a browser opens. Thumbnails are previews, not the media: left out.
-    import random
-    from dataclasses import replace
 
     from aggregator.model import Enclosure
     from aggregator.site.pages import render_entry
@@ -105,3 +103,44 @@ def test_a_story_page_lists_its_media_as_the_source_gave_them() -> None:
     ]
     bare = replace(entry, enclosures=media[-1:])
     assert not lxml_html.fromstring(render_entry(site, bare, {})).xpath("//ul[@class='media']")
+
+
+def test_a_feed_page_shows_each_day_in_the_news_time_zone() -> None:
+    """A story dated 20:00 -04:00 is the next day in Brussels, as its own page says
+    ("17 October 2023, 02:00 CEST"): the served feed page says that day too (found by
+    review: it showed the day the feed wrote, one day before). A story given by its day
+    alone (written at noon UTC) keeps its day, in Auckland too; and the stylesheet run
+    without the extension (as a browser runs it) shows the day the feed writes."""
+    from datetime import UTC, date, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from lxml import etree
+
+    from aggregator.model import Published
+    from aggregator.site import outputs, static_file
+    from aggregator.site.pages import shown_date
+    from tests.test_render_direct import random_entry
+
+    spec, _, fallback = random_feed(3)
+    rng = random.Random(5)
+    evening = datetime(2023, 10, 16, 20, 0, tzinfo=timezone(timedelta(hours=-4)))
+    entries = [
+        replace(random_entry(rng, 1), published=Published.at(evening)),
+        replace(random_entry(rng, 2), published=Published.on_day(date(2023, 10, 16))),
+    ]
+    brussels, auckland = ZoneInfo("Europe/Brussels"), ZoneInfo("Pacific/Auckland")
+    assert shown_date(entries[0].published, brussels) == "17 October 2023, 02:00 CEST"
+    browser = etree.XSLT(etree.XML(static_file(outputs.FEED_XSLT)))
+    for render in (render_rss, render_atom):
+        feed, _ = _variants(render(spec, entries, fallback))
+        for zone, days in (
+            (brussels, ["17 October 2023", "16 October 2023"]),
+            (auckland, ["17 October 2023", "16 October 2023"]),
+            (UTC, ["17 October 2023", "16 October 2023"]),
+        ):
+            page, _ = FeedPages(zone).page(feed)
+            tree = lxml_html.fromstring(page.body)
+            assert tree.xpath("//span[@class='date']/text()") == days, (render.__name__, zone)
+        written = lxml_html.fromstring(bytes(browser(etree.fromstring(feed.body))))
+        shown = written.xpath("//span[@class='date']/text()")
+        assert shown == ["16 October 2023", "16 October 2023"], render.__name__

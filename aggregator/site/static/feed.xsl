@@ -5,7 +5,10 @@
   XSLT 1.0, the version browsers run. Feed readers ignore it.
 
   Dates are shown as the day only: RSS and Atom have no way to say that a source gave
-  only a day, so no time of day is shown at all rather than one the feed made up.
+  only a day, so no time of day is shown at all rather than one the feed made up. The
+  day is the one the feed writes (in the source's offset), unless the processor has the
+  extension function agg:day, which gives it in the news's time zone, as the site's
+  pages do: `aggregator serve` runs this stylesheet with it (aggregator.site.feedpage).
 
   An Atom text of type="html" is written by the aggregator only as plain text escaped
   once more (a title that reads like markup): it is output unescaped once, so the page
@@ -14,7 +17,8 @@
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
     xmlns:atom="http://www.w3.org/2005/Atom"
-    exclude-result-prefixes="atom">
+    xmlns:agg="urn:x-aggregator:xslt"
+    exclude-result-prefixes="atom agg">
 
   <xsl:output method="html" encoding="UTF-8" indent="yes"
       doctype-system="about:legacy-compat"/>
@@ -91,9 +95,14 @@
         <xsl:with-param name="href" select="normalize-space(link)"/>
       </xsl:call-template>
       <xsl:if test="pubDate">
-        <span class="date"><xsl:call-template name="rfc822-day">
-          <xsl:with-param name="text" select="normalize-space(pubDate)"/>
-        </xsl:call-template></span>
+        <span class="date"><xsl:choose>
+          <xsl:when test="function-available('agg:day')">
+            <xsl:value-of select="agg:day(normalize-space(pubDate))"/>
+          </xsl:when>
+          <xsl:otherwise><xsl:call-template name="rfc822-day">
+            <xsl:with-param name="text" select="normalize-space(pubDate)"/>
+          </xsl:call-template></xsl:otherwise>
+        </xsl:choose></span>
       </xsl:if>
     </li>
   </xsl:template>
@@ -124,9 +133,14 @@
       </xsl:call-template>
       <!-- Only published: an undated entry's updated is when the aggregator saw it. -->
       <xsl:if test="atom:published">
-        <span class="date"><xsl:call-template name="iso-day">
-          <xsl:with-param name="text" select="normalize-space(atom:published)"/>
-        </xsl:call-template></span>
+        <span class="date"><xsl:choose>
+          <xsl:when test="function-available('agg:day')">
+            <xsl:value-of select="agg:day(normalize-space(atom:published))"/>
+          </xsl:when>
+          <xsl:otherwise><xsl:call-template name="iso-day">
+            <xsl:with-param name="text" select="normalize-space(atom:published)"/>
+          </xsl:call-template></xsl:otherwise>
+        </xsl:choose></span>
       </xsl:if>
     </li>
   </xsl:template>
