@@ -781,7 +781,10 @@ def _all_there(directory: Path, names: Iterable[str]) -> bool:
         folder, _, leaf = name.rpartition("/")
         if folder not in listed:
             try:
-                listed[folder] = {path.name for path in (directory / folder).iterdir()}
+                with os.scandir(directory / folder) as found:
+                    # Files (through a link too), as a web server serves them: not a
+                    # folder of the file's name, nor a link to nothing (found by review).
+                    listed[folder] = {entry.name for entry in found if entry.is_file()}
             except OSError:
                 return False
         if leaf not in listed[folder]:

@@ -80,6 +80,8 @@ def remade(
     """The document ``render`` gives for ``entries``, made from ``old`` (the same
     feed's document as last written) with the items of the entries in ``keep`` taken
     from it as they are; None when ``old`` cannot be used (render it all then)."""
+    if len({e.id for e in entries}) != len(entries):
+        return None  # which item is whose could not be told
     before = pieces(old, layout)
     if before is None:
         return None

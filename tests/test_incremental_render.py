@@ -262,6 +262,11 @@ def test_what_is_not_known_for_sure_is_rendered_again(
         assert recorded_manifest(config, store) is None
     result = run(config, [item("gamma", "Local election", 4)], now + timedelta(hours=3))
     assert everything <= set(result.rendered) and page.exists()
+    # An entry page that is a link to nothing is not there either.
+    page.unlink()
+    page.symlink_to(tmp_path / "nowhere.html")
+    with open_store(config.store) as store:
+        assert recorded_manifest(config, store) is None
     # An unreadable manifest: everything again.
     with open_store(config.store) as store, store.transaction():
         store.set_meta(manifest_key(config, store), "garbage")
@@ -447,3 +452,28 @@ def test_a_feed_document_changed_on_disk_is_rendered_whole(tmp_path: Path) -> No
     run(config, [item("alpha", "Ukraine talks continue", 3)], now + timedelta(hours=1))
     assert_as_full_render(config, tmp_path / "full")
     assert b"FELL" not in (feeds / "all.rss").read_bytes()
+
+
+def test_the_render_fingerprint_follows_what_the_bytes_depend_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Items kept from a feed's last documents (aggregator.splice) are kept only while
+    the code that made them is the same: Python's version (its mimetypes table, json)
+    and libxml2's are in the fingerprint too (found by review)."""
+    import sys
+
+    from lxml import etree
+
+    from aggregator.site import renderer_fingerprint
+
+    renderer_fingerprint.cache_clear()
+    before = renderer_fingerprint()
+    monkeypatch.setattr(etree, "LIBXML_VERSION", (1, 2, 3))
+    renderer_fingerprint.cache_clear()
+    libxml = renderer_fingerprint()
+    monkeypatch.setattr(sys, "version_info", (3, 99, 0, "final", 0))
+    renderer_fingerprint.cache_clear()
+    python = renderer_fingerprint()
+    monkeypatch.undo()
+    renderer_fingerprint.cache_clear()
+    assert len({before, libxml, python}) == 3 and renderer_fingerprint() == before

@@ -18,7 +18,7 @@ import pytest
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.errors import ConfigError
-from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url
+from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url, usable_name
 from aggregator.sources.opml import MAX_FEEDS, export_opml, read_opml
 from tests.conftest import ROOT
 from tests.feedserver import Server, serving
@@ -457,6 +457,29 @@ def test_a_page_whose_best_feed_is_read_already_shows_its_others(
     assert sources(shipped)[-1] == {"name": "Atom", "url": f"{feedserver.base}/feeds/atom10.xml"}
 
 
+def test_what_add_refuses_says_no_password_and_gives_the_right_advice(
+    shipped: Path, feedserver: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: the config's address was said with its password when the same
+    address was given without one; a name already used was said as a feed read
+    already ("add another with --pick"); a relative --pick named none of the feeds."""
+    with shipped.open("a", encoding="utf-8") as config:
+        config.write(
+            '\n[[sources]]\nname = "Secret"\nurl = "https://u:hunter2@private.example/f.xml"\n'
+        )
+    assert add(shipped, "https://private.example/f.xml") == 2
+    err = one_line(capsys.readouterr().err)
+    assert "hunter2" not in err and "already reads https://private.example/f.xml" in err
+    page = f"{feedserver.base}/discover/several.html"
+    assert add(shipped, f"{feedserver.base}/feeds/jsonfeed11.json", "--name", "Foo") == 0
+    capsys.readouterr()
+    assert add(shipped, page, "--name", "Foo") == 2
+    captured = capsys.readouterr()
+    assert "another with --name" in captured.err and "--pick" not in captured.err
+    assert add(shipped, page, "--pick", "atom10.xml", "--name", "Atom") == 0
+    assert sources(shipped)[-1] == {"name": "Atom", "url": f"{feedserver.base}/feeds/atom10.xml"}
+
+
 def test_a_name_of_nothing_visible_is_the_address(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -469,6 +492,10 @@ def test_a_name_of_nothing_visible_is_the_address(
         server.overrides["invisible.xml"] = body[:start] + "\u200b\u200b".encode() + body[end:]
         assert add(shipped, f"{server.base}/feeds/invisible.xml") == 0
     assert sources(shipped)[-1]["name"] == server.base.removeprefix("http://")
+    # Letters and marks that show nothing: a Hangul filler, a blank Braille pattern, an
+    # accent alone.
+    assert usable_name("\u3164\u2800 \u0301", "fallback") == "fallback"
+    assert usable_name("Café \u2800", "fallback") == "Café \u2800"
 
 
 @pytest.mark.parametrize("pick", ["²", "٣", "5", "0", "http://elsewhere.example/feed"])
@@ -590,7 +617,8 @@ def test_a_site_that_does_not_answer_is_not_asked_seven_times(
         tried = [path for _, path, _ in server.log]
     assert tried == ["/discover/nofeed.html", "/feed"]
     err = capsys.readouterr().err
-    assert f"{server.base}/feed: timeout after 1 s" in err and "no feed found" in err
+    assert f"{server.base}/feed: timeout after 1 s; the other usual addresses were not asked" in err
+    assert "no feed found" in err
     assert shipped.read_bytes() == before
 
 
@@ -919,8 +947,12 @@ def test_a_file_added_from_elsewhere_is_named_by_the_same_path(
     assert add(shipped, "notes.json", "--name", "Inner") == 0
     assert add(shipped, "mine/notes.json", "--name", "Innermost") == 0
     capsys.readouterr()
-    assert main(["--config", str(shipped), "sources", "remove", "mine/notes.json"]) == 2
-    assert "names two sources" in capsys.readouterr().err
+    assert main(["--config", str(shipped), "sources", "remove", "mine/mine/../notes.json"]) == 2
+    err = capsys.readouterr().err
+    assert "names two sources" in err and "give the key (sources[7] or sources[8])" in err
+    # The very path the config writes names its source (found by review: refused too).
+    assert main(["--config", str(shipped), "sources", "remove", "mine/notes.json"]) == 0
+    assert "removed 'Inner'" in capsys.readouterr().out
 
 
 # -- OPML ---------------------------------------------------------------------------------
@@ -1009,7 +1041,7 @@ def test_a_folder_is_said_at_its_own_line_and_a_site_without_feed_with_its_addre
         '<outline text="News">\n'
         '  <outline type="rss" text="A again" xmlUrl="https://a.example/feed"/>\n'
         '  <outline type="rss" text="B" xmlUrl="https://b.example/feed"/>\n'
-        '  <outline text="Site" htmlUrl="https://site.example/"/>\n'
+        '  <outline text="Site" htmlUrl="https://u:pw@site.example/?a=1&amp;b=2"/>\n'
         "</outline>\n"
         "</body></opml>\n",
         encoding="utf-8",
@@ -1022,8 +1054,8 @@ def test_a_folder_is_said_at_its_own_line_and_a_site_without_feed_with_its_addre
         f"warning: {opml}:7: https://a.example/feed is listed again (first at line 4); "
         "skipped, its folders and categories joined to the first's",
         f"warning: {opml}:9: outline 'Site' has no xmlUrl, only its site "
-        "(https://site.example/); skipped: aggregator sources add https://site.example/ "
-        "finds its feed",
+        "(https://site.example/?a=1&b=2); skipped: aggregator sources add "
+        "'https://site.example/?a=1&b=2' finds its feed",
     ]
 
 
@@ -1175,6 +1207,12 @@ def test_import_of_an_address_or_of_a_feed_says_what_to_do(
         f"file; to add one feed by its address: aggregator sources add '{shown}'; nothing "
         "was imported"
     )
+    json_feed = str(FEEDS / "jsonfeed11.json")
+    assert import_(shipped, json_feed) == 2
+    assert one_line(capsys.readouterr().err).endswith(
+        f"not OPML: a JSON Feed; it is a feed itself: add it with aggregator sources add "
+        f"{json_feed}; nothing was imported"
+    )
     feed = str(FEEDS / "atom10.xml")
     assert import_(shipped, feed) == 2
     err = one_line(capsys.readouterr().err)
@@ -1183,6 +1221,9 @@ def test_import_of_an_address_or_of_a_feed_says_what_to_do(
         f"is a feed itself: add it with aggregator sources add {feed}; nothing was imported"
     )
     assert shipped.read_bytes() == before
+    # A file: URL is the file's path, as `sources add` takes one.
+    assert import_(shipped, "--dry-run", (OPML / "feedly.opml").as_uri()) == 0
+    assert "would add 'Ukrinform'" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])

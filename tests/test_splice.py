@@ -150,3 +150,14 @@ def test_an_empty_feed_and_a_feed_emptied() -> None:
         assert splice.remade(render, layout, spec, entries, fallback, empty, set()) is None
         full = render(spec, entries, fallback)
         assert splice.remade(render, layout, spec, [], fallback, full, set()) is None
+
+
+def test_an_id_twice_among_the_entries_keeps_nothing() -> None:
+    """Two entries of one id (a store never gives them): which item is whose cannot be
+    told, so nothing is kept, and the feed is rendered whole (found by review)."""
+    spec, entries, fallback, _ = _steady()
+    twice = [*entries, dataclasses.replace(entries[2], title="Another telling")]
+    keep = {e.id for e in entries}
+    for _, render, layout in FORMATS:
+        old = render(spec, entries, fallback)
+        assert splice.remade(render, layout, spec, twice, fallback, old, keep) is None

@@ -216,11 +216,13 @@ class Discoverer:
             try:
                 answer = await self._get(candidate.url)
             except FetchError as error:
-                tried.append(replace(candidate, error=error.message))
-                if error.timed_out:
+                if error.timed_out and path != FALLBACKS[-1]:
                     # The site does not answer: each other guess would wait as long
                     # (found by review: seven timeouts in a row, 2 minutes 21 s).
+                    note = f"{error.message}; the other usual addresses were not asked"
+                    tried.append(replace(candidate, error=note))
                     break
+                tried.append(replace(candidate, error=error.message))
                 continue
             checked = await self.check(candidate, answer)
             tried.append(checked)

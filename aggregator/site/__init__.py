@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,9 +67,15 @@ def renderer_fingerprint() -> str:
     from lxml import etree
 
     digest = hashlib.sha256()
-    digest.update(repr([jinja2.__version__, etree.LXML_VERSION]).encode())
-    sources = [HERE.parent / "render.py", HERE.parent / "xmlescape.py"]
-    sources += [HERE / name for name in ("__init__.py", "pages.py", "outputs.py", "parts.py")]
+    # Python's own (its mimetypes table, json, html.escape) and libxml2's versions too:
+    # a changed feed keeps its other items' bytes (aggregator.splice) only while the
+    # code that made them is the same (found by review).
+    versions = [jinja2.__version__, etree.LXML_VERSION, etree.LIBXML_VERSION]
+    digest.update(repr([*versions, tuple(sys.version_info)]).encode())
+    sources = [HERE.parent / name for name in ("render.py", "xmlescape.py", "splice.py", "uri.py")]
+    sources += [
+        HERE / name for name in ("__init__.py", "pages.py", "outputs.py", "parts.py", "plan.py")
+    ]
     for folder in ("templates", "static"):
         sources += sorted((HERE / folder).iterdir(), key=lambda p: p.name)
     for source in sources:

@@ -153,9 +153,15 @@ def _choose(discovery: Discovery, pick: str | None) -> Candidate:
             chosen = candidates[int(wanted) - 1]
     else:
         # As a duplicate is told: a trailing slash, the scheme's case, a protocol-
-        # relative address (found by review: only the very URL listed was taken).
+        # relative address (found by review: only the very URL listed was taken). A
+        # relative one, as the page's own links may be (against its <base href>): the
+        # one feed whose address ends so.
         key = normalise_url(urljoin(discovery.final_url, wanted))
         chosen = next((c for c in candidates if normalise_url(c.url) == key), None)
+        if chosen is None and wanted and not urlsplit(wanted).scheme and wanted[0] != "/":
+            tail = "/" + wanted.lstrip("./")
+            ending = [c for c in candidates if normalise_url(c.url).endswith(tail.rstrip("/"))]
+            chosen = ending[0] if len(ending) == 1 else None
     if chosen is None:
         listed = ", ".join(f"{number}. {c.url}" for number, c in enumerate(candidates, start=1))
         raise PickError(
@@ -336,7 +342,7 @@ def add_source(
         )
     edit = SourcesFile(config_path, "sources add")
     others = [] if discovery is None else [c for c in discovery.candidates if c.ok]
-    if discovery is not None and len(others) > 1 and (problem := edit.duplicate_of(source)):
+    if discovery is not None and len(others) > 1 and (problem := edit.reading(source.url or "")):
         # The page's best feed is read already: its others are shown, and how to take
         # one (found by review: the page's list was not shown at all).
         raise AlreadyRead(

@@ -39,7 +39,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from aggregator.config import KEY_LIKE, Config, load_config
 from aggregator.errors import ConfigError, os_advice
-from aggregator.uri import as_uri
+from aggregator.uri import as_uri, without_credentials
 
 if TYPE_CHECKING:
     from aggregator.snapshots.page import Captured
@@ -136,6 +136,8 @@ class NewSource:
 # Bidirectional embeddings, overrides and isolates: none in the name a feed gives itself
 # when it is added (aggregator.config refuses the overrides in any name).
 _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Letters and symbols that show nothing (Hangul fillers, the blank Braille pattern).
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def usable_name(label: str | None, fallback: str) -> str:
@@ -144,7 +146,9 @@ def usable_name(label: str | None, fallback: str) -> str:
     address, its file) when nothing visible is left, or when it reads as a source's key."""
     name = " ".join(_BIDI_CONTROL.sub("", label or "").split())
     # Nothing to see (zero-width spaces alone, say: found by review): as good as none.
-    visible = any(not unicodedata.category(c).startswith(("C", "Z")) for c in name)
+    visible = any(
+        not unicodedata.category(c).startswith(("C", "Z", "M")) and c not in _BLANK for c in name
+    )
     return fallback if not visible or KEY_LIKE.fullmatch(name) else name
 
 
@@ -201,7 +205,7 @@ class _Known:
         if found is None:
             return None
         key, name, where = found
-        return f"{key} ({name!r}) already reads {where}"
+        return f"{key} ({name!r}) already reads {without_credentials(where)}"
 
     def duplicate_of(self, source: NewSource) -> str | None:
         # The same feed first: it says which address was found (a page's feed, say).
@@ -212,12 +216,13 @@ class _Known:
             found = self.paths.get((self.base / source.path).resolve())
         if found is not None:
             key, name, where = found
-            return f"{key} ({name!r}) already reads {where}"
+            return f"{key} ({name!r}) already reads {without_credentials(where)}"
         named = self.names.get(source.name.strip())
         if named is not None:
+            given = without_credentials(source.url) if source.url else source.path
             return (
                 f"a source named {source.name.strip()!r} is already there ({named}); "
-                f"give this one ({source.url or source.path}) another with --name"
+                f"give this one ({given}) another with --name"
             )
         return None
 
@@ -287,16 +292,18 @@ class SourcesFile:
             # A path as the config writes it (from the config's folder), or as the user
             # gave it to `sources add` (from here): found by review, a source added
             # with --config elsewhere could not be removed by the path it was added by.
+            # The very text the config writes first.
+            found = next((v for v in known.paths.values() if v[2] == address), None)
             written = known.paths.get((known.base / address).resolve())
             given = known.paths.get(Path(address).resolve())
-            if written is not None and given is not None and written != given:
+            if found is None and written is not None and given is not None and written != given:
                 raise ConfigError(
                     str(self.path),
                     f"{name!r} names two sources: {written[0]} ({written[2]}) from the "
                     f"config's folder, and {given[0]} ({given[2]}) from here; give the "
-                    "path as the config writes it, or an absolute one",
+                    f"key ({written[0]} or {given[0]}) or an absolute path",
                 )
-            found = written or given
+            found = found or written or given
         elif "://" in address:
             found = known.urls.get(normalise_url(address))
         if found is not None:

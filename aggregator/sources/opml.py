@@ -24,10 +24,12 @@ Every feed is added in one edit of the config: all of them, or none.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from aggregator.config import Config
 from aggregator.errors import ConfigError
@@ -150,6 +152,10 @@ def read_opml(data: bytes, file: str) -> OpmlList:
                 f"{what} (at {where}); save it as UTF-8, or name its encoding in its first "
                 'line (<?xml version="1.0" encoding="windows-1252"?>)',
             ) from error
+        from aggregator.live.jsonfeed import is_json_feed
+
+        if is_json_feed(data, None):
+            raise OpmlError(file, f"not OPML: a JSON Feed; {_as_feed(file)}") from error
         raise OpmlError(file, f"not XML ({error}); export the subscriptions as OPML") from error
     # The bytes above are searched as ASCII; in UTF-16 or UTF-32 a declaration is other
     # bytes, so the parsed document is asked too, whatever its encoding.
@@ -166,11 +172,7 @@ def read_opml(data: bytes, file: str) -> OpmlList:
     if not isinstance(root.tag, str) or root.tag.lower() != "opml":
         # Its name without its namespace: <feed> for Atom's {http://www.w3.org/2005/Atom}feed.
         tag = root.tag.rpartition("}")[2] if isinstance(root.tag, str) else "?"
-        advice = (
-            f"; it is a feed itself: add it with aggregator sources add {file}"
-            if tag.lower() in ("rss", "feed", "rdf")
-            else ""
-        )
+        advice = f"; {_as_feed(file)}" if tag.lower() in ("rss", "feed", "rdf") else ""
         raise OpmlError(file, f"not OPML: the root element is <{tag}>, not <opml>{advice}")
     body = next((c for c in root if isinstance(c.tag, str) and c.tag.lower() == "body"), None)
     if body is None:
@@ -202,9 +204,10 @@ def read_opml(data: bytes, file: str) -> OpmlList:
                 else:
                     # A site without its feed's address (found by review: said as
                     # nothing but "no xmlUrl").
+                    page = without_credentials(page)
                     warnings.append(
                         f"{where}: {what} has no xmlUrl, only its site ({page}); skipped: "
-                        f"aggregator sources add {page} finds its feed"
+                        f"aggregator sources add {shlex.quote(page)} finds its feed"
                     )
             if not nested:
                 continue
@@ -288,12 +291,21 @@ def _read(path: Path) -> bytes:
     return read_named(path, MAX_BYTES, what="an exported OPML file", fail=OpmlError)
 
 
+def _as_feed(file: str) -> str:
+    return f"it is a feed itself: add it with aggregator sources add {shlex.quote(file)}"
+
+
 def opml_file(argument: str) -> Path:
     """The OPML file named on the command line; OpmlError for a web address (an OPML
     file is imported from this machine: found by review, an address was read as a
     path, its "//" made "/", and said to be no such file)."""
     address = argument.strip()
     scheme = address.partition(":")[0].lower()
+    if scheme == "file":  # as `sources add` reads one (found by review: "a web address")
+        parts = urlsplit(address)
+        if parts.netloc not in ("", "localhost"):
+            raise OpmlError(address, "a file: URL names a file on this machine; give its path")
+        return Path(unquote(parts.path))
     if "://" in address or scheme == "feed":
         shown = without_credentials(address)
         raise OpmlError(
