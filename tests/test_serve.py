@@ -127,7 +127,7 @@ def serving(tmp_path_factory: pytest.TempPathFactory, feedserver: Server) -> Ite
 def test_empty_store_is_filled_before_the_first_request(serving: Serving) -> None:
     response = serving.get("/feeds/all.rss")
     assert response.status_code == 200
-    assert len(feedparser.parse(response.content).entries) == 48 + 3 - 2
+    assert len(feedparser.parse(response.content).entries) == 46 + 3 - 2
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_the_root_leads_to_the_index(serving: Serving) -> None:
 
 def test_every_entry_page_is_served(serving: Serving) -> None:
     pages = sorted((serving.project / "feeds" / "entries").iterdir())
-    assert len(pages) == 48 + 3 - 2
+    assert len(pages) == 46 + 3 - 2
     for page in pages:
         response = serving.get(f"/feeds/entries/{page.name}")
         assert response.status_code == 200
@@ -574,7 +574,7 @@ def test_every_story_found_opens_even_past_the_feeds(project: Path) -> None:
 
 def test_healthz(serving: Serving) -> None:
     health = serving.health()
-    assert health["entries"]["all"] == 48 + 3 - 2
+    assert health["entries"]["all"] == 46 + 3 - 2
     names = [s["name"] for s in health["sources"]]
     assert "NATO news feed" in names and len(names) == 6
     for source in health["sources"]:
@@ -806,8 +806,8 @@ def test_shutdown_in_the_middle_of_an_ingest(project: Path, feedserver: Server) 
     store = project / "state" / "aggregator.sqlite3"
     with sqlite3.connect(store) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 48
-    assert len(feedparser.parse((project / "feeds" / "all.rss").read_bytes()).entries) == 48
+        assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 46
+    assert len(feedparser.parse((project / "feeds" / "all.rss").read_bytes()).entries) == 46
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])

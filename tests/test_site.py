@@ -237,7 +237,7 @@ def test_run_writes_the_pages_beside_the_feeds(project: Path) -> None:
     }
     # ... and the install's token, which the store holds too (pipeline.TOKEN).
     assert written == set(expected_files(config)) | shown | {TOKEN}
-    assert len(shown) == 48 + 3 - 2
+    assert len(shown) == 46 + 3 - 2
 
 
 def test_the_xslt_shows_a_feed_as_a_page(project: Path) -> None:

@@ -23,10 +23,15 @@ Example (seeds/002_…)::
     David Eagleson                                                            (author line)
 
 The bullets announce items further down and fold into them (an announcer prefix such
-as "Video: " is not part of the title). An item's date is the first date in its
-summary, a year-less one taking the digest's year; an item that prints no date of
-its own (a headline, a NATO Review article) carries the digest's date, the day the
-page published it.
+as "Video: " is not part of the title, in a bullet or an item). An item's date is the
+first date in its summary, a year-less one taking the digest's year, when that date
+falls within the fortnight the digest covers (:data:`COVERS`, up to its own date): a
+summary's date outside it is what the story is about (an exercise held in September,
+one starting next Monday), not when the page told it, and the item carries the
+digest's date, as an item that prints no date of its own does (a headline, a NATO
+Review article). A title under a section heading ("NATO Review") that is printed
+once, with nothing under it, is a link to elsewhere (the section's other articles),
+not an item of the digest.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from aggregator.dates import first_date_in, parse_day
 from aggregator.model import Published, SourceEntry
@@ -59,6 +64,9 @@ SECTIONS = frozenset(
     s.casefold()
     for s in ("NATO Review", "Latest news", "News", "Videos", "Photos", "Multimedia", "Events")
 )
+# How far back from its own date a digest's items go: a date in a summary before that, or
+# after the digest's date, is the date of what the story is about.
+COVERS = timedelta(days=14)
 # "David Eagleson", "Jamie Shea", "Anna Wieslander-Smith": a byline under a NATO Review title.
 AUTHOR = re.compile(r"^(?:[A-Z][\w'’.-]*\.?)(?: (?:[A-Z][\w'’.-]*|van|von|de|da|di|der)){1,4}$")
 
@@ -117,10 +125,17 @@ class DigestLayout:
                 or first_date_in(item.title.text, reference)
                 or digest_day
             )
+            if (
+                digest_day is not None
+                and day is not None
+                and not (digest_day - COVERS <= day <= digest_day)
+            ):
+                day = digest_day  # (found by review: dated by an exercise in September)
+            title = ANNOUNCER.sub("", item.title.text) or item.title.text
             entries.append(
                 page.entry(
                     item.title,
-                    title=item.title.text,
+                    title=title,
                     published=None if day is None else Published.on_day(day),
                     summary=summary,
                     author=item.author,
@@ -156,6 +171,12 @@ class DigestLayout:
             elif nxt is not None and looks_like_prose(nxt) and looks_like_prose(text):
                 page.warn(line, "summary with no title above it; skipped")
                 continue
+            elif section is not None and (nxt is None or not _opens_summary(nxt)):
+                # Printed once under a section's heading, nothing under it: a link to
+                # the section's other articles (found by review: published as stories
+                # of the digest's day).
+                page.note(line, f"link {text[:60]!r} under {section!r} with no summary; skipped")
+                continue
             if title_key(text) in keys:
                 page.warn(line, f"headline {text[:60]!r} printed again; kept once")
                 continue
@@ -185,6 +206,11 @@ class DigestLayout:
             item.summary.append(line)
             return True
         return False
+
+
+def _opens_summary(text: str) -> bool:
+    """Whether a line under a title is its summary (prose, or its "Read more")."""
+    return looks_like_prose(text) or MORE.match(text) is not None
 
 
 def _digest_day(text: str) -> date | None:

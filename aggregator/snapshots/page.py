@@ -161,6 +161,10 @@ class Page:
         place = self.location if line is None else f"{self.location}:{line.number}"
         return place if self.source == self.location else f"{self.source} ({place})"
 
+    def note(self, line: Line | None, message: str) -> None:
+        """What the page holds and is rightly left out (a link list): said with -v."""
+        log.info("%s: %s", self.where(line), message)
+
     def warn(self, line: Line | None, message: str) -> None:
         number = next(self.warnings)
         if number <= MAX_WARNINGS:
