@@ -16,6 +16,7 @@ from aggregator.live.clean import (
     plain,
     safe_url,
     sanitize_html,
+    sanitized_with_text,
     title,
 )
 from aggregator.live.feedparse import parse_feed
@@ -372,3 +373,44 @@ def test_relative_urls_resolve_against_each_callers_own_base_in_many_threads() -
         assert f'src="https://site{index}.example/i.png"' in cleaned
     # Without a base, relative URLs are dropped, whatever other threads resolved.
     assert "href" not in sanitize_html('<a href="story.html">s</a>')
+
+
+@pytest.mark.parametrize(
+    ("fragment", "text"),
+    [
+        pytest.param(
+            '<img src="p.jpg" alt="File photo: NATO-Ukraine Council, Vilnius">'
+            "<p>Allies met in Brussels on climate security.</p> "
+            '<a href="/news/1.htm">Read more</a>',
+            "Allies met in Brussels on climate security.",
+            id="a photo's description, and the closing link",
+        ),
+        pytest.param(
+            "<p>Lift-off <img alt='🚀'> at dawn <img alt=':-)'>.</p>",
+            "Lift-off 🚀 at dawn :-).",
+            id="an emoji drawn as an image",
+        ),
+        pytest.param(
+            "<p>Allies agree.</p><p><a href='/x'>Continue reading &rarr;</a></p>",
+            "Allies agree.",
+            id="continue reading",
+        ),
+        pytest.param("<p>Stories. [Read More...]</p>", "Stories.", id="bracketed"),
+        pytest.param(
+            "<p>Children who read more do better. We want More</p>",
+            "Children who read more do better. We want More",
+            id="words, not a closer",
+        ),
+        pytest.param(
+            "<p>Read more about the summit here.</p>",
+            "Read more about the summit here.",
+            id="a sentence",
+        ),
+    ],
+)
+def test_a_summary_reads_as_the_story_says(fragment: str, text: str) -> None:
+    """What a summary's text leaves out (found by review: a photo's description ran
+    into the first sentence and decided the story's topic, and "Read more" ended it):
+    images are read only as characters, and a closing link's words are dropped."""
+    assert html_to_text(fragment) == text
+    assert sanitized_with_text(fragment)[1] == text

@@ -325,12 +325,34 @@ def _readable(sanitised: str) -> str:
         text = _QUOTE_START.sub("\u201c", text).replace("</q>", "\u201d")
     if "<img" in text:
         text = _IMAGE.sub(_image_text, text)
-    return html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", text)))
+    text = html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", text)))
+    if text.rstrip().endswith(_CLOSER_ENDINGS):
+        text = _CLOSER.sub("", text)
+    return text
 
 
 def _image_text(image: re.Match[str]) -> str:
+    """An image read as a character is its alternative text (an emoji a blog drew as an
+    image: "🚀", ":-)"); a photo's description is not what the story's text says
+    (found by review: "File photo: NATO-Ukraine Council, Vilnius" ran into the first
+    sentence, and put a story on climate in the Ukraine feed)."""
     alt = _ALT.search(image.group())
-    return alt.group(1) if alt else ""
+    if alt is None:
+        return ""
+    text = html.unescape(alt.group(1)).strip()
+    if len(text) <= 2 or not any(c.isalnum() for c in text):
+        return alt.group(1)
+    return " "
+
+
+# What the text ends with when it may end with a closer (a quick test before the pattern).
+_CLOSER_ENDINGS = ("ore", "eading", "tory", "rticle", "ost", "»", "›", "→", "…", ".", "]")
+# A link's words that close a summary ("Read more »", "Continue reading →"): not what
+# the story says (found by review: kept at the end of a live feed's summaries).
+_CLOSER = re.compile(
+    r"(?:^|(?<=\s))(?:\[\s*)?(?:Read [Mm]ore|Read the (?:[Ff]ull )?(?:[Ss]tory|[Aa]rticle|[Pp]ost)|"
+    r"Continue [Rr]eading)(?:\s*(?:[»›→…]|\.\.\.|&raquo;))*(?:\s*\])?\s*$",
+)
 
 
 def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:
