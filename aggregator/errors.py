@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from pathlib import Path
 
 
 class AggregatorError(Exception):
@@ -103,6 +104,21 @@ def os_advice(error: OSError, path: str | os.PathLike[str] | None = None) -> str
     if advice is not None:
         return advice
     return f"{error.strerror or error}; check the path and its permissions"
+
+
+def file_in_the_way(path: str | os.PathLike[str]) -> Path | None:
+    """The file that stands where a folder on the way to ``path`` should be ("feeds" a
+    file, where feeds/index.html is written), or None: what a "file in the way" error
+    names, since the path written does not exist (found by review)."""
+    place = Path(path).parent
+    while place != place.parent:
+        try:
+            if place.exists() or place.is_symlink():
+                return None if place.is_dir() else place
+        except OSError:
+            return None
+        place = place.parent
+    return None
 
 
 NO_INODES = (

@@ -11,6 +11,7 @@ the server releases when the holder's connection ends, crash or not.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -20,7 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aggregator.errors import AggregatorError, WriteError, command_line, os_advice
+from aggregator.errors import (
+    AggregatorError,
+    WriteError,
+    command_line,
+    file_in_the_way,
+    os_advice,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -60,7 +67,9 @@ def exclusive(path: Path, wait: float, poll: float = 0.1) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise WriteError(f"{path}: cannot create the write lock: {os_advice(error)}") from error
+        blocker = file_in_the_way(path) if error.errno in (errno.ENOTDIR, errno.EEXIST) else None
+        where = blocker or path  # the file in the way of its folder, when that is it
+        raise WriteError(f"{where}: cannot create the write lock: {os_advice(error)}") from error
     try:
         deadline = time.monotonic() + wait
         while True:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from aggregator.errors import WriteError, os_advice
+from aggregator.errors import WriteError, file_in_the_way, os_advice
 
 if TYPE_CHECKING:  # the threads start when something is written
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -109,6 +109,8 @@ def _fault(path: Path, error: OSError) -> WriteError:
     (found by review: a read-only feeds folder was told as its file, writable itself)."""
     if error.errno in (errno.EACCES, errno.EPERM) and not _writable_folder(path.parent):
         path = path.parent
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := file_in_the_way(path)):
+        path = blocker  # the file in the way, not the one that could not be made
     return WriteError(f"{path}: cannot write: {os_advice(error, path)}")
 
 

@@ -916,7 +916,7 @@ def check_setup(config: Config) -> None:
       a mistyped ``[store] path``): the run made a new store, and the feeds lost every
       story no source still shows.
     """
-    from aggregator.errors import ConfigError, StoreError
+    from aggregator.errors import ConfigError, StoreError, file_in_the_way
 
     if not config.sources and not config.disabled_sources:
         raise ConfigError(
@@ -929,6 +929,13 @@ def check_setup(config: Config) -> None:
         return
     made_from_a_store = (config.feeds.directory / TOKEN).exists()
     if not store.exists() and not store.is_symlink():
+        if (blocker := file_in_the_way(store)) is not None:
+            # Not a missing store: a file where its folder should be (found by review:
+            # told to restore a backup, or to start again).
+            raise StoreError(
+                f"{blocker}: a file is in the way where the store's folder should be; move "
+                "it, or set [store] path to another place (nothing was changed)"
+            )
         if made_from_a_store:
             raise StoreError(
                 f"{store}: no such store, but the feeds in {config.feeds.directory} were "

@@ -123,14 +123,40 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+def test_a_file_in_the_way_is_the_one_named(tmp_path: Path) -> None:
+    """A file where a folder should be is named itself: the story pages' folder, and
+    the store's folder, which is no missing store (found by review: the page or the
+    lock that could not be made was named, and a store whose folder was a file was
+    "no such store": restore it, or start again)."""
+    config = write_project(tmp_path, SEEDS[:1])
+    assert run(config).returncode == 0
+    shutil.rmtree(tmp_path / "feeds" / "entries")
+    (tmp_path / "feeds" / "entries").write_text("in the way", "utf-8")
+    (tmp_path / "feeds" / ".rendered").unlink()  # every file is rendered again
+    result = run(config)
+    assert result.returncode == 4
+    line = one_line(result.stderr)
+    assert line.startswith(
+        f"error: {tmp_path / 'feeds' / 'entries'}: cannot write: a file is in the way"
+    ), line
+    (tmp_path / "feeds" / "entries").unlink()
+    shutil.move(tmp_path / "state", tmp_path / "state.aside")
+    (tmp_path / "state").write_text("in the way", "utf-8")
+    result = run(config)
+    assert result.returncode == 4
+    assert one_line(result.stderr) == (
+        f"error: {tmp_path / 'state'}: a file is in the way where the store's folder should "
+        "be; move it, or set [store] path to another place (nothing was changed)"
+    )
+
+
 def test_feeds_path_taken_by_a_file(tmp_path: Path) -> None:
     config = write_project(tmp_path, SEEDS[:1])
     (tmp_path / "feeds").write_text("not a directory", "utf-8")
     result = run(config)
     assert result.returncode == 4
     line = one_line(result.stderr)
-    assert str(tmp_path / "feeds") in line
-    assert "a file is in the way" in line
+    assert line.startswith(f"error: {tmp_path / 'feeds'}: cannot write: a file is in the way")
     # What was read is kept (the next run may not find it at its source any more), and
     # the line says so; the feeds are written once the way is clear, nothing new read.
     stored = stored_count(tmp_path)
