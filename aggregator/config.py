@@ -534,7 +534,18 @@ def _source(table: _Table, base: Path) -> SourceConfig:
             raise table.fail(
                 "page_url", "is for a saved file (path); a live feed's items carry their own links"
             )
-    name = table.string("name", table.string("url" if "url" in table.data else "path"))
+    if "name" in table.data:
+        name = table.string("name")
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            # A store indexes every story's sources and leases by name: PostgreSQL's
+            # index takes at most 2,704 bytes (found by review: every run failed).
+            raise table.fail(
+                "name",
+                f"is {len(name.encode('utf-8')):,} bytes long, over the {MAX_NAME_BYTES} a "
+                "source's name may be; give a shorter one",
+            )
+    else:
+        name = default_name(table.string("url" if "url" in table.data else "path"))
     if control := _CONTROL.search(name):
         # Every line a run or `sources list` says of the source starts with its name.
         raise table.fail(
@@ -563,6 +574,24 @@ def _source(table: _Table, base: Path) -> SourceConfig:
         enabled=enabled,
         path_setting=path_setting,
     )
+
+
+# The longest name a source may have, in UTF-8 bytes (see _source), and the length an
+# address or a path that names a source is cut to when it is longer.
+MAX_NAME_BYTES = 500
+_NAME_CUT = 200
+
+
+def default_name(location: str) -> str:
+    """A source's name when the config gives none: its address or path, or, when that is
+    longer than a name may be, its first 200 characters and a digest of the whole (the
+    same every time, and another for another address)."""
+    if len(location.encode("utf-8")) <= MAX_NAME_BYTES:
+        return location
+    import hashlib
+
+    tail = hashlib.blake2b(location.encode("utf-8"), digest_size=4).hexdigest()
+    return f"{location[:_NAME_CUT]}… ({tail})"
 
 
 def _split(table: _Table, key: str, url: str) -> SplitResult:

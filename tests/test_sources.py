@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import main
-from aggregator.config import load_config
+from aggregator.config import default_name, load_config
 from aggregator.errors import ConfigError
 from aggregator.sources.configfile import NewSource, SourcesFile, normalise_url, usable_name
 from aggregator.sources.opml import MAX_FEEDS, export_opml, read_opml
@@ -496,6 +496,11 @@ def test_a_name_of_nothing_visible_is_the_address(
     # accent alone.
     assert usable_name("\u3164\u2800 \u0301", "fallback") == "fallback"
     assert usable_name("Café \u2800", "fallback") == "Café \u2800"
+    # A name is a short label (a store indexes names): a title of 300 characters is cut,
+    # and an address too long to be a name, named as the config names one.
+    assert usable_name("A" * 300, "fallback") == "A" * 119 + "…"
+    long_address = "https://example.org/feed?token=" + "t" * 600
+    assert usable_name("", long_address) == default_name(long_address) != long_address
 
 
 @pytest.mark.parametrize("pick", ["²", "٣", "5", "0", "http://elsewhere.example/feed"])

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from aggregator.config import KEY_LIKE, Config, load_config
+from aggregator.config import KEY_LIKE, Config, default_name, load_config
 from aggregator.errors import ConfigError, os_advice
 from aggregator.uri import as_uri, without_credentials
 
@@ -136,6 +136,8 @@ class NewSource:
 # Bidirectional embeddings, overrides and isolates: none in the name a feed gives itself
 # when it is added (aggregator.config refuses the overrides in any name).
 _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# The longest name a source is given from its feed's or outline's title.
+MAX_TITLE_NAME = 120
 # Letters and symbols that show nothing (Hangul fillers, the blank Braille pattern).
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
@@ -145,11 +147,15 @@ def usable_name(label: str | None, fallback: str) -> str:
     without the bidirectional controls a config refuses in a name; ``fallback`` (its
     address, its file) when nothing visible is left, or when it reads as a source's key."""
     name = " ".join(_BIDI_CONTROL.sub("", label or "").split())
+    if len(name) > MAX_TITLE_NAME:  # a name is a short label (a store indexes names)
+        name = name[: MAX_TITLE_NAME - 1].rstrip() + "…"
     # Nothing to see (zero-width spaces alone, say: found by review): as good as none.
     visible = any(
         not unicodedata.category(c).startswith(("C", "Z", "M")) and c not in _BLANK for c in name
     )
-    return fallback if not visible or KEY_LIKE.fullmatch(name) else name
+    if not visible or KEY_LIKE.fullmatch(name):
+        return default_name(fallback)  # (an address may be longer than a name may be)
+    return name
 
 
 def _name(table: Mapping[str, Any]) -> str:
