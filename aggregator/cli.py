@@ -153,6 +153,10 @@ def _parse_files(args: argparse.Namespace, sandbox: Sandbox) -> int:
     return status
 
 
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from aggregator.config import load_config
     from aggregator.heap import batch
@@ -160,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(Path(args.config or DEFAULT_CONFIG))
     with batch(), _terminated_as_interrupted():
-        result = run(config, now=datetime.now(UTC), force=args.force)
+        result = run(config, now=datetime.now(UTC), force=args.force, clock=_clock)
     if result.failures:
         failed, every = len(result.failures), len(config.sources)
         if failed < every:
@@ -361,7 +365,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             started = datetime.now(UTC)
             try:
                 with _terminated_as_interrupted():
-                    scheduler.record(refresh(config, sandbox, started), started)
+                    scheduler.record(refresh(config, sandbox, started, clock=_clock), started)
             except KeyboardInterrupt:  # stopped before serving: as a stop while serving
                 log.warning("stopped during the first read; the next start reads again")
                 return EXIT_OK

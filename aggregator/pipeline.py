@@ -335,9 +335,12 @@ def apply(
     outcomes: Sequence[Outcome],
     now: datetime,
     folded: Folding | None = None,
+    changed_at: datetime | None = None,
 ) -> tuple[IngestReport, bool, set[str]]:
     """Fold one run's outcomes into the store (call inside its transaction); or, with
-    ``folded``, write what was folded from them as they were read.
+    ``folded``, write what was folded from them as they were read. ``changed_at``: when
+    this change is written (under the write lock), for the files' Last-Modified
+    (default ``now``, when the run began).
 
     Also says whether anything the feeds show may have changed, and which stored stories
     this run changed (their pages are due, in a feed or not).
@@ -393,7 +396,13 @@ def apply(
         # In the same transaction as the change itself: the files record the version
         # they show, so a crash between this commit and the last rename is caught up.
         store.set_meta("version", str(store_version(store) + 1))
-        store.set_meta("changed", now.isoformat())  # the files' Last-Modified, when shared
+        # The files' Last-Modified, when shared: when written, never before the last
+        # change's (found by review: on PostgreSQL a run that began first and wrote last
+        # set it back, and a reader's If-Modified-Since missed the change with a 304).
+        when = changed_at or now
+        if (before := store.meta("changed")) is not None:
+            when = max(when, datetime.fromisoformat(before))
+        store.set_meta("changed", when.isoformat())
     # (A new story has no page yet: only a stored one's may be on disk, out of the feeds.)
     return report, changed, {entry.id for entry in touched} - new
 
@@ -483,9 +492,11 @@ def publish(
     now: datetime,
     runner: Runner | None = None,
     folded: Folding | None = None,
+    changed_at: datetime | None = None,
 ) -> RunResult:
     """Apply outcomes to the store and rewrite the files that changed (hold the lock).
-    (``folded``: what was folded from them as they were read; see :class:`Folding`.)
+    (``folded``: what was folded from them as they were read; see :class:`Folding`;
+    ``changed_at``: when this is written, see :func:`apply`.)
 
     With nothing new, and the files as the last run left them, nothing is rendered;
     with something new, only the files whose inputs changed (:func:`render_files`).
@@ -507,7 +518,9 @@ def publish(
     try:
         with store.transaction():
             _follow_renames(config, store)
-            report, changed, touched = apply(config, store, states, outcomes, now, folded)
+            report, changed, touched = apply(
+                config, store, states, outcomes, now, folded, changed_at
+            )
             wanted = rendered_version(config, store)
             if not is_current(config, store, wanted):
                 installed = installed_manifest(config, store)  # read once, used twice
@@ -801,6 +814,7 @@ def refresh(
     lock_whole_run: bool = True,
     force: bool = False,
     render_in_workers: bool = False,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunResult:
     """Read ``sources`` (default: all), fold them into the store, rewrite the feeds.
 
@@ -812,6 +826,8 @@ def refresh(
     ``force`` asks every live source, even one whose last answer is still fresh;
     ``render_in_workers``: a large publish is rendered in the sandbox's workers, if
     they were started (to parse), rather than in this process (aggregator.site.parts).
+    ``clock``: the time once the write lock is held, when the change is written (the
+    files' Last-Modified on a shared store; default ``now``).
     """
     lock_whole_run = lock_whole_run and not config.store.url
     with ExitStack() as stack:
@@ -855,7 +871,8 @@ def refresh(
 
                     parts.prepare()
                 stack.enter_context(write_lock(config.store))
-            result = publish(config, store, states, outcomes, now, runner, folding)
+            changed_at = None if clock is None else max(now, clock())
+            result = publish(config, store, states, outcomes, now, runner, folding, changed_at)
         except BaseException:
             # Nothing of this run was kept: on a shared store its sources go back at
             # once, not when their leases end.
@@ -954,9 +971,15 @@ def check_setup(config: Config) -> None:
         )
 
 
-def run(config: Config, now: datetime, *, force: bool = False) -> RunResult:
+def run(
+    config: Config,
+    now: datetime,
+    *,
+    force: bool = False,
+    clock: Callable[[], datetime] | None = None,
+) -> RunResult:
     """Regenerate every feed from every source: one cron run (``force``: ask every
-    live source, however fresh its last answer)."""
+    live source, however fresh its last answer; ``clock``: see :func:`refresh`)."""
     check_setup(config)
     with make_sandbox(config, fork_ahead=True) as sandbox:
-        return refresh(config, sandbox, now, force=force, render_in_workers=True)
+        return refresh(config, sandbox, now, force=force, render_in_workers=True, clock=clock)

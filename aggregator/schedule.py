@@ -376,7 +376,8 @@ class Scheduler:
                         return None
                     self._writing += 1
                 try:
-                    result = publish(config, store, states, outcomes, now)
+                    changed_at = max(now, self.clock())  # written now (see pipeline.apply)
+                    result = publish(config, store, states, outcomes, now, changed_at=changed_at)
                     # Due one interval after the read, which came after ``now`` (the
                     # fetch, the wait for the lock): counted from now, a peer could read
                     # the source again sooner than one interval after it was read.

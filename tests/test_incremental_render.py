@@ -477,3 +477,30 @@ def test_the_render_fingerprint_follows_what_the_bytes_depend_on(
     monkeypatch.undo()
     renderer_fingerprint.cache_clear()
     assert len({before, libxml, python}) == 3 and renderer_fingerprint() == before
+
+
+def test_the_time_of_a_change_never_goes_back(tmp_path: Path) -> None:
+    """The store's "changed" (the files' Last-Modified on a shared store) is when the
+    change was written, and never before the last one (found by review: on PostgreSQL,
+    a run that began first and wrote last set it back, and a reader asking
+    If-Modified-Since the later time was told 304 of a changed feed)."""
+    config = make_config(tmp_path)
+    now = START + timedelta(days=30)
+
+    def changed() -> str | None:
+        with open_store(config.store) as store:
+            return store.meta("changed")
+
+    run(config, [item("alpha", "Ukraine talks open", 1)], now)
+    assert changed() == now.isoformat()
+    # Began a minute before the last change, written after it.
+    earlier = now - timedelta(minutes=1)
+    run(config, [item("beta", "Gas prices fall", 2)], earlier)
+    assert changed() == now.isoformat()
+    # Written at the time the writer gives, the lock held.
+    by_source = {s.name: s for s in config.sources}
+    written = now + timedelta(minutes=5)
+    with open_store(config.store) as store:
+        outcome = Outcome(by_source["gamma"], (item("gamma", "Town fair", 3),))
+        publish(config, store, FetchStates(store), [outcome], earlier, changed_at=written)
+    assert changed() == written.isoformat()
