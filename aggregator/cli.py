@@ -294,6 +294,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aggregator.pipeline import (
         catch_up,
         check_setup,
+        check_store,
         is_current,
         make_sandbox,
         refresh,
@@ -351,6 +352,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = listener.getsockname()[:2]
     with listener, make_sandbox(config) as sandbox:
         with open_store(config.store) as store:
+            check_store(config, store)
             empty = store.counts()["all"] == 0
             # Files from another address (serve --port) or version are redone first.
             current = is_current(config, store, rendered_version(config, store))

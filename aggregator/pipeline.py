@@ -834,6 +834,7 @@ def refresh(
         if lock_whole_run:
             stack.enter_context(write_lock(config.store))
         store = stack.enter_context(open_store(config.store))
+        check_store(config, store)
         if lock_whole_run and names_changed(store, (*config.sources, *config.disabled_sources)):
             # Before its items are folded: those of a renamed source are its stories'.
             with store.transaction():
@@ -969,6 +970,29 @@ def check_setup(config: Config) -> None:
             f"store: restore it from a backup, or remove it and {TOKEN} in the feeds "
             "directory to start again from what the sources show now (nothing was changed)"
         )
+
+
+def check_store(config: Config, store: StoreType) -> None:
+    """Refuse a store that holds nothing when the feeds were made from one that held
+    stories (the feeds directory's token names the store version it showed): an empty
+    database, or the wrong one (found by review: on PostgreSQL, which check_setup cannot
+    look at before it connects, a mistyped database name made a new store, and the
+    feeds lost every story no source still showed)."""
+    from aggregator.errors import StoreError
+
+    try:
+        token = (config.feeds.directory / TOKEN).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return
+    shown = token[1] if len(token) == 3 else ""
+    if not shown.isdigit() or int(shown) == 0 or store_version(store) or store.counts()["all"]:
+        return
+    raise StoreError(
+        f"{store.where}: holds no story, but the feeds in {config.feeds.directory} were made "
+        f"from a store that did: check that [store] {'url' if store.shared else 'path'} "
+        "names it; to start again from what the sources show now, remove "
+        f"{TOKEN} in the feeds directory (no story was written)"
+    )
 
 
 def run(

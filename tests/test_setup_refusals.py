@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import EXIT_STORAGE, EXIT_USAGE, main
+from tests.pgcluster import Cluster
 from tests.test_corrected_headline import item, project
 
 
@@ -82,3 +83,49 @@ def test_an_empty_store_file_with_nothing_published_is_a_new_store(tmp_path: Pat
     (directory / "state" / "store.sqlite3").write_bytes(b"")
     assert main(["-q", "--config", str(directory / "config.toml"), "run"]) == 0
     assert "Allies meet in Brussels" in (directory / "feeds" / "all.rss").read_text("utf-8")
+
+
+def test_an_empty_database_beside_published_feeds_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    postgres: Cluster,
+) -> None:
+    """On PostgreSQL, a mistyped database name, or one made again empty, became a new
+    store and the feeds lost every story no source still showed (found by review):
+    refused, as a missing SQLite file is; the database the feeds came from goes on."""
+    directory = project(tmp_path, item("Allies meet in Brussels"))
+    config = str(directory / "config.toml")
+    used, other = postgres.new_database(), postgres.new_database()
+    monkeypatch.setenv("AGGREGATOR_STORE_URL", used)
+    assert main(["-q", "--config", config, "run"]) == 0
+    before = published(directory)
+    monkeypatch.setenv("AGGREGATOR_STORE_URL", other)
+    capsys.readouterr()
+    assert main(["-q", "--config", config, "run"]) == EXIT_STORAGE
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "holds no story, but the feeds" in line and "[store] url" in line
+    assert published(directory) == before
+    monkeypatch.setenv("AGGREGATOR_STORE_URL", used)
+    assert main(["-q", "--config", config, "run"]) == 0
+
+
+def test_an_emptied_sqlite_store_that_was_made_anew_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store made anew (not missing, not empty: a new file with its tables) beside
+    feeds made from one that held stories: refused too."""
+    directory, config, before = published_project(tmp_path)
+    store = directory / "state" / "store.sqlite3"
+    for extra in store.parent.glob("store.sqlite3*"):
+        extra.unlink()
+    from aggregator.config import StoreSettings
+    from aggregator.store import open_store
+
+    with open_store(StoreSettings(path=store)):
+        pass  # the tables, and nothing in them
+    capsys.readouterr()
+    assert main(["-q", "--config", config, "run"]) == EXIT_STORAGE
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "holds no story, but the feeds" in line and "[store] path" in line
+    assert published(directory) == before
