@@ -93,6 +93,33 @@ def test_a_copy_to_what_is_no_store_is_a_usage_error(
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "to",
+    [
+        "postgresql:/owner:S3cretPw%21@/db?host=/tmp",
+        "postgresql//owner:S3cretPw@db.example/news",
+        "owner:S3cretPw@db.example/news",
+    ],
+)
+def test_a_postgresql_url_written_wrong_is_no_file_name(
+    filled: Config,
+    to: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: taken for a file's path, it made folders named after it and
+    printed its password: a usage error that does not echo it, and nothing made."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["--config", str(filled.path), "store", "copy", "--to", to]) == 2
+    captured = capsys.readouterr()
+    assert "S3cretPw" not in captured.err + captured.out
+    assert "reads as a PostgreSQL URL written wrong" in captured.err
+    assert list(elsewhere.iterdir()) == []
+
+
 def resident_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 

@@ -38,6 +38,16 @@ def target_settings(source: StoreSettings, to: str) -> StoreSettings:
             "not a store this aggregator can copy to; give a postgresql:// URL or the "
             "path of an SQLite file",
         )
+    if re.match(r"^\s*postgres", to, re.IGNORECASE) or re.search(r"[^/@:]+:[^/@]*@", to):
+        # A URL mistyped ("postgresql:/user:pw@host/db", "postgresql//…"), taken for a
+        # file's path: folders named after it, its password printed (found by review).
+        # Not echoed: it may hold a password.
+        raise ConfigError(
+            "--to",
+            "reads as a PostgreSQL URL written wrong (it should start postgresql://, as in "
+            "postgresql://user@host/database), not as the path of an SQLite file; nothing "
+            "was copied",
+        )
     return replace(source, url=None, path=Path(to))
 
 
