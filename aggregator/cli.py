@@ -184,7 +184,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import dataclasses
 
     from aggregator.config import load_config
-    from aggregator.store import open_store
+    from aggregator.store import open_store_to_read
     from aggregator.store.renames import current_names
     from aggregator.text import MAX_TITLE
     from aggregator.topics import topics_from_config
@@ -199,12 +199,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     config = load_config(Path(args.config or DEFAULT_CONFIG))
-    if not config.store.url and not config.store.path.exists():
-        log.error("%s: no store yet; run 'aggregator run' first", config.store.path)
+    opened = open_store_to_read(config.store)  # (made by runs, never here)
+    if opened is None:
+        where = str(config.store.path)
+        if config.store.url:
+            from aggregator.store.postgres import redact
+
+            where = redact(config.store.url)
+        log.error("%s: no store yet; run 'aggregator run' first", where)
         return EXIT_SOURCES_FAILED
     topics = topics_from_config(config)
     limit = config.feeds.max_entries
-    with open_store(config.store) as store:
+    with opened as store:
         found = store.find(args.entry)
         # Which stories each topic's feeds show: its newest max_entries.
         shown = {t.slug: {e.id for e in store.newest(limit, t.slug)} for t in topics}

@@ -1426,6 +1426,32 @@ def test_list_reads_a_postgresql_store(
     assert not (project / "state" / "aggregator.sqlite3").exists()
 
 
+def test_commands_that_only_report_make_no_tables_in_an_empty_database(
+    project: Path,
+    postgres: Cluster,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`sources list` and `explain` on a database that holds no store: said as for a
+    missing SQLite file, and nothing made there (found by review: the whole schema
+    was created, and an older one would have been upgraded)."""
+    url = postgres.new_database()
+    monkeypatch.setenv("AGGREGATOR_STORE_URL", url)
+    config = str(project / "config.toml")
+    assert main(["--config", config, "sources", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed and all(source["last_success"] is None for source in listed)
+    assert main(["--config", config, "explain", "Kyiv"]) == 1
+    assert "no store yet; run 'aggregator run' first" in capsys.readouterr().err
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        tables = db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert tables == (0,)
+
+
 def test_a_killed_edit_s_temporary_file_is_swept_by_the_next_edit(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

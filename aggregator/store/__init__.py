@@ -68,9 +68,12 @@ def open_store(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType:
 
 
 def open_store_to_read(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType | None:
-    """The store, for reading only; None when the SQLite file does not exist yet."""
+    """The store, for reading only; None when the SQLite file does not exist yet, or the
+    PostgreSQL database holds no store's tables (neither is made here)."""
     if settings.url:
-        return open_store(settings, timeout=timeout)
+        from aggregator.store.postgres import PostgresStore
+
+        return PostgresStore.read_only(settings.url, timeout=timeout)
     if not settings.path.exists():
         return None
     from aggregator.store.sqlite import Store

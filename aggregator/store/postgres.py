@@ -121,6 +121,31 @@ class PostgresStore(SQLStore):
             self.db.close()
             raise
 
+    @classmethod
+    def read_only(cls, url: str, *, timeout: float = 30.0) -> PostgresStore | None:
+        """The store at ``url`` for commands that only report (``sources list``,
+        ``explain``): None when the database holds no store's tables; its tables neither
+        made nor upgraded (found by review: a read made the whole schema in an empty
+        database, and would have upgraded an older one)."""
+        store = cls.__new__(cls)
+        store.url = url
+        store.db = connect(url, timeout)
+        try:
+            version = store._read_version()
+            if version == 0:
+                store.db.close()
+                return None
+            if version < len(MIGRATIONS):
+                raise StoreError(
+                    f"{store.where}: the store's tables are of an older version ({version}); "
+                    "run aggregator run (or serve) once to bring them up to date, then ask "
+                    "again (nothing was changed)"
+                )
+        except BaseException:
+            store.db.close()
+            raise
+        return store
+
     @property
     def where(self) -> str:
         return redact(self.url)
