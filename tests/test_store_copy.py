@@ -83,14 +83,27 @@ def test_a_copy_to_what_is_no_store_is_a_usage_error(
 ) -> None:
     """A URL of another database is not taken for a file name; nor is the store itself
     a place to copy to. Nothing is created."""
+    target = str(filled.store.path) if to == "same" else to
+    error = _refused_copy(filled, target, tmp_path_factory, capsys, monkeypatch)
+    assert error.count("\n") == 1 and f"--to {target}".strip() in error, error
+
+
+def _refused_copy(
+    filled: Config,
+    to: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """What ``store copy --to`` said, run from an empty folder: a usage error, and
+    nothing made there."""
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     monkeypatch.chdir(elsewhere)
-    target = str(filled.store.path) if to == "same" else to
     capsys.readouterr()
-    assert main(["--config", str(filled.path), "store", "copy", "--to", target]) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and f"--to {target}".strip() in error, error
+    assert main(["--config", str(filled.path), "store", "copy", "--to", to]) == 2
+    captured = capsys.readouterr()
     assert list(elsewhere.iterdir()) == []
+    return captured.err + captured.out
 
 
 @pytest.mark.parametrize(
@@ -110,14 +123,8 @@ def test_a_postgresql_url_written_wrong_is_no_file_name(
 ) -> None:
     """Found by review: taken for a file's path, it made folders named after it and
     printed its password: a usage error that does not echo it, and nothing made."""
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    monkeypatch.chdir(elsewhere)
-    capsys.readouterr()
-    assert main(["--config", str(filled.path), "store", "copy", "--to", to]) == 2
-    captured = capsys.readouterr()
-    assert "S3cretPw" not in captured.err + captured.out
-    assert "reads as a PostgreSQL URL written wrong" in captured.err
-    assert list(elsewhere.iterdir()) == []
+    said = _refused_copy(filled, to, tmp_path_factory, capsys, monkeypatch)
+    assert "S3cretPw" not in said and "reads as a PostgreSQL URL written wrong" in said
 
 
 def resident_bytes() -> int:
