@@ -255,8 +255,8 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     """
     cleaned, whole = _sanitized(fragment, base)
     if not whole:  # cut: its text is no longer all of the fragment's
-        return cleaned, html_to_text(fragment)
-    return cleaned, _text(strip_invalid(_readable(cleaned)))
+        return cleaned, html_to_text(fragment, summary=True)
+    return cleaned, _text(strip_invalid(_readable(cleaned, closing=True)))
 
 
 # Text wholly wrapped in a CDATA section, then read as HTML (a feed that escapes what it
@@ -285,10 +285,10 @@ def _bounded(fragment: str) -> str:
     return flatten(strip_invalid(cut))
 
 
-def html_to_text(fragment: str) -> str:
+def html_to_text(fragment: str, *, summary: bool = False) -> str:
     """The text of an HTML fragment on one line, as :func:`_readable` reads it: a space
     where a line or block ends (BREAKS), layout whitespace collapsed
-    (aggregator.text.one_line)."""
+    (aggregator.text.one_line); a ``summary``'s without its closing "Read more" link."""
     text = nh3.clean(
         _bounded(fragment),
         tags=_TEXT_TAGS,
@@ -296,12 +296,12 @@ def html_to_text(fragment: str) -> str:
         attributes=_TEXT_ATTRIBUTES,
         strip_comments=True,
     )
-    return _text(strip_invalid(_readable(text)))
+    return _text(strip_invalid(_readable(text, closing=summary)))
 
 
 # What html_to_text keeps for _readable to read: the BREAKS, and the elements whose
 # text reads otherwise than as it is (struck text, quotations, images' alternatives).
-_TEXT_TAGS = _BREAKS | {"del", "s", "q", "img"}
+_TEXT_TAGS = _BREAKS | {"del", "s", "q", "img", "a"}
 _TEXT_ATTRIBUTES = {"img": {"alt"}}
 # A <del> or <s> element (of the sanitiser's output: well formed, lower case, attribute
 # values in double quotes) holding no other one: struck text, removed with it.
@@ -311,12 +311,13 @@ _IMAGE = re.compile(r'<img(?=[\s/>])[^>"]*+(?:"[^"]*+"[^>"]*+)*+>')
 _ALT = re.compile(r'\salt="([^"]*+)"')
 
 
-def _readable(sanitised: str) -> str:
+def _readable(sanitised: str, *, closing: bool = False) -> str:
     """The text a person reads in sanitised HTML: struck text (``<del>``, ``<s>``) left
     out, a quotation (``<q>``) in quotation marks, an image by its alternative text (an
     emoji a blog wrote as an image), a space where a line or block ends (BREAKS), other
     tags removed, references decoded. (In a plain-text summary, "The minister
-    <del>resigned</del> <ins>was dismissed</ins>" read "resigned was dismissed".)"""
+    <del>resigned</del> <ins>was dismissed</ins>" read "resigned was dismissed".)
+    ``closing``: a summary's, without its closing link (_CLOSING_LINK)."""
     text = sanitised
     if "<del" in text or "<s" in text:
         while (left := _STRUCK.sub("", text)) != text:  # the innermost first
@@ -325,10 +326,9 @@ def _readable(sanitised: str) -> str:
         text = _QUOTE_START.sub("\u201c", text).replace("</q>", "\u201d")
     if "<img" in text:
         text = _IMAGE.sub(_image_text, text)
-    text = html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", text)))
-    if text.rstrip().endswith(_CLOSER_ENDINGS):
-        text = _CLOSER.sub("", text)
-    return text
+    if closing and _CLOSING_LINK.search(text):
+        text = _CLOSING_LINK.sub("", text)
+    return html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", text)))
 
 
 def _image_text(image: re.Match[str]) -> str:
@@ -345,13 +345,16 @@ def _image_text(image: re.Match[str]) -> str:
     return " "
 
 
-# What the text ends with when it may end with a closer (a quick test before the pattern).
-_CLOSER_ENDINGS = ("ore", "eading", "tory", "rticle", "ost", "»", "›", "→", "…", ".", "]")
-# A link's words that close a summary ("Read more »", "Continue reading →"): not what
-# the story says (found by review: kept at the end of a live feed's summaries).
-_CLOSER = re.compile(
-    r"(?:^|(?<=\s))(?:\[\s*)?(?:Read [Mm]ore|Read the (?:[Ff]ull )?(?:[Ss]tory|[Aa]rticle|[Pp]ost)|"
-    r"Continue [Rr]eading)(?:\s*(?:[»›→…]|\.\.\.|&raquo;))*(?:\s*\])?\s*$",
+# A summary's closing link, the whole of its element ("<a …>Read more »</a>", "<p>Continue
+# reading →</p>"), at its very end: not what the story says (found by review: kept at
+# the end of a live feed's summaries). Only as an element of its own: words in running
+# text ("…and Read More") and titles are left as they are.
+_CLOSER_TAGS = r"(?:a|p|div|span|strong|em|b|i)"
+_CLOSING_LINK = re.compile(
+    rf"(?:<{_CLOSER_TAGS}(?=[\s>])[^>]*+>\s*)+(?:\[\s*)?(?:Read [Mm]ore|Read the (?:[Ff]ull )?"
+    r"(?:[Ss]tory|[Aa]rticle|[Pp]ost)|Continue [Rr]eading)"
+    r"(?:\s*(?:[»›→….]|&raquo;|&rarr;|&hellip;|&#8230;|&#187;))*(?:\s*\])?"
+    rf"\s*(?:</{_CLOSER_TAGS}>\s*)+$"
 )
 
 

@@ -165,11 +165,13 @@ def _entry(
         content_html = ""
     if text is None:
         text = (
-            clean.html_to_text(summary_raw) if summary_html else clean.plain(summary_raw, MAX_TEXT)
+            clean.html_to_text(summary_raw, summary=True)
+            if summary_html
+            else clean.plain(summary_raw, MAX_TEXT)
         )
     summary = clean.text_summary(text)
     if not summary and body is not None:
-        summary = clean.text_summary(clean.html_to_text(content_html))
+        summary = clean.text_summary(clean.html_to_text(content_html, summary=True))
     link = clean.safe_url(item.get("link"), base)
     if not title:
         title = clean.plain(summary, 120)

@@ -163,7 +163,7 @@ def _item(
     elif content_text is not None:
         summary = clean.text_summary(clean.plain(content_text, MAX_TEXT))
     else:
-        summary = clean.text_summary(clean.html_to_text(body))
+        summary = clean.text_summary(clean.html_to_text(body, summary=True))
     title = clean.plain(_string(item, "title"))  # plain text, by the spec
     if not title:  # microblog items have none: the start of the text stands in
         title = clean.plain(summary, 120)
