@@ -29,9 +29,9 @@ falls within the fortnight the digest covers (:data:`COVERS`, up to its own date
 summary's date outside it is what the story is about (an exercise held in September,
 one starting next Monday), not when the page told it, and the item carries the
 digest's date, as an item that prints no date of its own does (a headline, a NATO
-Review article). A title under a section heading ("NATO Review") that is printed
-once, with nothing under it, is a link to elsewhere (the section's other articles),
-not an item of the digest.
+Review article). Titles that end the page under a section heading ("NATO Review"),
+each printed once with nothing under any, are links to elsewhere (the section's other
+articles), not items of the digest.
 """
 
 from __future__ import annotations
@@ -171,12 +171,13 @@ class DigestLayout:
             elif nxt is not None and looks_like_prose(nxt) and looks_like_prose(text):
                 page.warn(line, "summary with no title above it; skipped")
                 continue
-            elif section is not None and (nxt is None or not _opens_summary(nxt)):
-                # Printed once under a section's heading, nothing under it: a link to
-                # the section's other articles (found by review: published as stories
-                # of the digest's day).
-                page.note(line, f"link {text[:60]!r} under {section!r} with no summary; skipped")
-                continue
+            elif section is not None and _links_to_the_end(lines, index - 1):
+                # The page ends with titles printed once under a section's heading,
+                # nothing under any: links to the section's other articles (found by
+                # review: published as stories of the digest's day).
+                for link in lines[index - 1 :]:
+                    page.note(link, f"link {link.text[:60]!r} under {section!r}; skipped")
+                break
             if title_key(text) in keys:
                 page.warn(line, f"headline {text[:60]!r} printed again; kept once")
                 continue
@@ -208,9 +209,20 @@ class DigestLayout:
         return False
 
 
-def _opens_summary(text: str) -> bool:
-    """Whether a line under a title is its summary (prose, or its "Read more")."""
-    return looks_like_prose(text) or MORE.match(text) is not None
+def _links_to_the_end(lines: list[Line], start: int) -> bool:
+    """Whether ``lines`` from ``start`` to the page's end are titles printed once with
+    nothing under any: no summary, closer, byline or bullet, none printed twice."""
+    rest = lines[start:]
+    if any(
+        looks_like_prose(line.text)
+        or MORE.match(line.text)
+        or BULLET.match(line.text)
+        or (AUTHOR.match(line.text) and len(line.text.split()) <= 4)  # a byline: articles
+        or line.text.casefold() in SECTIONS
+        for line in rest
+    ):
+        return False
+    return all(title_key(a.text) != title_key(b.text) for a, b in itertools.pairwise(rest))
 
 
 def _digest_day(text: str) -> date | None:
