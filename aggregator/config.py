@@ -584,14 +584,16 @@ _NAME_CUT = 200
 
 def default_name(location: str) -> str:
     """A source's name when the config gives none: its address or path, or, when that is
-    longer than a name may be, its first 200 characters and a digest of the whole (the
-    same every time, and another for another address)."""
-    if len(location.encode("utf-8")) <= MAX_NAME_BYTES:
+    longer than a name may be, its first 200 bytes (whole characters) and a digest of
+    the whole (the same every time, and another for another address)."""
+    encoded = location.encode("utf-8")
+    if len(encoded) <= MAX_NAME_BYTES:
         return location
     import hashlib
 
-    tail = hashlib.blake2b(location.encode("utf-8"), digest_size=4).hexdigest()
-    return f"{location[:_NAME_CUT]}… ({tail})"
+    tail = hashlib.blake2b(encoded, digest_size=4).hexdigest()
+    head = encoded[:_NAME_CUT].decode("utf-8", "ignore")  # (bytes: at most 200 of them)
+    return f"{head}… ({tail})"
 
 
 def _split(table: _Table, key: str, url: str) -> SplitResult:

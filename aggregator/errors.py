@@ -113,7 +113,9 @@ def file_in_the_way(path: str | os.PathLike[str]) -> Path | None:
     place = Path(path).parent
     while place != place.parent:
         try:
-            if place.exists() or place.is_symlink():
+            if place.is_symlink() and not place.exists():
+                return None  # a link to nothing (a volume not mounted): not a file
+            if place.exists():
                 return None if place.is_dir() else place
         except OSError:
             return None

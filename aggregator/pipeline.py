@@ -8,6 +8,7 @@ pure. Everything a run read is applied to the store in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -400,8 +401,10 @@ def apply(
         # change's (found by review: on PostgreSQL a run that began first and wrote last
         # set it back, and a reader's If-Modified-Since missed the change with a 304).
         when = changed_at or now
-        if (before := store.meta("changed")) is not None:
-            when = max(when, datetime.fromisoformat(before))
+        before = store.meta("changed")
+        with contextlib.suppress(ValueError, TypeError):  # (one not written by us: passed over)
+            if before is not None:
+                when = max(when, datetime.fromisoformat(before))
         store.set_meta("changed", when.isoformat())
     # (A new story has no page yet: only a stored one's may be on disk, out of the feeds.)
     return report, changed, {entry.id for entry in touched} - new
@@ -987,12 +990,24 @@ def check_store(config: Config, store: StoreType) -> None:
     shown = token[1] if len(token) == 3 else ""
     if not shown.isdigit() or int(shown) == 0 or store_version(store) or store.counts()["all"]:
         return
+    if not _feeds_show_stories(config.feeds.directory):
+        return  # (runs whose every source failed: nothing to lose, found by review)
     raise StoreError(
         f"{store.where}: holds no story, but the feeds in {config.feeds.directory} were made "
         f"from a store that did: check that [store] {'url' if store.shared else 'path'} "
         "names it; to start again from what the sources show now, remove "
         f"{TOKEN} in the feeds directory (no story was written)"
     )
+
+
+def _feeds_show_stories(directory: Path) -> bool:
+    """Whether the feeds written in ``directory`` show any story (its all.json's items);
+    False when that cannot be read."""
+    try:
+        document = json.loads((directory / "all.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and bool(document.get("items"))
 
 
 def run(

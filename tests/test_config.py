@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import load_config
+from aggregator.config import MAX_NAME_BYTES, load_config
 from aggregator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -426,3 +426,14 @@ def test_a_long_name_is_refused_and_a_long_address_named_short(tmp_path: Path) -
     assert first[0].startswith("https://example.org/a.xml?token=xxx") and first[0].endswith(")")
     assert len(first[0]) == 200 + len("… (12345678)")
     assert first[2] == "https://example.org/short.xml"
+
+
+def test_a_long_address_of_wide_characters_names_its_source_within_the_limit(
+    tmp_path: Path,
+) -> None:
+    """The shortened name counts bytes, not characters (found by review: 200 Chinese
+    characters are 600 bytes)."""
+    text = f'[[sources]]\nurl = "https://example.org/{"新闻" * 300}.xml"\n'
+    [source] = load_config(write(tmp_path, text)).sources
+    assert len(source.name.encode("utf-8")) <= MAX_NAME_BYTES
+    assert source.name.startswith("https://example.org/新闻")

@@ -129,3 +129,27 @@ def test_an_emptied_sqlite_store_that_was_made_anew_is_refused(
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "holds no story, but the feeds" in line and "[store] path" in line
     assert published(directory) == before
+
+
+def test_a_new_store_beside_feeds_that_never_showed_a_story_is_taken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Feeds written while every source failed show no story: a new store beside them
+    has nothing to lose, and is no refusal (found by review)."""
+    directory = project(tmp_path, item("Allies meet in Brussels"))
+    config = str(directory / "config.toml")
+    news = directory / "news.xml"
+    news.rename(directory / "news.aside")
+    assert main(["-q", "--config", config, "run"]) == 1  # its one source failed
+    store = directory / "state" / "store.sqlite3"
+    for made in store.parent.glob("store.sqlite3*"):
+        made.unlink()
+    from aggregator.config import StoreSettings
+    from aggregator.store import open_store
+
+    with open_store(StoreSettings(path=store)):
+        pass
+    (directory / "news.aside").rename(news)
+    capsys.readouterr()
+    assert main(["-q", "--config", config, "run"]) == 0
+    assert "Allies meet in Brussels" in (directory / "feeds" / "all.rss").read_text("utf-8")

@@ -1452,6 +1452,20 @@ def test_commands_that_only_report_make_no_tables_in_an_empty_database(
     assert tables == (0,)
 
 
+def test_a_source_named_by_a_long_address_is_found_by_the_name_listed(
+    shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: runs and `sources list` showed the shortened name, and `sources
+    disable` with that name found no source."""
+    url = "https://example.org/feed.xml?token=" + "t" * 600
+    with shipped.open("a", encoding="utf-8") as config:
+        config.write(f'\n[[sources]]\nurl = "{url}"\n')
+    name = default_name(url)
+    assert name != url
+    assert main(["--config", str(shipped), "sources", "disable", name]) == 0
+    assert f"{name!r} is now disabled" in capsys.readouterr().out
+
+
 def test_a_killed_edit_s_temporary_file_is_swept_by_the_next_edit(
     shipped: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

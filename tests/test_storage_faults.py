@@ -150,6 +150,19 @@ def test_a_file_in_the_way_is_the_one_named(tmp_path: Path) -> None:
     )
 
 
+def test_a_link_to_nothing_is_no_file_in_the_way(tmp_path: Path) -> None:
+    """A folder that is a link to nothing (a volume not mounted) is not "a file in the
+    way": that advice (move it) would be wrong (found by review)."""
+    from aggregator.errors import file_in_the_way
+
+    (tmp_path / "file").write_text("x", "utf-8")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "nowhere").symlink_to(tmp_path / "unmounted" / "state")
+    assert file_in_the_way(tmp_path / "file" / "a" / "b.html") == tmp_path / "file"
+    assert file_in_the_way(tmp_path / "folder" / "b.html") is None
+    assert file_in_the_way(tmp_path / "nowhere" / "store.sqlite3") is None
+
+
 def test_feeds_path_taken_by_a_file(tmp_path: Path) -> None:
     config = write_project(tmp_path, SEEDS[:1])
     (tmp_path / "feeds").write_text("not a directory", "utf-8")

@@ -127,6 +127,22 @@ def test_a_postgresql_url_written_wrong_is_no_file_name(
     assert "S3cretPw" not in said and "reads as a PostgreSQL URL written wrong" in said
 
 
+@pytest.mark.parametrize(
+    "to", ["postgres-backup.sqlite3", "PostgresMigration.db", "backup-10:30@host.sqlite3"]
+)
+def test_a_file_named_like_a_url_is_still_a_file(
+    filled: Config,
+    to: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review of the refusal above: these SQLite paths were refused too."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    assert main(["--config", str(filled.path), "store", "copy", "--to", to]) == 0
+    assert (elsewhere / to).is_file()
+
+
 def resident_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 

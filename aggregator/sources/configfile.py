@@ -159,8 +159,11 @@ def usable_name(label: str | None, fallback: str) -> str:
 
 
 def _name(table: Mapping[str, Any]) -> str:
-    """A table's name as :func:`~aggregator.config.load_config` reads it: trimmed."""
-    return str(table.get("name") or table.get("url") or table.get("path")).strip()
+    """A table's name as :func:`~aggregator.config.load_config` reads it: trimmed (its
+    address or path when it has none, shortened as the config shortens a long one)."""
+    if table.get("name"):
+        return str(table["name"]).strip()
+    return default_name(str(table.get("url") or table.get("path"))).strip()
 
 
 def pasted(target: str) -> str:

@@ -38,7 +38,9 @@ def target_settings(source: StoreSettings, to: str) -> StoreSettings:
             "not a store this aggregator can copy to; give a postgresql:// URL or the "
             "path of an SQLite file",
         )
-    if re.match(r"^\s*postgres", to, re.IGNORECASE) or re.search(r"[^/@:]+:[^/@]*@", to):
+    if re.match(r"^\s*postgres(?:ql)?(?::|//)", to, re.IGNORECASE) or re.match(
+        r"^[^/@:\s]+:[^/@\s]*@[^/@\s]+/", to
+    ):
         # A URL mistyped ("postgresql:/user:pw@host/db", "postgresql//…"), taken for a
         # file's path: folders named after it, its password printed (found by review).
         # Not echoed: it may hold a password.
