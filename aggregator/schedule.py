@@ -42,7 +42,7 @@ from aggregator.ingest import Ingest
 from aggregator.live.sandbox import Sandbox
 from aggregator.live.state import FetchStates
 from aggregator.lock import write_lock
-from aggregator.pipeline import RunResult, catch_up, publish, report_outcomes
+from aggregator.pipeline import RunResult, catch_up, publish, report_outcomes, written_at
 from aggregator.store import IngestReport, open_store
 from aggregator.store.leases import claim_sources, release_sources
 
@@ -376,7 +376,7 @@ class Scheduler:
                         return None
                     self._writing += 1
                 try:
-                    changed_at = max(now, self.clock())  # written now (see pipeline.apply)
+                    changed_at = max(now, written_at(store, self.clock))  # (pipeline.apply)
                     result = publish(config, store, states, outcomes, now, changed_at=changed_at)
                     # Due one interval after the read, which came after ``now`` (the
                     # fetch, the wait for the lock): counted from now, a peer could read

@@ -150,6 +150,11 @@ class PostgresStore(SQLStore):
     def where(self) -> str:
         return redact(self.url)
 
+    def server_time(self) -> datetime | None:
+        row = self.db.execute("SELECT now()").fetchone()
+        moment = row[0] if row is not None else None
+        return moment if isinstance(moment, datetime) and moment.tzinfo is not None else None
+
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self.db.execute(_placeholders(sql), params)
 

@@ -700,6 +700,12 @@ class SQLStore:
         )
         return {str(r[0]): (int(r[1]), int(r[2] or 0), r[3]) for r in rows}
 
+    def server_time(self) -> datetime | None:
+        """The database server's clock, for a store many machines share (one clock for
+        the time of every change); None for a store of one machine, whose own clock
+        serves."""
+        return None
+
     def last_seen_of(self, sources: Sequence[str]) -> dict[str, datetime]:
         """When each of these sources last showed any story (its sightings' latest
         ``last_seen``), for those that showed one. Reads only."""
