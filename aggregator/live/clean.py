@@ -326,8 +326,8 @@ def _readable(sanitised: str, *, closing: bool = False) -> str:
         text = _QUOTE_START.sub("\u201c", text).replace("</q>", "\u201d")
     if "<img" in text:
         text = _IMAGE.sub(_image_text, text)
-    if closing and _CLOSING_LINK.search(text):
-        text = _CLOSING_LINK.sub("", text)
+    if closing and (found := _CLOSING_LINK.search(text, max(0, len(text) - CLOSER_REACH))):
+        text = text[: found.start()]  # (looked for in the end only: a closer is short)
     return html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", text)))
 
 
@@ -350,6 +350,7 @@ def _image_text(image: re.Match[str]) -> str:
 # the end of a live feed's summaries). Only as an element of its own: words in running
 # text ("…and Read More") and titles are left as they are.
 _CLOSER_TAGS = r"(?:a|p|div|span|strong|em|b|i)"
+CLOSER_REACH = 400  # characters from the end of a summary's HTML where its closer is
 _CLOSING_LINK = re.compile(
     rf"(?:<{_CLOSER_TAGS}(?=[\s>])[^>]*+>\s*)+(?:\[\s*)?(?:Read [Mm]ore|Read the (?:[Ff]ull )?"
     r"(?:[Ss]tory|[Aa]rticle|[Pp]ost)|Continue [Rr]eading)"
