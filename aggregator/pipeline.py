@@ -875,7 +875,7 @@ def refresh(
 
                     parts.prepare()
                 stack.enter_context(write_lock(config.store))
-            changed_at = None if clock is None else max(now, written_at(store, clock))
+            changed_at = None if clock is None else written_at(store, clock, now)
             result = publish(config, store, states, outcomes, now, runner, folding, changed_at)
         except BaseException:
             # Nothing of this run was kept: on a shared store its sources go back at
@@ -975,11 +975,11 @@ def check_setup(config: Config) -> None:
         )
 
 
-def written_at(store: StoreType, clock: Callable[[], datetime]) -> datetime:
-    """When a change is written: by the database's clock on a shared store (found by
-    review: one machine's clock running fast held every later change's time back to
-    its own), else by ``clock``."""
-    return store.server_time() or clock()
+def written_at(store: StoreType, clock: Callable[[], datetime], now: datetime) -> datetime:
+    """When a change is written, never before ``now`` (its run began): by the database's
+    clock on a shared store (found by review: one machine's clock running fast held
+    every later change's time back to its own), else by ``clock``."""
+    return max(now, store.server_time() or clock())
 
 
 def check_store(config: Config, store: StoreType) -> None:

@@ -376,7 +376,7 @@ class Scheduler:
                         return None
                     self._writing += 1
                 try:
-                    changed_at = max(now, written_at(store, self.clock))  # (pipeline.apply)
+                    changed_at = written_at(store, self.clock, now)  # (pipeline.apply)
                     result = publish(config, store, states, outcomes, now, changed_at=changed_at)
                     # Due one interval after the read, which came after ``now`` (the
                     # fetch, the wait for the lock): counted from now, a peer could read

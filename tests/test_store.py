@@ -210,7 +210,7 @@ def test_a_shared_store_times_its_changes_by_its_own_clock(store: StoreType) -> 
     from aggregator.pipeline import written_at
 
     mine = datetime(2001, 1, 1, tzinfo=UTC)
-    when = written_at(store, lambda: mine)
+    when = written_at(store, lambda: mine, mine - timedelta(days=1))
     if store.shared:
         assert when.tzinfo is not None and abs(datetime.now(UTC) - when) < timedelta(hours=1)
     else:

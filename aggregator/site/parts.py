@@ -205,12 +205,8 @@ def _for_part(inputs: Inputs, part: Sequence[Unit]) -> bytes:
                     found.setdefault(entry.id, entry)
         pages = tuple(found.values())
     latest = {slug: inputs.latest[slug] if slug in needed else () for slug in inputs.latest}
-    feeds = {key for kind, key in part if kind == "feed"}
-    before = {
-        name: data
-        for name, data in inputs.before.items()
-        if any(name in outputs.feed_files(slug) for slug in feeds)
-    }
+    documents = {name for kind, key in part if kind == "feed" for name in outputs.feed_files(key)}
+    before = {name: data for name, data in inputs.before.items() if name in documents}
     trimmed = replace(inputs, latest=latest, pages=pages, before=before)
     return pickle.dumps(trimmed, pickle.HIGHEST_PROTOCOL)
 
