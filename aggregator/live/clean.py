@@ -326,8 +326,12 @@ def _readable(sanitised: str, *, closing: bool = False) -> str:
         text = _QUOTE_START.sub("\u201c", text).replace("</q>", "\u201d")
     if "<img" in text:
         text = _IMAGE.sub(_image_text, text)
-    if closing and (found := _CLOSING_LINK.search(text, max(0, len(text) - CLOSER_REACH))):
-        text = text[: found.start()]  # (looked for in the end only: a closer is short)
+    if closing:  # looked for in the end only (a closer is short), where its words are
+        start = max(0, len(text) - CLOSER_REACH)
+        if any(text.find(word, start) >= 0 for word in _CLOSER_WORDS) and (
+            found := _CLOSING_LINK.search(text, start)
+        ):
+            text = text[: found.start()]
     return html.unescape(SANITISED_TAG.sub("", _BREAK_TAG.sub(" ", text)))
 
 
@@ -357,6 +361,9 @@ _CLOSING_LINK = re.compile(
     r"(?:\s*(?:[»›→….]|&raquo;|&rarr;|&hellip;|&#8230;|&#187;))*(?:\s*\])?"
     rf"\s*(?:</{_CLOSER_TAGS}>\s*)+$"
 )
+# Words every closer holds, as _CLOSING_LINK spells them: where neither is, the pattern
+# is not tried (it would be tried at every position: 12 µs of a summary's 57 µs).
+_CLOSER_WORDS = ("Read ", "Continue ")
 
 
 def plain(text: str | None, limit: int = MAX_TITLE, *, is_html: bool = False) -> str:
