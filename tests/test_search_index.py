@@ -234,7 +234,7 @@ def _v4_store(settings: StoreSettings) -> None:
 def test_a_version_4_store_is_indexed_when_upgraded(store_settings: StoreSettings) -> None:
     _v4_store(store_settings)
     with open_store(store_settings) as upgraded:
-        assert upgraded.schema_version == len(MIGRATIONS) == 8
+        assert upgraded.schema_version == len(MIGRATIONS) == 9
         assert titles(upgraded.search(["eu"], limit=10)) == ["NATO-EU talks"]
         assert titles(upgraded.search(["foo_bar"], limit=10)) == ["Baltic"]
         assert titles(upgraded.search(["défense"], limit=10)) == ["Baltic", "NATO-EU talks"]

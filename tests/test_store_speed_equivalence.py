@@ -192,8 +192,9 @@ def test_sort_keys_are_the_utc_instants_text(zone: timezone | ZoneInfo) -> None:
         published = Published.at(when)
         assert sort_key(published, NOW) == shown_time(published).astimezone(UTC).isoformat()
         assert sort_key(None, when) == "0 " + when.astimezone(UTC).isoformat()
+    # A day's story: its day's noon, then when it was first seen (see plan.sort_key).
     day = Published.on_day(date(2024, 3, 1))
-    assert sort_key(day, NOW) == shown_time(day).astimezone(UTC).isoformat()
+    assert sort_key(day, NOW) == f"{shown_time(day).astimezone(UTC).isoformat()} {utc_iso(NOW)}"
 
 
 def items() -> list[SourceEntry]:
@@ -309,7 +310,7 @@ def test_rows_are_the_same_with_what_the_writer_knows_given() -> None:
         assert _row(entry, plan.title_keys[entry.id], later, stamp) == plain
         published = entry.published
         assert plain[2] == (None if published is None else published.isoformat())
-        assert plain[-2] == sort_key(published, entry.first_seen)
+        assert plain[-2] == sort_key(published, entry.first_seen, entry.sources[0].line)
     old = dataclasses.replace(plan.inserted[0], first_seen=NOW)
     assert _row(old, None, later, stamp) == _row(old)
     assert _row(plan.inserted[0], None, later) == _row(plan.inserted[0])

@@ -223,6 +223,55 @@ def v8_item_links(run: Execute, d: Dialect) -> None:
     run(f"ALTER TABLE sightings ADD COLUMN item_mark {d.text}")
 
 
+def v9_places_in_a_day(run: Execute, d: Dialect) -> None:
+    """A story of a day only (or of none) sorts among that day's stories by when it was
+    first seen, then by the line its first source listed it at (plan.sort_key); those
+    stored before sorted by their ids (a day's lead story could come last). Their keys
+    are made again, from their first sighting; the store's version moves, so that the
+    next run renders the feeds in the new order."""
+    from datetime import date, datetime
+
+    from aggregator.model import Published
+    from aggregator.store.plan import sort_key
+
+    moved = 0
+    last = ""
+    while rows := run(
+        "SELECT e.id, e.published, e.first_seen, (SELECT s.line FROM sightings s "
+        f"WHERE s.entry_id = e.id ORDER BY s.first_seen, s.{d.order_column} LIMIT 1) "
+        "FROM entries e WHERE e.id > ? AND (e.published IS NULL OR length(e.published) = 10) "
+        "ORDER BY e.id LIMIT 500",
+        (last,),
+    ).fetchall():
+        pairs = [
+            (
+                sort_key(
+                    None if published is None else Published(date.fromisoformat(published)),
+                    datetime.fromisoformat(first_seen),
+                    line,
+                ),
+                entry_id,
+            )
+            for entry_id, published, first_seen, line in rows
+        ]
+        for table, column in (("entries", "id"), ("entry_topics", "entry_id")):
+            if d.name == "sqlite":  # one statement per row is what SQLite does fastest
+                for pair in pairs:
+                    run(f"UPDATE {table} SET sort_key = ? WHERE {column} = ?", pair)
+            else:  # a round trip per 500 rows
+                run(
+                    f"WITH v (sort_key, id) AS (VALUES {','.join(['(?, ?)'] * len(pairs))}) "
+                    f"UPDATE {table} SET sort_key = v.sort_key FROM v "
+                    f"WHERE {table}.{column} = v.id",
+                    [value for pair in pairs for value in pair],
+                )
+        moved += len(pairs)
+        last = rows[-1][0]
+    version = run("SELECT value FROM meta WHERE key = 'version'").fetchone()
+    if moved and version is not None:
+        run("UPDATE meta SET value = ? WHERE key = 'version'", (str(int(version[0]) + 1),))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     v1_entries_sightings_topics,
     v2_topics_by_entry,
@@ -232,6 +281,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v6_title_keys_of_any_length,
     v7_item_ids,
     v8_item_links,
+    v9_places_in_a_day,
 )
 
 

@@ -715,13 +715,38 @@ def _identity_of_link(link: str) -> str:
     return f"{base}?{'&'.join(kept)}" if kept else base
 
 
-def sort_key(published: Published | None, first_seen: datetime) -> str:
-    """Dated entries by the instant feeds show (UTC ISO), undated ones after all of them."""
-    if published is None:
-        return "0 " + utc_iso(first_seen)
-    if published.instant is not None:
+def sort_key(published: Published | None, first_seen: datetime, line: int | None = None) -> str:
+    """Where a story stands among others, newest first (the keys sort descending).
+
+    A story of a known time by its instant (UTC ISO); undated ones after every dated
+    one. A story of a day only (and an undated one) has no time to stand by among its
+    day's: it stands by when it was first seen (a later find first), then by ``line``,
+    where its first source listed it, the top of the page first (the order a listing
+    page gives; found by review: a day's lead story came last, by its id). Once
+    written, that part stays (:func:`keeps_place`): a page saved again lists its
+    stories lower down.
+    """
+    if published is not None and published.instant is not None:
         return utc_iso(published.instant)
-    return utc_iso(_shown_time()(published))
+    if published is None:
+        head = "0 " + utc_iso(first_seen)
+    else:
+        head = f"{utc_iso(_shown_time()(published))} {utc_iso(first_seen)}"
+    if line is None:
+        return head
+    return f"{head} {_LAST_LINE - min(max(line, 0), _LAST_LINE):09d}"
+
+
+_LAST_LINE = 999_999_999  # a listing of 16 MB (the cap) has fewer lines
+
+
+def keeps_place(stored: str, published: Published | None, first_seen: datetime) -> bool:
+    """Whether a story's ``stored`` sort key still stands for it, now that it is
+    ``published`` (its day, and when it was first seen, as when the key was made)."""
+    head = sort_key(published, first_seen)
+    if published is not None and published.instant is not None:
+        return stored == head
+    return stored == head or (stored.startswith(head) and stored[len(head)] == " ")
 
 
 def utc_iso(when: datetime) -> str:

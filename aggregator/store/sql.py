@@ -20,6 +20,7 @@ from aggregator.store.plan import (
     IngestReport,
     ItemTold,
     MergePlan,
+    keeps_place,
     plan_merge,
     sort_key,
     told_by,
@@ -106,15 +107,16 @@ def _row(
     published = entry.published
     first_seen = entry.first_seen
     last_seen = entry.last_seen
+    line = entry.sources[0].line if entry.sources else None  # where it was first listed
     if published is None:
         published_text = None
-        order = sort_key(published, first_seen)
+        order = sort_key(published, first_seen, line)
     else:
         published_text = published.isoformat()
         instant = published.instant
         # An instant in UTC is its own sort key: the same text, not computed twice.
         zero = instant is not None and instant.utcoffset() == ZERO
-        order = published_text if zero else sort_key(published, first_seen)
+        order = published_text if zero else sort_key(published, first_seen, line)
     return (
         entry.title,
         title_key(entry.title) if key is None else key,
@@ -438,7 +440,9 @@ class SQLStore:
                 f"INSERT INTO entries ({ROW_COLUMNS}) VALUES {','.join([one] * len(part))}",
                 [value for row in part for value in row],
             )
-        rows = [_row(e, keys.get(e.id), now, stamp) for e in plan.changed]
+        rows = self._keeping_places(
+            plan.changed, [_row(e, keys.get(e.id), now, stamp) for e in plan.changed]
+        )
         self._executemany(
             "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
             "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, words = ?, "
@@ -464,6 +468,30 @@ class SQLStore:
                 for entry_id, p, *told in plan.sightings
             ],
         )
+
+    def _keeping_places(
+        self, entries: Sequence[Entry], rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of stored ``entries``, each with the sort key it was written with
+        while that still stands for it (plan.keeps_place): a story of a day keeps its
+        place among its day's, whichever line a page saved since lists it at."""
+        ids = [entry.id for entry in entries]
+        stored: dict[str, str] = {}
+        for chunk in range(0, len(ids), CHUNK):
+            part = ids[chunk : chunk + CHUNK]
+            stored.update(
+                self._execute(
+                    f"SELECT id, sort_key FROM entries WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            )
+        kept = []
+        for entry, row in zip(entries, rows, strict=True):
+            before = stored.get(entry.id)
+            if before is not None and keeps_place(before, entry.published, entry.first_seen):
+                row = (*row[:-2], before, row[-1])  # sort_key, id
+            kept.append(row)
+        return kept
 
     def rename_source(self, old: str, new: str, location: str | None = None) -> None:
         """What ``old`` told (read at ``location``, or anywhere) is told by ``new`` (a
@@ -534,13 +562,11 @@ class SQLStore:
             "DELETE FROM entry_topics WHERE entry_id = ?",
             [(e.id,) for e in entries if e.id not in new],
         )
+        # Each label sorts as its story does (the key it was written with: _row).
         self._executemany(
-            "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
-            [
-                (topic, entry.id, sort_key(entry.published, entry.first_seen))
-                for entry in entries
-                for topic in entry.topics
-            ],
+            "INSERT INTO entry_topics (topic, entry_id, sort_key) "
+            "SELECT ?, id, sort_key FROM entries WHERE id = ?",
+            [(topic, entry.id) for entry in entries for topic in entry.topics],
         )
 
     def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]:
@@ -613,8 +639,11 @@ class SQLStore:
                 "WHERE t.topic = ? AND t.entry_id = entries.id)"
             )
             params.append(topic)
-        if after is not None:
-            key = sort_key(after.published, after.first_seen)
+        if after is not None:  # read on after it, as it sorts (the key it was written with)
+            found = self._execute(
+                "SELECT sort_key FROM entries WHERE id = ?", (after.id,)
+            ).fetchone()
+            key = sort_key(after.published, after.first_seen) if found is None else found[0]
             where.append("(entries.sort_key < ? OR (entries.sort_key = ? AND entries.id > ?))")
             params += (key, key, after.id)
         condition = f"WHERE {' AND '.join(where)} " if where else ""
