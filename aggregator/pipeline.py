@@ -262,7 +262,7 @@ def _pages_no_feed_shows(
     from aggregator.site.pages import feeds, render_entry
 
     topics = {feed.slug: feed for feed in feeds(inputs.site, inputs.specs, {})}
-    ids = f"tag:{config.feeds.id_authority}:entry:"  # + a page's name (render.entry_page)
+    ids = f"tag:{config.feeds.id_authority}:entry:"  # + a page's name (outputs.entry_file)
     for name in on_disk:
         if name in current or not outputs.ENTRY_PAGE.match(name):
             continue
@@ -696,13 +696,15 @@ def installed_token(config: Config, store: StoreType) -> str | None:
 
 
 def is_current(config: Config, store: StoreType, wanted: str) -> bool:
-    directory = config.feeds.directory
+    """Whether the files are those the store and these settings make (``wanted``), each
+    one there: the feeds, the pages, and every story page the last install wrote (found
+    by review: a story page deleted by hand stayed missing, its story's link a 404, until
+    a run had something new to write)."""
     token = installed_token(config, store)
-    return (
-        token is not None
-        and token.rsplit(" ", 1)[0] == wanted
-        and all((directory / name).exists() for name in expected_files(config))
-    )
+    if token is None or token.rsplit(" ", 1)[0] != wanted:
+        return False
+    pages = installed_pages(config, store)
+    return _all_there(config.feeds.directory, [*expected_files(config), *(pages or ())])
 
 
 def installed_manifest(config: Config, store: StoreType) -> Manifest | None:

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aggregator.model import Enclosure, Entry, Provenance, Published
+from aggregator.site.outputs import entry_file
 from aggregator.uri import without_credentials
 
 if TYPE_CHECKING:
@@ -104,13 +105,7 @@ class FeedSpec:
         return f"{address}?{self.query}" if self.query else address
 
 
-def entry_page(entry_id: str) -> str:
-    """Where an entry's own page lives, relative to ``base_url``: ``entries/<digest>.html``.
-
-    The digest is the last part of the entry's stable ``tag:`` id, so the page's URL is
-    as stable as the id.
-    """
-    return f"entries/{entry_id.rsplit(':', 1)[-1]}.html"
+entry_page = entry_file  # where an entry's own page lives (aggregator.site.outputs)
 
 
 def shown_time(published: Published) -> datetime:

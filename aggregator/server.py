@@ -758,7 +758,7 @@ def create_app(
     written_pages = WrittenPages(config)
     # What a story's page links to (each topic's page); not the feeds' entries.
     topic_feeds = {feed.slug: feed for feed in feeds(site, [s for s, _ in feed_specs(config)], {})}
-    entry_ids = f"tag:{config.feeds.id_authority}:entry:"  # + the page's name (render.entry_page)
+    entry_ids = f"tag:{config.feeds.id_authority}:entry:"  # + the page's name (outputs.entry_file)
     max_age = config.serve.max_age
     if max_age is None:
         max_age = int(config.schedule.interval_minutes * 60)

@@ -24,10 +24,12 @@ from aggregator.pipeline import (
     TOKEN,
     RunResult,
     build_files,
+    is_current,
     manifest_key,
     publish,
     recorded_manifest,
     rendered_key,
+    rendered_version,
 )
 from aggregator.site import outputs
 from aggregator.site.plan import EVERYTHING, Manifest, changes, entry_digest, manifest_of
@@ -279,6 +281,28 @@ def test_what_is_not_known_for_sure_is_rendered_again(
     result = run(config, [item("gamma", "Town fair 3", 7)], now + timedelta(hours=6))
     assert everything <= set(result.rendered)
     assert_as_full_render(config, tmp_path / "after")
+
+
+def test_a_story_page_removed_by_hand_is_back_after_a_run_with_nothing_new(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path)
+    now = START + timedelta(days=30)
+    run(config, [item("alpha", "Ukraine talks open", 1), item("beta", "Gas prices fall", 2)], now)
+    pages = sorted((config.feeds.directory / "entries").iterdir())
+    kept = {path: path.read_bytes() for path in pages}
+    pages[0].unlink()
+    # Nothing new: the story's link led to a 404 until a run had something to write.
+    result = run(config, [], now + timedelta(hours=1))
+    assert {path: path.read_bytes() for path in pages} == kept
+    assert result.rendered
+    # With every file there, a run with nothing new writes nothing.
+    assert not run(config, [], now + timedelta(hours=2)).rendered
+    # A folder where a page should be is no page either.
+    pages[1].unlink()
+    pages[1].mkdir()
+    with open_store(config.store) as store:
+        assert not is_current(config, store, rendered_version(config, store))
 
 
 # -- the plan, pure ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ STATIC_FILES = (STYLESHEET, FEED_XSLT)
 # a dot-file, never served.
 TOKEN = ".rendered"
 
-# An entry page's name (render.entry_page): a hex digest under entries/.
+# An entry page's name (entry_file): a hex digest under entries/.
 ENTRY_PAGE = re.compile(r"^entries/[0-9a-f]{1,64}\.html\Z")
 
 CONTENT_TYPES = {
@@ -71,9 +71,11 @@ def fixed_files(slugs: Iterable[str]) -> list[str]:
 
 
 def entry_file(entry_id: str) -> str:
-    from aggregator.render import entry_page  # the renderers load when a page is named
-
-    return entry_page(entry_id)
+    """Where a story's own page lives, relative to the feeds' ``base_url``:
+    ``entries/<digest>.html``, the digest being the last part of the story's stable
+    ``tag:`` id (so the page's URL is as stable as the id). Named here, where a run
+    that renders nothing asks it too, without loading the renderers."""
+    return f"entries/{entry_id.rsplit(':', 1)[-1]}.html"
 
 
 def kind(name: str, slugs: Iterable[str]) -> str | None:
