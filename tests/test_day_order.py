@@ -52,13 +52,16 @@ def first_page() -> list[tuple[str, str, str]]:
     ]
 
 
-def project(tmp_path: Path, store: StoreSettings) -> Path:
+def project(tmp_path: Path, store: StoreSettings, *first: str) -> Path:
+    """A config reading the files named ``first`` (each its own source, in order), then
+    page.txt."""
     where = f'url = "{store.url}"' if store.url else f'path = "{store.path}"'
+    sources = "".join(
+        f'[[sources]]\nname = "{name}"\npath = "{name}"\n' for name in (*first, "page.txt")
+    )
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[feeds]\ndirectory = "feeds"\n[store]\n{where}\n'
-        '[[sources]]\nname = "Page"\npath = "page.txt"\n',
-        encoding="utf-8",
+        f'[feeds]\ndirectory = "feeds"\n[store]\n{where}\n{sources}', encoding="utf-8"
     )
     return config
 
@@ -114,14 +117,52 @@ def test_a_days_stories_stand_in_the_pages_order_and_keep_their_places(
     assert lead.summary == longer
 
 
-def test_a_later_find_comes_first_then_the_top_of_the_page() -> None:
+def test_a_feeds_stories_of_a_day_stand_in_its_order_before_the_next_sources(
+    tmp_path: Path,
+) -> None:
+    # A JSON Feed read first, giving days only (found by review: its items stood by
+    # their ids, and the page's lead story, which the feed told first, came last).
+    told = [TITLES[0], "Feed story two of the day", "Feed story three of the day"]
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Feed",
+        "items": [
+            {"id": f"item-{n}", "title": title, "date_published": "2026-11-27"}
+            for n, title in enumerate(told)
+        ],
+    }
+    (tmp_path / "feed.json").write_text(json.dumps(feed), encoding="utf-8")
+    (tmp_path / "page.txt").write_text(listing(first_page()), encoding="utf-8")
+    config = project(tmp_path, StoreSettings(path=tmp_path / "store.sqlite3"), "feed.json")
+    assert main(["-q", "--config", str(config), "run"]) == 0
+    assert shown(tmp_path / "feeds") == [*told, *TITLES[1:], "A story of the day before"]
+
+
+def test_reading_on_in_search_results_skips_nothing_when_a_story_goes_meanwhile(
+    tmp_path: Path,
+) -> None:
+    config = project(tmp_path, StoreSettings(path=tmp_path / "store.sqlite3"))
+    (tmp_path / "page.txt").write_text(listing(first_page()), encoding="utf-8")
+    assert main(["-q", "--config", str(config), "run"]) == 0
+    with open_store(StoreSettings(path=tmp_path / "store.sqlite3")) as store:
+        first = store.search(["happened"], limit=2)
+        assert [e.title for e in first] == TITLES[:2]
+        # The second is forgotten (a run's retention, a source removed) before the next
+        # batch is read: the batch reads on from the key it was read with.
+        with store.transaction():
+            store.db.execute("DELETE FROM entries WHERE id = ?", (first[1].id,))
+        rest = store.search(["happened"], limit=10, after=first[1])
+    assert [e.title for e in rest] == [*TITLES[2:], "A story of the day before"]
+
+
+def test_a_later_find_comes_first_then_the_first_read() -> None:
     later = NOW + timedelta(hours=1)
     keys = [
         sort_key(DAY, later, 40),
         sort_key(DAY, NOW, 3),
         sort_key(DAY, NOW, 8),
         sort_key(DAY, NOW, 1_000),
-        sort_key(DAY, NOW),  # a source that gives no line (a feed's item)
+        sort_key(DAY, NOW),  # (no place: written so by a changed story)
         sort_key(Published(DAY.day - timedelta(days=1)), later, 1),
         sort_key(None, later, 2),  # undated: after every dated story
         sort_key(None, later, 9),
@@ -170,14 +211,17 @@ def _v8_store(settings: StoreSettings) -> Iterator[Callable[..., Any]]:
             yield lite.execute
 
 
-def test_a_store_written_before_is_upgraded_to_the_pages_order(
+def test_a_store_written_before_is_upgraded_to_the_order_it_was_read_in(
     store_settings: StoreSettings,
 ) -> None:
     stamp = NOW.isoformat()
     for run in _v8_store(store_settings):
         # As version 8 wrote them: the day's noon as each one's key, so that their ids
-        # ordered them (x, y, z), whatever the lines their page listed them at (z first).
-        for number, (name, line) in enumerate([("x", 14), ("y", 9), ("z", 4)]):
+        # ordered them (x, y, z), though the run read them z, y, x (the order their
+        # sightings were written in). Each read since wrote the line the page then
+        # listed them at: all at its last slot, once they had moved down (a line is
+        # no place: found by review).
+        for name in "zyx":
             entry_id = f"tag:x.example,2026:entry:{name}"
             run(
                 "INSERT INTO entries (id, title, title_key, published, summary, categories, "
@@ -185,18 +229,22 @@ def test_a_store_written_before_is_upgraded_to_the_pages_order(
                 "VALUES (?, ?, ?, '2026-11-27', 'S', '[]', ?, ?, '2026-11-27T12:00:00+00:00')",
                 (entry_id, f"Story {name}", f"story {name}", stamp, stamp),
             )
-            # Two sightings: the one written first is where the story was first listed.
-            for source, at in (("page", line), ("other", 100 - number)):
-                run(
-                    "INSERT INTO sightings (entry_id, source, location, line, first_seen, "
-                    "last_seen) VALUES (?, ?, ?, ?, ?, ?)",
-                    (entry_id, source, f"{source}.txt", at, stamp, stamp),
-                )
+            run(
+                "INSERT INTO sightings (entry_id, source, location, line, first_seen, "
+                "last_seen) VALUES (?, 'page', 'page.txt', 30, ?, ?)",
+                (entry_id, stamp, stamp),
+            )
             run(
                 "INSERT INTO entry_topics (topic, entry_id, sort_key) "
                 "VALUES ('ukraine', ?, '2026-11-27T12:00:00+00:00')",
                 (entry_id,),
             )
+        # Told by a second source since: its sighting comes later, and changes nothing.
+        run(
+            "INSERT INTO sightings (entry_id, source, location, line, first_seen, last_seen) "
+            "VALUES ('tag:x.example,2026:entry:x', 'other', 'other.txt', 1, ?, ?)",
+            (stamp, stamp),
+        )
         run(
             "INSERT INTO entries (id, title, title_key, published, summary, categories, "
             "first_seen, last_seen, sort_key) VALUES ('tag:x.example,2026:entry:t', 'Timed', "
@@ -214,9 +262,6 @@ def test_a_store_written_before_is_upgraded_to_the_pages_order(
             "SELECT count(*) FROM entry_topics t JOIN entries e ON e.id = t.entry_id "
             "WHERE t.sort_key != e.sort_key"
         ).fetchone() == (0,)
-        assert run(
-            "SELECT sort_key FROM entries WHERE id = 'tag:x.example,2026:entry:z'"
-        ).fetchone() == (sort_key(DAY, NOW, 4),)
 
 
 def _v8_store_reopened(settings: StoreSettings) -> Iterator[Callable[..., Any]]:

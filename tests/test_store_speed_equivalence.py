@@ -310,7 +310,7 @@ def test_rows_are_the_same_with_what_the_writer_knows_given() -> None:
         assert _row(entry, plan.title_keys[entry.id], later, stamp) == plain
         published = entry.published
         assert plain[2] == (None if published is None else published.isoformat())
-        assert plain[-2] == sort_key(published, entry.first_seen, entry.sources[0].line)
+        assert plain[-2] == sort_key(published, entry.first_seen)  # (its place: _rows_of)
     old = dataclasses.replace(plan.inserted[0], first_seen=NOW)
     assert _row(old, None, later, stamp) == _row(old)
     assert _row(plan.inserted[0], None, later) == _row(plan.inserted[0])

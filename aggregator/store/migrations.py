@@ -224,11 +224,12 @@ def v8_item_links(run: Execute, d: Dialect) -> None:
 
 
 def v9_places_in_a_day(run: Execute, d: Dialect) -> None:
-    """A story of a day only (or of none) sorts among that day's stories by when it was
-    first seen, then by the line its first source listed it at (plan.sort_key); those
-    stored before sorted by their ids (a day's lead story could come last). Their keys
-    are made again, from their first sighting; the store's version moves, so that the
-    next run renders the feeds in the new order."""
+    """A story of a day only (or of none) sorts among the stories first seen with it in
+    the order the run read them (plan.sort_key); those stored before sorted by their
+    ids (a day's lead story could come last). Their keys are made again, each with the
+    place of its first sighting among the sightings written (in the order each run
+    read its stories); the store's version moves, so that the next run renders the
+    feeds in the new order."""
     from datetime import date, datetime
 
     from aggregator.model import Published
@@ -237,8 +238,8 @@ def v9_places_in_a_day(run: Execute, d: Dialect) -> None:
     moved = 0
     last = ""
     while rows := run(
-        "SELECT e.id, e.published, e.first_seen, (SELECT s.line FROM sightings s "
-        f"WHERE s.entry_id = e.id ORDER BY s.first_seen, s.{d.order_column} LIMIT 1) "
+        f"SELECT e.id, e.published, e.first_seen, (SELECT min(s.{d.order_column}) "
+        "FROM sightings s WHERE s.entry_id = e.id) "
         "FROM entries e WHERE e.id > ? AND (e.published IS NULL OR length(e.published) = 10) "
         "ORDER BY e.id LIMIT 500",
         (last,),
@@ -248,11 +249,11 @@ def v9_places_in_a_day(run: Execute, d: Dialect) -> None:
                 sort_key(
                     None if published is None else Published(date.fromisoformat(published)),
                     datetime.fromisoformat(first_seen),
-                    line,
+                    place,
                 ),
                 entry_id,
             )
-            for entry_id, published, first_seen, line in rows
+            for entry_id, published, first_seen, place in rows
         ]
         for table, column in (("entries", "id"), ("entry_topics", "entry_id")):
             if d.name == "sqlite":  # one statement per row is what SQLite does fastest

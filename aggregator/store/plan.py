@@ -715,16 +715,16 @@ def _identity_of_link(link: str) -> str:
     return f"{base}?{'&'.join(kept)}" if kept else base
 
 
-def sort_key(published: Published | None, first_seen: datetime, line: int | None = None) -> str:
+def sort_key(published: Published | None, first_seen: datetime, place: int | None = None) -> str:
     """Where a story stands among others, newest first (the keys sort descending).
 
     A story of a known time by its instant (UTC ISO); undated ones after every dated
     one. A story of a day only (and an undated one) has no time to stand by among its
-    day's: it stands by when it was first seen (a later find first), then by ``line``,
-    where its first source listed it, the top of the page first (the order a listing
-    page gives; found by review: a day's lead story came last, by its id). Once
-    written, that part stays (:func:`keeps_place`): a page saved again lists its
-    stories lower down.
+    day's: it stands by when it was first seen (a later find first), then by ``place``,
+    its place among the stories first seen with it, in the order the run read them:
+    its sources' order in the config, each source's in the order it lists them, the top
+    of a page first (found by review: by their ids, a day's lead story could come
+    last). Once written, that part stays (:func:`keeps_place`).
     """
     if published is not None and published.instant is not None:
         return utc_iso(published.instant)
@@ -732,12 +732,17 @@ def sort_key(published: Published | None, first_seen: datetime, line: int | None
         head = "0 " + utc_iso(first_seen)
     else:
         head = f"{utc_iso(_shown_time()(published))} {utc_iso(first_seen)}"
-    if line is None:
+    if place is None:
         return head
-    return f"{head} {_LAST_LINE - min(max(line, 0), _LAST_LINE):09d}"
+    return f"{head} {_LAST_PLACE - min(max(place, 0), _LAST_PLACE):09d}"
 
 
-_LAST_LINE = 999_999_999  # a listing of 16 MB (the cap) has fewer lines
+def needs_place(published: Published | None) -> bool:
+    """Whether a story's sort key has a place part (it has no time to stand by)."""
+    return published is None or published.instant is None
+
+
+_LAST_PLACE = 999_999_999
 
 
 def keeps_place(stored: str, published: Published | None, first_seen: datetime) -> bool:

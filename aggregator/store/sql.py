@@ -21,6 +21,7 @@ from aggregator.store.plan import (
     ItemTold,
     MergePlan,
     keeps_place,
+    needs_place,
     plan_merge,
     sort_key,
     told_by,
@@ -94,9 +95,14 @@ def _entry(row: Sequence[Any], sources: Sequence[Provenance], topics: Sequence[s
 
 
 def _row(
-    entry: Entry, key: str | None = None, now: datetime | None = None, stamp: str = ""
+    entry: Entry,
+    key: str | None = None,
+    now: datetime | None = None,
+    stamp: str = "",
+    place: int | None = None,
 ) -> tuple[Any, ...]:
-    """An entry's column values, in :data:`ROW_COLUMNS` order.
+    """An entry's column values, in :data:`ROW_COLUMNS` order (``place``: see
+    plan.sort_key).
 
     ``key`` is the entry's title key when the caller knows it; ``stamp`` is
     ``now.isoformat()``, the text of a first or last seen that is ``now`` itself (as
@@ -107,16 +113,15 @@ def _row(
     published = entry.published
     first_seen = entry.first_seen
     last_seen = entry.last_seen
-    line = entry.sources[0].line if entry.sources else None  # where it was first listed
     if published is None:
         published_text = None
-        order = sort_key(published, first_seen, line)
+        order = sort_key(published, first_seen, place)
     else:
         published_text = published.isoformat()
         instant = published.instant
         # An instant in UTC is its own sort key: the same text, not computed twice.
         zero = instant is not None and instant.utcoffset() == ZERO
-        order = published_text if zero else sort_key(published, first_seen, line)
+        order = published_text if zero else sort_key(published, first_seen, place)
     return (
         entry.title,
         title_key(entry.title) if key is None else key,
@@ -415,13 +420,18 @@ class SQLStore:
         made now."""
         prepared: dict[str, Any] = self.__dict__.pop("_prepared", {})
         rows = []
-        for entry in entries:
+        for place, entry in enumerate(entries):
             key = keys.get(entry.id)
             made = prepared.get(entry.id)
-            if made is not None and made[0] is entry and made[1] == key:
-                rows.append(made[2])
+            if made is None or made[0] is not entry or made[1] != key:
+                rows.append(_row(entry, key, now, stamp, place))
+            elif needs_place(entry.published):  # (made before the run's order was known)
+                row = made[2]
+                rows.append(
+                    (*row[:-2], sort_key(entry.published, entry.first_seen, place), row[-1])
+                )
             else:
-                rows.append(_row(entry, key, now, stamp))
+                rows.append(made[2])
         return rows
 
     def apply_plan(self, plan: MergePlan, now: datetime) -> None:
@@ -639,20 +649,25 @@ class SQLStore:
                 "WHERE t.topic = ? AND t.entry_id = entries.id)"
             )
             params.append(topic)
-        if after is not None:  # read on after it, as it sorts (the key it was written with)
-            found = self._execute(
-                "SELECT sort_key FROM entries WHERE id = ?", (after.id,)
-            ).fetchone()
-            key = sort_key(after.published, after.first_seen) if found is None else found[0]
+        if after is not None:  # read on after it, by the key it was read with
+            key = self.__dict__.get("_read_keys", {}).get(after.id) or self._stored_key(after)
             where.append("(entries.sort_key < ? OR (entries.sort_key = ? AND entries.id > ?))")
             params += (key, key, after.id)
         condition = f"WHERE {' AND '.join(where)} " if where else ""
         rows = self._execute(
-            f"SELECT {ENTRY_COLUMNS} FROM entries {condition}"
+            f"SELECT {ENTRY_COLUMNS}, entries.sort_key FROM entries {condition}"
             "ORDER BY entries.sort_key DESC, entries.id LIMIT ?",
             (*params, limit),
         ).fetchall()
+        # Each one's key as read, for the next batch to read on from (found by review:
+        # a story deleted between two batches, its key made again without its place,
+        # skipped the rest of its day).
+        self.__dict__["_read_keys"] = {row[0]: row[-1] for row in rows}
         return self._entries(rows)
+
+    def _stored_key(self, entry: Entry) -> str:
+        found = self._execute("SELECT sort_key FROM entries WHERE id = ?", (entry.id,)).fetchone()
+        return sort_key(entry.published, entry.first_seen) if found is None else str(found[0])
 
     def _common(self, query: str) -> bool:
         """Whether so many entries hold the words that reading the newest entries
