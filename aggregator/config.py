@@ -12,7 +12,6 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.errors import ConfigError
 from aggregator.patterns import compile_pattern
+from aggregator.records import record
 from aggregator.snapshots import LAYOUT_NAMES
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ MAX_INTEGER = 2**31 - 1
 MAX_MEGABYTES = 1 << 20  # a terabyte
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FeedSettings:
     directory: Path
     base_url: str
@@ -51,7 +51,7 @@ class FeedSettings:
     timezone: ZoneInfo
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoreSettings:
     path: Path
     retention_days: int = 0  # 0: keep everything
@@ -68,7 +68,7 @@ class StoreSettings:
         return self.path.with_name(self.path.name + ".lock")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScheduleSettings:
     """How ``aggregator serve`` schedules each source."""
 
@@ -77,7 +77,7 @@ class ScheduleSettings:
     max_backoff_minutes: float = 360.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -96,7 +96,7 @@ class ServeSettings:
     shutdown_grace: float = 10.0  # seconds SIGTERM lets a running read finish
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FetchSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
@@ -111,7 +111,7 @@ class FetchSettings:
     max_entries_per_feed: int = 1000
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SourceConfig:
     """A source: a local file (``path``) or a live feed (``url``)."""
 
@@ -132,7 +132,7 @@ class SourceConfig:
         return self.url if self.url is not None else str(self.path)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RuleConfig:
     """Terms and patterns looked for in some fields."""
 
@@ -142,7 +142,7 @@ class RuleConfig:
     fields: tuple[str, ...] = DEFAULT_FIELDS
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TopicConfig:
     slug: str
     key: str
@@ -152,7 +152,7 @@ class TopicConfig:
     exclude: RuleConfig | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Config:
     path: Path
     feeds: FeedSettings

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import SourceError
+from aggregator.records import record
 from aggregator.uri import without_credentials
 
 # A run whose sources are all fresh asks nobody and reads nothing: the event loop, the
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aggregator")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """What one source gave this run."""
 

@@ -17,7 +17,6 @@ import logging
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ from aggregator.live.state import FetchStates
 from aggregator.lock import write_lock
 from aggregator.model import Entry, Published, SourceEntry
 from aggregator.output import Staged, Stager, remove_stale_temporaries
+from aggregator.records import record
 from aggregator.site import outputs
 from aggregator.store import IngestReport, StoreType, open_store, retention_cutoff
 from aggregator.store.leases import claim_sources, give_back, release_sources
@@ -53,7 +53,7 @@ log = logging.getLogger("aggregator")
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunResult:
     outcomes: tuple[Outcome, ...]
     report: IngestReport
@@ -122,7 +122,7 @@ def feed_specs(config: Config) -> list[tuple[FeedSpec, str | None]]:
     return specs
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rendered:
     """One publish's rendering: the files rendered, the manifest of every file the
     site now shows, and the names of those (rendered or kept as they are)."""

@@ -58,12 +58,12 @@ import html
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aggregator.model import Enclosure, Entry, Provenance, Published
+from aggregator.records import record
 from aggregator.site.outputs import entry_file
 from aggregator.uri import without_credentials
 
@@ -87,7 +87,7 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 RSS_DOCS = "http://www.rssboard.org/rss-specification"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FeedSpec:
     """What a feed says about itself."""
 

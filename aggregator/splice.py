@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from aggregator.records import record
 
 if TYPE_CHECKING:
     from aggregator.model import Entry
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 Render = Callable[..., bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layout:
     """Where a format's items are: each from its ``opening`` line to its ``closing``
     line, its id on a line ``id_before`` + id + ``id_after``; then the document's

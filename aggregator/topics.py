@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from aggregator.config import Config, RuleConfig, TopicConfig
 from aggregator.model import Entry
 from aggregator.patterns import Pattern, compile_pattern
+from aggregator.records import record
 from aggregator.text import fold
 
 # Categories are joined with this, so that a phrase never runs from one into the next.
@@ -92,7 +93,7 @@ class Verdict:
         return f"{self.topic}: {verb} by {self.rule} in {self.field}: {self.words!r}{where}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rule:
     """Compiled terms and patterns, each with a label saying where it came from."""
 
@@ -176,7 +177,7 @@ class Rule:
         return False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Topic:
     slug: str
     title: str

@@ -13,14 +13,15 @@ building the entries again). ``unpack(pack(document)) == document``, field for f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date, datetime
 from typing import Any
 
 from aggregator.model import Enclosure, Provenance, Published, SourceEntry
+from aggregator.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FeedDocument:
     """What a feed document held: its entries, and what it asks of pollers."""
 

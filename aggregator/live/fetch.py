@@ -18,13 +18,14 @@ import asyncio
 import re
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import SourceError
+from aggregator.records import record
 
 if TYPE_CHECKING:
     from aggregator.config import FetchSettings
@@ -39,7 +40,7 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
@@ -62,13 +63,13 @@ class Limits:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Validators:
     etag: str | None = None
     last_modified: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fetched:
     """A feed's answer: a body (status 200), or "not modified" (304, no body)."""
 

@@ -10,16 +10,18 @@ written in the run's transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from aggregator.records import record
 
 if TYPE_CHECKING:  # the HTTP client is imported by a run that asks a source, not before
     from aggregator.live.fetch import Validators
     from aggregator.store import StoreType
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SourceState:
     url: str | None = None  # the URL to fetch now, when a 301 moved it
     etag: str | None = None
@@ -52,7 +54,7 @@ class SourceState:
     def to_json(self) -> dict[str, Any]:
         return {
             name: value.isoformat() if isinstance(value, datetime) else value
-            for name in self.__slots__
+            for name in _FIELDS
             if (value := getattr(self, name)) is not None and value != ()
         }
 
@@ -76,6 +78,9 @@ class SourceState:
             last_success=when("last_success"),
             last_error=data.get("last_error"),
         )
+
+
+_FIELDS = tuple(field.name for field in fields(SourceState))  # what to_json writes
 
 
 def _strings(value: Any, *, none: bool = False) -> tuple[Any, ...]:

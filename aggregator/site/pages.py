@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from aggregator.model import Enclosure, Entry, Provenance, Published
+from aggregator.records import record
 from aggregator.render import FeedSpec, entry_page
 from aggregator.site import outputs
 from aggregator.text import SANITISED_TAG
@@ -46,7 +46,7 @@ MONTHS = (
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Site:
     """What the pages say about the whole site."""
 
@@ -65,7 +65,7 @@ class Site:
         return (self.topic_titles or {}).get(spec.slug, spec.title)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Feed:
     """One feed as the pages show it."""
 

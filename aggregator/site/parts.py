@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from aggregator.records import record
 from aggregator.site import outputs
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ MIN_PART = 40
 WORKERS_FROM = 2000
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Inputs:
     """Everything a publish's files are rendered from."""
 

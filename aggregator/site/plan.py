@@ -18,10 +18,10 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from aggregator.model import Entry
+from aggregator.records import record
 
 
 def entry_digest(entry: Entry) -> str:
@@ -47,7 +47,7 @@ def feed_digest(entry_digests: Sequence[str], fallback: datetime) -> str:
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Manifest:
     """What the files were rendered from: a digest per feed (by slug) and per entry
     page (by entry id, for every entry shown in any feed), and of the rendering code;
@@ -104,7 +104,7 @@ def manifest_of(
     return Manifest(feeds, entries, code)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Changes:
     """What to render: ``everything``, or the feeds (their documents and topic pages)
     and entry pages named, and the index when any feed changed."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from aggregator.records import record
 from aggregator.store.words import entry_words
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Dialect:
     name: str
     text: str  # a text column, compared and sorted byte by byte

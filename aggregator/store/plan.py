@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
 
@@ -44,6 +44,7 @@ from aggregator.dedupe import (
     retold,
 )
 from aggregator.model import Entry, Provenance, Published, SourceEntry
+from aggregator.records import record
 from aggregator.text import item_mark, title_key
 
 # An entry's fields but when it was last seen and where: what a merge may change that
@@ -51,7 +52,7 @@ from aggregator.text import item_mark, title_key
 _STORY = attrgetter(*(f.name for f in fields(Entry) if f.name not in ("last_seen", "sources")))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IngestReport:
     """How one run's items were merged: new stories, changed ones, ones only seen again."""
 
@@ -60,7 +61,7 @@ class IngestReport:
     unchanged: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MergePlan:
     inserted: tuple[Entry, ...]  # new stories
     changed: tuple[Entry, ...]  # stored stories whose text, date or media changed
