@@ -129,7 +129,8 @@ def _eq(self: Any, other: Any) -> Any:
 
 
 def _hash(self: Any) -> int:
-    return hash(self.__record_hashed__(self))
+    cls: Any = self.__class__  # (read on the instance, a lambda would be bound to it)
+    return hash(cls.__record_hashed__(self))
 
 
 def _repr(self: Any) -> str:

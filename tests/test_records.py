@@ -78,6 +78,29 @@ def test_a_record_is_made_read_and_compared_as_the_dataclass(
         assert copied.notes == ours.notes
 
 
+def test_records_of_one_field_or_none_compared_are_hashed_as_the_dataclass() -> None:
+    # (found by review: one field's getter, read on the instance, was given it twice)
+    for decorate in (record, dataclass(frozen=True, slots=True)):
+
+        @decorate
+        class One:
+            value: int
+
+        @decorate
+        class Loose:
+            value: int
+            notes: list[str] = field(default_factory=list, compare=False)
+
+        @decorate
+        class Nothing:
+            notes: list[str] = field(default_factory=list, compare=False)
+
+        assert hash(One(1)) == hash(One(1)) and One(1) != One(2)
+        assert {One(1), One(1), One(2)} == {One(1), One(2)}
+        assert hash(Loose(1, ["a"])) == hash(Loose(1, ["b"])) and Loose(1, ["a"]) == Loose(1)
+        assert hash(Nothing(["a"])) == hash(Nothing()) and Nothing(["a"]) == Nothing()
+
+
 def test_a_record_is_frozen_as_the_dataclass() -> None:
     ours, theirs = Record("a"), Data("a")
     for thing in (ours, theirs):
