@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import Config, load_config
+from aggregator.errors import WriteError
 from aggregator.ingest import Outcome
 from aggregator.live.state import FetchStates
 from aggregator.model import Entry, Provenance, Published, SourceEntry
@@ -24,6 +25,7 @@ from aggregator.pipeline import (
     TOKEN,
     RunResult,
     build_files,
+    installed_manifest,
     is_current,
     manifest_key,
     publish,
@@ -257,18 +259,26 @@ def test_what_is_not_known_for_sure_is_rendered_again(
         store.set_meta(rendered_key(config, store), "crashed 0")
     result = run(config, [item("beta", "Gas storage full", 3)], now + timedelta(hours=2))
     assert everything <= set(result.rendered)
-    # A removed entry page: not trusted either.
+    # A removed entry page: that page is not known to be there, and is rendered again
+    # (it alone: the other files are as they were written).
     page = next((config.feeds.directory / "entries").iterdir())
     page.unlink()
     with open_store(config.store) as store:
-        assert recorded_manifest(config, store) is None
-    result = run(config, [item("gamma", "Local election", 4)], now + timedelta(hours=3))
-    assert everything <= set(result.rendered) and page.exists()
+        trusted = recorded_manifest(config, store)
+        installed = installed_manifest(config, store)
+    assert trusted is not None and installed is not None
+    assert set(installed.entries) - set(trusted.entries) == {
+        entry_id for entry_id in installed.entries if outputs.entry_file(entry_id) in str(page)
+    }
+    result = run(config, [], now + timedelta(hours=3))
+    assert page.exists() and f"entries/{page.name}" in result.rendered
+    assert not everything & set(result.rendered)
     # An entry page that is a link to nothing is not there either.
     page.unlink()
     page.symlink_to(tmp_path / "nowhere.html")
     with open_store(config.store) as store:
-        assert recorded_manifest(config, store) is None
+        trusted = recorded_manifest(config, store)
+    assert trusted is not None and len(trusted.entries) == len(installed.entries) - 1
     # An unreadable manifest: everything again.
     with open_store(config.store) as store, store.transaction():
         store.set_meta(manifest_key(config, store), "garbage")
@@ -295,14 +305,21 @@ def test_a_story_page_removed_by_hand_is_back_after_a_run_with_nothing_new(
     # Nothing new: the story's link led to a 404 until a run had something to write.
     result = run(config, [], now + timedelta(hours=1))
     assert {path: path.read_bytes() for path in pages} == kept
-    assert result.rendered
+    assert set(result.rendered) == {f"entries/{pages[0].name}"}  # it alone
     # With every file there, a run with nothing new writes nothing.
     assert not run(config, [], now + timedelta(hours=2)).rendered
-    # A folder where a page should be is no page either.
+    # A folder where a page should be is no page either; while it is in the way, the
+    # publish fails, and what the last install wrote is then not known for sure: once
+    # the folder is gone, a run with nothing new still writes the page (found by review).
     pages[1].unlink()
     pages[1].mkdir()
     with open_store(config.store) as store:
         assert not is_current(config, store, rendered_version(config, store))
+    with pytest.raises(WriteError):
+        run(config, [], now + timedelta(hours=3))
+    pages[1].rmdir()
+    run(config, [], now + timedelta(hours=4))
+    assert {path: path.read_bytes() for path in pages} == kept
 
 
 # -- the plan, pure ---------------------------------------------------------------------------
