@@ -138,6 +138,41 @@ def test_a_feeds_stories_of_a_day_stand_in_its_order_before_the_next_sources(
     assert shown(tmp_path / "feeds") == [*told, *TITLES[1:], "A story of the day before"]
 
 
+def test_a_page_listing_its_news_oldest_first_is_read_from_its_end(tmp_path: Path) -> None:
+    # An event's page lists its news oldest first (seeds/001): of two stories of one
+    # day, the one listed later came later (found by review: it stood second).
+    (tmp_path / "page.txt").write_text(
+        listing(
+            [
+                ("25 Nov. 2026", "Ministers arrive for the meeting", "They arrived."),
+                ("26 Nov. 2026", "Ministers open the meeting", "It opened."),
+                ("26 Nov. 2026", "Ministers agree a statement", "They agreed."),
+                ("27 Nov. 2026", "Ministers close the meeting", "It closed."),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "newest-first.txt").write_text(
+        listing(
+            [
+                ("26 Nov. 2026", "A newsroom's later story of the day", "Later."),
+                ("26 Nov. 2026", "A newsroom's earlier story of the day", "Earlier."),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    config = project(tmp_path, StoreSettings(path=tmp_path / "store.sqlite3"), "newest-first.txt")
+    assert main(["-q", "--config", str(config), "run"]) == 0
+    assert shown(tmp_path / "feeds") == [
+        "Ministers close the meeting",
+        "A newsroom's later story of the day",  # (its source is read first)
+        "A newsroom's earlier story of the day",
+        "Ministers agree a statement",
+        "Ministers open the meeting",
+        "Ministers arrive for the meeting",
+    ]
+
+
 def test_reading_on_in_search_results_skips_nothing_when_a_story_goes_meanwhile(
     tmp_path: Path,
 ) -> None:

@@ -738,6 +738,27 @@ def sort_key(published: Published | None, first_seen: datetime, place: int | Non
     return f"{head} {_LAST_PLACE - min(max(place, 0), _LAST_PLACE):09d}"
 
 
+def reading_places(entries: Sequence[Entry]) -> list[int]:
+    """The place (see :func:`sort_key`) of each of a run's new stories, given in the
+    order they were read: the sources in turn, each as it lists them, except a source
+    that lists them oldest first (the news on an event's page: each on or after the day
+    of the one before it, the last after the first), read from its end, as the others
+    list theirs, newest first (found by review: the earlier of two stories of a day on
+    such a page came first)."""
+    by_source: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        by_source.setdefault(entry.sources[0].source if entry.sources else "", []).append(index)
+    places = [0] * len(entries)
+    place = 0
+    for members in by_source.values():
+        days = [d.day for i in members if (d := entries[i].published) is not None]
+        oldest_first = len(days) > 1 and days[0] < days[-1] and days == sorted(days)
+        for index in reversed(members) if oldest_first else members:
+            places[index] = place
+            place += 1
+    return places
+
+
 def needs_place(published: Published | None) -> bool:
     """Whether a story's sort key has a place part (it has no time to stand by)."""
     return published is None or published.instant is None

@@ -23,6 +23,7 @@ from aggregator.store.plan import (
     keeps_place,
     needs_place,
     plan_merge,
+    reading_places,
     sort_key,
     told_by,
 )
@@ -420,7 +421,7 @@ class SQLStore:
         made now."""
         prepared: dict[str, Any] = self.__dict__.pop("_prepared", {})
         rows = []
-        for place, entry in enumerate(entries):
+        for place, entry in zip(reading_places(entries), entries, strict=True):
             key = keys.get(entry.id)
             made = prepared.get(entry.id)
             if made is None or made[0] is not entry or made[1] != key:
