@@ -586,13 +586,13 @@ def publish(
         if staged is not None:
             staged.discard()
         raise
+    stored = (
+        f"what the sources gave is kept in the store ({report.new} new and "
+        f"{report.updated} updated entries) and "
+        if changed
+        else ""
+    )
     if unwritten is not None:
-        stored = (
-            f"what the sources gave is kept in the store ({report.new} new and "
-            f"{report.updated} updated entries) and "
-            if changed
-            else ""
-        )
         raise FilesNotWritten(f"{unwritten}; {stored}the next run writes the feeds") from unwritten
     if staged is None or rendered is None:
         written, unchanged = [], [directory / name for name in expected_files(config)]
@@ -604,7 +604,13 @@ def publish(
             with store.transaction():
                 _record_feeds_on_disk(config, store, (on_disk - stale) | left)
     else:
-        written = [path for path in staged.install() if path.name != TOKEN]
+        try:
+            written = [path for path in staged.install() if path.name != TOKEN]
+        except WriteError as error:
+            # A file that could not be put in place (a folder of its name in the way):
+            # the store is committed, as when the files could not be written (found by
+            # review: in ``serve``, counted as the source's failure, with its back-off).
+            raise FilesNotWritten(f"{error}; {stored}the next run writes the feeds") from error
         # The files not rendered are as they were, like those rendered to the same bytes.
         kept = (directory / name for name in rendered.names if name not in rendered.files)
         unchanged = [*staged.unchanged, *kept]

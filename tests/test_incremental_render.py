@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import Config, load_config
-from aggregator.errors import WriteError
+from aggregator.errors import FilesNotWritten
 from aggregator.ingest import Outcome
 from aggregator.live.state import FetchStates
 from aggregator.model import Entry, Provenance, Published, SourceEntry
@@ -315,7 +315,7 @@ def test_a_story_page_removed_by_hand_is_back_after_a_run_with_nothing_new(
     pages[1].mkdir()
     with open_store(config.store) as store:
         assert not is_current(config, store, rendered_version(config, store))
-    with pytest.raises(WriteError):
+    with pytest.raises(FilesNotWritten, match="the next run writes the feeds"):
         run(config, [], now + timedelta(hours=3))
     pages[1].rmdir()
     run(config, [], now + timedelta(hours=4))
