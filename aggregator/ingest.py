@@ -89,12 +89,16 @@ def kept_items(state: SourceState, known: frozenset[str] | None = None) -> Kept 
 
 
 def listed_ids(
-    state: SourceState, known: frozenset[str], document: FeedDocument
+    state: SourceState,
+    known: frozenset[str],
+    document: FeedDocument,
+    seen_at: datetime | None = None,
 ) -> tuple[Listed, SourceState]:
     """The ids of the items ``document`` lists as they were in the source's last read
     (skipped, so not read: their ids are the last read's, kept in ``state``), each with
     its item's mark; and ``state`` with the ids and marks of this read's items, in the
-    order of their digests, for the next read.
+    order of their digests, for the next read (and ``seen_at``, when given, as the time
+    they were read: one new state, not two).
 
     What they are for: an item of a stored story's title and day that comes with an id
     of its own while the source still lists the story's item is another story
@@ -104,8 +108,9 @@ def listed_ids(
         kept = zip(state.seen_ids, state.seen_marks, strict=True)
         before = dict(zip(state.seen, kept, strict=True))
     digests = document.digests
+    read_at = state.seen_at if seen_at is None else seen_at
     if not len(document.item_ids) == len(document.item_marks) == len(digests):
-        return (), replace(state, seen=(), seen_ids=(), seen_marks=())
+        return (), replace(state, seen=(), seen_ids=(), seen_marks=(), seen_at=read_at)
     listed: dict[str, str | None] = {}
     ids: list[str | None] = []
     marks: list[str | None] = []
@@ -116,7 +121,9 @@ def listed_ids(
                 listed[item_id] = mark
         ids.append(item_id)
         marks.append(mark)
-    read = replace(state, seen=digests, seen_ids=tuple(ids), seen_marks=tuple(marks))
+    read = replace(
+        state, seen=digests, seen_ids=tuple(ids), seen_marks=tuple(marks), seen_at=read_at
+    )
     return tuple(listed.items()), read
 
 
@@ -353,7 +360,9 @@ class Ingest:
                 validators.etag or state.etag, validators.last_modified or state.last_modified
             )
         state = replace(
-            state.with_validators(validators),
+            state,
+            etag=validators.etag,
+            last_modified=validators.last_modified,
             retry_not_before=None,
             last_success=self.now,
             last_error=None,
@@ -383,8 +392,7 @@ class Ingest:
                 entries = list(document.entries)
                 ttl = document.ttl_minutes
                 unchanged = document.unchanged
-                listed, state = listed_ids(state, known, document)
-                state = replace(state, seen_at=self.now)
+                listed, state = listed_ids(state, known, document, seen_at=self.now)
                 kept = kept_items(state, known)
             else:  # a saved-page layout served over HTTP
                 entries = await asyncio.to_thread(
