@@ -25,8 +25,8 @@ class _Body:
     loose: float = field(default=0.0, hash=False)
 
 
-def _made(decorate: Any, name: str) -> Any:
-    namespace = {k: v for k, v in vars(_Body).items() if k not in ("__dict__", "__weakref__")}
+def _made(decorate: Any, name: str, body: type = _Body) -> Any:
+    namespace = {k: v for k, v in vars(body).items() if k not in ("__dict__", "__weakref__")}
     made = decorate(type(name, (), {**namespace, "__qualname__": name}))
     made.__module__ = __name__  # pickled by name, as a module's own class
     return made
@@ -128,25 +128,20 @@ def test_wrong_arguments_are_refused_as_the_dataclass_refuses_them(
     assert _outcome(Data, *args, **kwargs) is TypeError
 
 
+class _LaterBody:
+    """A body with fields the constructor does not take."""
+
+    value: int
+    made: int = field(default=0, init=False)
+    derived: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "derived", f"#{self.value}")
+
+
 def test_a_field_the_constructor_does_not_take_is_its_default_or_set_after() -> None:
-    @record
-    class Later:
-        value: int
-        made: int = field(default=0, init=False)
-        derived: str = field(init=False, repr=False, compare=False)
-
-        def __post_init__(self) -> None:
-            object.__setattr__(self, "derived", f"#{self.value}")
-
-    @dataclass(frozen=True, slots=True)
-    class Same:
-        value: int
-        made: int = field(default=0, init=False)
-        derived: str = field(init=False, repr=False, compare=False)
-
-        def __post_init__(self) -> None:
-            object.__setattr__(self, "derived", f"#{self.value}")
-
+    Later = _made(record, "Later", _LaterBody)
+    Same = _made(dataclass(frozen=True, slots=True), "Same", _LaterBody)
     ours, theirs = Later(4), Same(4)
     assert (ours.value, ours.made, ours.derived) == (theirs.value, theirs.made, theirs.derived)
     assert repr(ours).replace("Later", "Same") == repr(theirs)
