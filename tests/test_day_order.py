@@ -139,11 +139,13 @@ def test_a_feeds_stories_of_a_day_stand_in_its_order_before_the_next_sources(
 
 
 def test_a_page_listing_its_news_oldest_first_is_read_from_its_end(tmp_path: Path) -> None:
-    # An event's page lists its news oldest first (seeds/001): of two stories of one
-    # day, the one listed later came later (found by review: it stood second).
+    # An event's page lists its news oldest first, under the event's own story
+    # (seeds/001): of two stories of one day, the one listed later came later (found by
+    # review: it stood second).
     (tmp_path / "page.txt").write_text(
         listing(
             [
+                ("28 Nov. 2026", "The meeting of ministers", "The event's own story."),
                 ("25 Nov. 2026", "Ministers arrive for the meeting", "They arrived."),
                 ("26 Nov. 2026", "Ministers open the meeting", "It opened."),
                 ("26 Nov. 2026", "Ministers agree a statement", "They agreed."),
@@ -164,6 +166,7 @@ def test_a_page_listing_its_news_oldest_first_is_read_from_its_end(tmp_path: Pat
     config = project(tmp_path, StoreSettings(path=tmp_path / "store.sqlite3"), "newest-first.txt")
     assert main(["-q", "--config", str(config), "run"]) == 0
     assert shown(tmp_path / "feeds") == [
+        "The meeting of ministers",
         "Ministers close the meeting",
         "A newsroom's later story of the day",  # (its source is read first)
         "A newsroom's earlier story of the day",

@@ -26,6 +26,7 @@ is matched as above, the others are stories of their own titles.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -741,10 +742,10 @@ def sort_key(published: Published | None, first_seen: datetime, place: int | Non
 def reading_places(entries: Sequence[Entry]) -> list[int]:
     """The place (see :func:`sort_key`) of each of a run's new stories, given in the
     order they were read: the sources in turn, each as it lists them, except a source
-    that lists them oldest first (the news on an event's page: each on or after the day
-    of the one before it, the last after the first), read from its end, as the others
-    list theirs, newest first (found by review: the earlier of two stories of a day on
-    such a page came first)."""
+    that lists them oldest first (the news on an event's page, under the event's own
+    story: more of its stories dated after the one before them than before it), read
+    from its end, as the others list theirs, newest first (found by review: the earlier
+    of two stories of a day on such a page came first)."""
     by_source: dict[str, list[int]] = {}
     for index, entry in enumerate(entries):
         by_source.setdefault(entry.sources[0].source if entry.sources else "", []).append(index)
@@ -752,7 +753,8 @@ def reading_places(entries: Sequence[Entry]) -> list[int]:
     place = 0
     for members in by_source.values():
         days = [d.day for i in members if (d := entries[i].published) is not None]
-        oldest_first = len(days) > 1 and days[0] < days[-1] and days == sorted(days)
+        later = sum(after > before for before, after in itertools.pairwise(days))
+        oldest_first = later > sum(after < before for before, after in itertools.pairwise(days))
         for index in reversed(members) if oldest_first else members:
             places[index] = place
             place += 1
