@@ -723,10 +723,9 @@ def sort_key(published: Published | None, first_seen: datetime, place: int | Non
     A story of a known time by its instant (UTC ISO); undated ones after every dated
     one. A story of a day only (and an undated one) has no time to stand by among its
     day's: it stands by when it was first seen (a later find first), then by ``place``,
-    its place among the stories first seen with it, in the order the run read them:
-    its sources' order in the config, each source's in the order it lists them, the top
-    of a page first (found by review: by their ids, a day's lead story could come
-    last). Once written, that part stays (:func:`keeps_place`).
+    its place among the stories first seen with it, in the order the run read them
+    (:func:`reading_places`; found by review: by their ids, a day's lead story could
+    come last). Once written, that part stays (:func:`keeps_place`).
     """
     if published is not None and published.instant is not None:
         return utc_iso(published.instant)

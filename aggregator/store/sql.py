@@ -485,7 +485,7 @@ class SQLStore:
     ) -> list[tuple[Any, ...]]:
         """The rows of stored ``entries``, each with the sort key it was written with
         while that still stands for it (plan.keeps_place): a story of a day keeps its
-        place among its day's, whichever line a page saved since lists it at."""
+        place among its day's, however far down a page saved since lists it."""
         ids = [entry.id for entry in entries]
         stored: dict[str, str] = {}
         for chunk in range(0, len(ids), CHUNK):
