@@ -25,14 +25,12 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from benchmarks.workloads import write_config, write_feeds
 
@@ -61,23 +59,12 @@ def host(directory: Path, port: int, log: Path) -> None:
     ``user-agent<TAB>path<TAB>status``: the witness of who read which feed."""
     from benchmarks import feedhost
 
-    lock = threading.Lock()
     out = log.open("a", buffering=1, encoding="utf-8")
 
-    class Counting(ThreadingHTTPServer):
-        def __init__(self, address: Any, handler: type[BaseHTTPRequestHandler]) -> None:
-            class Logged(handler):  # type: ignore[valid-type, misc]
-                def send_response(self, code: int, message: str | None = None) -> None:
-                    agent = self.headers.get("User-Agent", "")
-                    with lock:
-                        out.write(f"{agent}\t{self.path}\t{code}\n")
-                    super().send_response(code, message)
+    def told(agent: str, path: str, status: int) -> None:
+        out.write(f"{agent}\t{path}\t{status}\n")
 
-            super().__init__(address, Logged)
-
-    # serve() looks its server class up in its module when called: count through it.
-    setattr(feedhost, "ThreadingHTTPServer", Counting)  # noqa: B010
-    feedhost.serve(directory, port)
+    feedhost.serve(directory, port, told=told)
 
 
 def requests_since(log: Path, offset: int) -> list[tuple[str, str, int]]:
