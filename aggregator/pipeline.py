@@ -163,7 +163,12 @@ def render_files(
     from aggregator.site import parts, renderer_fingerprint, site_from_config
     from aggregator.site.plan import changes, manifest_of
 
-    manifest = manifest_of(latest, fallback, renderer_fingerprint())
+    # Loaded in the workers meanwhile (parts.Prepared), the fingerprint is theirs: this
+    # process then loads no renderer at all.
+    fingerprint = (
+        runner.fingerprint() if isinstance(runner, parts.Prepared) else renderer_fingerprint()
+    )
+    manifest = manifest_of(latest, fallback, fingerprint)
     todo = changes(previous, manifest)
     names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
     files: dict[str, bytes] = {}
@@ -895,12 +900,19 @@ def refresh(
             # The renderers (Jinja2 and the templates, about 0.1 s) load when the publish
             # first renders: loaded ahead, in a thread while the sources were read, they
             # held the interpreter's lock from the event loop (docs/benchmarks.md, issue
-            # 14, eighth pass). On a shared store, where the lock is taken for the publish
+            # 14, eighth pass). With workers, and something new, the workers load them
+            # now, while this process writes the store, and render the publish
+            # (parts.Prepared). On a shared store, where the lock is taken for the publish
             # alone, they load before it, so that other workers' publishes do not wait.
-            runner = sandbox if render_in_workers and sandbox.started else None
+            runner: Runner | None = None
+            new = any(outcome.entries for outcome in outcomes)
+            if render_in_workers and sandbox.started:
+                from aggregator.site import parts
+
+                runner = parts.Prepared(sandbox) if new else sandbox
             report_outcomes(outcomes)
             if not lock_whole_run:
-                if any(outcome.entries for outcome in outcomes):
+                if new and runner is None:
                     from aggregator.site import parts
 
                     parts.prepare()

@@ -36,6 +36,13 @@ def record(cls: type[T]) -> type[T]:
     factory (a field with ``init=False`` takes its default, or what ``__post_init__``
     sets); ``__post_init__`` runs after them. ``kw_only`` fields are refused here, at
     definition; ``InitVar`` is not supported."""
+    # A class without a docstring is given one by dataclass, from inspect.signature:
+    # for a record's (the object's own __init__) that parses a text signature with the
+    # tokenize module, whose patterns take 10 ms to compile, once a process. Named here
+    # instead, as dataclass would name it.
+    undocumented = not cls.__doc__
+    if undocumented:
+        cls.__doc__ = cls.__name__
     made: Any = dataclasses.dataclass(init=False, repr=False, eq=False, slots=True)(cls)
     fields = dataclasses.fields(made)
     for field in fields:
@@ -64,6 +71,8 @@ def record(cls: type[T]) -> type[T]:
     )
     made.__record_shown__ = tuple(field.name for field in fields if field.repr)
     made.__record_post__ = getattr(made, "__post_init__", None)
+    if undocumented:
+        made.__doc__ = f"{cls.__name__}({', '.join(made.__record_fields__)})"
     made.__init__ = _init
     made.__eq__ = _eq
     made.__hash__ = _hash

@@ -183,3 +183,19 @@ def test_what_a_record_cannot_be_is_refused_where_it_is_defined() -> None:
 
             def __repr__(self) -> str:
                 return "mine"
+
+
+def test_a_record_without_a_docstring_is_named_by_its_fields_and_one_with_keeps_it() -> None:
+    @record
+    class Bare:
+        first: int
+        second: str = ""
+
+    @record
+    class Told:
+        """What it is."""
+
+        first: int
+
+    assert Bare.__doc__ == "Bare(first, second)"
+    assert Told.__doc__ == "What it is."

@@ -135,6 +135,37 @@ def test_a_large_publish_goes_to_the_workers(tmp_path: Path, box: Sandbox) -> No
     assert list(there.files.items()) == list(here.files.items())
 
 
+def test_a_prepared_runner_renders_even_a_small_publish_there(tmp_path: Path, box: Sandbox) -> None:
+    """As a run makes it once its sources are read: every worker loads the renderers at
+    once (while the store is written), and then even a small publish goes to them and
+    comes back as the files rendered here, with the fingerprint computed there."""
+    from aggregator.site import renderer_fingerprint
+
+    (tmp_path / "run").mkdir()
+    recording = Recording(box)
+    prepared = parts.Prepared(recording)
+    config = make_config(tmp_path / "run", max_entries=40)
+    publish_here(config, stories(90), prepared)  # below WORKERS_FROM: see above
+    assert recording.calls.count("prepare") == box.size
+    assert recording.calls.count("render_part") >= 2
+    assert_as_full_render(config, tmp_path / "full")
+    assert prepared.fingerprint() == renderer_fingerprint()
+
+
+@pytest.mark.parametrize("every", [True, False], ids=["every call fails", "every other"])
+def test_prepared_workers_that_fail_leave_the_work_here(tmp_path: Path, every: bool) -> None:
+    from aggregator.site import renderer_fingerprint
+
+    (tmp_path / "run").mkdir()
+    failing = Failing(every=every)
+    prepared = parts.Prepared(failing)
+    config = make_config(tmp_path / "run", max_entries=40)
+    publish_here(config, stories(90), prepared)
+    assert failing.calls >= 3  # both loads, and the parts
+    assert_as_full_render(config, tmp_path / "full")
+    assert prepared.fingerprint() == renderer_fingerprint()
+
+
 @pytest.mark.usefixtures("any_size")
 def test_each_publish_in_workers_equals_a_full_render(tmp_path: Path, box: Sandbox) -> None:
     config = make_config(tmp_path, max_entries=30)
