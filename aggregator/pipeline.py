@@ -904,17 +904,17 @@ def refresh(
             # now, while this process writes the store, and render the publish
             # (parts.Prepared). On a shared store, where the lock is taken for the publish
             # alone, they load before it, so that other workers' publishes do not wait.
+            from aggregator.site import parts
+
             runner: Runner | None = None
             new = any(outcome.entries for outcome in outcomes)
             if render_in_workers and sandbox.started:
-                from aggregator.site import parts
-
                 runner = parts.Prepared(sandbox) if new else sandbox
             report_outcomes(outcomes)
             if not lock_whole_run:
-                if new and runner is None:
-                    from aggregator.site import parts
-
+                if isinstance(runner, parts.Prepared):
+                    runner.wait()
+                elif new:
                     parts.prepare()
                 stack.enter_context(write_lock(config.store))
             changed_at = None if clock is None else written_at(store, clock, now)

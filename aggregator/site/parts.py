@@ -308,6 +308,17 @@ class Prepared:
     def call(self, function: Callable[..., T], *args: Any) -> T:
         return self.runner.call(function, *args)
 
+    def wait(self) -> None:
+        """Return once every worker has loaded the renderers, or failed to."""
+        from concurrent.futures import wait
+
+        wait(self._loading)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every worker has loaded the renderers (or failed to)."""
+        return all(loading.done() for loading in self._loading)
+
     def fingerprint(self) -> str:
         """The renderers' fingerprint, as the first worker to load them computed it (the
         same code, forked from this process or started from the same files), or
