@@ -903,19 +903,26 @@ def refresh(
             # 14, eighth pass). With workers, and something new, the workers load them
             # now, while this process writes the store, and render the publish
             # (parts.Prepared). On a shared store, where the lock is taken for the publish
-            # alone, they load before it, so that other workers' publishes do not wait.
-            from aggregator.site import parts
-
+            # alone, they load before it, so that other workers' publishes do not wait:
+            # here too (a page no feed shows, or a part a worker failed, is rendered
+            # here), while the workers load them.
             runner: Runner | None = None
             new = any(outcome.entries for outcome in outcomes)
+            prepared = None
             if render_in_workers and sandbox.started:
-                runner = parts.Prepared(sandbox) if new else sandbox
+                runner = sandbox
+                if new:
+                    from aggregator.site.parts import Prepared
+
+                    runner = prepared = Prepared(sandbox)
             report_outcomes(outcomes)
             if not lock_whole_run:
-                if isinstance(runner, parts.Prepared):
-                    runner.wait()
-                elif new:
-                    parts.prepare()
+                if new:
+                    from aggregator.site.parts import prepare
+
+                    prepare()
+                if prepared is not None:
+                    prepared.wait()
                 stack.enter_context(write_lock(config.store))
             changed_at = None if clock is None else written_at(store, clock, now)
             result = publish(config, store, states, outcomes, now, runner, folding, changed_at)

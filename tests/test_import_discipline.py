@@ -40,6 +40,8 @@ NOT_FOR_A_FRESH_RUN = (
     "re2",  # the config has no topic patterns
     "jinja2",  # the files are current: nothing is rendered
     "aggregator.render",
+    "aggregator.site.parts",  # no publish to hand to the workers
+    "pickle",
     "aggregator.topics",  # nothing new to judge
     "aggregator.source",  # nothing to read (the package loads it on first use)
     "importlib.resources",  # no template or static file is read

@@ -251,7 +251,8 @@ def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, 
     if not chosen or runner is None:
         yield from render_units(inputs, chosen)
         return
-    if not isinstance(runner, Prepared) and sum(_weight(inputs, u) for u in chosen) < WORKERS_FROM:
+    ready = isinstance(runner, Prepared) and not runner.failed
+    if not ready and sum(_weight(inputs, u) for u in chosen) < WORKERS_FROM:
         yield from render_units(inputs, chosen)
         return
     # A few parts each: the first are back sooner.
@@ -316,18 +317,24 @@ class Prepared:
 
     @property
     def loaded(self) -> bool:
-        """Whether every worker has loaded the renderers (or failed to)."""
-        return all(loading.done() for loading in self._loading)
+        """Whether every worker has loaded the renderers (and none failed to)."""
+        return all(loading.done() and loading.exception() is None for loading in self._loading)
+
+    @property
+    def failed(self) -> bool:
+        """Whether every worker failed to load the renderers (gone, out of time): a
+        publish is then left to the rule for any runner (:data:`WORKERS_FROM`)."""
+        return all(loading.done() and loading.exception() is not None for loading in self._loading)
 
     def fingerprint(self) -> str:
         """The renderers' fingerprint, as the first worker to load them computed it (the
         same code, forked from this process or started from the same files), or
         computed here when none could."""
-        for loading in self._loading:
-            try:
+        from concurrent.futures import as_completed
+
+        for loading in as_completed(self._loading):
+            if loading.exception() is None:
                 return loading.result()
-            except Exception:  # (a worker gone): the next, or here
-                continue
         from aggregator.site import renderer_fingerprint
 
         return renderer_fingerprint()
