@@ -22,6 +22,7 @@ from aggregator.site import outputs, parts
 from aggregator.site.parts import Inputs, Runner
 from aggregator.site.plan import EVERYTHING, Changes
 from aggregator.store import open_store
+from tests.feedserver import Server
 from tests.test_incremental_render import START, assert_as_full_render, item, make_config
 
 T = TypeVar("T")
@@ -277,3 +278,45 @@ def test_too_little_work_is_one_part(tmp_path: Path) -> None:
     inputs = _inputs(tmp_path)
     few = [unit for unit in parts.units(inputs) if unit[0] == "entry"][:3]
     assert parts.split(inputs, few, 6) == [few]
+
+
+def test_a_run_renders_in_its_workers_what_a_full_render_gives(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """``aggregator run`` as cron starts it: its workers, forked from it, load the
+    renderers while it writes the store and render the publish; its own process loads
+    neither Jinja2 nor lxml, and the files are a full render's. A feed then gains an item: the
+    same again."""
+    import json
+    import random
+    import subprocess
+    import sys
+
+    from aggregator.config import load_config
+    from benchmarks.workloads import rss_feed
+    from tests.test_incremental_render import CONFIG
+
+    names = [f"r{n}.xml" for n in range(3)]
+    for number, name in enumerate(names):
+        feedserver.overrides[name] = rss_feed(number, 30, random.Random(number))
+    sources = "\n".join(
+        f'[[sources]]\nname = "{name}"\nurl = "{feedserver.base}/feeds/{name}"' for name in names
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG.format(max_entries=20, sources=sources), encoding="utf-8")
+    config = load_config(path)
+    script = (
+        "import json, sys\n"
+        "from aggregator.cli import main\n"
+        "status = main(['--config', sys.argv[1], '-q', 'run'])\n"
+        "names = ('jinja2', 'lxml.etree')\n"
+        "print(json.dumps([status, [m for m in names if m in sys.modules]]))\n"
+    )
+    for number in range(2):
+        if number:
+            feedserver.overrides[names[1]] = rss_feed(1, 31, random.Random(1))
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+        )
+        assert json.loads(done.stdout.splitlines()[-1]) == [0, []], done.stderr
+        assert_as_full_render(config, tmp_path / f"run-{number}")
