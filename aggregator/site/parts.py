@@ -290,9 +290,11 @@ class Prepared:
     the templates and the renderers' fingerprint on the other core while this process
     writes the store. Every part of the publish is then rendered there (two workers
     render side by side), and this process, which loads none of it, takes the
-    fingerprint from them (:meth:`fingerprint`). Measured on the benchmark's steady run,
-    a publish of 200 new stories: 0.28 s to 0.24 s for the rendering, and on a cold run
-    of 10,000 stories 0.36 s to 0.28 s (docs/benchmarks.md, issue 14, nineteenth pass).
+    fingerprint from them (:meth:`fingerprint`). Measured on the benchmark's cold run of
+    10,000 stories: 3.10 s against 3.21 s (its rendering 0.28 s against 0.38 s); its
+    steady run (200 new stories) no quicker, the store's writes slower by about what the
+    rendering gained, as the two workers loading take both cores (docs/benchmarks.md,
+    issue 14, nineteenth pass).
     """
 
     def __init__(self, runner: Runner) -> None:
