@@ -134,9 +134,17 @@ def _base(detail: Any, fallback: str) -> str:
 
 
 def _entry(
-    item: Any, *, base: str, name: str, location: str, atom: bool = False
+    item: Any,
+    *,
+    base: str,
+    name: str,
+    location: str,
+    atom: bool = False,
+    guid_link: bool = True,
 ) -> SourceEntry | None:
-    """``atom``: the document is Atom, whose titles say their type (RSS titles do not)."""
+    """``atom``: the document is Atom, whose titles say their type (RSS titles do not).
+    ``guid_link``: False when the item's link is its guid and must not be taken for
+    one (see :func:`_guid_is_address`)."""
     title_detail = item.get("title_detail")
     if atom and title_detail is not None:
         # Declared: plain text (type="text", Atom's default: "<canvas>" is text) or HTML.
@@ -172,7 +180,7 @@ def _entry(
     summary = clean.text_summary(text)
     if not summary and body is not None:
         summary = clean.text_summary(clean.html_to_text(content_html, summary=True))
-    link = clean.safe_url(item.get("link"), base)
+    link = clean.safe_url(item.get("link"), base) if guid_link else None
     if not title:
         title = clean.plain(summary, 120)
     if not title:
@@ -204,6 +212,27 @@ def _entry(
         # (what its title was read under), as feedparser resolved its links.
         enclosures=media.enclosures(item, _base(item.get("title_detail"), base)),
     )
+
+
+def _link_is_guid(item: Any) -> bool:
+    """Whether feedparser gave the item its guid as its link (it has no link of its own)."""
+    return bool(item.get("guidislink")) and item.get("link") == item.get("id")
+
+
+def _guid_is_address(data: bytes, item: Any) -> bool:
+    """Whether an RSS item's guid, which feedparser took for its link (a guid without
+    ``isPermaLink="false"`` and no ``<link>``), is written in the document as the web
+    address feedparser made of it. RSS 2.0 has such a guid be the item's permalink,
+    but feeds write ``<guid>a4</guid>``, or a path: feedparser resolves those against
+    the feed's address (``https://feeds.example/a4``), a page that may not exist, where
+    a reader would be sent. Only an address the feed wrote whole is kept; the story
+    then links to its own page otherwise. (Looked for in the document's bytes, as
+    written or with its ``&`` escaped: feedparser keeps no raw text.)"""
+    value = item.get("id")
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return False
+    forms = {value, value.replace("&", "&amp;")}
+    return any(form.encode("utf-8") in data for form in forms)
 
 
 def _escape(text: str) -> str:
@@ -310,7 +339,14 @@ def parse_feed(
             marks.append(None)
             continue
         try:
-            entry = _entry(item, base=base or url, name=source, location=url, atom=atom)
+            entry = _entry(
+                item,
+                base=base or url,
+                name=source,
+                location=url,
+                atom=atom,
+                guid_link=not _link_is_guid(item) or _guid_is_address(defused, item),
+            )
         except Exception as error:  # one bad entry is skipped, never the feed
             warnings.append(f"entry {index} skipped: {type(error).__name__}: {error}")
             continue
