@@ -81,9 +81,9 @@ from aggregator.site.search import (
     Query,
     QueryError,
     candidates,
+    search_page,
     typed_term,
 )
-from aggregator.site.search import search as search_entries
 from aggregator.store import Store, StoreType, open_store
 from aggregator.text import NOT_XML
 from aggregator.topics import entry_text, term_pattern
@@ -927,16 +927,22 @@ def create_app(
         return await serve_file(request, f"entries/{request.path_params['name']}")
 
     async def search(request: Request) -> Response:
-        unknown = sorted(_asked(request) - {"q"})
+        unknown = sorted(_asked(request) - {"q", "after"})
         # "q" given twice: every word of both, as the filtered feeds join them.
         text = " ".join(request.query_params.getlist("q"))
+        # The story the last page ended with: the next page reads on from it.
+        after = request.query_params.get("after")
         status, note, headers = 200, "", {"Cache-Control": cache_control}
         results: list[Entry] = []  # none on the pages that say why there are none
         try:
             if unknown:
-                raise QueryError(f"Unknown parameter {unknown[0]!r}: the search takes only q.")
+                raise QueryError(
+                    f"Unknown parameter {unknown[0]!r}: the search takes only q (and after)."
+                )
             query = Query.parse(text)
             text = query.text
+            if after is not None and (not after or len(after) > 200 or NOT_XML.search(after)):
+                raise QueryError("This is no story's id to read on from: search again.")
         except QueryError as error:
             # Not kept by caches: the limits it names are this server's settings.
             status, note, query = 400, str(error), None
@@ -944,15 +950,24 @@ def create_app(
         if query is not None and query.patterns:
             chosen = query  # for the closure: mypy keeps the narrowing
 
-            def look(store: StoreType, deadline: float) -> bytes:
-                found = candidates(store, chosen.terms)
-                results = search_entries(found, chosen, RESULTS, deadline=deadline)
+            def look(store: StoreType, deadline: float) -> tuple[int, bytes]:
+                shown = chosen.text[:MAX_QUERY]
+                try:
+                    page = search_page(store, chosen, after=after, deadline=deadline)
+                except QueryError as error:  # the story read on from is gone
+                    return 400, render_search(site, shown, [], limit=RESULTS, note=str(error))
                 # The page too is made here, off the event loop.
-                return render_search(site, chosen.text[:MAX_QUERY], results, limit=RESULTS)
+                return 200, render_search(
+                    site, shown, page.results, limit=RESULTS, more=page.more, after=page.after
+                )
 
             try:
-                page = await pool.run(look)
-                return Response(page, media_type=CONTENT_TYPES["html"], headers=headers)
+                status, body = await pool.run(look)
+                if status != 200:
+                    headers = {"Cache-Control": "no-store"}
+                return Response(
+                    body, status_code=status, media_type=CONTENT_TYPES["html"], headers=headers
+                )
             except Busy:
                 status, note = 503, f"The server is busy; try again in {RETRY_AFTER} seconds."
                 headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}

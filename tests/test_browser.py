@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -306,3 +307,47 @@ def test_each_paragraph_of_a_story_reads_in_its_own_direction(
         )
         == "plaintext"
     )
+
+
+def test_a_search_with_many_matches_reads_on_page_by_page(
+    tmp_path: Path, feedserver: Server, browser: webdriver.Chrome
+) -> None:
+    """More matches than a page shows: the newest first, then a link to the older ones,
+    page by page to the last, each story once; and back to the newest. (It stopped at
+    50, "50 or more", with no way on: found by a review in a browser.)"""
+    from email.utils import format_datetime
+
+    items = "".join(
+        f"<item><title>Zebra crossing number {n}</title><guid isPermaLink='false'>z{n}</guid>"
+        f"<link>{feedserver.base}/zebra/{n}</link>"
+        f"<pubDate>{format_datetime(datetime(2024, 1, 1, 9, tzinfo=UTC) + timedelta(hours=n))}"
+        "</pubDate><description>A striped story.</description></item>"
+        for n in range(64)
+    )
+    feedserver.overrides["zebra.xml"] = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Zebras</title>'
+        f"<link>{feedserver.base}/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+    project = make_project(tmp_path, feedserver)
+    with (project / "config.toml").open("a", encoding="utf-8") as config:
+        config.write(f'\n[[sources]]\nname = "Zebras"\nurl = "{feedserver.base}/feeds/zebra.xml"\n')
+    server = start(project)
+    try:
+        browser.get(server.base + "/search?q=zebra")
+        assert "The newest 50 stories with “zebra”" in seen(browser)
+        shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "ol.stories li a")]
+        assert_links_answer(server, links(browser))
+        browser.find_element(By.LINK_TEXT, "Older stories with “zebra”").click()
+        WebDriverWait(browser, 10).until(lambda b: "after=" in b.current_url)
+        text = seen(browser)
+        assert "14 older stories with “zebra”" in text
+        assert "Older stories with" not in text  # the last page
+        shown += [a.text for a in browser.find_elements(By.CSS_SELECTOR, "ol.stories li a")]
+        assert shown == [f"Zebra crossing number {n}" for n in range(63, -1, -1)]
+        assert_links_answer(server, links(browser))
+        assert_fits_a_phone(browser)
+        browser.find_element(By.LINK_TEXT, "The newest stories with “zebra”").click()
+        WebDriverWait(browser, 10).until(lambda b: "after=" not in b.current_url)
+        assert "The newest 50 stories with “zebra”" in seen(browser)
+    finally:
+        assert server.stop() == 0

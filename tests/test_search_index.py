@@ -340,3 +340,33 @@ def test_a_word_is_found_however_its_accents_were_written(store: StoreType) -> N
         query = Query.parse(typed)
         found = search(candidates(store, query.terms), query, EVERYTHING)
         assert titles(found) == ["Café talks in Hà Nội"], ascii(typed)
+
+
+def test_a_search_reads_on_page_by_page_to_the_last_match(store: StoreType) -> None:
+    """The search page shows the newest matches and links to older ones: each page
+    reads on from the last story of the one before, so that page by page every match
+    is shown once, newest first, whatever the page size (a day of many stories split
+    across pages too), and the last page says nothing older matches."""
+    from aggregator.site.search import Query, QueryError, search_page
+
+    days = [date(2024, 3, 1) + timedelta(days=n // 7) for n in range(123)]
+    add(store, [item(f"Zebra crossing {n}", day) for n, day in enumerate(days)])
+    add(store, [item(f"Horse {n}", date(2024, 3, 2)) for n in range(20)])
+    query = Query.parse("zebra")
+    everything = titles(store.search(["zebra"], limit=500))
+    assert len(everything) == 123
+    shown: list[str] = []
+    after: str | None = None
+    pages = []
+    while True:
+        page = search_page(store, query, after=after, limit=50)
+        pages.append((len(page.results), page.more, page.after))
+        shown += titles(page.results)
+        if not page.more:
+            break
+        after = page.results[-1].id
+    assert [(count, more) for count, more, _ in pages] == [(50, True), (50, True), (23, False)]
+    assert pages[0][2] is None and pages[1][2] is not None
+    assert shown == everything
+    with pytest.raises(QueryError, match="no longer stored"):
+        search_page(store, query, after="tag:x,2026:entry:0000")

@@ -299,9 +299,18 @@ def render_entry(site: Site, entry: Entry, topics: Mapping[str, Feed]) -> bytes:
 
 
 def render_search(
-    site: Site, query: str, results: Sequence[Entry], *, limit: int, note: str = ""
+    site: Site,
+    query: str,
+    results: Sequence[Entry],
+    *,
+    limit: int,
+    note: str = "",
+    more: bool = False,
+    after: str | None = None,
 ) -> bytes:
-    """The search page ``aggregator serve`` answers at ``/search`` (beside ``/feeds/``)."""
+    """The search page ``aggregator serve`` answers at ``/search`` (beside ``/feeds/``):
+    ``results``, newest first; ``more``: older stories match too (a link reads on from
+    the last of these); ``after``: these went on from an earlier page."""
     return _render(
         "search.html",
         site=site,
@@ -309,6 +318,8 @@ def render_search(
         results=results,
         limit=limit,
         note=note,
+        more=more,
+        after=after,
         root="feeds/",
     )
 

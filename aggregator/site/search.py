@@ -85,15 +85,16 @@ def candidates(
     *,
     unindexed: int = SCAN,
     either: bool = False,
+    after: Entry | None = None,
 ) -> Iterator[Entry]:
     """The entries that may match every term (``either``: one of them at least), newest
-    first, read from the store's index a batch at a time, for as long as the caller
-    wants more. When the index cannot narrow them (no term can be looked up in it,
-    :func:`~aggregator.store.words.term_words`; of ``either`` terms, one cannot), only
-    the newest ``unindexed`` entries: such a search stays as bounded as before the index."""
+    first (older than ``after``, to read on), read from the store's index a batch at a
+    time, for as long as the caller wants more. When the index cannot narrow them (no
+    term can be looked up in it, :func:`~aggregator.store.words.term_words`; of
+    ``either`` terms, one cannot), only ``unindexed`` entries: such a search stays as
+    bounded as before the index."""
 
-    def batches() -> Iterator[Entry]:
-        after: Entry | None = None
+    def batches(after: Entry | None) -> Iterator[Entry]:
         while True:
             batch = store.search(
                 terms, exclude=exclude, topic=topic, limit=BATCH, after=after, either=either
@@ -105,8 +106,8 @@ def candidates(
 
     looked_up = [term_words(term) is not None for term in terms]
     if terms and (all(looked_up) if either else any(looked_up)):
-        return batches()
-    return islice(batches(), unindexed)
+        return batches(after)
+    return islice(batches(after), unindexed)
 
 
 class OutOfTime(Exception):
@@ -135,3 +136,34 @@ def search(
             if len(found) == limit:
                 break
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search's results, newest first."""
+
+    results: list[Entry]
+    more: bool  # older stories match too: the next page reads on from the last of these
+    after: str | None = None  # the story this page reads on from (None: the newest)
+
+
+def search_page(
+    store: StoreType,
+    query: Query,
+    *,
+    after: str | None = None,
+    limit: int = RESULTS,
+    deadline: float | None = None,
+) -> Page:
+    """The ``limit`` newest stories that match ``query`` (older than the story
+    ``after``, by its id, to read on), and whether older ones match too. Raises
+    :class:`QueryError` when the story ``after`` names is not stored (any more)."""
+    start = None
+    if after is not None:
+        start = store.entry(after)
+        if start is None:
+            raise QueryError(
+                "The story these results went on from is no longer stored: search again."
+            )
+    found = search(candidates(store, query.terms, after=start), query, limit + 1, deadline=deadline)
+    return Page(found[:limit], len(found) > limit, after)
