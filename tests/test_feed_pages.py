@@ -33,7 +33,7 @@ def test_a_feed_page_shows_every_title_as_written(seed: int) -> None:
         page, _ = pages.page(feed)
         tree = lxml_html.fromstring(page.body)
         assert tree.xpath("string(//h1)") == spaced(spec.title), render.__name__
-        assert tree.xpath("string(//title)") == f"{spaced(spec.title)} (feed)"
+        assert tree.xpath("string(//title)") == f"{spaced(spec.title)}: feed"
         # Each title takes the direction of its own text (a right-to-left headline put its
         # question mark at the wrong end: found by review).
         assert tree.xpath("//h1/@dir") == ["auto"]

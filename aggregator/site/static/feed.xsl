@@ -29,7 +29,7 @@
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
         <title><xsl:call-template name="text">
           <xsl:with-param name="of" select="rss/channel/title | atom:feed/atom:title"/>
-        </xsl:call-template> (feed)</title>
+        </xsl:call-template>: feed</title>
         <link rel="stylesheet" href="style.css"/>
       </head>
       <body>
