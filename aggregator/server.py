@@ -941,8 +941,8 @@ def create_app(
                 )
             query = Query.parse(text)
             text = query.text
-            if after is not None and (not after or len(after) > 200 or NOT_XML.search(after)):
-                raise QueryError("This is no story's id to read on from: search again.")
+            if after is not None and NOT_XML.search(after):
+                raise QueryError("This is no place in a search's results to read on from.")
         except QueryError as error:
             # Not kept by caches: the limits it names are this server's settings.
             status, note, query = 400, str(error), None
@@ -954,11 +954,16 @@ def create_app(
                 shown = chosen.text[:MAX_QUERY]
                 try:
                     page = search_page(store, chosen, after=after, deadline=deadline)
-                except QueryError as error:  # the story read on from is gone
+                except QueryError as error:  # no place to read on from
                     return 400, render_search(site, shown, [], limit=RESULTS, note=str(error))
                 # The page too is made here, off the event loop.
                 return 200, render_search(
-                    site, shown, page.results, limit=RESULTS, more=page.more, after=page.after
+                    site,
+                    shown,
+                    page.results,
+                    limit=RESULTS,
+                    after=page.after,
+                    following=page.next if page.more else None,
                 )
 
             try:

@@ -14,7 +14,7 @@ import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from aggregator.config import StoreSettings
 from aggregator.errors import AggregatorError
 from aggregator.model import Entry, Provenance, Published, SourceEntry
 from aggregator.site import search as site_search
-from aggregator.site.search import Query, candidates, search
+from aggregator.site.search import Query, QueryError, candidates, search, search_page
 from aggregator.snapshots import read_text
 from aggregator.store import MIGRATIONS, StoreType, open_store
 from aggregator.store import sqlite as sqlite_store
@@ -342,31 +342,86 @@ def test_a_word_is_found_however_its_accents_were_written(store: StoreType) -> N
         assert titles(found) == ["Café talks in Hà Nội"], ascii(typed)
 
 
+def _pages(store: StoreType, text: str, **options: int) -> tuple[list[str], list[int]]:
+    """Every page of a search, read on link by link: the titles, and each page's size."""
+    query = Query.parse(text)
+    shown: list[str] = []
+    sizes: list[int] = []
+    after: str | None = None
+    while True:
+        page = search_page(store, query, after=after, **options)
+        assert page.after == after
+        shown += titles(page.results)
+        sizes.append(len(page.results))
+        if not page.more:
+            return shown, sizes
+        assert page.next is not None
+        after = page.next
+
+
 def test_a_search_reads_on_page_by_page_to_the_last_match(store: StoreType) -> None:
     """The search page shows the newest matches and links to older ones: each page
-    reads on from the last story of the one before, so that page by page every match
-    is shown once, newest first, whatever the page size (a day of many stories split
-    across pages too), and the last page says nothing older matches."""
-    from aggregator.site.search import Query, QueryError, search_page
-
+    reads on from where the one before ended, so that page by page every match is
+    shown once, newest first (a day of many stories split across pages too), and the
+    last page says nothing older matches."""
     days = [date(2024, 3, 1) + timedelta(days=n // 7) for n in range(123)]
     add(store, [item(f"Zebra crossing {n}", day) for n, day in enumerate(days)])
     add(store, [item(f"Horse {n}", date(2024, 3, 2)) for n in range(20)])
-    query = Query.parse("zebra")
     everything = titles(store.search(["zebra"], limit=500))
     assert len(everything) == 123
-    shown: list[str] = []
-    after: str | None = None
-    pages = []
-    while True:
-        page = search_page(store, query, after=after, limit=50)
-        pages.append((len(page.results), page.more, page.after))
-        shown += titles(page.results)
-        if not page.more:
-            break
-        after = page.results[-1].id
-    assert [(count, more) for count, more, _ in pages] == [(50, True), (50, True), (23, False)]
-    assert pages[0][2] is None and pages[1][2] is not None
+    shown, sizes = _pages(store, "zebra", limit=50)
+    assert sizes == [50, 50, 23]
     assert shown == everything
-    with pytest.raises(QueryError, match="no longer stored"):
-        search_page(store, query, after="tag:x,2026:entry:0000")
+    for wrong in ("tag:x,2026:entry:0000", "~", "key~", "~id", "x~" * 201):
+        with pytest.raises(QueryError, match="no place"):
+            search_page(store, Query.parse("zebra"), after=wrong)
+
+
+def test_a_search_the_index_cannot_narrow_reads_on_past_each_pages_scan(
+    store: StoreType,
+) -> None:
+    """A search with no word to look up reads a bounded number of stories a page: when
+    they run out before the page is full, the page still links on (found by review: it
+    said nothing older matched, and older matches could not be reached)."""
+    stories = [
+        item(
+            f"Rates {n} up 5 %" if n % 4 == 0 else f"Quiet day {n}", date(2024, 1, 1) + timedelta(n)
+        )
+        for n in range(90)
+    ]
+    add(store, stories)
+    assert not site_search.narrows(["%"])
+    matching = [s.title for s in reversed(stories) if "%" in s.title]
+    shown, _ = _pages(store, "%", limit=15, unindexed=30)
+    assert shown == matching
+
+
+def test_a_page_reads_on_from_where_the_last_ended_whoever_serves_it(
+    store_settings: StoreSettings,
+) -> None:
+    """The next page reads on from the place the last one ended, as it was then: the
+    same on any connection (the server keeps one a thread, which remembered the keys of
+    its own last search: found by review), also after the story there was re-dated."""
+    query = Query.parse("zebra")
+    with open_store(store_settings) as first, open_store(store_settings) as other:
+        add(first, [item(f"Zebra crossing {n}", date(2024, 5, 1 + n // 5)) for n in range(40)])
+        page = search_page(first, query, limit=12)
+        assert page.next is not None
+        last = page.results[-1]
+        assert last.published is not None
+        following = titles(search_page(other, query, after=page.next, limit=12).results)
+        assert last.title not in following
+        # The story the page ended with, given a time of day by its source meanwhile
+        # (another connection): its key changes, the place read on from does not.
+        when = datetime.combine(last.published.day, time(23), tzinfo=UTC)
+        timed = SourceEntry(
+            title=last.title,
+            published=Published(when.date(), when),
+            summary=last.title,
+            provenance=Provenance("a", "a.txt", 1),
+        )
+        add(other, [timed], now=NOW + timedelta(hours=1))
+        for store in (first, other):
+            assert titles(search_page(store, query, after=page.next, limit=12).results) == (
+                following
+            )

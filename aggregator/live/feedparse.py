@@ -54,7 +54,8 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # 9: and for each sighting to keep the item's link and mark (store migration 8).
 # 10: references to C1 controls read as Windows-1252 ("&#133;" ending a title), and
 # RFC 822 dates in zones such as CEST read in them (not as UTC), <noscript> dropped.
-DIGEST_VERSION = "10"
+# 11: a guid that is a code or a path is no link (_guid_is_address).
+DIGEST_VERSION = "11"
 
 
 def item_digest(item: Any, salt: str) -> str:
@@ -219,20 +220,33 @@ def _link_is_guid(item: Any) -> bool:
     return bool(item.get("guidislink")) and item.get("link") == item.get("id")
 
 
-def _guid_is_address(data: bytes, item: Any) -> bool:
+def _guid_is_address(item: Any, written: frozenset[str]) -> bool:
     """Whether an RSS item's guid, which feedparser took for its link (a guid without
     ``isPermaLink="false"`` and no ``<link>``), is written in the document as the web
-    address feedparser made of it. RSS 2.0 has such a guid be the item's permalink,
-    but feeds write ``<guid>a4</guid>``, or a path: feedparser resolves those against
-    the feed's address (``https://feeds.example/a4``), a page that may not exist, where
-    a reader would be sent. Only an address the feed wrote whole is kept; the story
-    then links to its own page otherwise. (Looked for in the document's bytes, as
-    written or with its ``&`` escaped: feedparser keeps no raw text.)"""
+    address feedparser made of it (``written``: :func:`_written_addresses`). RSS 2.0
+    has such a guid be the item's permalink, but feeds write ``<guid>a4</guid>``, or a
+    path: feedparser resolves those against the feed's address
+    (``https://feeds.example/a4``), a page that may not exist, where a reader would be
+    sent. Only an address the feed wrote whole is kept; the story then links to its own
+    page otherwise."""
     value = item.get("id")
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        return False
-    forms = {value, value.replace("&", "&amp;")}
-    return any(form.encode("utf-8") in data for form in forms)
+    return isinstance(value, str) and value in written
+
+
+def _written_addresses(data: bytes) -> frozenset[str]:
+    """The web addresses a document writes whole as an item's guid (or an entry's id):
+    their text as written, entities read, in the document's own encoding. One pass
+    over the document, made only for a document with an item whose guid is its link
+    (feedparser keeps no raw text); empty when lxml cannot read it."""
+    root = _parse(data)
+    if root is None:
+        return frozenset()
+    found = set()
+    for element in root.iter("{*}guid", "{*}id"):
+        text = (element.text or "").strip()
+        if text[:8].lower().startswith(("http://", "https://")):
+            found.add(text)
+    return frozenset(found)
 
 
 def _escape(text: str) -> str:
@@ -330,6 +344,13 @@ def parse_feed(
     atom = parsed.get("version") == "atom10"
     salt = f"{DIGEST_VERSION}\0{source}\0{url}\0{url if http else base}"
     raw = getattr(parsed, "digests", None)  # the fast path's, from the items' bytes
+    addresses: list[frozenset[str]] = []  # read once, when an item needs them
+
+    def written() -> frozenset[str]:
+        if not addresses:
+            addresses.append(_written_addresses(defused))
+        return addresses[0]
+
     for index, item in enumerate(parsed.entries, start=1):
         digest = raw[index - 1] if raw is not None else item_digest(item, salt)
         if digest in known or item is None:  # as last time: nothing to clean or store
@@ -345,7 +366,7 @@ def parse_feed(
                 name=source,
                 location=url,
                 atom=atom,
-                guid_link=not _link_is_guid(item) or _guid_is_address(defused, item),
+                guid_link=not _link_is_guid(item) or _guid_is_address(item, written()),
             )
         except Exception as error:  # one bad entry is skipped, never the feed
             warnings.append(f"entry {index} skipped: {type(error).__name__}: {error}")

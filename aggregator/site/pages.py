@@ -305,12 +305,13 @@ def render_search(
     *,
     limit: int,
     note: str = "",
-    more: bool = False,
     after: str | None = None,
+    following: str | None = None,
 ) -> bytes:
     """The search page ``aggregator serve`` answers at ``/search`` (beside ``/feeds/``):
-    ``results``, newest first; ``more``: older stories match too (a link reads on from
-    the last of these); ``after``: these went on from an earlier page."""
+    ``results``, newest first; ``after``: these went on from an earlier page;
+    ``following``: older stories may match too, and the next page reads on from there
+    (aggregator.site.search.Page)."""
     return _render(
         "search.html",
         site=site,
@@ -318,8 +319,8 @@ def render_search(
         results=results,
         limit=limit,
         note=note,
-        more=more,
         after=after,
+        following=following,
         root="feeds/",
     )
 

@@ -85,29 +85,42 @@ def candidates(
     *,
     unindexed: int = SCAN,
     either: bool = False,
-    after: Entry | None = None,
+    position: tuple[str, str] | None = None,
 ) -> Iterator[Entry]:
     """The entries that may match every term (``either``: one of them at least), newest
-    first (older than ``after``, to read on), read from the store's index a batch at a
-    time, for as long as the caller wants more. When the index cannot narrow them (no
-    term can be looked up in it, :func:`~aggregator.store.words.term_words`; of
-    ``either`` terms, one cannot), only ``unindexed`` entries: such a search stays as
-    bounded as before the index."""
+    first (after ``position``, a store's :meth:`~aggregator.store.StoreType.position`,
+    to read on), read from the store's index a batch at a time, for as long as the
+    caller wants more. When the index cannot narrow them (:func:`narrows`), only
+    ``unindexed`` entries: such a search stays as bounded as before the index."""
 
-    def batches(after: Entry | None) -> Iterator[Entry]:
+    def batches() -> Iterator[Entry]:
+        after: Entry | None = None
         while True:
             batch = store.search(
-                terms, exclude=exclude, topic=topic, limit=BATCH, after=after, either=either
+                terms,
+                exclude=exclude,
+                topic=topic,
+                limit=BATCH,
+                after=after,
+                either=either,
+                position=position if after is None else None,
             )
             yield from batch
             if len(batch) < BATCH:
                 return
             after = batch[-1]
 
+    if narrows(terms, either=either):
+        return batches()
+    return islice(batches(), unindexed)
+
+
+def narrows(terms: Sequence[str], *, either: bool = False) -> bool:
+    """Whether the store's index can narrow a search for ``terms``: one of them can be
+    looked up in it (:func:`~aggregator.store.words.term_words`; of ``either`` terms,
+    every one)."""
     looked_up = [term_words(term) is not None for term in terms]
-    if terms and (all(looked_up) if either else any(looked_up)):
-        return batches(after)
-    return islice(batches(after), unindexed)
+    return bool(terms) and (all(looked_up) if either else any(looked_up))
 
 
 class OutOfTime(Exception):
@@ -143,8 +156,9 @@ class Page:
     """One page of a search's results, newest first."""
 
     results: list[Entry]
-    more: bool  # older stories match too: the next page reads on from the last of these
-    after: str | None = None  # the story this page reads on from (None: the newest)
+    more: bool  # older stories may match too: the next page reads on from ``next``
+    after: str | None = None  # where this page read on from (None: the newest)
+    next: str | None = None  # where the next page reads on from, when ``more``
 
 
 def search_page(
@@ -154,16 +168,44 @@ def search_page(
     after: str | None = None,
     limit: int = RESULTS,
     deadline: float | None = None,
+    unindexed: int = SCAN,
 ) -> Page:
-    """The ``limit`` newest stories that match ``query`` (older than the story
-    ``after``, by its id, to read on), and whether older ones match too. Raises
-    :class:`QueryError` when the story ``after`` names is not stored (any more)."""
-    start = None
+    """The ``limit`` newest stories that match ``query`` (after the place ``after``
+    names, to read on: the ``next`` of an earlier page), and whether older ones may
+    match too. A place is the order key a story was read with and its id: reading on
+    from it needs neither the story (deleted meanwhile) nor its key now (changed
+    meanwhile). Raises :class:`QueryError` when ``after`` is no such place.
+
+    A search the index cannot narrow reads ``unindexed`` entries a page: when they end
+    before the page is full, older ones may still match, and the next page reads on
+    from the last entry read."""
+    position = None
     if after is not None:
-        start = store.entry(after)
-        if start is None:
-            raise QueryError(
-                "The story these results went on from is no longer stored: search again."
-            )
-    found = search(candidates(store, query.terms, after=start), query, limit + 1, deadline=deadline)
-    return Page(found[:limit], len(found) > limit, after)
+        key, mark, entry_id = after.partition(_PLACE)
+        if not mark or not key or not entry_id or len(after) > MAX_PLACE:
+            raise QueryError("This is no place in a search's results to read on from.")
+        position = (key, entry_id)
+    read: list[Entry] = []
+
+    def counted() -> Iterator[Entry]:
+        for entry in candidates(store, query.terms, unindexed=unindexed, position=position):
+            read.append(entry)
+            yield entry
+
+    found = search(counted(), query, limit + 1, deadline=deadline)
+    more = len(found) > limit
+    shown = found[:limit]
+    last: Entry | None = shown[-1] if shown else None
+    if not more and not narrows(query.terms) and len(read) >= unindexed and read:
+        more, last = True, read[-1]  # the scan ended, not the matches
+    place = None
+    if more and last is not None:
+        key, entry_id = store.position(last)
+        place = f"{key}{_PLACE}{entry_id}"
+    return Page(shown, more, after, place)
+
+
+# A place in a search's results, as a page's link gives it: a story's order key and id,
+# between them a character no order key holds (aggregator.store.plan.sort_key).
+_PLACE = "~"
+MAX_PLACE = 400

@@ -116,12 +116,19 @@ class StoreType(Protocol):
         limit: int,
         after: Entry | None = None,
         either: bool = False,
+        position: tuple[str, str] | None = None,
     ) -> list[Entry]:
         """Candidates for a whole-word search, newest first, from the store's index: up
-        to ``limit`` entries (after ``after``, to read on) among which are all those of
+        to ``limit`` entries (after ``after``, to read on, or after ``position``, a
+        :meth:`position` kept from an earlier read) among which are all those of
         ``topic`` (or of all) holding every term (``either``: one term at least) and no
         excluded term. The caller's exact patterns decide (:mod:`aggregator.store.words`
         says why nothing is missed)."""
+
+    def position(self, entry: Entry) -> tuple[str, str]:
+        """Where ``entry`` stands in a search's order, to read on from it later (another
+        request, another connection): the key it was last read with, and its id."""
+        ...
 
     def entry(self, entry_id: str) -> Entry | None: ...
 

@@ -620,8 +620,10 @@ class SQLStore:
         limit: int,
         after: Entry | None = None,
         either: bool = False,
+        position: tuple[str, str] | None = None,
     ) -> list[Entry]:
-        """Up to ``limit`` entries, newest first (after ``after``, to read on), among
+        """Up to ``limit`` entries, newest first (after ``after``, to read on; or after
+        ``position``, a :meth:`position` kept from an earlier read), among
         which are all those of ``topic`` (or of all) that hold every term (``either``:
         one of them at least) and no excluded term as whole words: the index narrows,
         the caller's exact patterns (:func:`aggregator.topics.term_pattern`) decide. A
@@ -651,9 +653,11 @@ class SQLStore:
             )
             params.append(topic)
         if after is not None:  # read on after it, by the key it was read with
-            key = self.__dict__.get("_read_keys", {}).get(after.id) or self._stored_key(after)
+            position = self.position(after)
+        if position is not None:
+            key, last = position
             where.append("(entries.sort_key < ? OR (entries.sort_key = ? AND entries.id > ?))")
-            params += (key, key, after.id)
+            params += (key, key, last)
         condition = f"WHERE {' AND '.join(where)} " if where else ""
         rows = self._execute(
             f"SELECT {ENTRY_COLUMNS}, entries.sort_key FROM entries {condition}"
@@ -665,6 +669,12 @@ class SQLStore:
         # skipped the rest of its day).
         self.__dict__["_read_keys"] = {row[0]: row[-1] for row in rows}
         return self._entries(rows)
+
+    def position(self, entry: Entry) -> tuple[str, str]:
+        """Where ``entry`` stands in a search's order: the key the last batch read it
+        with (else its stored key), and its id."""
+        key = self.__dict__.get("_read_keys", {}).get(entry.id) or self._stored_key(entry)
+        return key, entry.id
 
     def _stored_key(self, entry: Entry) -> str:
         found = self._execute("SELECT sort_key FROM entries WHERE id = ?", (entry.id,)).fetchone()
