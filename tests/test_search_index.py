@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -425,3 +426,42 @@ def test_a_page_reads_on_from_where_the_last_ended_whoever_serves_it(
             assert titles(search_page(store, query, after=page.next, limit=12).results) == (
                 following
             )
+
+
+def test_a_page_ends_at_the_place_its_last_story_was_read_at(
+    store_settings: StoreSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The place a page ends at is its last story's key as that story was read, not as
+    stored when the next batch was read (found by review: re-dated in between, the link
+    carried the new key, and the next page showed stories again or skipped some)."""
+    monkeypatch.setattr(site_search, "BATCH", 3)
+    query = Query.parse("zebra")
+    with open_store(store_settings) as first, open_store(store_settings) as other:
+        add(first, [item(f"Zebra crossing {n}", date(2024, 5, 1 + n)) for n in range(10)])
+        newest = other.search(["zebra"], limit=3)
+        third = newest[-1]
+        as_read = other.position(third)
+        reading = first.search
+        calls: list[int] = []
+
+        def search(*args: Any, **kwargs: Any) -> list[Entry]:
+            found = reading(*args, **kwargs)
+            calls.append(len(found))
+            if len(calls) == 1:  # between the first batch and the next: re-dated
+                assert third.published is not None
+                when = datetime.combine(third.published.day, time(23), tzinfo=UTC)
+                timed = SourceEntry(
+                    title=third.title,
+                    published=Published(when.date(), when),
+                    summary=third.title,
+                    provenance=Provenance("a", "a.txt", 1),
+                )
+                add(other, [timed], now=NOW + timedelta(hours=1))
+            return found
+
+        monkeypatch.setattr(first, "search", search)
+        page = search_page(first, query, limit=3)
+        assert len(calls) >= 2 and titles(page.results) == titles(newest)
+        with open_store(store_settings) as fresh:  # its key changed meanwhile
+            assert fresh.position(third) != as_read
+        assert page.next == f"{as_read[0]}~{third.id}"

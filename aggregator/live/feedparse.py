@@ -230,22 +230,47 @@ def _guid_is_address(item: Any, written: frozenset[str]) -> bool:
     sent. Only an address the feed wrote whole is kept; the story then links to its own
     page otherwise."""
     value = item.get("id")
-    return isinstance(value, str) and value in written
+    return isinstance(value, str) and _address(value) in written
 
 
-def _written_addresses(data: bytes) -> frozenset[str]:
+def _address(text: str) -> str:
+    """A web address as compared here: its scheme in lower case, as feedparser gives it."""
+    scheme, colon, rest = text.partition(":")
+    return f"{scheme.lower()}{colon}{rest}"
+
+
+def _written_addresses(data: bytes, encoding: str | None = None) -> frozenset[str]:
     """The web addresses a document writes whole as an item's guid (or an entry's id):
-    their text as written, entities read, in the document's own encoding. One pass
-    over the document, made only for a document with an item whose guid is its link
-    (feedparser keeps no raw text); empty when lxml cannot read it."""
-    root = _parse(data)
+    their text as written, entities read. One pass over the document, made only for a
+    document with an item whose guid is its link (feedparser keeps no raw text), read
+    as feedparser read it: in ``encoding`` (feedparser's), and past what is not
+    well-formed (an undefined ``&nbsp;``, a bare ``&``: found by review, a stray one
+    dropped every such link of the feed)."""
+    from lxml import etree
+
+    root = None
+    for hint in dict.fromkeys((encoding, None)):
+        try:
+            parser = etree.XMLParser(
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+                remove_comments=True,
+                recover=True,
+                encoding=hint,
+            )
+            root = etree.fromstring(data, parser)
+        except (LookupError, ValueError, etree.XMLSyntaxError):
+            continue
+        if root is not None:
+            break
     if root is None:
         return frozenset()
     found = set()
     for element in root.iter("{*}guid", "{*}id"):
         text = (element.text or "").strip()
         if text[:8].lower().startswith(("http://", "https://")):
-            found.add(text)
+            found.add(_address(text))
     return frozenset(found)
 
 
@@ -348,7 +373,7 @@ def parse_feed(
 
     def written() -> frozenset[str]:
         if not addresses:
-            addresses.append(_written_addresses(defused))
+            addresses.append(_written_addresses(defused, parsed.get("encoding")))
         return addresses[0]
 
     for index, item in enumerate(parsed.entries, start=1):

@@ -186,10 +186,14 @@ def search_page(
             raise QueryError("This is no place in a search's results to read on from.")
         position = (key, entry_id)
     read: list[Entry] = []
+    # Each one's place as it was read (found by review: asked after the next batch, a
+    # story of an earlier batch gave the key stored by then, which may have changed).
+    places: dict[str, tuple[str, str]] = {}
 
     def counted() -> Iterator[Entry]:
         for entry in candidates(store, query.terms, unindexed=unindexed, position=position):
             read.append(entry)
+            places[entry.id] = store.position(entry)
             yield entry
 
     found = search(counted(), query, limit + 1, deadline=deadline)
@@ -200,7 +204,7 @@ def search_page(
         more, last = True, read[-1]  # the scan ended, not the matches
     place = None
     if more and last is not None:
-        key, entry_id = store.position(last)
+        key, entry_id = places[last.id]
         place = f"{key}{_PLACE}{entry_id}"
     return Page(shown, more, after, place)
 
