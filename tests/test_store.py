@@ -582,23 +582,31 @@ def test_the_longest_name_a_source_may_have_is_stored_and_claimed(store: StoreTy
 def test_workers_claiming_at_once_never_share_a_source(store_settings: StoreSettings) -> None:
     sources = [f"source-{n:03d}" for n in range(200)]
     claimed: dict[str, list[str]] = {}
-    start = threading.Barrier(4)
+    failed: dict[str, BaseException] = {}
+    # (A worker that cannot start breaks the barrier for the others, which then end:
+    # the test fails saying why, where it hung for ever.)
+    start = threading.Barrier(4, timeout=60)
 
     def worker(name: str) -> None:
-        with open_store(store_settings) as mine:
-            start.wait()
-            got = []
-            for offset in range(0, len(sources), 20):
-                got += mine.claim(
-                    sources[offset : offset + 20], holder=name, now=NOW, lease_seconds=60
-                )
-            claimed[name] = got
+        try:
+            with open_store(store_settings) as mine:
+                start.wait()
+                got = []
+                for offset in range(0, len(sources), 20):
+                    got += mine.claim(
+                        sources[offset : offset + 20], holder=name, now=NOW, lease_seconds=60
+                    )
+                claimed[name] = got
+        except BaseException as error:
+            failed[name] = error
+            start.abort()
 
     threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not failed, failed
     every = [s for got in claimed.values() for s in got]
     assert sorted(every) == sources  # each source once, none lost
 
