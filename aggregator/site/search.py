@@ -185,28 +185,30 @@ def search_page(
         if not mark or not key or not entry_id or len(after) > MAX_PLACE:
             raise QueryError("This is no place in a search's results to read on from.")
         position = (key, entry_id)
-    read: list[Entry] = []
-    # Each one's place as it was read (found by review: asked after the next batch, a
-    # story of an earlier batch gave the key stored by then, which may have changed).
+    # Each match's place as it was read (found by review: asked after the next batch,
+    # a story of an earlier batch gave the key stored by then, which may have changed),
+    # and the last entry read: what is read and does not match is not kept.
+    found: list[Entry] = []
     places: dict[str, tuple[str, str]] = {}
-
-    def counted() -> Iterator[Entry]:
+    read, last_place = 0, None
+    if query.patterns:
         for entry in candidates(store, query.terms, unindexed=unindexed, position=position):
-            read.append(entry)
-            places[entry.id] = store.position(entry)
-            yield entry
-
-    found = search(counted(), query, limit + 1, deadline=deadline)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OutOfTime("the search took too long")
+            read += 1
+            last_place = store.position(entry)
+            if query.matches(entry):
+                found.append(entry)
+                places[entry.id] = last_place
+                if len(found) > limit:
+                    break
     more = len(found) > limit
     shown = found[:limit]
-    last: Entry | None = shown[-1] if shown else None
-    if not more and not narrows(query.terms) and len(read) >= unindexed and read:
-        more, last = True, read[-1]  # the scan ended, not the matches
-    place = None
-    if more and last is not None:
-        key, entry_id = places[last.id]
-        place = f"{key}{_PLACE}{entry_id}"
-    return Page(shown, more, after, place)
+    ends = places[shown[-1].id] if more else None
+    if not more and not narrows(query.terms) and read >= unindexed:
+        more, ends = True, last_place  # the scan ended, not the matches
+    following = None if ends is None else f"{ends[0]}{_PLACE}{ends[1]}"
+    return Page(shown, more, after, following)
 
 
 # A place in a search's results, as a page's link gives it: a story's order key and id,
