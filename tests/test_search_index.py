@@ -397,6 +397,19 @@ def test_a_search_the_index_cannot_narrow_reads_on_past_each_pages_scan(
     assert shown == matching
 
 
+def re_date(store: StoreType, story: Entry) -> None:
+    """``story``, a day's, read again from its source with a time of day (23:00 UTC)."""
+    assert story.published is not None
+    when = datetime.combine(story.published.day, time(23), tzinfo=UTC)
+    timed = SourceEntry(
+        title=story.title,
+        published=Published(when.date(), when),
+        summary=story.title,
+        provenance=Provenance("a", "a.txt", 1),
+    )
+    add(store, [timed], now=NOW + timedelta(hours=1))
+
+
 def test_a_page_reads_on_from_where_the_last_ended_whoever_serves_it(
     store_settings: StoreSettings,
 ) -> None:
@@ -409,19 +422,11 @@ def test_a_page_reads_on_from_where_the_last_ended_whoever_serves_it(
         page = search_page(first, query, limit=12)
         assert page.next is not None
         last = page.results[-1]
-        assert last.published is not None
         following = titles(search_page(other, query, after=page.next, limit=12).results)
         assert last.title not in following
         # The story the page ended with, given a time of day by its source meanwhile
         # (another connection): its key changes, the place read on from does not.
-        when = datetime.combine(last.published.day, time(23), tzinfo=UTC)
-        timed = SourceEntry(
-            title=last.title,
-            published=Published(when.date(), when),
-            summary=last.title,
-            provenance=Provenance("a", "a.txt", 1),
-        )
-        add(other, [timed], now=NOW + timedelta(hours=1))
+        re_date(other, last)
         for store in (first, other):
             assert titles(search_page(store, query, after=page.next, limit=12).results) == (
                 following
@@ -448,15 +453,7 @@ def test_a_page_ends_at_the_place_its_last_story_was_read_at(
             found = reading(*args, **kwargs)
             calls.append(len(found))
             if len(calls) == 1:  # between the first batch and the next: re-dated
-                assert third.published is not None
-                when = datetime.combine(third.published.day, time(23), tzinfo=UTC)
-                timed = SourceEntry(
-                    title=third.title,
-                    published=Published(when.date(), when),
-                    summary=third.title,
-                    provenance=Provenance("a", "a.txt", 1),
-                )
-                add(other, [timed], now=NOW + timedelta(hours=1))
+                re_date(other, third)
             return found
 
         monkeypatch.setattr(first, "search", search)
