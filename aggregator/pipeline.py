@@ -153,44 +153,80 @@ def render_files(
     are rendered again if they are on disk though no feed shows them (a feed's own are
     rendered when their digests differ).
     """
-    from aggregator.render import entry_time
+    rendering = Rendering(config, store, previous, runner, also)
+    try:
+        return rendering.finish(emit)
+    finally:
+        rendering.close()
 
-    limit = config.feeds.max_entries
-    newest = store.newest(1)
-    fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
-    specs = feed_specs(config)
-    latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
-    from aggregator.site import parts, renderer_fingerprint, site_from_config
-    from aggregator.site.plan import changes, manifest_of
 
-    # Loaded in the workers meanwhile (parts.Prepared), the fingerprint is theirs: this
-    # process then loads no renderer at all.
-    fingerprint = (
-        runner.fingerprint() if isinstance(runner, parts.Prepared) else renderer_fingerprint()
-    )
-    manifest = manifest_of(latest, fallback, fingerprint)
-    todo = changes(previous, manifest)
-    names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
-    files: dict[str, bytes] = {}
-    before = _documents_before(config.feeds.directory, previous, todo)
-    inputs = parts.Inputs(
-        site_from_config(config),
-        tuple(spec for spec, _ in specs),
-        latest,
-        fallback,
-        todo,
-        before=before,
-    )
-    rendered = parts.render(inputs, runner)
-    if previous is None:  # everything again (new settings, templates): these pages too
-        rendered = itertools.chain(_pages_no_feed_shows(config, store, inputs, manifest), rendered)
-    elif changed := sorted(set(also) - manifest.entries.keys()):
-        rendered = itertools.chain(_pages_of(config, store, inputs, changed), rendered)
-    for name, data in rendered:
-        files[name] = data
-        if emit is not None:
-            emit(name, data)
-    return Rendered(files, _with_documents(manifest, previous, files), tuple(names))
+class Rendering:
+    """:func:`render_files` begun: what to render is read from the store as this is
+    made, and with a runner the parts are sent there at once (parts.Started), so that
+    they render while this process commits the store (publish); :meth:`finish` gives
+    the files. (A page no feed shows is read from the store as it is rendered, here:
+    the store must be as it was, which the write lock a publish holds sees to.)"""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StoreType,
+        previous: Manifest | None = None,
+        runner: Runner | None = None,
+        also: Collection[str] = (),
+    ) -> None:
+        from aggregator.render import entry_time
+
+        limit = config.feeds.max_entries
+        newest = store.newest(1)
+        fallback = entry_time(newest[0]) if newest else EMPTY_FEED_UPDATED
+        specs = feed_specs(config)
+        latest = {spec.slug: store.newest(limit, topic) for spec, topic in specs}
+        from aggregator.site import parts, renderer_fingerprint, site_from_config
+        from aggregator.site.plan import changes, manifest_of
+
+        # Loaded in the workers meanwhile (parts.Prepared), the fingerprint is theirs:
+        # this process then loads no renderer at all.
+        fingerprint = (
+            runner.fingerprint() if isinstance(runner, parts.Prepared) else renderer_fingerprint()
+        )
+        manifest = manifest_of(latest, fallback, fingerprint)
+        todo = changes(previous, manifest)
+        self.previous = previous
+        self.manifest = manifest
+        self.names = [*expected_files(config), *map(outputs.entry_file, manifest.entries)]
+        before = _documents_before(config.feeds.directory, previous, todo)
+        inputs = parts.Inputs(
+            site_from_config(config),
+            tuple(spec for spec, _ in specs),
+            latest,
+            fallback,
+            todo,
+            before=before,
+        )
+        self._started = parts.Started(inputs, runner)
+        self._files: Iterable[tuple[str, bytes]] = self._started
+        if previous is None:  # everything again (new settings, templates): these pages too
+            self._files = itertools.chain(
+                _pages_no_feed_shows(config, store, inputs, manifest), self._files
+            )
+        elif changed := sorted(set(also) - manifest.entries.keys()):
+            self._files = itertools.chain(_pages_of(config, store, inputs, changed), self._files)
+
+    def finish(self, emit: Callable[[str, bytes], None] | None = None) -> Rendered:
+        """Every file rendered, each given to ``emit`` as soon as it is."""
+        files: dict[str, bytes] = {}
+        for name, data in self._files:
+            files[name] = data
+            if emit is not None:
+                emit(name, data)
+        return Rendered(
+            files, _with_documents(self.manifest, self.previous, files), tuple(self.names)
+        )
+
+    def close(self) -> None:
+        """Stop what was sent elsewhere and not yet begun (when not finished)."""
+        self._started.close()
 
 
 def _documents_before(
@@ -509,18 +545,17 @@ def publish(
 
     With nothing new, and the files as the last run left them, nothing is rendered;
     with something new, only the files whose inputs changed (:func:`render_files`).
-    Rendering stays inside the store's transaction, under the write lock, on purpose:
-    the files are staged before the commit and renamed after it, which is what keeps
-    them never behind the store after a crash. What is cut is how much is rendered.
+    The store is committed first, the files staged next and renamed into place last:
+    a crash between the commit and the last rename leaves the files a version behind,
+    which the next run sees (is_current) and catches up, rendering every file, as the
+    manifest of the last install is set aside in the same commit. The files are
+    rendered under the write lock, from the store as committed; with workers, they
+    render while this process commits. What is cut is how much is rendered.
     """
     directory = config.feeds.directory
     remove_stale_temporaries(directory)
-    # The files are rendered and written to temporary files inside the store's
-    # transaction: if they cannot be written (disk full, permissions) they are removed
-    # and the feeds stay as they were, while the store keeps what was read (see below).
-    # Renames follow the commit; a crash between the two leaves the files a version
-    # behind, which the next run sees (is_current) and catches up.
     rendered: Rendered | None = None
+    rendering: Rendering | None = None
     staged: Staged | None = None
     shown_before: set[str] = set()
     unwritten: WriteError | None = None
@@ -538,59 +573,62 @@ def publish(
                 shown_before = _feeds_on_disk(config, store)
                 if installed is not None:
                     shown_before |= set(installed.feeds)
-                try:
-                    # Each file is staged as it is rendered; its fsync runs while the
-                    # next ones are rendered (output.Stager).
-                    with Stager(directory) as stager:
-                        # With the pages of stories this run changed that no feed shows
-                        # (a new source, or its own edit, for an old story). (A run
-                        # stopped before its install leaves its manifest untrusted: the
-                        # next renders every file, these pages too.)
-                        rendered = render_files(
-                            config,
-                            store,
-                            _trusted(config, store, installed),
-                            emit=stager.add,
-                            runner=runner,
-                            also=touched,
-                        )
-                        # This install's token, written into the directory with the files
-                        # and into the store after them: the store and the files each
-                        # know the other is the one they were written with (a store or a
-                        # directory restored from a backup, or written by another setup,
-                        # is then rendered again in full).
-                        token = f"{wanted} {os.urandom(8).hex()}"
-                        stager.add(TOKEN, token.encode())
-                        staged = stager.finish()
-                except WriteError as error:
-                    # The feeds' disk is full or refuses (the Stager removed what it
-                    # made): what the sources gave is kept all the same (found by
-                    # review: rolled back, the stories a feed listed only meanwhile were
-                    # lost for good). The store is then ahead of the files, which still
-                    # show the last install, as after a crash before the renames: the
-                    # next run renders them again (its version is not the one installed),
-                    # every one of them: what this run changed is in no manifest (the
-                    # page of a story no feed shows, found by review).
-                    unwritten, rendered, staged = error, None, None
-                    _distrust_manifest(config, store)
-                else:
+                # With the pages of stories this run changed that no feed shows (a new
+                # source, or its own edit, for an old story). With workers, they render
+                # from here on, while the store commits.
+                rendering = Rendering(
+                    config, store, _trusted(config, store, installed), runner, also=touched
+                )
+                # Until these files are installed and their manifest noted (below), the
+                # next run renders every file: stopped before that, what this publish
+                # changed is in no manifest (the page of a story no feed shows).
+                _distrust_manifest(config, store)
+        if rendering is not None:
+            try:
+                # Each file is staged as it is rendered; its fsync runs while the next
+                # ones are rendered (output.Stager).
+                with Stager(directory) as stager:
+                    rendered = rendering.finish(emit=stager.add)
+                    # This install's token, written into the directory with the files and
+                    # into the store after them: the store and the files each know the
+                    # other is the one they were written with (a store or a directory
+                    # restored from a backup, or written by another setup, is then
+                    # rendered again in full).
+                    token = f"{wanted} {os.urandom(8).hex()}"
+                    stager.add(TOKEN, token.encode())
+                    staged = stager.finish()
+            except WriteError as error:
+                # The feeds' disk is full or refuses (the Stager removed what it made):
+                # what the sources gave is kept all the same (found by review: rolled
+                # back, the stories a feed listed only meanwhile were lost for good). The
+                # store is then ahead of the files, which still show the last install, as
+                # after a crash before the renames: the next run renders them again, every
+                # one of them, as the manifest was set aside.
+                unwritten, rendered, staged = error, None, None
+            else:
+                done = rendered
+
+                def note_manifest() -> None:
                     # What the files will show once installed; trusted only when the
                     # rendered key (set after the install) and the directory's token
-                    # name it.
-                    store.set_meta(
-                        manifest_key(config, store), f"{token}\n{rendered.manifest.dumps()}"
-                    )
-                    # Until the dropped ones are removed (after the install), their files
-                    # may still be there: kept in the record, so that a crash before that
-                    # leaves the next run to remove them.
-                    _record_feeds_on_disk(
-                        config, store, shown_before | set(rendered.manifest.feeds)
-                    )
+                    # name it. Until the dropped topics are removed (after the install),
+                    # their files may still be there: kept in the record, so that a crash
+                    # before that leaves the next run to remove them.
+                    store.set_meta(manifest_key(config, store), f"{token}\n{done.manifest.dumps()}")
+                    _record_feeds_on_disk(config, store, shown_before | set(done.manifest.feeds))
+
+                # Not noted (a store that refuses writes by now): installed all the same,
+                # and rendered in full by the next run.
+                _noted(store, note_manifest)
     except BaseException:
-        # The store kept nothing of this run (rolled back): neither do the files.
+        # What was staged is not installed: the files stay a version behind the store,
+        # which the next run renders again (or, when the store rolled back, as it is).
         if staged is not None:
             staged.discard()
         raise
+    finally:
+        if rendering is not None:
+            rendering.close()
     stored = (
         f"what the sources gave is kept in the store ({report.new} new and "
         f"{report.updated} updated entries) and "

@@ -26,6 +26,8 @@ from aggregator.records import record
 from aggregator.site import outputs
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from aggregator.model import Entry
     from aggregator.render import FeedSpec
     from aggregator.site.pages import Feed, Site
@@ -244,32 +246,59 @@ def split(inputs: Inputs, chosen: Sequence[Unit], parts: int) -> list[list[Unit]
 
 def render(inputs: Inputs, runner: Runner | None = None) -> Iterator[tuple[str, bytes]]:
     """Every file of a publish, in order, each part as soon as it and those before it
-    are rendered. With a ``runner``, the parts are rendered there, side by side; a part
-    that fails there (a worker gone, out of time) is rendered here. A publish of less
-    than :data:`WORKERS_FROM` is rendered here, unless the runner is :class:`Prepared`."""
-    chosen = units(inputs)
-    if not chosen or runner is None:
-        yield from render_units(inputs, chosen)
-        return
-    ready = isinstance(runner, Prepared) and not runner.failed
-    if not ready and sum(_weight(inputs, u) for u in chosen) < WORKERS_FROM:
-        yield from render_units(inputs, chosen)
-        return
-    # A few parts each: the first are back sooner.
-    cut = split(inputs, chosen, 3 * runner.size)
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(len(cut), thread_name_prefix="aggregator-render")
+    are rendered (:class:`Started`, begun when the first file is asked for)."""
+    started = Started(inputs, runner)
     try:
-        asked = [pool.submit(runner.call, render_part, _for_part(inputs, p), p) for p in cut]
-        for part, answer in zip(cut, asked, strict=True):
-            try:
-                files = answer.result()
-            except Exception:  # the part is rendered here instead: the same bytes
-                files = render_units(inputs, part)
-            yield from files
-    finally:  # (left early: the parts not yet begun are not rendered for nothing)
-        pool.shutdown(wait=True, cancel_futures=True)
+        yield from started
+    finally:
+        started.close()
+
+
+class Started:
+    """A publish's files, their rendering begun: with a ``runner``, every part is sent
+    there at once, to render side by side while this process does something else (a
+    run commits its store meanwhile: pipeline.publish); iterating gives every file in
+    order, each part as soon as it and those before it are back. A part that fails
+    there (a worker gone, out of time) is rendered here. A publish of less than
+    :data:`WORKERS_FROM` is rendered here, as it is iterated, unless the runner is
+    :class:`Prepared`. :meth:`close` when done: parts not begun are not rendered for
+    nothing."""
+
+    def __init__(self, inputs: Inputs, runner: Runner | None = None) -> None:
+        self.inputs = inputs
+        chosen = units(inputs)
+        self._cut: list[list[Unit]] = [chosen]
+        self._asked: list[Future[list[tuple[str, bytes]]] | None] = [None]
+        self._pool: ThreadPoolExecutor | None = None
+        if not chosen or runner is None:
+            return
+        ready = isinstance(runner, Prepared) and not runner.failed
+        if not ready and sum(_weight(inputs, u) for u in chosen) < WORKERS_FROM:
+            return
+        # A few parts each: the first are back sooner.
+        self._cut = split(inputs, chosen, 3 * runner.size)
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(len(self._cut), thread_name_prefix="aggregator-render")
+        self._asked = [
+            self._pool.submit(runner.call, render_part, _for_part(inputs, part), part)
+            for part in self._cut
+        ]
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        for part, answer in zip(self._cut, self._asked, strict=True):
+            files = None
+            if answer is not None:
+                try:
+                    files = answer.result()
+                except Exception:  # the part is rendered here instead: the same bytes
+                    files = None
+            yield from render_units(self.inputs, part) if files is None else files
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def prepare() -> str:
