@@ -491,12 +491,9 @@ def test_a_folder_that_refuses_new_files_is_named(tmp_path: Path) -> None:
     assert line.startswith(f"error: {feeds}: cannot write: not permitted; "), line
 
 
-def test_pages_a_failed_publish_changed_are_written_by_the_next_run(
-    tmp_path: Path, feedserver: Server
-) -> None:
-    """A publish whose files could not be written keeps what it read; the next run
-    writes every file it changed, the page of a story no feed shows too (found by
-    review: that page never named the source that told the story again)."""
+def _told_again_by_beta(tmp_path: Path, feedserver: Server) -> tuple[Path, Path]:
+    """A project whose story 1 left every feed (its page stays on disk), then told again
+    by a new source, Beta: the config and that page (not naming Beta yet)."""
     from tests.test_source_renames import feed, small_project
 
     feedserver.overrides["x.xml"] = feed("alpha", range(1, 4))
@@ -505,17 +502,58 @@ def test_pages_a_failed_publish_changed_are_written_by_the_next_run(
     feedserver.overrides["y.xml"] = feedserver.overrides["y.xml"].replace(
         b"example.org/alpha/1", b"example.org/beta/1"
     )
+    config = small_project(tmp_path, feedserver, [("Alpha", "x.xml", True)])
+    assert run(config).returncode == 0
+    feedserver.overrides["x.xml"] = feed("alpha", range(1, 7))  # stories 1-3 leave
+    assert run(config).returncode == 0
+    page = next(
+        p
+        for p in (tmp_path / "feeds" / "entries").glob("*.html")
+        if "alpha story 1<" in p.read_text("utf-8")
+    )
+    small_project(tmp_path, feedserver, [("Alpha", "x.xml", True), ("Beta", "y.xml", True)])
+    return config, page
+
+
+def test_a_run_stopped_after_its_commit_has_its_pages_written_by_the_next(
+    tmp_path: Path, feedserver: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store commits while the files render (pipeline.publish): a run stopped
+    after its commit, before its files are in place, leaves the next run to write
+    every file it changed, the page of a story no feed shows too."""
+    from aggregator import pipeline
+    from aggregator.cli import main
+
     try:
-        config = small_project(tmp_path, feedserver, [("Alpha", "x.xml", True)])
-        assert run(config).returncode == 0
-        feedserver.overrides["x.xml"] = feed("alpha", range(1, 7))  # stories 1-3 leave
-        assert run(config).returncode == 0
-        page = next(
-            p
-            for p in (tmp_path / "feeds" / "entries").glob("*.html")
-            if "alpha story 1<" in p.read_text("utf-8")
-        )
-        small_project(tmp_path, feedserver, [("Alpha", "x.xml", True), ("Beta", "y.xml", True)])
+        config, page = _told_again_by_beta(tmp_path, feedserver)
+
+        def stopped(self: pipeline.Rendering, *args: Any, **kwargs: Any) -> Any:
+            raise KeyboardInterrupt  # Ctrl-C, or the machine going down, right then
+
+        with monkeypatch.context() as patched:
+            patched.setattr(pipeline.Rendering, "finish", stopped)
+            assert main(["-q", "--config", str(config), "run"]) == 130
+        with sqlite3.connect(tmp_path / "state" / "aggregator.sqlite3") as db:
+            told = db.execute("SELECT count(*) FROM sightings WHERE source = 'Beta'").fetchone()
+        assert told == (1,)  # committed
+        assert "Beta" not in page.read_text("utf-8")
+        again = run(config)
+        assert again.returncode == 0, again.stderr
+        assert "Beta" in page.read_text("utf-8")
+        assert not list(tmp_path.rglob("*.tmp"))
+    finally:
+        for name in ("x.xml", "y.xml"):
+            feedserver.overrides.pop(name, None)
+
+
+def test_pages_a_failed_publish_changed_are_written_by_the_next_run(
+    tmp_path: Path, feedserver: Server
+) -> None:
+    """A publish whose files could not be written keeps what it read; the next run
+    writes every file it changed, the page of a story no feed shows too (found by
+    review: that page never named the source that told the story again)."""
+    try:
+        config, page = _told_again_by_beta(tmp_path, feedserver)
         feeds = tmp_path / "feeds"
         subprocess.run(["chattr", "+i", str(feeds / "entries")], check=True)
         try:
