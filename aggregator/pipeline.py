@@ -581,8 +581,12 @@ def publish(
                 )
                 # Until these files are installed and their manifest noted (below), the
                 # next run renders every file: stopped before that, what this publish
-                # changed is in no manifest (the page of a story no feed shows).
+                # changed is in no manifest (the page of a story no feed shows). The
+                # feeds whose files may be on disk from now on are recorded now: the
+                # files may be installed whether or not the manifest can be noted (found
+                # by review: a topic added then, and dropped later, kept its files).
                 _distrust_manifest(config, store)
+                _record_feeds_on_disk(config, store, shown_before | set(rendering.manifest.feeds))
         if rendering is not None:
             try:
                 # Each file is staged as it is rendered; its fsync runs while the next
@@ -611,15 +615,13 @@ def publish(
                 def note_manifest() -> None:
                     # What the files will show once installed; trusted only when the
                     # rendered key (set after the install) and the directory's token
-                    # name it. Until the dropped topics are removed (after the install),
-                    # their files may still be there: kept in the record, so that a crash
-                    # before that leaves the next run to remove them.
+                    # name it.
                     store.set_meta(manifest_key(config, store), f"{token}\n{done.manifest.dumps()}")
-                    _record_feeds_on_disk(config, store, shown_before | set(done.manifest.feeds))
 
                 # Not noted (a store that refuses writes by now): installed all the same,
-                # and rendered in full by the next run.
-                _noted(store, note_manifest)
+                # and rendered in full by the next run. Said once, by the note after the
+                # install, which the store refuses too.
+                _noted(store, note_manifest, said=False)
     except BaseException:
         # What was staged is not installed: the files stay a version behind the store,
         # which the next run renders again (or, when the store rolled back, as it is).
@@ -703,16 +705,19 @@ def _distrust_manifest(config: Config, store: StoreType) -> None:
     store.set_meta(manifest_key(config, store), "")
 
 
-def _noted(store: StoreType, note: Callable[[], None]) -> bool:
+def _noted(store: StoreType, note: Callable[[], None], *, said: bool = True) -> bool:
     """Note in the store, in a transaction of its own, what a publish did once its store
     was committed and its files installed; a note the store refuses (a disk full by
     now) is a warning, not the run's failure: the feeds and the store agree, and the next
     run, not finding the note, writes the files again (found by review: such a run said
-    "nothing was changed" and exited 4 with its stories stored and its feeds in place)."""
+    "nothing was changed" and exited 4 with its stories stored and its feeds in place).
+    ``said=False``: no warning (a later note says it)."""
     try:
         with store.transaction():
             note()
     except AggregatorError as error:
+        if not said:
+            return False
         reason = error.__cause__ if error.__cause__ is not None else error
         log.warning(
             "%s: the feeds and the store were written, but the store could not note it "

@@ -548,3 +548,61 @@ def test_the_time_of_a_change_never_goes_back(tmp_path: Path) -> None:
         outcome = Outcome(by_source["gamma"], (item("gamma", "Town fair", 3),))
         publish(config, store, FetchStates(store), [outcome], earlier, changed_at=written)
     assert changed() == written.isoformat()
+
+
+QUIET_TOPIC = (
+    '\n[[topics]]\nslug = "quiet"\ntitle = "Quiet"\ndescription = "Nothing matches"\n'
+    'terms = ["zanzibar-never"]\n'
+)
+
+
+def test_a_topic_added_while_the_store_refuses_its_notes_goes_once_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run whose store refuses everything after its commit (the disk full by then)
+    installs its files all the same, and says so once: a topic it added has its files
+    on disk, which a run after the topic is dropped removes (found by review: the files
+    it might have left were recorded only with the manifest, which the store refused;
+    and the warning came twice, the first before anything was installed)."""
+    import sqlite3
+    from contextlib import contextmanager
+    from typing import Any
+
+    from aggregator.errors import WriteError
+    from aggregator.store.sqlite import Store
+
+    path = tmp_path / "config.toml"
+    make_config(tmp_path)
+    with_quiet = path.read_text(encoding="utf-8")
+    without = with_quiet.replace(QUIET_TOPIC, "\n")
+    assert without != with_quiet
+    path.write_text(without, encoding="utf-8")
+    now = START + timedelta(days=10)
+    run(load_config(path), [item("alpha", "Ukraine a", 1)], now)
+    quiet = tmp_path / "feeds" / "quiet.rss"
+    assert not quiet.exists()
+
+    path.write_text(with_quiet, encoding="utf-8")
+    opened = Store.transaction
+    committed: list[bool] = []
+
+    @contextmanager
+    def refusing_after_a_commit(self: Store) -> Any:
+        if committed:
+            cause = sqlite3.OperationalError("database or disk is full")
+            raise WriteError(f"{self.path}: cannot write the store: {cause}") from cause
+        with opened(self) as db:
+            yield db
+        committed.append(True)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "transaction", refusing_after_a_commit)
+        run(load_config(path), [item("alpha", "Ukraine b", 2)], now + timedelta(hours=1))
+    assert committed == [True]
+    assert quiet.exists()
+    said = [r.getMessage() for r in caplog.records if "could not note" in r.getMessage()]
+    assert len(said) == 1, said
+
+    path.write_text(without, encoding="utf-8")
+    run(load_config(path), [], now + timedelta(hours=2))
+    assert not quiet.exists()

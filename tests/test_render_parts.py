@@ -274,6 +274,36 @@ def test_a_part_carries_only_what_it_shows(tmp_path: Path) -> None:
     assert parts.render_units(sent, feed) == parts.render_units(inputs, feed)
 
 
+def test_parts_stopped_while_being_sent_leave_no_thread_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
+) -> None:
+    """Ctrl-C while the parts are sent (each pickled in turn): the threads that wait on
+    the parts already sent end with them, as when the rendering is closed."""
+    import threading
+
+    inputs = _inputs(tmp_path)
+    made = parts._for_part
+    sent: list[int] = []
+
+    def interrupted(*args: Any) -> bytes:
+        sent.append(1)
+        if len(sent) == 3:
+            raise KeyboardInterrupt
+        return made(*args)
+
+    monkeypatch.setattr(parts, "_for_part", interrupted)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        parts.Started(inputs, Failing(size=2))
+    assert len(sent) == 3
+    # (The traceback, held here, holds the pool: only its shutdown ends its threads.)
+    assert stopped.traceback
+    for thread in threading.enumerate():
+        if thread.name.startswith("aggregator-render"):
+            thread.join(timeout=5)
+    left = [t.name for t in threading.enumerate() if t.name.startswith("aggregator-render")]
+    assert left == []
+
+
 def test_too_little_work_is_one_part(tmp_path: Path) -> None:
     inputs = _inputs(tmp_path)
     few = [unit for unit in parts.units(inputs) if unit[0] == "entry"][:3]

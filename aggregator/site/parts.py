@@ -280,10 +280,14 @@ class Started:
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(len(self._cut), thread_name_prefix="aggregator-render")
-        self._asked = [
-            self._pool.submit(runner.call, render_part, _for_part(inputs, part), part)
-            for part in self._cut
-        ]
+        try:
+            self._asked = [
+                self._pool.submit(runner.call, render_part, _for_part(inputs, part), part)
+                for part in self._cut
+            ]
+        except BaseException:  # (Ctrl-C while the parts are sent: none is left running)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         for part, answer in zip(self._cut, self._asked, strict=True):
