@@ -82,11 +82,13 @@ from aggregator.site.search import (
     QueryError,
     candidates,
     search_page,
+    search_pattern,
+    searched,
     typed_term,
 )
 from aggregator.store import Store, StoreType, open_store
 from aggregator.text import NOT_XML
-from aggregator.topics import entry_text, term_pattern
+from aggregator.topics import entry_text
 from aggregator.uri import without_credentials
 
 CONTENT_TYPES = outputs.CONTENT_TYPES
@@ -848,8 +850,8 @@ def create_app(
             raise BadRequest(f"unknown parameter {unknown[0]!r} (expected: {', '.join(FILTERS)})")
         wanted, unwanted = _terms(request, "q"), _terms(request, "exclude")
         limit = _limit(request, config.feeds.max_entries)
-        want = [term_pattern(t) for t in wanted]
-        avoid = [term_pattern(t) for t in unwanted]
+        want = [search_pattern(t) for t in wanted]
+        avoid = [search_pattern(t) for t in unwanted]
 
         topic = slugs[slug]
         settings = config.feeds
@@ -884,7 +886,7 @@ def create_app(
             for entry in found:
                 if time.monotonic() >= deadline:
                     raise Busy("the search took too long")
-                text = entry_text(entry)  # the text topics see, built in one place
+                text = searched(entry_text(entry))  # the text topics see, as searched
                 if (not want or any(p.search(text) for p in want)) and not any(
                     p.search(text) for p in avoid
                 ):

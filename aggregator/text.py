@@ -31,6 +31,22 @@ def composed(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# The accents a Latin or Greek letter decomposes into (NFD: U+0300 to U+036F after it).
+_ACCENTS = re.compile("(?<=[A-Za-z\u00c0-\u024f\u0370-\u03ff])[\u0300-\u036f]+")
+
+
+def unaccented(text: str) -> str:
+    """``text`` with the accents of its Latin and Greek letters taken off, as a search
+    reads both what is typed and what is stored: "Silina" finds "Siliņa", "Šefčovič"
+    finds "Sefcovic", "Ελλαδα" finds "Ελλάδα". Only the accents a letter decomposes into
+    (NFD) go; letters of their own stay as they are ("ł", "ø", "ß"), and so do Cyrillic
+    letters ("й" is not "и") and the marks of other scripts, which tell words apart."""
+    if text.isascii():
+        return text
+    bare = _ACCENTS.sub("", unicodedata.normalize("NFD", text))
+    return unicodedata.normalize("NFC", bare)
+
+
 def windows_1252_controls(text: str) -> str:
     """``text`` with each C1 control read as the Windows-1252 character of its byte."""
     return text.translate(_WINDOWS_1252) if _C1.search(text) else text

@@ -221,6 +221,24 @@ def test_a_search(site: Serving, browser: webdriver.Chrome) -> None:
     assert "No story with “<b>nothing</b>”" in seen(browser)
 
 
+def test_a_name_typed_without_its_accents_is_found(
+    site: Serving, browser: webdriver.Chrome
+) -> None:
+    """The shipped seeds name Latvia's Prime Minister "Siliņa": typed "Silina", as most
+    keyboards give it, the search finds her story, and its page reads "Siliņa"."""
+    browser.get(site.base + "/feeds/")
+    field = browser.find_element(By.NAME, "q")
+    field.send_keys("Silina")
+    field.submit()
+    WebDriverWait(browser, 10).until(lambda b: "/search" in b.current_url)
+    found = browser.find_elements(By.CSS_SELECTOR, "ol.stories li a")
+    assert found, seen(browser)
+    hrefs = [str(a.get_attribute("href")) for a in found]
+    for href in hrefs:
+        browser.get(href)
+        assert "Siliņa" in seen(browser)
+
+
 @pytest.mark.parametrize(("extension", "kind"), [("rss", "RSS 2.0"), ("atom", "Atom 1.0")])
 def test_a_feed_url_shows_a_page(
     site: Serving, browser: webdriver.Chrome, extension: str, kind: str

@@ -1,4 +1,5 @@
-"""Searching the archive for the search page: bounded work, whole words, any case.
+"""Searching the archive for the search page: bounded work, whole words, any case,
+with or without accents (:func:`search_pattern`).
 
 The store's index (:meth:`~aggregator.store.StoreType.search`) hands over the
 candidates, newest first, a batch at a time (:func:`candidates`): every entry that
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.model import Entry
 from aggregator.store.words import term_words
-from aggregator.text import NOT_XML, composed, fold
+from aggregator.text import NOT_XML, composed, fold, unaccented
 from aggregator.topics import term_pattern
 
 MAX_QUERY = 100  # characters
@@ -39,6 +40,19 @@ if TYPE_CHECKING:
 # (a leading one is no exclusion here).
 BEFORE = "\"'«»([{<¿¡#*"
 AFTER = "\"'«»)]}>?!.,;:*…-"
+
+
+def search_pattern(term: str) -> re.Pattern[str]:
+    """What finds ``term`` in a :func:`searched` text: its whole words in any case, the
+    accents of Latin and Greek letters taken off both (aggregator.text.unaccented):
+    "Silina" finds "Siliņa", and "Kraków" finds "Krakow". The index's words are cut
+    the same way (aggregator.store.words). Topics keep their terms' accents."""
+    return term_pattern(unaccented(term))
+
+
+def searched(text: str) -> str:
+    """A story's text as :func:`search_pattern` looks through it."""
+    return unaccented(text)
 
 
 def typed_term(text: str) -> str:
@@ -69,11 +83,11 @@ class Query:
         words = list(dict.fromkeys(w for w in map(typed_term, text.split()) if w))
         if len(words) > MAX_WORDS:
             raise QueryError(f"The search has more than {MAX_WORDS} words.")
-        patterns = tuple(term_pattern(word) for word in words)
+        patterns = tuple(search_pattern(word) for word in words)
         return cls(" ".join(text.split()), patterns, tuple(words))
 
     def matches(self, entry: Entry) -> bool:
-        text = fold(f"{entry.title}\n{entry.summary}")
+        text = searched(fold(f"{entry.title}\n{entry.summary}"))
         return all(pattern.search(text) for pattern in self.patterns)
 
 

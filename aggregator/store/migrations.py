@@ -273,6 +273,35 @@ def v9_places_in_a_day(run: Execute, d: Dialect) -> None:
         run("UPDATE meta SET value = ? WHERE key = 'version'", (str(int(version[0]) + 1),))
 
 
+def v10_words_without_accents(run: Execute, d: Dialect) -> None:
+    """A search finds a word with or without the accents of its Latin and Greek letters
+    ("Silina" finds "Siliņa": aggregator.site.search.search_pattern), so the index's
+    words are cut without them (aggregator.store.words). The words of the stories
+    stored before are cut again where they hold a letter outside ASCII (the others are
+    as they were); the index follows (SQLite's update trigger, PostgreSQL's generated
+    column). The feeds show no words: the store's version stays."""
+    outside_ascii = "words GLOB '*[^ -~]*'" if d.name == "sqlite" else "words ~ '[^ -~]'"
+    last = ""
+    while rows := run(
+        "SELECT id, title, summary, categories, words FROM entries "
+        f"WHERE id > ? AND {outside_ascii} ORDER BY id LIMIT 500",
+        (last,),
+    ).fetchall():
+        pairs = [
+            (again, i) for i, t, s, c, w in rows if (again := entry_words(t, s, json.loads(c))) != w
+        ]
+        if d.name == "sqlite":  # one statement per row is what SQLite does fastest
+            for pair in pairs:
+                run("UPDATE entries SET words = ? WHERE id = ?", pair)
+        elif pairs:  # a round trip per 500 rows
+            run(
+                f"WITH v (words, id) AS (VALUES {','.join(['(?, ?)'] * len(pairs))}) "
+                "UPDATE entries SET words = v.words FROM v WHERE entries.id = v.id",
+                [value for pair in pairs for value in pair],
+            )
+        last = rows[-1][0]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     v1_entries_sightings_topics,
     v2_topics_by_entry,
@@ -283,6 +312,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v7_item_ids,
     v8_item_links,
     v9_places_in_a_day,
+    v10_words_without_accents,
 )
 
 

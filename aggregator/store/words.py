@@ -1,7 +1,9 @@
 """The words a store indexes for each entry, and the words of a search term.
 
 A search finds whole words, in any case, with Python's regular expressions
-(:func:`aggregator.topics.term_pattern`: ``(?<!\\w)EU(?!\\w)``, ``re.IGNORECASE``).
+(:func:`aggregator.topics.term_pattern`: ``(?<!\\w)EU(?!\\w)``, ``re.IGNORECASE``),
+the accents of Latin and Greek letters taken off the term and the text
+(:func:`aggregator.site.search.search_pattern`).
 The index must never miss an entry such a pattern finds, so its words are cut and
 folded here, in Python, by the same rules, rather than by SQLite's or PostgreSQL's
 tokenizers (which would split ``foo_bar``, see ``nato.int`` as one host name, fold
@@ -9,13 +11,16 @@ case by another Unicode table or a database locale):
 
 - a word is a maximal run of ``\\w`` characters (letters, digits and ``_``, as ``re``
   has them); everything else separates words;
+- the accents of Latin and Greek letters are taken off first
+  (:func:`aggregator.text.unaccented`), as a search takes them off what is typed and
+  what it reads: ``silina`` is a word of "Siliņa";
 - each character is folded to one form for all the characters ``re.IGNORECASE``
   takes as equal: its simple lower case, then ``re``'s extra equivalences
   (``ı``/``i``, ``ſ``/``s``, ``ς``/``σ``, …; CPython ``re/_compiler.py``
   ``_equivalences``).
 
-So the word ``eu`` is in an entry's words exactly when the pattern for the term
-"EU" finds it in the entry's text; a term of several words ("NATO-EU", "North
+So the word ``eu`` is in an entry's words exactly when the search's pattern for the
+term "EU" finds it in the entry's text; a term of several words ("NATO-EU", "North
 Atlantic") is found only where its words all are, and the pattern then decides.
 
 One exception, on purpose: U+0345 (combining ypogegrammeni) is not a word character
@@ -27,6 +32,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
+from aggregator.text import unaccented
 
 # Runs longer than this are not indexed (PostgreSQL refuses lexemes over 2,047 bytes);
 # no search term is that long (aggregator.site.search.MAX_QUERY is 100 characters).
@@ -68,7 +75,7 @@ def _folded(text: str) -> str:
     """``text``'s words, folded, one space apart."""
     if text.isascii():  # the usual case, and much faster: one table does it all
         return " ".join(text.translate(_ASCII_WORDS).split())
-    spaced = " ".join(_WORD.findall(text.translate(_DOTTED_CAPITAL_I)))
+    spaced = " ".join(_WORD.findall(unaccented(text).translate(_DOTTED_CAPITAL_I)))
     return spaced.lower().translate(_ONE_FORM)
 
 
