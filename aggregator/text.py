@@ -31,8 +31,17 @@ def composed(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-# The accents a Latin or Greek letter decomposes into (NFD: U+0300 to U+036F after it).
-_ACCENTS = re.compile("(?<=[A-Za-z\u00c0-\u024f\u0370-\u03ff])[\u0300-\u036f]+")
+# The accents a Latin or Greek letter decomposes into (NFD: U+0300 to U+036F after it;
+# the Latin letters of IPA and of the extensions too: "ǯ" as "Ǯ", found by review).
+_LATIN_OR_GREEK = (
+    "A-Za-z\u00c0-\u024f\u0250-\u02af\u0370-\u03ff\u1d00-\u1dbf\u1e00-\u1fff"
+    "\u2c60-\u2c7f\ua720-\ua7ff"
+)
+_ACCENTS = re.compile(f"(?<=[{_LATIN_OR_GREEK}])[\u0300-\u036f]+")
+# Text without one of these is as unaccented() leaves it (every code point was checked:
+# tests/test_text.py): Cyrillic, Chinese or Arabic text skips the normalising (found by
+# review: 0.2 ms for 1,000 characters of Russian, on every story a search reads).
+_MAY_HAVE_ACCENTS = re.compile("[\u00c0-\u03ff\u1e00-\u1fff\u212b]")
 
 
 def unaccented(text: str) -> str:
@@ -41,7 +50,7 @@ def unaccented(text: str) -> str:
     finds "Sefcovic", "Ελλαδα" finds "Ελλάδα". Only the accents a letter decomposes into
     (NFD) go; letters of their own stay as they are ("ł", "ø", "ß"), and so do Cyrillic
     letters ("й" is not "и") and the marks of other scripts, which tell words apart."""
-    if text.isascii():
+    if text.isascii() or _MAY_HAVE_ACCENTS.search(text) is None:
         return text
     bare = _ACCENTS.sub("", unicodedata.normalize("NFD", text))
     return unicodedata.normalize("NFC", bare)

@@ -8,7 +8,8 @@ import unicodedata
 
 import pytest
 
-from aggregator.text import fold, title_key, windows_1252_references
+from aggregator import text as text_module
+from aggregator.text import fold, title_key, unaccented, windows_1252_references
 
 # The rule as first written: one translation table, NFKC before it.
 # ... and the spaces a writer may choose (no-break, typographic, ideographic).
@@ -91,3 +92,41 @@ def test_c1_references_in_text_that_is_no_markup_are_left_as_written() -> None:
     plain = b"<t>&#133;</t>"
     assert windows_1252_references(plain, "iso-2022-jp") == plain
     assert windows_1252_references(plain, "windows-1252") == b"<t>&#8230;</t>"
+
+
+def _unaccented_in_full(text: str) -> str:
+    """unaccented() without its shortcut for text it cannot change."""
+    bare = text_module._ACCENTS.sub("", unicodedata.normalize("NFD", text))
+    return unicodedata.normalize("NFC", bare)
+
+
+def test_the_shortcut_passes_over_no_character_unaccented_changes() -> None:
+    """Text with none of the characters the shortcut looks for is left as it is: every
+    code point is checked, alone and followed by each accent it may carry."""
+    accents = [chr(c) for c in range(0x300, 0x370)]
+    for code in range(0x80, 0x110000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        character = chr(code)
+        if text_module._MAY_HAVE_ACCENTS.search(character):
+            continue
+        assert _unaccented_in_full(character) == unicodedata.normalize("NFC", character), hex(code)
+    assert all(text_module._MAY_HAVE_ACCENTS.search(accent) for accent in accents)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("Siliņa", "Silina"),
+        ("Šefčovič", "Sefcovic"),
+        ("Hà Nội", "Ha Noi"),
+        ("Ελλάδα", "Ελλαδα"),
+        ("Spin\u0308al", "Spinal"),
+        ("\u01ee \u01ef", "\u01b7 \u0292"),  # Ǯ ǯ: a case pair stays one
+        ("Łódź", "Łodz"),
+        ("Мой край, Київ", "Мой край, Київ"),
+        ("北京 مرحبا", "北京 مرحبا"),
+    ],
+)
+def test_unaccented(written: str, read: str) -> None:
+    assert unaccented(written) == read == _unaccented_in_full(written)

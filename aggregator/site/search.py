@@ -4,8 +4,8 @@ with or without accents (:func:`search_pattern`).
 The store's index (:meth:`~aggregator.store.StoreType.search`) hands over the
 candidates, newest first, a batch at a time (:func:`candidates`): every entry that
 holds the words, over the whole archive; the whole-word patterns
-(:func:`aggregator.topics.term_pattern`) then decide, so the index changes how
-many entries are read, never what is found. A search the index cannot narrow
+(:func:`search_pattern`) then decide, so the index changes how many entries are
+read, never what is found. A search the index cannot narrow
 (only punctuation, ``q=-``) reads the newest :data:`SCAN` entries, as before it.
 """
 

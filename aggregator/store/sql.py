@@ -642,8 +642,8 @@ class SQLStore:
         ``position``, a :meth:`position` kept from an earlier read), among
         which are all those of ``topic`` (or of all) that hold every term (``either``:
         one of them at least) and no excluded term as whole words: the index narrows,
-        the caller's exact patterns (:func:`aggregator.topics.term_pattern`) decide. A
-        term the index cannot help with (:func:`~aggregator.store.words.term_words` is
+        the caller's exact patterns (:func:`aggregator.site.search.search_pattern`)
+        decide. A term the index cannot help with (:func:`~aggregator.store.words.term_words` is
         None) narrows nothing (of ``either`` terms, nothing at all: a story may hold
         that one only); an excluded term leaves entries out only when it is one word
         (:func:`~aggregator.store.words.is_one_word`), where the index is exact.
