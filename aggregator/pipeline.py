@@ -548,7 +548,7 @@ def publish(
     The store is committed first, the files staged next and renamed into place last:
     a crash between the commit and the last rename leaves the files a version behind,
     which the next run sees (is_current) and catches up, rendering every file, as the
-    manifest of the last install is set aside in the same commit. The files are
+    commit marks the publish under way until its manifest is noted. The files are
     rendered under the write lock, from the store as committed; with workers, they
     render while this process commits. What is cut is how much is rendered.
     """
@@ -582,10 +582,12 @@ def publish(
                 # Until these files are installed and their manifest noted (below), the
                 # next run renders every file: stopped before that, what this publish
                 # changed is in no manifest (the page of a story no feed shows). The
-                # feeds whose files may be on disk from now on are recorded now: the
-                # files may be installed whether or not the manifest can be noted (found
-                # by review: a topic added then, and dropped later, kept its files).
-                _distrust_manifest(config, store)
+                # last install's manifest stays as it was meanwhile, for `serve`, which
+                # serves the files it names (installed_pages). The feeds whose files may
+                # be on disk from now on are recorded now: the files may be installed
+                # whether or not the manifest can be noted (found by review: a topic
+                # added then, and dropped later, kept its files).
+                store.set_meta(_publishing_key(config, store), "publishing")
                 _record_feeds_on_disk(config, store, shown_before | set(rendering.manifest.feeds))
         if rendering is not None:
             try:
@@ -617,6 +619,7 @@ def publish(
                     # rendered key (set after the install) and the directory's token
                     # name it.
                     store.set_meta(manifest_key(config, store), f"{token}\n{done.manifest.dumps()}")
+                    store.set_meta(_publishing_key(config, store), "")
 
                 # Not noted (a store that refuses writes by now): installed all the same,
                 # and rendered in full by the next run. Said once, by the note after the
@@ -797,6 +800,12 @@ def installed_pages(config: Config, store: StoreType) -> frozenset[str] | None:
     return frozenset(map(outputs.entry_file, manifest.entries))
 
 
+def _publishing_key(config: Config, store: StoreType) -> str:
+    """The meta key set while this instance's publish is between its commit and the note
+    of its manifest (see publish): a manifest is then not trusted (:func:`_trusted`)."""
+    return "publishing" + rendered_key(config, store).removeprefix("rendered")
+
+
 def _feeds_key(config: Config, store: StoreType) -> str:
     """The meta key of the feeds whose files may be in this instance's directory."""
     return "feeds on disk" + rendered_key(config, store).removeprefix("rendered")
@@ -854,6 +863,8 @@ def _trusted(config: Config, store: StoreType, manifest: Manifest | None) -> Man
     run writes is not there."""
     token = installed_token(config, store)  # not None when there is a manifest
     if manifest is None or token is None or token.split(" ")[0] != render_fingerprint(config):
+        return None
+    if store.meta(_publishing_key(config, store)):  # a publish stopped before its note
         return None
     directory = config.feeds.directory
     if _missing(directory, expected_files(config)):

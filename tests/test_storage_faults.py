@@ -520,19 +520,34 @@ def test_a_run_stopped_after_its_commit_has_its_pages_written_by_the_next(
 ) -> None:
     """The store commits while the files render (pipeline.publish): a run stopped
     after its commit, before its files are in place, leaves the next run to write
-    every file it changed, the page of a story no feed shows too."""
+    every file it changed, the page of a story no feed shows too. Meanwhile `serve`
+    reads which story pages are current from the last install, as before the run."""
     from aggregator import pipeline
     from aggregator.cli import main
+    from aggregator.config import load_config
+    from aggregator.store import open_store_to_read
+
+    def current_pages() -> frozenset[str] | None:
+        settings = load_config(config)
+        store = open_store_to_read(settings.store)  # another connection
+        assert store is not None
+        with store:
+            return pipeline.installed_pages(settings, store)
 
     try:
         config, page = _told_again_by_beta(tmp_path, feedserver)
+        before = current_pages()
+        assert before
+        seen: list[frozenset[str] | None] = []
 
         def stopped(self: pipeline.Rendering, *args: Any, **kwargs: Any) -> Any:
+            seen.append(current_pages())  # what serve would read just then
             raise KeyboardInterrupt  # Ctrl-C, or the machine going down, right then
 
         with monkeypatch.context() as patched:
             patched.setattr(pipeline.Rendering, "finish", stopped)
             assert main(["-q", "--config", str(config), "run"]) == 130
+        assert seen == [before]
         with sqlite3.connect(tmp_path / "state" / "aggregator.sqlite3") as db:
             told = db.execute("SELECT count(*) FROM sightings WHERE source = 'Beta'").fetchone()
         assert told == (1,)  # committed
