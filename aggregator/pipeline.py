@@ -609,7 +609,7 @@ def publish(
                 # back, the stories a feed listed only meanwhile were lost for good). The
                 # store is then ahead of the files, which still show the last install, as
                 # after a crash before the renames: the next run renders them again, every
-                # one of them, as the manifest was set aside.
+                # one of them, as the publish is still marked under way.
                 unwritten, rendered, staged = error, None, None
             else:
                 done = rendered
@@ -704,7 +704,7 @@ def _follow_renames(config: Config, store: StoreType) -> None:
 def _distrust_manifest(config: Config, store: StoreType) -> None:
     """The next publish renders every file (the pages no feed shows too), not only those
     whose inputs the last install's manifest says changed: what changed is not all in
-    the manifest (a source renamed; a publish whose files could not be written)."""
+    the manifest (a source renamed)."""
     store.set_meta(manifest_key(config, store), "")
 
 
