@@ -46,6 +46,8 @@ if TYPE_CHECKING:  # the renderers, the plan and the topics load when they are u
     from aggregator.render import FeedSpec
     from aggregator.site.parts import Inputs, Runner
     from aggregator.site.plan import Changes, Manifest
+    from aggregator.store.ahead import WritingAhead
+    from aggregator.store.plan import WrittenAhead
     from aggregator.topics import Topic
 
 log = logging.getLogger("aggregator")
@@ -325,12 +327,22 @@ class Folding:
     writes is the plan of folding every item at once (aggregator.store.plan.Planner),
     so only while the store cannot change meanwhile: a run holding the write lock."""
 
-    def __init__(self, config: Config, store: StoreType, now: datetime) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: StoreType,
+        now: datetime,
+        ahead: WritingAhead | None = None,
+    ) -> None:
         from aggregator.store.plan import Planner
 
         self.config = config
         self.store = store
         self.now = now
+        # The new stories written while the sources are read (aggregator.store.ahead),
+        # and what of them was, once :meth:`finish` says.
+        self.ahead = ahead
+        self.written: WrittenAhead | None = None
         settings = config.feeds
         self.planner = Planner(authority=settings.id_authority, zone=settings.timezone, now=now)
         self.items = 0
@@ -349,11 +361,12 @@ class Folding:
         keys = [title_key(item.title) for item in items]
         unseen = self.planner.unseen(keys)
         untold = self.planner.untold(told_by(items))
-        stored = self.store.candidates(unseen) if unseen else {}
-        told = self.store.told(untold) if untold else {}
+        reads = self.store if self.ahead is None else self.ahead.reads
+        stored = reads.candidates(unseen) if unseen else {}
+        told = reads.told(untold) if untold else {}
         loaded = [e.id for entries in stored.values() for e in entries]
         loaded += [e.id for _, e in told.values()]
-        ids = self.store.item_ids(loaded) if loaded else {}
+        ids = reads.item_ids(loaded) if loaded else {}
         made = self.planner.add(items, stored, keys, told, ids)
         self.items += len(items)
         topics = self._topics
@@ -369,6 +382,14 @@ class Folding:
         self.store.prepare(
             [(e, key) for e in stories if (key := title_key_of(e.id)) is not None], self.now
         )
+        if self.ahead is not None:
+            self.ahead.add(stories, self.judged, self.planner)
+
+    def finish(self) -> None:
+        """Done reading: what was written ahead is done too (call first in the publish's
+        transaction)."""
+        if self.ahead is not None:
+            self.written = self.ahead.finish()
 
 
 def apply(
@@ -393,23 +414,15 @@ def apply(
         if folded is not None
         else [plausible(item, now) for outcome in outcomes for item in outcome.entries]
     )
-    fingerprint = topics_fingerprint(config)
+    written = folded.written if folded is not None else None
     states.save()
-    # New rules or hints: every stored story is judged again, before this run's stories
-    # join them (on a new store, none: the run's own are judged once, below).
-    rejudged = store.meta("topics") != fingerprint
-    if rejudged:
-        from aggregator.topics import topics_from_config
-
-        topics = topics_from_config(config)
-        for batch in store.all_entries():
-            store.set_topics(judge(batch, topics))
-        store.set_meta("topics", fingerprint)
+    # (Done as the writes ahead began, when they did.)
+    rejudged = rejudge(config, store) or (written is not None and written.rejudged)
     report, touched, new = IngestReport(), list[Entry](), set[str]()
     if folded is not None:
         if folded.items:
             plan = folded.planner.plan()
-            report, touched = store.write_plan(plan, now)
+            report, touched = store.write_plan(plan, now, written)
             new = {entry.id for entry in plan.inserted}
     elif items:  # with nothing read, the merge machinery is not even imported
         report, touched = store.add(
@@ -428,7 +441,15 @@ def apply(
         from aggregator.topics import topics_from_config
 
         judged = folded.judged if folded is not None else None
-        store.set_topics(judge(touched, topics_from_config(config), judged), new=new)
+        labelled = judge(touched, topics_from_config(config), judged)
+        if written is not None:
+            # Stories labelled ahead: again only if their topics changed since.
+            again = {
+                e.id for e in labelled if written.labels.get(e.id, e.topics) != tuple(e.topics)
+            }
+            labelled = [e for e in labelled if e.id not in written.labels or e.id in again]
+            new = new - again
+        store.set_topics(labelled, new=new)
     forgotten = 0
     cutoff = retention_cutoff(now, config.store.retention_days)
     if cutoff is not None and (forgotten := store.prune(cutoff)):
@@ -450,6 +471,22 @@ def apply(
         store.set_meta("changed", when.isoformat())
     # (A new story has no page yet: only a stored one's may be on disk, out of the feeds.)
     return report, changed, {entry.id for entry in touched} - new
+
+
+def rejudge(config: Config, store: StoreType) -> bool:
+    """New rules or hints: every stored story is judged again, before a run's stories
+    join them (on a new store, none: a run's own are judged once, as they are written).
+    Says whether they were (call inside the store's transaction)."""
+    fingerprint = topics_fingerprint(config)
+    if store.meta("topics") == fingerprint:
+        return False
+    from aggregator.topics import topics_from_config
+
+    topics = topics_from_config(config)
+    for batch in store.all_entries():
+        store.set_topics(judge(batch, topics))
+    store.set_meta("topics", fingerprint)
+    return True
 
 
 # How far ahead of the run a date may be and still be believed: a day, for a date
@@ -561,6 +598,8 @@ def publish(
     unwritten: WriteError | None = None
     try:
         with store.transaction():
+            if folded is not None:
+                folded.finish()  # (the transaction carries on the one it began)
             _follow_renames(config, store)
             report, changed, touched = apply(
                 config, store, states, outcomes, now, folded, changed_at
@@ -947,7 +986,18 @@ def refresh(
         )
         # Holding the write lock for the whole run, nothing changes the store while the
         # sources are read: what they give is folded in meanwhile (Folding).
-        folding = Folding(config, store, now) if lock_whole_run else None
+        folding = None
+        if lock_whole_run:
+            ahead = None
+            from aggregator.store.sqlite import Store as SQLiteStore
+
+            if isinstance(store, SQLiteStore):
+                from aggregator.store.ahead import WritingAhead
+
+                ahead = stack.enter_context(
+                    WritingAhead(store, now, begin=lambda: rejudge(config, store))
+                )
+            folding = Folding(config, store, now, ahead)
         outcomes: list[Outcome] = []
         try:
             outcomes = ingest.run(claimed, on_outcome=None if folding is None else folding.add)

@@ -1,27 +1,35 @@
 """A run folds each source's items into the stored stories as they are read
-(pipeline.Folding): the store, the report and the files are those of folding every item
-at once, after the reading."""
+(pipeline.Folding), and writes its new stories ahead meanwhile (aggregator.store.ahead):
+the store (its search index too), the report and the files are those of folding every
+item at once, after the reading, and writing it all then."""
 
 from __future__ import annotations
 
 import random
 import sqlite3
+import threading
+import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
-from aggregator.config import Config
+from aggregator import pipeline
+from aggregator.config import Config, load_config
 from aggregator.ingest import Listed, Outcome
 from aggregator.live.state import FetchStates
 from aggregator.model import Published, SourceEntry
-from aggregator.pipeline import Folding, RunResult, publish
+from aggregator.pipeline import Folding, RunResult, publish, rejudge
 from aggregator.store import open_store
+from aggregator.store.ahead import WritingAhead
 from aggregator.store.plan import Planner, plan_merge
+from aggregator.store.sqlite import Store
 from aggregator.text import item_mark, title_key
-from tests.test_incremental_render import START, item, make_config
+from tests.test_incremental_render import CONFIG, START, item, make_config
 
 NOW = START + timedelta(days=60)
 TABLES = {
@@ -31,6 +39,8 @@ TABLES = {
     "meta": "SELECT key, value FROM meta WHERE key IN ('version', 'topics', 'changed') "
     "ORDER BY key",
 }
+# Words whose stories the search index must find, in every run's stories.
+WORDS = ("ukraine", "gas", "summary", "fair", "talks", "corrected", "weather", "press", "y")
 
 
 def outcomes_of(
@@ -54,20 +64,41 @@ def publish_run(
     folded: bool,
     now: datetime,
     listed: Mapping[str, Listed] | None = None,
+    ahead: int | None = None,
 ) -> RunResult:
+    """One run's publish; ``folded``: its items folded as read first, and with
+    ``ahead``, its new stories written ahead meanwhile, that many to a statement."""
     outcomes = outcomes_of(config, items, listed or {})
-    with open_store(config.store) as store:
+    with open_store(config.store) as store, ExitStack() as stack:
         folding = None
         if folded:
-            folding = Folding(config, store, now)
+            writing = None
+            if ahead is not None:
+                assert isinstance(store, Store)
+                writing = stack.enter_context(
+                    WritingAhead(store, now, begin=lambda: rejudge(config, store), rows=ahead)
+                )
+            folding = Folding(config, store, now, writing)
             for outcome in outcomes:
                 folding.add(outcome)
         return publish(config, store, FetchStates(store), outcomes, now, folded=folding)
 
 
 def dump(config: Config) -> dict[str, list[tuple[object, ...]]]:
+    """The store's tables, and the stories its search index finds for each of WORDS."""
     with sqlite3.connect(config.store.path) as db:
-        return {name: db.execute(query).fetchall() for name, query in TABLES.items()}
+        tables = {name: db.execute(query).fetchall() for name, query in TABLES.items()}
+        db.execute("INSERT INTO entry_search (entry_search) VALUES ('integrity-check')")
+        tables["index"] = [
+            (word, entry_id)
+            for word in WORDS
+            for (entry_id,) in db.execute(
+                "SELECT r.entry_id FROM entry_search JOIN entry_search_rows r "
+                "ON r.num = entry_search.rowid WHERE entry_search MATCH ? ORDER BY r.entry_id",
+                (word,),
+            )
+        ]
+        return tables
 
 
 def files(config: Config) -> dict[str, bytes]:
@@ -142,8 +173,11 @@ def random_listed(seed: int, runs: Sequence[Sequence[SourceEntry]]) -> list[dict
     return listed
 
 
+@pytest.mark.parametrize("ahead", [None, 1, 3], ids=["no writes ahead", "ahead 1", "ahead 3"])
 @pytest.mark.parametrize("seed", range(12))
-def test_folding_as_read_gives_the_store_of_folding_at_once(tmp_path: Path, seed: int) -> None:
+def test_folding_as_read_gives_the_store_of_folding_at_once(
+    tmp_path: Path, seed: int, ahead: int | None
+) -> None:
     (tmp_path / "at-once").mkdir()
     (tmp_path / "as-read").mkdir()
     at_once = make_config(tmp_path / "at-once", max_entries=8)
@@ -152,7 +186,7 @@ def test_folding_as_read_gives_the_store_of_folding_at_once(tmp_path: Path, seed
     for number, (run, listed) in enumerate(zip(runs, random_listed(seed, runs), strict=True)):
         now = NOW + timedelta(hours=number)
         one = publish_run(at_once, run, folded=False, now=now, listed=listed)
-        other = publish_run(as_read, run, folded=True, now=now, listed=listed)
+        other = publish_run(as_read, run, folded=True, now=now, listed=listed, ahead=ahead)
         assert other.report == one.report, number
         assert dump(as_read) == dump(at_once), number
         assert files(as_read) == files(at_once), number
@@ -180,9 +214,10 @@ def awkward_runs(seed: int) -> tuple[list[list[SourceEntry]], list[dict[str, Lis
     return runs, random_listed(seed, runs)
 
 
+@pytest.mark.parametrize("ahead", [None, 1], ids=["no writes ahead", "ahead 1"])
 @pytest.mark.parametrize("seed", range(60))  # 40: the fault found by review, again
 def test_awkward_feeds_folded_as_read_give_the_store_of_folding_at_once(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, ahead: int | None
 ) -> None:
     # Found by review: which item was which story depended on folding one source at a
     # time (aggregator run on SQLite) or all at once (serve, PostgreSQL).
@@ -194,7 +229,7 @@ def test_awkward_feeds_folded_as_read_give_the_store_of_folding_at_once(
     for number, (run, lists) in enumerate(zip(runs, listed, strict=True)):
         now = NOW + timedelta(hours=number)
         publish_run(at_once, run, folded=False, now=now, listed=lists)
-        publish_run(as_read, run, folded=True, now=now, listed=lists)
+        publish_run(as_read, run, folded=True, now=now, listed=lists, ahead=ahead)
         assert dump(as_read) == dump(at_once), number
 
 
@@ -251,3 +286,152 @@ def make_config_zone() -> tzinfo:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo("Europe/Brussels")
+
+
+def fold_ahead(
+    config: Config, store: Store, stack: ExitStack, items: Sequence[SourceEntry]
+) -> Folding:
+    """``items`` folded as read, their new stories written ahead one to a statement."""
+    writing = stack.enter_context(
+        WritingAhead(store, NOW, begin=lambda: rejudge(config, store), rows=1)
+    )
+    folding = Folding(config, store, NOW, writing)
+    for outcome in outcomes_of(config, items, {}):
+        folding.add(outcome)
+    return folding
+
+
+def wait_for_rows(store: Store, count: int) -> None:
+    """Until the thread writing ahead has written ``count`` stories (seen in the run's
+    own transaction)."""
+    deadline = time.monotonic() + 30
+    while store.db.execute("SELECT count(*) FROM entries").fetchone()[0] < count:
+        assert time.monotonic() < deadline, "the stories were not written ahead"
+        time.sleep(0.01)
+
+
+STORIES = [
+    item(("alpha", "beta")[n % 2], f"Ukraine talks, day {n}", n % 5, "gas") for n in range(6)
+]
+
+
+def test_stories_written_ahead_are_seen_by_others_once_committed(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_entries=8)
+    with open_store(config.store) as store, ExitStack() as stack:
+        assert isinstance(store, Store)
+        folding = fold_ahead(config, store, stack, STORIES)
+        wait_for_rows(store, len(STORIES))
+        with sqlite3.connect(config.store.path) as other:  # the run's transaction is open
+            assert other.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+        folding.finish()
+        assert folding.written is not None and len(folding.written.rows) == len(STORIES)
+        outcomes = outcomes_of(config, STORIES, {})
+        result = publish(config, store, FetchStates(store), outcomes, NOW, folded=folding)
+    assert result.report.new == len(STORIES)
+    with sqlite3.connect(config.store.path) as other:
+        assert other.execute("SELECT count(*) FROM entries").fetchone() == (len(STORIES),)
+    (tmp_path / "at-once").mkdir()
+    at_once = make_config(tmp_path / "at-once", max_entries=8)
+    publish_run(at_once, STORIES, folded=False, now=NOW)
+    assert dump(config) == dump(at_once)
+
+
+def test_a_run_stopped_after_writing_ahead_keeps_nothing_of_it(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_entries=8)
+    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
+    before = dump(config)
+    with open_store(config.store) as store:
+        assert isinstance(store, Store)
+        with pytest.raises(KeyboardInterrupt), ExitStack() as stack:
+            fold_ahead(config, store, stack, STORIES)
+            wait_for_rows(store, len(STORIES))  # the one stored and five new
+            raise KeyboardInterrupt  # Ctrl-C before the publish
+        assert not store.db.in_transaction
+    assert dump(config) == before
+    # And the next run writes them, as it would have.
+    publish_run(config, STORIES, folded=True, now=NOW, ahead=1)
+    assert len(dump(config)["entries"]) == len(STORIES)
+
+
+def test_a_write_ahead_that_fails_fails_the_publish_and_keeps_nothing(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_entries=8)
+    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
+    before = dump(config)
+    with sqlite3.connect(config.store.path) as db:
+        db.execute(
+            "CREATE TRIGGER refused BEFORE INSERT ON entries WHEN new.title LIKE '%day 4' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+    outcomes = outcomes_of(config, STORIES, {})
+    with open_store(config.store) as store, ExitStack() as stack:
+        assert isinstance(store, Store)
+        folding = fold_ahead(config, store, stack, STORIES)
+        with pytest.raises(sqlite3.IntegrityError, match="refused by the test"):
+            publish(config, store, FetchStates(store), outcomes, NOW, folded=folding)
+        assert not store.db.in_transaction
+    assert dump(config) == before
+
+
+def large_feed(path: Path, name: str, count: int) -> None:
+    """An RSS feed of ``count`` items, every one a new story, most of a topic."""
+    items = "".join(
+        f"<item><title>{name} {('Ukraine', 'gas', 'fair')[n % 3]} story {n}</title>"
+        f"<link>https://{name}.example.org/{n}</link><guid>{name}-{n}</guid>"
+        f"<pubDate>{format_datetime(START + timedelta(minutes=7 * n))}</pubDate>"
+        f"<description>&lt;p&gt;About {('Ukraine', 'gas')[n % 2]}, {n}.&lt;/p&gt;</description>"
+        "</item>"
+        for n in range(count)
+    )
+    path.write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>'
+        f"<link>https://{name}.example.org/</link>{items}</channel></rss>",
+        encoding="utf-8",
+    )
+
+
+def test_a_large_run_writes_ahead_what_it_would_have_written_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1,200 new stories, more than a statement's worth (INSERT_ROWS): a real run, with its
+    # parser workers, writes most of them ahead, in a thread. The same run with the
+    # transaction refused ahead (so that it writes everything at its end) gives the same
+    # store and the same files.
+    writers: list[str] = []
+    write_entries = Store.write_entries
+
+    def noting(store: Store, rows: Sequence[tuple[object, ...]]) -> None:
+        writers.append(threading.current_thread().name)
+        write_entries(store, rows)
+
+    monkeypatch.setattr(Store, "write_entries", noting)
+    configs = []
+    for name in ("ahead", "at-end"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for source in ("alpha", "beta"):
+            large_feed(folder / f"{source}.xml", source, 600)
+        sources = "\n".join(
+            f'[[sources]]\nname = "{s}"\npath = "{s}.xml"' for s in ("alpha", "beta")
+        )
+        (folder / "config.toml").write_text(
+            CONFIG.format(max_entries=50, sources=sources), encoding="utf-8"
+        )
+        configs.append(load_config(folder / "config.toml"))
+    ahead, at_end = configs
+    pipeline.run(ahead, NOW)
+    assert any(name.startswith("aggregator-ahead") for name in writers), writers
+    writers.clear()
+
+    def refused(store: Store) -> None:
+        raise sqlite3.OperationalError("refused by the test")
+
+    monkeypatch.setattr(Store, "begin", refused)
+    pipeline.run(at_end, NOW)
+    assert writers and not any(name.startswith("aggregator-ahead") for name in writers)
+    stored = {
+        config: repr(dump(config)).replace(str(config.store.path.parent.parent), "…")
+        for config in configs
+    }
+    assert stored[ahead] == stored[at_end]
+    assert len(dump(ahead)["entries"]) == 1200
+    assert files(ahead) == files(at_end)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
+from typing import Any
 
 from aggregator.dedupe import (
     choose,
@@ -83,6 +84,20 @@ class MergePlan:
     def touched(self) -> list[Entry]:
         """The entries whose topics need judging."""
         return [*self.inserted, *self.changed]
+
+
+@record
+class WrittenAhead:
+    """What of a run's plan was written in its transaction as its sources were read
+    (aggregator.store.ahead), for the plan's writer to write the rest: the row each new
+    story was written with, by id; the topics each was labelled with (the same stories);
+    the places in :attr:`MergePlan.sightings` of the sightings written; and whether the
+    stored stories were judged again first (new topic rules)."""
+
+    rows: Mapping[str, tuple[Any, ...]]
+    labels: Mapping[str, tuple[str, ...]]
+    sightings: frozenset[int]
+    rejudged: bool = False
 
 
 def plan_merge(
@@ -659,6 +674,10 @@ class Planner:
         else:
             self._seen.add(entry.id)
         return entry
+
+    def sightings_from(self, start: int) -> list[Sighting]:
+        """The sightings folded so far, from the ``start``-th on (in the plan's order)."""
+        return self._sightings[start:]
 
     def title_key_of(self, entry_id: str) -> str | None:
         """The title key the plan will give this inserted or changed story."""

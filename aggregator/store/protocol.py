@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from aggregator.model import Entry, SourceEntry
-from aggregator.store.plan import IngestReport, MergePlan
+from aggregator.store.plan import IngestReport, MergePlan, WrittenAhead
 
 
 class StoreType(Protocol):
@@ -84,9 +84,12 @@ class StoreType(Protocol):
         with its title key) at ``now``; used only if they are still the plan's."""
         ...
 
-    def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
-        """Write a plan made against the store as it is (inside :meth:`transaction`);
-        returns what :meth:`add` returns."""
+    def write_plan(
+        self, plan: MergePlan, now: datetime, ahead: WrittenAhead | None = None
+    ) -> tuple[IngestReport, list[Entry]]:
+        """Write a plan made against the store as it was before the transaction (inside
+        :meth:`transaction`; ``ahead``: what of it was written ahead in it); returns what
+        :meth:`add` returns."""
         ...
 
     def rename_source(self, old: str, new: str, location: str | None = None) -> None:

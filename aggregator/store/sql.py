@@ -20,6 +20,8 @@ from aggregator.store.plan import (
     IngestReport,
     ItemTold,
     MergePlan,
+    Sighting,
+    WrittenAhead,
     keeps_place,
     needs_place,
     plan_merge,
@@ -349,11 +351,14 @@ class SQLStore:
                 found.setdefault(entry_id, {})[source] = (item_id, link, mark)
         return found
 
-    def write_plan(self, plan: MergePlan, now: datetime) -> tuple[IngestReport, list[Entry]]:
-        """Write a merge plan made against this store as it is (call inside
-        ``transaction``); returns what :meth:`add` returns."""
+    def write_plan(
+        self, plan: MergePlan, now: datetime, ahead: WrittenAhead | None = None
+    ) -> tuple[IngestReport, list[Entry]]:
+        """Write a merge plan made against this store as it was before the transaction
+        (call inside ``transaction``; ``ahead``: what of the plan was written ahead in
+        it, see aggregator.store.ahead); returns what :meth:`add` returns."""
         resighted = self._resighted(plan)
-        self.apply_plan(plan, now)
+        self.apply_plan(plan, now, ahead)
         # New stories carry every source they were read from; a stored one that changed,
         # or was told again by a new source, is read back with all of its sources (the
         # plan knows only this run's), for judging: a source's topic hint counts.
@@ -414,6 +419,11 @@ class SQLStore:
         for entry, key in entries:
             prepared[entry.id] = (entry, key, _row(entry, key, now, stamp))
 
+    def prepared_row(self, entry: Entry) -> tuple[Any, ...] | None:
+        """The row :meth:`prepare` made for this very entry, if it did."""
+        made = self.__dict__.get("_prepared", {}).get(entry.id)
+        return made[2] if made is not None and made[0] is entry else None
+
     def _rows_of(
         self, entries: Sequence[Entry], keys: Mapping[str, str], now: datetime, stamp: str
     ) -> list[tuple[Any, ...]]:
@@ -435,25 +445,26 @@ class SQLStore:
                 rows.append(made[2])
         return rows
 
-    def apply_plan(self, plan: MergePlan, now: datetime) -> None:
+    def apply_plan(self, plan: MergePlan, now: datetime, ahead: WrittenAhead | None = None) -> None:
+        """Write ``plan`` (``ahead``: what of it was written ahead, in this transaction)."""
         stamp = now.isoformat()
-        # New entries go in many rows per INSERT, not one statement per row: on SQLite
-        # each statement that writes the search index (through the entries_search_insert
-        # trigger) makes FTS5 flush its pending terms to a new segment, and merge them:
-        # 150 µs an entry one at a time, 50 µs at 500 a statement.
         keys = plan.title_keys
         rows = self._rows_of(plan.inserted, keys, now, stamp)
-        per = max(1, min(INSERT_ROWS, self._max_parameters() // 14))
-        one = f"({','.join('?' * 14)})"
-        for start in range(0, len(rows), per):
-            part = rows[start : start + per]
-            self._execute(
-                f"INSERT INTO entries ({ROW_COLUMNS}) VALUES {','.join([one] * len(part))}",
-                [value for row in part for value in row],
-            )
+        again: list[tuple[Any, ...]] = []  # new stories written ahead, since changed
+        if ahead is not None and ahead.rows:
+            fresh = []
+            for row in rows:
+                before = ahead.rows.get(row[-1])
+                if before is None:
+                    fresh.append(row)
+                elif before != row:
+                    again.append(row)
+            rows = fresh
+        self.write_entries(rows)
         rows = self._keeping_places(
             plan.changed, [_row(e, keys.get(e.id), now, stamp) for e in plan.changed]
         )
+        rows += again
         self._executemany(
             "UPDATE entries SET title = ?, title_key = ?, published = ?, summary = ?, "
             "content_html = ?, link = ?, author = ?, categories = ?, enclosures = ?, words = ?, "
@@ -467,18 +478,69 @@ class SQLStore:
         self._executemany(
             "UPDATE entries SET last_seen = ? WHERE id = ?", [(stamp, i) for i in plan.seen]
         )
-        self._executemany(
+        written = ahead.sightings if ahead is not None else frozenset()
+        self.write_sightings(
+            [s for number, s in enumerate(plan.sightings) if number not in written], stamp
+        )
+
+    def write_entries(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert new entries' rows (made by :func:`_row`)."""
+        # Many rows per INSERT, not one statement per row: on SQLite each statement that
+        # writes the search index (through the entries_search_insert trigger) makes FTS5
+        # flush its pending terms to a new segment, and merge them: 150 µs an entry one
+        # at a time, 50 µs at 500 a statement.
+        per = max(1, min(INSERT_ROWS, self._max_parameters() // 14))
+        one = f"({','.join('?' * 14)})"
+        for start in range(0, len(rows), per):
+            part = rows[start : start + per]
+            self._execute(
+                f"INSERT INTO entries ({ROW_COLUMNS}) VALUES {','.join([one] * len(part))}",
+                [value for row in part for value in row],
+            )
+
+    def write_sightings(self, sightings: Iterable[Sighting], stamp: str) -> None:
+        """Write where these stories were read (``stamp``: now, as text), each sighting
+        over the one its story had from the same source (an earlier one of these too)."""
+        self._insert_rows(
             "INSERT INTO sightings (entry_id, source, location, line, page_url, first_seen, "
-            "last_seen, item_id, item_link, item_mark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "last_seen, item_id, item_link, item_mark) VALUES {values} "
             "ON CONFLICT (entry_id, source) DO UPDATE SET "
             "location = excluded.location, line = excluded.line, page_url = excluded.page_url, "
             "last_seen = excluded.last_seen, item_id = excluded.item_id, "
             "item_link = excluded.item_link, item_mark = excluded.item_mark",
             [
                 (entry_id, p.source, p.location, p.line, p.page_url, stamp, stamp, *told)
-                for entry_id, p, *told in plan.sightings
+                for entry_id, p, *told in sightings
             ],
         )
+
+    def write_labels(self, labels: Sequence[tuple[str, str, str]]) -> None:
+        """Label new stories, which have no labels yet: (topic, entry id, sort key)."""
+        self._insert_rows(
+            "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES {values}", labels
+        )
+
+    def _insert_rows(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``statement`` (``{values}`` where its rows go) for each of ``rows``. On SQLite
+        in statements of many rows, in order: sqlite3's executemany takes the
+        interpreter's lock again for every row, which a thread writing ahead
+        (aggregator.store.ahead) then waits for, up to 5 ms a row, while the run reads.
+        On PostgreSQL a row each (psycopg sends them together; there an upsert may not
+        meet a row it wrote itself)."""
+        if not rows:
+            return
+        width = len(rows[0])
+        one = f"({','.join('?' * width)})"
+        if self.dialect.name != "sqlite":
+            self._executemany(statement.format(values=one), rows)
+            return
+        per = max(1, min(INSERT_ROWS, self._max_parameters() // width))
+        for start in range(0, len(rows), per):
+            part = rows[start : start + per]
+            self._execute(
+                statement.format(values=",".join([one] * len(part))),
+                [value for row in part for value in row],
+            )
 
     def _sort_keys(self, ids: Sequence[str]) -> dict[str, str]:
         """The sort key each of these stored entries was written with (one lookup per
@@ -582,14 +644,13 @@ class SQLStore:
         # one lookup per chunk of stories: an INSERT … SELECT of each label's story took
         # five times as long (35 µs a label against 7 on a cold run's 8,500).
         keys = self._sort_keys([entry.id for entry in entries if entry.topics])
-        self._executemany(
-            "INSERT INTO entry_topics (topic, entry_id, sort_key) VALUES (?, ?, ?)",
+        self.write_labels(
             [
                 (topic, entry.id, keys[entry.id])
                 for entry in entries
                 if entry.id in keys
                 for topic in entry.topics
-            ],
+            ]
         )
 
     def all_entries(self, batch: int = 2000) -> Iterator[list[Entry]]:

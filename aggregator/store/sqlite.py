@@ -130,6 +130,9 @@ def _connect(path: Path, uri: str | None = None, *, timeout: float) -> _Connecti
         isolation_level=None,
         uri=uri is not None,
         factory=_Connection,
+        # A run's new stories are written by a thread while its sources are read
+        # (aggregator.store.ahead), one statement at a time, never beside this thread's.
+        check_same_thread=False,
     )
     assert isinstance(db, _Connection)
     db.path = path
@@ -140,6 +143,7 @@ class Store(SQLStore):
     dialect: ClassVar[Dialect] = SQLITE
     shared = False  # one machine: the file lock (aggregator.lock) keeps writers apart
     db: sqlite3.Connection
+    _begun = False  # a transaction begun ahead (begin), not yet taken on
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = path
@@ -221,6 +225,20 @@ class Store(SQLStore):
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.db.executemany(sql, rows)
 
+    def begin(self) -> None:
+        """Begin the transaction the next :meth:`transaction` carries on and ends, so
+        that writes can be made in it before (aggregator.store.ahead); :meth:`abandon`
+        rolls it back if that never comes. Raises what BEGIN raises."""
+        self.db.execute("BEGIN IMMEDIATE")
+        self._begun = True
+
+    def abandon(self) -> None:
+        """Roll back a transaction :meth:`begin` began and no :meth:`transaction` took on."""
+        if self._begun:
+            self._begun = False
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All or nothing; writers queue behind each other (BEGIN IMMEDIATE).
@@ -229,7 +247,10 @@ class Store(SQLStore):
         back and raises :class:`~aggregator.errors.WriteError` naming the store.
         """
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            if self._begun:  # begun ahead (begin): this is its end
+                self._begun = False
+            else:
+                self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
             except BaseException:
