@@ -386,7 +386,7 @@ class Folding:
             self.ahead.add(stories, self.judged, self.planner)
 
     def finish(self) -> None:
-        """Done reading: what was written ahead is done too (call first in the publish's
+        """Done reading: what was written ahead is done too (call before the publish's
         transaction)."""
         if self.ahead is not None:
             self.written = self.ahead.finish()
@@ -442,14 +442,15 @@ def apply(
 
         judged = folded.judged if folded is not None else None
         labelled = judge(touched, topics_from_config(config), judged)
+        unlabelled = new
         if written is not None:
             # Stories labelled ahead: again only if their topics changed since.
             again = {
                 e.id for e in labelled if written.labels.get(e.id, e.topics) != tuple(e.topics)
             }
             labelled = [e for e in labelled if e.id not in written.labels or e.id in again]
-            new = new - again
-        store.set_topics(labelled, new=new)
+            unlabelled = new - again
+        store.set_topics(labelled, new=unlabelled)
     forgotten = 0
     cutoff = retention_cutoff(now, config.store.retention_days)
     if cutoff is not None and (forgotten := store.prune(cutoff)):
@@ -597,9 +598,9 @@ def publish(
     shown_before: set[str] = set()
     unwritten: WriteError | None = None
     try:
+        if folded is not None:
+            folded.finish()  # (the transaction then carries on the one begun ahead)
         with store.transaction():
-            if folded is not None:
-                folded.finish()  # (the transaction carries on the one it began)
             _follow_renames(config, store)
             report, changed, touched = apply(
                 config, store, states, outcomes, now, folded, changed_at

@@ -15,11 +15,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aggregator import pipeline
 from aggregator.config import Config, load_config
+from aggregator.errors import WriteError
 from aggregator.ingest import Listed, Outcome
 from aggregator.live.state import FetchStates
 from aggregator.model import Published, SourceEntry
@@ -176,18 +178,32 @@ def random_listed(seed: int, runs: Sequence[Sequence[SourceEntry]]) -> list[dict
 @pytest.mark.parametrize("ahead", [None, 1, 3], ids=["no writes ahead", "ahead 1", "ahead 3"])
 @pytest.mark.parametrize("seed", range(12))
 def test_folding_as_read_gives_the_store_of_folding_at_once(
-    tmp_path: Path, seed: int, ahead: int | None
+    tmp_path: Path, seed: int, ahead: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "at-once").mkdir()
     (tmp_path / "as-read").mkdir()
     at_once = make_config(tmp_path / "at-once", max_entries=8)
     as_read = make_config(tmp_path / "as-read", max_entries=8)
+    (tmp_path / "plain").mkdir()
+    plain = make_config(tmp_path / "plain", max_entries=8)  # folded as read, nothing ahead
+    # What each publish's apply says, the stored stories it changed too, whose pages are
+    # due (found by review: not the same with writes ahead).
+    applied: list[object] = []
+    apply = pipeline.apply
+
+    def noting(*args: Any, **named: Any) -> Any:
+        applied.append(apply(*args, **named))
+        return applied[-1]
+
+    monkeypatch.setattr(pipeline, "apply", noting)
     runs = random_runs(seed)
     for number, (run, listed) in enumerate(zip(runs, random_listed(seed, runs), strict=True)):
         now = NOW + timedelta(hours=number)
         one = publish_run(at_once, run, folded=False, now=now, listed=listed)
+        publish_run(plain, run, folded=True, now=now, listed=listed)
         other = publish_run(as_read, run, folded=True, now=now, listed=listed, ahead=ahead)
         assert other.report == one.report, number
+        assert applied[-1] == applied[-2], number
         assert dump(as_read) == dump(at_once), number
         assert files(as_read) == files(at_once), number
 
@@ -435,3 +451,63 @@ def test_a_large_run_writes_ahead_what_it_would_have_written_at_the_end(
     assert stored[ahead] == stored[at_end]
     assert len(dump(ahead)["entries"]) == 1200
     assert files(ahead) == files(at_end)
+
+
+def test_a_write_that_ends_the_transaction_keeps_nothing_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A disk full or an I/O error can make SQLite roll the transaction back by itself
+    # (found by review: the writes still queued then ran on their own, and were kept).
+    config = make_config(tmp_path, max_entries=8)
+    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
+    before = dump(config)
+    write_entries = Store.write_entries
+    calls: list[int] = []
+
+    def failing(store: Store, rows: Sequence[tuple[object, ...]]) -> None:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            time.sleep(0.2)  # while the other stories queue behind it
+            store.db.execute("ROLLBACK")  # as SQLite does on such an error
+            raise sqlite3.OperationalError("disk I/O error")
+        write_entries(store, rows)
+
+    monkeypatch.setattr(Store, "write_entries", failing)
+    outcomes = outcomes_of(config, STORIES, {})
+    with open_store(config.store) as store, ExitStack() as stack:
+        assert isinstance(store, Store)
+        folding = fold_ahead(config, store, stack, STORIES)
+        with pytest.raises(WriteError, match="cannot write the store: disk I/O error"):
+            publish(config, store, FetchStates(store), outcomes, NOW, folded=folding)
+        assert not store.db.in_transaction
+    assert len(calls) == 1  # (the others were not even tried)
+    assert dump(config) == before
+
+
+def test_interrupted_as_the_reading_ends_the_run_keeps_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by review: a Ctrl-C as the publish began rolled back beside the thread,
+    # whose next statements were then written on their own, and kept.
+    config = make_config(tmp_path, max_entries=8)
+    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
+    before = dump(config)
+    write_entries = Store.write_entries
+
+    def slow(store: Store, rows: Sequence[tuple[object, ...]]) -> None:
+        time.sleep(0.05)
+        write_entries(store, rows)
+
+    def interrupted(self: Folding) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "write_entries", slow)
+    monkeypatch.setattr(Folding, "finish", interrupted)
+    outcomes = outcomes_of(config, STORIES, {})
+    with open_store(config.store) as store:
+        assert isinstance(store, Store)
+        with pytest.raises(KeyboardInterrupt), ExitStack() as stack:
+            folding = fold_ahead(config, store, stack, STORIES)
+            publish(config, store, FetchStates(store), outcomes, NOW, folded=folding)
+        assert not store.db.in_transaction
+    assert dump(config) == before

@@ -6,25 +6,29 @@ thread writes them as the sources are read: SQLite does that work with the
 interpreter's lock released, beside the reading.
 
 What is written ahead is what the run's plan writes at its end, in the same
-transaction (begun for it, :meth:`Store.begin`; the publish's carries it on and ends
-it), so that a run stopped anywhere leaves nothing of it. Only new stories are written
-ahead, with their topics and their sightings: stories the planner never looks up
-again (it has their title keys, item ids and ids from then on), so that what it reads
-is still the store as it was before the run. Meanwhile it reads through a second
-connection, which sees the store so and never waits for the writes. A story written
-ahead that a later source changes is written again at the end (the plan's writer
-compares each row: :meth:`SQLStore.apply_plan`); one with no time of its own waits for
-the end, where its place among the run's stories is known (plan.reading_places), and
-so do its sightings.
+transaction (begun by the thread, :meth:`Store.begin`, after the stored stories are
+judged again if the topic rules changed; the publish's carries it on and ends it), so
+that a run stopped anywhere leaves nothing of it. Only new stories are written ahead,
+with their topics and their sightings: stories the planner never looks up again (it
+has their title keys, item ids and ids from then on), so that what it reads is still
+the store as it was before the run. Meanwhile it reads through a second connection,
+which sees the store so and never waits for the writes. A story written ahead that a
+later source changes is written again at the end (the plan's writer compares each
+row: :meth:`SQLStore.apply_plan`); one with no time of its own waits for the end,
+where its place among the run's stories is known (plan.reading_places), and so do its
+sightings; so does whatever was not handed to the thread when the reading ended.
 
-The connection is the store's own: this thread writes on it only while the run reads
-(:meth:`WritingAhead.finish` and :meth:`WritingAhead.close` wait for it first), so no
-statement of the run ever runs beside one of it.
+The connection is the store's own. The thread writes on it only while the transaction
+begun ahead is open (:meth:`Store.ahead`), and the run waits for the thread before it
+goes on (:meth:`WritingAhead.finish`) or rolls back (:meth:`WritingAhead.close`), so no
+statement of the run runs beside one of the thread's, and none of the thread's runs
+outside the transaction (on its own, and so kept).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -38,16 +42,20 @@ from aggregator.store.sql import INSERT_ROWS
 if TYPE_CHECKING:
     from aggregator.store.sqlite import Store
 
+# What one statement's worth writes: the new stories' rows, their topics (topic, id,
+# sort key) and sightings, each sighting with its place among the planner's.
+Work = tuple[list[tuple[Any, ...]], list[tuple[str, str, str]], list[tuple[int, Sighting]]]
+
 
 class WritingAhead:
     """Writes a run's new stories as they are folded (:meth:`add`), in a thread, a
     statement of ``rows`` stories at a time.
 
-    ``begin`` is called once the transaction is begun, before anything is written in
-    it: it judges the stored stories again when the topic rules changed (pipeline),
-    and says whether it did. A store that cannot begin (or a ``begin`` that fails)
-    writes nothing ahead: the run writes everything at its end, as it would have, and
-    meets the same trouble there, where it is reported."""
+    ``begin`` runs first in the transaction, in the thread: it judges the stored
+    stories again when the topic rules changed (pipeline.rejudge), and says whether it
+    did. When the transaction cannot begin (or ``begin`` fails), nothing is written
+    ahead: the run writes everything at its end, as it would have, and meets the same
+    trouble there, where it is reported."""
 
     def __init__(
         self,
@@ -61,24 +69,19 @@ class WritingAhead:
         self._stamp = now.isoformat()
         self._begin = begin
         self._rows = max(1, rows)
-        self._began = False
+        self._began = False  # the thread was started (and asked to begin)
         self._given_up = False
+        self._opened = False  # the thread began the transaction
         self._rejudged = False
         self._reader: Store | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._futures: list[Future[None]] = []
+        self._sent: list[tuple[Future[bool], Work]] = []
         self._stopped = False  # no more statements from the thread
         self._done: WrittenAhead | None = None  # what finish said
-        # What is written (or handed to the thread): rows and topics by story id, and
-        # the places of the sightings among the planner's.
-        self._written: dict[str, tuple[Any, ...]] = {}
-        self._labels: dict[str, tuple[str, ...]] = {}
-        self._sightings: set[int] = set()
+        self._queued: set[str] = set()  # stories handed to the thread, or about to be
         self._waiting: set[str] = set()  # left to the end, for good (see the module)
         self._looked = 0  # how many of the planner's sightings were looked at
-        self._rows_due: list[tuple[Any, ...]] = []
-        self._labels_due: list[tuple[str, str, str]] = []
-        self._sightings_due: list[Sighting] = []
+        self._due: Work = ([], [], [])
 
     @property
     def reads(self) -> Store:
@@ -97,8 +100,9 @@ class WritingAhead:
         call."""
         if self._given_up:
             return
+        rows, labels, sightings = self._due
         for entry in stories:
-            if entry.id in self._written or entry.id in self._waiting:
+            if entry.id in self._queued or entry.id in self._waiting:
                 continue  # written once ahead: a change is written at the end
             row = self.store.prepared_row(entry)
             labelled = judged.get(entry.id)
@@ -110,72 +114,69 @@ class WritingAhead:
             ):
                 self._waiting.add(entry.id)
                 continue
-            self._written[entry.id] = row
-            topics = self._labels[entry.id] = tuple(labelled[1].topics)
-            self._rows_due.append(row)
-            self._labels_due += [(topic, entry.id, row[-2]) for topic in topics]
-        sightings = planner.sightings_from(self._looked)
-        for number, sighting in enumerate(sightings, start=self._looked):
-            if sighting[0] in self._written:
-                self._sightings.add(number)
-                self._sightings_due.append(sighting)
-        self._looked += len(sightings)
-        if len(self._rows_due) >= self._rows:
+            self._queued.add(entry.id)
+            rows.append(row)
+            labels += [(topic, entry.id, row[-2]) for topic in labelled[1].topics]
+        told = planner.sightings_from(self._looked)
+        for number, sighting in enumerate(told, start=self._looked):
+            if sighting[0] in self._queued:
+                sightings.append((number, sighting))
+        self._looked += len(told)
+        if len(rows) >= self._rows:
             self._send()
 
     def _send(self) -> None:
         if not self._began and not self._start():
             return
-        if any(f.done() and f.exception() is not None for f in self._futures):
-            return  # failed: said by finish, which the rows left due then wait for
-        work = (self._rows_due, self._labels_due, self._sightings_due)
-        self._rows_due, self._labels_due, self._sightings_due = [], [], []
+        work, self._due = self._due, ([], [], [])
         assert self._pool is not None
-        self._futures.append(self._pool.submit(self._write, *work))
+        self._sent.append((self._pool.submit(self._write, work), work))
 
     def _start(self) -> bool:
-        """Begin the transaction and what comes first in it; False (and nothing written
-        ahead from then on) when that fails."""
+        """Start the thread, which begins the transaction first; False (and nothing
+        written ahead from then on) when the second connection cannot be opened."""
         from aggregator.store.sqlite import Store
 
         try:
-            reader = Store.read_only(self.store.path)
+            self._reader = Store.read_only(self.store.path)
         except Exception:  # (a store that cannot be read twice: written at the end)
-            self._give_up()
+            self._given_up = True
+            self._due = ([], [], [])
             return False
-        try:
-            self.store.begin()
-            self._rejudged = self._begin()
-        except Exception:
-            reader.close()
-            self.store.abandon()
-            self._give_up()
-            return False
-        self._reader = reader
         self._began = True
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="aggregator-ahead")
+        self._pool.submit(self._open)
         return True
 
-    def _give_up(self) -> None:
-        self._given_up = True
-        self._written.clear()
-        self._labels.clear()
-        self._sightings.clear()
-        self._rows_due, self._labels_due, self._sightings_due = [], [], []
+    def _open(self) -> None:
+        """Begin the transaction, and judge the stored stories again if need be (in the
+        thread: that can take seconds, which the reading does not wait for)."""
 
-    def _write(
-        self,
-        rows: Sequence[tuple[Any, ...]],
-        labels: Sequence[tuple[str, str, str]],
-        sightings: Sequence[Sighting],
-    ) -> None:
-        # Each statement only while the run still reads (see the module).
-        if not self._stopped:
+        def first() -> None:
+            self._rejudged = self._begin()
+
+        try:
+            self._opened = self.store.begin(first)
+        except Exception:  # (rolled back: written at the end, and reported there)
+            self._opened = False
+
+    def _write(self, work: Work) -> bool:
+        """Write one statement's worth in the transaction begun ahead; False when it is
+        not open (then nothing is written). A failure stops the writing."""
+        rows, labels, sightings = work
+
+        def write() -> None:
             self.store.write_entries(rows)
-        if not self._stopped:
             self.store.write_labels(labels)
-        if not self._stopped:
-            self.store.write_sightings(sightings, self._stamp)
+            self.store.write_sightings([sighting for _, sighting in sightings], self._stamp)
+
+        if self._stopped:
+            return False
+        try:
+            return self.store.ahead(write)
+        except BaseException:
+            self._stopped = True
+            raise
 
     def _drain(self, *, cancel: bool) -> None:
         """Wait for the thread's work (``cancel``: only for the statement under way),
@@ -195,23 +196,39 @@ class WritingAhead:
             raise interrupted
 
     def finish(self) -> WrittenAhead | None:
-        """What was written ahead, once the thread is done and the rows left due are
-        written here (call first in the publish's transaction, which carries on the one
-        begun ahead; again, it says the same); None when nothing was. Raises what a
-        write raised."""
-        if not self._began:
+        """What was written ahead, once the thread is done (call before the publish's
+        transaction, which then carries on the one begun ahead; again, it says the
+        same); None when nothing was. Raises what a write raised, having rolled back
+        (a refused write as the store's one line, WriteError)."""
+        if not self._began or self._done is not None:
             return self._done
         try:
             self._drain(cancel=False)
         finally:
             self._close_reader()
-        for future in self._futures:
-            if (error := future.exception()) is not None:
-                raise error
-        self._write(self._rows_due, self._labels_due, self._sightings_due)
         self._began = False
+        for future, _ in self._sent:
+            if (error := future.exception()) is not None:
+                self.store.abandon()
+                if isinstance(error, sqlite3.OperationalError):
+                    raise self.store.refused(error) from error
+                raise error
+        if not self._opened or not all(future.result() for future, _ in self._sent):
+            self.store.abandon()  # (a part not written: none of it is, and all is at the end)
+            return None
+        written: dict[str, tuple[Any, ...]] = {}
+        labels: dict[str, list[str]] = {}
+        sightings: set[int] = set()
+        for _, (rows, labelled, told) in self._sent:
+            written.update((row[-1], row) for row in rows)
+            for topic, entry_id, _ in labelled:
+                labels.setdefault(entry_id, []).append(topic)
+            sightings.update(number for number, _ in told)
         self._done = WrittenAhead(
-            dict(self._written), dict(self._labels), frozenset(self._sightings), self._rejudged
+            written,
+            {entry_id: tuple(labels.get(entry_id, ())) for entry_id in written},
+            frozenset(sightings),
+            self._rejudged,
         )
         return self._done
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -143,10 +144,14 @@ class Store(SQLStore):
     dialect: ClassVar[Dialect] = SQLITE
     shared = False  # one machine: the file lock (aggregator.lock) keeps writers apart
     db: sqlite3.Connection
-    _begun = False  # a transaction begun ahead (begin), not yet taken on
+    # A transaction begun ahead (begin): "open" until a transaction() takes it on (None
+    # again) or it is abandoned ("abandoned": none is begun ahead any more).
+    _ahead: str | None = None
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = path
+        # Between a thread writing ahead and the end of its transaction (begin).
+        self._guard = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = _connect(path, timeout=timeout)
@@ -225,19 +230,49 @@ class Store(SQLStore):
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.db.executemany(sql, rows)
 
-    def begin(self) -> None:
-        """Begin the transaction the next :meth:`transaction` carries on and ends, so
-        that writes can be made in it before (aggregator.store.ahead); :meth:`abandon`
-        rolls it back if that never comes. Raises what BEGIN raises."""
-        self.db.execute("BEGIN IMMEDIATE")
-        self._begun = True
+    def begin(self, first: Callable[[], None]) -> bool:
+        """Begin the transaction the next :meth:`transaction` carries on and ends, and
+        run ``first`` in it, for another thread to write in it meanwhile
+        (aggregator.store.ahead: :meth:`ahead`); :meth:`abandon` rolls it back if no
+        transaction takes it on. False, with nothing begun, once abandoned; raises what
+        BEGIN or ``first`` raises (and then rolls back)."""
+        with self._guard:
+            if self._ahead is not None:
+                return False
+            self.db.execute("BEGIN IMMEDIATE")
+            self._ahead = "open"
+            try:
+                first()
+            except BaseException:
+                self._ahead = None
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            return True
+
+    def ahead(self, write: Callable[[], None]) -> bool:
+        """Run ``write`` (another thread's statements) in the transaction :meth:`begin`
+        began, only while it is open: not yet taken on, abandoned, or rolled back by
+        SQLite itself (a write error can end it; a statement then would be written on
+        its own). False when it is not open."""
+        with self._guard:
+            if self._ahead != "open" or not self.db.in_transaction:
+                return False
+            write()
+            return True
 
     def abandon(self) -> None:
-        """Roll back a transaction :meth:`begin` began and no :meth:`transaction` took on."""
-        if self._begun:
-            self._begun = False
-            if self.db.in_transaction:
+        """Roll back a transaction :meth:`begin` began that no :meth:`transaction` took
+        on; nothing is begun ahead from then on. (After the thread's statement under
+        way, if any: never beside it.)"""
+        with self._guard:
+            begun, self._ahead = self._ahead, "abandoned"
+            if begun == "open" and self.db.in_transaction:
                 self.db.execute("ROLLBACK")
+
+    def refused(self, error: sqlite3.OperationalError) -> WriteError:
+        """A write SQLite refused, in one line naming the store, with what to do."""
+        return WriteError(f"{self.path}: cannot write the store: {_advice(error, self.path)}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -247,10 +282,15 @@ class Store(SQLStore):
         back and raises :class:`~aggregator.errors.WriteError` naming the store.
         """
         try:
-            if self._begun:  # begun ahead (begin): this is its end
-                self._begun = False
-            else:
+            with self._guard:
+                begun, self._ahead = self._ahead == "open", None
+            if not begun:
                 self.db.execute("BEGIN IMMEDIATE")
+            elif not self.db.in_transaction:  # (what was written ahead is not in it)
+                raise WriteError(
+                    f"{self.path}: cannot write the store: its transaction was "
+                    "rolled back while it was written; nothing was changed"
+                )
             try:
                 yield self.db
             except BaseException:
@@ -261,8 +301,7 @@ class Store(SQLStore):
         except sqlite3.OperationalError as error:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
-            advice = _advice(error, self.path)
-            raise WriteError(f"{self.path}: cannot write the store: {advice}") from error
+            raise self.refused(error) from error
 
     def _migrate(self) -> None:
         if self._check_version() == len(MIGRATIONS):
