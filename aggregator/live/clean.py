@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 import html
+import html.entities
 import re
 import threading
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -229,10 +231,192 @@ def _clean(html: str, base: str | None) -> str:
     return strip_invalid(cleaned)
 
 
+# Simple markup: what most feeds' summaries are ("<p>Text <a href=…>more</a></p>"). It is
+# sanitised here, in one pass that also reads its text, to exactly what the sanitiser
+# writes (nh3's HTML parser and serialiser; tests/test_clean_shortcuts.py compares the
+# two on every fragment of the tests and on random ones), and only when nothing in it
+# could make the HTML parser build another tree than its tags say: a few tags, each
+# closed in order; blocks only where no paragraph or inline element is open; no link in
+# a link; attribute values in double quotes, with no reference but "&amp;"; character
+# references only whole and named or numbered plainly; links to a plain http(s)
+# address or a path. Anything else
+# (a comment, a stray "<", an unclosed paragraph, an unknown tag) goes to the sanitiser.
+_SIMPLE_BLOCKS = frozenset({"p", "div"})
+_SIMPLE_INLINE = frozenset({"a", "b", "i", "em", "strong", "span", "code", "small", "sub", "sup"})
+_SPACE = "[ \t\n\f]"
+# A tag (split on: its end or not, name, attributes, and "/" before its ">"), and a
+# character reference in the text between tags.
+_SIMPLE_TAG = re.compile(
+    rf"<(/?)([A-Za-z][A-Za-z0-9]*)((?:{_SPACE}+[A-Za-z][A-Za-z0-9-]*=\"(?:[^\"<&]|&amp;)*\")*)"
+    rf"{_SPACE}*(/?)>"
+)
+_REFERENCE = re.compile(r"&(?:(#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});)?")
+_SIMPLE_ATTRIBUTE = re.compile(rf'{_SPACE}+([A-Za-z][A-Za-z0-9-]*)="([^"]*)"')
+# An absolute address the sanitiser keeps as written: http(s), a host name of plain
+# labels ending in one that starts with a letter (no IPv4 address, no punycode to
+# check), a port of at most five digits, then _PATH and _QUERY's characters.
+_LABEL = r"(?!xn--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_SIMPLE_ADDRESS = re.compile(
+    rf"[Hh][Tt][Tt][Pp][Ss]?://(?:{_LABEL}\.)*(?![Xx][Nn]--)[A-Za-z][A-Za-z0-9-]*"
+    rf"(?::(?P<port>[0-9]{{1,5}}))?{_PATH}{_QUERY}"
+)
+
+
+def _escaped_text(text: str) -> str:
+    """Text as the sanitiser's serialiser writes it. (str.translate with a table of
+    strings looks each character up: several times slower than four searches.)"""
+    if ">" in text or "\xa0" in text or "&" in text or "<" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return text.replace("\xa0", "&nbsp;")
+    return text
+
+
+def _escaped_value(value: str) -> str:
+    """An attribute's value as the sanitiser's serialiser writes it."""
+    if "&" in value or '"' in value or "\xa0" in value:
+        value = value.replace("&", "&amp;").replace('"', "&quot;")
+        return value.replace("\xa0", "&nbsp;")
+    return value
+
+
+def _reference(name: str) -> str | None:
+    """The character(s) a whole reference (``&name;``) stands for, as the HTML parser
+    reads it, or None when it is not plainly one (unknown, or a number the parser
+    replaces or reports: controls, surrogates, non-characters)."""
+    if name[0] != "#":
+        return html.entities.html5.get(name + ";")
+    code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+    if (
+        code < 0x20
+        or 0x7F <= code < 0xA0
+        or 0xD800 <= code < 0xE000
+        or 0xFDD0 <= code <= 0xFDEF
+        or code > 0x10FFFF
+        or (code & 0xFFFE) == 0xFFFE
+    ):
+        return None
+    return chr(code)
+
+
+def _referenced(words: str) -> str | None:
+    """Text with its character references read (see _reference); None when one is not
+    plainly read, or an "&" starts none."""
+    parts = _REFERENCE.split(words)
+    for index in range(1, len(parts), 2):
+        name = parts[index]
+        character = _reference(name) if name is not None else None
+        if character is None:
+            return None
+        parts[index] = character
+    return "".join(parts)
+
+
+def _simple_markup(fragment: str, base: str | None) -> tuple[str, str] | None:
+    """What :func:`_clean` gives for a bounded fragment of simple markup (see above),
+    and its text as :func:`_readable` reads that (without a closer: when one may be
+    there, it is read so); None when the fragment is not simple markup."""
+    if "\r" in fragment:  # (the parser makes every CR LF and CR a LF)
+        return None
+    out: list[str] = []
+    text: list[str] = []
+    stack: list[str] = []
+    pieces = _SIMPLE_TAG.split(fragment)  # text, then each tag's four parts and text
+    for index in range(0, len(pieces), 5):
+        words = pieces[index]
+        if words:
+            if "<" in words:
+                return None  # not a tag read here
+            if "&" in words:
+                words = _referenced(words)
+                if words is None:
+                    return None
+            out.append(_escaped_text(words))
+            text.append(words)
+        if index + 1 == len(pieces):
+            break
+        closing, name, attributes, void = pieces[index + 1 : index + 5]
+        name = name.lower()
+        if closing:
+            if attributes or void or not stack or stack[-1] != name:
+                return None
+            stack.pop()
+            out.append(f"</{name}>")
+            if name in _SIMPLE_BLOCKS:
+                text.append(" ")
+            continue
+        if name == "br":
+            if attributes:
+                return None
+            out.append("<br>")
+            text.append(" ")
+            continue
+        if void:
+            return None  # "<p/>" opens a paragraph
+        if name in _SIMPLE_BLOCKS:
+            for open_ in stack:
+                if open_ != "div":
+                    return None
+            text.append(" ")
+        elif name not in _SIMPLE_INLINE or (name == "a" and "a" in stack):
+            return None
+        stack.append(name)
+        kept = _simple_attributes(name, attributes, base) if attributes else ""
+        if kept is None:
+            return None
+        out.append(f'<{name}{kept} rel="{_REL}">' if name == "a" else f"<{name}{kept}>")
+    if stack:
+        return None
+    cleaned = "".join(out)
+    if len(cleaned) > MAX_HTML:
+        return None
+    start = max(0, len(cleaned) - CLOSER_REACH)
+    if any(cleaned.find(word, start) >= 0 for word in _CLOSER_WORDS):
+        return cleaned, _readable(cleaned, closing=True)
+    return cleaned, "".join(text)
+
+
+def _simple_attributes(name: str, attributes: str, base: str | None) -> str | None:
+    """The attributes the sanitiser keeps of a simple tag's, as it writes them; None
+    when one is not plainly read (a name twice, a reference, an address not plain)."""
+    allowed: Collection[str] = ATTRIBUTES.get(name, ())
+    seen: set[str] = set()
+    kept = []
+    for attribute, written in _SIMPLE_ATTRIBUTE.findall(attributes):
+        attribute = attribute.lower()
+        value = written.replace("&amp;", "&") if "&" in written else written
+        if attribute in seen:
+            return None
+        seen.add(attribute)
+        if attribute not in allowed and attribute not in ATTRIBUTES["*"]:
+            continue
+        if attribute in ("href", "cite"):
+            if value[:1] == "/":
+                resolved = safe_url(value, base, URL_SCHEMES) if base else None
+                if resolved is None:
+                    continue  # the sanitiser drops what it cannot resolve
+                value = resolved
+            else:
+                address = _SIMPLE_ADDRESS.fullmatch(value)
+                port = address["port"] if address is not None else None
+                if address is None or (port is not None and int(port) > 65535):
+                    return None
+        kept.append(f' {attribute}="{_escaped_value(value)}"')
+    return "".join(kept)
+
+
 def _sanitized(fragment: str, base: str | None) -> tuple[str, bool]:
     """The sanitised HTML, and whether it is the whole of one sanitiser pass over the
     fragment (not cut because it grew past the cap)."""
-    cleaned = _clean(_bounded(fragment), base)
+    bounded = _bounded(fragment)
+    simple = _simple_markup(bounded, base)
+    if simple is not None:
+        return simple[0], True
+    return _by_sanitiser(bounded, base)
+
+
+def _by_sanitiser(bounded: str, base: str | None) -> tuple[str, bool]:
+    """:func:`_sanitized` of a bounded fragment, by the sanitiser itself."""
+    cleaned = _clean(bounded, base)
     if len(cleaned) <= MAX_HTML:
         return cleaned, True
     # Grown past the cap (every link gains a rel attribute, URLs are made absolute):
@@ -253,7 +437,11 @@ def sanitized_with_text(fragment: str, base: str | None = None) -> tuple[str, st
     differ only in the tags and attributes they write around the same text, which is
     escaped the same way. tests/test_clean_shortcuts.py compares the two derivations.
     """
-    cleaned, whole = _sanitized(fragment, base)
+    bounded = _bounded(fragment)
+    simple = _simple_markup(bounded, base)
+    if simple is not None:
+        return simple[0], _text(strip_invalid(simple[1]))
+    cleaned, whole = _by_sanitiser(bounded, base)
     if not whole:  # cut: its text is no longer all of the fragment's
         return cleaned, html_to_text(fragment, summary=True)
     return cleaned, _text(strip_invalid(_readable(cleaned, closing=True)))
