@@ -255,7 +255,7 @@ _SIMPLE_ATTRIBUTE = re.compile(rf'{_SPACE}+([A-Za-z][A-Za-z0-9-]*)="([^"]*)"')
 # An absolute address the sanitiser keeps as written: http(s), a host name of plain
 # labels ending in one that starts with a letter (no IPv4 address, no punycode to
 # check), a port of at most five digits, then _PATH and _QUERY's characters.
-_LABEL = r"(?!xn--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_LABEL = r"(?![Xx][Nn]--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _SIMPLE_ADDRESS = re.compile(
     rf"[Hh][Tt][Tt][Pp][Ss]?://(?:{_LABEL}\.)*(?![Xx][Nn]--)[A-Za-z][A-Za-z0-9-]*"
     rf"(?::(?P<port>[0-9]{{1,5}}))?{_PATH}{_QUERY}"
@@ -272,10 +272,11 @@ def _escaped_text(text: str) -> str:
 
 
 def _escaped_value(value: str) -> str:
-    """An attribute's value as the sanitiser's serialiser writes it."""
-    if "&" in value or '"' in value or "\xa0" in value:
-        value = value.replace("&", "&amp;").replace('"', "&quot;")
-        return value.replace("\xa0", "&nbsp;")
+    """An attribute's value as the sanitiser's serialiser writes it: "<" and ">" too
+    (found by review: a closer's pattern read "News > Summit" as the tag's end)."""
+    if "&" in value or '"' in value or "\xa0" in value or ">" in value or "<" in value:
+        value = value.replace("&", "&amp;").replace('"', "&quot;").replace("\xa0", "&nbsp;")
+        return value.replace("<", "&lt;").replace(">", "&gt;")
     return value
 
 
@@ -315,8 +316,8 @@ def _simple_markup(fragment: str, base: str | None) -> tuple[str, str] | None:
     """What :func:`_clean` gives for a bounded fragment of simple markup (see above),
     and its text as :func:`_readable` reads that (without a closer: when one may be
     there, it is read so); None when the fragment is not simple markup."""
-    if "\r" in fragment:  # (the parser makes every CR LF and CR a LF)
-        return None
+    if "\r" in fragment or fragment[:1] == "\ufeff":  # (the parser makes every CR LF
+        return None  # and CR a LF, and drops a byte order mark that starts the text)
     out: list[str] = []
     text: list[str] = []
     stack: list[str] = []
@@ -407,11 +408,8 @@ def _simple_attributes(name: str, attributes: str, base: str | None) -> str | No
 def _sanitized(fragment: str, base: str | None) -> tuple[str, bool]:
     """The sanitised HTML, and whether it is the whole of one sanitiser pass over the
     fragment (not cut because it grew past the cap)."""
-    bounded = _bounded(fragment)
-    simple = _simple_markup(bounded, base)
-    if simple is not None:
-        return simple[0], True
-    return _by_sanitiser(bounded, base)
+    # (Not the simple way, which reads the text too: nh3 alone is quicker for the HTML.)
+    return _by_sanitiser(_bounded(fragment), base)
 
 
 def _by_sanitiser(bounded: str, base: str | None) -> tuple[str, bool]:
