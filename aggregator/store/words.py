@@ -64,17 +64,18 @@ _EQUIVALENCES = (
 )
 _ONE_FORM = str.maketrans({other: first for first, *others in _EQUIVALENCES for other in others})
 CATEGORY_SEPARATOR = " | "  # as aggregator.topics joins categories
-# ASCII text's words, folded: an ASCII character re takes for \w in lower case, every
-# other one a space (str.translate and str.split: 4 times faster than _WORD.findall).
-_ASCII_WORDS = str.maketrans(
-    {c: c.lower() if _WORD.fullmatch(c) else " " for c in map(chr, range(128))}
+# ASCII text's words, folded: each ASCII byte re takes for \w in lower case, every other
+# one a space (bytes.translate and bytes.split: three times quicker than str.translate,
+# which looks each character up in a mapping; ten times quicker than _WORD.findall).
+_ASCII_WORDS = bytes(
+    ord(chr(c).lower()) if c < 128 and _WORD.fullmatch(chr(c)) else ord(" ") for c in range(256)
 )
 
 
 def _folded(text: str) -> str:
     """``text``'s words, folded, one space apart."""
     if text.isascii():  # the usual case, and much faster: one table does it all
-        return " ".join(text.translate(_ASCII_WORDS).split())
+        return b" ".join(text.encode("ascii").translate(_ASCII_WORDS).split()).decode("ascii")
     spaced = " ".join(_WORD.findall(unaccented(text).translate(_DOTTED_CAPITAL_I)))
     return spaced.lower().translate(_ONE_FORM)
 
@@ -89,10 +90,10 @@ def entry_words(title: str, summary: str, categories: Sequence[str]) -> str:
     reads (title, summary, categories), in order, one space apart."""
     text = f"{title}\n{summary}\n{CATEGORY_SEPARATOR.join(categories)}"
     if text.isascii():  # as _folded does, keeping the words to measure them
-        found = text.translate(_ASCII_WORDS).split()
+        found = text.encode("ascii").translate(_ASCII_WORDS).split()
         if not found or max(map(len, found)) <= MAX_WORD:
-            return " ".join(found)
-        return " ".join(word for word in found if len(word) <= MAX_WORD)
+            return b" ".join(found).decode("ascii")
+        return b" ".join(word for word in found if len(word) <= MAX_WORD).decode("ascii")
     folded = _folded(text)
     if _LONG_WORD.search(folded) is None:
         return folded
