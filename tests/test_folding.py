@@ -511,3 +511,42 @@ def test_interrupted_as_the_reading_ends_the_run_keeps_nothing(
             publish(config, store, FetchStates(store), outcomes, NOW, folded=folding)
         assert not store.db.in_transaction
     assert dump(config) == before
+
+
+class InterruptedOnLeaving:
+    """A lock whose ``with`` block is interrupted as it is left, once it has been left
+    ``after`` times: a Ctrl-C landing right after the lock is let go."""
+
+    def __init__(self, after: int) -> None:
+        self.lock = threading.Lock()
+        self.after = after
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+        self.after -= 1
+        if self.after == 0:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_as_the_publish_takes_the_transaction_on_rolls_it_back(
+    tmp_path: Path,
+) -> None:
+    # Found by review: the run's writes were left in an open transaction, which only
+    # closing the connection rolled back.
+    config = make_config(tmp_path, max_entries=8)
+    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
+    before = dump(config)
+    outcomes = outcomes_of(config, STORIES, {})
+    with open_store(config.store) as store, ExitStack() as stack:
+        assert isinstance(store, Store)
+        folding = fold_ahead(config, store, stack, STORIES)
+        folding.finish()
+        assert store.db.in_transaction and folding.written is not None
+        store._guard = InterruptedOnLeaving(after=1)  # type: ignore[assignment]
+        with pytest.raises(KeyboardInterrupt):
+            publish(config, store, FetchStates(store), outcomes, NOW, folded=folding)
+        assert not store.db.in_transaction
+    assert dump(config) == before

@@ -244,8 +244,10 @@ class WritingAhead:
         try:
             self._drain(cancel=True)
         finally:
-            self._close_reader()
-            self.store.abandon()
+            try:
+                self.store.abandon()
+            finally:
+                self._close_reader()
 
     def __enter__(self) -> WritingAhead:
         return self

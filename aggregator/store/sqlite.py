@@ -208,6 +208,7 @@ class Store(SQLStore):
         """
         store = cls.__new__(cls)
         store.path = path
+        store._guard = threading.Lock()
         try:
             store.db = _connect(path, f"{path.resolve().as_uri()}?mode=ro", timeout=timeout)
             store.db.execute("SELECT 1 FROM meta LIMIT 1")
@@ -282,16 +283,16 @@ class Store(SQLStore):
         back and raises :class:`~aggregator.errors.WriteError` naming the store.
         """
         try:
-            with self._guard:
-                begun, self._ahead = self._ahead == "open", None
-            if not begun:
-                self.db.execute("BEGIN IMMEDIATE")
-            elif not self.db.in_transaction:  # (what was written ahead is not in it)
-                raise WriteError(
-                    f"{self.path}: cannot write the store: its transaction was "
-                    "rolled back while it was written; nothing was changed"
-                )
-            try:
+            try:  # (a transaction begun ahead is this one's from here: rolled back below)
+                with self._guard:
+                    begun, self._ahead = self._ahead == "open", None
+                if not begun:
+                    self.db.execute("BEGIN IMMEDIATE")
+                elif not self.db.in_transaction:  # (what was written ahead is not in it)
+                    raise WriteError(
+                        f"{self.path}: cannot write the store: its transaction was "
+                        "rolled back while it was written; nothing was changed"
+                    )
                 yield self.db
             except BaseException:
                 if self.db.in_transaction:
