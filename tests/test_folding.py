@@ -331,6 +331,13 @@ STORIES = [
 ]
 
 
+def one_story_stored(tmp_path: Path) -> tuple[Config, dict[str, list[tuple[object, ...]]]]:
+    """A store holding the first of STORIES (told an hour before NOW), and its dump."""
+    config = make_config(tmp_path, max_entries=8)
+    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
+    return config, dump(config)
+
+
 def test_stories_written_ahead_are_seen_by_others_once_committed(tmp_path: Path) -> None:
     config = make_config(tmp_path, max_entries=8)
     with open_store(config.store) as store, ExitStack() as stack:
@@ -353,9 +360,7 @@ def test_stories_written_ahead_are_seen_by_others_once_committed(tmp_path: Path)
 
 
 def test_a_run_stopped_after_writing_ahead_keeps_nothing_of_it(tmp_path: Path) -> None:
-    config = make_config(tmp_path, max_entries=8)
-    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
-    before = dump(config)
+    config, before = one_story_stored(tmp_path)
     with open_store(config.store) as store:
         assert isinstance(store, Store)
         with pytest.raises(KeyboardInterrupt), ExitStack() as stack:
@@ -370,9 +375,7 @@ def test_a_run_stopped_after_writing_ahead_keeps_nothing_of_it(tmp_path: Path) -
 
 
 def test_a_write_ahead_that_fails_fails_the_publish_and_keeps_nothing(tmp_path: Path) -> None:
-    config = make_config(tmp_path, max_entries=8)
-    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
-    before = dump(config)
+    config, before = one_story_stored(tmp_path)
     with sqlite3.connect(config.store.path) as db:
         db.execute(
             "CREATE TRIGGER refused BEFORE INSERT ON entries WHEN new.title LIKE '%day 4' "
@@ -458,9 +461,7 @@ def test_a_write_that_ends_the_transaction_keeps_nothing_of_the_run(
 ) -> None:
     # A disk full or an I/O error can make SQLite roll the transaction back by itself
     # (found by review: the writes still queued then ran on their own, and were kept).
-    config = make_config(tmp_path, max_entries=8)
-    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
-    before = dump(config)
+    config, before = one_story_stored(tmp_path)
     write_entries = Store.write_entries
     calls: list[int] = []
 
@@ -489,9 +490,7 @@ def test_interrupted_as_the_reading_ends_the_run_keeps_nothing(
 ) -> None:
     # Found by review: a Ctrl-C as the publish began rolled back beside the thread,
     # whose next statements were then written on their own, and kept.
-    config = make_config(tmp_path, max_entries=8)
-    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
-    before = dump(config)
+    config, before = one_story_stored(tmp_path)
     write_entries = Store.write_entries
 
     def slow(store: Store, rows: Sequence[tuple[object, ...]]) -> None:
@@ -536,9 +535,7 @@ def test_interrupted_as_the_publish_takes_the_transaction_on_rolls_it_back(
 ) -> None:
     # Found by review: the run's writes were left in an open transaction, which only
     # closing the connection rolled back.
-    config = make_config(tmp_path, max_entries=8)
-    publish_run(config, STORIES[:1], folded=False, now=NOW - timedelta(hours=1))
-    before = dump(config)
+    config, before = one_story_stored(tmp_path)
     outcomes = outcomes_of(config, STORIES, {})
     with open_store(config.store) as store, ExitStack() as stack:
         assert isinstance(store, Store)
