@@ -1029,6 +1029,8 @@ def refresh(
                 if prepared is not None:
                     prepared.wait()
                 stack.enter_context(write_lock(config.store))
+            if folding is not None:
+                folding.finish()  # (the thread writing ahead is done: the store is this one's)
             changed_at = None if clock is None else written_at(store, clock, now)
             result = publish(config, store, states, outcomes, now, runner, folding, changed_at)
         except BaseException:
