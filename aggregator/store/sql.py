@@ -489,14 +489,7 @@ class SQLStore:
         # writes the search index (through the entries_search_insert trigger) makes FTS5
         # flush its pending terms to a new segment, and merge them: 150 µs an entry one
         # at a time, 50 µs at 500 a statement.
-        per = max(1, min(INSERT_ROWS, self._max_parameters() // 14))
-        one = f"({','.join('?' * 14)})"
-        for start in range(0, len(rows), per):
-            part = rows[start : start + per]
-            self._execute(
-                f"INSERT INTO entries ({ROW_COLUMNS}) VALUES {','.join([one] * len(part))}",
-                [value for row in part for value in row],
-            )
+        self._in_statements_of_many(f"INSERT INTO entries ({ROW_COLUMNS}) VALUES {{values}}", rows)
 
     def write_sightings(self, sightings: Iterable[Sighting], stamp: str) -> None:
         """Write where these stories were read (``stamp``: now, as text), each sighting
@@ -527,13 +520,20 @@ class SQLStore:
         (aggregator.store.ahead) then waits for, up to 5 ms a row, while the run reads.
         On PostgreSQL a row each (psycopg sends them together; there an upsert may not
         meet a row it wrote itself)."""
+        if self.dialect.name != "sqlite":
+            if rows:
+                one = f"({','.join('?' * len(rows[0]))})"
+                self._executemany(statement.format(values=one), rows)
+            return
+        self._in_statements_of_many(statement, rows)
+
+    def _in_statements_of_many(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``statement`` (``{values}`` where its rows go) for ``rows``, in order, as many
+        to a statement as its parameters allow (INSERT_ROWS at most)."""
         if not rows:
             return
         width = len(rows[0])
         one = f"({','.join('?' * width)})"
-        if self.dialect.name != "sqlite":
-            self._executemany(statement.format(values=one), rows)
-            return
         per = max(1, min(INSERT_ROWS, self._max_parameters() // width))
         for start in range(0, len(rows), per):
             part = rows[start : start + per]
