@@ -239,8 +239,8 @@ def _clean(html: str, base: str | None) -> str:
 # closed in order; blocks only where no paragraph or inline element is open; no link in
 # a link; attribute values in double quotes, with no reference but "&amp;"; character
 # references only whole and named or numbered plainly; links to a plain http(s)
-# address or a path. Anything else
-# (a comment, a stray "<", an unclosed paragraph, an unknown tag) goes to the sanitiser.
+# address or a path. Anything else (a comment, a stray "<", an unclosed paragraph, an
+# unknown tag) goes to the sanitiser.
 _SIMPLE_BLOCKS = frozenset({"p", "div"})
 _SIMPLE_INLINE = frozenset({"a", "b", "i", "em", "strong", "span", "code", "small", "sub", "sup"})
 _SPACE = "[ \t\n\f]"
