@@ -44,6 +44,44 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
     return cls
 
 
+def set_through_slots(cls: type[T]) -> type[T]:
+    """Give a frozen dataclass with slots an ``__init__`` that sets each field through its
+    slot (the field's member descriptor), not through ``object.__setattr__``, the
+    dataclass's own way past its frozen ``__setattr__``: 2.2 µs for a story's 13 fields
+    instead of 4.9. A run makes several of these for each of its 10,000 stories, in the
+    workers and in the run's process. The parameters, their defaults and
+    ``__post_init__`` are the dataclass's; the object stays frozen."""
+    params: list[str] = []
+    lines: list[str] = []
+    namespace: dict[str, Any] = {}
+    for number, field in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
+        slot: Any = vars(cls).get(field.name)
+        if (
+            not field.init
+            or field.kw_only
+            or field.default_factory is not dataclasses.MISSING
+            or not hasattr(slot, "__set__")
+        ):
+            raise TypeError(f"{cls.__name__}.{field.name} is not a slot given in order")
+        namespace[f"_set_{number}"] = slot.__set__
+        if field.default is dataclasses.MISSING:
+            params.append(field.name)
+        else:
+            namespace[f"_default_{number}"] = field.default
+            params.append(f"{field.name}=_default_{number}")
+        lines.append(f"    _set_{number}(self, {field.name})")
+    if hasattr(cls, "__post_init__"):
+        lines.append("    self.__post_init__()")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines), namespace)
+    init = namespace["__init__"]
+    made: Any = cls.__init__
+    init.__qualname__ = made.__qualname__
+    init.__annotations__ = made.__annotations__
+    init.__doc__ = made.__doc__
+    setattr(cls, "__init__", init)  # noqa: B010 (mypy refuses assigning a method)
+    return cls
+
+
 class Precision(enum.Enum):
     """How much of a publication date the source actually gave."""
 
@@ -52,6 +90,7 @@ class Precision(enum.Enum):
 
 
 @pickled_by_fields
+@set_through_slots
 @dataclass(frozen=True, slots=True)
 class Published:
     """A publication date: a calendar day, or an exact instant.
@@ -87,6 +126,7 @@ class Published:
 
 
 @pickled_by_fields
+@set_through_slots
 @dataclass(frozen=True, slots=True)
 class Provenance:
     """Where an entry was read: the source's name, its file or URL, and a line.
@@ -107,6 +147,7 @@ class Provenance:
 
 
 @pickled_by_fields
+@set_through_slots
 @dataclass(frozen=True, slots=True)
 class Enclosure:
     """A media file that comes with an item: audio, video, a document or an image.
@@ -130,6 +171,7 @@ class Enclosure:
 
 
 @pickled_by_fields
+@set_through_slots
 @dataclass(frozen=True, slots=True)
 class SourceEntry:
     """One news item as a source presented it.
@@ -158,6 +200,7 @@ class SourceEntry:
 
 
 @pickled_by_fields
+@set_through_slots
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One story as the aggregator keeps and republishes it.
