@@ -5,6 +5,7 @@ item at once, after the reading, and writing it all then."""
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import threading
@@ -357,6 +358,52 @@ def test_stories_written_ahead_are_seen_by_others_once_committed(tmp_path: Path)
     at_once = make_config(tmp_path / "at-once", max_entries=8)
     publish_run(at_once, STORIES, folded=False, now=NOW)
     assert dump(config) == dump(at_once)
+
+
+def test_the_log_written_ahead_is_synced_while_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once the thread is done writing ahead, another puts the log on disk, for the
+    # commit to find it there; closing the store waits for it. The commit syncs as ever.
+    synced: list[tuple[str, str, bool]] = []  # (thread, file, transaction open as it began)
+    fsync = os.fsync
+
+    def noting(handle: int) -> None:
+        name = str(Path(f"/proc/self/fd/{handle}").readlink())
+        synced.append((threading.current_thread().name, name, store.db.in_transaction))
+        if name == log:
+            time.sleep(1)  # (a slow disk: the publish goes on meanwhile)
+        fsync(handle)
+
+    config = make_config(tmp_path, max_entries=8)
+    log = f"{config.store.path}-wal"
+    with open_store(config.store) as store, ExitStack() as stack:
+        assert isinstance(store, Store)
+        folding = fold_ahead(config, store, stack, STORIES)
+        wait_for_rows(store, len(STORIES))
+        monkeypatch.setattr(os, "fsync", noting)
+        folding.finish()
+        outcomes = outcomes_of(config, STORIES, {})
+        publish(config, store, FetchStates(store), outcomes, NOW, folded=folding)
+    monkeypatch.undo()
+    assert ("aggregator-log-sync", log, True) in synced
+    assert not [t for t in threading.enumerate() if t.name == "aggregator-log-sync"]
+    # Once per store; never without the thread writing ahead (a run of few stories).
+    assert [s for s in synced if s[0] == "aggregator-log-sync"] == [
+        ("aggregator-log-sync", log, True)
+    ]
+    with sqlite3.connect(config.store.path) as other:
+        assert other.execute("SELECT count(*) FROM entries").fetchone() == (len(STORIES),)
+
+
+def test_a_missing_log_is_not_synced_ahead(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_entries=8)
+    with open_store(config.store) as store:
+        assert isinstance(store, Store)
+        store.path = tmp_path / "elsewhere.sqlite3"  # (no log there)
+        store.sync_log_soon()
+        store.sync_log_soon()  # once only
+    assert not [t for t in threading.enumerate() if t.name == "aggregator-log-sync"]
 
 
 def test_a_run_stopped_after_writing_ahead_keeps_nothing_of_it(tmp_path: Path) -> None:

@@ -206,6 +206,7 @@ class WritingAhead:
             self._drain(cancel=False)
         finally:
             self._close_reader()
+        self.store.sync_log_soon()  # (what the thread wrote, while the run goes on)
         self._began = False
         for future, _ in self._sent:
             if (error := future.exception()) is not None:
