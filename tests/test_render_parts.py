@@ -5,6 +5,7 @@ that bound to send the small publishes they make.)"""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -277,21 +278,22 @@ def test_a_part_carries_only_what_it_shows(tmp_path: Path) -> None:
 def test_parts_stopped_while_being_sent_leave_no_thread_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
 ) -> None:
-    """Ctrl-C while the parts are sent (each pickled in turn): the threads that wait on
-    the parts already sent end with them, as when the rendering is closed."""
+    """Ctrl-C while the parts are handed to the threads that send them (each pickles its
+    own): the threads that took theirs end with them, as when the rendering is closed."""
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     inputs = _inputs(tmp_path)
-    made = parts._for_part
+    submit = ThreadPoolExecutor.submit
     sent: list[int] = []
 
-    def interrupted(*args: Any) -> bytes:
+    def interrupted(self: ThreadPoolExecutor, *args: Any, **named: Any) -> Any:
         sent.append(1)
         if len(sent) == 3:
             raise KeyboardInterrupt
-        return made(*args)
+        return submit(self, *args, **named)
 
-    monkeypatch.setattr(parts, "_for_part", interrupted)
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", interrupted)
     with pytest.raises(KeyboardInterrupt) as stopped:
         parts.Started(inputs, Failing(size=2))
     assert len(sent) == 3
@@ -302,6 +304,29 @@ def test_parts_stopped_while_being_sent_leave_no_thread_behind(
             thread.join(timeout=5)
     left = [t.name for t in threading.enumerate() if t.name.startswith("aggregator-render")]
     assert left == []
+
+
+def test_a_part_that_cannot_be_pickled_there_is_rendered_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
+) -> None:
+    inputs = _inputs(tmp_path)
+    made = parts._for_part
+    calls: list[int] = []
+
+    def failing_once(*args: Any) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            raise pickle.PicklingError("refused by the test")
+        return made(*args)
+
+    monkeypatch.setattr(parts, "_for_part", failing_once)
+    started = parts.Started(inputs, Failing(size=2, every=False))
+    try:
+        files = list(started)
+    finally:
+        started.close()
+    assert len(calls) > 2  # (every part pickled, each in its thread)
+    assert files == list(parts.render_units(inputs, parts.units(inputs)))
 
 
 def test_too_little_work_is_one_part(tmp_path: Path) -> None:

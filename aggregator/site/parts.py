@@ -215,6 +215,11 @@ def _for_part(inputs: Inputs, part: Sequence[Unit]) -> bytes:
     return pickle.dumps(trimmed, pickle.HIGHEST_PROTOCOL)
 
 
+def _render_there(runner: Runner, inputs: Inputs, part: Sequence[Unit]) -> list[tuple[str, bytes]]:
+    """A part rendered by ``runner`` (its inputs pickled here, in the calling thread)."""
+    return runner.call(render_part, _for_part(inputs, part), part)
+
+
 def _weight(inputs: Inputs, unit: Unit) -> float:
     """About how long a unit takes to render, in entry pages (as measured: a feed's three
     documents take 1.5 entry pages per entry, a topic page half of one)."""
@@ -281,9 +286,10 @@ class Started:
 
         self._pool = ThreadPoolExecutor(len(self._cut), thread_name_prefix="aggregator-render")
         try:
+            # Each part pickled in its thread: while the run commits its store (whose
+            # sync lets go of the interpreter's lock), not before.
             self._asked = [
-                self._pool.submit(runner.call, render_part, _for_part(inputs, part), part)
-                for part in self._cut
+                self._pool.submit(_render_there, runner, inputs, part) for part in self._cut
             ]
         except BaseException:  # (Ctrl-C while the parts are sent: none is left running)
             self._pool.shutdown(wait=False, cancel_futures=True)
