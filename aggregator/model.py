@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -53,7 +54,7 @@ def set_through_slots(cls: type[T]) -> type[T]:
     ``__post_init__`` are the dataclass's; the object stays frozen."""
     params: list[str] = []
     lines: list[str] = []
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}  # what the constructor's code is given: its closure
     for number, field in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
         slot: Any = vars(cls).get(field.name)
         if (
@@ -69,12 +70,21 @@ def set_through_slots(cls: type[T]) -> type[T]:
         else:
             namespace[f"_default_{number}"] = field.default
             params.append(f"{field.name}=_default_{number}")
-        lines.append(f"    _set_{number}(self, {field.name})")
+        lines.append(f"        _set_{number}(self, {field.name})")
     if hasattr(cls, "__post_init__"):
-        lines.append("    self.__post_init__()")
-    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines), namespace)
-    init = namespace["__init__"]
+        lines.append("        self.__post_init__()")
+    # Made in the class's module, as dataclasses makes its own (its annotations are read
+    # there), and given the slots and defaults by a closure (quicker than globals).
+    source = (
+        f"def make({', '.join(namespace)}):\n"
+        f"    def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+        "    return __init__\n"
+    )
+    made_here: dict[str, Any] = {}
+    exec(source, sys.modules[cls.__module__].__dict__, made_here)
+    init = made_here["make"](**namespace)
     made: Any = cls.__init__
+    init.__module__ = cls.__module__
     init.__qualname__ = made.__qualname__
     init.__annotations__ = made.__annotations__
     init.__doc__ = made.__doc__

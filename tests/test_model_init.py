@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import pickle
+import typing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -44,6 +45,16 @@ def test_the_signature_is_the_dataclass_s(cls: type) -> None:
     assert [(p.name, p.default, p.kind) for p in ours.values()] == [
         (p.name, p.default, p.kind) for p in theirs.values()
     ]
+
+
+@pytest.mark.parametrize("cls", MODEL, ids=lambda c: c.__name__)
+def test_its_annotations_read_as_the_dataclass_s(cls: type) -> None:
+    # (Made in the class's module, the constructor's string annotations resolve there.)
+    assert cls.__init__.__module__ == cls.__module__
+    fields = typing.get_type_hints(cls)
+    assert typing.get_type_hints(cls.__init__) == {**fields, "return": type(None)}
+    parameters = inspect.signature(cls, eval_str=True).parameters
+    assert {name: p.annotation for name, p in parameters.items()} == fields
 
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)

@@ -306,6 +306,41 @@ def test_parts_stopped_while_being_sent_leave_no_thread_behind(
     assert left == []
 
 
+def test_the_parts_are_sent_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
+) -> None:
+    """Each part is pickled in the thread that sends it, the first ones first (they are
+    the first files wanted back), however long each takes to pickle."""
+    import time
+
+    inputs = _inputs(tmp_path)
+    made = parts._for_part
+    order: list[int] = []
+
+    def slow_first(inputs: Inputs, part: Sequence[Any]) -> bytes:
+        if not order:
+            time.sleep(0.3)  # (the first part is the slowest to pickle)
+        order.append(cut.index(list(part)))
+        return made(inputs, part)
+
+    class InOrder:
+        size = 2
+
+        def call(self, function: Callable[..., T], *args: Any) -> T:
+            return function(*args)
+
+    monkeypatch.setattr(parts, "_for_part", slow_first)
+    cut = parts.split(inputs, parts.units(inputs), 3 * InOrder.size)
+    assert len(cut) > 2
+    started = parts.Started(inputs, InOrder())
+    try:
+        files = list(started)
+    finally:
+        started.close()
+    assert order == list(range(len(cut)))
+    assert files == list(parts.render_units(inputs, parts.units(inputs)))
+
+
 def test_a_part_that_cannot_be_pickled_there_is_rendered_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
 ) -> None:

@@ -17,6 +17,7 @@ Pure, like the renderers it calls: the same inputs give the same bytes.
 from __future__ import annotations
 
 import pickle
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import field, replace
 from datetime import datetime
@@ -215,9 +216,22 @@ def _for_part(inputs: Inputs, part: Sequence[Unit]) -> bytes:
     return pickle.dumps(trimmed, pickle.HIGHEST_PROTOCOL)
 
 
-def _render_there(runner: Runner, inputs: Inputs, part: Sequence[Unit]) -> list[tuple[str, bytes]]:
-    """A part rendered by ``runner`` (its inputs pickled here, in the calling thread)."""
-    return runner.call(render_part, _for_part(inputs, part), part)
+def _render_there(
+    runner: Runner,
+    inputs: Inputs,
+    part: Sequence[Unit],
+    after: threading.Event | None,
+    done: threading.Event,
+) -> list[tuple[str, bytes]]:
+    """A part rendered by ``runner``: its inputs pickled in this thread once those of
+    the part before it are (``after``; ``done`` is set then, however it went)."""
+    try:
+        if after is not None:
+            after.wait()
+        pickled = _for_part(inputs, part)
+    finally:
+        done.set()
+    return runner.call(render_part, pickled, part)
 
 
 def _weight(inputs: Inputs, unit: Unit) -> float:
@@ -286,10 +300,16 @@ class Started:
 
         self._pool = ThreadPoolExecutor(len(self._cut), thread_name_prefix="aggregator-render")
         try:
-            # Each part pickled in its thread: while the run commits its store (whose
-            # sync lets go of the interpreter's lock), not before.
+            # Each part pickled in the thread that sends it, while the run commits its
+            # store (whose sync lets go of the interpreter's lock), in order: each thread
+            # waits for the one before it to have pickled its part (the pool's threads
+            # take their tasks in order, so the one waited for has begun).
+            pickled = [threading.Event() for _ in self._cut]
             self._asked = [
-                self._pool.submit(_render_there, runner, inputs, part) for part in self._cut
+                self._pool.submit(
+                    _render_there, runner, inputs, part, pickled[n - 1] if n else None, pickled[n]
+                )
+                for n, part in enumerate(self._cut)
             ]
         except BaseException:  # (Ctrl-C while the parts are sent: none is left running)
             self._pool.shutdown(wait=False, cancel_futures=True)

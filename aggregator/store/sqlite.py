@@ -292,11 +292,19 @@ class Store(SQLStore):
         what fails. A cold run writes its 29 MB of log while it reads its sources; synced
         while it makes its last rows and reads what to render, its commit took 0.18 s
         instead of 0.26 s. Once per connection; :meth:`close` waits for it."""
-        if self._syncing is None:
-            self._syncing = threading.Thread(
-                target=_sync_file, args=(f"{self.path}-wal",), name="aggregator-log-sync"
-            )
-            self._syncing.start()
+        if self._syncing is not None:
+            return
+        # Where SQLite keeps the log: beside the file a symbolic link leads to.
+        log = f"{os.path.realpath(self.path)}-wal"
+        # A daemon: a Ctrl-C while close waits for it does not hold the exit for it.
+        syncing = threading.Thread(
+            target=_sync_file, args=(log,), name="aggregator-log-sync", daemon=True
+        )
+        try:
+            syncing.start()
+        except RuntimeError:  # (no thread to be had: the commit syncs it all, as before)
+            return
+        self._syncing = syncing
 
     def close(self) -> None:
         try:
