@@ -5,7 +5,6 @@ that bound to send the small publishes they make.)"""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -278,22 +277,21 @@ def test_a_part_carries_only_what_it_shows(tmp_path: Path) -> None:
 def test_parts_stopped_while_being_sent_leave_no_thread_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
 ) -> None:
-    """Ctrl-C while the parts are handed to the threads that send them (each pickles its
-    own): the threads that took theirs end with them, as when the rendering is closed."""
+    """Ctrl-C while the parts are sent (each pickled in turn): the threads that wait on
+    the parts already sent end with them, as when the rendering is closed."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     inputs = _inputs(tmp_path)
-    submit = ThreadPoolExecutor.submit
+    made = parts._for_part
     sent: list[int] = []
 
-    def interrupted(self: ThreadPoolExecutor, *args: Any, **named: Any) -> Any:
+    def interrupted(*args: Any) -> bytes:
         sent.append(1)
         if len(sent) == 3:
             raise KeyboardInterrupt
-        return submit(self, *args, **named)
+        return made(*args)
 
-    monkeypatch.setattr(ThreadPoolExecutor, "submit", interrupted)
+    monkeypatch.setattr(parts, "_for_part", interrupted)
     with pytest.raises(KeyboardInterrupt) as stopped:
         parts.Started(inputs, Failing(size=2))
     assert len(sent) == 3
@@ -304,64 +302,6 @@ def test_parts_stopped_while_being_sent_leave_no_thread_behind(
             thread.join(timeout=5)
     left = [t.name for t in threading.enumerate() if t.name.startswith("aggregator-render")]
     assert left == []
-
-
-def test_the_parts_are_sent_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
-) -> None:
-    """Each part is pickled in the thread that sends it, the first ones first (they are
-    the first files wanted back), however long each takes to pickle."""
-    import time
-
-    inputs = _inputs(tmp_path)
-    made = parts._for_part
-    order: list[int] = []
-
-    def slow_first(inputs: Inputs, part: Sequence[Any]) -> bytes:
-        if not order:
-            time.sleep(0.3)  # (the first part is the slowest to pickle)
-        order.append(cut.index(list(part)))
-        return made(inputs, part)
-
-    class InOrder:
-        size = 2
-
-        def call(self, function: Callable[..., T], *args: Any) -> T:
-            return function(*args)
-
-    monkeypatch.setattr(parts, "_for_part", slow_first)
-    cut = parts.split(inputs, parts.units(inputs), 3 * InOrder.size)
-    assert len(cut) > 2
-    started = parts.Started(inputs, InOrder())
-    try:
-        files = list(started)
-    finally:
-        started.close()
-    assert order == list(range(len(cut)))
-    assert files == list(parts.render_units(inputs, parts.units(inputs)))
-
-
-def test_a_part_that_cannot_be_pickled_there_is_rendered_here(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size: None
-) -> None:
-    inputs = _inputs(tmp_path)
-    made = parts._for_part
-    calls: list[int] = []
-
-    def failing_once(*args: Any) -> bytes:
-        calls.append(1)
-        if len(calls) == 1:
-            raise pickle.PicklingError("refused by the test")
-        return made(*args)
-
-    monkeypatch.setattr(parts, "_for_part", failing_once)
-    started = parts.Started(inputs, Failing(size=2, every=False))
-    try:
-        files = list(started)
-    finally:
-        started.close()
-    assert len(calls) > 2  # (every part pickled, each in its thread)
-    assert files == list(parts.render_units(inputs, parts.units(inputs)))
 
 
 def test_too_little_work_is_one_part(tmp_path: Path) -> None:

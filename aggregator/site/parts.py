@@ -17,7 +17,6 @@ Pure, like the renderers it calls: the same inputs give the same bytes.
 from __future__ import annotations
 
 import pickle
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import field, replace
 from datetime import datetime
@@ -216,24 +215,6 @@ def _for_part(inputs: Inputs, part: Sequence[Unit]) -> bytes:
     return pickle.dumps(trimmed, pickle.HIGHEST_PROTOCOL)
 
 
-def _render_there(
-    runner: Runner,
-    inputs: Inputs,
-    part: Sequence[Unit],
-    after: threading.Event | None,
-    done: threading.Event,
-) -> list[tuple[str, bytes]]:
-    """A part rendered by ``runner``: its inputs pickled in this thread once those of
-    the part before it are (``after``; ``done`` is set then, however it went)."""
-    try:
-        if after is not None:
-            after.wait()
-        pickled = _for_part(inputs, part)
-    finally:
-        done.set()
-    return runner.call(render_part, pickled, part)
-
-
 def _weight(inputs: Inputs, unit: Unit) -> float:
     """About how long a unit takes to render, in entry pages (as measured: a feed's three
     documents take 1.5 entry pages per entry, a topic page half of one)."""
@@ -300,16 +281,9 @@ class Started:
 
         self._pool = ThreadPoolExecutor(len(self._cut), thread_name_prefix="aggregator-render")
         try:
-            # Each part pickled in the thread that sends it, while the run commits its
-            # store (whose sync lets go of the interpreter's lock), in order: each thread
-            # waits for the one before it to have pickled its part (the pool's threads
-            # take their tasks in order, so the one waited for has begun).
-            pickled = [threading.Event() for _ in self._cut]
             self._asked = [
-                self._pool.submit(
-                    _render_there, runner, inputs, part, pickled[n - 1] if n else None, pickled[n]
-                )
-                for n, part in enumerate(self._cut)
+                self._pool.submit(runner.call, render_part, _for_part(inputs, part), part)
+                for part in self._cut
             ]
         except BaseException:  # (Ctrl-C while the parts are sent: none is left running)
             self._pool.shutdown(wait=False, cancel_futures=True)
