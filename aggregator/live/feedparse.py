@@ -18,7 +18,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from itertools import pairwise
 from typing import Any
 
@@ -95,17 +95,28 @@ def _timestamp(text: str) -> Published | None:
         return parse_timestamp(text)
     day, month, year, hour, minute, second, zone = found.groups()
     try:
-        if zone == "GMT" or zone == "-0000":  # "-0000": UTC, as parse_timestamp reads it
-            offset = UTC
-        else:
-            minutes = int(zone[1:3]) * 60 + int(zone[3:])
-            offset = timezone(timedelta(minutes=-minutes if zone[0] == "-" else minutes))
         instant = datetime(
-            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), 0, offset
+            int(year),
+            _MONTHS[month],
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            0,
+            _offset(zone),
         )
     except ValueError:  # 31 February, 25 o'clock, an offset of a day or more
         return parse_timestamp(text)
     return Published(instant.date(), instant)
+
+
+@functools.lru_cache(maxsize=64)  # a feed's dates share one offset or a few: each made once
+def _offset(zone: str) -> tzinfo:
+    """The time zone of an RFC 822 offset ("+0100") or "GMT"; ValueError for a day or more."""
+    if zone == "GMT" or zone == "-0000":  # "-0000": UTC, as parse_timestamp reads it
+        return UTC
+    minutes = int(zone[1:3]) * 60 + int(zone[3:])
+    return timezone(timedelta(minutes=-minutes if zone[0] == "-" else minutes))
 
 
 def _date(raw: str | None, parsed: Any) -> Published | None:
