@@ -64,20 +64,21 @@ def set_through_slots(cls: type[T]) -> type[T]:
             or not hasattr(slot, "__set__")
         ):
             raise TypeError(f"{cls.__name__}.{field.name} is not a slot given in order")
-        namespace[f"_set_{number}"] = slot.__set__
+        # (Names no field has: a field may be called "self", as in a dataclass.)
+        namespace[f"__set_{number}__"] = slot.__set__
         if field.default is dataclasses.MISSING:
             params.append(field.name)
         else:
-            namespace[f"_default_{number}"] = field.default
-            params.append(f"{field.name}=_default_{number}")
-        lines.append(f"        _set_{number}(self, {field.name})")
+            namespace[f"__default_{number}__"] = field.default
+            params.append(f"{field.name}=__default_{number}__")
+        lines.append(f"        __set_{number}__(__made__, {field.name})")
     if hasattr(cls, "__post_init__"):
-        lines.append("        self.__post_init__()")
+        lines.append("        __made__.__post_init__()")
     # Made in the class's module, as dataclasses makes its own (its annotations are read
     # there), and given the slots and defaults by a closure (quicker than globals).
     source = (
         f"def make({', '.join(namespace)}):\n"
-        f"    def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+        f"    def __init__(__made__, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
         "    return __init__\n"
     )
     made_here: dict[str, Any] = {}

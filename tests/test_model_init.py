@@ -128,6 +128,21 @@ def test_wrong_arguments_are_refused_as_before(cls: type) -> None:
         cls(*args, *([None] * (fields + 1 - len(args))))
 
 
+def test_fields_of_any_name_are_set() -> None:
+    # (Names the constructor uses itself, were they a field's, would be shadowed.)
+    @set_through_slots
+    @dataclass(frozen=True, slots=True)
+    class Odd:
+        _set_1: int
+        self: int
+        make: int = 3
+        _default_2: int = 4
+
+    odd = Odd(1, 2)
+    assert (odd._set_1, odd.self, odd.make, odd._default_2) == (1, 2, 3, 4)
+    assert Odd(_set_1=5, self=6, make=7, _default_2=8) == Odd(5, 6, 7, 8)
+
+
 def test_a_class_it_cannot_build_is_refused() -> None:
     @dataclass(frozen=True)
     class NoSlots:
