@@ -304,15 +304,22 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 
 def _sync_directory(folder: Path) -> None:
-    """Make the renames themselves durable (a power cut must not undo them)."""
+    """Make the renames themselves durable (a power cut must not undo them). Some file
+    systems cannot sync a directory; the renames are still atomic."""
+    sync_quietly(folder, os.O_DIRECTORY)
+
+
+def sync_quietly(path: str | Path, flags: int = 0) -> None:
+    """fsync what is at ``path`` when it can be opened and synced; say nothing when not
+    (for a sync that only helps: another is made, or nothing more can be)."""
     try:
-        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     except OSError:
         return
     try:
         os.fsync(handle)
     except OSError:
-        pass  # some file systems cannot sync a directory; the renames are still atomic
+        pass
     finally:
         os.close(handle)
 

@@ -402,14 +402,14 @@ def test_the_log_of_a_store_reached_by_a_link_is_synced_where_it_is(
     # SQLite keeps the log beside the file the link leads to, not beside the link.
     from aggregator.store import sqlite as sqlite_store
 
-    asked: list[str] = []
-    sync = sqlite_store._sync_file
+    asked: list[str | Path] = []
+    sync = sqlite_store.sync_quietly
 
-    def noting(path: str) -> None:
+    def noting(path: str | Path, flags: int = 0) -> None:
         asked.append(path)
-        sync(path)
+        sync(path, flags)
 
-    monkeypatch.setattr(sqlite_store, "_sync_file", noting)
+    monkeypatch.setattr(sqlite_store, "sync_quietly", noting)
     (tmp_path / "real").mkdir()
     link = tmp_path / "store.sqlite3"
     link.symlink_to(tmp_path / "real" / "store.sqlite3")

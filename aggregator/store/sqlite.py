@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aggregator.errors import NO_INODES, StoreError, WriteError, os_advice, out_of_inodes
+from aggregator.output import sync_quietly
 from aggregator.store.migrations import MIGRATIONS, SQLITE, Dialect
 from aggregator.store.plan import IngestReport, retention_cutoff, sort_key
 from aggregator.store.sql import SQLStore, utc_text
@@ -138,20 +139,6 @@ def _connect(path: Path, uri: str | None = None, *, timeout: float) -> _Connecti
     assert isinstance(db, _Connection)
     db.path = path
     return db
-
-
-def _sync_file(path: str) -> None:
-    """fsync a file, if it is there (a head start only: see Store.sync_log_soon)."""
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 class Store(SQLStore):
@@ -298,7 +285,7 @@ class Store(SQLStore):
         log = f"{os.path.realpath(self.path)}-wal"
         # A daemon: a Ctrl-C while close waits for it does not hold the exit for it.
         syncing = threading.Thread(
-            target=_sync_file, args=(log,), name="aggregator-log-sync", daemon=True
+            target=sync_quietly, args=(log,), name="aggregator-log-sync", daemon=True
         )
         try:
             syncing.start()
