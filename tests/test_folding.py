@@ -419,14 +419,27 @@ def test_the_log_of_a_store_reached_by_a_link_is_synced_where_it_is(
     assert asked == [f"{tmp_path / 'real' / 'store.sqlite3'}-wal"]
 
 
-def test_a_missing_log_is_not_synced_ahead(tmp_path: Path) -> None:
+def test_a_missing_log_is_not_synced_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing to sync: the thread ends quietly (no error in it), and is started once.
+    failed: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", failed.append)
+    started: list[threading.Thread] = []
+    start = threading.Thread.start
+
+    def noting(thread: threading.Thread) -> None:
+        started.append(thread)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", noting)
     config = make_config(tmp_path, max_entries=8)
     with open_store(config.store) as store:
         assert isinstance(store, Store)
         store.path = tmp_path / "elsewhere.sqlite3"  # (no log there)
         store.sync_log_soon()
         store.sync_log_soon()  # once only
-    assert not [t for t in threading.enumerate() if t.name == "aggregator-log-sync"]
+    assert [t.name for t in started] == ["aggregator-log-sync"]
+    assert not started[0].is_alive()
+    assert failed == []
 
 
 def test_a_run_stopped_after_writing_ahead_keeps_nothing_of_it(tmp_path: Path) -> None:
