@@ -241,23 +241,24 @@ class Entry:
 
     def labelled(self, topics: tuple[str, ...]) -> Entry:
         """This entry in ``topics``. The constructor, not dataclasses.replace (three
-        times slower, and every stored story is labelled again when the rules change):
-        every field is named (tests/test_store_speed_equivalence.py checks). Itself
-        when its topics are these already (it is frozen)."""
+        times slower, and every stored story is labelled again when the rules change),
+        given every field in order (named, it took 3.6 µs instead of 2.4; the order is
+        the fields', which tests/test_store_speed_equivalence.py checks). Itself when
+        its topics are these already (it is frozen)."""
         if topics == self.topics:
             return self
         return Entry(
-            id=self.id,
-            title=self.title,
-            published=self.published,
-            summary=self.summary,
-            sources=self.sources,
-            first_seen=self.first_seen,
-            last_seen=self.last_seen,
-            link=self.link,
-            author=self.author,
-            topics=topics,
-            categories=self.categories,
-            content_html=self.content_html,
-            enclosures=self.enclosures,
+            self.id,
+            self.title,
+            self.published,
+            self.summary,
+            self.sources,
+            self.first_seen,
+            self.last_seen,
+            self.link,
+            self.author,
+            topics,
+            self.categories,
+            self.content_html,
+            self.enclosures,
         )

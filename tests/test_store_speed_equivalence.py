@@ -69,6 +69,20 @@ def test_entry_words_leave_out_only_words_too_long() -> None:
     assert entry_words(long, "", ()) == ""
 
 
+def test_a_long_word_is_found_wherever_it_is() -> None:
+    """entry_words looks for a space in stretches of the text rather than measuring each
+    word: a word just too long, or just short enough, at every place in texts of many
+    lengths, runs of separators around it, is left out exactly when it is too long."""
+    for length in (MAX_WORD - 1, MAX_WORD, MAX_WORD + 1, MAX_WORD + 2, 2 * MAX_WORD + 3):
+        for before in range(0, 2 * MAX_WORD + 20, 7):
+            for after in (0, 1, 99, 100, 101, 150):
+                for gap in (" ", ", ", " -- "):
+                    text = f"{'a' * before}{gap}{'w' * length}{gap}{'b' * after}"
+                    expected = plain_entry_words(text, "", ())
+                    assert entry_words(text, "", ()) == expected
+                    assert entry_words("T", text, ("c",)) == plain_entry_words("T", text, ("c",))
+
+
 TERM_SETS = [
     ("Ukraine", "Kyiv"),
     ("EU", "European Union", "NATO-EU"),
@@ -325,6 +339,30 @@ def test_labelling_keeps_every_other_field() -> None:
         assert labelled == dataclasses.replace(entry, topics=("ukraine", "deterrence"))
         assert labelled.labelled(("ukraine", "deterrence")) is labelled
         assert labelled.labelled(("deterrence",)).topics == ("deterrence",)
-    # Entry.labelled names every field of Entry: a new field would be lost otherwise.
+    # Entry.labelled gives every field of Entry, in order: a new field would be lost
+    # otherwise, and two fields given in each other's place would be swapped.
     source = inspect.getsource(Entry.labelled)
-    assert all(f"{f.name}=" in source for f in dataclasses.fields(Entry))
+    given = re.findall(r"^\s+(self\.\w+|topics),$", source, re.MULTILINE)
+    assert given == [
+        "topics" if f.name == "topics" else f"self.{f.name}" for f in dataclasses.fields(Entry)
+    ]
+
+
+def test_labelling_keeps_each_field_in_its_place() -> None:
+    """Every field a value of its own, so that one given in another's place shows."""
+    entry = Entry(
+        id="tag:example.org,2024:entry:x",
+        title="Title",
+        published=Published(date(2024, 5, 1)),
+        summary="Summary",
+        sources=(Provenance("Source", "https://example.org/feed"),),
+        first_seen=NOW,
+        last_seen=NOW + timedelta(hours=2),
+        link="https://example.org/link",
+        author="Author",
+        topics=("old",),
+        categories=("category",),
+        content_html="<p>Content</p>",
+        enclosures=(Enclosure("https://example.org/a.mp3", "audio/mpeg", 10, None),),
+    )
+    assert entry.labelled(("new",)) == dataclasses.replace(entry, topics=("new",))
