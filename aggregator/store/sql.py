@@ -431,18 +431,28 @@ class SQLStore:
         made now."""
         prepared: dict[str, Any] = self.__dict__.pop("_prepared", {})
         rows = []
-        for place, entry in zip(reading_places(entries), entries, strict=True):
+        # Their places, once one has no time of its own (only such a story's key has a
+        # place: a cold run's 10,000 stories, each with a time, never need them).
+        places: list[int] | None = None
+        for index, entry in enumerate(entries):
             key = keys.get(entry.id)
             made = prepared.get(entry.id)
+            if not needs_place(entry.published):
+                if made is None or made[0] is not entry or made[1] != key:
+                    rows.append(_row(entry, key, now, stamp))
+                else:
+                    rows.append(made[2])
+                continue
+            if places is None:
+                places = reading_places(entries)
+            place = places[index]
             if made is None or made[0] is not entry or made[1] != key:
                 rows.append(_row(entry, key, now, stamp, place))
-            elif needs_place(entry.published):  # (made before the run's order was known)
+            else:  # (made before the run's order was known)
                 row = made[2]
                 rows.append(
                     (*row[:-2], sort_key(entry.published, entry.first_seen, place), row[-1])
                 )
-            else:
-                rows.append(made[2])
         return rows
 
     def apply_plan(self, plan: MergePlan, now: datetime, ahead: WrittenAhead | None = None) -> None:
