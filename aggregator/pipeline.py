@@ -995,8 +995,13 @@ def refresh(
             if isinstance(store, SQLiteStore):
                 from aggregator.store.ahead import WritingAhead
 
+                # A new store's first run: nothing to look up, and written out of WAL
+                # mode, each page once (Store.write_alone), when no one else has it open.
+                empty = store.is_empty()
+                if empty:
+                    store.write_alone()
                 ahead = stack.enter_context(
-                    WritingAhead(store, now, begin=lambda: rejudge(config, store))
+                    WritingAhead(store, now, begin=lambda: rejudge(config, store), empty=empty)
                 )
             folding = Folding(config, store, now, ahead)
         outcomes: list[Outcome] = []

@@ -29,18 +29,35 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aggregator.model import Entry
-from aggregator.store.plan import Planner, Sighting, WrittenAhead, needs_place
+from aggregator.store.plan import ItemTold, Planner, Sighting, WrittenAhead, needs_place
 from aggregator.store.sql import INSERT_ROWS
 
 if TYPE_CHECKING:
     from aggregator.store.sqlite import Store
+
+
+class NothingStored:
+    """The lookups of a run into a store that held no story when it began: nothing is
+    stored but what the run itself makes, which its planner holds. So the store is not
+    read at all while the thread writes it (then out of WAL mode, where a second
+    connection's reads would wait for the writes: Store.write_alone)."""
+
+    def candidates(self, keys: Iterable[str]) -> dict[str, list[Entry]]:
+        return {}
+
+    def told(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, Entry]]:
+        return {}
+
+    def item_ids(self, entry_ids: Iterable[str]) -> dict[str, dict[str, ItemTold]]:
+        return {}
+
 
 # What one statement's worth writes: the new stories' rows, their topics (topic, id,
 # sort key) and sightings, each sighting with its place among the planner's.
@@ -64,8 +81,11 @@ class WritingAhead:
         *,
         begin: Callable[[], bool],
         rows: int = INSERT_ROWS,
+        empty: bool = False,
     ) -> None:
         self.store = store
+        # The store held no story when the run began (Store.is_empty): nothing to read.
+        self._empty = empty
         self._stamp = now.isoformat()
         self._begin = begin
         self._rows = max(1, rows)
@@ -84,8 +104,10 @@ class WritingAhead:
         self._due: Work = ([], [], [])
 
     @property
-    def reads(self) -> Store:
+    def reads(self) -> Store | NothingStored:
         """The store to look stories up in while the run reads: as it was before it."""
+        if self._empty:
+            return NothingStored()
         return self._reader or self.store
 
     def add(
@@ -138,7 +160,8 @@ class WritingAhead:
         from aggregator.store.sqlite import Store
 
         try:
-            self._reader = Store.read_only(self.store.path)
+            if not self._empty:
+                self._reader = Store.read_only(self.store.path)
         except Exception:  # (a store that cannot be read twice: written at the end)
             self._given_up = True
             self._due = ([], [], [])

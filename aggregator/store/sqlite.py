@@ -149,6 +149,7 @@ class Store(SQLStore):
     # again) or it is abandoned ("abandoned": none is begun ahead any more).
     _ahead: str | None = None
     _syncing: threading.Thread | None = None  # see sync_log_soon
+    _alone = False  # out of WAL mode until the transaction ends (see write_alone)
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = path
@@ -272,6 +273,49 @@ class Store(SQLStore):
             begun, self._ahead = self._ahead, "abandoned"
             if begun == "open" and self.db.in_transaction:
                 self.db.execute("ROLLBACK")
+            self._back_to_wal()
+
+    def is_empty(self) -> bool:
+        """Whether the store holds no story at all (a new one: its first run)."""
+        return self.db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is None
+
+    def write_alone(self) -> bool:
+        """Write the next transaction in SQLite's rollback-journal mode rather than in its
+        write-ahead log, when the store holds no story yet and no other connection has it
+        open; back in WAL mode once that transaction ends. True when done.
+
+        For a store's first run, which writes every story it holds: in WAL mode its
+        pages went to the log, which was synced, then copied into the file and synced
+        again at the commit (29 MB twice for 10,000 stories), and pages written early
+        were read back from the log and checksummed again. A new page needs nothing in
+        a rollback journal, so each is written once, into the file; a crash before the
+        commit leaves a hot journal that the next opening rolls back, as SQLite does.
+        The price: while that transaction lasts, another process opening the store, or
+        reading it, waits for its end (up to the busy timeout), as it never does in WAL
+        mode. Call holding the write lock, outside a transaction, and read nothing from
+        another connection until the transaction ends (aggregator.store.ahead reads
+        nothing of an empty store: :class:`~aggregator.store.ahead.NothingStored`)."""
+        if self.db.in_transaction or not self.is_empty():
+            return False
+        try:
+            # Left only by the last connection (SQLite checkpoints and removes the log).
+            mode = self.db.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        except sqlite3.OperationalError:  # (another process is at it: stay in WAL mode)
+            return False
+        self._alone = str(mode).lower() == "delete"
+        return self._alone
+
+    def _back_to_wal(self) -> None:
+        """Back in WAL mode after :meth:`write_alone`'s transaction; when another
+        process holds the file meanwhile, tried again as the store closes, and done by
+        whoever opens it next (every opening asks for WAL mode)."""
+        if not self._alone or self.db.in_transaction:
+            return
+        try:
+            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.Error:
+            return
+        self._alone = str(mode).lower() != "wal"
 
     def sync_log_soon(self) -> None:
         """Start putting the write-ahead log on disk, in a thread, for the commit to find
@@ -297,6 +341,7 @@ class Store(SQLStore):
         try:
             if self._syncing is not None:
                 self._syncing.join()
+            self._back_to_wal()
         finally:
             super().close()
 
@@ -332,6 +377,8 @@ class Store(SQLStore):
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise self.refused(error) from error
+        finally:
+            self._back_to_wal()
 
     def _migrate(self) -> None:
         if self._check_version() == len(MIGRATIONS):
