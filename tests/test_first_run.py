@@ -94,11 +94,15 @@ def test_writing_alone_needs_an_empty_store_no_one_else_holds(tmp_path: Path) ->
     store = Store(path)
     try:
         assert store.is_empty()
+        assert store.db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
         assert store.write_alone()
         assert store.db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        # EXTRA: the folder synced after the journal's removal, the commit itself.
+        assert store.db.execute("PRAGMA synchronous").fetchone() == (3,)
         with store.transaction():  # the transaction written alone, then WAL mode again
             store.set_meta("note", "first")
         assert store.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert store.db.execute("PRAGMA synchronous").fetchone() == (2,)
 
         assert store.write_alone()  # a rolled-back transaction ends it too
         with pytest.raises(RuntimeError), store.transaction():
@@ -122,6 +126,27 @@ def test_writing_alone_needs_an_empty_store_no_one_else_holds(tmp_path: Path) ->
             other.close()
     finally:
         store.close()
+    assert journal_mode(path) == "wal"
+
+
+def test_going_back_to_wal_mode_never_waits_for_a_reader(tmp_path: Path) -> None:
+    # A reader that comes as the transaction ends holds the file: the store goes back to
+    # WAL mode later (here, whoever opens it next), rather than wait for the reader.
+    path = tmp_path / "store.sqlite3"
+    store = Store(path, timeout=30)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert store.write_alone()
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM meta").fetchone() is not None
+        started = time.monotonic()
+        store.close()  # (asks for WAL mode again as it closes)
+        assert time.monotonic() - started < 10  # not the busy timeout's 30 s
+        assert reader.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    Store(path).close()
     assert journal_mode(path) == "wal"
 
 
@@ -183,6 +208,14 @@ def test_a_first_run_killed_anywhere_leaves_a_store_the_next_run_completes(
         process.wait(timeout=60)
         if fraction is None:
             assert journal.exists()  # the transaction was open: its journal is hot
+            # Read only (`sources list`), the store is read as before the run: the
+            # journal, which a read-only connection cannot roll back, is rolled back.
+            reading = Store.read_only(config.store.path)
+            try:
+                assert reading.is_empty()
+            finally:
+                reading.close()
+            assert not journal.exists()
         hot += journal.exists()
         if config.store.path.exists():  # all of the run, or none of it
             assert len(stored_ids(config.store.path)) in (0, 3200)

@@ -10,6 +10,7 @@ The queries themselves are shared with PostgreSQL (:mod:`aggregator.store.sql`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -153,6 +154,7 @@ class Store(SQLStore):
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = path
+        self._timeout = timeout
         # Between a thread writing ahead and the end of its transaction (begin).
         self._guard = threading.Lock()
         try:
@@ -211,10 +213,22 @@ class Store(SQLStore):
         """
         store = cls.__new__(cls)
         store.path = path
+        store._timeout = timeout
         store._guard = threading.Lock()
         try:
-            store.db = _connect(path, f"{path.resolve().as_uri()}?mode=ro", timeout=timeout)
-            store.db.execute("SELECT 1 FROM meta LIMIT 1")
+            try:
+                store.db = _connect(path, f"{path.resolve().as_uri()}?mode=ro", timeout=timeout)
+                store.db.execute("SELECT 1 FROM meta LIMIT 1")
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorcode", 0) != _READONLY_ROLLBACK:
+                    raise
+                # A run stopped while it wrote a new store's first stories out of WAL
+                # mode (write_alone) left its journal, which only a connection that may
+                # write rolls back: done, then read as asked.
+                store.db.close()
+                _roll_back_journal(path, timeout)
+                store.db = _connect(path, f"{path.resolve().as_uri()}?mode=ro", timeout=timeout)
+                store.db.execute("SELECT 1 FROM meta LIMIT 1")
         except (sqlite3.Error, StoreError) as error:
             if hasattr(store, "db"):
                 store.db.close()
@@ -299,23 +313,41 @@ class Store(SQLStore):
             return False
         try:
             # Left only by the last connection (SQLite checkpoints and removes the log).
-            mode = self.db.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+            mode = self._at_once("PRAGMA journal_mode = DELETE")
         except sqlite3.OperationalError:  # (another process is at it: stay in WAL mode)
             return False
-        self._alone = str(mode).lower() == "delete"
+        self._alone = mode == "delete"
+        if self._alone:
+            # The commit is the journal's removal: EXTRA syncs the folder after it, so
+            # that a power cut cannot bring the journal back and undo a commit the
+            # files were then installed after (FULL leaves that sync out).
+            self.db.execute("PRAGMA synchronous = EXTRA")
         return self._alone
 
     def _back_to_wal(self) -> None:
-        """Back in WAL mode after :meth:`write_alone`'s transaction; when another
-        process holds the file meanwhile, tried again as the store closes, and done by
-        whoever opens it next (every opening asks for WAL mode)."""
+        """Back in WAL mode after :meth:`write_alone`'s transaction, without waiting: when
+        another process holds the file meanwhile, tried again as the next transaction
+        ends and as the store closes, and done by whoever opens it next (every opening
+        asks for WAL mode)."""
         if not self._alone or self.db.in_transaction:
             return
         try:
-            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._at_once("PRAGMA journal_mode = WAL")
         except sqlite3.Error:
             return
-        self._alone = str(mode).lower() != "wal"
+        if mode == "wal":
+            self._alone = False
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("PRAGMA synchronous = FULL")
+
+    def _at_once(self, pragma: str) -> str:
+        """A journal mode pragma's answer, in lower case, asked without the busy
+        timeout's wait (it fails at once when another process holds the file)."""
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            return str(self.db.execute(pragma).fetchone()[0]).lower()
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
 
     def sync_log_soon(self) -> None:
         """Start putting the write-ahead log on disk, in a thread, for the commit to find
@@ -456,6 +488,27 @@ def _phrase(words: Sequence[str]) -> str:
     """Words as one FTS5 string: inside double quotes ``AND``, ``NEAR``, ``*``, ``-`` or
     ``:`` are text, and a double quote is doubled."""
     return '"' + " ".join(words).replace('"', '""') + '"'
+
+
+# SQLITE_READONLY_ROLLBACK: a read-only connection met a hot journal it may not roll back.
+_READONLY_ROLLBACK = sqlite3.SQLITE_READONLY | (3 << 8)
+
+
+def _roll_back_journal(path: Path, timeout: float) -> None:
+    """Roll back the journal a stopped run left (SQLite does on a writing connection's
+    first read); StoreError in one line when this user may not write the store."""
+    try:
+        db = _connect(path, timeout=timeout)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as error:
+        raise StoreError(
+            f"{path}: cannot read the store: a run stopped while it wrote the store's first "
+            f"stories left its journal, which this user may not roll back ({error}); the "
+            "next `aggregator run` does it"
+        ) from error
 
 
 def _open_advice(error: sqlite3.Error, path: Path) -> str:
