@@ -316,7 +316,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     from aggregator.schedule import Scheduler
     from aggregator.server import PortInUse, create_app, listening_config, serve
-    from aggregator.store import open_store
+    from aggregator.store import kept_open, open_store
 
     path = Path(args.config or DEFAULT_CONFIG)
     # Restarted to apply an edited config: the config that restart approved, whatever
@@ -442,7 +442,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             scheduler.stop()
 
         reload.listening = (str(host), int(port))
-        serve(app, listener, config.serve, on_signal=stopping, until=reload.stopping)
+        # (Held open, the store stays in WAL mode: its readers never wait for a run.)
+        with kept_open(config.store):
+            serve(app, listener, config.serve, on_signal=stopping, until=reload.stopping)
     if reload.restarting:
         reload.restart()  # (abandoned reads, if any, end with this process image)
     if not finished:

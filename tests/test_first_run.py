@@ -16,6 +16,7 @@ import pytest
 
 from aggregator import pipeline
 from aggregator.config import Config, load_config
+from aggregator.store import kept_open
 from aggregator.store.sqlite import Store
 from tests.test_folding import NOW, dump, files, large_feed
 from tests.test_incremental_render import CONFIG
@@ -148,6 +149,22 @@ def test_going_back_to_wal_mode_never_waits_for_a_reader(tmp_path: Path) -> None
         reader.close()
     Store(path).close()
     assert journal_mode(path) == "wal"
+
+
+def test_a_store_a_server_keeps_open_is_not_written_alone(tmp_path: Path) -> None:
+    # `serve` keeps the store open while it serves (kept_open): a cron run's first run
+    # into it stays in WAL mode, where the server's reads never wait for it.
+    config = first_run_config(tmp_path, sources=1, items=3)
+    Store(config.store.path).close()
+    store = Store(config.store.path)
+    try:
+        with kept_open(config.store):
+            assert not store.write_alone()
+            assert store.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert store.write_alone()  # let go of, it may
+    finally:
+        store.close()
+    assert journal_mode(config.store.path) == "wal"
 
 
 def test_a_store_with_a_story_is_never_written_alone(tmp_path: Path) -> None:

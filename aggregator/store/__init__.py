@@ -11,6 +11,8 @@ are the schema's versions (:mod:`aggregator.store.migrations`).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from aggregator.errors import StoreError
@@ -40,6 +42,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreType",
+    "kept_open",
     "open_store",
     "open_store_to_read",
     "retention_cutoff",
@@ -65,6 +68,29 @@ def open_store(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType:
     from aggregator.store.sqlite import Store
 
     return Store(settings.path, timeout=timeout)
+
+
+@contextmanager
+def kept_open(settings: StoreSettings) -> Iterator[None]:
+    """The SQLite store held open by this process meanwhile (``serve`` while it serves):
+    another process's run then never writes it out of WAL mode (a new store's first run
+    does, when no one else has it open: Store.write_alone), so that this one's reads
+    never wait for that run. Nothing is held for PostgreSQL, or when the file cannot be
+    read (the server says why when it reads it)."""
+    if settings.url:
+        yield
+        return
+    from aggregator.store.sqlite import Store
+
+    try:
+        held: Store | None = Store.read_only(settings.path, timeout=1.0)
+    except StoreError:
+        held = None
+    try:
+        yield
+    finally:
+        if held is not None:
+            held.close()
 
 
 def open_store_to_read(settings: StoreSettings, *, timeout: float = 30.0) -> StoreType | None:
