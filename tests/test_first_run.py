@@ -90,6 +90,30 @@ def test_a_first_run_writes_alone_what_it_writes_in_wal_mode(
     assert journal_mode(alone.store.path) == "wal"
 
 
+def test_written_alone_the_store_file_itself_is_synced_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Out of WAL mode, what the thread wrote ahead is in the store's file, not in a log:
+    # that file is put on disk ahead of the commit (Store.sync_log_soon).
+    from aggregator.store import sqlite as sqlite_store
+
+    asked: list[str | Path] = []
+    sync = sqlite_store.sync_quietly
+
+    def noting(path: str | Path, flags: int = 0) -> None:
+        asked.append(path)
+        sync(path, flags)
+
+    monkeypatch.setattr(sqlite_store, "sync_quietly", noting)
+    path = tmp_path / "store.sqlite3"
+    with Store(path) as store:
+        assert store.write_alone()
+        with store.transaction():
+            store.set_meta("test", "written")
+            store.sync_log_soon()
+    assert asked == [str(path)]
+
+
 def test_writing_alone_needs_an_empty_store_no_one_else_holds(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite3"
     store = Store(path)
@@ -165,6 +189,24 @@ def test_a_store_a_server_keeps_open_is_not_written_alone(tmp_path: Path) -> Non
     finally:
         store.close()
     assert journal_mode(config.store.path) == "wal"
+
+
+def test_the_log_is_cut_back_while_a_server_keeps_the_store_open(tmp_path: Path) -> None:
+    # A large transaction beside a server (kept_open) goes through the log, which is not
+    # deleted as the run closes the store: the next transaction cuts it back.
+    from aggregator.store.sqlite import KEPT_LOG
+
+    config = first_run_config(tmp_path, sources=1, items=3)
+    Store(config.store.path).close()
+    log = Path(f"{config.store.path}-wal")
+    with kept_open(config.store):
+        with Store(config.store.path) as store, store.transaction():
+            for number in range(40):
+                store.set_meta(f"large {number}", "x" * (1 << 20))
+        assert log.stat().st_size > KEPT_LOG
+        with Store(config.store.path) as store, store.transaction():
+            store.set_meta("small", "x")
+        assert 0 < log.stat().st_size <= KEPT_LOG
 
 
 def test_a_store_with_a_story_is_never_written_alone(tmp_path: Path) -> None:

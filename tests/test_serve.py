@@ -1063,3 +1063,32 @@ def test_a_page_made_for_one_query_is_not_kept() -> None:
     assert pages._made == {}
     kept = pages.page(feed)
     assert pages.page(feed) is kept
+
+
+def test_a_server_keeps_its_store_open_while_it_serves(tmp_path: Path, feedserver: Server) -> None:
+    # Held open by the server, the store is never written out of WAL mode by a cron
+    # run's first run beside it (Store.write_alone): the server's reads never wait.
+    from aggregator.store.sqlite import Store
+
+    (tmp_path / "config.toml").write_text(
+        '[feeds]\ndirectory = "feeds"\n[store]\npath = "state/store.sqlite3"\n[fetch]\n'
+        f'[[sources]]\nname = "gone"\nurl = "{feedserver.base}/feeds/missing.xml"\n',
+        encoding="utf-8",
+    )
+    path = tmp_path / "state" / "store.sqlite3"
+    server = start(tmp_path)
+    try:
+        store = Store(path)
+        try:
+            assert store.is_empty()  # (its one source failed: no story yet)
+            assert not store.write_alone()
+            assert store.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            store.close()
+    finally:
+        assert server.stop() == 0
+    store = Store(path)
+    try:
+        assert store.write_alone()  # the server gone, a first run may
+    finally:
+        store.close()

@@ -39,6 +39,9 @@ FEW = 1000  # below this many entries, sorting the index's list is quick enough
 # a tenth and leave a steady run as it was; 32 KB pages slowed a steady run
 # (docs/benchmarks.md, issue 14, tenth pass).
 PAGE_SIZE = 16384
+# The write-ahead log's size kept after a checkpoint (journal_size_limit): what the
+# automatic checkpoint lets it reach anyway (1,000 pages of PAGE_SIZE).
+KEPT_LOG = 1000 * PAGE_SIZE
 # Less free space than this where the store is, and an I/O error opening it is taken for
 # a full disk: a closed store's -shm file (32 KB) and a page or two of WAL did not fit.
 NEARLY_FULL = 1 << 20
@@ -191,6 +194,10 @@ class Store(SQLStore):
                 # files into place (NORMAL in WAL mode may lose the last commit to a power
                 # cut, and the feeds would then show what the store no longer holds).
                 self.db.execute("PRAGMA synchronous = FULL")
+                # The log is deleted as the last connection closes; while another holds
+                # the store open (serve: kept_open), it is cut back to this after each
+                # checkpoint instead of staying as large as the largest run left it.
+                self.db.execute(f"PRAGMA journal_size_limit = {KEPT_LOG}")
                 self.db.execute("PRAGMA foreign_keys = ON")
                 self._migrate()
                 return
@@ -354,11 +361,13 @@ class Store(SQLStore):
         most of it there: the commit still syncs it (``synchronous = FULL``) and reports
         what fails. A cold run writes its 29 MB of log while it reads its sources; synced
         while it makes its last rows and reads what to render, its commit took 0.18 s
-        instead of 0.26 s. Once per connection; :meth:`close` waits for it."""
+        instead of 0.26 s. Out of WAL mode (:meth:`write_alone`), the pages written so
+        far are in the store's file itself, which the commit syncs: that file, then.
+        Once per connection; :meth:`close` waits for it."""
         if self._syncing is not None:
             return
         # Where SQLite keeps the log: beside the file a symbolic link leads to.
-        log = f"{os.path.realpath(self.path)}-wal"
+        log = os.path.realpath(self.path) + ("" if self._alone else "-wal")
         # A daemon: a Ctrl-C while close waits for it does not hold the exit for it.
         syncing = threading.Thread(
             target=sync_quietly, args=(log,), name="aggregator-log-sync", daemon=True
