@@ -52,6 +52,22 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSetti
     return StoreSettings(path=path, url=cluster.new_database())
 
 
+@pytest.fixture
+def syncs_asked(monkeypatch: pytest.MonkeyPatch) -> list[str | Path]:
+    """The paths the SQLite store asks ``sync_quietly`` to sync (each synced as ever)."""
+    from aggregator.store import sqlite as sqlite_store
+
+    asked: list[str | Path] = []
+    sync = sqlite_store.sync_quietly
+
+    def noting(path: str | Path, flags: int = 0) -> None:
+        asked.append(path)
+        sync(path, flags)
+
+    monkeypatch.setattr(sqlite_store, "sync_quietly", noting)
+    return asked
+
+
 def make_project(directory: Path, feedserver: Server) -> Path:
     """A copy of the shipped config.toml and seeds, its live feed served from 127.0.0.1."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")

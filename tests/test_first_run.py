@@ -91,27 +91,17 @@ def test_a_first_run_writes_alone_what_it_writes_in_wal_mode(
 
 
 def test_written_alone_the_store_file_itself_is_synced_ahead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, syncs_asked: list[str | Path]
 ) -> None:
     # Out of WAL mode, what the thread wrote ahead is in the store's file, not in a log:
     # that file is put on disk ahead of the commit (Store.sync_log_soon).
-    from aggregator.store import sqlite as sqlite_store
-
-    asked: list[str | Path] = []
-    sync = sqlite_store.sync_quietly
-
-    def noting(path: str | Path, flags: int = 0) -> None:
-        asked.append(path)
-        sync(path, flags)
-
-    monkeypatch.setattr(sqlite_store, "sync_quietly", noting)
     path = tmp_path / "store.sqlite3"
     with Store(path) as store:
         assert store.write_alone()
         with store.transaction():
             store.set_meta("test", "written")
             store.sync_log_soon()
-    assert asked == [str(path)]
+    assert syncs_asked == [str(path)]
 
 
 def test_writing_alone_needs_an_empty_store_no_one_else_holds(tmp_path: Path) -> None:

@@ -397,26 +397,16 @@ def test_the_log_written_ahead_is_synced_while_the_run_goes_on(
 
 
 def test_the_log_of_a_store_reached_by_a_link_is_synced_where_it_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, syncs_asked: list[str | Path]
 ) -> None:
     # SQLite keeps the log beside the file the link leads to, not beside the link.
-    from aggregator.store import sqlite as sqlite_store
-
-    asked: list[str | Path] = []
-    sync = sqlite_store.sync_quietly
-
-    def noting(path: str | Path, flags: int = 0) -> None:
-        asked.append(path)
-        sync(path, flags)
-
-    monkeypatch.setattr(sqlite_store, "sync_quietly", noting)
     (tmp_path / "real").mkdir()
     link = tmp_path / "store.sqlite3"
     link.symlink_to(tmp_path / "real" / "store.sqlite3")
     with Store(link) as store, store.transaction():
         store.set_meta("test", "written")
         store.sync_log_soon()
-    assert asked == [f"{tmp_path / 'real' / 'store.sqlite3'}-wal"]
+    assert syncs_asked == [f"{tmp_path / 'real' / 'store.sqlite3'}-wal"]
 
 
 def test_a_missing_log_is_not_synced_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
